@@ -1,0 +1,68 @@
+package faas
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Code classifies an Error. Codes cross process boundaries unchanged and are
+// mapped to HTTP statuses in one table, in the frontend.
+type Code string
+
+// The error codes.
+const (
+	NotFound      Code = "not_found"
+	Invalid       Code = "invalid"
+	Conflict      Code = "conflict"
+	Unauthorized  Code = "unauthorized"
+	TooLarge      Code = "too_large"
+	NotFinished   Code = "not_finished"
+	FunctionError Code = "function_error"
+	Timeout       Code = "timeout"
+	Unavailable   Code = "unavailable"
+	Internal      Code = "internal"
+)
+
+// Error is an error with a code, safe to show to the user who caused it.
+type Error struct {
+	Code    Code   `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
+
+// Errorf returns an *Error with a formatted message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain. A context
+// that ran out means an unavailable dependency; anything else is Internal.
+func ErrorCode(err error) Code {
+	var e *Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &e):
+		return e.Code
+	case errors.Is(err, context.DeadlineExceeded):
+		return Unavailable
+	default:
+		return Internal
+	}
+}
+
+// AsError turns any error into an *Error. Internal errors keep their text
+// out of the result: it may name hosts, files or queries.
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	code := ErrorCode(err)
+	if code == Unavailable {
+		return &Error{Code: code, Message: "service unavailable, try again"}
+	}
+	return &Error{Code: code, Message: "internal error"}
+}

@@ -1,0 +1,162 @@
+// Package faas holds the platform's domain: users, functions and jobs, the
+// structured Error that crosses process boundaries, and the two service
+// interfaces (Store and JobQueue). It depends on nothing but the standard
+// library so every component, and every proxy, can share it.
+package faas
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// User is a registered account. Only the hash of its bearer token is kept.
+type User struct {
+	Name      string    `json:"name"`
+	TokenHash string    `json:"token_hash"`
+	Created   time.Time `json:"created"`
+}
+
+// Function is a user's JavaScript source. Version grows by one on every
+// replacement so that compiled programs can be cached per version.
+type Function struct {
+	Owner   string        `json:"owner"`
+	Name    string        `json:"name"`
+	Source  string        `json:"src"`
+	Version int64         `json:"version"`
+	Timeout time.Duration `json:"timeout"`
+	// MemoryMB is the sandbox memory cap; 0 means the worker's default.
+	MemoryMB int       `json:"memory_mb,omitempty"`
+	Updated  time.Time `json:"updated"`
+}
+
+// JobState is where a job is in its life.
+type JobState string
+
+// The job states. A job moves queued -> running -> succeeded|failed; a
+// running job whose lease is lost goes back to queued.
+const (
+	Queued    JobState = "queued"
+	Running   JobState = "running"
+	Succeeded JobState = "succeeded"
+	Failed    JobState = "failed"
+)
+
+// Finished reports whether the state is terminal.
+func (s JobState) Finished() bool { return s == Succeeded || s == Failed }
+
+// Job is one execution of a function with arguments.
+type Job struct {
+	ID       string `json:"id"`
+	Owner    string `json:"owner"`
+	Function string `json:"function"`
+	// Version is the function version current when the job was submitted.
+	Version int64           `json:"version"`
+	Args    json.RawMessage `json:"args"`
+	State   JobState        `json:"state"`
+	// Attempt counts the times the job was handed to a worker. Completions
+	// are fenced by it: only the current attempt may finish the job.
+	Attempt int `json:"attempt"`
+	// Worker holds the lease of a running job.
+	Worker   string    `json:"worker,omitempty"`
+	Created  time.Time `json:"created"`
+	Started  time.Time `json:"started,omitzero"`
+	Finished time.Time `json:"finished,omitzero"`
+	// Result is the JSON value the function returned (succeeded jobs).
+	Result json.RawMessage `json:"result,omitempty"`
+	// Error says why a failed job failed.
+	Error *Error `json:"error,omitempty"`
+	// Duration is the execution wall time; Billed is what the owner paid.
+	Duration time.Duration `json:"duration"`
+	Billed   time.Duration `json:"billed"`
+	Logs     string        `json:"logs,omitempty"`
+}
+
+// Completion is a worker's report that it finished one attempt of a job.
+type Completion struct {
+	JobID   string `json:"job_id"`
+	Attempt int    `json:"attempt"`
+	Worker  string `json:"worker"`
+	// Exactly one of Result and Error is set.
+	Result   json.RawMessage `json:"result,omitempty"`
+	Error    *Error          `json:"error,omitempty"`
+	Duration time.Duration   `json:"duration"`
+	Logs     string          `json:"logs,omitempty"`
+}
+
+// Stats is the job queue's view of the platform, for the scaler and operators.
+type Stats struct {
+	Queued  int `json:"queued"`
+	Running int `json:"running"`
+	// Workers is the number of workers seen recently.
+	Workers int `json:"workers"`
+	// Completed counts jobs finished since the queue started.
+	Completed int64 `json:"completed"`
+	// AvgDuration is the recent average execution time of a job.
+	AvgDuration time.Duration `json:"avg_duration"`
+}
+
+// Store is the platform's durable state. The DB manager implements it over a
+// database; its proxy implements it over ZeroMQ.
+//
+// Every method is idempotent under retry with the same arguments, because a
+// proxy resends a request whose reply was lost.
+type Store interface {
+	// CreateUser adds a user; Conflict if the name is taken by another token.
+	CreateUser(ctx context.Context, u User) error
+	// User returns a user by name; NotFound if there is none.
+	User(ctx context.Context, name string) (User, error)
+	// UserByToken returns the user whose token hashes to tokenHash.
+	UserByToken(ctx context.Context, tokenHash string) (User, error)
+	// DeleteUser removes a user with all of their functions, jobs and billing.
+	DeleteUser(ctx context.Context, name string) error
+	// BilledTime is the user's total billed execution time.
+	BilledTime(ctx context.Context, name string) (time.Duration, error)
+
+	// PutFunction creates or replaces a function, assigning its version.
+	// created reports whether it did not exist before. NotFound if the owner
+	// does not exist.
+	PutFunction(ctx context.Context, f Function) (stored Function, created bool, err error)
+	Function(ctx context.Context, owner, name string) (Function, error)
+	Functions(ctx context.Context, owner string) ([]Function, error)
+	DeleteFunction(ctx context.Context, owner, name string) error
+
+	// CreateJob stores a queued job, filling in the function's version;
+	// NotFound if the function does not exist. Creating the same ID twice
+	// with the same owner is a no-op.
+	CreateJob(ctx context.Context, j Job) (Job, error)
+	Job(ctx context.Context, id string) (Job, error)
+	DeleteJob(ctx context.Context, id string) error
+	// StartJob leases a queued job to worker as the given attempt, which must
+	// be one more than the job's current attempt (or equal to it, when the
+	// same worker already holds it: a retried request). Conflict if the job
+	// is no longer queued; NotFound if it was deleted.
+	StartJob(ctx context.Context, id string, attempt int, worker string) (Job, error)
+	// RequeueJob returns a running job whose lease was lost to the queue.
+	// It is fenced by attempt like CompleteJob.
+	RequeueJob(ctx context.Context, id string, attempt int, reason *Error) (Job, error)
+	// CompleteJob records an attempt's outcome and bills the owner, both or
+	// neither, exactly once. Conflict if the attempt no longer holds the job.
+	CompleteJob(ctx context.Context, c Completion) (Job, error)
+	// PendingJobs lists queued and running jobs, oldest first, so a
+	// restarted job queue can rebuild itself.
+	PendingJobs(ctx context.Context) ([]Job, error)
+}
+
+// JobQueue hands jobs to workers. The JQ manager implements it; its proxy
+// implements it over ZeroMQ.
+type JobQueue interface {
+	// Submit makes the job durable through the Store, then queues it. The
+	// caller chooses j.ID so that a retried submission is not duplicated.
+	Submit(ctx context.Context, j Job) (Job, error)
+	// Next leases the next job to worker, waiting up to wait for one; ok is
+	// false when none came.
+	Next(ctx context.Context, worker string, wait time.Duration) (j Job, ok bool, err error)
+	// Done tells the queue that worker finished the attempt (its outcome is
+	// already in the Store), releasing the lease and waking waiters.
+	Done(ctx context.Context, id string, attempt int) error
+	// Wait blocks up to wait for the job to leave the queue; finished is
+	// false if it is still queued or running when the time is up.
+	Wait(ctx context.Context, id string, wait time.Duration) (finished bool, err error)
+	Stats(ctx context.Context) (Stats, error)
+}

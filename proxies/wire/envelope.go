@@ -1,0 +1,70 @@
+// Package wire is the ZeroMQ request/reply protocol between the platform's
+// processes: the envelope, a ROUTER server that serves requests
+// concurrently, and a pooled REQ client that survives restarted servers.
+//
+// A request is two frames, [method, body]; a reply is one frame holding a
+// JSON Reply. Bodies are JSON; errors travel as faas.Error values.
+package wire
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"faas/proxies/faas"
+)
+
+// MaxMethodLen bounds a method name so a hostile peer cannot make the
+// server log or look up arbitrary data.
+const MaxMethodLen = 64
+
+// Reply is the single frame answering a request.
+type Reply struct {
+	Res   json.RawMessage `json:"res,omitempty"`
+	Error *faas.Error     `json:"error,omitempty"`
+}
+
+// DecodeRequest splits the frames after the routing envelope into a method
+// and a body. It is the first code to touch bytes from the network.
+func DecodeRequest(frames [][]byte) (method string, body []byte, err error) {
+	if len(frames) != 2 {
+		return "", nil, fmt.Errorf("request has %d frames, want 2", len(frames))
+	}
+	m := frames[0]
+	if len(m) == 0 || len(m) > MaxMethodLen {
+		return "", nil, fmt.Errorf("method name of %d bytes", len(m))
+	}
+	for _, c := range m {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.') {
+			return "", nil, fmt.Errorf("method name has byte %#x", c)
+		}
+	}
+	return string(m), frames[1], nil
+}
+
+// splitEnvelope separates the ROUTER routing frames, which end at the first
+// empty frame, from the request frames.
+func splitEnvelope(msg [][]byte) (envelope, rest [][]byte, ok bool) {
+	for i, f := range msg {
+		if len(f) == 0 {
+			return msg[:i+1], msg[i+1:], i > 0
+		}
+	}
+	return nil, nil, false
+}
+
+// encodeReply marshals a handler's outcome into a reply frame.
+func encodeReply(res any, err error) []byte {
+	var r Reply
+	if err != nil {
+		r.Error = faas.AsError(err)
+	} else if res != nil {
+		b, merr := json.Marshal(res)
+		if merr != nil {
+			r.Error = faas.Errorf(faas.Internal, "encode reply: %v", merr)
+		} else {
+			r.Res = b
+		}
+	}
+	b, _ := json.Marshal(r) // a Reply of raw JSON and strings always marshals
+	return b
+}

@@ -1,0 +1,40 @@
+package wire
+
+import (
+	"context"
+	"encoding/json"
+
+	"faas/proxies/faas"
+)
+
+// Mux routes requests to typed handlers by method name. Its Serve method is
+// a Handler.
+type Mux struct {
+	routes map[string]func(context.Context, []byte) (any, error)
+}
+
+// NewMux returns an empty Mux.
+func NewMux() *Mux {
+	return &Mux{routes: make(map[string]func(context.Context, []byte) (any, error))}
+}
+
+// Handle registers fn for method; the request body is decoded into Req and
+// fn's result is the reply.
+func Handle[Req, Resp any](m *Mux, method string, fn func(context.Context, Req) (Resp, error)) {
+	m.routes[method] = func(ctx context.Context, body []byte) (any, error) {
+		var req Req
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, faas.Errorf(faas.Invalid, "%s: malformed body: %v", method, err)
+		}
+		return fn(ctx, req)
+	}
+}
+
+// Serve dispatches one request.
+func (m *Mux) Serve(ctx context.Context, method string, body []byte) (any, error) {
+	route, ok := m.routes[method]
+	if !ok {
+		return nil, faas.Errorf(faas.Invalid, "unknown method %q", method)
+	}
+	return route(ctx, body)
+}

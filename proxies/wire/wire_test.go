@@ -1,0 +1,218 @@
+package wire_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+	"github.com/stretchr/testify/require"
+
+	"faas/proxies/faas"
+	"faas/proxies/wire"
+)
+
+type echoReq struct {
+	Text  string        `json:"text"`
+	Sleep time.Duration `json:"sleep"`
+}
+
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func echoMux() *wire.Mux {
+	m := wire.NewMux()
+	wire.Handle(m, "echo", func(ctx context.Context, r echoReq) (string, error) {
+		select {
+		case <-time.After(r.Sleep):
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+		return r.Text, nil
+	})
+	wire.Handle(m, "fail", func(ctx context.Context, r echoReq) (any, error) {
+		return nil, faas.Errorf(faas.Conflict, "%s", r.Text)
+	})
+	wire.Handle(m, "boom", func(ctx context.Context, r echoReq) (any, error) {
+		panic("boom")
+	})
+	return m
+}
+
+// serve starts a server on addr and returns it with a stop function that
+// waits for Run to return.
+func serve(t testing.TB, addr string) (*wire.Server, func()) {
+	t.Helper()
+	srv, err := wire.Listen(addr, echoMux().Serve, discard())
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				require.NoError(t, err)
+			case <-time.After(10 * time.Second):
+				t.Error("server did not stop")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return srv, stop
+}
+
+func dial(t testing.TB, endpoint string, timeout time.Duration) *wire.Client {
+	t.Helper()
+	c, err := wire.Dial(endpoint, timeout, discard())
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestCallRoundTrip(t *testing.T) {
+	t.Parallel()
+	srv, _ := serve(t, "tcp://127.0.0.1:*")
+	c := dial(t, srv.Endpoint(), 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	var got string
+	require.NoError(t, c.Call(ctx, "echo", echoReq{Text: "hi"}, &got))
+	require.Equal(t, "hi", got)
+
+	err := c.Call(ctx, "fail", echoReq{Text: "taken"}, nil)
+	var fe *faas.Error
+	require.True(t, errors.As(err, &fe), "error %v is not structured", err)
+	require.Equal(t, faas.Conflict, fe.Code)
+	require.Equal(t, "taken", fe.Message)
+
+	err = c.Call(ctx, "nope", echoReq{}, nil)
+	require.Equal(t, faas.Invalid, faas.ErrorCode(err))
+
+	err = c.Call(ctx, "boom", echoReq{}, nil)
+	require.Equal(t, faas.Internal, faas.ErrorCode(err))
+
+	// The server survived the panic.
+	require.NoError(t, c.Call(ctx, "echo", echoReq{Text: "again"}, &got))
+	require.Equal(t, "again", got)
+}
+
+func TestConcurrentCallsAreServedInParallel(t *testing.T) {
+	t.Parallel()
+	srv, _ := serve(t, "tcp://127.0.0.1:*")
+	c := dial(t, srv.Endpoint(), 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	const n = 20
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			var got string
+			text := strings.Repeat("x", i)
+			if err := c.Call(ctx, "echo", echoReq{Text: text, Sleep: 200 * time.Millisecond}, &got); err != nil {
+				errs <- err
+			} else if got != text {
+				errs <- errors.New("reply crossed to another caller: " + got)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	// Served one at a time this would take n*200ms.
+	require.Less(t, time.Since(start), time.Duration(n)*200*time.Millisecond/2)
+}
+
+func TestClientSurvivesServerRestart(t *testing.T) {
+	t.Parallel()
+	srv, stop := serve(t, "tcp://127.0.0.1:*")
+	endpoint := srv.Endpoint()
+	c := dial(t, endpoint, 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var got string
+	require.NoError(t, c.Call(ctx, "echo", echoReq{Text: "before"}, &got))
+
+	stop()
+	restarted := make(chan struct{})
+	go func() {
+		defer close(restarted)
+		time.Sleep(time.Second)
+		serve(t, endpoint)
+	}()
+	// Sent while the server is down: lost, resent after a timeout, answered
+	// by the new server.
+	require.NoError(t, c.Call(ctx, "echo", echoReq{Text: "after"}, &got))
+	require.Equal(t, "after", got)
+	<-restarted
+}
+
+func TestCallGivesUpWhenContextEnds(t *testing.T) {
+	t.Parallel()
+	c := dial(t, "tcp://127.0.0.1:1", 100*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+	err := c.Call(ctx, "echo", echoReq{}, nil)
+	require.Equal(t, faas.Unavailable, faas.ErrorCode(err))
+}
+
+func TestListenOnAddressInUseFails(t *testing.T) {
+	t.Parallel()
+	srv, _ := serve(t, "tcp://127.0.0.1:*")
+	_, err := wire.Listen(srv.Endpoint(), echoMux().Serve, discard())
+	require.Error(t, err)
+}
+
+func TestMalformedRequestsGetStructuredErrors(t *testing.T) {
+	t.Parallel()
+	srv, _ := serve(t, "tcp://127.0.0.1:*")
+	sock, err := zmq.NewSocket(zmq.REQ)
+	require.NoError(t, err)
+	defer sock.Close()
+	require.NoError(t, sock.SetLinger(0))
+	require.NoError(t, sock.SetRcvtimeo(5*time.Second))
+	require.NoError(t, sock.Connect(srv.Endpoint()))
+	for _, frames := range [][]string{
+		{"echo"},
+		{"echo", "{}", "extra"},
+		{"bad method!", "{}"},
+		{"echo", "not json"},
+	} {
+		_, err := sock.SendMessage(frames)
+		require.NoError(t, err)
+		reply, err := sock.RecvMessage(0)
+		require.NoError(t, err, "frames %q", frames)
+		require.Len(t, reply, 1)
+		require.Contains(t, reply[0], `"code":"invalid"`, "frames %q", frames)
+	}
+}
+
+func FuzzDecodeRequest(f *testing.F) {
+	f.Add([]byte("echo"), []byte(`{"text":"x"}`))
+	f.Add([]byte(""), []byte(""))
+	f.Add([]byte("a.b_C9"), []byte("\x00\xff"))
+	f.Fuzz(func(t *testing.T, method, body []byte) {
+		m, b, err := wire.DecodeRequest([][]byte{method, body})
+		if err != nil {
+			return
+		}
+		if m != string(method) || string(b) != string(body) {
+			t.Fatalf("decoded %q %q from %q %q", m, b, method, body)
+		}
+		if len(m) == 0 || len(m) > wire.MaxMethodLen {
+			t.Fatalf("accepted method of %d bytes", len(m))
+		}
+	})
+}
