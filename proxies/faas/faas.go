@@ -70,6 +70,8 @@ type Job struct {
 	Duration time.Duration `json:"duration"`
 	Billed   time.Duration `json:"billed"`
 	Logs     string        `json:"logs,omitempty"`
+	// Lost says, oldest first, why each earlier attempt lost its lease.
+	Lost []*Error `json:"lost,omitempty"`
 }
 
 // Completion is a worker's report that it finished one attempt of a job.
@@ -102,6 +104,9 @@ type Stats struct {
 // Every method is idempotent under retry with the same arguments, because a
 // proxy resends a request whose reply was lost.
 type Store interface {
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+
 	// CreateUser adds a user; Conflict if the name is taken by another token.
 	CreateUser(ctx context.Context, u User) error
 	// User returns a user by name; NotFound if there is none.
@@ -132,11 +137,15 @@ type Store interface {
 	// same worker already holds it: a retried request). Conflict if the job
 	// is no longer queued; NotFound if it was deleted.
 	StartJob(ctx context.Context, id string, attempt int, worker string) (Job, error)
-	// RequeueJob returns a running job whose lease was lost to the queue.
-	// It is fenced by attempt like CompleteJob.
+	// RequeueJob returns a running job whose lease was lost to the queue,
+	// appending reason to its Lost list. It is fenced by attempt like
+	// CompleteJob; a retry after success is a no-op.
 	RequeueJob(ctx context.Context, id string, attempt int, reason *Error) (Job, error)
-	// CompleteJob records an attempt's outcome and bills the owner, both or
-	// neither, exactly once. Conflict if the attempt no longer holds the job.
+	// CompleteJob records an attempt's outcome and bills the owner
+	// c.Duration, both or neither, exactly once: a retry returns the job
+	// unchanged. Fenced by attempt (not worker, so the queue can fail a job
+	// whose worker vanished): Conflict if the attempt no longer holds the
+	// job, NotFound if it was deleted.
 	CompleteJob(ctx context.Context, c Completion) (Job, error)
 	// PendingJobs lists queued and running jobs, oldest first, so a
 	// restarted job queue can rebuild itself.
