@@ -22,6 +22,12 @@ const (
 	Timeout       Code = "timeout"
 	Unavailable   Code = "unavailable"
 	Internal      Code = "internal"
+	// TooMany: the user has too much pending or sends too fast; retry later.
+	TooMany Code = "too_many_requests"
+	// Lost: the job's worker vanished on every attempt.
+	Lost Code = "lost"
+	// MemoryLimit: the function used more memory than its limit.
+	MemoryLimit Code = "memory_limit"
 )
 
 // Error is an error with a code, safe to show to the user who caused it.

@@ -86,6 +86,12 @@ type Completion struct {
 	Logs     string          `json:"logs,omitempty"`
 }
 
+// Lease names one attempt of a job held by a worker.
+type Lease struct {
+	ID      string `json:"id"`
+	Attempt int    `json:"attempt"`
+}
+
 // Stats is the job queue's view of the platform, for the scaler and operators.
 type Stats struct {
 	Queued  int `json:"queued"`
@@ -164,6 +170,14 @@ type JobQueue interface {
 	// Done tells the queue that worker finished the attempt (its outcome is
 	// already in the Store), releasing the lease and waking waiters.
 	Done(ctx context.Context, id string, attempt int) error
+	// Renew is a worker's heartbeat: it extends the leases the worker holds
+	// and returns those it no longer holds (expired and given to another
+	// worker, or the job deleted). A worker with no jobs renews nothing
+	// but still reports itself alive.
+	Renew(ctx context.Context, worker string, leases []Lease) (lost []Lease, err error)
+	// Release gives back a job the worker will not finish (it is shutting
+	// down); the job is queued again at once.
+	Release(ctx context.Context, l Lease, reason string) error
 	// Wait blocks up to wait for the job to leave the queue; finished is
 	// false if it is still queued or running when the time is up.
 	Wait(ctx context.Context, id string, wait time.Duration) (finished bool, err error)

@@ -1,0 +1,54 @@
+# The two set-up commands are `make run` and `make test`; both install what
+# a fresh machine lacks first.
+
+GO        ?= go
+BIN       := $(CURDIR)/bin
+CUE_VER   := v0.17.1
+export FAAS_FERRETDB_BIN := $(BIN)/ferretdb
+export CUE := $(BIN)/cue
+
+.PHONY: run test bench build deps tools lint clean
+
+run: deps build
+	$(BIN)/faas up
+
+build: deps
+	$(GO) build -o $(BIN)/faas .
+
+test: deps tools lint
+	$(GO) test -race -count=1 -timeout 20m ./...
+	bash deploy/check.sh
+
+bench: deps build
+	$(BIN)/faas bench
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# libzmq and pkg-config come from Debian's packages; as root we install
+# them, otherwise we say what is missing.
+deps:
+	@if ! pkg-config --exists libzmq 2>/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing libzmq3-dev and pkg-config"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libzmq3-dev pkg-config >/dev/null; \
+		else \
+			echo "libzmq is missing: run 'sudo apt-get install -y libzmq3-dev pkg-config'" >&2; exit 1; \
+		fi; \
+	fi
+
+# cue checks the deployment module; FerretDB is the MongoDB-compatible
+# server the Mongo backend's tests run against. It lives in its own module
+# so its dependencies stay out of ours.
+tools: $(BIN)/cue $(BIN)/ferretdb
+
+$(BIN)/cue:
+	GOBIN=$(BIN) $(GO) install cuelang.org/go/cmd/cue@$(CUE_VER)
+
+$(BIN)/ferretdb:
+	cd dbmanager/internal/ferretdb && $(GO) build -o $(BIN)/ferretdb .
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,512 @@
+// Package jqmanager is the job queue: it accepts jobs once the Store holds
+// them, hands them to workers that long-poll for work, keeps each running
+// job's lease alive while its worker sends heartbeats, queues the job again
+// when the lease expires, and wakes callers waiting for a job to finish.
+//
+// The Store is the record; the queue in memory is an index over it, rebuilt
+// from the Store when the manager starts. Every change of a job's state is
+// made in the Store first and fenced by the attempt number there, so a
+// worker that lost its lease can neither finish nor bill the job, and a job
+// deleted while queued is never run.
+package jqmanager
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"faas/proxies/faas"
+	"faas/proxies/jqproxy"
+	"faas/proxies/wire"
+)
+
+// Config is the JQ manager's settings, read from the environment.
+type Config struct {
+	// DBURL is the DB manager's ZeroMQ endpoint (the reference's name).
+	DBURL string `envconfig:"DB_URL" default:"tcp://127.0.0.1:27444"`
+	Port  int    `envconfig:"PORT" default:"27445"`
+	// Listen, if set, is the full ZeroMQ bind endpoint and overrides Port.
+	Listen         string        `envconfig:"FAAS_LISTEN"`
+	RequestTimeout time.Duration `envconfig:"FAAS_REQUEST_TIMEOUT" default:"3s"`
+	// LeaseTimeout is how long a running job's lease lasts without a
+	// heartbeat from its worker; then the job is queued again.
+	LeaseTimeout time.Duration `envconfig:"FAAS_LEASE_TIMEOUT" default:"3s"`
+	// MaxAttempts is how many lost leases fail a job with code lost.
+	MaxAttempts int `envconfig:"FAAS_MAX_ATTEMPTS" default:"3"`
+	// MaxPendingPerUser bounds one user's queued and running jobs.
+	MaxPendingPerUser int `envconfig:"FAAS_MAX_PENDING_PER_USER" default:"1000"`
+}
+
+// LoadConfig reads the Config from the environment and checks it.
+func LoadConfig() (Config, error) {
+	var c Config
+	if err := envconfig.Process("", &c); err != nil {
+		return c, err
+	}
+	switch {
+	case c.LeaseTimeout < 100*time.Millisecond:
+		return c, fmt.Errorf("FAAS_LEASE_TIMEOUT=%v: want at least 100ms", c.LeaseTimeout)
+	case c.MaxAttempts < 1:
+		return c, fmt.Errorf("FAAS_MAX_ATTEMPTS=%d: want at least 1", c.MaxAttempts)
+	case c.MaxPendingPerUser < 1:
+		return c, fmt.Errorf("FAAS_MAX_PENDING_PER_USER=%d: want at least 1", c.MaxPendingPerUser)
+	}
+	return c, nil
+}
+
+// Endpoint is where the manager binds.
+func (c Config) Endpoint() string {
+	if c.Listen != "" {
+		return c.Listen
+	}
+	return fmt.Sprintf("tcp://*:%d", c.Port)
+}
+
+// Manager is the job queue. It implements faas.JobQueue in-process and
+// serves it over ZeroMQ.
+type Manager struct {
+	cfg    Config
+	store  faas.Store
+	log    *slog.Logger
+	server *wire.Server
+
+	mu    sync.Mutex
+	jobs  map[string]*entry
+	queue *fairQueue
+	// pending counts each user's known jobs plus submissions under way.
+	pending map[string]int
+	idle    []chan struct{}
+	workers map[string]time.Time
+	done    int64
+	avg     time.Duration
+}
+
+var _ faas.JobQueue = (*Manager)(nil)
+
+// New binds the manager's socket; jobs are served once Run starts.
+func New(cfg Config, store faas.Store, log *slog.Logger) (*Manager, error) {
+	m := &Manager{
+		cfg:     cfg,
+		store:   store,
+		log:     log,
+		jobs:    make(map[string]*entry),
+		queue:   newFairQueue(),
+		pending: make(map[string]int),
+		workers: make(map[string]time.Time),
+	}
+	srv, err := wire.Listen(cfg.Endpoint(), jqproxy.NewMux(m).Serve, log)
+	if err != nil {
+		return nil, fmt.Errorf("jqmanager: %w", err)
+	}
+	m.server = srv
+	return m, nil
+}
+
+// Endpoint is the bound ZeroMQ endpoint.
+func (m *Manager) Endpoint() string { return m.server.Endpoint() }
+
+// Run rebuilds the queue from the Store, then serves and reaps expired
+// leases until ctx ends.
+func (m *Manager) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- m.server.Run(ctx) }()
+	if err := m.recover(ctx); err != nil {
+		if ctx.Err() == nil {
+			m.log.Error("rebuild queue", "err", err)
+		}
+	} else {
+		m.reap(ctx)
+	}
+	return <-errc
+}
+
+// recover loads the pending jobs, retrying while the Store is unreachable.
+func (m *Manager) recover(ctx context.Context) error {
+	backoff := 100 * time.Millisecond
+	for {
+		jobs, err := m.store.PendingJobs(ctx)
+		if err == nil {
+			m.restore(jobs)
+			return nil
+		}
+		if faas.ErrorCode(err) != faas.Unavailable {
+			return fmt.Errorf("pending jobs: %w", err)
+		}
+		m.log.Warn("store unreachable, retrying", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// restore adds the Store's pending jobs. Running ones keep their worker,
+// whose heartbeats renew them; if it is gone, their leases expire.
+func (m *Manager) restore(jobs []faas.Job) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	queued, running := 0, 0
+	now := time.Now()
+	for _, j := range jobs {
+		if _, known := m.jobs[j.ID]; known {
+			continue
+		}
+		e := newEntry(j)
+		m.add(e)
+		switch j.State {
+		case faas.Queued:
+			m.enqueue(e)
+			queued++
+		case faas.Running:
+			e.state = stateRunning
+			e.leased, e.renewed = now, now
+			running++
+		}
+	}
+	m.log.Info("queue rebuilt", "queued", queued, "running", running)
+}
+
+// Submit implements faas.JobQueue.
+func (m *Manager) Submit(ctx context.Context, j faas.Job) (faas.Job, error) {
+	m.mu.Lock()
+	if _, known := m.jobs[j.ID]; !known {
+		if m.pending[j.Owner] >= m.cfg.MaxPendingPerUser {
+			m.mu.Unlock()
+			return faas.Job{}, faas.Errorf(faas.TooMany, "user %s has %d jobs queued or running, the most allowed; retry when some finish", j.Owner, m.cfg.MaxPendingPerUser)
+		}
+	}
+	// Reserve the slot now so concurrent submissions cannot overshoot.
+	m.pending[j.Owner]++
+	m.mu.Unlock()
+
+	stored, err := m.store.CreateJob(ctx, j)
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err == nil && stored.State == faas.Queued && m.jobs[stored.ID] == nil {
+		e := newEntry(stored)
+		m.jobs[e.id] = e // the reservation becomes the job's count
+		m.enqueue(e)
+		return stored, nil
+	}
+	m.unreserve(j.Owner)
+	return stored, err
+}
+
+// add records a job the queue tracks. Callers hold mu.
+func (m *Manager) add(e *entry) {
+	m.jobs[e.id] = e
+	m.pending[e.owner]++
+}
+
+func (m *Manager) unreserve(owner string) {
+	if m.pending[owner]--; m.pending[owner] <= 0 {
+		delete(m.pending, owner)
+	}
+}
+
+// finish forgets a job and wakes its waiters. Callers hold mu.
+func (m *Manager) finish(e *entry) {
+	if m.jobs[e.id] != e {
+		return
+	}
+	delete(m.jobs, e.id)
+	m.unreserve(e.owner)
+	for _, ch := range e.waiters {
+		close(ch)
+	}
+	e.waiters = nil
+}
+
+// enqueue queues e and wakes one idle worker. Callers hold mu.
+func (m *Manager) enqueue(e *entry) {
+	e.state = stateQueued
+	e.worker = ""
+	m.queue.push(e)
+	m.wakeOne()
+}
+
+func (m *Manager) wakeOne() {
+	if n := len(m.idle); n > 0 {
+		ch := m.idle[n-1]
+		m.idle = m.idle[:n-1]
+		ch <- struct{}{}
+	}
+}
+
+// Next implements faas.JobQueue. A worker with nothing to do waits on its
+// own channel; a new job wakes exactly one such worker.
+func (m *Manager) Next(ctx context.Context, worker string, wait time.Duration) (faas.Job, bool, error) {
+	if worker == "" {
+		return faas.Job{}, false, faas.Errorf(faas.Invalid, "worker name is empty")
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	wake := make(chan struct{}, 1)
+	for {
+		if e := m.popOrIdle(worker, wake); e != nil {
+			j, err := m.lease(ctx, e, worker)
+			if err != nil {
+				return faas.Job{}, false, err
+			}
+			if j.ID != "" {
+				return j, true, nil
+			}
+			continue // deleted or finished meanwhile
+		}
+		select {
+		case <-wake:
+			continue
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		m.leaveIdle(wake)
+		return faas.Job{}, false, ctx.Err()
+	}
+}
+
+// popOrIdle pops the next job, or registers wake to be signalled when one
+// comes. Both under one lock, so no job can slip in between unnoticed.
+func (m *Manager) popOrIdle(worker string, wake chan struct{}) *entry {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.workers[worker] = time.Now()
+	if e, ok := m.queue.pop(); ok {
+		e.state = stateLeasing
+		e.worker = worker
+		return e
+	}
+	m.idle = append(m.idle, wake)
+	return nil
+}
+
+// leaveIdle unregisters a worker that stops waiting. If it was woken in
+// the meantime, the wake-up passes to another idle worker.
+func (m *Manager) leaveIdle(wake chan struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, ch := range m.idle {
+		if ch == wake {
+			m.idle = append(m.idle[:i], m.idle[i+1:]...)
+			return
+		}
+	}
+	select {
+	case <-wake:
+		if m.queue.len > 0 {
+			m.wakeOne()
+		}
+	default:
+	}
+}
+
+// lease records in the Store that worker runs the job. It returns a zero
+// Job if the job can no longer run (deleted, or finished by a retry).
+func (m *Manager) lease(ctx context.Context, e *entry, worker string) (faas.Job, error) {
+	j, err := m.store.StartJob(ctx, e.id, e.attempt+1, worker)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch code := faas.ErrorCode(err); {
+	case err == nil:
+		now := time.Now()
+		e.state = stateRunning
+		e.attempt = j.Attempt
+		e.leased, e.renewed = now, now
+		return j, nil
+	case code == faas.NotFound || code == faas.Conflict:
+		m.log.Info("job no longer queued, dropped", "job_id", e.id, "reason", err)
+		m.finish(e)
+		return faas.Job{}, nil
+	default:
+		// The Store did not answer: put the job back for the next worker.
+		e.worker = ""
+		e.state = stateQueued
+		m.queue.pushFront(e)
+		return faas.Job{}, fmt.Errorf("lease job %s: %w", e.id, err)
+	}
+}
+
+// holds reports whether worker holds the lease l. Callers hold mu.
+func (m *Manager) holds(worker string, l faas.Lease) (*entry, bool) {
+	e, ok := m.jobs[l.ID]
+	return e, ok && e.state == stateRunning && e.attempt == l.Attempt && e.worker == worker
+}
+
+// Done implements faas.JobQueue. A report for an attempt that no longer
+// holds the job is ignored: its outcome was fenced off by the Store.
+func (m *Manager) Done(ctx context.Context, id string, attempt int) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.jobs[id]
+	if !ok || e.state != stateRunning || e.attempt != attempt {
+		return nil
+	}
+	m.workers[e.worker] = time.Now()
+	m.done++
+	took := time.Since(e.leased)
+	if m.avg == 0 {
+		m.avg = took
+	} else {
+		// An exponential moving average over roughly the last 20 jobs.
+		m.avg += (took - m.avg) / 20
+	}
+	m.finish(e)
+	return nil
+}
+
+// Renew implements faas.JobQueue.
+func (m *Manager) Renew(ctx context.Context, worker string, leases []faas.Lease) ([]faas.Lease, error) {
+	if worker == "" {
+		return nil, faas.Errorf(faas.Invalid, "worker name is empty")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	m.workers[worker] = now
+	var lost []faas.Lease
+	for _, l := range leases {
+		if e, ok := m.holds(worker, l); ok {
+			e.renewed = now
+		} else {
+			lost = append(lost, l)
+		}
+	}
+	return lost, nil
+}
+
+// Release implements faas.JobQueue.
+func (m *Manager) Release(ctx context.Context, l faas.Lease, reason string) error {
+	m.mu.Lock()
+	e, ok := m.jobs[l.ID]
+	if !ok || e.state != stateRunning || e.attempt != l.Attempt {
+		m.mu.Unlock()
+		return nil
+	}
+	e.state = stateReaping
+	m.mu.Unlock()
+	m.requeue(ctx, e, faas.Errorf(faas.Lost, "attempt %d released by worker %s: %s", e.attempt, e.worker, reason))
+	return nil
+}
+
+// reap queues again the jobs whose leases expired, until ctx ends. It
+// looks four times per lease period, so an expired lease is noticed
+// within a quarter of it.
+func (m *Manager) reap(ctx context.Context) {
+	tick := time.NewTicker(m.cfg.LeaseTimeout / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for _, e := range m.expired(time.Now()) {
+			m.requeue(ctx, e, faas.Errorf(faas.Lost, "attempt %d lost: worker %s sent no heartbeat for %v", e.attempt, e.worker, m.cfg.LeaseTimeout))
+		}
+	}
+}
+
+// expired marks and returns the running jobs whose leases ran out.
+func (m *Manager) expired(now time.Time) []*entry {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*entry
+	for _, e := range m.jobs {
+		if e.state == stateRunning && now.Sub(e.renewed) > m.cfg.LeaseTimeout {
+			e.state = stateReaping
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// requeue tells the Store that e's attempt lost its lease and queues the
+// job again, or fails it with code lost after MaxAttempts losses. If the
+// Store does not answer, the entry stays running with its lease expired,
+// so the next reaping pass tries again.
+func (m *Manager) requeue(ctx context.Context, e *entry, reason *faas.Error) {
+	log := m.log.With("job_id", e.id, "attempt", e.attempt, "user", e.owner)
+	var err error
+	giveUp := e.losses+1 >= m.cfg.MaxAttempts
+	if giveUp {
+		_, err = m.store.CompleteJob(ctx, faas.Completion{
+			JobID:   e.id,
+			Attempt: e.attempt,
+			Worker:  "jqmanager",
+			Error:   faas.Errorf(faas.Lost, "job lost %d times, the most allowed; last: %s", e.losses+1, reason.Message),
+		})
+	} else {
+		_, err = m.store.RequeueJob(ctx, e.id, e.attempt, reason)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch code := faas.ErrorCode(err); {
+	case err == nil && giveUp:
+		log.Warn("job failed: lost too often", "reason", reason.Message)
+		m.finish(e)
+	case err == nil:
+		log.Info("job queued again", "reason", reason.Message)
+		e.losses++
+		m.enqueue(e)
+	case code == faas.Conflict || code == faas.NotFound:
+		// Finished by its worker just in time, or deleted.
+		m.finish(e)
+	default:
+		log.Warn("could not requeue job, will retry", "err", err)
+		e.state = stateRunning
+	}
+}
+
+// Wait implements faas.JobQueue. A job the queue does not know has
+// finished, or never existed: the caller reads the Store either way.
+func (m *Manager) Wait(ctx context.Context, id string, wait time.Duration) (bool, error) {
+	m.mu.Lock()
+	e, ok := m.jobs[id]
+	if !ok {
+		m.mu.Unlock()
+		return true, nil
+	}
+	ch := make(chan struct{})
+	e.waiters = append(e.waiters, ch)
+	m.mu.Unlock()
+
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-ch:
+		return true, nil
+	case <-timer.C:
+		return false, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+// Stats implements faas.JobQueue. A worker counts as present while it
+// polls or sends heartbeats, for three lease periods after the last.
+func (m *Manager) Stats(ctx context.Context) (faas.Stats, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	present := 0
+	for w, seen := range m.workers {
+		if now.Sub(seen) > 3*m.cfg.LeaseTimeout {
+			delete(m.workers, w)
+			continue
+		}
+		present++
+	}
+	return faas.Stats{
+		Queued:      m.queue.len,
+		Running:     len(m.jobs) - m.queue.len,
+		Workers:     present,
+		Completed:   m.done,
+		AvgDuration: m.avg,
+	}, nil
+}

@@ -1,0 +1,359 @@
+package jqmanager_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"faas/dbmanager/sqlite"
+	"faas/jqmanager"
+	"faas/proxies/faas"
+	"faas/proxies/jqproxy"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// rig is a Manager over a real SQLite store, running until the test ends.
+type rig struct {
+	t     *testing.T
+	store *sqlite.Store
+	m     *jqmanager.Manager
+	ctx   context.Context
+	stop  func()
+}
+
+func newRig(t *testing.T, cfg jqmanager.Config, users ...string) *rig {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	store, err := sqlite.Open(ctx, t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { store.Close() })
+	for _, u := range users {
+		require.NoError(t, store.CreateUser(ctx, faas.User{Name: u, TokenHash: "h-" + u}))
+		_, _, err := store.PutFunction(ctx, faas.Function{Owner: u, Name: "f", Source: "x => x", Timeout: time.Second})
+		require.NoError(t, err)
+	}
+	r := &rig{t: t, store: store, ctx: ctx}
+	r.start(cfg)
+	return r
+}
+
+func config() jqmanager.Config {
+	return jqmanager.Config{
+		Listen:            "tcp://127.0.0.1:*",
+		LeaseTimeout:      400 * time.Millisecond,
+		MaxAttempts:       3,
+		MaxPendingPerUser: 1000,
+		RequestTimeout:    time.Second,
+	}
+}
+
+// start runs a fresh Manager over the rig's store (a restart, if one ran).
+func (r *rig) start(cfg jqmanager.Config) {
+	r.t.Helper()
+	m, err := jqmanager.New(cfg, r.store, quiet())
+	require.NoError(r.t, err)
+	ctx, cancel := context.WithCancel(r.ctx)
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	var once sync.Once
+	r.m = m
+	r.stop = func() {
+		once.Do(func() {
+			cancel()
+			require.NoError(r.t, <-done)
+		})
+	}
+	r.t.Cleanup(r.stop)
+}
+
+func (r *rig) submit(owner string) faas.Job {
+	r.t.Helper()
+	j, err := r.m.Submit(r.ctx, faas.Job{ID: uuid.NewString(), Owner: owner, Function: "f", Args: json.RawMessage("[1]")})
+	require.NoError(r.t, err)
+	return j
+}
+
+func (r *rig) next(worker string, wait time.Duration) (faas.Job, bool) {
+	r.t.Helper()
+	j, ok, err := r.m.Next(r.ctx, worker, wait)
+	require.NoError(r.t, err)
+	return j, ok
+}
+
+func (r *rig) complete(j faas.Job) error {
+	_, err := r.store.CompleteJob(r.ctx, faas.Completion{JobID: j.ID, Attempt: j.Attempt, Worker: j.Worker, Result: json.RawMessage("1"), Duration: time.Millisecond})
+	if err == nil {
+		err = r.m.Done(r.ctx, j.ID, j.Attempt)
+	}
+	return err
+}
+
+func TestJobLifecycle(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, config(), "ann")
+	j := r.submit("ann")
+	require.Equal(t, faas.Queued, j.State)
+
+	st, _ := r.m.Stats(r.ctx)
+	require.Equal(t, 1, st.Queued)
+
+	got, ok := r.next("w1", time.Second)
+	require.True(t, ok)
+	require.Equal(t, j.ID, got.ID)
+	require.Equal(t, 1, got.Attempt)
+	require.Equal(t, "w1", got.Worker)
+	require.JSONEq(t, "[1]", string(got.Args))
+
+	finished, err := r.m.Wait(r.ctx, j.ID, 50*time.Millisecond)
+	require.NoError(t, err)
+	require.False(t, finished, "running job reported finished")
+
+	waited := make(chan bool)
+	go func() {
+		f, _ := r.m.Wait(r.ctx, j.ID, 10*time.Second)
+		waited <- f
+	}()
+	require.NoError(t, r.complete(got))
+	require.True(t, <-waited)
+
+	st, _ = r.m.Stats(r.ctx)
+	require.Equal(t, faas.Stats{Completed: 1, Workers: 1, AvgDuration: st.AvgDuration}, st)
+	require.Positive(t, st.AvgDuration)
+
+	// Resubmitting the same ID (a retried request) does not queue it again.
+	again, err := r.m.Submit(r.ctx, faas.Job{ID: j.ID, Owner: "ann", Function: "f"})
+	require.NoError(t, err)
+	require.Equal(t, faas.Succeeded, again.State)
+	_, ok = r.next("w1", 100*time.Millisecond)
+	require.False(t, ok)
+}
+
+func TestNextWaitsForSubmission(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, config(), "ann")
+	got := make(chan faas.Job)
+	for w := range 3 {
+		go func() {
+			j, ok, err := r.m.Next(r.ctx, fmt.Sprint("w", w), 5*time.Second)
+			if err == nil && ok {
+				got <- j
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	j := r.submit("ann")
+	select {
+	case leased := <-got:
+		require.Equal(t, j.ID, leased.ID)
+	case <-time.After(3 * time.Second):
+		t.Fatal("an idle worker was not woken by a submission")
+	}
+}
+
+func TestUnknownFunctionIsRejected(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, config(), "ann")
+	_, err := r.m.Submit(r.ctx, faas.Job{ID: uuid.NewString(), Owner: "ann", Function: "nope"})
+	require.Equal(t, faas.NotFound, faas.ErrorCode(err))
+	st, _ := r.m.Stats(r.ctx)
+	require.Zero(t, st.Queued)
+}
+
+func TestUsersAreServedFairly(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, config(), "flood", "quiet")
+	for range 20 {
+		r.submit("flood")
+	}
+	q := r.submit("quiet")
+	for i := range 3 {
+		j, ok := r.next("w", time.Second)
+		require.True(t, ok)
+		if j.ID == q.ID {
+			return
+		}
+		require.Equal(t, "flood", j.Owner, "pop %d", i)
+	}
+	t.Fatal("the quiet user's job waited behind the flood")
+}
+
+func TestPendingLimitPerUser(t *testing.T) {
+	t.Parallel()
+	cfg := config()
+	cfg.MaxPendingPerUser = 3
+	r := newRig(t, cfg, "flood", "quiet")
+	for range 3 {
+		r.submit("flood")
+	}
+	_, err := r.m.Submit(r.ctx, faas.Job{ID: uuid.NewString(), Owner: "flood", Function: "f"})
+	require.Equal(t, faas.TooMany, faas.ErrorCode(err))
+	r.submit("quiet")
+
+	// A finished job frees a slot.
+	j, ok := r.next("w", time.Second)
+	require.True(t, ok)
+	require.Equal(t, "flood", j.Owner)
+	require.NoError(t, r.complete(j))
+	r.submit("flood")
+}
+
+func TestExpiredLeaseIsRequeuedAndLateResultFenced(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, config(), "ann")
+	j := r.submit("ann")
+	first, ok := r.next("dead", time.Second)
+	require.True(t, ok)
+
+	// No heartbeat from "dead": after the lease the job goes to another.
+	second, ok := r.next("alive", 3*time.Second)
+	require.True(t, ok, "the expired job was not queued again")
+	require.Equal(t, j.ID, second.ID)
+	require.Equal(t, 2, second.Attempt)
+	require.Len(t, second.Lost, 1)
+	require.Equal(t, faas.Lost, second.Lost[0].Code)
+	require.Contains(t, second.Lost[0].Message, "dead")
+
+	// The dead worker wakes up: its result and its heartbeat are refused.
+	require.Equal(t, faas.Conflict, faas.ErrorCode(r.complete(first)))
+	lost, err := r.m.Renew(r.ctx, "dead", []faas.Lease{{ID: j.ID, Attempt: 1}})
+	require.NoError(t, err)
+	require.Len(t, lost, 1)
+
+	require.NoError(t, r.complete(second))
+	billed, err := r.store.BilledTime(r.ctx, "ann")
+	require.NoError(t, err)
+	require.Equal(t, time.Millisecond, billed, "billed once")
+}
+
+func TestHeartbeatsKeepLease(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, config(), "ann")
+	r.submit("ann")
+	j, ok := r.next("w", time.Second)
+	require.True(t, ok)
+	for range 6 {
+		time.Sleep(150 * time.Millisecond)
+		lost, err := r.m.Renew(r.ctx, "w", []faas.Lease{{ID: j.ID, Attempt: j.Attempt}})
+		require.NoError(t, err)
+		require.Empty(t, lost)
+	}
+	require.NoError(t, r.complete(j))
+	info, err := r.store.Job(r.ctx, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, 1, info.Attempt)
+	require.Equal(t, faas.Succeeded, info.State)
+}
+
+func TestJobLostTooOftenFails(t *testing.T) {
+	t.Parallel()
+	cfg := config()
+	cfg.MaxAttempts = 2
+	r := newRig(t, cfg, "ann")
+	j := r.submit("ann")
+	_, ok := r.next("w1", time.Second)
+	require.True(t, ok)
+	_, ok = r.next("w2", 3*time.Second)
+	require.True(t, ok)
+	finished, err := r.m.Wait(r.ctx, j.ID, 3*time.Second)
+	require.NoError(t, err)
+	require.True(t, finished)
+	info, err := r.store.Job(r.ctx, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, faas.Failed, info.State)
+	require.Equal(t, faas.Lost, info.Error.Code)
+	require.Zero(t, info.Billed)
+}
+
+func TestReleaseRequeuesAtOnce(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, config(), "ann")
+	j := r.submit("ann")
+	first, _ := r.next("w1", time.Second)
+	require.NoError(t, r.m.Release(r.ctx, faas.Lease{ID: j.ID, Attempt: first.Attempt}, "shutting down"))
+	second, ok := r.next("w2", 100*time.Millisecond)
+	require.True(t, ok)
+	require.Equal(t, 2, second.Attempt)
+	require.Contains(t, second.Lost[0].Message, "shutting down")
+}
+
+func TestDeletedJobIsNeverRun(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, config(), "ann")
+	gone := r.submit("ann")
+	kept := r.submit("ann")
+	require.NoError(t, r.store.DeleteJob(r.ctx, gone.ID))
+	j, ok := r.next("w", time.Second)
+	require.True(t, ok)
+	require.Equal(t, kept.ID, j.ID)
+	finished, err := r.m.Wait(r.ctx, gone.ID, time.Second)
+	require.NoError(t, err)
+	require.True(t, finished)
+}
+
+func TestRestartRebuildsQueue(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, config(), "ann")
+	first := r.submit("ann")
+	queued := r.submit("ann")
+	running, ok := r.next("w", time.Second)
+	require.True(t, ok)
+	require.Equal(t, first.ID, running.ID)
+	r.stop()
+
+	r.start(config())
+	// The running job's worker is still alive and renews across the restart.
+	require.Eventually(t, func() bool {
+		lost, err := r.m.Renew(r.ctx, "w", []faas.Lease{{ID: running.ID, Attempt: running.Attempt}})
+		return err == nil && len(lost) == 0
+	}, 5*time.Second, 20*time.Millisecond)
+	j, ok := r.next("w2", 3*time.Second)
+	require.True(t, ok)
+	require.Equal(t, queued.ID, j.ID)
+	require.NoError(t, r.complete(running))
+}
+
+func TestOverTheWire(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, config(), "ann")
+	c, err := jqproxy.Dial(r.m.Endpoint(), time.Second, quiet())
+	require.NoError(t, err)
+	defer c.Close()
+
+	idle, ok, err := c.Next(r.ctx, "w", 100*time.Millisecond)
+	require.NoError(t, err)
+	require.False(t, ok, "got %+v from an empty queue", idle)
+
+	j, err := c.Submit(r.ctx, faas.Job{ID: uuid.NewString(), Owner: "ann", Function: "f", Args: json.RawMessage("[2]")})
+	require.NoError(t, err)
+	got, ok, err := c.Next(r.ctx, "w", time.Second)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, j.ID, got.ID)
+	lost, err := c.Renew(r.ctx, "w", []faas.Lease{{ID: got.ID, Attempt: got.Attempt}, {ID: "other", Attempt: 1}})
+	require.NoError(t, err)
+	require.Equal(t, []faas.Lease{{ID: "other", Attempt: 1}}, lost)
+	_, err = r.store.CompleteJob(r.ctx, faas.Completion{JobID: got.ID, Attempt: got.Attempt, Result: json.RawMessage("2")})
+	require.NoError(t, err)
+	require.NoError(t, c.Done(r.ctx, got.ID, got.Attempt))
+	finished, err := c.Wait(r.ctx, got.ID, time.Second)
+	require.NoError(t, err)
+	require.True(t, finished)
+	st, err := c.Stats(r.ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, st.Completed)
+
+	_, err = c.Submit(r.ctx, faas.Job{ID: uuid.NewString(), Owner: "ann", Function: "missing"})
+	require.Equal(t, faas.NotFound, faas.ErrorCode(err))
+	_, _, err = c.Next(r.ctx, "w", 2*jqproxy.MaxHold)
+	require.Equal(t, faas.Invalid, faas.ErrorCode(err))
+}

@@ -1,0 +1,94 @@
+package jqmanager
+
+import (
+	"time"
+
+	"faas/proxies/faas"
+)
+
+// entry is a job the queue knows: queued, being leased, or running.
+type entry struct {
+	id      string
+	owner   string
+	attempt int
+	// losses counts the attempts that lost their lease.
+	losses int
+	state  entryState
+	worker string
+	leased time.Time
+	// renewed is the last heartbeat of the lease holder.
+	renewed time.Time
+	// waiters are closed when the job leaves the queue.
+	waiters []chan struct{}
+}
+
+type entryState int
+
+const (
+	stateQueued entryState = iota
+	// stateLeasing: popped for a worker, the Store not yet told.
+	stateLeasing
+	stateRunning
+	// stateReaping: the lease expired or was released; the Store is being
+	// told to queue the job again (or to fail it).
+	stateReaping
+)
+
+// fairQueue holds queued jobs in one FIFO per user and serves the users in
+// turn, so that one user flooding the queue delays another user's jobs by
+// at most one job per flooding user.
+type fairQueue struct {
+	users map[string][]*entry
+	// ring lists the users with queued jobs in serving order.
+	ring []string
+	len  int
+}
+
+func newFairQueue() *fairQueue {
+	return &fairQueue{users: make(map[string][]*entry)}
+}
+
+func (q *fairQueue) push(e *entry) {
+	jobs, ok := q.users[e.owner]
+	if !ok || len(jobs) == 0 {
+		q.ring = append(q.ring, e.owner)
+	}
+	q.users[e.owner] = append(jobs, e)
+	q.len++
+}
+
+// pushFront puts back a job that could not be leased, ahead of its owner's
+// other jobs.
+func (q *fairQueue) pushFront(e *entry) {
+	jobs := q.users[e.owner]
+	if len(jobs) == 0 {
+		q.ring = append([]string{e.owner}, q.ring...)
+	}
+	q.users[e.owner] = append([]*entry{e}, jobs...)
+	q.len++
+}
+
+// pop returns the next user's oldest job and moves that user to the back.
+func (q *fairQueue) pop() (*entry, bool) {
+	if len(q.ring) == 0 {
+		return nil, false
+	}
+	owner := q.ring[0]
+	q.ring = q.ring[1:]
+	jobs := q.users[owner]
+	e := jobs[0]
+	jobs[0] = nil
+	if len(jobs) == 1 {
+		delete(q.users, owner)
+	} else {
+		q.users[owner] = jobs[1:]
+		q.ring = append(q.ring, owner)
+	}
+	q.len--
+	return e, true
+}
+
+// newEntry makes the queue's record of a stored job.
+func newEntry(j faas.Job) *entry {
+	return &entry{id: j.ID, owner: j.Owner, attempt: j.Attempt, worker: j.Worker, losses: len(j.Lost)}
+}

@@ -1,0 +1,247 @@
+// Package dbproxy is the DB manager's protocol, both ends in one place: the
+// method names and request bodies, a Client that implements faas.Store over
+// ZeroMQ, and NewMux, which serves any faas.Store. Keeping the two ends
+// together means a method cannot be added to one side only.
+package dbproxy
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"faas/proxies/faas"
+	"faas/proxies/wire"
+)
+
+// The method names on the wire, one per faas.Store method.
+const (
+	MethodPing           = "db.Ping"
+	MethodCreateUser     = "db.CreateUser"
+	MethodUser           = "db.User"
+	MethodUserByToken    = "db.UserByToken"
+	MethodDeleteUser     = "db.DeleteUser"
+	MethodBilledTime     = "db.BilledTime"
+	MethodPutFunction    = "db.PutFunction"
+	MethodFunction       = "db.Function"
+	MethodFunctions      = "db.Functions"
+	MethodDeleteFunction = "db.DeleteFunction"
+	MethodCreateJob      = "db.CreateJob"
+	MethodJob            = "db.Job"
+	MethodDeleteJob      = "db.DeleteJob"
+	MethodStartJob       = "db.StartJob"
+	MethodRequeueJob     = "db.RequeueJob"
+	MethodCompleteJob    = "db.CompleteJob"
+	MethodPendingJobs    = "db.PendingJobs"
+)
+
+// NameRequest names a user or a job.
+type NameRequest struct {
+	Name string `json:"name"`
+}
+
+// FunctionRequest names one function of a user.
+type FunctionRequest struct {
+	Owner string `json:"owner"`
+	Name  string `json:"name"`
+}
+
+// PutFunctionReply is PutFunction's result.
+type PutFunctionReply struct {
+	Function faas.Function `json:"function"`
+	Created  bool          `json:"created"`
+}
+
+// StartJobRequest is StartJob's arguments.
+type StartJobRequest struct {
+	ID      string `json:"id"`
+	Attempt int    `json:"attempt"`
+	Worker  string `json:"worker"`
+}
+
+// RequeueJobRequest is RequeueJob's arguments.
+type RequeueJobRequest struct {
+	ID      string      `json:"id"`
+	Attempt int         `json:"attempt"`
+	Reason  *faas.Error `json:"reason"`
+}
+
+// Empty is the body of requests without arguments and the result of
+// methods that return only an error.
+type Empty struct{}
+
+var _ faas.Store = (*Client)(nil)
+
+// Client is a faas.Store served by a DB manager. It inherits wire.Client's
+// Lazy Pirate retries, which is safe because every Store method is
+// idempotent under retry.
+type Client struct {
+	wc *wire.Client
+}
+
+// Dial returns a client for the DB manager at endpoint; timeout is the wait
+// for one reply before the request is resent (wire.DefaultTimeout if zero).
+func Dial(endpoint string, timeout time.Duration, log *slog.Logger) (*Client, error) {
+	wc, err := wire.Dial(endpoint, timeout, log.With("component", "dbproxy"))
+	if err != nil {
+		return nil, err
+	}
+	return &Client{wc: wc}, nil
+}
+
+// Endpoint is the DB manager's address.
+func (c *Client) Endpoint() string { return c.wc.Endpoint() }
+
+// Close releases the client's sockets.
+func (c *Client) Close() error { return c.wc.Close() }
+
+// call is a round trip with a typed result.
+func call[Resp any](ctx context.Context, c *Client, method string, req any) (Resp, error) {
+	var resp Resp
+	err := c.wc.Call(ctx, method, req, &resp)
+	return resp, err
+}
+
+// Ping asks the DB manager whether its database answers.
+func (c *Client) Ping(ctx context.Context) error {
+	return c.wc.Call(ctx, MethodPing, Empty{}, nil)
+}
+
+// CreateUser implements faas.Store.
+func (c *Client) CreateUser(ctx context.Context, u faas.User) error {
+	return c.wc.Call(ctx, MethodCreateUser, u, nil)
+}
+
+// User implements faas.Store.
+func (c *Client) User(ctx context.Context, name string) (faas.User, error) {
+	return call[faas.User](ctx, c, MethodUser, NameRequest{Name: name})
+}
+
+// UserByToken implements faas.Store.
+func (c *Client) UserByToken(ctx context.Context, tokenHash string) (faas.User, error) {
+	return call[faas.User](ctx, c, MethodUserByToken, NameRequest{Name: tokenHash})
+}
+
+// DeleteUser implements faas.Store.
+func (c *Client) DeleteUser(ctx context.Context, name string) error {
+	return c.wc.Call(ctx, MethodDeleteUser, NameRequest{Name: name}, nil)
+}
+
+// BilledTime implements faas.Store.
+func (c *Client) BilledTime(ctx context.Context, name string) (time.Duration, error) {
+	return call[time.Duration](ctx, c, MethodBilledTime, NameRequest{Name: name})
+}
+
+// PutFunction implements faas.Store.
+func (c *Client) PutFunction(ctx context.Context, f faas.Function) (faas.Function, bool, error) {
+	r, err := call[PutFunctionReply](ctx, c, MethodPutFunction, f)
+	return r.Function, r.Created, err
+}
+
+// Function implements faas.Store.
+func (c *Client) Function(ctx context.Context, owner, name string) (faas.Function, error) {
+	return call[faas.Function](ctx, c, MethodFunction, FunctionRequest{Owner: owner, Name: name})
+}
+
+// Functions implements faas.Store.
+func (c *Client) Functions(ctx context.Context, owner string) ([]faas.Function, error) {
+	return call[[]faas.Function](ctx, c, MethodFunctions, NameRequest{Name: owner})
+}
+
+// DeleteFunction implements faas.Store.
+func (c *Client) DeleteFunction(ctx context.Context, owner, name string) error {
+	return c.wc.Call(ctx, MethodDeleteFunction, FunctionRequest{Owner: owner, Name: name}, nil)
+}
+
+// CreateJob implements faas.Store.
+func (c *Client) CreateJob(ctx context.Context, j faas.Job) (faas.Job, error) {
+	return call[faas.Job](ctx, c, MethodCreateJob, j)
+}
+
+// Job implements faas.Store.
+func (c *Client) Job(ctx context.Context, id string) (faas.Job, error) {
+	return call[faas.Job](ctx, c, MethodJob, NameRequest{Name: id})
+}
+
+// DeleteJob implements faas.Store.
+func (c *Client) DeleteJob(ctx context.Context, id string) error {
+	return c.wc.Call(ctx, MethodDeleteJob, NameRequest{Name: id}, nil)
+}
+
+// StartJob implements faas.Store.
+func (c *Client) StartJob(ctx context.Context, id string, attempt int, worker string) (faas.Job, error) {
+	return call[faas.Job](ctx, c, MethodStartJob, StartJobRequest{ID: id, Attempt: attempt, Worker: worker})
+}
+
+// RequeueJob implements faas.Store.
+func (c *Client) RequeueJob(ctx context.Context, id string, attempt int, reason *faas.Error) (faas.Job, error) {
+	return call[faas.Job](ctx, c, MethodRequeueJob, RequeueJobRequest{ID: id, Attempt: attempt, Reason: reason})
+}
+
+// CompleteJob implements faas.Store.
+func (c *Client) CompleteJob(ctx context.Context, cm faas.Completion) (faas.Job, error) {
+	return call[faas.Job](ctx, c, MethodCompleteJob, cm)
+}
+
+// PendingJobs implements faas.Store.
+func (c *Client) PendingJobs(ctx context.Context) ([]faas.Job, error) {
+	return call[[]faas.Job](ctx, c, MethodPendingJobs, Empty{})
+}
+
+// NewMux serves s: every method above dispatches to it. Errors go back as
+// the *faas.Error values s returned; anything else becomes Internal.
+func NewMux(s faas.Store) *wire.Mux {
+	m := wire.NewMux()
+	wire.Handle(m, MethodPing, func(ctx context.Context, _ Empty) (Empty, error) {
+		return Empty{}, s.Ping(ctx)
+	})
+	wire.Handle(m, MethodCreateUser, func(ctx context.Context, u faas.User) (Empty, error) {
+		return Empty{}, s.CreateUser(ctx, u)
+	})
+	wire.Handle(m, MethodUser, func(ctx context.Context, r NameRequest) (faas.User, error) {
+		return s.User(ctx, r.Name)
+	})
+	wire.Handle(m, MethodUserByToken, func(ctx context.Context, r NameRequest) (faas.User, error) {
+		return s.UserByToken(ctx, r.Name)
+	})
+	wire.Handle(m, MethodDeleteUser, func(ctx context.Context, r NameRequest) (Empty, error) {
+		return Empty{}, s.DeleteUser(ctx, r.Name)
+	})
+	wire.Handle(m, MethodBilledTime, func(ctx context.Context, r NameRequest) (time.Duration, error) {
+		return s.BilledTime(ctx, r.Name)
+	})
+	wire.Handle(m, MethodPutFunction, func(ctx context.Context, f faas.Function) (PutFunctionReply, error) {
+		stored, created, err := s.PutFunction(ctx, f)
+		return PutFunctionReply{Function: stored, Created: created}, err
+	})
+	wire.Handle(m, MethodFunction, func(ctx context.Context, r FunctionRequest) (faas.Function, error) {
+		return s.Function(ctx, r.Owner, r.Name)
+	})
+	wire.Handle(m, MethodFunctions, func(ctx context.Context, r NameRequest) ([]faas.Function, error) {
+		return s.Functions(ctx, r.Name)
+	})
+	wire.Handle(m, MethodDeleteFunction, func(ctx context.Context, r FunctionRequest) (Empty, error) {
+		return Empty{}, s.DeleteFunction(ctx, r.Owner, r.Name)
+	})
+	wire.Handle(m, MethodCreateJob, func(ctx context.Context, j faas.Job) (faas.Job, error) {
+		return s.CreateJob(ctx, j)
+	})
+	wire.Handle(m, MethodJob, func(ctx context.Context, r NameRequest) (faas.Job, error) {
+		return s.Job(ctx, r.Name)
+	})
+	wire.Handle(m, MethodDeleteJob, func(ctx context.Context, r NameRequest) (Empty, error) {
+		return Empty{}, s.DeleteJob(ctx, r.Name)
+	})
+	wire.Handle(m, MethodStartJob, func(ctx context.Context, r StartJobRequest) (faas.Job, error) {
+		return s.StartJob(ctx, r.ID, r.Attempt, r.Worker)
+	})
+	wire.Handle(m, MethodRequeueJob, func(ctx context.Context, r RequeueJobRequest) (faas.Job, error) {
+		return s.RequeueJob(ctx, r.ID, r.Attempt, r.Reason)
+	})
+	wire.Handle(m, MethodCompleteJob, func(ctx context.Context, c faas.Completion) (faas.Job, error) {
+		return s.CompleteJob(ctx, c)
+	})
+	wire.Handle(m, MethodPendingJobs, func(ctx context.Context, _ Empty) ([]faas.Job, error) {
+		return s.PendingJobs(ctx)
+	})
+	return m
+}

@@ -1,0 +1,171 @@
+// Package jqproxy is the JQ manager's protocol, both ends: Client
+// implements faas.JobQueue over ZeroMQ, and NewMux serves any
+// faas.JobQueue to such clients.
+package jqproxy
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"faas/proxies/faas"
+	"faas/proxies/wire"
+)
+
+// The protocol's method names.
+const (
+	MethodSubmit  = "jq.submit"
+	MethodNext    = "jq.next"
+	MethodDone    = "jq.done"
+	MethodWait    = "jq.wait"
+	MethodStats   = "jq.stats"
+	MethodRenew   = "jq.renew"
+	MethodRelease = "jq.release"
+)
+
+// MaxHold caps how long a caller may ask the queue to hold a request, so a
+// hostile or buggy client cannot park handlers forever.
+const MaxHold = time.Minute
+
+type nextRequest struct {
+	Worker string        `json:"worker"`
+	Wait   time.Duration `json:"wait"`
+}
+
+type nextReply struct {
+	Job *faas.Job `json:"job,omitempty"`
+}
+
+type doneRequest struct {
+	ID      string `json:"id"`
+	Attempt int    `json:"attempt"`
+}
+
+type waitRequest struct {
+	ID   string        `json:"id"`
+	Wait time.Duration `json:"wait"`
+}
+
+type renewRequest struct {
+	Worker string       `json:"worker"`
+	Leases []faas.Lease `json:"leases"`
+}
+
+type releaseRequest struct {
+	Lease  faas.Lease `json:"lease"`
+	Reason string     `json:"reason"`
+}
+
+type empty struct{}
+
+// Client is a faas.JobQueue reached over ZeroMQ.
+type Client struct {
+	c *wire.Client
+}
+
+var _ faas.JobQueue = (*Client)(nil)
+
+// Dial returns a client for the JQ manager at endpoint; timeout is the wait
+// for one reply before the request is resent (wire.DefaultTimeout if zero).
+func Dial(endpoint string, timeout time.Duration, log *slog.Logger) (*Client, error) {
+	c, err := wire.Dial(endpoint, timeout, log)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{c: c}, nil
+}
+
+// Close releases the client's sockets.
+func (c *Client) Close() error { return c.c.Close() }
+
+// Submit implements faas.JobQueue.
+func (c *Client) Submit(ctx context.Context, j faas.Job) (faas.Job, error) {
+	var out faas.Job
+	err := c.c.Call(ctx, MethodSubmit, j, &out)
+	return out, err
+}
+
+// Next implements faas.JobQueue.
+func (c *Client) Next(ctx context.Context, worker string, wait time.Duration) (faas.Job, bool, error) {
+	var out nextReply
+	if err := c.c.CallHold(ctx, wait, MethodNext, nextRequest{Worker: worker, Wait: wait}, &out); err != nil {
+		return faas.Job{}, false, err
+	}
+	if out.Job == nil {
+		return faas.Job{}, false, nil
+	}
+	return *out.Job, true, nil
+}
+
+// Done implements faas.JobQueue.
+func (c *Client) Done(ctx context.Context, id string, attempt int) error {
+	return c.c.Call(ctx, MethodDone, doneRequest{ID: id, Attempt: attempt}, nil)
+}
+
+// Wait implements faas.JobQueue.
+func (c *Client) Wait(ctx context.Context, id string, wait time.Duration) (bool, error) {
+	var finished bool
+	err := c.c.CallHold(ctx, wait, MethodWait, waitRequest{ID: id, Wait: wait}, &finished)
+	return finished, err
+}
+
+// Renew implements faas.JobQueue.
+func (c *Client) Renew(ctx context.Context, worker string, leases []faas.Lease) ([]faas.Lease, error) {
+	var lost []faas.Lease
+	err := c.c.Call(ctx, MethodRenew, renewRequest{Worker: worker, Leases: leases}, &lost)
+	return lost, err
+}
+
+// Release implements faas.JobQueue.
+func (c *Client) Release(ctx context.Context, l faas.Lease, reason string) error {
+	return c.c.Call(ctx, MethodRelease, releaseRequest{Lease: l, Reason: reason}, nil)
+}
+
+// Stats implements faas.JobQueue.
+func (c *Client) Stats(ctx context.Context) (faas.Stats, error) {
+	var out faas.Stats
+	err := c.c.Call(ctx, MethodStats, empty{}, &out)
+	return out, err
+}
+
+// NewMux serves q to Clients.
+func NewMux(q faas.JobQueue) *wire.Mux {
+	m := wire.NewMux()
+	wire.Handle(m, MethodSubmit, q.Submit)
+	wire.Handle(m, MethodNext, func(ctx context.Context, r nextRequest) (nextReply, error) {
+		if err := checkHold(r.Wait); err != nil {
+			return nextReply{}, err
+		}
+		j, ok, err := q.Next(ctx, r.Worker, r.Wait)
+		if err != nil || !ok {
+			return nextReply{}, err
+		}
+		return nextReply{Job: &j}, nil
+	})
+	wire.Handle(m, MethodDone, func(ctx context.Context, r doneRequest) (any, error) {
+		return nil, q.Done(ctx, r.ID, r.Attempt)
+	})
+	wire.Handle(m, MethodWait, func(ctx context.Context, r waitRequest) (bool, error) {
+		if err := checkHold(r.Wait); err != nil {
+			return false, err
+		}
+		return q.Wait(ctx, r.ID, r.Wait)
+	})
+	wire.Handle(m, MethodRenew, func(ctx context.Context, r renewRequest) ([]faas.Lease, error) {
+		return q.Renew(ctx, r.Worker, r.Leases)
+	})
+	wire.Handle(m, MethodRelease, func(ctx context.Context, r releaseRequest) (any, error) {
+		return nil, q.Release(ctx, r.Lease, r.Reason)
+	})
+	wire.Handle(m, MethodStats, func(ctx context.Context, _ empty) (faas.Stats, error) {
+		return q.Stats(ctx)
+	})
+	return m
+}
+
+func checkHold(d time.Duration) error {
+	if d < 0 || d > MaxHold {
+		return faas.Errorf(faas.Invalid, "wait %v outside 0..%v", d, MaxHold)
+	}
+	return nil
+}
