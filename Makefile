@@ -16,8 +16,8 @@ build: deps
 	$(GO) build -o $(BIN)/faas .
 
 test: deps tools lint
-	$(GO) test -race -count=1 -timeout 20m ./...
 	bash deploy/check.sh
+	$(GO) test -race -count=1 -timeout 20m ./...
 
 bench: deps build
 	$(BIN)/faas bench
