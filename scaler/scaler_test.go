@@ -1,0 +1,178 @@
+package scaler
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"faas/proxies/faas"
+)
+
+// statsQueue is a job queue that only reports statistics, set by the test;
+// the scaler calls nothing else.
+type statsQueue struct {
+	faas.JobQueue // nil: any other call panics
+
+	mu    sync.Mutex
+	stats faas.Stats
+	err   error
+	calls int
+}
+
+func (q *statsQueue) Stats(context.Context) (faas.Stats, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.calls++
+	return q.stats, q.err
+}
+
+func (q *statsQueue) set(s faas.Stats, err error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.stats, q.err = s, err
+}
+
+func (q *statsQueue) callCount() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.calls
+}
+
+// fastConfig scales every 20ms between 1 and 4 single-job workers.
+func fastConfig() Config {
+	c := validConfig()
+	c.Interval = 20 * time.Millisecond
+	c.DrainTarget = time.Second
+	c.Cooldown = 300 * time.Millisecond
+	c.MinWorkers, c.MaxWorkers = 1, 4
+	c.WorkerConcurrency = 1
+	return c
+}
+
+// runScaler runs a scaler until the test ends, logging to log as well as
+// the test, and returns a stop function that waits for Run to return.
+func runScaler(t testing.TB, cfg Config, q faas.JobQueue, b Backend, log io.Writer) (stop func() error) {
+	t.Helper()
+	w := io.MultiWriter(t.Output(), log)
+	s, err := New(cfg, q, b, slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	stop = sync.OnceValue(func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(settle):
+			return errors.New("Run did not return")
+		}
+	})
+	t.Cleanup(func() { assert.NoError(t, stop()) })
+	return stop
+}
+
+func TestRunScalesUpAndDown(t *testing.T) {
+	t.Parallel()
+	l := newTestLocal(t, "worker", LocalConfig{}, 0)
+	q := &statsQueue{}
+	var log limitedBuffer
+	stop := runScaler(t, fastConfig(), q, l, &log)
+
+	require.Eventually(t, func() bool { return workers(t, l) == 1 }, settle, 10*time.Millisecond, "min workers at start")
+
+	q.set(faas.Stats{Queued: 100, Completed: 1, AvgDuration: time.Second}, nil)
+	require.Eventually(t, func() bool { return workers(t, l) == 4 }, settle, 10*time.Millisecond, "burst scales up to max")
+	assert.Contains(t, log.String(), "queued=100")
+
+	q.set(faas.Stats{Completed: 101, AvgDuration: time.Second}, nil)
+	idle := time.Now()
+	require.Eventually(t, func() bool { return workers(t, l) == 2 }, settle, 10*time.Millisecond, "halved after the cooldown")
+	// The cooldown runs from the last tick that saw the burst, which may be
+	// an interval or so before the queue went idle; without it the step
+	// down would come within an interval.
+	assert.GreaterOrEqual(t, time.Since(idle), 200*time.Millisecond, "not before the cooldown")
+	require.Eventually(t, func() bool { return workers(t, l) == 1 }, settle, 10*time.Millisecond, "back to min")
+
+	procs := l.procs()
+	require.NoError(t, stop())
+	for _, p := range procs {
+		waitDone(t, p) // Run stopped the workers before returning
+	}
+	assert.Error(t, l.Scale(t.Context(), 1), "Run closed the backend")
+}
+
+func TestRunBacksOffWhileQueueUnreachable(t *testing.T) {
+	t.Parallel()
+	l := newTestLocal(t, "worker", LocalConfig{}, 3)
+	q := &statsQueue{}
+	q.set(faas.Stats{}, faas.Errorf(faas.Unavailable, "service unavailable, try again"))
+	var log limitedBuffer
+	cfg := fastConfig()
+	cfg.Interval = 10 * time.Millisecond
+	start := time.Now()
+	runScaler(t, cfg, q, l, &log)
+
+	// A dead worker is still replaced: the count is kept, not abandoned.
+	require.Eventually(t, func() bool { return q.callCount() > 0 }, settle, time.Millisecond, "first tick")
+	require.NoError(t, l.procs()[0].cmd.Process.Kill())
+	time.Sleep(600 * time.Millisecond)
+	calls := q.callCount()
+	// Waits of at least 10, 20, 40, 80, 160, 320ms: no more than six calls
+	// fit in 600ms (sixty without backoff).
+	assert.LessOrEqual(t, calls, 6, "calls in %s", time.Since(start))
+	assert.GreaterOrEqual(t, calls, 3)
+	assert.Contains(t, log.String(), "queue stats")
+	require.Eventually(t, func() bool { return workers(t, l) == 3 }, settle, 10*time.Millisecond,
+		"workers kept (and the dead one replaced) while the queue is away")
+
+	// Once the queue answers, scaling resumes at the normal pace.
+	q.set(faas.Stats{Queued: 100, Completed: 1, AvgDuration: time.Second}, nil)
+	require.Eventually(t, func() bool { return workers(t, l) == 4 }, settle, 10*time.Millisecond)
+}
+
+func TestNewChecksItsArguments(t *testing.T) {
+	t.Parallel()
+	l := newTestLocal(t, "worker", LocalConfig{}, 0)
+	bad := validConfig()
+	bad.MaxWorkers = 0
+	_, err := New(bad, &statsQueue{}, l, nil)
+	assert.Error(t, err)
+	_, err = New(validConfig(), nil, l, nil)
+	assert.Error(t, err)
+	_, err = New(validConfig(), &statsQueue{}, nil, nil)
+	assert.Error(t, err)
+	_, err = New(validConfig(), &statsQueue{}, l, nil)
+	assert.NoError(t, err)
+}
+
+func TestBackoff(t *testing.T) {
+	t.Parallel()
+	const interval = 2 * time.Second
+	tests := []struct {
+		failures int
+		r        float64
+		want     time.Duration
+	}{
+		{1, 0, 2 * time.Second},
+		{1, 0.999999999, 4 * time.Second},
+		{2, 0, 4 * time.Second},
+		{3, 0.5, 12 * time.Second},
+		{5, 0, 30 * time.Second},
+		{6, 0, 30 * time.Second}, // capped at a minute before jitter
+		{100, 0.999999999, time.Minute},
+	}
+	for _, tt := range tests {
+		got := backoff(interval, tt.failures, tt.r)
+		assert.InDelta(t, float64(tt.want), float64(got), float64(time.Microsecond), "failures %d r %v", tt.failures, tt.r)
+	}
+	// An interval above the cap is never shortened.
+	assert.Equal(t, 2*time.Minute, backoff(2*time.Minute, 3, 0))
+}
