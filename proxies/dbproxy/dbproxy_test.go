@@ -2,14 +2,17 @@ package dbproxy_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"faas/dbmanager/sqlite"
+	"faas/dbmanager/dbmanagertest"
 	"faas/dbmanager/storetest"
 	"faas/proxies/dbproxy"
 	"faas/proxies/faas"
@@ -18,30 +21,14 @@ import (
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// serve starts a DB manager protocol server over a fresh SQLite store and
-// returns a client talking to it over loopback TCP.
+// serve starts a DB manager over a fresh embedded store and returns a
+// client talking to it over loopback TCP.
 func serve(t *testing.T) *dbproxy.Client {
 	t.Helper()
-	store, err := sqlite.Open(context.Background(), t.TempDir())
+	m, _ := dbmanagertest.Start(t, dbmanagertest.Embedded(t.TempDir()), discard())
+	c, err := dbproxy.Dial(m.Endpoint(), 0, discard())
 	require.NoError(t, err)
-	srv, err := wire.Listen("tcp://127.0.0.1:*", dbproxy.NewMux(store).Serve, discard())
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	c, err := dbproxy.Dial(srv.Endpoint(), 0, discard())
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		c.Close()
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(10 * time.Second):
-			t.Error("server did not stop")
-		}
-		require.NoError(t, store.Close())
-	})
+	t.Cleanup(func() { c.Close() })
 	return c
 }
 
@@ -68,4 +55,46 @@ func TestUnknownMethodIsInvalid(t *testing.T) {
 	require.Equal(t, faas.Invalid, faas.ErrorCode(err))
 	err = wc.Call(ctx, dbproxy.MethodStartJob, []int{1}, nil)
 	require.Equal(t, faas.Invalid, faas.ErrorCode(err))
+}
+
+// BenchmarkJobLifecycle is one job's DB manager traffic over loopback
+// ZeroMQ (create, start, read, complete, read) with many jobs in flight, as
+// the JQ manager and workers produce it.
+func BenchmarkJobLifecycle(b *testing.B) {
+	m, _ := dbmanagertest.Start(b, dbmanagertest.Embedded(b.TempDir()), discard())
+	c, err := dbproxy.Dial(m.Endpoint(), 0, discard())
+	require.NoError(b, err)
+	defer c.Close()
+	ctx := context.Background()
+	require.NoError(b, c.CreateUser(ctx, faas.User{Name: "ada", TokenHash: "h"}))
+	_, _, err = c.PutFunction(ctx, faas.Function{Owner: "ada", Name: "add", Source: "(a,b)=>a+b"})
+	require.NoError(b, err)
+	var seq atomic.Int64
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := lifecycle(ctx, c, fmt.Sprintf("job-%d", seq.Add(1))); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func lifecycle(ctx context.Context, s faas.Store, id string) error {
+	if _, err := s.CreateJob(ctx, faas.Job{ID: id, Owner: "ada", Function: "add", Args: json.RawMessage(`[4,5]`)}); err != nil {
+		return err
+	}
+	if _, err := s.StartJob(ctx, id, 1, "w"); err != nil {
+		return err
+	}
+	if _, err := s.Job(ctx, id); err != nil {
+		return err
+	}
+	if _, err := s.CompleteJob(ctx, faas.Completion{JobID: id, Attempt: 1, Result: json.RawMessage(`9`), Duration: time.Millisecond}); err != nil {
+		return err
+	}
+	_, err := s.Job(ctx, id)
+	return err
 }

@@ -1,0 +1,156 @@
+// Package dbmanager is the DB manager: the only component that touches the
+// database. It opens a faas.Store (embedded SQLite by default, MongoDB when
+// DB_URL says so) and serves it over ZeroMQ with the dbproxy protocol, to
+// which every other component talks.
+package dbmanager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"faas/dbmanager/mongo"
+	"faas/dbmanager/sqlite"
+	"faas/proxies/dbproxy"
+	"faas/proxies/faas"
+	"faas/proxies/wire"
+)
+
+// Config is the DB manager's settings, read from the environment. DB_URL
+// and PORT are the reference deployment's names.
+type Config struct {
+	// DBURL selects the database: empty for the embedded SQLite store,
+	// mongodb:// or mongodb+srv:// for MongoDB.
+	DBURL string `envconfig:"DB_URL"`
+	Port  int    `envconfig:"PORT" default:"27444"`
+	// Listen, if set, is the full ZeroMQ bind endpoint and overrides Port.
+	Listen string `envconfig:"FAAS_LISTEN"`
+	// DataDir holds the embedded database.
+	DataDir string `envconfig:"FAAS_DATA_DIR" default:"data"`
+}
+
+// LoadConfig reads the Config from the environment and checks it.
+func LoadConfig() (Config, error) {
+	var c Config
+	if err := envconfig.Process("", &c); err != nil {
+		return c, fmt.Errorf("dbmanager config: %w", err)
+	}
+	return c, c.Validate()
+}
+
+// Validate reports the first setting that cannot work, so that a typo
+// stops the process at start.
+func (c Config) Validate() error {
+	switch {
+	case c.DBURL != "" && !isMongoURL(c.DBURL):
+		return fmt.Errorf("dbmanager config: DB_URL %s is not a mongodb:// or mongodb+srv:// URL (leave it empty for the embedded database)", Redact(c.DBURL))
+	case c.DBURL == "" && c.DataDir == "":
+		return errors.New("dbmanager config: FAAS_DATA_DIR is empty")
+	case c.Listen == "" && (c.Port < 0 || c.Port > 65535):
+		return fmt.Errorf("dbmanager config: PORT is %d, want 0-65535", c.Port)
+	}
+	return nil
+}
+
+// Endpoint is where the manager binds.
+func (c Config) Endpoint() string {
+	if c.Listen != "" {
+		return c.Listen
+	}
+	return fmt.Sprintf("tcp://*:%d", c.Port)
+}
+
+func isMongoURL(u string) bool {
+	return strings.HasPrefix(u, "mongodb://") || strings.HasPrefix(u, "mongodb+srv://")
+}
+
+// Redact hides the password in a database URL, so that it can be logged.
+func Redact(u string) string {
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return u
+	}
+	hosts := rest
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		hosts = rest[:i]
+	}
+	at := strings.LastIndex(hosts, "@")
+	if at < 0 {
+		return u
+	}
+	user, _, hasPassword := strings.Cut(hosts[:at], ":")
+	if !hasPassword {
+		return u
+	}
+	return scheme + "://" + user + ":xxxxx" + rest[at:]
+}
+
+// store is a faas.Store the manager owns and closes.
+type store interface {
+	faas.Store
+	Close() error
+}
+
+// Manager serves a Store over ZeroMQ.
+type Manager struct {
+	store  store
+	server *wire.Server
+	log    *slog.Logger
+}
+
+// New opens the store and binds the socket; an address in use fails here,
+// with the store closed again.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log = log.With("component", "dbmanager")
+	s, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	server, err := wire.Listen(cfg.Endpoint(), dbproxy.NewMux(s).Serve, log)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("dbmanager: %w", err), s.Close())
+	}
+	log.Info("serving", "endpoint", server.Endpoint())
+	return &Manager{store: s, server: server, log: log}, nil
+}
+
+func openStore(ctx context.Context, cfg Config, log *slog.Logger) (store, error) {
+	if cfg.DBURL == "" {
+		s, err := sqlite.Open(ctx, cfg.DataDir)
+		if err != nil {
+			return nil, fmt.Errorf("dbmanager: open embedded database: %w", err)
+		}
+		log.Info("opened embedded database", "dir", cfg.DataDir)
+		return s, nil
+	}
+	s, err := mongo.Open(ctx, cfg.DBURL)
+	if err != nil {
+		return nil, fmt.Errorf("dbmanager: open %s: %w", Redact(cfg.DBURL), err)
+	}
+	log.Info("opened mongodb", "url", Redact(cfg.DBURL))
+	return s, nil
+}
+
+// Endpoint is the bound address, with the real port.
+func (m *Manager) Endpoint() string { return m.server.Endpoint() }
+
+// Store is the store the manager serves, for in-process callers.
+func (m *Manager) Store() faas.Store { return m.store }
+
+// Run serves until ctx ends, then closes the store once in-flight requests
+// are answered.
+func (m *Manager) Run(ctx context.Context) error {
+	err := m.server.Run(ctx)
+	if cerr := m.store.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("dbmanager: close store: %w", cerr))
+	}
+	m.log.Info("stopped")
+	return err
+}

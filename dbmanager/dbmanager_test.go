@@ -1,0 +1,156 @@
+package dbmanager_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"faas/dbmanager"
+	"faas/dbmanager/dbmanagertest"
+	"faas/dbmanager/internal/ferrettest"
+	"faas/proxies/dbproxy"
+	"faas/proxies/faas"
+)
+
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func start(t *testing.T, cfg dbmanager.Config, log *slog.Logger) (*dbmanager.Manager, func()) {
+	return dbmanagertest.Start(t, cfg, log)
+}
+
+func dial(t *testing.T, endpoint string, timeout time.Duration) *dbproxy.Client {
+	t.Helper()
+	c, err := dbproxy.Dial(endpoint, timeout, discard())
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func sqliteConfig(t *testing.T) dbmanager.Config { return dbmanagertest.Embedded(t.TempDir()) }
+
+// roundTrip exercises a manager through its proxy.
+func roundTrip(t *testing.T, c faas.Store) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, c.Ping(ctx))
+	require.NoError(t, c.CreateUser(ctx, faas.User{Name: "ada", TokenHash: "h"}))
+	u, err := c.UserByToken(ctx, "h")
+	require.NoError(t, err)
+	require.Equal(t, "ada", u.Name)
+	_, err = c.User(ctx, "bob")
+	require.Equal(t, faas.NotFound, faas.ErrorCode(err))
+}
+
+func TestManagerServesEmbeddedStore(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	m, stop := start(t, sqliteConfig(t), slog.New(slog.NewTextHandler(&logs, nil)))
+	roundTrip(t, dial(t, m.Endpoint(), 0))
+	// The in-process store is the one served.
+	_, err := m.Store().User(context.Background(), "ada")
+	require.NoError(t, err)
+	stop()
+	require.Contains(t, logs.String(), "component=dbmanager")
+}
+
+func TestManagerServesMongoDB(t *testing.T) {
+	t.Parallel()
+	cfg := dbmanager.Config{Listen: "tcp://127.0.0.1:*", DBURL: ferrettest.Start(t) + "manager"}
+	m, _ := start(t, cfg, discard())
+	roundTrip(t, dial(t, m.Endpoint(), 0))
+}
+
+// TestClientSurvivesManagerRestart restarts the manager on the same
+// endpoint and data while a client keeps calling: requests sent while it is
+// down are answered once it is back, and the data is still there.
+func TestClientSurvivesManagerRestart(t *testing.T) {
+	t.Parallel()
+	cfg := sqliteConfig(t)
+	m, stop := start(t, cfg, discard())
+	c := dial(t, m.Endpoint(), 300*time.Millisecond)
+	roundTrip(t, c)
+
+	stop()
+	cfg.Listen = m.Endpoint()
+	restarted := make(chan struct{})
+	go func() {
+		defer close(restarted)
+		time.Sleep(time.Second)
+		start(t, cfg, discard())
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	u, err := c.User(ctx, "ada")
+	require.NoError(t, err)
+	require.Equal(t, "h", u.TokenHash)
+	<-restarted
+	require.NoError(t, c.CreateUser(ctx, faas.User{Name: "bob", TokenHash: "h2"}))
+}
+
+func TestNewFailsOnAddressInUse(t *testing.T) {
+	t.Parallel()
+	m, _ := start(t, sqliteConfig(t), discard())
+	cfg := sqliteConfig(t)
+	cfg.Listen = m.Endpoint()
+	_, err := dbmanager.New(context.Background(), cfg, discard())
+	require.Error(t, err)
+	// The store it opened was closed again: a new manager can open it.
+	cfg.Listen = "tcp://127.0.0.1:*"
+	start(t, cfg, discard())
+}
+
+func TestConfig(t *testing.T) {
+	for _, key := range []string{"DB_URL", "PORT", "FAAS_LISTEN", "FAAS_DATA_DIR"} {
+		t.Setenv(key, "") // restored when the test ends
+		os.Unsetenv(key)
+	}
+	cfg, err := dbmanager.LoadConfig()
+	require.NoError(t, err)
+	require.Equal(t, dbmanager.Config{Port: 27444, DataDir: "data"}, cfg)
+	require.Equal(t, "tcp://*:27444", cfg.Endpoint())
+
+	t.Setenv("DB_URL", "mongodb+srv://u:pw@cluster.example.net/faas")
+	t.Setenv("FAAS_LISTEN", "tcp://127.0.0.1:9999")
+	cfg, err = dbmanager.LoadConfig()
+	require.NoError(t, err)
+	require.Equal(t, "tcp://127.0.0.1:9999", cfg.Endpoint())
+
+	for _, bad := range []struct{ key, value string }{
+		{"DB_URL", "postgres://u:secret@db/faas"},
+		{"DB_URL", "tcp://127.0.0.1:27017"},
+		{"PORT", "many"},
+	} {
+		t.Run(bad.key+"="+bad.value, func(t *testing.T) {
+			t.Setenv("FAAS_LISTEN", "")
+			t.Setenv(bad.key, bad.value)
+			_, err := dbmanager.LoadConfig()
+			require.Error(t, err)
+			require.NotContains(t, err.Error(), "secret")
+		})
+	}
+	t.Setenv("DB_URL", "")
+	t.Setenv("FAAS_LISTEN", "")
+	t.Setenv("PORT", "70000")
+	_, err = dbmanager.LoadConfig()
+	require.Error(t, err)
+}
+
+func TestRedact(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"mongodb://u:secret@h1:27017,h2:27017/faas?authSource=admin": "mongodb://u:xxxxx@h1:27017,h2:27017/faas?authSource=admin",
+		"mongodb+srv://u:p@ss@cluster.example.net":                   "mongodb+srv://u:xxxxx@cluster.example.net",
+		"mongodb://h/faas?x=a@b":                                     "mongodb://h/faas?x=a@b",
+		"mongodb://user@h/faas":                                      "mongodb://user@h/faas",
+		"":                                                           "",
+	} {
+		require.Equal(t, want, dbmanager.Redact(in), in)
+	}
+}

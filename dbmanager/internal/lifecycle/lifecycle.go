@@ -1,0 +1,211 @@
+// Package lifecycle holds the rules of faas.Store that do not depend on the
+// database: input validation, the precision of stored times, and what a
+// fenced job operation answers when its conditional update matched nothing.
+// Both backends use it, so they cannot drift apart on the semantics the
+// conformance suite checks.
+package lifecycle
+
+import (
+	"encoding/json"
+	"slices"
+	"time"
+
+	"faas/proxies/faas"
+)
+
+// Now is the current time as the stores keep it: UTC, to the microsecond,
+// because that is what SQLite integers and MongoDB documents hold exactly.
+func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// Micros encodes t for storage; the zero time is 0.
+func Micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+// Time decodes Micros; 0 is the zero time.
+func Time(us int64) time.Time {
+	if us == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(us).UTC()
+}
+
+// User validates u and fills in its creation time.
+func User(u faas.User) (faas.User, error) {
+	if u.Name == "" {
+		return u, faas.Errorf(faas.Invalid, "user name is empty")
+	}
+	if u.TokenHash == "" {
+		return u, faas.Errorf(faas.Invalid, "user %s has no token hash", u.Name)
+	}
+	u.Created = stamp(u.Created)
+	return u, nil
+}
+
+// ExistingUser decides CreateUser when the insert did nothing, given the
+// lookup of u's name: the same token hash means a retried request, another
+// a conflict, and no user of that name means the token is someone else's.
+func ExistingUser(u, existing faas.User, lookupErr error) error {
+	switch {
+	case faas.ErrorCode(lookupErr) == faas.NotFound:
+		return faas.Errorf(faas.Conflict, "user %s: token already in use", u.Name)
+	case lookupErr != nil:
+		return lookupErr
+	case existing.TokenHash == u.TokenHash:
+		return nil
+	default:
+		return faas.Errorf(faas.Conflict, "user %s already exists", u.Name)
+	}
+}
+
+// UserNotFound is the error for a missing user.
+func UserNotFound(name string) error { return faas.Errorf(faas.NotFound, "user %s not found", name) }
+
+// FunctionNotFound is the error for a missing function.
+func FunctionNotFound(owner, name string) error {
+	return faas.Errorf(faas.NotFound, "function %s of user %s not found", name, owner)
+}
+
+// JobNotFound is the error for a missing job.
+func JobNotFound(id string) error { return faas.Errorf(faas.NotFound, "job %s not found", id) }
+
+// Function validates f and stamps it as updated now. The caller assigns
+// the version.
+func Function(f faas.Function) (faas.Function, error) {
+	if f.Owner == "" || f.Name == "" {
+		return f, faas.Errorf(faas.Invalid, "function needs an owner and a name")
+	}
+	if f.Timeout < 0 || f.MemoryMB < 0 {
+		return f, faas.Errorf(faas.Invalid, "function %s has negative limits", f.Name)
+	}
+	f.Updated = Now()
+	return f, nil
+}
+
+// SameFunction reports whether a replacement changes nothing a worker runs,
+// so that a retried PutFunction does not bump the version again.
+func SameFunction(a, b faas.Function) bool {
+	return a.Source == b.Source && a.Timeout == b.Timeout && a.MemoryMB == b.MemoryMB
+}
+
+// Job validates a new job and sets its initial state; the caller fills in
+// the function's version.
+func Job(j faas.Job) (faas.Job, error) {
+	if j.ID == "" || j.Owner == "" || j.Function == "" {
+		return j, faas.Errorf(faas.Invalid, "job needs an id, an owner and a function")
+	}
+	if len(j.Args) == 0 || string(j.Args) == "null" {
+		// A proxy's JSON turns missing arguments into null.
+		j.Args = json.RawMessage("[]")
+	}
+	j.State = faas.Queued
+	j.Attempt = 0
+	j.Worker = ""
+	j.Created = stamp(j.Created)
+	j.Started, j.Finished = time.Time{}, time.Time{}
+	j.Result, j.Error, j.Logs, j.Lost = nil, nil, "", nil
+	j.Duration, j.Billed = 0, 0
+	return j, nil
+}
+
+// ExistingJob decides CreateJob when the ID is taken: the same owner gets
+// the stored job back (a retried submission), anyone else a conflict.
+func ExistingJob(existing faas.Job, owner string) (faas.Job, error) {
+	if existing.Owner == owner {
+		return existing, nil
+	}
+	return faas.Job{}, faas.Errorf(faas.Conflict, "job id %s is taken", existing.ID)
+}
+
+// Start validates StartJob's arguments.
+func Start(id string, attempt int, worker string) error {
+	if id == "" || attempt < 1 || worker == "" {
+		return faas.Errorf(faas.Invalid, "start job %q: need an id, an attempt >= 1 and a worker", id)
+	}
+	return nil
+}
+
+// Started applies a successful start to a queued job.
+func Started(j faas.Job, attempt int, worker string, now time.Time) faas.Job {
+	j.State, j.Attempt, j.Worker, j.Started = faas.Running, attempt, worker, now
+	return j
+}
+
+// StartRefused answers a StartJob whose conditional update matched nothing,
+// given the job as it is now: the same lease again is a retry.
+func StartRefused(j faas.Job, attempt int, worker string) (faas.Job, error) {
+	if j.State == faas.Running && j.Attempt == attempt && j.Worker == worker {
+		return j, nil
+	}
+	return faas.Job{}, faas.Errorf(faas.Conflict, "job %s is %s at attempt %d, cannot start attempt %d", j.ID, j.State, j.Attempt, attempt)
+}
+
+// Requeue validates RequeueJob's arguments.
+func Requeue(id string, attempt int, reason *faas.Error) error {
+	if id == "" || attempt < 1 || reason == nil {
+		return faas.Errorf(faas.Invalid, "requeue job %q: need an id, an attempt >= 1 and a reason", id)
+	}
+	return nil
+}
+
+// Requeued applies a successful requeue to a running job.
+func Requeued(j faas.Job, reason *faas.Error) faas.Job {
+	j.State, j.Worker = faas.Queued, ""
+	j.Lost = append(slices.Clip(j.Lost), reason)
+	return j
+}
+
+// RequeueRefused answers a RequeueJob whose conditional update matched
+// nothing: the job already requeued for this reason is a retry.
+func RequeueRefused(j faas.Job, attempt int, reason *faas.Error) (faas.Job, error) {
+	if j.State == faas.Queued && j.Attempt == attempt && len(j.Lost) > 0 && *j.Lost[len(j.Lost)-1] == *reason {
+		return j, nil
+	}
+	return faas.Job{}, faas.Errorf(faas.Conflict, "job %s is %s at attempt %d, cannot requeue attempt %d", j.ID, j.State, j.Attempt, attempt)
+}
+
+// Complete validates a completion and returns the state it leads to.
+func Complete(c faas.Completion) (faas.JobState, error) {
+	switch {
+	case c.JobID == "" || c.Attempt < 1:
+		return "", faas.Errorf(faas.Invalid, "complete job %q: need an id and an attempt >= 1", c.JobID)
+	case c.Duration < 0:
+		return "", faas.Errorf(faas.Invalid, "complete job %s: negative duration", c.JobID)
+	case c.Error != nil && len(c.Result) > 0:
+		return "", faas.Errorf(faas.Invalid, "complete job %s: both a result and an error", c.JobID)
+	case c.Error != nil:
+		return faas.Failed, nil
+	default:
+		return faas.Succeeded, nil
+	}
+}
+
+// Completed applies a completion to a running job.
+func Completed(j faas.Job, c faas.Completion, state faas.JobState, now time.Time) faas.Job {
+	j.State, j.Finished = state, now
+	j.Result, j.Error = c.Result, c.Error
+	if len(j.Result) == 0 || c.Error != nil {
+		j.Result = nil
+	}
+	j.Duration, j.Billed, j.Logs = c.Duration, c.Duration, c.Logs
+	return j
+}
+
+// CompleteRefused answers a CompleteJob whose conditional update matched
+// nothing: a job this attempt already finished is a retry.
+func CompleteRefused(j faas.Job, attempt int) (faas.Job, error) {
+	if j.State.Finished() && j.Attempt == attempt {
+		return j, nil
+	}
+	return faas.Job{}, faas.Errorf(faas.Conflict, "job %s is %s at attempt %d, cannot complete attempt %d", j.ID, j.State, j.Attempt, attempt)
+}
+
+func stamp(t time.Time) time.Time {
+	if t.IsZero() {
+		return Now()
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}

@@ -1,0 +1,105 @@
+package mongo
+
+import (
+	"encoding/json"
+	"time"
+
+	"faas/dbmanager/internal/lifecycle"
+	"faas/proxies/faas"
+)
+
+// The documents as stored. Times are Unix microseconds, durations
+// nanoseconds, JSON values strings.
+
+type userDoc struct {
+	Name      string `bson:"_id"`
+	TokenHash string `bson:"token_hash"`
+	Created   int64  `bson:"created"`
+}
+
+type functionDoc struct {
+	ID       string `bson:"_id"`
+	Owner    string `bson:"owner"`
+	Name     string `bson:"name"`
+	Source   string `bson:"source"`
+	Version  int64  `bson:"version"`
+	Timeout  int64  `bson:"timeout"`
+	MemoryMB int    `bson:"memory_mb"`
+	Updated  int64  `bson:"updated"`
+}
+
+func (d functionDoc) function() faas.Function {
+	return faas.Function{Owner: d.Owner, Name: d.Name, Source: d.Source, Version: d.Version,
+		Timeout: time.Duration(d.Timeout), MemoryMB: d.MemoryMB, Updated: lifecycle.Time(d.Updated)}
+}
+
+type errorDoc struct {
+	Code    string `bson:"code"`
+	Message string `bson:"message"`
+}
+
+func errorDocs(errs []*faas.Error) []errorDoc {
+	docs := make([]errorDoc, 0, len(errs))
+	for _, e := range errs {
+		docs = append(docs, errorDoc{Code: string(e.Code), Message: e.Message})
+	}
+	return docs
+}
+
+type jobDoc struct {
+	ID       string     `bson:"_id"`
+	Owner    string     `bson:"owner"`
+	Function string     `bson:"function"`
+	Version  int64      `bson:"version"`
+	Args     string     `bson:"args"`
+	State    string     `bson:"state"`
+	Attempt  int        `bson:"attempt"`
+	Worker   string     `bson:"worker"`
+	Created  int64      `bson:"created"`
+	Started  int64      `bson:"started"`
+	Finished int64      `bson:"finished"`
+	Result   string     `bson:"result"`
+	Error    *errorDoc  `bson:"error"`
+	Duration int64      `bson:"duration"`
+	Billed   int64      `bson:"billed"`
+	Logs     string     `bson:"logs"`
+	Lost     []errorDoc `bson:"lost"`
+	// BillingPending marks a finished job whose ledger entry may be
+	// missing; see the package documentation.
+	BillingPending bool `bson:"billing_pending"`
+}
+
+func newJobDoc(j faas.Job, billingPending bool) jobDoc {
+	d := jobDoc{ID: j.ID, Owner: j.Owner, Function: j.Function, Version: j.Version, Args: string(j.Args),
+		State: string(j.State), Attempt: j.Attempt, Worker: j.Worker,
+		Created: lifecycle.Micros(j.Created), Started: lifecycle.Micros(j.Started), Finished: lifecycle.Micros(j.Finished),
+		Result: string(j.Result), Duration: int64(j.Duration), Billed: int64(j.Billed), Logs: j.Logs,
+		Lost: errorDocs(j.Lost), BillingPending: billingPending}
+	if j.Error != nil {
+		d.Error = &errorDoc{Code: string(j.Error.Code), Message: j.Error.Message}
+	}
+	return d
+}
+
+func (d jobDoc) job() (faas.Job, error) {
+	j := faas.Job{ID: d.ID, Owner: d.Owner, Function: d.Function, Version: d.Version, Args: json.RawMessage(d.Args),
+		State: faas.JobState(d.State), Attempt: d.Attempt, Worker: d.Worker,
+		Created: lifecycle.Time(d.Created), Started: lifecycle.Time(d.Started), Finished: lifecycle.Time(d.Finished),
+		Duration: time.Duration(d.Duration), Billed: time.Duration(d.Billed), Logs: d.Logs}
+	if d.Result != "" {
+		j.Result = json.RawMessage(d.Result)
+	}
+	if d.Error != nil {
+		j.Error = &faas.Error{Code: faas.Code(d.Error.Code), Message: d.Error.Message}
+	}
+	for _, e := range d.Lost {
+		j.Lost = append(j.Lost, &faas.Error{Code: faas.Code(e.Code), Message: e.Message})
+	}
+	return j, nil
+}
+
+type ledgerDoc struct {
+	JobID  string `bson:"_id"`
+	Owner  string `bson:"owner"`
+	Billed int64  `bson:"billed"`
+}

@@ -1,0 +1,554 @@
+// Package mongo is the production faas.Store, over MongoDB through the
+// official v2 driver.
+//
+// The design does not rely on multi-document transactions, TTL indexes, or
+// on a single-document update being atomic against a concurrent one: its
+// tests run on FerretDB, which has none of them, and a store that is correct
+// there is correct on MongoDB. Instead:
+//
+//   - Exactly one DB manager process serves a database (the platform runs
+//     one; a second one against the same database is a misconfiguration).
+//     Inside it, every change to a job is serialized by a per-job lock, and
+//     every change to a user's functions, or the user's deletion, by a
+//     per-user lock that job changes hold shared. So each read-decide-write
+//     sequence sees no concurrent writer, whatever the server's atomicity.
+//   - Job transitions are also conditional updates filtered by (id, state,
+//     attempt), so even a stray second writer cannot move a job from a state
+//     it did not see; on MongoDB, where one update is atomic, this alone
+//     fences stale attempts.
+//   - Billing is an insert-only ledger keyed by job id: the server's
+//     enforcement of the unique _id makes a second entry for a job
+//     impossible, whoever tries. A user's total is the sum of their entries.
+//   - Completion without a transaction is made crash-safe by ordering: the
+//     job's terminal state is written with billing_pending set, then the
+//     ledger entry is inserted (a duplicate key means it is already there),
+//     then billing_pending is cleared. A crash in between leaves a finished
+//     job with billing_pending set, which a retried CompleteJob, or the sweep
+//     at Open, settles. Deleting a job leaves its ledger entry: a deleted job
+//     is not refunded.
+//   - Deleting a user removes their jobs, functions and ledger entries
+//     before the user document, so a crash part-way leaves a user whose
+//     retried deletion finishes the job, never orphans under a free name.
+//
+// Writes use majority write concern, so an acknowledged job or billing entry
+// survives a replica-set failover.
+//
+// Times are stored as Unix microseconds and durations as nanoseconds (not
+// BSON dates, which hold milliseconds), so both stores keep the same
+// precision.
+package mongo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
+
+	"faas/dbmanager/internal/lifecycle"
+	"faas/proxies/faas"
+)
+
+// DefaultDatabase is used when the URL names none.
+const DefaultDatabase = "faas"
+
+// stripes is the number of locks each of users and jobs hash onto; two keys
+// sharing one merely wait for each other.
+const stripes = 256
+
+var _ faas.Store = (*Store)(nil)
+
+// Store is a faas.Store over one MongoDB database.
+type Store struct {
+	client    *mongo.Client
+	users     *mongo.Collection
+	functions *mongo.Collection
+	jobs      *mongo.Collection
+	ledger    *mongo.Collection
+
+	userLocks [stripes]sync.RWMutex
+	jobLocks  [stripes]sync.Mutex
+}
+
+// Open connects to the database named by url's path (DefaultDatabase if
+// none), creates the indexes and settles any billing a crash left pending.
+func Open(ctx context.Context, url string) (*Store, error) {
+	cs, err := connstring.ParseAndValidate(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse mongodb url: %w", err)
+	}
+	name := cs.Database
+	if name == "" {
+		name = DefaultDatabase
+	}
+	client, err := mongo.Connect(options.Client().ApplyURI(url).SetWriteConcern(writeconcern.Majority()))
+	if err != nil {
+		return nil, fmt.Errorf("connect to mongodb: %w", err)
+	}
+	db := client.Database(name)
+	s := &Store{
+		client:    client,
+		users:     db.Collection("users"),
+		functions: db.Collection("functions"),
+		jobs:      db.Collection("jobs"),
+		ledger:    db.Collection("billing"),
+	}
+	if err := s.init(ctx); err != nil {
+		client.Disconnect(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) init(ctx context.Context) error {
+	if err := s.Ping(ctx); err != nil {
+		return err
+	}
+	for _, ix := range []struct {
+		coll  *mongo.Collection
+		model mongo.IndexModel
+	}{
+		{s.users, mongo.IndexModel{Keys: bson.D{{Key: "token_hash", Value: 1}}, Options: options.Index().SetUnique(true)}},
+		{s.functions, mongo.IndexModel{Keys: bson.D{{Key: "owner", Value: 1}, {Key: "name", Value: 1}}}},
+		{s.jobs, mongo.IndexModel{Keys: bson.D{{Key: "owner", Value: 1}}}},
+		{s.jobs, mongo.IndexModel{Keys: bson.D{{Key: "state", Value: 1}, {Key: "created", Value: 1}}}},
+		{s.jobs, mongo.IndexModel{Keys: bson.D{{Key: "billing_pending", Value: 1}}}},
+		{s.ledger, mongo.IndexModel{Keys: bson.D{{Key: "owner", Value: 1}}}},
+	} {
+		if _, err := ix.coll.Indexes().CreateOne(ctx, ix.model); err != nil {
+			return fmt.Errorf("create index on %s: %w", ix.coll.Name(), err)
+		}
+	}
+	return s.settlePending(ctx)
+}
+
+// settlePending finishes the billing of jobs a crash left half-completed.
+func (s *Store) settlePending(ctx context.Context) error {
+	cur, err := s.jobs.Find(ctx, bson.D{{Key: "billing_pending", Value: true}})
+	if err != nil {
+		return fmt.Errorf("find unsettled jobs: %w", err)
+	}
+	var docs []jobDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return fmt.Errorf("find unsettled jobs: %w", err)
+	}
+	for _, d := range docs {
+		j, err := d.job()
+		if err != nil {
+			return err
+		}
+		if _, err := s.withJob(ctx, j.ID, func(j faas.Job, pending bool) (faas.Job, error) {
+			return j, s.settle(ctx, j, pending)
+		}); err != nil && faas.ErrorCode(err) != faas.NotFound {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close disconnects from the server.
+func (s *Store) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.client.Disconnect(ctx); err != nil {
+		return fmt.Errorf("disconnect from mongodb: %w", err)
+	}
+	return nil
+}
+
+// Ping checks that the primary answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.client.Ping(ctx, readpref.Primary()); err != nil {
+		return fmt.Errorf("ping mongodb: %w", err)
+	}
+	return nil
+}
+
+func stripe(key string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return h.Sum32() % stripes
+}
+
+// lockUser takes a user's lock, exclusively for changes to the user and
+// their functions, shared for changes to their jobs.
+func (s *Store) lockUser(name string, exclusive bool) (unlock func()) {
+	l := &s.userLocks[stripe(name)]
+	if exclusive {
+		l.Lock()
+		return l.Unlock
+	}
+	l.RLock()
+	return l.RUnlock
+}
+
+func (s *Store) lockJob(id string) (unlock func()) {
+	l := &s.jobLocks[stripe(id)]
+	l.Lock()
+	return l.Unlock
+}
+
+// CreateUser adds a user, never overwriting one.
+func (s *Store) CreateUser(ctx context.Context, u faas.User) error {
+	u, err := lifecycle.User(u)
+	if err != nil {
+		return err
+	}
+	defer s.lockUser(u.Name, true)()
+	_, err = s.users.InsertOne(ctx, userDoc{Name: u.Name, TokenHash: u.TokenHash, Created: lifecycle.Micros(u.Created)})
+	if err == nil {
+		return nil
+	}
+	if !mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("create user %s: %w", u.Name, err)
+	}
+	existing, err := s.User(ctx, u.Name)
+	return lifecycle.ExistingUser(u, existing, err)
+}
+
+// User returns a user by name.
+func (s *Store) User(ctx context.Context, name string) (faas.User, error) {
+	return s.findUser(ctx, bson.D{{Key: "_id", Value: name}}, lifecycle.UserNotFound(name))
+}
+
+// UserByToken returns the user whose token hashes to tokenHash.
+func (s *Store) UserByToken(ctx context.Context, tokenHash string) (faas.User, error) {
+	return s.findUser(ctx, bson.D{{Key: "token_hash", Value: tokenHash}}, faas.Errorf(faas.NotFound, "no user has this token"))
+}
+
+func (s *Store) findUser(ctx context.Context, filter bson.D, missing error) (faas.User, error) {
+	var d userDoc
+	if err := findOne(ctx, s.users, filter, &d, missing); err != nil {
+		return faas.User{}, err
+	}
+	return faas.User{Name: d.Name, TokenHash: d.TokenHash, Created: lifecycle.Time(d.Created)}, nil
+}
+
+// DeleteUser removes a user with their functions, jobs and billing, the
+// user last (see the package documentation).
+func (s *Store) DeleteUser(ctx context.Context, name string) error {
+	defer s.lockUser(name, true)()
+	if _, err := s.User(ctx, name); err != nil {
+		return err
+	}
+	owned := bson.D{{Key: "owner", Value: name}}
+	for _, coll := range []*mongo.Collection{s.jobs, s.functions, s.ledger} {
+		if _, err := coll.DeleteMany(ctx, owned); err != nil {
+			return fmt.Errorf("delete %s of user %s: %w", coll.Name(), name, err)
+		}
+	}
+	return deleteOne(ctx, s.users, bson.D{{Key: "_id", Value: name}}, "user "+name, lifecycle.UserNotFound(name))
+}
+
+// BilledTime sums the user's ledger entries.
+func (s *Store) BilledTime(ctx context.Context, name string) (time.Duration, error) {
+	if _, err := s.User(ctx, name); err != nil {
+		return 0, err
+	}
+	cur, err := s.ledger.Aggregate(ctx, mongo.Pipeline{
+		{{Key: "$match", Value: bson.D{{Key: "owner", Value: name}}}},
+		{{Key: "$group", Value: bson.D{{Key: "_id", Value: nil}, {Key: "total", Value: bson.D{{Key: "$sum", Value: "$billed"}}}}}},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sum billing of %s: %w", name, err)
+	}
+	var sums []struct {
+		Total int64 `bson:"total"`
+	}
+	if err := cur.All(ctx, &sums); err != nil {
+		return 0, fmt.Errorf("sum billing of %s: %w", name, err)
+	}
+	if len(sums) == 0 {
+		return 0, nil
+	}
+	return time.Duration(sums[0].Total), nil
+}
+
+// functionID is a function's _id: owner and name, length-prefixed so that no
+// two pairs share one.
+func functionID(owner, name string) string { return fmt.Sprintf("%d:%s/%s", len(owner), owner, name) }
+
+// PutFunction creates or replaces a function. Replacing it with what it
+// already holds changes nothing, so a retried upload does not bump the
+// version.
+func (s *Store) PutFunction(ctx context.Context, f faas.Function) (faas.Function, bool, error) {
+	f, err := lifecycle.Function(f)
+	if err != nil {
+		return f, false, err
+	}
+	defer s.lockUser(f.Owner, true)()
+	if _, err := s.User(ctx, f.Owner); err != nil {
+		return f, false, err
+	}
+	old, err := s.Function(ctx, f.Owner, f.Name)
+	switch {
+	case err == nil && lifecycle.SameFunction(old, f):
+		return old, false, nil
+	case err == nil:
+		f.Version = old.Version + 1
+	case faas.ErrorCode(err) == faas.NotFound:
+		f.Version = 1
+	default:
+		return f, false, err
+	}
+	d := functionDoc{ID: functionID(f.Owner, f.Name), Owner: f.Owner, Name: f.Name, Source: f.Source, Version: f.Version,
+		Timeout: int64(f.Timeout), MemoryMB: f.MemoryMB, Updated: lifecycle.Micros(f.Updated)}
+	if _, err := s.functions.ReplaceOne(ctx, bson.D{{Key: "_id", Value: d.ID}}, d, options.Replace().SetUpsert(true)); err != nil {
+		return f, false, fmt.Errorf("put function %s: %w", f.Name, err)
+	}
+	return f, f.Version == 1, nil
+}
+
+// Function returns one function.
+func (s *Store) Function(ctx context.Context, owner, name string) (faas.Function, error) {
+	var d functionDoc
+	if err := findOne(ctx, s.functions, bson.D{{Key: "_id", Value: functionID(owner, name)}}, &d, lifecycle.FunctionNotFound(owner, name)); err != nil {
+		return faas.Function{}, err
+	}
+	return d.function(), nil
+}
+
+// Functions lists a user's functions by name.
+func (s *Store) Functions(ctx context.Context, owner string) ([]faas.Function, error) {
+	cur, err := s.functions.Find(ctx, bson.D{{Key: "owner", Value: owner}}, options.Find().SetSort(bson.D{{Key: "name", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("list functions of %s: %w", owner, err)
+	}
+	var docs []functionDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("list functions of %s: %w", owner, err)
+	}
+	fns := make([]faas.Function, 0, len(docs))
+	for _, d := range docs {
+		fns = append(fns, d.function())
+	}
+	return fns, nil
+}
+
+// DeleteFunction removes a function; its jobs stay.
+func (s *Store) DeleteFunction(ctx context.Context, owner, name string) error {
+	defer s.lockUser(owner, true)()
+	return deleteOne(ctx, s.functions, bson.D{{Key: "_id", Value: functionID(owner, name)}}, "function "+name, lifecycle.FunctionNotFound(owner, name))
+}
+
+// CreateJob stores a queued job unless its ID exists.
+func (s *Store) CreateJob(ctx context.Context, j faas.Job) (faas.Job, error) {
+	j, err := lifecycle.Job(j)
+	if err != nil {
+		return j, err
+	}
+	defer s.lockUser(j.Owner, false)()
+	defer s.lockJob(j.ID)()
+	existing, _, err := s.findJob(ctx, j.ID)
+	if err == nil {
+		return lifecycle.ExistingJob(existing, j.Owner)
+	}
+	if faas.ErrorCode(err) != faas.NotFound {
+		return faas.Job{}, err
+	}
+	f, err := s.Function(ctx, j.Owner, j.Function)
+	if err != nil {
+		return faas.Job{}, err
+	}
+	j.Version = f.Version
+	if _, err := s.jobs.InsertOne(ctx, newJobDoc(j, false)); err != nil {
+		return faas.Job{}, fmt.Errorf("create job %s: %w", j.ID, err)
+	}
+	return j, nil
+}
+
+// Job returns one job.
+func (s *Store) Job(ctx context.Context, id string) (faas.Job, error) {
+	j, _, err := s.findJob(ctx, id)
+	return j, err
+}
+
+func (s *Store) findJob(ctx context.Context, id string) (j faas.Job, billingPending bool, err error) {
+	var d jobDoc
+	if err := findOne(ctx, s.jobs, bson.D{{Key: "_id", Value: id}}, &d, lifecycle.JobNotFound(id)); err != nil {
+		return faas.Job{}, false, err
+	}
+	j, err = d.job()
+	return j, d.BillingPending, err
+}
+
+// withJob runs fn on the job as it is under its owner's shared lock and its
+// own lock. The owner is read first, without locks: it never changes.
+func (s *Store) withJob(ctx context.Context, id string, fn func(j faas.Job, billingPending bool) (faas.Job, error)) (faas.Job, error) {
+	j, _, err := s.findJob(ctx, id)
+	if err != nil {
+		return faas.Job{}, err
+	}
+	defer s.lockUser(j.Owner, false)()
+	defer s.lockJob(id)()
+	j, pending, err := s.findJob(ctx, id)
+	if err != nil {
+		return faas.Job{}, err
+	}
+	return fn(j, pending)
+}
+
+// DeleteJob removes a job; its ledger entry, if any, stays.
+func (s *Store) DeleteJob(ctx context.Context, id string) error {
+	_, err := s.withJob(ctx, id, func(j faas.Job, _ bool) (faas.Job, error) {
+		return j, deleteOne(ctx, s.jobs, bson.D{{Key: "_id", Value: id}}, "job "+id, lifecycle.JobNotFound(id))
+	})
+	return err
+}
+
+// StartJob leases a queued job.
+func (s *Store) StartJob(ctx context.Context, id string, attempt int, worker string) (faas.Job, error) {
+	if err := lifecycle.Start(id, attempt, worker); err != nil {
+		return faas.Job{}, err
+	}
+	return s.withJob(ctx, id, func(j faas.Job, _ bool) (faas.Job, error) {
+		if j.State != faas.Queued || j.Attempt != attempt-1 {
+			return lifecycle.StartRefused(j, attempt, worker)
+		}
+		next := lifecycle.Started(j, attempt, worker, lifecycle.Now())
+		return next, s.transition(ctx, j, bson.D{
+			{Key: "state", Value: string(next.State)},
+			{Key: "attempt", Value: next.Attempt},
+			{Key: "worker", Value: next.Worker},
+			{Key: "started", Value: lifecycle.Micros(next.Started)},
+		})
+	})
+}
+
+// RequeueJob returns a running job to the queue.
+func (s *Store) RequeueJob(ctx context.Context, id string, attempt int, reason *faas.Error) (faas.Job, error) {
+	if err := lifecycle.Requeue(id, attempt, reason); err != nil {
+		return faas.Job{}, err
+	}
+	return s.withJob(ctx, id, func(j faas.Job, _ bool) (faas.Job, error) {
+		if j.State != faas.Running || j.Attempt != attempt {
+			return lifecycle.RequeueRefused(j, attempt, reason)
+		}
+		next := lifecycle.Requeued(j, reason)
+		return next, s.transition(ctx, j, bson.D{
+			{Key: "state", Value: string(next.State)},
+			{Key: "worker", Value: next.Worker},
+			{Key: "lost", Value: errorDocs(next.Lost)},
+		})
+	})
+}
+
+// CompleteJob finishes a running job, then bills it through the ledger (see
+// the package documentation for why this order is crash-safe).
+func (s *Store) CompleteJob(ctx context.Context, c faas.Completion) (faas.Job, error) {
+	state, err := lifecycle.Complete(c)
+	if err != nil {
+		return faas.Job{}, err
+	}
+	return s.withJob(ctx, c.JobID, func(j faas.Job, pending bool) (faas.Job, error) {
+		if j.State != faas.Running || j.Attempt != c.Attempt {
+			j, err := lifecycle.CompleteRefused(j, c.Attempt)
+			if err != nil {
+				return j, err
+			}
+			// A retry after a crash or a failed ledger write settles it.
+			return j, s.settle(ctx, j, pending)
+		}
+		next := lifecycle.Completed(j, c, state, lifecycle.Now())
+		d := newJobDoc(next, true)
+		if err := s.transition(ctx, j, bson.D{
+			{Key: "state", Value: d.State},
+			{Key: "finished", Value: d.Finished},
+			{Key: "result", Value: d.Result},
+			{Key: "error", Value: d.Error},
+			{Key: "duration", Value: d.Duration},
+			{Key: "billed", Value: d.Billed},
+			{Key: "logs", Value: d.Logs},
+			{Key: "billing_pending", Value: true},
+		}); err != nil {
+			return faas.Job{}, err
+		}
+		return next, s.settle(ctx, next, true)
+	})
+}
+
+// settle writes a finished job's ledger entry, if pending, and clears the
+// mark. Both steps may be repeated.
+func (s *Store) settle(ctx context.Context, j faas.Job, pending bool) error {
+	if !pending {
+		return nil
+	}
+	_, err := s.ledger.InsertOne(ctx, ledgerDoc{JobID: j.ID, Owner: j.Owner, Billed: int64(j.Billed)})
+	if err != nil && !mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("bill job %s to %s: %w", j.ID, j.Owner, err)
+	}
+	_, err = s.jobs.UpdateOne(ctx, bson.D{{Key: "_id", Value: j.ID}}, bson.D{{Key: "$set", Value: bson.D{{Key: "billing_pending", Value: false}}}})
+	if err != nil {
+		return fmt.Errorf("mark job %s billed: %w", j.ID, err)
+	}
+	return nil
+}
+
+// transition applies set to the job if it is still in the state and
+// attempt it was read in; Conflict if it is not (another writer got there
+// first, which the locks make possible only across processes).
+func (s *Store) transition(ctx context.Context, from faas.Job, set bson.D) error {
+	res, err := s.jobs.UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: from.ID}, {Key: "state", Value: string(from.State)}, {Key: "attempt", Value: from.Attempt}},
+		bson.D{{Key: "$set", Value: set}})
+	if err != nil {
+		return fmt.Errorf("update job %s: %w", from.ID, err)
+	}
+	if res.MatchedCount == 0 {
+		return faas.Errorf(faas.Conflict, "job %s changed concurrently", from.ID)
+	}
+	return nil
+}
+
+// PendingJobs lists queued and running jobs, oldest first.
+func (s *Store) PendingJobs(ctx context.Context) ([]faas.Job, error) {
+	cur, err := s.jobs.Find(ctx,
+		bson.D{{Key: "state", Value: bson.D{{Key: "$in", Value: bson.A{string(faas.Queued), string(faas.Running)}}}}},
+		options.Find().SetSort(bson.D{{Key: "created", Value: 1}, {Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("list pending jobs: %w", err)
+	}
+	var docs []jobDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("list pending jobs: %w", err)
+	}
+	jobs := make([]faas.Job, 0, len(docs))
+	for _, d := range docs {
+		j, err := d.job()
+		if err != nil {
+			return nil, err
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs, nil
+}
+
+func findOne(ctx context.Context, coll *mongo.Collection, filter bson.D, into any, missing error) error {
+	err := coll.FindOne(ctx, filter).Decode(into)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return missing
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", coll.Name(), err)
+	}
+	return nil
+}
+
+func deleteOne(ctx context.Context, coll *mongo.Collection, filter bson.D, what string, missing error) error {
+	res, err := coll.DeleteOne(ctx, filter)
+	if err != nil {
+		return fmt.Errorf("delete %s: %w", what, err)
+	}
+	if res.DeletedCount == 0 {
+		return missing
+	}
+	return nil
+}

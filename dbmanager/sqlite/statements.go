@@ -1,0 +1,85 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// statements are prepared once at Open: the writer's on its single
+// connection, the readers' on the read pool.
+type statements struct {
+	all []*sql.Stmt
+
+	// On the writer.
+	createUser, deleteUser, userExists, function, putFunction, deleteFunction *sql.Stmt
+	createJob, deleteJob, startJob, requeueJob, completeJob, jobW, userW      *sql.Stmt
+
+	// On the readers.
+	user, userByToken, billedTime, readFunction, functions, readJob, pendingJobs *sql.Stmt
+}
+
+const functionColumns = `owner, name, source, version, timeout, memory_mb, updated`
+
+func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error {
+	for _, p := range []struct {
+		stmt  **sql.Stmt
+		db    *sql.DB
+		query string
+	}{
+		{&st.createUser, writer, `INSERT INTO users (name, token_hash, created) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`},
+		{&st.deleteUser, writer, `DELETE FROM users WHERE name = ?`},
+		{&st.userExists, writer, `SELECT 1 FROM users WHERE name = ?`},
+		{&st.function, writer, `SELECT ` + functionColumns + ` FROM functions WHERE owner = ? AND name = ?`},
+		{&st.putFunction, writer, `INSERT INTO functions (owner, name, source, version, timeout, memory_mb, updated)
+			VALUES (?, ?, ?, 1, ?, ?, ?)
+			ON CONFLICT (owner, name) DO UPDATE SET source = excluded.source, version = version + 1,
+				timeout = excluded.timeout, memory_mb = excluded.memory_mb, updated = excluded.updated
+			RETURNING version`},
+		{&st.deleteFunction, writer, `DELETE FROM functions WHERE owner = ? AND name = ?`},
+		{&st.createJob, writer, `INSERT INTO jobs (id, owner, function, version, args, state, attempt, worker,
+				created, started, finished, duration, billed, logs)
+			SELECT ?1, owner, name, version, ?2, 'queued', 0, '', ?3, 0, 0, 0, 0, ''
+			FROM functions WHERE owner = ?4 AND name = ?5
+			ON CONFLICT (id) DO NOTHING
+			RETURNING version`},
+		{&st.deleteJob, writer, `DELETE FROM jobs WHERE id = ?`},
+		{&st.startJob, writer, `UPDATE jobs SET state = 'running', attempt = ?1, worker = ?2, started = ?3
+			WHERE id = ?4 AND state = 'queued' AND attempt = ?5
+			RETURNING ` + jobColumns},
+		{&st.requeueJob, writer, `UPDATE jobs SET state = 'queued', worker = '',
+				lost = json_insert(coalesce(lost, '[]'), '$[#]', json(?1))
+			WHERE id = ?2 AND state = 'running' AND attempt = ?3
+			RETURNING ` + jobColumns},
+		{&st.completeJob, writer, `UPDATE jobs SET state = ?1, finished = ?2, result = ?3, error = ?4,
+				duration = ?5, billed = ?6, logs = ?7
+			WHERE id = ?8 AND state = 'running' AND attempt = ?9
+			RETURNING ` + jobColumns},
+
+		{&st.jobW, writer, `SELECT ` + jobColumns + ` FROM jobs WHERE id = ?`},
+		{&st.userW, writer, `SELECT name, token_hash, created FROM users WHERE name = ?`},
+
+		{&st.user, reader, `SELECT name, token_hash, created FROM users WHERE name = ?`},
+		{&st.userByToken, reader, `SELECT name, token_hash, created FROM users WHERE token_hash = ?`},
+		{&st.billedTime, reader, `SELECT billed FROM users WHERE name = ?`},
+		{&st.readFunction, reader, `SELECT ` + functionColumns + ` FROM functions WHERE owner = ? AND name = ?`},
+		{&st.functions, reader, `SELECT ` + functionColumns + ` FROM functions WHERE owner = ? ORDER BY name`},
+		{&st.readJob, reader, `SELECT ` + jobColumns + ` FROM jobs WHERE id = ?`},
+		{&st.pendingJobs, reader, `SELECT ` + jobColumns + ` FROM jobs
+			WHERE state IN ('queued', 'running') ORDER BY created, id`},
+	} {
+		stmt, err := p.db.PrepareContext(ctx, p.query)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.query, err)
+		}
+		*p.stmt = stmt
+		st.all = append(st.all, stmt)
+	}
+	return nil
+}
+
+func (st *statements) close() {
+	for _, stmt := range st.all {
+		stmt.Close()
+	}
+}

@@ -1,0 +1,674 @@
+// Package storetest is the conformance suite every faas.Store passes: the
+// embedded SQLite store, the MongoDB store and the DB manager's proxy. It
+// pins down the contract written on faas.Store, including what a retried
+// request answers, so that a caller cannot tell the backends apart.
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"faas/proxies/faas"
+)
+
+// timeout bounds each subtest, including the concurrent ones.
+const timeout = 30 * time.Second
+
+// Run runs the suite. open returns a store for one subtest; it may hand
+// every subtest the same store, since they use names of their own, and
+// must arrange to close it with t.Cleanup.
+func Run(t *testing.T, open func(t *testing.T) faas.Store) {
+	for _, tc := range []struct {
+		name string
+		fn   func(t *testing.T, s faas.Store)
+	}{
+		{"Ping", testPing},
+		{"Users", testUsers},
+		{"InvalidInput", testInvalidInput},
+		{"DeleteUserCascades", testDeleteUserCascades},
+		{"Functions", testFunctions},
+		{"CreateJob", testCreateJob},
+		{"DeleteJob", testDeleteJob},
+		{"StartJob", testStartJob},
+		{"RequeueJob", testRequeueJob},
+		{"CompleteJob", testCompleteJob},
+		{"CompleteJobFailed", testCompleteJobFailed},
+		{"StaleAttemptIsFenced", testStaleAttemptIsFenced},
+		{"ConcurrentCompletionBillsOnce", testConcurrentCompletionBillsOnce},
+		{"ConcurrentStartHasOneWinner", testConcurrentStartHasOneWinner},
+		{"BilledTimeIsSumOfJobs", testBilledTimeIsSumOfJobs},
+		{"PendingJobs", testPendingJobs},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.fn(t, open(t))
+		})
+	}
+}
+
+var seq atomic.Int64
+
+// unique returns a name no other subtest (or earlier run against the same
+// database) uses.
+func unique(prefix string) string {
+	return fmt.Sprintf("%s-%d-%d", prefix, time.Now().UnixNano(), seq.Add(1))
+}
+
+func testContext(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// requireCode fails unless err carries code.
+func requireCode(t *testing.T, err error, code faas.Code) {
+	t.Helper()
+	require.Error(t, err)
+	require.Equal(t, code, faas.ErrorCode(err), "error %v", err)
+}
+
+// requireStoredTime checks the precision promise: UTC, microseconds.
+func requireStoredTime(t *testing.T, tm time.Time) {
+	t.Helper()
+	require.False(t, tm.IsZero())
+	require.Equal(t, time.UTC, tm.Location())
+	require.Equal(t, tm, tm.Truncate(time.Microsecond))
+	require.WithinDuration(t, time.Now(), tm, time.Minute)
+}
+
+// requireBilled checks a user's billed total.
+func requireBilled(t *testing.T, ctx context.Context, s faas.Store, user string, want time.Duration) {
+	t.Helper()
+	billed, err := s.BilledTime(ctx, user)
+	require.NoError(t, err)
+	require.Equal(t, want, billed)
+}
+
+// fixture is a user with one function.
+type fixture struct {
+	user faas.User
+	fn   faas.Function
+}
+
+func newFixture(t *testing.T, ctx context.Context, s faas.Store) fixture {
+	t.Helper()
+	u := faas.User{Name: unique("user"), TokenHash: unique("hash")}
+	require.NoError(t, s.CreateUser(ctx, u))
+	f, created, err := s.PutFunction(ctx, faas.Function{Owner: u.Name, Name: "add", Source: "function add(a,b){return a+b}", Timeout: time.Second})
+	require.NoError(t, err)
+	require.True(t, created)
+	return fixture{user: u, fn: f}
+}
+
+func (fx fixture) job(t *testing.T, ctx context.Context, s faas.Store) faas.Job {
+	t.Helper()
+	j, err := s.CreateJob(ctx, faas.Job{ID: unique("job"), Owner: fx.user.Name, Function: fx.fn.Name, Args: json.RawMessage(`[4,5]`)})
+	require.NoError(t, err)
+	return j
+}
+
+// running creates a job and starts attempt 1 on worker w1.
+func (fx fixture) running(t *testing.T, ctx context.Context, s faas.Store) faas.Job {
+	t.Helper()
+	j, err := s.StartJob(ctx, fx.job(t, ctx, s).ID, 1, "w1")
+	require.NoError(t, err)
+	return j
+}
+
+func completion(j faas.Job, d time.Duration) faas.Completion {
+	return faas.Completion{JobID: j.ID, Attempt: j.Attempt, Worker: j.Worker, Result: json.RawMessage(`9`), Duration: d, Logs: "log line\n"}
+}
+
+func testPing(t *testing.T, s faas.Store) {
+	require.NoError(t, s.Ping(testContext(t)))
+}
+
+func testUsers(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	u := faas.User{Name: unique("user"), TokenHash: unique("hash")}
+	require.NoError(t, s.CreateUser(ctx, u))
+
+	got, err := s.User(ctx, u.Name)
+	require.NoError(t, err)
+	require.Equal(t, u.Name, got.Name)
+	require.Equal(t, u.TokenHash, got.TokenHash)
+	requireStoredTime(t, got.Created)
+
+	byToken, err := s.UserByToken(ctx, u.TokenHash)
+	require.NoError(t, err)
+	require.Equal(t, got, byToken)
+
+	// A retried registration is a no-op; another token is a conflict and
+	// does not overwrite the user.
+	require.NoError(t, s.CreateUser(ctx, u))
+	requireCode(t, s.CreateUser(ctx, faas.User{Name: u.Name, TokenHash: unique("hash")}), faas.Conflict)
+	again, err := s.User(ctx, u.Name)
+	require.NoError(t, err)
+	require.Equal(t, got, again)
+
+	// Another name with a token already in use is refused too.
+	requireCode(t, s.CreateUser(ctx, faas.User{Name: unique("user"), TokenHash: u.TokenHash}), faas.Conflict)
+
+	requireBilled(t, ctx, s, u.Name, 0)
+
+	_, err = s.User(ctx, unique("nobody"))
+	requireCode(t, err, faas.NotFound)
+	_, err = s.UserByToken(ctx, unique("nohash"))
+	requireCode(t, err, faas.NotFound)
+	_, err = s.BilledTime(ctx, unique("nobody"))
+	requireCode(t, err, faas.NotFound)
+	requireCode(t, s.DeleteUser(ctx, unique("nobody")), faas.NotFound)
+}
+
+func testInvalidInput(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	fx := newFixture(t, ctx, s)
+	j := fx.running(t, ctx, s)
+	for name, err := range map[string]error{
+		"user without name":  s.CreateUser(ctx, faas.User{TokenHash: "h"}),
+		"user without token": s.CreateUser(ctx, faas.User{Name: unique("user")}),
+		"function without name": func() error {
+			_, _, err := s.PutFunction(ctx, faas.Function{Owner: fx.user.Name, Source: "x"})
+			return err
+		}(),
+		"job without id": func() error {
+			_, err := s.CreateJob(ctx, faas.Job{Owner: fx.user.Name, Function: fx.fn.Name})
+			return err
+		}(),
+		"start attempt 0": func() error {
+			_, err := s.StartJob(ctx, j.ID, 0, "w1")
+			return err
+		}(),
+		"start without worker": func() error {
+			_, err := s.StartJob(ctx, j.ID, 1, "")
+			return err
+		}(),
+		"requeue without reason": func() error {
+			_, err := s.RequeueJob(ctx, j.ID, 1, nil)
+			return err
+		}(),
+		"complete with result and error": func() error {
+			c := completion(j, time.Second)
+			c.Error = faas.Errorf(faas.FunctionError, "boom")
+			_, err := s.CompleteJob(ctx, c)
+			return err
+		}(),
+		"complete with negative duration": func() error {
+			_, err := s.CompleteJob(ctx, completion(j, -time.Second))
+			return err
+		}(),
+	} {
+		require.Equal(t, faas.Invalid, faas.ErrorCode(err), "%s: %v", name, err)
+	}
+	// None of them changed the job.
+	got, err := s.Job(ctx, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, j, got)
+}
+
+func testDeleteUserCascades(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	fx := newFixture(t, ctx, s)
+	queued := fx.job(t, ctx, s)
+	done := fx.running(t, ctx, s)
+	_, err := s.CompleteJob(ctx, completion(done, 3*time.Second))
+	require.NoError(t, err)
+
+	require.NoError(t, s.DeleteUser(ctx, fx.user.Name))
+	_, err = s.User(ctx, fx.user.Name)
+	requireCode(t, err, faas.NotFound)
+	_, err = s.UserByToken(ctx, fx.user.TokenHash)
+	requireCode(t, err, faas.NotFound)
+	_, err = s.Function(ctx, fx.user.Name, fx.fn.Name)
+	requireCode(t, err, faas.NotFound)
+	for _, id := range []string{queued.ID, done.ID} {
+		_, err = s.Job(ctx, id)
+		requireCode(t, err, faas.NotFound)
+	}
+	_, err = s.BilledTime(ctx, fx.user.Name)
+	requireCode(t, err, faas.NotFound)
+	pending, err := s.PendingJobs(ctx)
+	require.NoError(t, err)
+	for _, j := range pending {
+		require.NotEqual(t, queued.ID, j.ID)
+	}
+	requireCode(t, s.DeleteUser(ctx, fx.user.Name), faas.NotFound)
+
+	// A new user of the same name starts from nothing.
+	require.NoError(t, s.CreateUser(ctx, faas.User{Name: fx.user.Name, TokenHash: unique("hash")}))
+	requireBilled(t, ctx, s, fx.user.Name, 0)
+	fns, err := s.Functions(ctx, fx.user.Name)
+	require.NoError(t, err)
+	require.Empty(t, fns)
+}
+
+func testFunctions(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	fx := newFixture(t, ctx, s)
+	owner := fx.user.Name
+	require.Equal(t, int64(1), fx.fn.Version)
+	require.Equal(t, owner, fx.fn.Owner)
+	requireStoredTime(t, fx.fn.Updated)
+
+	got, err := s.Function(ctx, owner, "add")
+	require.NoError(t, err)
+	require.Equal(t, fx.fn, got)
+
+	// The same upload again (a retry) changes nothing.
+	same, created, err := s.PutFunction(ctx, faas.Function{Owner: owner, Name: "add", Source: fx.fn.Source, Timeout: fx.fn.Timeout})
+	require.NoError(t, err)
+	require.False(t, created)
+	require.Equal(t, fx.fn, same)
+
+	// A replacement bumps the version.
+	v2, created, err := s.PutFunction(ctx, faas.Function{Owner: owner, Name: "add", Source: "(a,b)=>a+b", Timeout: 5 * time.Second, MemoryMB: 64})
+	require.NoError(t, err)
+	require.False(t, created)
+	require.Equal(t, int64(2), v2.Version)
+	require.Equal(t, 64, v2.MemoryMB)
+	got, err = s.Function(ctx, owner, "add")
+	require.NoError(t, err)
+	require.Equal(t, v2, got)
+
+	for _, name := range []string{"zeta", "beta"} {
+		_, created, err := s.PutFunction(ctx, faas.Function{Owner: owner, Name: name, Source: "x=>x"})
+		require.NoError(t, err)
+		require.True(t, created)
+	}
+	fns, err := s.Functions(ctx, owner)
+	require.NoError(t, err)
+	var names []string
+	for _, f := range fns {
+		names = append(names, f.Name)
+	}
+	require.Equal(t, []string{"add", "beta", "zeta"}, names)
+	require.Equal(t, v2, fns[0])
+
+	require.NoError(t, s.DeleteFunction(ctx, owner, "beta"))
+	requireCode(t, s.DeleteFunction(ctx, owner, "beta"), faas.NotFound)
+	_, err = s.Function(ctx, owner, "beta")
+	requireCode(t, err, faas.NotFound)
+	_, created, err = s.PutFunction(ctx, faas.Function{Owner: owner, Name: "beta", Source: "x=>x"})
+	require.NoError(t, err)
+	require.True(t, created, "a function created again after deletion")
+
+	// Another user sees none of it.
+	other := newFixture(t, ctx, s)
+	_, err = s.Function(ctx, other.user.Name, "zeta")
+	requireCode(t, err, faas.NotFound)
+	fns, err = s.Functions(ctx, unique("nobody"))
+	require.NoError(t, err)
+	require.Empty(t, fns)
+
+	_, _, err = s.PutFunction(ctx, faas.Function{Owner: "ghost-" + owner, Name: "f", Source: "x=>x"})
+	requireCode(t, err, faas.NotFound)
+	require.Contains(t, err.Error(), "user ghost-"+owner+" not found")
+}
+
+func testCreateJob(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	fx := newFixture(t, ctx, s)
+	v2, _, err := s.PutFunction(ctx, faas.Function{Owner: fx.user.Name, Name: "add", Source: "(a,b)=>a+b"})
+	require.NoError(t, err)
+
+	created := time.Date(2025, 1, 2, 3, 4, 5, 123456000, time.UTC)
+	in := faas.Job{ID: unique("job"), Owner: fx.user.Name, Function: "add", Args: json.RawMessage(`[1,"two",{"three":3}]`),
+		Created: created, State: faas.Succeeded, Attempt: 7, Worker: "w"}
+	j, err := s.CreateJob(ctx, in)
+	require.NoError(t, err)
+	require.Equal(t, faas.Queued, j.State)
+	require.Zero(t, j.Attempt)
+	require.Empty(t, j.Worker)
+	require.Equal(t, v2.Version, j.Version)
+	require.Equal(t, created, j.Created)
+	require.JSONEq(t, string(in.Args), string(j.Args))
+
+	got, err := s.Job(ctx, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, j, got)
+
+	// A retried submission returns the job as it is.
+	started, err := s.StartJob(ctx, j.ID, 1, "w1")
+	require.NoError(t, err)
+	again, err := s.CreateJob(ctx, faas.Job{ID: j.ID, Owner: fx.user.Name, Function: "add"})
+	require.NoError(t, err)
+	require.Equal(t, started, again)
+
+	other := newFixture(t, ctx, s)
+	_, err = s.CreateJob(ctx, faas.Job{ID: j.ID, Owner: other.user.Name, Function: "add"})
+	requireCode(t, err, faas.Conflict)
+
+	// A zero creation time means now; no arguments mean none.
+	now, err := s.CreateJob(ctx, faas.Job{ID: unique("job"), Owner: fx.user.Name, Function: "add"})
+	require.NoError(t, err)
+	requireStoredTime(t, now.Created)
+	require.JSONEq(t, `[]`, string(now.Args))
+
+	_, err = s.CreateJob(ctx, faas.Job{ID: unique("job"), Owner: fx.user.Name, Function: "missing"})
+	requireCode(t, err, faas.NotFound)
+	_, err = s.CreateJob(ctx, faas.Job{ID: unique("job"), Owner: unique("nobody"), Function: "add"})
+	requireCode(t, err, faas.NotFound)
+	_, err = s.Job(ctx, unique("job"))
+	requireCode(t, err, faas.NotFound)
+}
+
+func testDeleteJob(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	fx := newFixture(t, ctx, s)
+	j := fx.job(t, ctx, s)
+	require.NoError(t, s.DeleteJob(ctx, j.ID))
+	_, err := s.Job(ctx, j.ID)
+	requireCode(t, err, faas.NotFound)
+	requireCode(t, s.DeleteJob(ctx, j.ID), faas.NotFound)
+	// A deleted job is never run.
+	_, err = s.StartJob(ctx, j.ID, 1, "w1")
+	requireCode(t, err, faas.NotFound)
+	_, err = s.RequeueJob(ctx, j.ID, 1, faas.Errorf(faas.Timeout, "lease expired"))
+	requireCode(t, err, faas.NotFound)
+	_, err = s.CompleteJob(ctx, completion(faas.Job{ID: j.ID, Attempt: 1}, time.Second))
+	requireCode(t, err, faas.NotFound)
+}
+
+func testStartJob(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	fx := newFixture(t, ctx, s)
+	j := fx.job(t, ctx, s)
+
+	_, err := s.StartJob(ctx, j.ID, 2, "w1")
+	requireCode(t, err, faas.Conflict)
+
+	started, err := s.StartJob(ctx, j.ID, 1, "w1")
+	require.NoError(t, err)
+	require.Equal(t, faas.Running, started.State)
+	require.Equal(t, 1, started.Attempt)
+	require.Equal(t, "w1", started.Worker)
+	require.JSONEq(t, `[4,5]`, string(started.Args))
+	requireStoredTime(t, started.Started)
+	want := j
+	want.State, want.Attempt, want.Worker, want.Started = faas.Running, 1, "w1", started.Started
+	require.Equal(t, want, started)
+
+	// The same worker asking again is a retry; anyone else is refused.
+	again, err := s.StartJob(ctx, j.ID, 1, "w1")
+	require.NoError(t, err)
+	require.Equal(t, started, again)
+	for _, tc := range []struct {
+		attempt int
+		worker  string
+	}{{1, "w2"}, {2, "w1"}, {2, "w2"}, {3, "w1"}} {
+		_, err = s.StartJob(ctx, j.ID, tc.attempt, tc.worker)
+		requireCode(t, err, faas.Conflict)
+	}
+	got, err := s.Job(ctx, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, started, got)
+
+	// A finished job cannot be started again.
+	_, err = s.CompleteJob(ctx, completion(started, time.Millisecond))
+	require.NoError(t, err)
+	_, err = s.StartJob(ctx, j.ID, 2, "w1")
+	requireCode(t, err, faas.Conflict)
+	_, err = s.StartJob(ctx, j.ID, 1, "w1")
+	requireCode(t, err, faas.Conflict)
+}
+
+func testRequeueJob(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	fx := newFixture(t, ctx, s)
+	j := fx.running(t, ctx, s)
+	lost1 := faas.Errorf(faas.Timeout, "lease of w1 expired")
+
+	_, err := s.RequeueJob(ctx, j.ID, 2, lost1)
+	requireCode(t, err, faas.Conflict)
+
+	requeued, err := s.RequeueJob(ctx, j.ID, 1, lost1)
+	require.NoError(t, err)
+	require.Equal(t, faas.Queued, requeued.State)
+	require.Equal(t, 1, requeued.Attempt)
+	require.Empty(t, requeued.Worker)
+	require.Equal(t, []*faas.Error{lost1}, requeued.Lost)
+
+	again, err := s.RequeueJob(ctx, j.ID, 1, lost1)
+	require.NoError(t, err)
+	require.Equal(t, requeued, again)
+	_, err = s.RequeueJob(ctx, j.ID, 1, faas.Errorf(faas.Unavailable, "another reason"))
+	requireCode(t, err, faas.Conflict)
+
+	// The next attempt runs elsewhere and can be lost too, in order.
+	restarted, err := s.StartJob(ctx, j.ID, 2, "w2")
+	require.NoError(t, err)
+	require.Equal(t, []*faas.Error{lost1}, restarted.Lost)
+	lost2 := faas.Errorf(faas.Unavailable, "worker w2 drained")
+	requeued, err = s.RequeueJob(ctx, j.ID, 2, lost2)
+	require.NoError(t, err)
+	require.Equal(t, []*faas.Error{lost1, lost2}, requeued.Lost)
+	got, err := s.Job(ctx, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, requeued, got)
+
+	// A queued or finished job is not requeued.
+	_, err = s.RequeueJob(ctx, j.ID, 3, lost1)
+	requireCode(t, err, faas.Conflict)
+	third, err := s.StartJob(ctx, j.ID, 3, "w3")
+	require.NoError(t, err)
+	_, err = s.CompleteJob(ctx, completion(third, time.Second))
+	require.NoError(t, err)
+	_, err = s.RequeueJob(ctx, j.ID, 3, lost1)
+	requireCode(t, err, faas.Conflict)
+}
+
+func testCompleteJob(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	fx := newFixture(t, ctx, s)
+	queued := fx.job(t, ctx, s)
+	_, err := s.CompleteJob(ctx, completion(faas.Job{ID: queued.ID, Attempt: 1}, time.Second))
+	requireCode(t, err, faas.Conflict)
+
+	j := fx.running(t, ctx, s)
+	d := time.Hour + 2*time.Minute + 3*time.Second + 456789*time.Microsecond
+	done, err := s.CompleteJob(ctx, completion(j, d))
+	require.NoError(t, err)
+	require.Equal(t, faas.Succeeded, done.State)
+	require.JSONEq(t, `9`, string(done.Result))
+	require.Nil(t, done.Error)
+	require.Equal(t, d, done.Duration)
+	require.Equal(t, d, done.Billed)
+	require.Equal(t, "log line\n", done.Logs)
+	requireStoredTime(t, done.Finished)
+	require.False(t, done.Finished.Before(done.Started))
+	want := j
+	want.State, want.Result, want.Duration, want.Billed, want.Logs, want.Finished = faas.Succeeded, done.Result, d, d, "log line\n", done.Finished
+	require.Equal(t, want, done)
+
+	got, err := s.Job(ctx, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, done, got)
+	requireBilled(t, ctx, s, fx.user.Name, d)
+
+	// A retry, even with another outcome, returns the job unchanged and
+	// bills nothing more.
+	retry := completion(j, 2*d)
+	retry.Result = json.RawMessage(`10`)
+	again, err := s.CompleteJob(ctx, retry)
+	require.NoError(t, err)
+	require.Equal(t, done, again)
+	requireBilled(t, ctx, s, fx.user.Name, d)
+
+	_, err = s.CompleteJob(ctx, completion(faas.Job{ID: j.ID, Attempt: 2}, time.Second))
+	requireCode(t, err, faas.Conflict)
+}
+
+func testCompleteJobFailed(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	fx := newFixture(t, ctx, s)
+	j := fx.running(t, ctx, s)
+	c := faas.Completion{JobID: j.ID, Attempt: 1, Worker: "w1", Error: faas.Errorf(faas.FunctionError, "TypeError: x is not a function at add:1:5"), Duration: 1500 * time.Microsecond}
+	done, err := s.CompleteJob(ctx, c)
+	require.NoError(t, err)
+	require.Equal(t, faas.Failed, done.State)
+	require.Equal(t, c.Error, done.Error)
+	require.Nil(t, done.Result)
+	require.Equal(t, c.Duration, done.Billed)
+	got, err := s.Job(ctx, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, done, got)
+	requireBilled(t, ctx, s, fx.user.Name, c.Duration)
+}
+
+func testStaleAttemptIsFenced(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	fx := newFixture(t, ctx, s)
+	first := fx.running(t, ctx, s)
+	_, err := s.RequeueJob(ctx, first.ID, 1, faas.Errorf(faas.Timeout, "lease expired"))
+	require.NoError(t, err)
+	second, err := s.StartJob(ctx, first.ID, 2, "w2")
+	require.NoError(t, err)
+
+	// The worker that lost its lease reports late: refused, not billed.
+	_, err = s.CompleteJob(ctx, completion(first, time.Minute))
+	requireCode(t, err, faas.Conflict)
+	_, err = s.RequeueJob(ctx, first.ID, 1, faas.Errorf(faas.Timeout, "lease expired"))
+	requireCode(t, err, faas.Conflict)
+	requireBilled(t, ctx, s, fx.user.Name, 0)
+
+	done, err := s.CompleteJob(ctx, completion(second, time.Second))
+	require.NoError(t, err)
+	require.Equal(t, 2, done.Attempt)
+	require.Equal(t, "w2", done.Worker)
+	_, err = s.CompleteJob(ctx, completion(first, time.Minute))
+	requireCode(t, err, faas.Conflict)
+	requireBilled(t, ctx, s, fx.user.Name, time.Second)
+}
+
+func testConcurrentCompletionBillsOnce(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	fx := newFixture(t, ctx, s)
+	j := fx.running(t, ctx, s)
+	const n = 50
+	d := 1234567 * time.Microsecond
+	results := make([]faas.Job, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { results[i], errs[i] = s.CompleteJob(ctx, completion(j, d)) })
+	}
+	wg.Wait()
+	for i := range n {
+		require.NoError(t, errs[i])
+		require.Equal(t, results[0], results[i])
+	}
+	require.Equal(t, faas.Succeeded, results[0].State)
+	requireBilled(t, ctx, s, fx.user.Name, d)
+}
+
+func testConcurrentStartHasOneWinner(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	fx := newFixture(t, ctx, s)
+	j := fx.job(t, ctx, s)
+	const n = 20
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { _, errs[i] = s.StartJob(ctx, j.ID, 1, fmt.Sprintf("w%d", i)) })
+	}
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		if err == nil {
+			require.Equal(t, -1, winner, "workers %d and %d both won", winner, i)
+			winner = i
+			continue
+		}
+		requireCode(t, err, faas.Conflict)
+	}
+	require.NotEqual(t, -1, winner, "nobody won")
+	got, err := s.Job(ctx, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, fmt.Sprintf("w%d", winner), got.Worker)
+	require.Equal(t, 1, got.Attempt)
+}
+
+func testBilledTimeIsSumOfJobs(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	fx := newFixture(t, ctx, s)
+	other := newFixture(t, ctx, s)
+	var sum time.Duration
+	var ids []string
+	for i := range 12 {
+		j := fx.running(t, ctx, s)
+		c := completion(j, time.Duration(i+1)*1001*time.Microsecond)
+		if i%3 == 0 {
+			c.Result, c.Error = nil, faas.Errorf(faas.Timeout, "timed out")
+		}
+		done, err := s.CompleteJob(ctx, c)
+		require.NoError(t, err)
+		sum += done.Billed
+		ids = append(ids, j.ID)
+	}
+	// Unfinished jobs and other users' jobs cost this user nothing.
+	fx.job(t, ctx, s)
+	fx.running(t, ctx, s)
+	oj := other.running(t, ctx, s)
+	_, err := s.CompleteJob(ctx, completion(oj, time.Hour))
+	require.NoError(t, err)
+
+	var fromJobs time.Duration
+	for _, id := range ids {
+		j, err := s.Job(ctx, id)
+		require.NoError(t, err)
+		fromJobs += j.Billed
+	}
+	require.Equal(t, sum, fromJobs)
+	requireBilled(t, ctx, s, fx.user.Name, sum)
+
+	// Deleting a finished job does not refund it.
+	require.NoError(t, s.DeleteJob(ctx, ids[0]))
+	requireBilled(t, ctx, s, fx.user.Name, sum)
+}
+
+func testPendingJobs(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	fx := newFixture(t, ctx, s)
+	base := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	var want []string
+	for i, offset := range []int{3, 1, 4, 2, 0} {
+		j, err := s.CreateJob(ctx, faas.Job{ID: unique("job"), Owner: fx.user.Name, Function: "add",
+			Created: base.Add(time.Duration(offset) * time.Microsecond)})
+		require.NoError(t, err)
+		switch i {
+		case 0:
+			_, err = s.StartJob(ctx, j.ID, 1, "w1")
+			require.NoError(t, err)
+		case 1:
+			started, err := s.StartJob(ctx, j.ID, 1, "w1")
+			require.NoError(t, err)
+			_, err = s.CompleteJob(ctx, completion(started, time.Millisecond))
+			require.NoError(t, err)
+			continue
+		}
+		want = append(want, j.ID)
+	}
+	// Oldest first: offsets 0, 2, 3, 4.
+	want = []string{want[3], want[2], want[0], want[1]}
+
+	pending, err := s.PendingJobs(ctx)
+	require.NoError(t, err)
+	var got []string
+	for _, j := range pending {
+		if j.Owner == fx.user.Name {
+			got = append(got, j.ID)
+			require.Contains(t, []faas.JobState{faas.Queued, faas.Running}, j.State)
+		}
+	}
+	require.Equal(t, want, got)
+	require.True(t, slices.IsSortedFunc(pending, func(a, b faas.Job) int { return a.Created.Compare(b.Created) }))
+}
