@@ -216,3 +216,32 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkCall(b *testing.B) {
+	srv, _ := serve(b, "tcp://127.0.0.1:*")
+	c := dial(b, srv.Endpoint(), 0)
+	ctx := context.Background()
+	b.ResetTimer()
+	for b.Loop() {
+		var got string
+		if err := c.Call(ctx, "echo", echoReq{Text: "x"}, &got); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkCallParallel(b *testing.B) {
+	srv, _ := serve(b, "tcp://127.0.0.1:*")
+	c := dial(b, srv.Endpoint(), 0)
+	ctx := context.Background()
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			var got string
+			if err := c.Call(ctx, "echo", echoReq{Text: "x"}, &got); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -1,0 +1,198 @@
+package frontend
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"faas/proxies/faas"
+)
+
+// tokenBytes is the entropy of a bearer token: far beyond guessing.
+const tokenBytes = 32
+
+// newToken returns a fresh bearer token and the hash under which it is
+// stored. Only the hash leaves this process, so a leaked database does not
+// hand out working tokens.
+func newToken() (token, hash string, err error) {
+	b := make([]byte, tokenBytes)
+	if _, err := rand.Read(b); err != nil {
+		return "", "", fmt.Errorf("generate token: %w", err)
+	}
+	token = base64.RawURLEncoding.EncodeToString(b)
+	return token, hashToken(token), nil
+}
+
+// hashToken is the stored form of a token. A fast hash is enough: tokens
+// are random, so there is no dictionary to try.
+func hashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// bearerToken extracts the token from an Authorization header. It checks
+// the token's shape here so that garbage costs no database round trip.
+func bearerToken(header string) (string, error) {
+	if header == "" {
+		return "", faas.Errorf(faas.Unauthorized, "missing Authorization header, want Bearer <token>")
+	}
+	scheme, token, found := strings.Cut(header, " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") {
+		return "", faas.Errorf(faas.Unauthorized, "malformed Authorization header, want Bearer <token>")
+	}
+	token = strings.TrimSpace(token)
+	if b, err := base64.RawURLEncoding.DecodeString(token); err != nil || len(b) != tokenBytes {
+		return "", faas.Errorf(faas.Unauthorized, "malformed bearer token")
+	}
+	return token, nil
+}
+
+// errBadToken answers a well-formed token that matches no user.
+var errBadToken = faas.Errorf(faas.Unauthorized, "invalid bearer token")
+
+// tokenTTL is how long a token's user is remembered. Within it, a user
+// deleted through another frontend process still authenticates here (and
+// a token of a deleted user could act on a user re-registered under the
+// same name elsewhere), though the store refuses to act on data that is
+// gone. Deleting through this process forgets at once. A few seconds
+// keep that window small and still spare most requests a DB round trip.
+const tokenTTL = 5 * time.Second
+
+// tokenCacheSize bounds the memory the cache can take.
+const tokenCacheSize = 10000
+
+// tokenCache remembers token hash -> user name for tokenTTL. Only hits on
+// real users are stored, so random tokens cannot fill it.
+type tokenCache struct {
+	ttl time.Duration
+	max int
+
+	mu      sync.Mutex
+	entries map[string]cached
+}
+
+type cached struct {
+	user    string
+	expires time.Time
+}
+
+func newTokenCache(ttl time.Duration, max int) *tokenCache {
+	return &tokenCache{ttl: ttl, max: max, entries: make(map[string]cached)}
+}
+
+func (tc *tokenCache) get(hash string, now time.Time) (string, bool) {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	e, ok := tc.entries[hash]
+	if !ok {
+		return "", false
+	}
+	if now.After(e.expires) {
+		delete(tc.entries, hash)
+		return "", false
+	}
+	return e.user, true
+}
+
+func (tc *tokenCache) put(hash, user string, now time.Time) {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	if len(tc.entries) >= tc.max {
+		tc.evict(now)
+	}
+	tc.entries[hash] = cached{user: user, expires: now.Add(tc.ttl)}
+}
+
+// evict makes room: expired entries first, then arbitrary ones (map order),
+// which only costs their owners one extra lookup.
+func (tc *tokenCache) evict(now time.Time) {
+	for h, e := range tc.entries {
+		if now.After(e.expires) {
+			delete(tc.entries, h)
+		}
+	}
+	for h := range tc.entries {
+		if len(tc.entries) < tc.max {
+			return
+		}
+		delete(tc.entries, h)
+	}
+}
+
+// forget drops every token of user, so a deleted user is locked out of
+// this process at once.
+func (tc *tokenCache) forget(user string) {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	for h, e := range tc.entries {
+		if e.user == user {
+			delete(tc.entries, h)
+		}
+	}
+}
+
+// userKey is where the authenticate middleware leaves the caller's name.
+const userKey = "faas.user"
+
+// authenticate resolves the bearer token to a user name and leaves it in
+// the context; it answers 401 on any doubt. With auth off it lets
+// everything through and leaves no name.
+func (s *Server) authenticate(c *gin.Context) {
+	if !s.cfg.authOn() {
+		return
+	}
+	user, err := s.tokenUser(c.Request.Context(), c.GetHeader("Authorization"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Set(userKey, user)
+}
+
+// tokenUser returns the name of the user holding the token in header.
+func (s *Server) tokenUser(ctx context.Context, header string) (string, error) {
+	token, err := bearerToken(header)
+	if err != nil {
+		return "", err
+	}
+	hash := hashToken(token)
+	if user, ok := s.tokens.get(hash, time.Now()); ok {
+		return user, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	u, err := s.store.UserByToken(ctx, hash)
+	if faas.ErrorCode(err) == faas.NotFound {
+		return "", errBadToken
+	}
+	if err != nil {
+		return "", fmt.Errorf("look up token: %w", err)
+	}
+	s.tokens.put(hash, u.Name, time.Now())
+	return u.Name, nil
+}
+
+// ownsUser lets a request on /u/:u through only for the token of :u. The
+// answer does not depend on whether :u exists, so it reveals nothing.
+func (s *Server) ownsUser(c *gin.Context) {
+	if !s.cfg.authOn() {
+		return
+	}
+	if c.GetString(userKey) != c.Param("u") {
+		s.fail(c, faas.Errorf(faas.Unauthorized, "the bearer token does not grant access to this user"))
+	}
+}
+
+// mayRead reports whether the caller may see a job of owner. Another user's
+// job must look exactly like a missing one.
+func (s *Server) mayRead(c *gin.Context, owner string) bool {
+	return !s.cfg.authOn() || c.GetString(userKey) == owner
+}

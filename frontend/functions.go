@@ -1,0 +1,133 @@
+package frontend
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+
+	"faas/proxies/faas"
+	"faas/worker/sandbox"
+)
+
+// Limits on what a client may send.
+const (
+	maxSourceBytes = 256 << 10
+	maxArgsBytes   = 1 << 20
+	defaultTimeout = 30 * time.Second
+	maxTimeout     = 5 * time.Minute
+	maxWait        = 60 * time.Second
+)
+
+// readBody reads the request body, answering too_large beyond limit. A
+// declared Content-Length over the limit is refused before reading a byte.
+func readBody(c *gin.Context, limit int64, what string) ([]byte, error) {
+	tooLarge := faas.Errorf(faas.TooLarge, "%s is larger than %d bytes", what, limit)
+	if c.Request.ContentLength > limit {
+		return nil, tooLarge
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, tooLarge
+	}
+	if err != nil {
+		return nil, faas.Errorf(faas.Invalid, "read %s: %v", what, err)
+	}
+	return b, nil
+}
+
+// durationParam parses the query parameter name as a Go duration in
+// (0, max], or returns def when it is absent.
+func durationParam(c *gin.Context, name string, def, max time.Duration) (time.Duration, error) {
+	v, present := c.GetQuery(name)
+	if !present {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 || d > max {
+		return 0, faas.Errorf(faas.Invalid, "invalid %s %q: want a duration like 5s, above 0 and at most %v", name, v, max)
+	}
+	return d, nil
+}
+
+// putFunction compiles and stores a function. Compiling here, not in the
+// worker, tells the user about a syntax error when they can fix it.
+func (s *Server) putFunction(c *gin.Context) {
+	owner, name := c.Param("u"), c.Param("f")
+	timeout, err := durationParam(c, "timeout", defaultTimeout, maxTimeout)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	src, err := readBody(c, maxSourceBytes, "function source")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if !utf8.Valid(src) {
+		s.fail(c, faas.Errorf(faas.Invalid, "function source is not valid UTF-8"))
+		return
+	}
+	// The sandbox's own check, so upload and execution cannot disagree.
+	if err := sandbox.Validate(string(src)); err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx, cancel := s.reqCtx(c, 0)
+	defer cancel()
+	f, created, err := s.store.PutFunction(ctx, faas.Function{Owner: owner, Name: name, Source: string(src), Timeout: timeout})
+	if err != nil {
+		s.fail(c, fmt.Errorf("put function %s/%s: %w", owner, name, err))
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	ok(c, status, gin.H{"name": f.Name, "version": f.Version, "timeout_ms": millis(f.Timeout)})
+}
+
+// listFunctions answers {name: source} for the user's functions.
+func (s *Server) listFunctions(c *gin.Context) {
+	owner := c.Param("u")
+	ctx, cancel := s.reqCtx(c, 0)
+	defer cancel()
+	fns, err := s.store.Functions(ctx, owner)
+	if err != nil {
+		s.fail(c, fmt.Errorf("list functions of %s: %w", owner, err))
+		return
+	}
+	res := make(map[string]string, len(fns))
+	for _, f := range fns {
+		res[f.Name] = f.Source
+	}
+	ok(c, http.StatusOK, res)
+}
+
+func (s *Server) getFunction(c *gin.Context) {
+	owner, name := c.Param("u"), c.Param("f")
+	ctx, cancel := s.reqCtx(c, 0)
+	defer cancel()
+	f, err := s.store.Function(ctx, owner, name)
+	if err != nil {
+		s.fail(c, fmt.Errorf("get function %s/%s: %w", owner, name, err))
+		return
+	}
+	ok(c, http.StatusOK, gin.H{"name": f.Name, "src": f.Source})
+}
+
+func (s *Server) deleteFunction(c *gin.Context) {
+	owner, name := c.Param("u"), c.Param("f")
+	ctx, cancel := s.reqCtx(c, 0)
+	defer cancel()
+	if err := s.store.DeleteFunction(ctx, owner, name); err != nil {
+		s.fail(c, fmt.Errorf("delete function %s/%s: %w", owner, name, err))
+		return
+	}
+	ok(c, http.StatusOK, name)
+}

@@ -1,0 +1,241 @@
+package frontend
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"faas/proxies/faas"
+)
+
+func TestConfigFromEnv(t *testing.T) {
+	// t.Setenv rules out t.Parallel here.
+	for _, k := range []string{"PORT", "FAAS_HTTP_LISTEN", "DB_URL", "JQ_URL", "FAAS_AUTH", "FAAS_REQUEST_TIMEOUT"} {
+		t.Setenv(k, "") // restores the variable after the test
+		require.NoError(t, os.Unsetenv(k))
+	}
+	cfg, err := ConfigFromEnv()
+	require.NoError(t, err)
+	require.Equal(t, Config{
+		Port:           8080,
+		DBURL:          "tcp://127.0.0.1:27444",
+		JQURL:          "tcp://127.0.0.1:27445",
+		Auth:           "on",
+		RequestTimeout: 3 * time.Second,
+	}, cfg)
+	require.Equal(t, ":8080", cfg.addr())
+
+	t.Setenv("FAAS_HTTP_LISTEN", "127.0.0.1:0")
+	t.Setenv("FAAS_AUTH", "off")
+	t.Setenv("DB_URL", "tcp://db:1")
+	cfg, err = ConfigFromEnv()
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1:0", cfg.addr())
+	require.False(t, cfg.authOn())
+	require.Equal(t, "tcp://db:1", cfg.DBURL)
+
+	for k, v := range map[string]string{"FAAS_AUTH": "yes", "FAAS_REQUEST_TIMEOUT": "0s"} {
+		t.Run(k, func(t *testing.T) {
+			t.Setenv(k, v)
+			_, err := ConfigFromEnv()
+			require.ErrorContains(t, err, k)
+		})
+	}
+	t.Setenv("FAAS_REQUEST_TIMEOUT", "soon")
+	_, err = ConfigFromEnv()
+	require.Error(t, err)
+}
+
+func TestHTTPStatusCoversEveryCode(t *testing.T) {
+	t.Parallel()
+	want := map[faas.Code]int{
+		faas.NotFound: 404, faas.Invalid: 400, faas.Conflict: 409, faas.Unauthorized: 401,
+		faas.TooLarge: 413, faas.NotFinished: 409, faas.FunctionError: 422, faas.Timeout: 422,
+		faas.Unavailable: 503, faas.Internal: 500, "no_such_code": 500,
+	}
+	for code, status := range want {
+		require.Equal(t, status, httpStatus(code), code)
+	}
+}
+
+func TestValidName(t *testing.T) {
+	t.Parallel()
+	for name, valid := range map[string]bool{
+		"a": true, "Alice_1.2-3": true, strings.Repeat("x", 64): true,
+		"": false, strings.Repeat("x", 65): false, "a b": false, "a/b": false,
+		"a%2F": false, "ñ": false, "a\x00": false,
+	} {
+		require.Equal(t, valid, validName(name), "%q", name)
+	}
+}
+
+func TestValidJobID(t *testing.T) {
+	t.Parallel()
+	require.True(t, validJobID("6ba7b810-9dad-11d1-80b4-00c04fd430c8"))
+	for _, id := range []string{"", "42", "6ba7b8109dad11d180b400c04fd430c8", "{6ba7b810-9dad-11d1-80b4-00c04fd430c8}", "6ba7b810-9dad-11d1-80b4-00c04fd430cx"} {
+		require.False(t, validJobID(id), id)
+	}
+}
+
+func TestBearerToken(t *testing.T) {
+	t.Parallel()
+	token, hash, err := newToken()
+	require.NoError(t, err)
+	require.Len(t, token, 43, "32 bytes in unpadded base64url")
+	require.Len(t, hash, 64, "hex sha256")
+	require.Equal(t, hash, hashToken(token))
+	other, _, err := newToken()
+	require.NoError(t, err)
+	require.NotEqual(t, token, other)
+
+	got, err := bearerToken("Bearer " + token)
+	require.NoError(t, err)
+	require.Equal(t, token, got)
+	got, err = bearerToken("bearer " + token)
+	require.NoError(t, err, "the scheme is case-insensitive")
+	require.Equal(t, token, got)
+	for _, h := range []string{"", "Bearer", "Bearer ", "Basic " + token, token, "Bearer " + token[:42], "Bearer " + token + "A", "Bearer " + strings.Repeat("!", 43)} {
+		_, err := bearerToken(h)
+		require.Equal(t, faas.Unauthorized, faas.ErrorCode(err), "%q", h)
+	}
+}
+
+// FuzzBearerToken checks that an Authorization header either yields a
+// token of the shape newToken makes or is refused as unauthorized.
+func FuzzBearerToken(f *testing.F) {
+	token, _, err := newToken()
+	require.NoError(f, err)
+	for _, s := range []string{"", "Bearer " + token, "bearer  " + token, "Basic x", "Bearer", "Bearer =" + token[1:]} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, header string) {
+		got, err := bearerToken(header)
+		if err != nil {
+			require.Equal(t, faas.Unauthorized, faas.ErrorCode(err))
+			return
+		}
+		b, err := base64.RawURLEncoding.DecodeString(got)
+		require.NoError(t, err)
+		require.Len(t, b, tokenBytes)
+	})
+}
+
+func TestTokenCache(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	tc := newTokenCache(time.Second, 3)
+	tc.put("h1", "alice", now)
+	tc.put("h2", "alice", now)
+	tc.put("h3", "bob", now)
+	user, ok := tc.get("h1", now.Add(999*time.Millisecond))
+	require.True(t, ok)
+	require.Equal(t, "alice", user)
+	_, ok = tc.get("h1", now.Add(1001*time.Millisecond))
+	require.False(t, ok, "expired")
+
+	tc.forget("alice")
+	_, ok = tc.get("h2", now)
+	require.False(t, ok, "forgotten")
+	_, ok = tc.get("h3", now)
+	require.True(t, ok, "another user's token stays")
+
+	// Filling it past its bound drops entries instead of growing.
+	for i := range 10 {
+		tc.put(string(rune('a'+i)), "carol", now)
+		require.LessOrEqual(t, len(tc.entries), 3)
+	}
+	_, ok = tc.get("j", now)
+	require.True(t, ok, "the newest entry is kept")
+}
+
+func TestRateMeter(t *testing.T) {
+	t.Parallel()
+	var m rateMeter
+	t0 := time.Now()
+	require.Zero(t, m.rate(100, t0), "no rate from one sample")
+	require.Zero(t, m.rate(150, t0.Add(100*time.Millisecond)), "too soon: the last rate")
+	require.InDelta(t, 50.0, m.rate(200, t0.Add(2*time.Second)), 1e-9)
+	require.InDelta(t, 50.0, m.rate(210, t0.Add(2100*time.Millisecond)), 1e-9, "too soon: the last rate")
+	require.Zero(t, m.rate(5, t0.Add(4*time.Second)), "the counter restarted")
+	require.InDelta(t, 10.0, m.rate(15, t0.Add(5*time.Second)), 1e-9)
+}
+
+func TestParseArgs(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"":                 "[]",
+		"  \n":             "[]",
+		"[]":               "[]",
+		" [ 1 , \"a\" ] ":  `[1,"a"]`,
+		`[{"a": [null]}]`:  `[{"a":[null]}]`,
+		"[1e400]":          "[1e400]",
+		`["\u00e9\ud83d"]`: `["\u00e9\ud83d"]`,
+	} {
+		got, err := parseArgs([]byte(in))
+		require.NoError(t, err, "%q", in)
+		require.Equal(t, want, string(got), "%q", in)
+	}
+	for _, in := range []string{"null", "{}", "1", `"a"`, "[", "[1] [2]", "[1,]", "true"} {
+		_, err := parseArgs([]byte(in))
+		require.Equal(t, faas.Invalid, faas.ErrorCode(err), "%q", in)
+	}
+}
+
+// FuzzParseArgs checks that whatever a client sends, parseArgs either
+// refuses it as invalid or returns a compact JSON array.
+func FuzzParseArgs(f *testing.F) {
+	for _, s := range []string{"", "[]", "[1,2]", `[{"a":"b"}]`, "null", "{", "[1] x", " [ ] "} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		got, err := parseArgs(in)
+		if err != nil {
+			require.Equal(t, faas.Invalid, faas.ErrorCode(err))
+			return
+		}
+		var args []json.RawMessage
+		require.NoError(t, json.Unmarshal(got, &args))
+		require.NotNil(t, args)
+		require.NotContains(t, string(got), "\n")
+	})
+}
+
+func TestMillis(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, 1.234, millis(1234567*time.Nanosecond))
+	require.Equal(t, 0.0, millis(999*time.Nanosecond))
+	require.Equal(t, 60000.0, millis(time.Minute))
+}
+
+func TestNewJobInfo(t *testing.T) {
+	t.Parallel()
+	created := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
+	info := newJobInfo(faas.Job{ID: "id", Function: "f", State: faas.Queued, Created: created})
+	b, err := json.Marshal(info)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"id":"id","function":"f","args":[],"state":"queued","attempts":0,
+		"created":"2026-01-02T03:04:05.000006Z","started":null,"finished":null,
+		"wait_ms":null,"duration_ms":0,"billed_ms":0,"error":null,"lost":[]}`, string(b))
+
+	info = newJobInfo(faas.Job{ID: "id", State: faas.Failed, Created: created, Started: created.Add(1500 * time.Microsecond),
+		Finished: created.Add(time.Second), Duration: 2 * time.Millisecond, Billed: 2 * time.Millisecond, Attempt: 2,
+		Error: faas.Errorf(faas.Timeout, "too slow"), Lost: []*faas.Error{faas.Errorf(faas.Lost, "worker vanished")}})
+	require.Equal(t, 1.5, *info.WaitMS)
+	require.Equal(t, 2, info.Attempts)
+	require.Equal(t, faas.Timeout, info.Error.Code)
+	require.Len(t, info.Lost, 1)
+}
+
+// TestStatusOfUsesRealStatuses guards the table against typos.
+func TestStatusOfUsesRealStatuses(t *testing.T) {
+	t.Parallel()
+	for code, status := range statusOf {
+		require.NotEmpty(t, http.StatusText(status), code)
+	}
+}

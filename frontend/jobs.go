@@ -1,0 +1,269 @@
+package frontend
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"faas/proxies/faas"
+)
+
+// parseArgs checks that a run request's body is a JSON array and returns it
+// compacted; an empty body means no arguments.
+func parseArgs(b []byte) (json.RawMessage, error) {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return json.RawMessage("[]"), nil
+	}
+	var args []json.RawMessage
+	if err := json.Unmarshal(b, &args); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return nil, faas.Errorf(faas.Invalid, "arguments must be a JSON array, got a JSON %s", typeErr.Value)
+		}
+		return nil, faas.Errorf(faas.Invalid, "arguments are not valid JSON: %v", err)
+	}
+	if args == nil { // null unmarshals into a nil slice without complaint
+		return nil, faas.Errorf(faas.Invalid, "arguments must be a JSON array, got null")
+	}
+	var out bytes.Buffer
+	if err := json.Compact(&out, b); err != nil {
+		return nil, faas.Errorf(faas.Invalid, "arguments are not valid JSON: %v", err)
+	}
+	return out.Bytes(), nil
+}
+
+// runFunction submits a job. The job id is chosen here, before the first
+// try, so that a submission retried by the proxy is not run twice. With
+// ?wait it also waits for the outcome, sparing the client its polling.
+func (s *Server) runFunction(c *gin.Context) {
+	owner, name := c.Param("u"), c.Param("f")
+	wait, err := durationParam(c, "wait", 0, maxWait)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	raw, err := readBody(c, maxArgsBytes, "arguments")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	args, err := parseArgs(raw)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx, cancel := s.reqCtx(c, wait)
+	defer cancel()
+	job := faas.Job{ID: uuid.NewString(), Owner: owner, Function: name, Args: args, Created: time.Now().UTC()}
+	if _, err := s.queue.Submit(ctx, job); err != nil {
+		s.fail(c, fmt.Errorf("submit job of %s/%s: %w", owner, name, err))
+		return
+	}
+	c.Header("Location", "/j/"+job.ID)
+	if wait == 0 || !s.waitJob(ctx, c, job.ID, wait) {
+		ok(c, http.StatusAccepted, job.ID)
+	}
+}
+
+// waitJob waits up to wait for the job and answers with its outcome if it
+// finished; it reports whether it answered. Shutting down ends the wait
+// early: the client still holds the id and can poll.
+func (s *Server) waitJob(ctx context.Context, c *gin.Context, id string, wait time.Duration) bool {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.draining, cancel)
+	defer stop()
+	finished, err := s.queue.Wait(ctx, id, wait)
+	if s.draining.Err() != nil {
+		return false
+	}
+	if c.Request.Context().Err() != nil {
+		// The client hung up; there is no one to answer, nothing to log.
+		c.Abort()
+		return true
+	}
+	if err != nil {
+		s.fail(c, fmt.Errorf("wait for job %s: %w", id, err))
+		return true
+	}
+	if !finished {
+		return false
+	}
+	// The outcome is read with a fresh budget: the wait may have used
+	// nearly all of the request's.
+	rctx, rcancel := s.reqCtx(c, 0)
+	defer rcancel()
+	job, err := s.store.Job(rctx, id)
+	if err != nil {
+		s.fail(c, fmt.Errorf("read finished job %s: %w", id, err))
+		return true
+	}
+	if !job.State.Finished() {
+		// A queue that restarted forgets its waiters; the store is the record.
+		return false
+	}
+	s.answerResult(c, job)
+	return true
+}
+
+// answerResult answers a job's outcome: its value, its error (422), or
+// not_finished.
+func (s *Server) answerResult(c *gin.Context, job faas.Job) {
+	switch {
+	case job.State == faas.Succeeded:
+		res := job.Result
+		if len(res) == 0 {
+			res = json.RawMessage("null")
+		}
+		ok(c, http.StatusOK, res)
+	case job.State == faas.Failed && job.Error != nil:
+		failJob(c, job.Error)
+	case job.State == faas.Failed:
+		s.fail(c, fmt.Errorf("job %s failed without an error", job.ID))
+	default:
+		s.fail(c, faas.Errorf(faas.NotFinished, "job %s is %s", job.ID, job.State))
+	}
+}
+
+// errJobNotFound is the one answer for a job that does not exist, is not a
+// job id, or belongs to someone else: they must be indistinguishable.
+var errJobNotFound = faas.Errorf(faas.NotFound, "job not found")
+
+// ownJob loads the job named in the path if the caller may see it;
+// otherwise it answers and reports false.
+func (s *Server) ownJob(c *gin.Context) (faas.Job, bool) {
+	id := c.Param("id")
+	if !validJobID(id) {
+		s.fail(c, errJobNotFound)
+		return faas.Job{}, false
+	}
+	ctx, cancel := s.reqCtx(c, 0)
+	defer cancel()
+	job, err := s.store.Job(ctx, id)
+	if faas.ErrorCode(err) == faas.NotFound || err == nil && !s.mayRead(c, job.Owner) {
+		s.fail(c, errJobNotFound)
+		return faas.Job{}, false
+	}
+	if err != nil {
+		s.fail(c, fmt.Errorf("get job %s: %w", id, err))
+		return faas.Job{}, false
+	}
+	return job, true
+}
+
+// jobState answers 1 once the job finished (either way), 0 before, as the
+// reference project did.
+func (s *Server) jobState(c *gin.Context) {
+	job, found := s.ownJob(c)
+	if !found {
+		return
+	}
+	state := 0
+	if job.State.Finished() {
+		state = 1
+	}
+	ok(c, http.StatusOK, state)
+}
+
+func (s *Server) jobResult(c *gin.Context) {
+	if job, found := s.ownJob(c); found {
+		s.answerResult(c, job)
+	}
+}
+
+func (s *Server) jobLogs(c *gin.Context) {
+	if job, found := s.ownJob(c); found {
+		ok(c, http.StatusOK, job.Logs)
+	}
+}
+
+// JobInfo is what GET /j/:id/info answers: the whole job record as the
+// API shows it, durations in milliseconds and unset times as null.
+type JobInfo struct {
+	ID       string          `json:"id"`
+	Function string          `json:"function"`
+	Args     json.RawMessage `json:"args"`
+	State    faas.JobState   `json:"state"`
+	Attempts int             `json:"attempts"`
+	Created  *time.Time      `json:"created"`
+	Started  *time.Time      `json:"started"`
+	Finished *time.Time      `json:"finished"`
+	// WaitMS is the time from submission to the start of the last attempt,
+	// null until the job starts.
+	WaitMS     *float64    `json:"wait_ms"`
+	DurationMS float64     `json:"duration_ms"`
+	BilledMS   float64     `json:"billed_ms"`
+	Error      *faas.Error `json:"error"`
+	// Lost says why each earlier attempt lost its worker.
+	Lost []*faas.Error `json:"lost"`
+}
+
+// timeOrNil turns the zero time into JSON null. time.Time marshals as
+// RFC 3339 with fractional seconds.
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func newJobInfo(j faas.Job) JobInfo {
+	info := JobInfo{
+		ID:         j.ID,
+		Function:   j.Function,
+		Args:       j.Args,
+		State:      j.State,
+		Attempts:   j.Attempt,
+		Created:    timeOrNil(j.Created),
+		Started:    timeOrNil(j.Started),
+		Finished:   timeOrNil(j.Finished),
+		DurationMS: millis(j.Duration),
+		BilledMS:   millis(j.Billed),
+		Error:      j.Error,
+		Lost:       j.Lost,
+	}
+	if len(info.Args) == 0 {
+		info.Args = json.RawMessage("[]")
+	}
+	if !j.Started.IsZero() && !j.Created.IsZero() {
+		w := millis(j.Started.Sub(j.Created))
+		info.WaitMS = &w
+	}
+	if info.Lost == nil {
+		info.Lost = []*faas.Error{}
+	}
+	return info
+}
+
+func (s *Server) jobInfo(c *gin.Context) {
+	if job, found := s.ownJob(c); found {
+		ok(c, http.StatusOK, newJobInfo(job))
+	}
+}
+
+// deleteJob removes a job. The store refuses to start a deleted job, so a
+// queued one is never run.
+func (s *Server) deleteJob(c *gin.Context) {
+	job, found := s.ownJob(c)
+	if !found {
+		return
+	}
+	ctx, cancel := s.reqCtx(c, 0)
+	defer cancel()
+	if err := s.store.DeleteJob(ctx, job.ID); err != nil {
+		if faas.ErrorCode(err) == faas.NotFound {
+			err = errJobNotFound
+		}
+		s.fail(c, fmt.Errorf("delete job %s: %w", job.ID, err))
+		return
+	}
+	ok(c, http.StatusOK, job.ID)
+}

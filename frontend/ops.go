@@ -1,0 +1,100 @@
+package frontend
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"faas/proxies/faas"
+)
+
+// readyTimeout bounds a readiness probe: a manager that cannot answer a
+// ping this fast is in no state to serve requests.
+const readyTimeout = time.Second
+
+// healthz answers as long as the process serves HTTP at all.
+func (s *Server) healthz(c *gin.Context) { ok(c, http.StatusOK, "ok") }
+
+// readyz answers 200 when both managers answer within readyTimeout, so a
+// load balancer sends no traffic to a frontend cut off from them.
+func (s *Server) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), readyTimeout)
+	defer cancel()
+	var storeErr, queueErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { storeErr = s.store.Ping(ctx) })
+	wg.Go(func() { _, queueErr = s.queue.Stats(ctx) })
+	wg.Wait()
+	if storeErr == nil && queueErr == nil {
+		ok(c, http.StatusOK, "ready")
+		return
+	}
+	var down []string
+	if storeErr != nil {
+		down = append(down, "DB manager")
+		s.log.Warn("not ready", "dependency", "DB manager", "err", storeErr)
+	}
+	if queueErr != nil {
+		down = append(down, "JQ manager")
+		s.log.Warn("not ready", "dependency", "JQ manager", "err", queueErr)
+	}
+	// The names of the managers are no secret; their addresses stay in the log.
+	abort(c, http.StatusServiceUnavailable, faas.Unavailable, fmt.Sprintf("not ready: no answer from %s", strings.Join(down, " and ")))
+}
+
+// stats is the operator's view of the platform.
+type stats struct {
+	faas.Stats
+	AvgDurationMS float64 `json:"avg_duration_ms"`
+	// JobsPerSec is the completion rate between two samples of the queue's
+	// counter, at least rateWindow apart.
+	JobsPerSec float64 `json:"jobs_per_sec"`
+}
+
+// getStats answers the queue's statistics and the recent completion rate.
+// It needs no token: it names no user, function or job.
+func (s *Server) getStats(c *gin.Context) {
+	ctx, cancel := s.reqCtx(c, 0)
+	defer cancel()
+	st, err := s.queue.Stats(ctx)
+	if err != nil {
+		s.fail(c, fmt.Errorf("queue stats: %w", err))
+		return
+	}
+	ok(c, http.StatusOK, stats{Stats: st, AvgDurationMS: millis(st.AvgDuration), JobsPerSec: s.rate.rate(st.Completed, time.Now())})
+}
+
+// rateWindow is the shortest span over which a rate is computed: shorter
+// spans make it jump with every completion.
+const rateWindow = time.Second
+
+// rateMeter turns successive samples of a growing counter into a rate.
+type rateMeter struct {
+	mu       sync.Mutex
+	at       time.Time
+	count    int64
+	lastRate float64
+}
+
+// rate records the sample (count at now) and returns the rate since the
+// previous sample kept. A counter that went down (the queue restarted)
+// starts the measure over.
+func (m *rateMeter) rate(count int64, now time.Time) float64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch elapsed := now.Sub(m.at); {
+	case m.at.IsZero() || count < m.count:
+		m.lastRate = 0
+	case elapsed < rateWindow:
+		return m.lastRate
+	default:
+		m.lastRate = float64(count-m.count) / elapsed.Seconds()
+	}
+	m.at, m.count = now, count
+	return m.lastRate
+}

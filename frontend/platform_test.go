@@ -1,0 +1,308 @@
+package frontend_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"faas/dbmanager"
+	"faas/frontend"
+	"faas/jqmanager"
+	"faas/proxies/dbproxy"
+	"faas/proxies/faas"
+	"faas/proxies/jqproxy"
+	"faas/worker"
+)
+
+// platform is the real platform running in this test process: the DB
+// manager, the JQ manager and a worker on loopback ZeroMQ, and the frontend
+// on a loopback HTTP port.
+type platform struct {
+	url    string
+	client *http.Client
+	// stopDB stops the DB manager ahead of cleanup.
+	stopDB func()
+	// store and queue are the proxies the frontend uses, for tests that
+	// start a second frontend.
+	store faas.Store
+	queue faas.JobQueue
+	log   *slog.Logger
+}
+
+// settings are what a test may change in startPlatform.
+type settings struct {
+	frontend frontend.Config
+	// concurrency is the number of jobs the worker runs at once.
+	concurrency int
+}
+
+// option changes the settings of startPlatform.
+type option func(*settings)
+
+// authOff runs the frontend with FAAS_AUTH=off.
+func authOff(s *settings) { s.frontend.Auth = "off" }
+
+// serial makes the worker run one job at a time.
+func serial(s *settings) { s.concurrency = 1 }
+
+// testLogger writes to the test log at debug level only when FAAS_TEST_LOG
+// is set, so a passing run stays quiet.
+func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("FAAS_TEST_LOG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// startPlatform starts the DB manager (SQLite in a temporary directory),
+// the JQ manager, a worker and the frontend, talking over ZeroMQ on
+// system-chosen loopback ports as separate processes would, each through
+// its own proxies. It waits until the frontend is ready and stops
+// everything at cleanup.
+func startPlatform(t testing.TB, opts ...option) *platform {
+	t.Helper()
+	set := settings{
+		// Generous: the race detector slows moving a 1 MiB job through
+		// three processes' JSON codecs to seconds.
+		frontend:    frontend.Config{Listen: "127.0.0.1:0", Auth: "on", RequestTimeout: 10 * time.Second},
+		concurrency: 2,
+	}
+	for _, o := range opts {
+		o(&set)
+	}
+	log := testLogger(t)
+
+	// Teardown runs in reverse order of start: each component stops
+	// before what it depends on.
+	var teardown []func()
+	t.Cleanup(func() {
+		for i := len(teardown) - 1; i >= 0; i-- {
+			teardown[i]()
+		}
+	})
+	// run starts a component's Run and returns a function that stops it
+	// and waits for Run to return; teardown calls it too.
+	run := func(name string, fn func(context.Context) error) (stop func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := fn(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("%s: %v", name, err)
+			}
+		}()
+		stop = sync.OnceFunc(func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(15 * time.Second):
+				t.Errorf("%s did not stop within 15s", name)
+			}
+		})
+		teardown = append(teardown, stop)
+		return stop
+	}
+	// dial connects a component's own proxies to both managers.
+	dial := func(who, dbURL, jqURL string) (*dbproxy.Client, *jqproxy.Client) {
+		store, err := dbproxy.Dial(dbURL, 0, log.With("component", who+"-dbproxy"))
+		require.NoError(t, err)
+		queue, err := jqproxy.Dial(jqURL, 0, log.With("component", who+"-jqproxy"))
+		require.NoError(t, err)
+		teardown = append(teardown, func() { store.Close(); queue.Close() })
+		return store, queue
+	}
+
+	db, err := dbmanager.New(context.Background(), dbmanager.Config{Listen: "tcp://127.0.0.1:*", DataDir: t.TempDir()}, log)
+	require.NoError(t, err)
+	stopDB := run("dbmanager", db.Run)
+	jqStore, err := dbproxy.Dial(db.Endpoint(), 0, log.With("component", "jqmanager-dbproxy"))
+	require.NoError(t, err)
+	teardown = append(teardown, func() { jqStore.Close() })
+
+	// The manager's own defaults, so that settings it adds later are set.
+	jqCfg, err := jqmanager.LoadConfig()
+	require.NoError(t, err)
+	jqCfg.Listen = "tcp://127.0.0.1:*"
+	jq, err := jqmanager.New(jqCfg, jqStore, log.With("component", "jqmanager"))
+	require.NoError(t, err)
+	run("jqmanager", jq.Run)
+
+	wStore, wQueue := dial("worker", db.Endpoint(), jq.Endpoint())
+	w, err := worker.New(worker.Config{
+		DBURL:       db.Endpoint(),
+		JQURL:       jq.Endpoint(),
+		Concurrency: set.concurrency,
+		ID:          "test-worker",
+		// A stopping worker finishes its poll: keep cleanup quick.
+		PollWait: 300 * time.Millisecond,
+	}, wStore, wQueue, log)
+	require.NoError(t, err)
+	run("worker", w.Run)
+
+	store, queue := dial("frontend", db.Endpoint(), jq.Endpoint())
+	fe, err := frontend.New(set.frontend, store, queue, log.With("component", "frontend"))
+	require.NoError(t, err)
+	run("frontend", fe.Run)
+
+	p := &platform{
+		url:    "http://" + fe.Addr(),
+		client: &http.Client{Timeout: 90 * time.Second},
+		stopDB: stopDB,
+		store:  store,
+		queue:  queue,
+		log:    log,
+	}
+	require.Eventually(t, func() bool {
+		status, _ := p.do(t, "GET", "/readyz", "", nil)
+		return status == http.StatusOK
+	}, 10*time.Second, 20*time.Millisecond, "platform not ready")
+	return p
+}
+
+// reply is a decoded response body.
+type reply struct {
+	Error  bool            `json:"error"`
+	Code   string          `json:"code"`
+	Res    json.RawMessage `json:"res"`
+	Header http.Header     `json:"-"`
+}
+
+// str decodes res as a string.
+func (r reply) str(t testing.TB) string {
+	t.Helper()
+	var s string
+	require.NoError(t, json.Unmarshal(r.Res, &s), "res %s", r.Res)
+	return s
+}
+
+// num decodes res as a number.
+func (r reply) num(t testing.TB) float64 {
+	t.Helper()
+	var f float64
+	require.NoError(t, json.Unmarshal(r.Res, &f), "res %s", r.Res)
+	return f
+}
+
+// do sends a request with an optional bearer token and body and decodes the
+// JSON reply, which every route must give.
+func (p *platform) do(t testing.TB, method, path, token string, body []byte) (int, reply) {
+	t.Helper()
+	return p.doHeader(t, method, path, body, bearer(token))
+}
+
+// expect is do for a request that must answer status.
+func (p *platform) expect(t testing.TB, status int, method, path, token string, body []byte) reply {
+	t.Helper()
+	got, rep := p.do(t, method, path, token, body)
+	require.Equal(t, status, got, "%s %s: res %s", method, path, rep.Res)
+	return rep
+}
+
+func bearer(token string) http.Header {
+	h := http.Header{}
+	if token != "" {
+		h.Set("Authorization", "Bearer "+token)
+	}
+	return h
+}
+
+func (p *platform) doHeader(t testing.TB, method, path string, body []byte, h http.Header) (int, reply) {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, p.url+path, r)
+	require.NoError(t, err)
+	req.Header = h
+	return p.send(t, req)
+}
+
+// send sends req and checks that the reply is the API's JSON envelope.
+func (p *platform) send(t testing.TB, req *http.Request) (int, reply) {
+	t.Helper()
+	what := req.Method + " " + req.URL.Path
+	resp, err := p.client.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, "application/json; charset=utf-8", resp.Header.Get("Content-Type"), "%s: body %s", what, raw)
+	var rep reply
+	require.NoError(t, json.Unmarshal(raw, &rep), "%s: body %s", what, raw)
+	require.Equal(t, rep.Error, resp.StatusCode >= 400, "%s: error flag with status %d", what, resp.StatusCode)
+	if rep.Error {
+		require.NotEmpty(t, rep.Code, "%s: error without code", what)
+	}
+	rep.Header = resp.Header
+	return resp.StatusCode, rep
+}
+
+// register creates a user and returns its token.
+func (p *platform) register(t testing.TB, user string) string {
+	t.Helper()
+	status, rep := p.do(t, "POST", "/u/"+user, "", nil)
+	require.Equal(t, http.StatusCreated, status, "register %s: %s", user, rep.Res)
+	var res struct{ Name, Token string }
+	require.NoError(t, json.Unmarshal(rep.Res, &res))
+	require.Equal(t, user, res.Name)
+	require.NotEmpty(t, res.Token)
+	return res.Token
+}
+
+// userSeq makes user names unique across the tests sharing a platform.
+var userSeq atomic.Int64
+
+// newUser registers a user with a fresh name starting with prefix.
+func (p *platform) newUser(t testing.TB, prefix string) (name, token string) {
+	t.Helper()
+	name = fmt.Sprintf("%s-%d", prefix, userSeq.Add(1))
+	return name, p.register(t, name)
+}
+
+// upload stores a function and fails the test unless it was created.
+func (p *platform) upload(t testing.TB, user, token, fn, src string) {
+	t.Helper()
+	status, rep := p.do(t, "POST", "/u/"+user+"/fn/"+fn, token, []byte(src))
+	require.Equal(t, http.StatusCreated, status, "upload %s/%s: %s", user, fn, rep.Res)
+}
+
+// submit runs a function without waiting and returns the job id.
+func (p *platform) submit(t testing.TB, user, token, fn, args string) string {
+	t.Helper()
+	status, rep := p.do(t, "POST", "/u/"+user+"/fn/"+fn+"/run", token, []byte(args))
+	require.Equal(t, http.StatusAccepted, status, "run %s/%s: %s", user, fn, rep.Res)
+	id := rep.str(t)
+	require.Equal(t, "/j/"+id, rep.Header.Get("Location"))
+	return id
+}
+
+// awaitJob polls /j/:id until it answers 1, as the reference client did.
+func (p *platform) awaitJob(t testing.TB, token, id string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		status, rep := p.do(t, "GET", "/j/"+id, token, nil)
+		require.Equal(t, http.StatusOK, status, "poll %s: %s", id, rep.Res)
+		return rep.num(t) == 1
+	}, 20*time.Second, 10*time.Millisecond, "job %s did not finish", id)
+}

@@ -1,0 +1,184 @@
+// Package frontend is the platform's REST API: a Gin server that
+// authenticates users and turns their requests into calls on a faas.Store
+// and a faas.JobQueue. It cannot tell the DB and JQ managers' proxies from
+// the managers themselves, which is what lets tests run it against the
+// real platform in one process.
+package frontend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"faas/proxies/faas"
+)
+
+// shutdownGrace bounds how long Run waits for requests in flight once its
+// context ends. Requests waiting for a job stop waiting at once (they
+// answer 202), so only ordinary requests need it.
+const shutdownGrace = 5 * time.Second
+
+// Server is the REST API server.
+type Server struct {
+	cfg    Config
+	store  faas.Store
+	queue  faas.JobQueue
+	log    *slog.Logger
+	tokens *tokenCache
+	rate   rateMeter
+
+	ln      net.Listener
+	handler http.Handler
+	srv     *http.Server
+
+	// draining ends when Run begins shutting down, so that requests
+	// holding a ?wait give up at once instead of outliving the grace.
+	draining  context.Context
+	stopWaits context.CancelFunc
+	runOnce   sync.Once
+}
+
+// New validates cfg and binds the listener, so an address in use fails
+// here rather than inside Run. The caller labels log with the component.
+func New(cfg Config, store faas.Store, queue faas.JobQueue, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if store == nil || queue == nil || log == nil {
+		return nil, errors.New("frontend: nil store, queue or logger")
+	}
+	ln, err := net.Listen("tcp", cfg.addr())
+	if err != nil {
+		return nil, fmt.Errorf("frontend: listen on %s: %w", cfg.addr(), err)
+	}
+	s := &Server{
+		cfg:    cfg,
+		store:  store,
+		queue:  queue,
+		log:    log,
+		tokens: newTokenCache(tokenTTL, tokenCacheSize),
+		ln:     ln,
+	}
+	s.draining, s.stopWaits = context.WithCancel(context.Background())
+	s.handler = s.routes()
+	s.srv = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	if !cfg.authOn() {
+		log.Warn("authentication is off: anyone can read and change every user's functions and jobs")
+	}
+	return s, nil
+}
+
+// Addr is the address the server listens on, with the port the system
+// chose when the configuration asked for port 0.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Handler is the REST API, for serving it some other way (httptest).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Run serves until ctx ends, then shuts down gracefully within a bounded
+// grace and returns. It may be called once.
+func (s *Server) Run(ctx context.Context) error {
+	err := errors.New("frontend: Run called twice")
+	s.runOnce.Do(func() { err = s.run(ctx) })
+	return err
+}
+
+func (s *Server) run(ctx context.Context) error {
+	s.log.Info("serving REST API", "addr", s.Addr(), "auth", s.cfg.Auth)
+	served := make(chan error, 1)
+	go func() { served <- s.srv.Serve(s.ln) }()
+	select {
+	case err := <-served:
+		s.stopWaits()
+		return fmt.Errorf("frontend: serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.stopWaits()
+	grace, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	err := s.srv.Shutdown(grace)
+	if err != nil {
+		s.log.Warn("graceful shutdown cut short", "err", err)
+		err = s.srv.Close()
+	}
+	<-served // http.ErrServerClosed once Shutdown or Close began
+	s.log.Info("REST API stopped")
+	if err != nil {
+		return fmt.Errorf("frontend: shutdown: %w", err)
+	}
+	return nil
+}
+
+// routes builds the Gin engine. Gin's own logger and recovery are left out:
+// requests are logged through the injected slog logger instead.
+func (s *Server) routes() http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	// A redirect would turn a typo into a second request; answer 404.
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.Use(s.logRequests)
+	r.NoRoute(func(c *gin.Context) {
+		s.fail(c, faas.Errorf(faas.NotFound, "no route %s %s", c.Request.Method, c.Request.URL.Path))
+	})
+	r.NoMethod(func(c *gin.Context) {
+		abort(c, http.StatusMethodNotAllowed, faas.Invalid, fmt.Sprintf("method %s not allowed on %s", c.Request.Method, c.Request.URL.Path))
+	})
+
+	r.GET("/healthz", s.healthz)
+	r.GET("/readyz", s.readyz)
+	r.GET("/stats", s.getStats)
+
+	r.POST("/u/:u", s.checkNames, s.register)
+	u := r.Group("/u/:u", s.checkNames, s.authenticate, s.ownsUser)
+	u.DELETE("", s.deleteUser)
+	u.GET("/time", s.billedTime)
+	u.GET("/fn", s.listFunctions)
+	u.GET("/fn/:f", s.getFunction)
+	u.POST("/fn/:f", s.putFunction)
+	u.DELETE("/fn/:f", s.deleteFunction)
+	u.POST("/fn/:f/run", s.runFunction)
+
+	j := r.Group("/j/:id", s.authenticate)
+	j.GET("", s.jobState)
+	j.GET("/res", s.jobResult)
+	j.GET("/info", s.jobInfo)
+	j.GET("/logs", s.jobLogs)
+	j.DELETE("", s.deleteJob)
+	return r
+}
+
+// logRequests logs every request at debug and turns a panic into a 500 so
+// that one bad request cannot take the connection down without a trace.
+func (s *Server) logRequests(c *gin.Context) {
+	start := time.Now()
+	defer func() {
+		if p := recover(); p != nil {
+			s.fail(c, fmt.Errorf("panic: %v", p))
+		}
+		s.log.Debug("request", "method", c.Request.Method, "path", c.Request.URL.Path,
+			"status", c.Writer.Status(), "code", c.GetString(codeKey), "user", c.GetString(userKey),
+			"duration", time.Since(start))
+	}()
+	c.Next()
+}
+
+// reqCtx bounds the manager calls of one request, extra being any time the
+// client asked the request to wait.
+func (s *Server) reqCtx(c *gin.Context, extra time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.Request.Context(), s.cfg.RequestTimeout+extra)
+}

@@ -1,0 +1,73 @@
+package frontend
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"faas/proxies/faas"
+)
+
+// register creates a user and hands out its token, the only time the token
+// is ever seen: the store keeps its hash. A taken name is a conflict, never
+// a reset, unlike the reference project.
+func (s *Server) register(c *gin.Context) {
+	name := c.Param("u")
+	token, hash, err := newToken()
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx, cancel := s.reqCtx(c, 0)
+	defer cancel()
+	err = s.store.CreateUser(ctx, faas.User{Name: name, TokenHash: hash, Created: time.Now().UTC()})
+	if faas.ErrorCode(err) == faas.Conflict {
+		s.fail(c, faas.Errorf(faas.Conflict, "user %q already exists", name))
+		return
+	}
+	if err != nil {
+		s.fail(c, fmt.Errorf("create user %s: %w", name, err))
+		return
+	}
+	s.log.Info("user registered", "user", name)
+	ok(c, http.StatusCreated, gin.H{"name": name, "token": token})
+}
+
+// deleteUser removes the user with everything they own, and forgets their
+// tokens here at once.
+func (s *Server) deleteUser(c *gin.Context) {
+	name := c.Param("u")
+	ctx, cancel := s.reqCtx(c, 0)
+	defer cancel()
+	// Forget before and after: a request racing with this one may cache
+	// the token again while the deletion is under way.
+	s.tokens.forget(name)
+	err := s.store.DeleteUser(ctx, name)
+	s.tokens.forget(name)
+	if err != nil {
+		s.fail(c, fmt.Errorf("delete user %s: %w", name, err))
+		return
+	}
+	s.log.Info("user deleted", "user", name)
+	ok(c, http.StatusOK, name)
+}
+
+// billedTime answers the user's total billed execution time in
+// milliseconds, with microsecond precision.
+func (s *Server) billedTime(c *gin.Context) {
+	name := c.Param("u")
+	ctx, cancel := s.reqCtx(c, 0)
+	defer cancel()
+	d, err := s.store.BilledTime(ctx, name)
+	if err != nil {
+		s.fail(c, fmt.Errorf("billed time of %s: %w", name, err))
+		return
+	}
+	ok(c, http.StatusOK, millis(d))
+}
+
+// millis is d in milliseconds with microsecond precision, the unit of every
+// duration in the API.
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
