@@ -117,7 +117,7 @@ func NewKumori(cfg KumoriConfig, log *slog.Logger) (*Kumori, error) {
 	k := &Kumori{
 		cfg:  cfg,
 		file: filepath.Join(cfg.Dir, NumWorkersFile),
-		log:  log.With("component", "scaler", "backend", BackendKumori, "deployment", cfg.Deployment),
+		log:  log.With("backend", BackendKumori, "deployment", cfg.Deployment),
 	}
 	if _, err := k.read(); err != nil {
 		return nil, err

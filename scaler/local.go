@@ -103,7 +103,7 @@ func NewLocal(cfg LocalConfig, log *slog.Logger) (*Local, error) {
 	}
 	l := &Local{
 		cfg:         cfg,
-		log:         log.With("component", "scaler", "backend", BackendLocal),
+		log:         log.With("backend", BackendLocal),
 		starts:      make(chan startRequest),
 		starterDone: make(chan struct{}),
 	}

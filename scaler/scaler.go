@@ -53,7 +53,7 @@ func New(cfg Config, queue faas.JobQueue, backend Backend, log *slog.Logger) (*S
 		cfg:     cfg,
 		queue:   queue,
 		backend: backend,
-		log:     log.With("component", "scaler", "backend", cfg.Backend),
+		log:     log.With("backend", cfg.Backend),
 		policy:  cfg.policy(),
 		now:     time.Now,
 	}, nil

@@ -44,7 +44,8 @@ func Errorf(code Code, format string, args ...any) *Error {
 }
 
 // ErrorCode returns the code of the first *Error in err's chain. A context
-// that ran out means an unavailable dependency; anything else is Internal.
+// that ran out or was cancelled (a server shutting down) means an
+// unavailable dependency, worth retrying; anything else is Internal.
 func ErrorCode(err error) Code {
 	var e *Error
 	switch {
@@ -52,7 +53,7 @@ func ErrorCode(err error) Code {
 		return ""
 	case errors.As(err, &e):
 		return e.Code
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return Unavailable
 	default:
 		return Internal

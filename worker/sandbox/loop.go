@@ -1,0 +1,266 @@
+package sandbox
+
+import (
+	"container/heap"
+	"math"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/dop251/goja"
+)
+
+// The timers run on the goroutine that called Run, between the settling
+// steps of a returned Promise: no event-loop goroutine, no goroutine per
+// timer, nothing left running when Run returns. A function that never
+// awaits never pays for a loop, and an exception thrown in a callback fails
+// the run (as an uncaught exception ends a Node process) instead of
+// vanishing.
+
+// maxDelay is Node's limit: a longer or shorter delay becomes 1 ms.
+const maxDelay = math.MaxInt32
+
+// timer is one pending setTimeout or setInterval callback.
+type timer struct {
+	id    int64
+	due   time.Time
+	seq   uint64        // breaks ties in due, so equal delays run in order
+	every time.Duration // 0 for a one-shot timeout
+	fn    goja.Callable
+	args  []goja.Value
+	index int // in the heap; -1 once removed
+}
+
+// timerQueue is a min-heap of timers by due time, with an index by id for
+// clearTimeout and clearInterval.
+type timerQueue struct {
+	heap   []*timer
+	byID   map[int64]*timer
+	lastID int64
+	seq    uint64
+}
+
+func (q *timerQueue) Len() int { return len(q.heap) }
+func (q *timerQueue) Less(i, j int) bool {
+	a, b := q.heap[i], q.heap[j]
+	return a.due.Before(b.due) || a.due.Equal(b.due) && a.seq < b.seq
+}
+func (q *timerQueue) Swap(i, j int) {
+	q.heap[i], q.heap[j] = q.heap[j], q.heap[i]
+	q.heap[i].index, q.heap[j].index = i, j
+}
+func (q *timerQueue) Push(x any) {
+	t := x.(*timer)
+	t.index = len(q.heap)
+	q.heap = append(q.heap, t)
+}
+func (q *timerQueue) Pop() any {
+	t := q.heap[len(q.heap)-1]
+	q.heap[len(q.heap)-1] = nil
+	q.heap = q.heap[:len(q.heap)-1]
+	t.index = -1
+	return t
+}
+
+// add schedules t and returns its id.
+func (q *timerQueue) add(t *timer) int64 {
+	if q.byID == nil {
+		q.byID = make(map[int64]*timer)
+	}
+	q.lastID++
+	q.seq++
+	t.id, t.seq = q.lastID, q.seq
+	q.byID[t.id] = t
+	heap.Push(q, t)
+	return t.id
+}
+
+// remove cancels the timer with id, if it is still pending.
+func (q *timerQueue) remove(id int64) {
+	if t, ok := q.byID[id]; ok {
+		delete(q.byID, id)
+		heap.Remove(q, t.index)
+	}
+}
+
+// next returns the timer due first, or nil when none is pending.
+func (q *timerQueue) next() *timer {
+	if len(q.heap) == 0 {
+		return nil
+	}
+	return q.heap[0]
+}
+
+// schedule implements setTimeout and setInterval.
+func (r *runner) schedule(call goja.FunctionCall, repeat bool) goja.Value {
+	fn, ok := goja.AssertFunction(call.Argument(0))
+	if !ok {
+		panic(r.vm.NewTypeError("the callback argument must be a function"))
+	}
+	delay := call.Argument(1).ToFloat()
+	if !(delay >= 1 && delay <= maxDelay) {
+		delay = 1
+	}
+	d := time.Duration(delay * float64(time.Millisecond))
+	t := &timer{due: time.Now().Add(d), fn: fn}
+	if repeat {
+		t.every = d
+	}
+	if len(call.Arguments) > 2 {
+		t.args = append([]goja.Value(nil), call.Arguments[2:]...)
+	}
+	return r.vm.ToValue(r.timers.add(t))
+}
+
+// clear implements clearTimeout and clearInterval, which, as in browsers
+// and Node, cancel either kind.
+func (r *runner) clear(call goja.FunctionCall) goja.Value {
+	r.timers.remove(call.Argument(0).ToInteger())
+	return goja.Undefined()
+}
+
+// fire runs a due timer; an interval is rescheduled first, so that it may
+// clear itself.
+func (r *runner) fire(t *timer) error {
+	if t.every > 0 {
+		t.due = time.Now().Add(t.every)
+		heap.Fix(&r.timers, t.index)
+	} else {
+		r.timers.remove(t.id)
+	}
+	_, err := t.fn(goja.Undefined(), t.args...)
+	return err
+}
+
+// logTruncated marks console output cut at the limit.
+const logTruncated = "\n[logs truncated]"
+
+// logBuffer keeps console output up to max bytes, then a marker.
+type logBuffer struct {
+	b    strings.Builder
+	max  int
+	full bool
+}
+
+func (l *logBuffer) write(s string) {
+	if l.full {
+		return
+	}
+	if room := l.max - l.b.Len(); len(s) > room {
+		for room > 0 && !utf8.RuneStart(s[room]) {
+			room--
+		}
+		l.b.WriteString(s[:room])
+		l.b.WriteString(logTruncated)
+		l.full = true
+		return
+	}
+	l.b.WriteString(s)
+}
+
+func (l *logBuffer) String() string { return l.b.String() }
+
+// print implements the console methods: the arguments separated by spaces,
+// strings as they are and other values in their JSON form, one line each.
+func (r *runner) print(call goja.FunctionCall) goja.Value {
+	if r.logs.full {
+		// Formatting costs time; nothing more will be kept.
+		return goja.Undefined()
+	}
+	var line strings.Builder
+	for i, a := range call.Arguments {
+		if i > 0 {
+			line.WriteByte(' ')
+		}
+		if obj, ok := a.(*goja.Object); ok && obj.ClassName() == "Error" {
+			line.WriteString(r.describe(a))
+		} else if goja.IsString(a) {
+			line.WriteString(a.String())
+		} else {
+			line.WriteString(r.inspect(a))
+		}
+	}
+	line.WriteByte('\n')
+	r.logs.write(line.String())
+	return goja.Undefined()
+}
+
+// lazyNames are the globals lazyGlobals provides.
+var lazyNames = []string{"console", "setTimeout", "setInterval", "clearTimeout", "clearInterval"}
+
+// lazyGlobals creates the sandbox's own globals on first use (see install).
+// It also holds whatever code stores on it directly.
+type lazyGlobals struct {
+	r       *runner
+	made    map[string]goja.Value
+	deleted map[string]bool
+}
+
+func (g *lazyGlobals) Get(key string) goja.Value {
+	if v, ok := g.made[key]; ok {
+		return v
+	}
+	if g.deleted[key] {
+		return nil
+	}
+	var v goja.Value
+	switch key {
+	case "console":
+		print := g.r.vm.ToValue(g.r.print)
+		console := g.r.vm.NewObject()
+		for _, name := range []string{"log", "info", "warn", "error", "debug"} {
+			must(console.Set(name, print))
+		}
+		v = console
+	case "setTimeout":
+		v = g.r.vm.ToValue(func(c goja.FunctionCall) goja.Value { return g.r.schedule(c, false) })
+	case "setInterval":
+		v = g.r.vm.ToValue(func(c goja.FunctionCall) goja.Value { return g.r.schedule(c, true) })
+	case "clearTimeout", "clearInterval":
+		v = g.r.vm.ToValue(g.r.clear)
+	default:
+		return nil
+	}
+	g.Set(key, v)
+	return v
+}
+
+func (g *lazyGlobals) Set(key string, v goja.Value) bool {
+	if g.made == nil {
+		g.made = make(map[string]goja.Value)
+	}
+	g.made[key] = v
+	return true
+}
+
+func (g *lazyGlobals) Has(key string) bool {
+	if _, ok := g.made[key]; ok {
+		return true
+	}
+	return !g.deleted[key] && slices.Contains(lazyNames, key)
+}
+
+func (g *lazyGlobals) Delete(key string) bool {
+	delete(g.made, key)
+	if slices.Contains(lazyNames, key) {
+		if g.deleted == nil {
+			g.deleted = make(map[string]bool)
+		}
+		g.deleted[key] = true
+	}
+	return true
+}
+
+func (g *lazyGlobals) Keys() []string {
+	var keys []string
+	for _, k := range lazyNames {
+		if _, ok := g.made[k]; !ok && !g.deleted[k] {
+			keys = append(keys, k)
+		}
+	}
+	for k := range g.made {
+		keys = append(keys, k)
+	}
+	return keys
+}

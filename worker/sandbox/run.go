@@ -1,0 +1,266 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dop251/goja"
+
+	"faas/proxies/faas"
+)
+
+// Result is the outcome of one run: the JSON-encoded return value, or the
+// error that ended the run, with the wall time and the console output.
+type Result struct {
+	// Value is the function's return value (awaited if a Promise) encoded
+	// with JSON.stringify semantics; undefined becomes null. Nil on error.
+	Value json.RawMessage
+	// Err says why the run failed; nil on success.
+	Err *faas.Error
+	// Duration is the wall time from the start of the program to the
+	// settlement of its result, async waits included, to the microsecond.
+	Duration time.Duration
+	// Logs is what the function printed on the console, bounded.
+	Logs string
+}
+
+// The values the watchdogs interrupt the runtime with, so the interrupted
+// call can tell a deadline from a cancellation.
+var (
+	errDeadline  = errors.New("deadline")
+	errCancelled = errors.New("cancelled")
+)
+
+// Run calls the function p evaluates to with args, a JSON array spread as
+// arguments, in a fresh runtime that shares nothing with other runs. A
+// returned Promise is awaited while timers run. The run ends at lim.Timeout
+// or when ctx ends, whatever the code does. Run never panics; every failure
+// is in Result.Err.
+func Run(ctx context.Context, p *Program, args json.RawMessage, lim Limits) (res Result) {
+	lim = lim.withDefaults()
+	r := &runner{lim: lim, logs: logBuffer{max: lim.MaxLogs}}
+	start := time.Now()
+	defer func() {
+		if v := recover(); v != nil {
+			res = Result{Err: faas.Errorf(faas.Internal, "sandbox panic: %v", v)}
+		}
+		res.Duration = time.Since(start).Truncate(time.Microsecond)
+		res.Logs = r.logs.String()
+	}()
+	if p == nil || p.prog == nil {
+		return Result{Err: faas.Errorf(faas.Internal, "run: no program")}
+	}
+	if err := ctx.Err(); err != nil {
+		return Result{Err: r.stopped(err)}
+	}
+
+	r.vm = goja.New()
+	r.vm.SetMaxCallStackSize(lim.MaxCallStack)
+	r.install()
+	argv, ferr := r.arguments(args)
+	if ferr != nil {
+		return Result{Err: ferr}
+	}
+
+	// The watchdogs stop JavaScript that is running; waits between timers
+	// watch r.expired and ctx directly. The clock starts with them.
+	start = time.Now()
+	r.expired = make(chan struct{})
+	deadline := time.AfterFunc(lim.Timeout, func() {
+		r.vm.Interrupt(errDeadline)
+		close(r.expired)
+	})
+	defer deadline.Stop()
+	if ctx.Done() != nil {
+		stopCancel := context.AfterFunc(ctx, func() { r.vm.Interrupt(errCancelled) })
+		defer stopCancel()
+	}
+
+	v, err := r.vm.RunProgram(p.prog)
+	if err != nil {
+		return Result{Err: r.failure(err)}
+	}
+	fn, ok := goja.AssertFunction(v)
+	if !ok {
+		return Result{Err: faas.Errorf(faas.FunctionError, "source did not evaluate to a function")}
+	}
+	v, err = fn(goja.Undefined(), argv...)
+	if err != nil {
+		return Result{Err: r.failure(err)}
+	}
+	v, ferr = r.settle(ctx, v)
+	if ferr != nil {
+		return Result{Err: ferr}
+	}
+	out, ferr := r.encode(v)
+	if ferr != nil {
+		return Result{Err: ferr}
+	}
+	return Result{Value: out}
+}
+
+// runner is the state of one run. It belongs to the goroutine calling Run;
+// only the watchdogs touch the runtime from elsewhere, through Interrupt.
+type runner struct {
+	vm      *goja.Runtime
+	lim     Limits
+	logs    logBuffer
+	expired chan struct{}
+	parse   goja.Callable
+	timers  timerQueue
+}
+
+// install sets up the globals a function may use beyond the standard
+// builtins: console and the timer functions. Creating them costs more than
+// the rest of a trivial run, and most functions use none of them, so they
+// live on a dynamic object placed between the global object and
+// Object.prototype, which creates each one the first time it is looked up.
+// Lookups, typeof, assignment and shadowing behave as for ordinary global
+// properties; only reflection on the global object itself (its own keys,
+// its prototype) can tell the difference.
+func (r *runner) install() {
+	must(r.vm.GlobalObject().SetPrototype(r.vm.NewDynamicObject(&lazyGlobals{r: r})))
+}
+
+// must panics on an error that only a bug can cause; Run recovers it.
+func must(err error) {
+	if err != nil {
+		panic(err)
+	}
+}
+
+// arguments turns a JSON array into argument values. Scalars are converted
+// directly; objects and arrays go through JSON.parse so they are ordinary
+// JavaScript values, never wrapped Go values.
+func (r *runner) arguments(args json.RawMessage) ([]goja.Value, *faas.Error) {
+	if len(strings.TrimSpace(string(args))) == 0 {
+		return nil, nil
+	}
+	var raw []json.RawMessage
+	if err := json.Unmarshal(args, &raw); err != nil {
+		return nil, faas.Errorf(faas.Invalid, "arguments must be a JSON array: %v", err)
+	}
+	argv := make([]goja.Value, len(raw))
+	for i, a := range raw {
+		v, err := r.argument(a)
+		if err != nil {
+			return nil, faas.Errorf(faas.Invalid, "argument %d: %v", i, err)
+		}
+		argv[i] = v
+	}
+	return argv, nil
+}
+
+func (r *runner) argument(a json.RawMessage) (goja.Value, error) {
+	switch a[0] {
+	case 'n':
+		return goja.Null(), nil
+	case 't':
+		return r.vm.ToValue(true), nil
+	case 'f':
+		return r.vm.ToValue(false), nil
+	case '"':
+		var s string
+		if err := json.Unmarshal(a, &s); err != nil {
+			return nil, err
+		}
+		return r.vm.ToValue(s), nil
+	case '{', '[':
+		if r.parse == nil {
+			// Taken before any user code runs, so it is the real one.
+			r.parse, _ = goja.AssertFunction(r.vm.Get("JSON").ToObject(r.vm).Get("parse"))
+		}
+		return r.parse(goja.Undefined(), r.vm.ToValue(string(a)))
+	default:
+		// Out-of-range numbers fail here as they do inside JSON.parse.
+		f, err := strconv.ParseFloat(string(a), 64)
+		if err != nil {
+			return nil, fmt.Errorf("number %s out of range", a)
+		}
+		return r.vm.ToValue(f), nil
+	}
+}
+
+// settle waits for a returned Promise to settle, running timers as they
+// come due, and returns its value. Anything else is returned as it is.
+func (r *runner) settle(ctx context.Context, v goja.Value) (goja.Value, *faas.Error) {
+	// Only a Promise is exported: exporting another object would copy it
+	// whole and run its getters.
+	obj, ok := v.(*goja.Object)
+	if !ok || obj.ExportType() != promiseType {
+		return v, nil
+	}
+	p, ok := obj.Export().(*goja.Promise)
+	if !ok {
+		return v, nil
+	}
+	var wake *time.Timer
+	for p.State() == goja.PromiseStatePending {
+		t := r.timers.next()
+		if t == nil {
+			return nil, faas.Errorf(faas.FunctionError, "function returned a promise that never settled")
+		}
+		if wait := time.Until(t.due); wait > 0 {
+			if wake == nil {
+				wake = time.NewTimer(wait)
+				defer wake.Stop()
+			} else {
+				wake.Reset(wait)
+			}
+			select {
+			case <-wake.C:
+			case <-r.expired:
+				return nil, r.timeout()
+			case <-ctx.Done():
+				return nil, r.stopped(ctx.Err())
+			}
+		}
+		if err := r.fire(t); err != nil {
+			return nil, r.failure(err)
+		}
+	}
+	if p.State() == goja.PromiseStateRejected {
+		return nil, r.thrown("", p.Result())
+	}
+	return p.Result(), nil
+}
+
+var promiseType = reflect.TypeFor[*goja.Promise]()
+
+// failure classifies an error returned by the runtime.
+func (r *runner) failure(err error) *faas.Error {
+	var ie *goja.InterruptedError
+	if errors.As(err, &ie) {
+		if ie.Value() == errDeadline {
+			return r.timeout()
+		}
+		return r.stopped(context.Canceled)
+	}
+	var so *goja.StackOverflowError
+	if errors.As(err, &so) {
+		return faas.Errorf(faas.FunctionError, "RangeError: maximum call stack size exceeded (limit %d frames)", r.lim.MaxCallStack)
+	}
+	var ex *goja.Exception
+	if errors.As(err, &ex) {
+		return r.thrown("", ex.Value())
+	}
+	return faas.Errorf(faas.Internal, "sandbox: %v", err)
+}
+
+func (r *runner) timeout() *faas.Error {
+	return faas.Errorf(faas.Timeout, "function exceeded its %s time limit", r.lim.Timeout)
+}
+
+// stopped is the error of a run ended by its context rather than its code.
+func (r *runner) stopped(err error) *faas.Error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return faas.Errorf(faas.Timeout, "function run stopped at the caller's deadline")
+	}
+	return faas.Errorf(faas.Unavailable, "function run cancelled")
+}

@@ -1,0 +1,453 @@
+// Package worker is the worker process's logic: it long-polls the job
+// queue for jobs, runs each user function in the sandbox, records the
+// outcome (and the bill) in the Store, and keeps the leases of its running
+// jobs alive with heartbeats so the queue can tell a busy worker from a
+// dead one.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"faas/proxies/faas"
+	"faas/proxies/jqproxy"
+	"faas/worker/sandbox"
+)
+
+// Config is the worker's settings, read from the environment. DB_URL and
+// JQ_URL are the reference deployment's names.
+type Config struct {
+	// DBURL is the DB manager's ZeroMQ endpoint.
+	DBURL string `envconfig:"DB_URL" default:"tcp://127.0.0.1:27444"`
+	// JQURL is the JQ manager's ZeroMQ endpoint.
+	JQURL string `envconfig:"JQ_URL" default:"tcp://127.0.0.1:27445"`
+	// Concurrency is the number of jobs run at once; 0 means one per CPU.
+	Concurrency int `envconfig:"FAAS_WORKER_CONCURRENCY"`
+	// ID names the worker to the queue; empty means hostname-pid.
+	ID string `envconfig:"FAAS_WORKER_ID"`
+	// RequestTimeout is the wait for one reply from a manager.
+	RequestTimeout time.Duration `envconfig:"FAAS_REQUEST_TIMEOUT" default:"3s"`
+	// Heartbeat is the interval of lease renewals. It must be well under
+	// the queue's FAAS_LEASE_TIMEOUT, or running jobs are taken away.
+	Heartbeat time.Duration `envconfig:"FAAS_WORKER_HEARTBEAT" default:"1s"`
+	// PollWait is how long one request for a job waits for one to come.
+	// A stopping worker finishes the poll under way, so it also bounds
+	// how long a stop waits for an idle worker.
+	PollWait time.Duration `envconfig:"FAAS_WORKER_POLL" default:"5s"`
+	// CacheSize bounds the compiled programs kept.
+	CacheSize int `envconfig:"FAAS_WORKER_CACHE" default:"1024"`
+}
+
+// LoadConfig reads the Config from the environment and checks it.
+func LoadConfig() (Config, error) {
+	var c Config
+	if err := envconfig.Process("", &c); err != nil {
+		return c, fmt.Errorf("worker config: %w", err)
+	}
+	c = c.withDefaults()
+	return c, c.Validate()
+}
+
+// withDefaults fills in the settings that depend on the machine, and the
+// others when the Config was built in code rather than loaded.
+func (c Config) withDefaults() Config {
+	if c.Concurrency == 0 {
+		c.Concurrency = runtime.NumCPU()
+	}
+	if c.ID == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			host = "worker"
+		}
+		c.ID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 3 * time.Second
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = time.Second
+	}
+	if c.PollWait == 0 {
+		c.PollWait = 5 * time.Second
+	}
+	if c.CacheSize == 0 {
+		c.CacheSize = 1024
+	}
+	return c
+}
+
+// Validate reports the first setting that cannot work, so that a typo
+// stops the process at start.
+func (c Config) Validate() error {
+	switch {
+	case c.Concurrency < 1:
+		return fmt.Errorf("worker config: FAAS_WORKER_CONCURRENCY is %d, want at least 1", c.Concurrency)
+	case c.ID == "":
+		return errors.New("worker config: FAAS_WORKER_ID is empty")
+	case c.RequestTimeout <= 0:
+		return fmt.Errorf("worker config: FAAS_REQUEST_TIMEOUT is %v, want more than 0", c.RequestTimeout)
+	case c.Heartbeat < 10*time.Millisecond:
+		return fmt.Errorf("worker config: FAAS_WORKER_HEARTBEAT is %v, want at least 10ms", c.Heartbeat)
+	case c.PollWait <= 0 || c.PollWait > jqproxy.MaxHold:
+		return fmt.Errorf("worker config: FAAS_WORKER_POLL is %v, want more than 0 and at most %v", c.PollWait, jqproxy.MaxHold)
+	case c.CacheSize < 1:
+		return fmt.Errorf("worker config: FAAS_WORKER_CACHE is %d, want at least 1", c.CacheSize)
+	}
+	return nil
+}
+
+// Worker runs jobs from a queue. Create it with New.
+type Worker struct {
+	cfg   Config
+	store faas.Store
+	queue faas.JobQueue
+	log   *slog.Logger
+	cache *programCache
+
+	mu sync.Mutex
+	// running holds the lease of each job being handled, with the function
+	// that stops its run when the queue says the lease is lost.
+	running map[faas.Lease]context.CancelCauseFunc
+}
+
+// New returns a Worker that takes jobs from queue and records them in
+// store. Zero settings in cfg take their defaults.
+func New(cfg Config, store faas.Store, queue faas.JobQueue, log *slog.Logger) (*Worker, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if store == nil || queue == nil || log == nil {
+		return nil, errors.New("worker: store, queue and logger are required")
+	}
+	return &Worker{
+		cfg:     cfg,
+		store:   store,
+		queue:   queue,
+		log:     log.With("component", "worker", "worker", cfg.ID),
+		cache:   newProgramCache(cfg.CacheSize),
+		running: make(map[faas.Lease]context.CancelCauseFunc),
+	}, nil
+}
+
+// ID is the name the worker gives the queue.
+func (w *Worker) ID() string { return w.cfg.ID }
+
+// Run serves jobs until ctx ends. Then it takes no new job, lets the jobs
+// under way finish (each is bounded by its function's time limit), keeps
+// their leases alive until they are recorded, and returns.
+func (w *Worker) Run(ctx context.Context) error {
+	w.log.Info("started", "concurrency", w.cfg.Concurrency, "queue", w.cfg.JQURL, "db", w.cfg.DBURL)
+	beatCtx, stopBeat := context.WithCancel(context.WithoutCancel(ctx))
+	beatDone := make(chan struct{})
+	go func() {
+		defer close(beatDone)
+		w.heartbeat(beatCtx)
+	}()
+	var slots sync.WaitGroup
+	for range w.cfg.Concurrency {
+		slots.Go(func() { w.slot(ctx) })
+	}
+	slots.Wait()
+	stopBeat()
+	<-beatDone
+	w.log.Info("stopped")
+	return nil
+}
+
+// slot takes and handles one job after another until ctx ends.
+func (w *Worker) slot(ctx context.Context) {
+	failures := 0
+	for ctx.Err() == nil {
+		// The poll outlives a stop: a job the queue leases to this worker
+		// while it stops is still run, rather than left to wait for its
+		// lease to expire.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.PollWait+w.cfg.RequestTimeout)
+		j, ok, err := w.queue.Next(pctx, w.cfg.ID, w.cfg.PollWait)
+		cancel()
+		if err != nil {
+			failures++
+			w.logFailure(failures, "poll job queue", err)
+			if !sleep(ctx, backoff(failures)) {
+				return
+			}
+			continue
+		}
+		if failures > 0 {
+			w.log.Info("job queue answers again", "failures", failures)
+			failures = 0
+		}
+		if ok {
+			w.handle(ctx, j)
+		}
+	}
+}
+
+// logFailure logs the first of a run of failures as a warning and the rest
+// quietly, so an unreachable manager does not flood the log.
+func (w *Worker) logFailure(failures int, what string, err error) {
+	level := slog.LevelDebug
+	if failures == 1 {
+		level = slog.LevelWarn
+	}
+	w.log.Log(context.Background(), level, what, "err", err, "failures", failures)
+}
+
+// errLeaseLost ends a run whose lease the queue no longer grants: the job
+// was given to another worker, or is gone.
+var errLeaseLost = errors.New("lease lost")
+
+// handle runs one leased job and records its outcome.
+func (w *Worker) handle(stop context.Context, j faas.Job) {
+	log := w.log.With("job_id", j.ID, "user", j.Owner, "function", j.Function, "attempt", j.Attempt)
+	lease := faas.Lease{ID: j.ID, Attempt: j.Attempt}
+	// A stopping worker finishes its jobs: the job's context ends only
+	// when the lease is lost.
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(stop))
+	defer cancel(nil)
+	w.hold(lease, cancel)
+	defer w.drop(lease)
+
+	c := faas.Completion{JobID: j.ID, Attempt: j.Attempt, Worker: w.cfg.ID}
+	fn, err := w.program(ctx, stop, j)
+	switch {
+	case err == nil:
+		res := sandbox.Run(ctx, fn.prog, j.Args, sandbox.Limits{Timeout: fn.timeout})
+		if errors.Is(context.Cause(ctx), errLeaseLost) {
+			log.Info("lease lost while running, outcome dropped")
+			return
+		}
+		c = outcome(c, res, fn.timeout, log)
+	case faas.ErrorCode(err) == faas.NotFound || faas.ErrorCode(err) == faas.Invalid:
+		c.Error = faas.AsError(err)
+	case errors.Is(context.Cause(ctx), errLeaseLost):
+		log.Info("lease lost before running")
+		return
+	default:
+		// Stopping, with the function out of reach: give the job back for
+		// another worker instead of holding it.
+		w.release(lease, log, err)
+		return
+	}
+	w.finish(ctx, c, log)
+}
+
+// outcome fills in c from a run's result.
+func outcome(c faas.Completion, res sandbox.Result, limit time.Duration, log *slog.Logger) faas.Completion {
+	c.Duration, c.Logs = res.Duration, res.Logs
+	switch {
+	case res.Err == nil:
+		c.Result = res.Value
+	case res.Err.Code == faas.Timeout:
+		// The bill stops at the limit the user chose.
+		if limit <= 0 {
+			limit = sandbox.DefaultTimeout
+		}
+		c.Duration = min(c.Duration, limit)
+		c.Error = res.Err
+	case res.Err.Code == faas.Internal:
+		// The details are for operators, not for the user.
+		log.Error("sandbox failed", "err", res.Err.Message)
+		c.Error = faas.Errorf(faas.Internal, "internal error")
+	default:
+		c.Error = res.Err
+	}
+	return c
+}
+
+// program returns the compiled function for j: the job's own version from
+// the cache, or else the current version from the Store. The Store is
+// retried while it is unreachable, until the lease is lost or, if the
+// worker is stopping, at once.
+func (w *Worker) program(ctx, stop context.Context, j faas.Job) (compiled, error) {
+	if p, ok := w.cache.get(programKey{j.Owner, j.Function, j.Version}); ok {
+		return p, nil
+	}
+	for failures := 1; ; failures++ {
+		fn, err := w.store.Function(ctx, j.Owner, j.Function)
+		switch code := faas.ErrorCode(err); {
+		case err == nil:
+			return w.compile(fn)
+		case code == faas.NotFound:
+			return compiled{}, faas.Errorf(faas.NotFound, "function %s was deleted", j.Function)
+		case ctx.Err() != nil:
+			return compiled{}, fmt.Errorf("get function %s/%s: %w", j.Owner, j.Function, context.Cause(ctx))
+		case stop.Err() != nil:
+			return compiled{}, fmt.Errorf("get function %s/%s while stopping: %w", j.Owner, j.Function, err)
+		}
+		w.logFailure(failures, "get function", err)
+		if !sleep(ctx, backoff(failures)) {
+			return compiled{}, fmt.Errorf("get function %s/%s: %w", j.Owner, j.Function, context.Cause(ctx))
+		}
+	}
+}
+
+// compile compiles fn and caches it under its version. A source the
+// sandbox rejects (only possible if the engine changed since upload) is
+// an Invalid error, which fails the job.
+func (w *Worker) compile(fn faas.Function) (compiled, error) {
+	key := programKey{fn.Owner, fn.Name, fn.Version}
+	if p, ok := w.cache.get(key); ok {
+		return p, nil
+	}
+	prog, err := sandbox.Compile(fn.Source)
+	if err != nil {
+		return compiled{}, fmt.Errorf("compile %s/%s version %d: %w", fn.Owner, fn.Name, fn.Version, err)
+	}
+	p := compiled{prog: prog, timeout: fn.Timeout}
+	w.cache.put(key, p)
+	return p, nil
+}
+
+// maxRecordWait bounds the retries of recording one outcome. Past it the
+// worker lets the lease go, and the queue runs the job again.
+const maxRecordWait = 30 * time.Second
+
+// finish records the outcome in the Store, then tells the queue. A lease
+// lost meanwhile, or the job deleted, is normal and ends here quietly.
+func (w *Worker) finish(ctx context.Context, c faas.Completion, log *slog.Logger) {
+	log = log.With("duration", c.Duration)
+	if c.Error != nil {
+		log = log.With("code", c.Error.Code)
+	}
+	deadline := time.Now().Add(maxRecordWait)
+	for failures := 1; ; failures++ {
+		_, err := w.store.CompleteJob(ctx, c)
+		code := faas.ErrorCode(err)
+		if err == nil || code == faas.Conflict || code == faas.NotFound {
+			if err != nil {
+				log.Info("job no longer ours, outcome dropped", "reason", err)
+			} else {
+				log.Debug("job finished")
+			}
+			w.done(ctx, c, log)
+			return
+		}
+		if ctx.Err() != nil {
+			log.Info("lease lost while recording outcome")
+			return
+		}
+		if code == faas.Invalid || time.Now().After(deadline) {
+			log.Error("could not record outcome, the queue will run the job again", "err", err)
+			return
+		}
+		w.logFailure(failures, "record outcome", err)
+		if !sleep(ctx, backoff(failures)) {
+			log.Info("lease lost while recording outcome")
+			return
+		}
+	}
+}
+
+// done releases the lease in the queue. It is a courtesy: if the queue
+// does not hear it, the lease expires and the Store, which already holds
+// the outcome, refuses to run the job again.
+func (w *Worker) done(ctx context.Context, c faas.Completion, log *slog.Logger) {
+	for failures := 1; ; failures++ {
+		err := w.queue.Done(ctx, c.JobID, c.Attempt)
+		if err == nil {
+			return
+		}
+		if failures == 3 || !sleep(ctx, backoff(failures)) {
+			log.Warn("could not tell the queue the job is done", "err", err)
+			return
+		}
+	}
+}
+
+// release gives a job back to the queue.
+func (w *Worker) release(l faas.Lease, log *slog.Logger, why error) {
+	log.Info("giving the job back", "reason", why)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*w.cfg.RequestTimeout)
+	defer cancel()
+	if err := w.queue.Release(ctx, l, "worker stopping: "+why.Error()); err != nil {
+		log.Warn("could not give the job back; its lease will expire", "err", err)
+	}
+}
+
+func (w *Worker) hold(l faas.Lease, cancel context.CancelCauseFunc) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.running[l] = cancel
+}
+
+func (w *Worker) drop(l faas.Lease) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.running, l)
+}
+
+// held lists the leases of the jobs being handled.
+func (w *Worker) held() []faas.Lease {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	leases := make([]faas.Lease, 0, len(w.running))
+	for l := range w.running {
+		leases = append(leases, l)
+	}
+	return leases
+}
+
+// heartbeat renews the leases of running jobs every cfg.Heartbeat, and
+// stops the runs whose leases the queue no longer grants, until ctx ends.
+// It beats while idle too: the queue counts the workers it hears from.
+func (w *Worker) heartbeat(ctx context.Context) {
+	tick := time.NewTicker(w.cfg.Heartbeat)
+	defer tick.Stop()
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, w.cfg.RequestTimeout)
+		lost, err := w.queue.Renew(rctx, w.cfg.ID, w.held())
+		cancel()
+		if err != nil {
+			failures++
+			w.logFailure(failures, "renew leases", err)
+			continue
+		}
+		failures = 0
+		w.mu.Lock()
+		for _, l := range lost {
+			if stop, ok := w.running[l]; ok {
+				w.log.Info("lease lost", "job_id", l.ID, "attempt", l.Attempt)
+				stop(errLeaseLost)
+			}
+		}
+		w.mu.Unlock()
+	}
+}
+
+// backoff is the pause after the given number of consecutive failures:
+// exponential from 50ms to 2s, with jitter so that many slots and workers
+// do not retry in step.
+func backoff(failures int) time.Duration {
+	d := 50 * time.Millisecond << min(failures-1, 6)
+	d = min(d, 2*time.Second)
+	return d/2 + rand.N(d)
+}
+
+// sleep waits for d or for ctx to end; it reports whether ctx is still
+// live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,505 @@
+package worker_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"faas/dbmanager/sqlite"
+	"faas/jqmanager"
+	"faas/proxies/dbproxy"
+	"faas/proxies/faas"
+	"faas/proxies/jqproxy"
+	"faas/proxies/wire"
+	"faas/worker"
+	"faas/worker/internal/leakcheck"
+)
+
+// TestMain fails the package if a test leaves goroutines behind.
+func TestMain(m *testing.M) { leakcheck.Main(m) }
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// leaseTimeout is the queue's lease in these tests: short, so that a
+// worker that stops beating loses its jobs quickly.
+const leaseTimeout = 400 * time.Millisecond
+
+// platform is the real back end a worker talks to: a SQLite store served
+// over loopback ZeroMQ, and a job queue served the same way, using the
+// store through its proxy like the real JQ manager.
+type platform struct {
+	t     *testing.T
+	ctx   context.Context
+	store *sqlite.Store
+	db    string // the DB manager's endpoint
+	jq    string // the JQ manager's endpoint
+	queue *jqproxy.Client
+}
+
+func newPlatform(t *testing.T) *platform {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	store, err := sqlite.Open(ctx, t.TempDir())
+	require.NoError(t, err)
+
+	srv, err := wire.Listen("tcp://127.0.0.1:*", dbproxy.NewMux(store).Serve, quiet())
+	require.NoError(t, err)
+	p := &platform{t: t, ctx: ctx, store: store, db: srv.Endpoint()}
+	p.serve(srv.Run, func() { require.NoError(t, store.Close()) })
+
+	qm, err := jqmanager.New(jqmanager.Config{
+		Listen:            "tcp://127.0.0.1:*",
+		LeaseTimeout:      leaseTimeout,
+		MaxAttempts:       3,
+		MaxPendingPerUser: 1000,
+		RequestTimeout:    time.Second,
+	}, p.storeClient(), quiet())
+	require.NoError(t, err)
+	p.serve(qm.Run, nil)
+	p.jq = qm.Endpoint()
+	p.queue = p.queueClient(p.jq)
+	return p
+}
+
+// serve runs a server until the test ends, then stops it and calls after.
+func (p *platform) serve(run func(context.Context) error, after func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	p.t.Cleanup(func() {
+		cancel()
+		require.NoError(p.t, <-done)
+		if after != nil {
+			after()
+		}
+	})
+}
+
+func (p *platform) storeClient() *dbproxy.Client {
+	c, err := dbproxy.Dial(p.db, time.Second, quiet())
+	require.NoError(p.t, err)
+	p.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func (p *platform) queueClient(endpoint string) *jqproxy.Client {
+	c, err := jqproxy.Dial(endpoint, time.Second, quiet())
+	require.NoError(p.t, err)
+	p.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// config is a worker's settings for tests: quick polls and heartbeats.
+func config(id string) worker.Config {
+	return worker.Config{
+		ID:             id,
+		Concurrency:    2,
+		RequestTimeout: time.Second,
+		Heartbeat:      50 * time.Millisecond,
+		PollWait:       200 * time.Millisecond,
+	}
+}
+
+// running is a started Worker; stop ends it and returns how long that took.
+type running struct {
+	stop func() time.Duration
+}
+
+// startWorker runs a worker against the platform through its own proxies,
+// as the worker process does, until the test ends or stop is called.
+func (p *platform) startWorker(cfg worker.Config, store faas.Store, queue faas.JobQueue) running {
+	p.t.Helper()
+	if store == nil {
+		store = p.storeClient()
+	}
+	if queue == nil {
+		queue = p.queueClient(p.jq)
+	}
+	w, err := worker.New(cfg, store, queue, quiet())
+	require.NoError(p.t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	var once sync.Once
+	var took time.Duration
+	stop := func() time.Duration {
+		once.Do(func() {
+			start := time.Now()
+			cancel()
+			select {
+			case err := <-done:
+				require.NoError(p.t, err)
+			case <-time.After(10 * time.Second):
+				p.t.Error("worker did not stop")
+			}
+			took = time.Since(start)
+		})
+		return took
+	}
+	p.t.Cleanup(func() { stop() })
+	return running{stop: stop}
+}
+
+func (p *platform) user(name string) {
+	p.t.Helper()
+	require.NoError(p.t, p.store.CreateUser(p.ctx, faas.User{Name: name, TokenHash: "hash-" + name}))
+}
+
+func (p *platform) function(owner, name, src string, timeout time.Duration) faas.Function {
+	p.t.Helper()
+	f, _, err := p.store.PutFunction(p.ctx, faas.Function{Owner: owner, Name: name, Source: src, Timeout: timeout})
+	require.NoError(p.t, err)
+	return f
+}
+
+// submit queues a job as the frontend does.
+func (p *platform) submit(owner, fn, args string) faas.Job {
+	p.t.Helper()
+	j, err := p.queue.Submit(p.ctx, faas.Job{ID: uuid.NewString(), Owner: owner, Function: fn, Args: json.RawMessage(args)})
+	require.NoError(p.t, err)
+	return j
+}
+
+// finished waits for a job to finish and returns its record.
+func (p *platform) finished(id string) faas.Job {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 15*time.Second)
+	defer cancel()
+	for {
+		done, err := p.queue.Wait(ctx, id, 5*time.Second)
+		require.NoError(p.t, err)
+		if done {
+			break
+		}
+	}
+	j, err := p.store.Job(p.ctx, id)
+	require.NoError(p.t, err)
+	require.True(p.t, j.State.Finished(), "job %s is %s", id, j.State)
+	return j
+}
+
+// until polls cond until it holds, failing the test after a while.
+func until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	require.Eventually(t, cond, 10*time.Second, 10*time.Millisecond, what)
+}
+
+func (p *platform) state(id string) faas.JobState {
+	j, err := p.store.Job(p.ctx, id)
+	if err != nil {
+		return ""
+	}
+	return j.State
+}
+
+func TestWorkerRunsJobs(t *testing.T) {
+	t.Parallel()
+	p := newPlatform(t)
+	p.user("ann")
+	p.function("ann", "add", `function add(a, b) { console.log("adding", a, b); return a + b }`, 5*time.Second)
+	p.function("ann", "slow", `async function slow(x) { await new Promise(r => setTimeout(r, 30)); return {x} }`, 5*time.Second)
+	p.startWorker(config("w1"), nil, nil)
+
+	var jobs []faas.Job
+	for i := range 20 {
+		jobs = append(jobs, p.submit("ann", "add", fmt.Sprintf("[%d, %d]", i, i)))
+	}
+	slow := p.submit("ann", "slow", `["s"]`)
+	var billed time.Duration
+	for i, j := range jobs {
+		got := p.finished(j.ID)
+		require.Equal(t, faas.Succeeded, got.State, "error %v", got.Error)
+		assert.JSONEq(t, fmt.Sprint(2*i), string(got.Result))
+		assert.Equal(t, fmt.Sprintf("adding %d %d\n", i, i), got.Logs)
+		assert.Equal(t, "w1", got.Worker)
+		assert.Positive(t, got.Billed)
+		assert.Equal(t, got.Duration, got.Billed)
+		billed += got.Billed
+	}
+	got := p.finished(slow.ID)
+	require.Equal(t, faas.Succeeded, got.State, "error %v", got.Error)
+	assert.JSONEq(t, `{"x":"s"}`, string(got.Result))
+	assert.GreaterOrEqual(t, got.Duration, 30*time.Millisecond, "async waits are billed")
+	billed += got.Billed
+
+	total, err := p.store.BilledTime(p.ctx, "ann")
+	require.NoError(t, err)
+	assert.Equal(t, billed, total)
+}
+
+func TestWorkerFailedJobs(t *testing.T) {
+	t.Parallel()
+	const limit = 300 * time.Millisecond
+	p := newPlatform(t)
+	p.user("bob")
+	p.function("bob", "throws", `function throws() { null.x }`, 5*time.Second)
+	p.function("bob", "loops", `function loops() { for (;;) {} }`, limit)
+	p.function("bob", "waits", `function waits() { return new Promise(r => setTimeout(r, 1e9)) }`, limit)
+	p.function("bob", "big", `function big() { return "x".repeat(2 << 20) }`, 5*time.Second)
+	p.function("bob", "ok", `() => "still serving"`, 5*time.Second)
+	p.startWorker(config("w1"), nil, nil)
+
+	tests := []struct {
+		fn   string
+		code faas.Code
+		msg  string
+	}{
+		{"throws", faas.FunctionError, "TypeError: "},
+		{"loops", faas.Timeout, "function exceeded its 300ms time limit"},
+		{"waits", faas.Timeout, "function exceeded its 300ms time limit"},
+		{"big", faas.TooLarge, "exceeds the 1 MiB limit"},
+	}
+	for _, tt := range tests {
+		j := p.finished(p.submit("bob", tt.fn, `[]`).ID)
+		require.Equal(t, faas.Failed, j.State, tt.fn)
+		require.NotNil(t, j.Error, tt.fn)
+		assert.Equal(t, tt.code, j.Error.Code, tt.fn)
+		assert.Contains(t, j.Error.Message, tt.msg, tt.fn)
+		if tt.code == faas.Timeout {
+			assert.Equal(t, limit, j.Billed, "a timeout bills the limit, no more")
+		}
+		// The worker keeps serving.
+		ok := p.finished(p.submit("bob", "ok", `[]`).ID)
+		assert.Equal(t, faas.Succeeded, ok.State, tt.fn)
+		assert.JSONEq(t, `"still serving"`, string(ok.Result))
+	}
+}
+
+func TestWorkerDeletedFunction(t *testing.T) {
+	t.Parallel()
+	p := newPlatform(t)
+	p.user("cat")
+	p.function("cat", "gone", `function gone() { return 1 }`, time.Second)
+	j := p.submit("cat", "gone", `[]`)
+	require.NoError(t, p.store.DeleteFunction(p.ctx, "cat", "gone"))
+	p.startWorker(config("w1"), nil, nil)
+
+	got := p.finished(j.ID)
+	require.Equal(t, faas.Failed, got.State)
+	require.NotNil(t, got.Error)
+	assert.Equal(t, faas.NotFound, got.Error.Code)
+	assert.Equal(t, "function gone was deleted", got.Error.Message)
+}
+
+// countingStore counts the function reads that reach the real Store.
+type countingStore struct {
+	faas.Store
+	reads atomic.Int64
+}
+
+func (s *countingStore) Function(ctx context.Context, owner, name string) (faas.Function, error) {
+	s.reads.Add(1)
+	return s.Store.Function(ctx, owner, name)
+}
+
+func TestWorkerCachesPrograms(t *testing.T) {
+	t.Parallel()
+	p := newPlatform(t)
+	p.user("dan")
+	p.function("dan", "f", `() => 1`, time.Second)
+	store := &countingStore{Store: p.storeClient()}
+	p.startWorker(config("w1"), store, nil)
+
+	for range 5 {
+		assert.JSONEq(t, `1`, string(p.finished(p.submit("dan", "f", `[]`).ID).Result))
+	}
+	assert.EqualValues(t, 1, store.reads.Load(), "one version is fetched once")
+
+	// A job of the new version runs the new source.
+	p.function("dan", "f", `() => 2`, time.Second)
+	for range 3 {
+		assert.JSONEq(t, `2`, string(p.finished(p.submit("dan", "f", `[]`).ID).Result))
+	}
+	assert.EqualValues(t, 2, store.reads.Load())
+}
+
+func TestWorkerJobDeletedWhileRunning(t *testing.T) {
+	t.Parallel()
+	p := newPlatform(t)
+	p.user("eve")
+	p.function("eve", "slow", `async function slow() { await new Promise(r => setTimeout(r, 300)); return 1 }`, 5*time.Second)
+	p.function("eve", "ok", `() => 2`, 5*time.Second)
+	p.startWorker(config("w1"), nil, nil)
+
+	j := p.submit("eve", "slow", `[]`)
+	until(t, "job running", func() bool { return p.state(j.ID) == faas.Running })
+	require.NoError(t, p.store.DeleteJob(p.ctx, j.ID))
+
+	// The worker survives the vanished job and serves the next ones.
+	first := p.finished(p.submit("eve", "ok", `[]`).ID)
+	assert.Equal(t, faas.Succeeded, first.State)
+	time.Sleep(400 * time.Millisecond) // the slow job has ended by now
+	_, err := p.store.Job(p.ctx, j.ID)
+	assert.Equal(t, faas.NotFound, faas.ErrorCode(err))
+	second := p.finished(p.submit("eve", "ok", `[]`).ID)
+	assert.Equal(t, faas.Succeeded, second.State)
+	total, err := p.store.BilledTime(p.ctx, "eve")
+	require.NoError(t, err)
+	assert.Equal(t, first.Billed+second.Billed, total, "the deleted job is not billed")
+}
+
+// TestWorkerLostLease runs a job on a worker whose heartbeats are too slow
+// for the queue: the queue gives the job to a second worker, and the first
+// one's late outcome is refused without harm.
+func TestWorkerLostLease(t *testing.T) {
+	t.Parallel()
+	p := newPlatform(t)
+	p.user("fay")
+	p.function("fay", "slow", `async function slow() { await new Promise(r => setTimeout(r, 800)); return "done" }`, 5*time.Second)
+	lazy := config("lazy")
+	lazy.Concurrency = 1
+	lazy.Heartbeat = 5 * time.Second
+	p.startWorker(lazy, nil, nil)
+
+	j := p.submit("fay", "slow", `[]`)
+	until(t, "job leased by the lazy worker", func() bool {
+		got, err := p.store.Job(p.ctx, j.ID)
+		return err == nil && got.Worker == "lazy"
+	})
+	p.startWorker(config("busy"), nil, nil)
+
+	got := p.finished(j.ID)
+	require.Equal(t, faas.Succeeded, got.State, "error %v", got.Error)
+	assert.Equal(t, "busy", got.Worker)
+	assert.Equal(t, 2, got.Attempt)
+	require.Len(t, got.Lost, 1)
+	assert.Equal(t, faas.Lost, got.Lost[0].Code)
+	time.Sleep(time.Second) // the lazy worker's outcome comes in, and is refused
+	total, err := p.store.BilledTime(p.ctx, "fay")
+	require.NoError(t, err)
+	assert.Equal(t, got.Billed, total, "billed once")
+}
+
+// TestWorkerStopsLostRun takes a running job's lease away: the worker must
+// hear it on its next heartbeat and stop that run, freeing its only slot
+// for the job's next attempt long before the first run would have ended.
+func TestWorkerStopsLostRun(t *testing.T) {
+	t.Parallel()
+	p := newPlatform(t)
+	p.user("hal")
+	p.function("hal", "slow", `async function slow() { await new Promise(r => setTimeout(r, 2000)); return 1 }`, 5*time.Second)
+	cfg := config("w1")
+	cfg.Concurrency = 1
+	p.startWorker(cfg, nil, nil)
+
+	j := p.submit("hal", "slow", `[]`)
+	until(t, "job running", func() bool { return p.state(j.ID) == faas.Running })
+	taken := time.Now()
+	require.NoError(t, p.queue.Release(p.ctx, faas.Lease{ID: j.ID, Attempt: 1}, "taken away by the test"))
+	until(t, "second attempt running", func() bool {
+		got, err := p.store.Job(p.ctx, j.ID)
+		return err == nil && got.State == faas.Running && got.Attempt == 2
+	})
+	assert.Less(t, time.Since(taken), time.Second, "the lost run was stopped")
+	got := p.finished(j.ID)
+	assert.Equal(t, faas.Succeeded, got.State)
+	assert.Equal(t, 2, got.Attempt)
+}
+
+func TestWorkerGracefulStop(t *testing.T) {
+	t.Parallel()
+	p := newPlatform(t)
+	p.user("gus")
+	p.function("gus", "slow", `async function slow() { await new Promise(r => setTimeout(r, 500)); return "finished" }`, 5*time.Second)
+	w := p.startWorker(config("w1"), nil, nil)
+
+	j := p.submit("gus", "slow", `[]`)
+	until(t, "job running", func() bool { return p.state(j.ID) == faas.Running })
+	took := w.stop()
+	assert.Less(t, took, 500*time.Millisecond+config("").PollWait+2*time.Second)
+
+	got, err := p.store.Job(p.ctx, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, faas.Succeeded, got.State, "the running job finished before the worker stopped")
+	assert.JSONEq(t, `"finished"`, string(got.Result))
+	assert.Empty(t, got.Lost)
+
+	// A stopped worker takes nothing more.
+	later := p.submit("gus", "slow", `[]`)
+	time.Sleep(300 * time.Millisecond)
+	assert.Equal(t, faas.Queued, p.state(later.ID))
+}
+
+// countingQueue counts the polls that reach the real queue client.
+type countingQueue struct {
+	faas.JobQueue
+	polls atomic.Int64
+}
+
+func (q *countingQueue) Next(ctx context.Context, worker string, wait time.Duration) (faas.Job, bool, error) {
+	q.polls.Add(1)
+	return q.JobQueue.Next(ctx, worker, wait)
+}
+
+// TestWorkerQueueUnreachable points a worker at a queue client that fails
+// every call at once: the worker must back off, not spin, and still stop.
+func TestWorkerQueueUnreachable(t *testing.T) {
+	t.Parallel()
+	p := newPlatform(t)
+	client := p.queueClient(p.jq)
+	require.NoError(t, client.Close())
+	queue := &countingQueue{JobQueue: client}
+	w := p.startWorker(config("w1"), nil, queue)
+	time.Sleep(time.Second)
+	assert.Less(t, w.stop(), time.Second)
+	polls := queue.polls.Load()
+	assert.Positive(t, polls)
+	assert.Less(t, polls, int64(40), "two slots polling a dead queue for a second")
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	t.Parallel()
+	p := newPlatform(t)
+	for _, mod := range []func(*worker.Config){
+		func(c *worker.Config) { c.Concurrency = -1 },
+		func(c *worker.Config) { c.Heartbeat = time.Millisecond },
+		func(c *worker.Config) { c.PollWait = time.Hour },
+		func(c *worker.Config) { c.RequestTimeout = -time.Second },
+	} {
+		cfg := config("w1")
+		mod(&cfg)
+		_, err := worker.New(cfg, p.store, p.queue, quiet())
+		assert.Error(t, err)
+	}
+	_, err := worker.New(config("w1"), nil, p.queue, quiet())
+	assert.Error(t, err)
+}
+
+func TestLoadConfig(t *testing.T) {
+	// Set, then unset: t.Setenv restores the environment afterwards.
+	for _, name := range []string{"DB_URL", "FAAS_WORKER_CONCURRENCY", "FAAS_WORKER_ID", "FAAS_WORKER_POLL"} {
+		t.Setenv(name, "")
+		require.NoError(t, os.Unsetenv(name))
+	}
+	t.Setenv("JQ_URL", "tcp://jq:1")
+	t.Setenv("FAAS_REQUEST_TIMEOUT", "2s")
+	cfg, err := worker.LoadConfig()
+	require.NoError(t, err)
+	assert.Equal(t, "tcp://127.0.0.1:27444", cfg.DBURL)
+	assert.Equal(t, "tcp://jq:1", cfg.JQURL)
+	assert.Equal(t, runtime.NumCPU(), cfg.Concurrency)
+	host, _ := os.Hostname()
+	assert.Equal(t, fmt.Sprintf("%s-%d", host, os.Getpid()), cfg.ID)
+	assert.Equal(t, 2*time.Second, cfg.RequestTimeout)
+	assert.Equal(t, 5*time.Second, cfg.PollWait)
+
+	t.Setenv("FAAS_WORKER_CONCURRENCY", "-2")
+	_, err = worker.LoadConfig()
+	assert.ErrorContains(t, err, "FAAS_WORKER_CONCURRENCY")
+	t.Setenv("FAAS_WORKER_CONCURRENCY", "many")
+	_, err = worker.LoadConfig()
+	assert.Error(t, err)
+}
