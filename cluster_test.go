@@ -1,0 +1,314 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The test binary doubles as the faas binary: run with FAAS_TEST_AS_MAIN
+// set it is `faas` itself, so the end-to-end tests start real processes
+// of the very code under test, race detector included.
+func TestMain(m *testing.M) {
+	if os.Getenv("FAAS_TEST_AS_MAIN") == "1" {
+		args := os.Args[1:]
+		if err := run(args); err != nil {
+			fmt.Fprintln(os.Stderr, "faas:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// cluster is a platform whose components run as separate processes.
+type cluster struct {
+	t       testing.TB
+	dir     string
+	env     []string
+	http    string
+	dbURL   string
+	jqURL   string
+	mu      sync.Mutex
+	procs   map[string]*proc
+	logsDir string
+}
+
+// proc is one running component.
+type proc struct {
+	name   string
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// newCluster reserves ports and a data directory; components start with
+// start.
+func newCluster(t testing.TB, env ...string) *cluster {
+	t.Helper()
+	ports, err := freePorts(3)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	c := &cluster{
+		t:       t,
+		dir:     dir,
+		http:    fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
+		dbURL:   fmt.Sprintf("tcp://127.0.0.1:%d", ports[1]),
+		jqURL:   fmt.Sprintf("tcp://127.0.0.1:%d", ports[2]),
+		procs:   make(map[string]*proc),
+		logsDir: filepath.Join(dir, "logs"),
+	}
+	require.NoError(t, os.MkdirAll(c.logsDir, 0o755))
+	c.env = append([]string{
+		"FAAS_TEST_AS_MAIN=1",
+		"FAAS_DATA_DIR=" + filepath.Join(dir, "data"),
+		"FAAS_LOG_LEVEL=debug",
+		"FAAS_REQUEST_TIMEOUT=1s",
+	}, env...)
+	t.Cleanup(c.stopAll)
+	return c
+}
+
+// roleEnv is each role's own settings, by the reference's names.
+func (c *cluster) roleEnv(role string) []string {
+	port := func(url string) string { return url[strings.LastIndex(url, ":")+1:] }
+	switch role {
+	case "dbmanager":
+		return []string{"DB_URL=", "PORT=" + port(c.dbURL)}
+	case "jqmanager":
+		return []string{"DB_URL=" + c.dbURL, "PORT=" + port(c.jqURL)}
+	case "frontend":
+		return []string{"DB_URL=" + c.dbURL, "JQ_URL=" + c.jqURL, "PORT=" + port(c.http)}
+	default:
+		return []string{"DB_URL=" + c.dbURL, "JQ_URL=" + c.jqURL}
+	}
+}
+
+// start runs role as a process named name (several workers need distinct
+// names), with extra environment.
+func (c *cluster) start(name, role string, env ...string) *proc {
+	c.t.Helper()
+	logf, err := os.OpenFile(filepath.Join(c.logsDir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	require.NoError(c.t, err)
+	cmd := exec.Command(os.Args[0], role)
+	cmd.Env = append(append(append(os.Environ(), c.env...), c.roleEnv(role)...), env...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// The kernel kills the component if the test binary dies first.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	require.NoError(c.t, cmd.Start())
+	p := &proc{name: name, cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		cmd.Wait()
+		logf.Close()
+		close(p.exited)
+	}()
+	c.mu.Lock()
+	c.procs[name] = p
+	c.mu.Unlock()
+	return p
+}
+
+// startAll starts the four core components and waits until the API is
+// ready.
+func (c *cluster) startAll(workers int, env ...string) {
+	c.t.Helper()
+	c.start("dbmanager", "dbmanager", env...)
+	c.start("jqmanager", "jqmanager", env...)
+	for i := range workers {
+		c.start(fmt.Sprintf("worker%d", i), "worker", env...)
+	}
+	c.start("frontend", "frontend", env...)
+	c.waitReady()
+}
+
+func (c *cluster) waitReady() {
+	c.t.Helper()
+	require.Eventually(c.t, func() bool {
+		resp, err := http.Get(c.http + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 60*time.Second, 50*time.Millisecond, "platform not ready; logs in %s", c.logsDir)
+}
+
+// signal sends sig to the named component; SIGKILL also waits for it.
+func (c *cluster) signal(name string, sig syscall.Signal) {
+	c.t.Helper()
+	c.mu.Lock()
+	p := c.procs[name]
+	c.mu.Unlock()
+	require.NotNil(c.t, p, "no component %s", name)
+	require.NoError(c.t, p.cmd.Process.Signal(sig))
+	if sig == syscall.SIGKILL {
+		<-p.exited
+	}
+}
+
+// stop ends a component gracefully and reports how it exited.
+func (c *cluster) stop(name string) error {
+	c.mu.Lock()
+	p := c.procs[name]
+	delete(c.procs, name)
+	c.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	p.cmd.Process.Signal(syscall.SIGCONT)
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+		if st := p.cmd.ProcessState; !st.Success() {
+			return fmt.Errorf("%s exited: %v", name, st)
+		}
+		return nil
+	case <-time.After(20 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.exited
+		return fmt.Errorf("%s did not stop within 20s of SIGTERM", name)
+	}
+}
+
+func (c *cluster) stopAll() {
+	c.mu.Lock()
+	var names []string
+	for name := range c.procs {
+		names = append(names, name)
+	}
+	c.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, name := range names {
+		wg.Go(func() {
+			if err := c.stop(name); err != nil {
+				c.t.Errorf("stop %s: %v", name, err)
+			}
+		})
+	}
+	wg.Wait()
+	if c.t.Failed() {
+		c.dumpLogs()
+	}
+}
+
+// dumpLogs prints the tail of every component's log into the test output.
+func (c *cluster) dumpLogs() {
+	entries, _ := os.ReadDir(c.logsDir)
+	for _, e := range entries {
+		b, _ := os.ReadFile(filepath.Join(c.logsDir, e.Name()))
+		if len(b) > 4000 {
+			b = b[len(b)-4000:]
+		}
+		c.t.Logf("--- %s (tail)\n%s", e.Name(), b)
+	}
+}
+
+// api is a REST client of the cluster's frontend.
+type api struct {
+	t     testing.TB
+	base  string
+	token string
+}
+
+type reply struct {
+	Status int
+	Error  bool            `json:"error"`
+	Code   string          `json:"code"`
+	Res    json.RawMessage `json:"res"`
+	Header http.Header
+}
+
+func (a *api) do(method, path, body string, hdr ...string) reply {
+	a.t.Helper()
+	r, err := a.try(method, path, body, hdr...)
+	require.NoError(a.t, err)
+	return r
+}
+
+// try is do for requests that may fail while components are down.
+func (a *api) try(method, path, body string, hdr ...string) (reply, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 70*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, a.base+path, bytes.NewBufferString(body))
+	if err != nil {
+		return reply{}, err
+	}
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return reply{}, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return reply{}, err
+	}
+	var r reply
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return reply{}, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+	}
+	r.Status, r.Header = resp.StatusCode, resp.Header
+	return r, nil
+}
+
+// register creates a user and returns a client holding its token.
+func (c *cluster) register(t testing.TB, name string) *api {
+	t.Helper()
+	a := &api{t: t, base: c.http}
+	r := a.do(http.MethodPost, "/u/"+name, "")
+	require.Equal(t, http.StatusCreated, r.Status, "%s", r.Res)
+	var u struct {
+		Token string `json:"token"`
+	}
+	require.NoError(t, json.Unmarshal(r.Res, &u))
+	a.token = u.Token
+	return a
+}
+
+// jobInfo is the subset of GET /j/:id/info the tests read.
+type jobInfo struct {
+	ID       string  `json:"id"`
+	State    string  `json:"state"`
+	Attempts int     `json:"attempts"`
+	BilledMS float64 `json:"billed_ms"`
+	Error    *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+	Lost []json.RawMessage `json:"lost"`
+}
+
+func (a *api) info(id string) jobInfo {
+	a.t.Helper()
+	r := a.do(http.MethodGet, "/j/"+id+"/info", "")
+	require.Equal(a.t, http.StatusOK, r.Status, "%s", r.Res)
+	var ji jobInfo
+	require.NoError(a.t, json.Unmarshal(r.Res, &ji))
+	return ji
+}
+
+// await polls until the job is finished.
+func (a *api) await(id string, within time.Duration) {
+	a.t.Helper()
+	require.Eventually(a.t, func() bool {
+		r := a.do(http.MethodGet, "/j/"+id, "")
+		return r.Status == http.StatusOK && string(r.Res) == "1"
+	}, within, 20*time.Millisecond, "job %s did not finish", id)
+}

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestReferenceFlow drives the reference project's typical client against
+// the platform running as five separate processes (two workers).
+func TestReferenceFlow(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	c.startAll(2)
+	a := c.register(t, "alice")
+
+	r := a.do(http.MethodPost, "/u/alice/fn/add", "function add(a,b){return a+b}")
+	require.Equal(t, http.StatusCreated, r.Status, "%s", r.Res)
+	r = a.do(http.MethodPost, "/u/alice/fn/add_with_delay",
+		"async function add_with_delay(a,b){ await new Promise(r => setTimeout(r, 100)); return a+b; }")
+	require.Equal(t, http.StatusCreated, r.Status, "%s", r.Res)
+
+	var ids []string
+	for _, fn := range []string{"add", "add_with_delay"} {
+		r = a.do(http.MethodPost, "/u/alice/fn/"+fn+"/run", "[4,5]")
+		require.Equal(t, http.StatusAccepted, r.Status, "%s", r.Res)
+		var id string
+		require.NoError(t, json.Unmarshal(r.Res, &id))
+		require.Equal(t, "/j/"+id, r.Header.Get("Location"))
+		ids = append(ids, id)
+	}
+	var billed float64
+	for _, id := range ids {
+		a.await(id, 30*time.Second)
+		r = a.do(http.MethodGet, "/j/"+id+"/res", "")
+		require.Equal(t, http.StatusOK, r.Status)
+		require.JSONEq(t, "9", string(r.Res))
+		info := a.info(id)
+		require.Equal(t, "succeeded", info.State)
+		require.Equal(t, 1, info.Attempts)
+		require.Positive(t, info.BilledMS)
+		billed += info.BilledMS
+	}
+	require.GreaterOrEqual(t, a.info(ids[1]).BilledMS, 100.0, "async waits are billed")
+
+	r = a.do(http.MethodGet, "/u/alice/time", "")
+	require.Equal(t, http.StatusOK, r.Status)
+	var total float64
+	require.NoError(t, json.Unmarshal(r.Res, &total))
+	require.InDelta(t, billed, total, 1e-6)
+
+	r = a.do(http.MethodDelete, "/j/"+ids[0], "")
+	require.Equal(t, http.StatusOK, r.Status)
+	r = a.do(http.MethodGet, "/j/"+ids[0], "")
+	require.Equal(t, http.StatusNotFound, r.Status)
+
+	// Another user sees none of it.
+	b := c.register(t, "bob")
+	r = b.do(http.MethodGet, "/j/"+ids[1]+"/res", "")
+	require.Equal(t, http.StatusNotFound, r.Status)
+	r = b.do(http.MethodGet, "/u/alice/fn", "")
+	require.Equal(t, http.StatusUnauthorized, r.Status)
+
+	// Every component shuts down cleanly on SIGTERM.
+	for _, name := range []string{"frontend", "worker0", "worker1", "jqmanager", "dbmanager"} {
+		require.NoError(t, c.stop(name), "%s exit status", name)
+	}
+}
+
+// TestSyncWaitAcrossProcesses checks ?wait through the real processes,
+// including a failing function and a timeout.
+func TestSyncWaitAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	c.startAll(1)
+	a := c.register(t, "carol")
+	for name, src := range map[string]string{
+		"sq":    "x => x * x",
+		"boom":  "function boom(){ throw new TypeError('no way') }",
+		"spin":  "function spin(){ for(;;){} }",
+		"sleep": "async function sleep(){ await new Promise(r => setTimeout(r, 2000)); return 1 }",
+	} {
+		path := "/u/carol/fn/" + name
+		if name == "spin" {
+			path += "?timeout=300ms"
+		}
+		r := a.do(http.MethodPost, path, src)
+		require.Equal(t, http.StatusCreated, r.Status, "%s: %s", name, r.Res)
+	}
+	r := a.do(http.MethodPost, "/u/carol/fn/sq/run?wait=10s", "[12]")
+	require.Equal(t, http.StatusOK, r.Status, "%s", r.Res)
+	require.JSONEq(t, "144", string(r.Res))
+
+	r = a.do(http.MethodPost, "/u/carol/fn/boom/run?wait=10s", "")
+	require.Equal(t, http.StatusUnprocessableEntity, r.Status, "%s", r.Res)
+	require.Equal(t, "function_error", r.Code)
+	require.Contains(t, string(r.Res), "no way")
+
+	r = a.do(http.MethodPost, "/u/carol/fn/spin/run?wait=10s", "")
+	require.Equal(t, http.StatusUnprocessableEntity, r.Status, "%s", r.Res)
+	require.Equal(t, "timeout", r.Code)
+
+	r = a.do(http.MethodPost, "/u/carol/fn/sleep/run?wait=100ms", "")
+	require.Equal(t, http.StatusAccepted, r.Status, "%s", r.Res)
+	var id string
+	require.NoError(t, json.Unmarshal(r.Res, &id))
+	r = a.do(http.MethodGet, "/j/"+id+"/res", "")
+	require.Equal(t, http.StatusConflict, r.Status)
+	require.Equal(t, "not_finished", r.Code)
+	a.await(id, 20*time.Second)
+
+	// The worker kept serving after the error and the timeout.
+	for i := range 5 {
+		r = a.do(http.MethodPost, "/u/carol/fn/sq/run?wait=10s", fmt.Sprintf("[%d]", i))
+		require.Equal(t, http.StatusOK, r.Status, "%s", r.Res)
+		require.JSONEq(t, fmt.Sprint(i*i), string(r.Res))
+	}
+}

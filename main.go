@@ -1,0 +1,93 @@
+// Command faas is the whole platform in one binary: each role is a
+// subcommand, and `faas up` runs them all on one machine.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+const usage = `usage: faas <command>
+
+Roles, one process each, configured from the environment:
+  frontend    the REST API
+  dbmanager   the only component that touches the database
+  jqmanager   the job queue
+  worker      runs jobs in JavaScript sandboxes
+  scaler      changes the number of workers with the backlog
+
+  up          the whole platform on this machine (embedded database,
+              local worker processes)
+  bench       start the platform and measure throughput and latency
+`
+
+// logConfig is shared by every role.
+type logConfig struct {
+	Level  slog.Level `envconfig:"FAAS_LOG_LEVEL" default:"info"`
+	Format string     `envconfig:"FAAS_LOG_FORMAT" default:"text"`
+}
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "faas:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Print(usage)
+		return nil
+	}
+	var lc logConfig
+	if err := envconfig.Process("", &lc); err != nil {
+		return err
+	}
+	log, err := newLogger(lc)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	role, rest := args[0], args[1:]
+	if role != "up" { // up labels each of the roles it runs
+		log = log.With("component", role)
+	}
+	if role == "bench" {
+		return bench(ctx, rest, log)
+	}
+	if len(rest) > 0 {
+		return fmt.Errorf("%s takes no arguments; it is configured from the environment", role)
+	}
+	start, ok := roles[role]
+	if !ok {
+		fmt.Fprint(os.Stderr, usage)
+		return fmt.Errorf("unknown command %q", role)
+	}
+	err = start(ctx, log)
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+func newLogger(c logConfig) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: c.Level}
+	switch strings.ToLower(c.Format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	default:
+		return nil, fmt.Errorf("FAAS_LOG_FORMAT=%q: want text or json", c.Format)
+	}
+}

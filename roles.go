@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"faas/dbmanager"
+	"faas/frontend"
+	"faas/jqmanager"
+	"faas/proxies/dbproxy"
+	"faas/proxies/jqproxy"
+	"faas/scaler"
+	"faas/worker"
+)
+
+// roles maps each subcommand to the role it runs. Each reads its own
+// configuration from the environment, dials the managers it talks to and
+// runs until ctx ends.
+var roles = map[string]func(context.Context, *slog.Logger) error{
+	"dbmanager": runDBManager,
+	"jqmanager": runJQManager,
+	"frontend":  runFrontend,
+	"worker":    runWorker,
+	"scaler":    runScaler,
+	"up":        up,
+}
+
+func runDBManager(ctx context.Context, log *slog.Logger) error {
+	cfg, err := dbmanager.LoadConfig()
+	if err != nil {
+		return err
+	}
+	m, err := dbmanager.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	log.Info("serving", "endpoint", m.Endpoint())
+	return m.Run(ctx)
+}
+
+func runJQManager(ctx context.Context, log *slog.Logger) error {
+	cfg, err := jqmanager.LoadConfig()
+	if err != nil {
+		return err
+	}
+	store, err := dbproxy.Dial(cfg.DBURL, cfg.RequestTimeout, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	m, err := jqmanager.New(cfg, store, log)
+	if err != nil {
+		return err
+	}
+	log.Info("serving", "endpoint", m.Endpoint(), "db", cfg.DBURL)
+	return m.Run(ctx)
+}
+
+func runFrontend(ctx context.Context, log *slog.Logger) error {
+	cfg, err := frontend.ConfigFromEnv()
+	if err != nil {
+		return err
+	}
+	store, queue, closeAll, err := dialManagers(cfg.DBURL, cfg.JQURL, cfg.RequestTimeout, log)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	s, err := frontend.New(cfg, store, queue, log)
+	if err != nil {
+		return err
+	}
+	log.Info("serving", "addr", s.Addr(), "db", cfg.DBURL, "jq", cfg.JQURL)
+	return s.Run(ctx)
+}
+
+func runWorker(ctx context.Context, log *slog.Logger) error {
+	cfg, err := worker.LoadConfig()
+	if err != nil {
+		return err
+	}
+	store, queue, closeAll, err := dialManagers(cfg.DBURL, cfg.JQURL, cfg.RequestTimeout, log)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	w, err := worker.New(cfg, store, queue, log)
+	if err != nil {
+		return err
+	}
+	log.Info("working", "db", cfg.DBURL, "jq", cfg.JQURL, "concurrency", cfg.Concurrency)
+	return w.Run(ctx)
+}
+
+func runScaler(ctx context.Context, log *slog.Logger) error {
+	cfg, err := scaler.LoadConfig()
+	if err != nil {
+		return err
+	}
+	queue, err := jqproxy.Dial(cfg.JQURL, 0, log)
+	if err != nil {
+		return err
+	}
+	defer queue.Close()
+	backend, err := scaler.NewBackend(cfg, log)
+	if err != nil {
+		return err
+	}
+	s, err := scaler.New(cfg, queue, backend, log)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
+}
+
+// dialManagers returns proxies for the DB and JQ managers.
+func dialManagers(dbURL, jqURL string, timeout time.Duration, log *slog.Logger) (*dbproxy.Client, *jqproxy.Client, func(), error) {
+	store, err := dbproxy.Dial(dbURL, timeout, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	queue, err := jqproxy.Dial(jqURL, timeout, log)
+	if err != nil {
+		store.Close()
+		return nil, nil, nil, err
+	}
+	return store, queue, func() { queue.Close(); store.Close() }, nil
+}

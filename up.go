@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"faas/dbmanager"
+	"faas/frontend"
+	"faas/jqmanager"
+	"faas/scaler"
+)
+
+// upConfig is what `faas up` adds to the roles' own settings: the loopback
+// ports the managers listen on.
+type upConfig struct {
+	DBPort int `envconfig:"FAAS_DB_PORT" default:"27444"`
+	JQPort int `envconfig:"FAAS_JQ_PORT" default:"27445"`
+}
+
+// up runs the whole platform on this machine: the managers, the frontend
+// and the scaler in this process, each with its own sockets talking
+// ZeroMQ over loopback TCP exactly as separate processes would, and the
+// workers as child processes started by the scaler's local backend.
+func up(ctx context.Context, log *slog.Logger) error {
+	var uc upConfig
+	if err := envconfig.Process("", &uc); err != nil {
+		return err
+	}
+	dbURL := fmt.Sprintf("tcp://127.0.0.1:%d", uc.DBPort)
+	jqURL := fmt.Sprintf("tcp://127.0.0.1:%d", uc.JQPort)
+	logOf := func(role string) *slog.Logger { return log.With("component", role) }
+
+	dbCfg, err := dbmanager.LoadConfig()
+	if err != nil {
+		return err
+	}
+	dbCfg.Listen = dbURL
+	db, err := dbmanager.New(ctx, dbCfg, logOf("dbmanager"))
+	if err != nil {
+		return err
+	}
+
+	jqCfg, err := jqmanager.LoadConfig()
+	if err != nil {
+		return err
+	}
+	jqCfg.Listen, jqCfg.DBURL = jqURL, dbURL
+	store, queue, closeAll, err := dialManagers(dbURL, jqURL, jqCfg.RequestTimeout, log)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	jq, err := jqmanager.New(jqCfg, store, logOf("jqmanager"))
+	if err != nil {
+		return err
+	}
+
+	feCfg, err := frontend.ConfigFromEnv()
+	if err != nil {
+		return err
+	}
+	feCfg.DBURL, feCfg.JQURL = dbURL, jqURL
+	fe, err := frontend.New(feCfg, store, queue, logOf("frontend"))
+	if err != nil {
+		return err
+	}
+
+	scCfg, err := scaler.LoadConfig()
+	if err != nil {
+		return err
+	}
+	scCfg.JQURL = jqURL
+	workers, err := scaler.NewLocal(scaler.LocalConfig{
+		Env:   []string{"DB_URL=" + dbURL, "JQ_URL=" + jqURL},
+		Grace: scCfg.StopGrace,
+	}, logOf("scaler"))
+	if err != nil {
+		return err
+	}
+	sc, err := scaler.New(scCfg, queue, workers, logOf("scaler"))
+	if err != nil {
+		return err
+	}
+
+	log.Info("platform up", "http", fe.Addr(), "dbmanager", dbURL, "jqmanager", jqURL)
+	// Shut down from the edge inwards: the frontend and the scaler (which
+	// drains the workers) stop first, while the managers can still record
+	// what the workers finish; a failing manager stops everything.
+	managersCtx, stopManagers := context.WithCancel(context.WithoutCancel(ctx))
+	edgeCtx, stopEdge := context.WithCancel(ctx)
+	defer stopEdge()
+	var managersErr error
+	managersDone := make(chan struct{})
+	go func() {
+		defer close(managersDone)
+		managersErr = runAll(managersCtx, db.Run, jq.Run)
+		stopEdge()
+	}()
+	edgeErr := runAll(edgeCtx, fe.Run, sc.Run)
+	stopManagers()
+	<-managersDone
+	return errors.Join(edgeErr, managersErr)
+}
+
+// runAll runs the functions until ctx ends or one of them fails, which
+// stops the others; it returns once all have returned.
+func runAll(ctx context.Context, fns ...func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, fn := range fns {
+		wg.Go(func() {
+			err := fn(ctx)
+			if err != nil && !errors.Is(err, context.Canceled) {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+			cancel()
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
