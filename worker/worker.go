@@ -133,7 +133,7 @@ func New(cfg Config, store faas.Store, queue faas.JobQueue, log *slog.Logger) (*
 		cfg:     cfg,
 		store:   store,
 		queue:   queue,
-		log:     log.With("component", "worker", "worker", cfg.ID),
+		log:     log.With("worker", cfg.ID),
 		cache:   newProgramCache(cfg.CacheSize),
 		running: make(map[faas.Lease]context.CancelCauseFunc),
 	}, nil
