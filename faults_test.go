@@ -32,7 +32,8 @@ type stream struct {
 	users []*api
 	names []string
 	// ids[i] is job i's id once its submission was acknowledged.
-	ids []string
+	ids   []string
+	acked atomic.Int64
 }
 
 const (
@@ -63,20 +64,30 @@ func (s *stream) fn(i int) string {
 	return "fast"
 }
 
-// submit sends every job from several clients. A submission that fails
-// because a component is down is retried with its Idempotency-Key, so a
-// retry of a submission that did get through cannot make a second job.
-func (s *stream) submit(clients int) {
+// submit sends every job from several clients, each pausing pace between
+// submissions so that the stream lasts while the faults happen. A
+// submission that fails because a component is down is retried with its
+// Idempotency-Key, so a retry of one that did get through cannot make a
+// second job.
+func (s *stream) submit(clients int, pace time.Duration) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range clients {
 		wg.Go(func() {
 			for i := int(next.Add(1)) - 1; i < len(s.ids); i = int(next.Add(1)) - 1 {
 				s.ids[i] = s.submitOne(i)
+				s.acked.Add(1)
+				time.Sleep(pace)
 			}
 		})
 	}
 	wg.Wait()
+}
+
+// midStream fails the test if the stream is over: a fault after it proves
+// nothing.
+func (s *stream) midStream() {
+	require.Less(s.t, int(s.acked.Load()), len(s.ids), "the fault came after the last submission")
 }
 
 func (s *stream) submitOne(i int) string {
@@ -160,11 +171,14 @@ func TestKillWorkersMidStream(t *testing.T) {
 	var kills atomic.Int64
 	fault := chaos(1200*time.Millisecond, done, func(n int) {
 		victim := fmt.Sprintf("worker%d", (n-1)%3)
+		if n < 3 {
+			s.midStream()
+		}
 		c.signal(victim, syscall.SIGKILL)
 		kills.Add(1)
 		c.start(victim, "worker")
 	})
-	s.submit(8)
+	s.submit(8, 50*time.Millisecond)
 	// Keep killing while the slow jobs run.
 	time.Sleep(3 * time.Second)
 	close(done)
@@ -176,46 +190,34 @@ func TestKillWorkersMidStream(t *testing.T) {
 	require.Positive(t, retried, "no kill hit a running job: the test proved nothing")
 }
 
-func TestKillQueueMidStream(t *testing.T) {
+// TestKillManagerMidStream kills each manager twice while jobs stream in,
+// restarting it each time: the JQ manager rebuilds its queue from the
+// Store, and every client of the DB manager resends what went unanswered.
+func TestKillManagerMidStream(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, faultEnv...)
-	c.startAll(2)
-	s := newStream(t, c, 300)
-	done := make(chan struct{})
-	fault := chaos(time.Second, done, func(n int) {
-		if n > 2 {
-			return
-		}
-		c.signal("jqmanager", syscall.SIGKILL)
-		time.Sleep(300 * time.Millisecond)
-		c.start("jqmanager", "jqmanager")
-	})
-	s.submit(8)
-	close(done)
-	fault.Wait()
-	retried := s.verify(60 * time.Second)
-	t.Logf("kill -9 jqmanager twice: %d jobs, %d retried, 0 lost, 0 duplicated, 0 double-billed", len(s.ids), retried)
-}
-
-func TestKillDatabaseManagerMidStream(t *testing.T) {
-	t.Parallel()
-	c := newCluster(t, faultEnv...)
-	c.startAll(2)
-	s := newStream(t, c, 300)
-	done := make(chan struct{})
-	fault := chaos(time.Second, done, func(n int) {
-		if n > 2 {
-			return
-		}
-		c.signal("dbmanager", syscall.SIGKILL)
-		time.Sleep(300 * time.Millisecond)
-		c.start("dbmanager", "dbmanager")
-	})
-	s.submit(8)
-	close(done)
-	fault.Wait()
-	retried := s.verify(60 * time.Second)
-	t.Logf("kill -9 dbmanager twice: %d jobs, %d retried, 0 lost, 0 duplicated, 0 double-billed", len(s.ids), retried)
+	for _, manager := range []string{"jqmanager", "dbmanager"} {
+		t.Run(manager, func(t *testing.T) {
+			t.Parallel()
+			c := newCluster(t, faultEnv...)
+			c.startAll(2)
+			s := newStream(t, c, 300)
+			done := make(chan struct{})
+			fault := chaos(time.Second, done, func(n int) {
+				if n > 2 {
+					return
+				}
+				s.midStream()
+				c.signal(manager, syscall.SIGKILL)
+				time.Sleep(300 * time.Millisecond)
+				c.start(manager, manager)
+			})
+			s.submit(8, 100*time.Millisecond)
+			close(done)
+			fault.Wait()
+			retried := s.verify(60 * time.Second)
+			t.Logf("kill -9 %s twice: %d jobs, %d retried, 0 lost, 0 duplicated, 0 double-billed", manager, len(s.ids), retried)
+		})
+	}
 }
 
 // TestStoppedWorkerLosesLease freezes a worker mid-job for longer than its

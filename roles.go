@@ -9,6 +9,7 @@ import (
 	"faas/frontend"
 	"faas/jqmanager"
 	"faas/proxies/dbproxy"
+	"faas/proxies/faas"
 	"faas/proxies/jqproxy"
 	"faas/scaler"
 	"faas/worker"
@@ -62,17 +63,13 @@ func runFrontend(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	store, queue, closeAll, err := dialManagers(cfg.DBURL, cfg.JQURL, cfg.RequestTimeout, log)
-	if err != nil {
-		return err
-	}
-	defer closeAll()
-	s, err := frontend.New(cfg, store, queue, log)
-	if err != nil {
-		return err
-	}
-	log.Info("serving", "addr", s.Addr(), "db", cfg.DBURL, "jq", cfg.JQURL)
-	return s.Run(ctx)
+	return withManagers(ctx, cfg.DBURL, cfg.JQURL, cfg.RequestTimeout, log, func(store faas.Store, queue faas.JobQueue) (runner, error) {
+		s, err := frontend.New(cfg, store, queue, log)
+		if err == nil {
+			log.Info("serving", "addr", s.Addr(), "db", cfg.DBURL, "jq", cfg.JQURL)
+		}
+		return s, err
+	})
 }
 
 func runWorker(ctx context.Context, log *slog.Logger) error {
@@ -80,17 +77,29 @@ func runWorker(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	store, queue, closeAll, err := dialManagers(cfg.DBURL, cfg.JQURL, cfg.RequestTimeout, log)
+	return withManagers(ctx, cfg.DBURL, cfg.JQURL, cfg.RequestTimeout, log, func(store faas.Store, queue faas.JobQueue) (runner, error) {
+		log.Info("working", "db", cfg.DBURL, "jq", cfg.JQURL, "concurrency", cfg.Concurrency)
+		return worker.New(cfg, store, queue, log)
+	})
+}
+
+// runner is a role's component once built.
+type runner interface{ Run(context.Context) error }
+
+// withManagers dials both managers, builds a role's component on their
+// proxies and runs it until ctx ends.
+func withManagers(ctx context.Context, dbURL, jqURL string, timeout time.Duration, log *slog.Logger,
+	build func(faas.Store, faas.JobQueue) (runner, error)) error {
+	store, queue, closeAll, err := dialManagers(dbURL, jqURL, timeout, log)
 	if err != nil {
 		return err
 	}
 	defer closeAll()
-	w, err := worker.New(cfg, store, queue, log)
+	r, err := build(store, queue)
 	if err != nil {
 		return err
 	}
-	log.Info("working", "db", cfg.DBURL, "jq", cfg.JQURL, "concurrency", cfg.Concurrency)
-	return w.Run(ctx)
+	return r.Run(ctx)
 }
 
 func runScaler(ctx context.Context, log *slog.Logger) error {
