@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"strconv"
 	"time"
@@ -29,6 +30,13 @@ type Config struct {
 	// RequestTimeout bounds the calls one request makes to the managers,
 	// on top of any ?wait the client asked for.
 	RequestTimeout time.Duration `envconfig:"FAAS_REQUEST_TIMEOUT" default:"3s"`
+	// RateLimit is the requests per second each user may sustain; 0 turns
+	// the limit off. Registrations, which carry no token, are counted by
+	// client address instead.
+	RateLimit float64 `envconfig:"FAAS_RATE_LIMIT" default:"200"`
+	// RateBurst is how many requests a user may send at once, above the
+	// sustained rate, before being told to slow down.
+	RateBurst int `envconfig:"FAAS_RATE_BURST" default:"400"`
 }
 
 // ConfigFromEnv reads the configuration from the environment and validates
@@ -52,6 +60,14 @@ func (c Config) Validate() error {
 	if c.RequestTimeout <= 0 {
 		return fmt.Errorf("frontend config: FAAS_REQUEST_TIMEOUT is %v, want > 0", c.RequestTimeout)
 	}
+	// NaN fails every comparison, hence the negated form.
+	if !(c.RateLimit >= 0) || math.IsInf(c.RateLimit, 1) {
+		return fmt.Errorf("frontend config: FAAS_RATE_LIMIT is %v, want a finite number >= 0 (0 turns it off)", c.RateLimit)
+	}
+	if c.RateBurst < 0 || c.RateBurst == 0 && c.RateLimit > 0 {
+		// A bucket that holds no token would refuse every request.
+		return fmt.Errorf("frontend config: FAAS_RATE_BURST is %d, want >= 1 while FAAS_RATE_LIMIT is on", c.RateBurst)
+	}
 	if c.Listen == "" && (c.Port < 0 || c.Port > 65535) {
 		return fmt.Errorf("frontend config: PORT is %d, want 0-65535", c.Port)
 	}
@@ -65,6 +81,9 @@ func (c Config) addr() string {
 	}
 	return net.JoinHostPort("", strconv.Itoa(c.Port))
 }
+
+// rateLimitOn reports whether requests are rate limited.
+func (c Config) rateLimitOn() bool { return c.RateLimit > 0 }
 
 // authOn reports whether requests must carry a bearer token.
 func (c Config) authOn() bool { return c.Auth != "off" }

@@ -16,7 +16,7 @@ import (
 
 func TestConfigFromEnv(t *testing.T) {
 	// t.Setenv rules out t.Parallel here.
-	for _, k := range []string{"PORT", "FAAS_HTTP_LISTEN", "DB_URL", "JQ_URL", "FAAS_AUTH", "FAAS_REQUEST_TIMEOUT"} {
+	for _, k := range []string{"PORT", "FAAS_HTTP_LISTEN", "DB_URL", "JQ_URL", "FAAS_AUTH", "FAAS_REQUEST_TIMEOUT", "FAAS_RATE_LIMIT", "FAAS_RATE_BURST"} {
 		t.Setenv(k, "") // restores the variable after the test
 		require.NoError(t, os.Unsetenv(k))
 	}
@@ -28,7 +28,10 @@ func TestConfigFromEnv(t *testing.T) {
 		JQURL:          "tcp://127.0.0.1:27445",
 		Auth:           "on",
 		RequestTimeout: 3 * time.Second,
+		RateLimit:      200,
+		RateBurst:      400,
 	}, cfg)
+	require.True(t, cfg.rateLimitOn())
 	require.Equal(t, ":8080", cfg.addr())
 
 	t.Setenv("FAAS_HTTP_LISTEN", "127.0.0.1:0")
@@ -40,11 +43,30 @@ func TestConfigFromEnv(t *testing.T) {
 	require.False(t, cfg.authOn())
 	require.Equal(t, "tcp://db:1", cfg.DBURL)
 
-	for k, v := range map[string]string{"FAAS_AUTH": "yes", "FAAS_REQUEST_TIMEOUT": "0s"} {
-		t.Run(k, func(t *testing.T) {
-			t.Setenv(k, v)
+	t.Setenv("FAAS_RATE_LIMIT", "0")
+	t.Setenv("FAAS_RATE_BURST", "0")
+	cfg, err = ConfigFromEnv()
+	require.NoError(t, err, "0 turns the rate limit off")
+	require.False(t, cfg.rateLimitOn())
+	t.Setenv("FAAS_RATE_LIMIT", "0.5")
+	t.Setenv("FAAS_RATE_BURST", "1")
+	cfg, err = ConfigFromEnv()
+	require.NoError(t, err)
+	require.Equal(t, 0.5, cfg.RateLimit)
+
+	for _, tc := range []struct{ k, v, want string }{
+		{"FAAS_AUTH", "yes", "FAAS_AUTH"},
+		{"FAAS_REQUEST_TIMEOUT", "0s", "FAAS_REQUEST_TIMEOUT"},
+		{"FAAS_RATE_LIMIT", "-1", "FAAS_RATE_LIMIT"},
+		{"FAAS_RATE_LIMIT", "NaN", "FAAS_RATE_LIMIT"},
+		{"FAAS_RATE_LIMIT", "+Inf", "FAAS_RATE_LIMIT"},
+		{"FAAS_RATE_BURST", "-1", "FAAS_RATE_BURST"},
+		{"FAAS_RATE_BURST", "0", "FAAS_RATE_BURST"}, // while the rate is 0.5
+	} {
+		t.Run(tc.k+"="+tc.v, func(t *testing.T) {
+			t.Setenv(tc.k, tc.v)
 			_, err := ConfigFromEnv()
-			require.ErrorContains(t, err, k)
+			require.ErrorContains(t, err, tc.want)
 		})
 	}
 	t.Setenv("FAAS_REQUEST_TIMEOUT", "soon")
@@ -57,7 +79,7 @@ func TestHTTPStatusCoversEveryCode(t *testing.T) {
 	want := map[faas.Code]int{
 		faas.NotFound: 404, faas.Invalid: 400, faas.Conflict: 409, faas.Unauthorized: 401,
 		faas.TooLarge: 413, faas.NotFinished: 409, faas.FunctionError: 422, faas.Timeout: 422,
-		faas.Unavailable: 503, faas.Internal: 500, "no_such_code": 500,
+		faas.Unavailable: 503, faas.Internal: 500, faas.TooMany: 429, "no_such_code": 500,
 	}
 	for code, status := range want {
 		require.Equal(t, status, httpStatus(code), code)

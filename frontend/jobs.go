@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/google/uuid"
 
 	"faas/proxies/faas"
 )
@@ -41,11 +40,18 @@ func parseArgs(b []byte) (json.RawMessage, error) {
 }
 
 // runFunction submits a job. The job id is chosen here, before the first
-// try, so that a submission retried by the proxy is not run twice. With
-// ?wait it also waits for the outcome, sparing the client its polling.
+// try, so that a submission retried by the proxy is not run twice; with an
+// Idempotency-Key, so that one retried by the client is not either. With
+// ?wait it also waits for the outcome, sparing the client its polling. A
+// replay answers like the first submission, with Idempotent-Replayed.
 func (s *Server) runFunction(c *gin.Context) {
 	owner, name := c.Param("u"), c.Param("f")
 	wait, err := durationParam(c, "wait", 0, maxWait)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	key, err := idempotencyKey(c.Request.Header)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -62,10 +68,13 @@ func (s *Server) runFunction(c *gin.Context) {
 	}
 	ctx, cancel := s.reqCtx(c, wait)
 	defer cancel()
-	job := faas.Job{ID: uuid.NewString(), Owner: owner, Function: name, Args: args, Created: time.Now().UTC()}
-	if _, err := s.queue.Submit(ctx, job); err != nil {
+	job, replayed, err := s.submit(ctx, faas.Job{Owner: owner, Function: name, Args: args}, key)
+	if err != nil {
 		s.fail(c, fmt.Errorf("submit job of %s/%s: %w", owner, name, err))
 		return
+	}
+	if replayed {
+		c.Header(replayedHeader, "true")
 	}
 	c.Header("Location", "/j/"+job.ID)
 	if wait == 0 || !s.waitJob(ctx, c, job.ID, wait) {

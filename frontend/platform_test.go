@@ -47,6 +47,10 @@ type settings struct {
 	frontend frontend.Config
 	// concurrency is the number of jobs the worker runs at once.
 	concurrency int
+	// maxPending, if set, is the JQ manager's MaxPendingPerUser.
+	maxPending int
+	// wrapStore, if set, wraps the frontend's store, to inject timing.
+	wrapStore func(faas.Store) faas.Store
 }
 
 // option changes the settings of startPlatform.
@@ -57,6 +61,14 @@ func authOff(s *settings) { s.frontend.Auth = "off" }
 
 // serial makes the worker run one job at a time.
 func serial(s *settings) { s.concurrency = 1 }
+
+// maxPending limits each user's queued and running jobs to n.
+func maxPending(n int) option { return func(s *settings) { s.maxPending = n } }
+
+// rateLimit limits each user's requests; rate 0 turns the limit off.
+func rateLimit(rate float64, burst int) option {
+	return func(s *settings) { s.frontend.RateLimit, s.frontend.RateBurst = rate, burst }
+}
 
 // testLogger writes to the test log at debug level only when FAAS_TEST_LOG
 // is set, so a passing run stays quiet.
@@ -83,7 +95,8 @@ func startPlatform(t testing.TB, opts ...option) *platform {
 	t.Helper()
 	set := settings{
 		// Generous: the race detector slows moving a 1 MiB job through
-		// three processes' JSON codecs to seconds.
+		// three processes' JSON codecs to seconds. No rate limit (RateLimit
+		// 0): tests poll as fast as they like unless they ask for one.
 		frontend:    frontend.Config{Listen: "127.0.0.1:0", Auth: "on", RequestTimeout: 10 * time.Second},
 		concurrency: 2,
 	}
@@ -143,6 +156,9 @@ func startPlatform(t testing.TB, opts ...option) *platform {
 	jqCfg, err := jqmanager.LoadConfig()
 	require.NoError(t, err)
 	jqCfg.Listen = "tcp://127.0.0.1:*"
+	if set.maxPending > 0 {
+		jqCfg.MaxPendingPerUser = set.maxPending
+	}
 	jq, err := jqmanager.New(jqCfg, jqStore, log.With("component", "jqmanager"))
 	require.NoError(t, err)
 	run("jqmanager", jq.Run)
@@ -160,7 +176,11 @@ func startPlatform(t testing.TB, opts ...option) *platform {
 	run("worker", w.Run)
 
 	store, queue := dial("frontend", db.Endpoint(), jq.Endpoint())
-	fe, err := frontend.New(set.frontend, store, queue, log.With("component", "frontend"))
+	var feStore faas.Store = store
+	if set.wrapStore != nil {
+		feStore = set.wrapStore(store)
+	}
+	fe, err := frontend.New(set.frontend, feStore, queue, log.With("component", "frontend"))
 	require.NoError(t, err)
 	run("frontend", fe.Run)
 

@@ -55,6 +55,9 @@ func (s *Server) fail(c *gin.Context, err error) {
 	e := faas.AsError(err)
 	status := httpStatus(e.Code)
 	msg := e.Message
+	if e.Code == faas.TooMany {
+		c.Header("Retry-After", retryAfter(err))
+	}
 	if status >= http.StatusInternalServerError {
 		s.log.Warn("request failed", "method", c.Request.Method, "route", c.FullPath(), "code", e.Code, "err", err)
 		msg = "internal error"

@@ -33,6 +33,10 @@ type Server struct {
 	log    *slog.Logger
 	tokens *tokenCache
 	rate   rateMeter
+	// limits is nil when rate limiting is off.
+	limits *limiter
+	// clock stamps the jobs this process creates.
+	clock uniqueClock
 
 	ln      net.Listener
 	handler http.Handler
@@ -65,6 +69,9 @@ func New(cfg Config, store faas.Store, queue faas.JobQueue, log *slog.Logger) (*
 		log:    log,
 		tokens: newTokenCache(tokenTTL, tokenCacheSize),
 		ln:     ln,
+	}
+	if cfg.rateLimitOn() {
+		s.limits = newLimiter(cfg.RateLimit, cfg.RateBurst, maxBuckets)
 	}
 	s.draining, s.stopWaits = context.WithCancel(context.Background())
 	s.handler = s.routes()
@@ -143,8 +150,8 @@ func (s *Server) routes() http.Handler {
 	r.GET("/readyz", s.readyz)
 	r.GET("/stats", s.getStats)
 
-	r.POST("/u/:u", s.checkNames, s.register)
-	u := r.Group("/u/:u", s.checkNames, s.authenticate, s.ownsUser)
+	r.POST("/u/:u", s.checkNames, s.limitRate, s.register)
+	u := r.Group("/u/:u", s.checkNames, s.authenticate, s.limitRate, s.ownsUser)
 	u.DELETE("", s.deleteUser)
 	u.GET("/time", s.billedTime)
 	u.GET("/fn", s.listFunctions)
@@ -153,7 +160,7 @@ func (s *Server) routes() http.Handler {
 	u.DELETE("/fn/:f", s.deleteFunction)
 	u.POST("/fn/:f/run", s.runFunction)
 
-	j := r.Group("/j/:id", s.authenticate)
+	j := r.Group("/j/:id", s.authenticate, s.limitRate)
 	j.GET("", s.jobState)
 	j.GET("/res", s.jobResult)
 	j.GET("/info", s.jobInfo)
