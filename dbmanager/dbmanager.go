@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/kelseyhightower/envconfig"
 
@@ -31,7 +33,14 @@ type Config struct {
 	Listen string `envconfig:"FAAS_LISTEN"`
 	// DataDir holds the embedded database.
 	DataDir string `envconfig:"FAAS_DATA_DIR" default:"data"`
+	// Retention is how long a finished job is kept before it is purged;
+	// what it was billed is kept for good. New takes zero as
+	// DefaultRetention, so that a Config written in code need not set it.
+	Retention time.Duration `envconfig:"FAAS_RETENTION" default:"168h"`
 }
+
+// DefaultRetention is FAAS_RETENTION's default: a week.
+const DefaultRetention = 7 * 24 * time.Hour
 
 // LoadConfig reads the Config from the environment and checks it.
 func LoadConfig() (Config, error) {
@@ -52,8 +61,17 @@ func (c Config) Validate() error {
 		return errors.New("dbmanager config: FAAS_DATA_DIR is empty")
 	case c.Listen == "" && (c.Port < 0 || c.Port > 65535):
 		return fmt.Errorf("dbmanager config: PORT is %d, want 0-65535", c.Port)
+	case c.Retention <= 0:
+		return fmt.Errorf("dbmanager config: FAAS_RETENTION is %s, want more than 0", c.Retention)
 	}
 	return nil
+}
+
+// purgeInterval is how often the manager purges: a tenth of the
+// retention, so a job outlives it by at most 10%, but at least hourly so
+// that each purge stays small, and at most every millisecond.
+func (c Config) purgeInterval() time.Duration {
+	return max(min(c.Retention/10, time.Hour), time.Millisecond)
 }
 
 // Endpoint is where the manager binds.
@@ -95,20 +113,24 @@ type store interface {
 	Close() error
 }
 
-// Manager serves a Store over ZeroMQ.
+// Manager serves a Store over ZeroMQ and purges the jobs it no longer
+// needs to keep.
 type Manager struct {
 	store  store
 	server *wire.Server
 	log    *slog.Logger
+	cfg    Config
 }
 
 // New opens the store and binds the socket; an address in use fails here,
 // with the store closed again.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
+	if cfg.Retention == 0 {
+		cfg.Retention = DefaultRetention
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	log = log.With("component", "dbmanager")
 	s, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return nil, err
@@ -118,7 +140,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 		return nil, errors.Join(fmt.Errorf("dbmanager: %w", err), s.Close())
 	}
 	log.Info("serving", "endpoint", server.Endpoint())
-	return &Manager{store: s, server: server, log: log}, nil
+	return &Manager{store: s, server: server, log: log, cfg: cfg}, nil
 }
 
 func openStore(ctx context.Context, cfg Config, log *slog.Logger) (store, error) {
@@ -145,12 +167,46 @@ func (m *Manager) Endpoint() string { return m.server.Endpoint() }
 func (m *Manager) Store() faas.Store { return m.store }
 
 // Run serves until ctx ends, then closes the store once in-flight requests
-// are answered.
+// are answered and the purge has stopped. It purges at once, then every
+// purge interval.
 func (m *Manager) Run(ctx context.Context) error {
+	var purging sync.WaitGroup
+	purging.Go(func() { m.purgeEvery(ctx, m.cfg.purgeInterval()) })
 	err := m.server.Run(ctx)
+	purging.Wait()
 	if cerr := m.store.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("dbmanager: close store: %w", cerr))
 	}
 	m.log.Info("stopped")
 	return err
+}
+
+// purgeEvery purges now and then every interval until ctx ends. A failed
+// purge is logged and tried again at the next tick: the jobs wait.
+func (m *Manager) purgeEvery(ctx context.Context, interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		m.purge(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (m *Manager) purge(ctx context.Context) {
+	cutoff := time.Now().Add(-m.cfg.Retention)
+	n, err := m.store.PurgeJobs(ctx, cutoff)
+	switch {
+	case ctx.Err() != nil:
+		// Shutting down: the next start purges what is left.
+	case err != nil:
+		m.log.Error("purge finished jobs", "err", err, "before", cutoff)
+	case n > 0:
+		m.log.Info("purged finished jobs", "jobs", n, "before", cutoff)
+	default:
+		m.log.Debug("purged finished jobs", "jobs", 0, "before", cutoff)
+	}
 }

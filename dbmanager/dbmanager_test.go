@@ -3,6 +3,7 @@ package dbmanager_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
@@ -107,13 +108,13 @@ func TestNewFailsOnAddressInUse(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
-	for _, key := range []string{"DB_URL", "PORT", "FAAS_LISTEN", "FAAS_DATA_DIR"} {
+	for _, key := range []string{"DB_URL", "PORT", "FAAS_LISTEN", "FAAS_DATA_DIR", "FAAS_RETENTION"} {
 		t.Setenv(key, "") // restored when the test ends
 		os.Unsetenv(key)
 	}
 	cfg, err := dbmanager.LoadConfig()
 	require.NoError(t, err)
-	require.Equal(t, dbmanager.Config{Port: 27444, DataDir: "data"}, cfg)
+	require.Equal(t, dbmanager.Config{Port: 27444, DataDir: "data", Retention: dbmanager.DefaultRetention}, cfg)
 	require.Equal(t, "tcp://*:27444", cfg.Endpoint())
 
 	t.Setenv("DB_URL", "mongodb+srv://u:pw@cluster.example.net/faas")
@@ -126,6 +127,9 @@ func TestConfig(t *testing.T) {
 		{"DB_URL", "postgres://u:secret@db/faas"},
 		{"DB_URL", "tcp://127.0.0.1:27017"},
 		{"PORT", "many"},
+		{"FAAS_RETENTION", "0"},
+		{"FAAS_RETENTION", "-1h"},
+		{"FAAS_RETENTION", "a week"},
 	} {
 		t.Run(bad.key+"="+bad.value, func(t *testing.T) {
 			t.Setenv("FAAS_LISTEN", "")
@@ -153,4 +157,51 @@ func TestRedact(t *testing.T) {
 	} {
 		require.Equal(t, want, dbmanager.Redact(in), in)
 	}
+}
+
+// TestManagerPurgesOldJobs runs a manager with a short retention: a
+// finished job disappears once it is older than that, while a queued one and
+// the user's billing stay.
+func TestManagerPurgesOldJobs(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cfg := sqliteConfig(t)
+	cfg.Retention = 200 * time.Millisecond
+	var logs bytes.Buffer
+	m, stop := start(t, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	c := dial(t, m.Endpoint(), 0)
+
+	require.NoError(t, c.CreateUser(ctx, faas.User{Name: "ada", TokenHash: "h"}))
+	_, _, err := c.PutFunction(ctx, faas.Function{Owner: "ada", Name: "f", Source: "x=>x"})
+	require.NoError(t, err)
+	for _, id := range []string{"done", "queued"} {
+		_, err := c.CreateJob(ctx, faas.Job{ID: id, Owner: "ada", Function: "f", Args: json.RawMessage(`[1]`)})
+		require.NoError(t, err)
+	}
+	_, err = c.StartJob(ctx, "done", 1, "w")
+	require.NoError(t, err)
+	done, err := c.CompleteJob(ctx, faas.Completion{JobID: "done", Attempt: 1, Result: json.RawMessage(`1`), Duration: time.Second})
+	require.NoError(t, err)
+
+	// Retention plus two purge intervals at most; the deadline is ample.
+	for {
+		_, err := c.Job(ctx, "done")
+		if faas.ErrorCode(err) == faas.NotFound {
+			break
+		}
+		require.NoError(t, err)
+		require.Less(t, time.Since(done.Finished), 5*time.Second, "job not purged")
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.GreaterOrEqual(t, time.Since(done.Finished), cfg.Retention, "purged before its time")
+	queued, err := c.Job(ctx, "queued")
+	require.NoError(t, err)
+	require.Equal(t, faas.Queued, queued.State)
+	billed, err := c.BilledTime(ctx, "ada")
+	require.NoError(t, err)
+	require.Equal(t, time.Second, billed)
+
+	stop()
+	require.Regexp(t, `msg="purged finished jobs" component=dbmanager jobs=1 `, logs.String())
 }

@@ -90,7 +90,7 @@ func (s *Server) waitJob(ctx context.Context, c *gin.Context, id string, wait ti
 	defer cancel()
 	stop := context.AfterFunc(s.draining, cancel)
 	defer stop()
-	finished, err := s.queue.Wait(ctx, id, wait)
+	job, finished, err := s.queue.Wait(ctx, id, wait)
 	if s.draining.Err() != nil {
 		return false
 	}
@@ -106,14 +106,15 @@ func (s *Server) waitJob(ctx context.Context, c *gin.Context, id string, wait ti
 	if !finished {
 		return false
 	}
-	// The outcome is read with a fresh budget: the wait may have used
-	// nearly all of the request's.
-	rctx, rcancel := s.reqCtx(c, 0)
-	defer rcancel()
-	job, err := s.store.Job(rctx, id)
-	if err != nil {
-		s.fail(c, fmt.Errorf("read finished job %s: %w", id, err))
-		return true
+	if job.ID == "" {
+		// The queue had no outcome to hand over: read it, with a fresh
+		// budget, since the wait may have used nearly all of the request's.
+		rctx, rcancel := s.reqCtx(c, 0)
+		defer rcancel()
+		if job, err = s.store.Job(rctx, id); err != nil {
+			s.fail(c, fmt.Errorf("read finished job %s: %w", id, err))
+			return true
+		}
 	}
 	if !job.State.Finished() {
 		// A queue that restarted forgets its waiters; the store is the record.

@@ -340,12 +340,15 @@ func (m *Manager) holds(worker string, l faas.Lease) (*entry, bool) {
 
 // Done implements faas.JobQueue. A report for an attempt that no longer
 // holds the job is ignored: its outcome was fenced off by the Store.
-func (m *Manager) Done(ctx context.Context, id string, attempt int) error {
+func (m *Manager) Done(ctx context.Context, j faas.Job) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, ok := m.jobs[id]
-	if !ok || e.state != stateRunning || e.attempt != attempt {
+	e, ok := m.jobs[j.ID]
+	if !ok || e.state != stateRunning || e.attempt != j.Attempt {
 		return nil
+	}
+	if j.State.Finished() {
+		e.outcome = j
 	}
 	m.workers[e.worker] = time.Now()
 	m.done++
@@ -465,12 +468,12 @@ func (m *Manager) requeue(ctx context.Context, e *entry, reason *faas.Error) {
 
 // Wait implements faas.JobQueue. A job the queue does not know has
 // finished, or never existed: the caller reads the Store either way.
-func (m *Manager) Wait(ctx context.Context, id string, wait time.Duration) (bool, error) {
+func (m *Manager) Wait(ctx context.Context, id string, wait time.Duration) (faas.Job, bool, error) {
 	m.mu.Lock()
 	e, ok := m.jobs[id]
 	if !ok {
 		m.mu.Unlock()
-		return true, nil
+		return faas.Job{}, true, nil
 	}
 	ch := make(chan struct{})
 	e.waiters = append(e.waiters, ch)
@@ -480,11 +483,12 @@ func (m *Manager) Wait(ctx context.Context, id string, wait time.Duration) (bool
 	defer timer.Stop()
 	select {
 	case <-ch:
-		return true, nil
+		// Closed after outcome was set, never written again.
+		return e.outcome, true, nil
 	case <-timer.C:
-		return false, nil
+		return faas.Job{}, false, nil
 	case <-ctx.Done():
-		return false, ctx.Err()
+		return faas.Job{}, false, ctx.Err()
 	}
 }
 

@@ -91,9 +91,9 @@ func (r *rig) next(worker string, wait time.Duration) (faas.Job, bool) {
 }
 
 func (r *rig) complete(j faas.Job) error {
-	_, err := r.store.CompleteJob(r.ctx, faas.Completion{JobID: j.ID, Attempt: j.Attempt, Worker: j.Worker, Result: json.RawMessage("1"), Duration: time.Millisecond})
+	done, err := r.store.CompleteJob(r.ctx, faas.Completion{JobID: j.ID, Attempt: j.Attempt, Worker: j.Worker, Result: json.RawMessage("1"), Duration: time.Millisecond})
 	if err == nil {
-		err = r.m.Done(r.ctx, j.ID, j.Attempt)
+		err = r.m.Done(r.ctx, done)
 	}
 	return err
 }
@@ -114,17 +114,28 @@ func TestJobLifecycle(t *testing.T) {
 	require.Equal(t, "w1", got.Worker)
 	require.JSONEq(t, "[1]", string(got.Args))
 
-	finished, err := r.m.Wait(r.ctx, j.ID, 50*time.Millisecond)
+	_, finished, err := r.m.Wait(r.ctx, j.ID, 50*time.Millisecond)
 	require.NoError(t, err)
 	require.False(t, finished, "running job reported finished")
 
-	waited := make(chan bool)
+	waited := make(chan faas.Job)
 	go func() {
-		f, _ := r.m.Wait(r.ctx, j.ID, 10*time.Second)
-		waited <- f
+		j, f, _ := r.m.Wait(r.ctx, j.ID, 10*time.Second)
+		if f {
+			waited <- j
+		}
+		close(waited)
 	}()
+	time.Sleep(100 * time.Millisecond) // the waiter is parked before the job ends
 	require.NoError(t, r.complete(got))
-	require.True(t, <-waited)
+	outcome := <-waited
+	require.Equal(t, faas.Succeeded, outcome.State, "the waiter is handed the outcome")
+	require.JSONEq(t, "1", string(outcome.Result))
+	// Once it has left the queue, a waiter is told to read the Store.
+	late, finished, err := r.m.Wait(r.ctx, j.ID, time.Second)
+	require.NoError(t, err)
+	require.True(t, finished)
+	require.Empty(t, late.ID)
 
 	st, _ = r.m.Stats(r.ctx)
 	require.Equal(t, faas.Stats{Completed: 1, Workers: 1, AvgDuration: st.AvgDuration}, st)
@@ -264,7 +275,7 @@ func TestJobLostTooOftenFails(t *testing.T) {
 	require.True(t, ok)
 	_, ok = r.next("w2", 3*time.Second)
 	require.True(t, ok)
-	finished, err := r.m.Wait(r.ctx, j.ID, 3*time.Second)
+	_, finished, err := r.m.Wait(r.ctx, j.ID, 3*time.Second)
 	require.NoError(t, err)
 	require.True(t, finished)
 	info, err := r.store.Job(r.ctx, j.ID)
@@ -295,7 +306,7 @@ func TestDeletedJobIsNeverRun(t *testing.T) {
 	j, ok := r.next("w", time.Second)
 	require.True(t, ok)
 	require.Equal(t, kept.ID, j.ID)
-	finished, err := r.m.Wait(r.ctx, gone.ID, time.Second)
+	_, finished, err := r.m.Wait(r.ctx, gone.ID, time.Second)
 	require.NoError(t, err)
 	require.True(t, finished)
 }
@@ -342,12 +353,18 @@ func TestOverTheWire(t *testing.T) {
 	lost, err := c.Renew(r.ctx, "w", []faas.Lease{{ID: got.ID, Attempt: got.Attempt}, {ID: "other", Attempt: 1}})
 	require.NoError(t, err)
 	require.Equal(t, []faas.Lease{{ID: "other", Attempt: 1}}, lost)
-	_, err = r.store.CompleteJob(r.ctx, faas.Completion{JobID: got.ID, Attempt: got.Attempt, Result: json.RawMessage("2")})
+	waited := make(chan faas.Job, 1)
+	go func() {
+		j, _, _ := c.Wait(r.ctx, got.ID, 5*time.Second)
+		waited <- j
+	}()
+	time.Sleep(100 * time.Millisecond)
+	done, err := r.store.CompleteJob(r.ctx, faas.Completion{JobID: got.ID, Attempt: got.Attempt, Result: json.RawMessage("2")})
 	require.NoError(t, err)
-	require.NoError(t, c.Done(r.ctx, got.ID, got.Attempt))
-	finished, err := c.Wait(r.ctx, got.ID, time.Second)
-	require.NoError(t, err)
-	require.True(t, finished)
+	require.NoError(t, c.Done(r.ctx, done))
+	outcome := <-waited
+	require.Equal(t, got.ID, outcome.ID, "the outcome crossed the wire")
+	require.JSONEq(t, "2", string(outcome.Result))
 	st, err := c.Stats(r.ctx)
 	require.NoError(t, err)
 	require.EqualValues(t, 1, st.Completed)

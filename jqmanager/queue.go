@@ -18,8 +18,10 @@ type entry struct {
 	leased time.Time
 	// renewed is the last heartbeat of the lease holder.
 	renewed time.Time
-	// waiters are closed when the job leaves the queue.
+	// waiters are closed when the job leaves the queue, after outcome is
+	// set if the job finished through Done.
 	waiters []chan struct{}
+	outcome faas.Job
 }
 
 type entryState int

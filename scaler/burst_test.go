@@ -156,7 +156,7 @@ func TestBurstScalesRealWorkers(t *testing.T) {
 
 	ran := map[string]int{}
 	for _, id := range ids {
-		finished, err := jq.Wait(ctx, id, 20*time.Second)
+		_, finished, err := jq.Wait(ctx, id, 20*time.Second)
 		require.NoError(t, err)
 		require.True(t, finished, "job %s finished", id)
 		j, err := store.Job(ctx, id)

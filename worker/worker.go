@@ -1,8 +1,8 @@
 // Package worker is the worker process's logic: it long-polls the job
-// queue for jobs, runs each user function in the sandbox, records the
-// outcome (and the bill) in the Store, and keeps the leases of its running
-// jobs alive with heartbeats so the queue can tell a busy worker from a
-// dead one.
+// queue for jobs, runs each user function in a sandbox child process from
+// its warm pool, records the outcome (and the bill) in the Store, and keeps
+// the leases of its running jobs alive with heartbeats so the queue can
+// tell a busy worker from a dead one.
 package worker
 
 import (
@@ -20,6 +20,8 @@ import (
 
 	"faas/proxies/faas"
 	"faas/proxies/jqproxy"
+	"faas/worker/internal/lru"
+	"faas/worker/pool"
 	"faas/worker/sandbox"
 )
 
@@ -30,7 +32,8 @@ type Config struct {
 	DBURL string `envconfig:"DB_URL" default:"tcp://127.0.0.1:27444"`
 	// JQURL is the JQ manager's ZeroMQ endpoint.
 	JQURL string `envconfig:"JQ_URL" default:"tcp://127.0.0.1:27445"`
-	// Concurrency is the number of jobs run at once; 0 means one per CPU.
+	// Concurrency is the number of jobs run at once, each in its own
+	// sandbox process; 0 means one per CPU.
 	Concurrency int `envconfig:"FAAS_WORKER_CONCURRENCY"`
 	// ID names the worker to the queue; empty means hostname-pid.
 	ID string `envconfig:"FAAS_WORKER_ID"`
@@ -43,8 +46,16 @@ type Config struct {
 	// A stopping worker finishes the poll under way, so it also bounds
 	// how long a stop waits for an idle worker.
 	PollWait time.Duration `envconfig:"FAAS_WORKER_POLL" default:"5s"`
-	// CacheSize bounds the compiled programs kept.
+	// CacheSize bounds the function versions kept.
 	CacheSize int `envconfig:"FAAS_WORKER_CACHE" default:"1024"`
+	// SandboxMemoryMB caps the memory of a job whose function sets no cap
+	// of its own.
+	SandboxMemoryMB int `envconfig:"FAAS_SANDBOX_MEMORY_MB" default:"256"`
+	// SandboxCommand starts one sandbox process; nil means this program
+	// with the argument "sandbox". SandboxEnv is added to its environment.
+	// Tests set both to start their own binary.
+	SandboxCommand []string `ignored:"true"`
+	SandboxEnv     []string `ignored:"true"`
 }
 
 // LoadConfig reads the Config from the environment and checks it.
@@ -82,6 +93,9 @@ func (c Config) withDefaults() Config {
 	if c.CacheSize == 0 {
 		c.CacheSize = 1024
 	}
+	if c.SandboxMemoryMB == 0 {
+		c.SandboxMemoryMB = pool.DefaultMemoryMB
+	}
 	return c
 }
 
@@ -101,6 +115,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("worker config: FAAS_WORKER_POLL is %v, want more than 0 and at most %v", c.PollWait, jqproxy.MaxHold)
 	case c.CacheSize < 1:
 		return fmt.Errorf("worker config: FAAS_WORKER_CACHE is %d, want at least 1", c.CacheSize)
+	case c.SandboxMemoryMB < pool.MinMemoryMB || c.SandboxMemoryMB > pool.MaxMemoryMB:
+		return fmt.Errorf("worker config: FAAS_SANDBOX_MEMORY_MB is %d, want %d to %d", c.SandboxMemoryMB, pool.MinMemoryMB, pool.MaxMemoryMB)
 	}
 	return nil
 }
@@ -111,7 +127,9 @@ type Worker struct {
 	store faas.Store
 	queue faas.JobQueue
 	log   *slog.Logger
-	cache *programCache
+	cache *lru.Cache[pool.Key, function]
+	// sandboxes is the pool the slots run jobs in, while Run runs.
+	sandboxes *pool.Pool
 
 	mu sync.Mutex
 	// running holds the lease of each job being handled, with the function
@@ -134,7 +152,7 @@ func New(cfg Config, store faas.Store, queue faas.JobQueue, log *slog.Logger) (*
 		store:   store,
 		queue:   queue,
 		log:     log.With("worker", cfg.ID),
-		cache:   newProgramCache(cfg.CacheSize),
+		cache:   lru.New[pool.Key, function](cfg.CacheSize),
 		running: make(map[faas.Lease]context.CancelCauseFunc),
 	}, nil
 }
@@ -142,11 +160,27 @@ func New(cfg Config, store faas.Store, queue faas.JobQueue, log *slog.Logger) (*
 // ID is the name the worker gives the queue.
 func (w *Worker) ID() string { return w.cfg.ID }
 
-// Run serves jobs until ctx ends. Then it takes no new job, lets the jobs
-// under way finish (each is bounded by its function's time limit), keeps
-// their leases alive until they are recorded, and returns.
+// Run starts one sandbox process per slot, then serves jobs until ctx
+// ends. Then it takes no new job, lets the jobs under way finish (each is
+// bounded by its function's time limit), keeps their leases alive until
+// they are recorded, stops the sandboxes and returns. A sandbox that
+// cannot start fails Run at once.
 func (w *Worker) Run(ctx context.Context) error {
-	w.log.Info("started", "concurrency", w.cfg.Concurrency, "queue", w.cfg.JQURL, "db", w.cfg.DBURL)
+	sandboxes, err := pool.Start(ctx, pool.Config{
+		Size:     w.cfg.Concurrency,
+		Command:  w.cfg.SandboxCommand,
+		Env:      w.cfg.SandboxEnv,
+		MemoryMB: w.cfg.SandboxMemoryMB,
+	}, w.log)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started
+		}
+		return fmt.Errorf("worker: %w", err)
+	}
+	defer sandboxes.Close()
+	w.sandboxes = sandboxes
+	w.log.Info("started", "concurrency", w.cfg.Concurrency, "queue", w.cfg.JQURL, "db", w.cfg.DBURL, "memory_mb", w.cfg.SandboxMemoryMB)
 	beatCtx, stopBeat := context.WithCancel(context.WithoutCancel(ctx))
 	beatDone := make(chan struct{})
 	go func() {
@@ -218,10 +252,17 @@ func (w *Worker) handle(stop context.Context, j faas.Job) {
 	defer w.drop(lease)
 
 	c := faas.Completion{JobID: j.ID, Attempt: j.Attempt, Worker: w.cfg.ID}
-	fn, err := w.program(ctx, stop, j)
+	key := pool.Key{Owner: j.Owner, Name: j.Function, Version: j.Version}
+	fn, err := w.function(ctx, stop, key)
 	switch {
 	case err == nil:
-		res := sandbox.Run(ctx, fn.prog, j.Args, sandbox.Limits{Timeout: fn.timeout})
+		res := w.sandboxes.Run(ctx, pool.Job{
+			Key:      fn.key,
+			Source:   fn.source,
+			Args:     j.Args,
+			Limits:   sandbox.Limits{Timeout: fn.timeout},
+			MemoryMB: fn.memoryMB,
+		})
 		if errors.Is(context.Cause(ctx), errLeaseLost) {
 			log.Info("lease lost while running, outcome dropped")
 			return
@@ -243,17 +284,15 @@ func (w *Worker) handle(stop context.Context, j faas.Job) {
 
 // outcome fills in c from a run's result.
 func outcome(c faas.Completion, res sandbox.Result, limit time.Duration, log *slog.Logger) faas.Completion {
-	c.Duration, c.Logs = res.Duration, res.Logs
+	// The bill stops at the limit the user chose, even when the sandbox
+	// had to be killed in the grace after it.
+	if limit <= 0 {
+		limit = sandbox.DefaultTimeout
+	}
+	c.Duration, c.Logs = min(res.Duration, limit), res.Logs
 	switch {
 	case res.Err == nil:
 		c.Result = res.Value
-	case res.Err.Code == faas.Timeout:
-		// The bill stops at the limit the user chose.
-		if limit <= 0 {
-			limit = sandbox.DefaultTimeout
-		}
-		c.Duration = min(c.Duration, limit)
-		c.Error = res.Err
 	case res.Err.Code == faas.Internal:
 		// The details are for operators, not for the user.
 		log.Error("sandbox failed", "err", res.Err.Message)
@@ -264,48 +303,48 @@ func outcome(c faas.Completion, res sandbox.Result, limit time.Duration, log *sl
 	return c
 }
 
-// program returns the compiled function for j: the job's own version from
-// the cache, or else the current version from the Store. The Store is
-// retried while it is unreachable, until the lease is lost or, if the
-// worker is stopping, at once.
-func (w *Worker) program(ctx, stop context.Context, j faas.Job) (compiled, error) {
-	if p, ok := w.cache.get(programKey{j.Owner, j.Function, j.Version}); ok {
-		return p, nil
+// function returns the function version key names: from the cache, or
+// else the current version from the Store (a job names the version current
+// when it was submitted; a later one may have replaced it since). The
+// Store is retried while it is unreachable, until the lease is lost or, if
+// the worker is stopping, at once.
+func (w *Worker) function(ctx, stop context.Context, key pool.Key) (function, error) {
+	if fn, ok := w.cache.Get(key); ok {
+		return fn, nil
 	}
 	for failures := 1; ; failures++ {
-		fn, err := w.store.Function(ctx, j.Owner, j.Function)
+		f, err := w.store.Function(ctx, key.Owner, key.Name)
 		switch code := faas.ErrorCode(err); {
 		case err == nil:
-			return w.compile(fn)
+			fn := function{
+				key:      pool.Key{Owner: f.Owner, Name: f.Name, Version: f.Version},
+				source:   f.Source,
+				timeout:  f.Timeout,
+				memoryMB: f.MemoryMB,
+			}
+			w.cache.Put(fn.key, fn)
+			return fn, nil
 		case code == faas.NotFound:
-			return compiled{}, faas.Errorf(faas.NotFound, "function %s was deleted", j.Function)
+			return function{}, faas.Errorf(faas.NotFound, "function %s was deleted", key.Name)
 		case ctx.Err() != nil:
-			return compiled{}, fmt.Errorf("get function %s/%s: %w", j.Owner, j.Function, context.Cause(ctx))
+			return function{}, fmt.Errorf("get function %s/%s: %w", key.Owner, key.Name, context.Cause(ctx))
 		case stop.Err() != nil:
-			return compiled{}, fmt.Errorf("get function %s/%s while stopping: %w", j.Owner, j.Function, err)
+			return function{}, fmt.Errorf("get function %s/%s while stopping: %w", key.Owner, key.Name, err)
 		}
 		w.logFailure(failures, "get function", err)
 		if !sleep(ctx, backoff(failures)) {
-			return compiled{}, fmt.Errorf("get function %s/%s: %w", j.Owner, j.Function, context.Cause(ctx))
+			return function{}, fmt.Errorf("get function %s/%s: %w", key.Owner, key.Name, context.Cause(ctx))
 		}
 	}
 }
 
-// compile compiles fn and caches it under its version. A source the
-// sandbox rejects (only possible if the engine changed since upload) is
-// an Invalid error, which fails the job.
-func (w *Worker) compile(fn faas.Function) (compiled, error) {
-	key := programKey{fn.Owner, fn.Name, fn.Version}
-	if p, ok := w.cache.get(key); ok {
-		return p, nil
-	}
-	prog, err := sandbox.Compile(fn.Source)
-	if err != nil {
-		return compiled{}, fmt.Errorf("compile %s/%s version %d: %w", fn.Owner, fn.Name, fn.Version, err)
-	}
-	p := compiled{prog: prog, timeout: fn.Timeout}
-	w.cache.put(key, p)
-	return p, nil
+// function is one version of a function, as the sandboxes need it: they
+// compile the source, once per sandbox, and cache the program by key.
+type function struct {
+	key      pool.Key
+	source   string
+	timeout  time.Duration
+	memoryMB int
 }
 
 // maxRecordWait bounds the retries of recording one outcome. Past it the
@@ -321,15 +360,18 @@ func (w *Worker) finish(ctx context.Context, c faas.Completion, log *slog.Logger
 	}
 	deadline := time.Now().Add(maxRecordWait)
 	for failures := 1; ; failures++ {
-		_, err := w.store.CompleteJob(ctx, c)
+		job, err := w.store.CompleteJob(ctx, c)
 		code := faas.ErrorCode(err)
 		if err == nil || code == faas.Conflict || code == faas.NotFound {
 			if err != nil {
 				log.Info("job no longer ours, outcome dropped", "reason", err)
+				job = faas.Job{ID: c.JobID, Attempt: c.Attempt}
 			} else {
 				log.Debug("job finished")
 			}
-			w.done(ctx, c, log)
+			// Waiters need the outcome, not the arguments or the logs.
+			job.Args, job.Logs = nil, ""
+			w.done(ctx, job, log)
 			return
 		}
 		if ctx.Err() != nil {
@@ -351,9 +393,9 @@ func (w *Worker) finish(ctx context.Context, c faas.Completion, log *slog.Logger
 // done releases the lease in the queue. It is a courtesy: if the queue
 // does not hear it, the lease expires and the Store, which already holds
 // the outcome, refuses to run the job again.
-func (w *Worker) done(ctx context.Context, c faas.Completion, log *slog.Logger) {
+func (w *Worker) done(ctx context.Context, j faas.Job, log *slog.Logger) {
 	for failures := 1; ; failures++ {
-		err := w.queue.Done(ctx, c.JobID, c.Attempt)
+		err := w.queue.Done(ctx, j)
 		if err == nil {
 			return
 		}

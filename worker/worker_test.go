@@ -25,10 +25,26 @@ import (
 	"faas/proxies/wire"
 	"faas/worker"
 	"faas/worker/internal/leakcheck"
+	"faas/worker/pool"
 )
 
-// TestMain fails the package if a test leaves goroutines behind.
-func TestMain(m *testing.M) { leakcheck.Main(m) }
+// sandboxEnv marks a run of this test binary as a sandbox process: the
+// workers under test start the binary itself, so that their sandboxes run
+// the code under test, race detector included.
+const sandboxEnv = "FAAS_WORKER_TEST_SANDBOX=1"
+
+// TestMain serves as a sandbox when started as one; otherwise it runs the
+// tests and fails the package if they leave goroutines behind.
+func TestMain(m *testing.M) {
+	if os.Getenv("FAAS_WORKER_TEST_SANDBOX") == "1" {
+		if err := pool.ServeProcess(context.Background()); err != nil {
+			fmt.Fprintln(os.Stderr, "sandbox:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	leakcheck.Main(m)
+}
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
@@ -110,6 +126,8 @@ func config(id string) worker.Config {
 		RequestTimeout: time.Second,
 		Heartbeat:      50 * time.Millisecond,
 		PollWait:       200 * time.Millisecond,
+		SandboxCommand: []string{os.Args[0]},
+		SandboxEnv:     []string{sandboxEnv},
 	}
 }
 
@@ -179,7 +197,7 @@ func (p *platform) finished(id string) faas.Job {
 	ctx, cancel := context.WithTimeout(p.ctx, 15*time.Second)
 	defer cancel()
 	for {
-		done, err := p.queue.Wait(ctx, id, 5*time.Second)
+		_, done, err := p.queue.Wait(ctx, id, 5*time.Second)
 		require.NoError(p.t, err)
 		if done {
 			break
@@ -468,6 +486,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		func(c *worker.Config) { c.Heartbeat = time.Millisecond },
 		func(c *worker.Config) { c.PollWait = time.Hour },
 		func(c *worker.Config) { c.RequestTimeout = -time.Second },
+		func(c *worker.Config) { c.SandboxMemoryMB = 1 },
 	} {
 		cfg := config("w1")
 		mod(&cfg)
@@ -480,7 +499,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 
 func TestLoadConfig(t *testing.T) {
 	// Set, then unset: t.Setenv restores the environment afterwards.
-	for _, name := range []string{"DB_URL", "FAAS_WORKER_CONCURRENCY", "FAAS_WORKER_ID", "FAAS_WORKER_POLL"} {
+	for _, name := range []string{"DB_URL", "FAAS_WORKER_CONCURRENCY", "FAAS_WORKER_ID", "FAAS_WORKER_POLL", "FAAS_SANDBOX_MEMORY_MB"} {
 		t.Setenv(name, "")
 		require.NoError(t, os.Unsetenv(name))
 	}
@@ -495,6 +514,7 @@ func TestLoadConfig(t *testing.T) {
 	assert.Equal(t, fmt.Sprintf("%s-%d", host, os.Getpid()), cfg.ID)
 	assert.Equal(t, 2*time.Second, cfg.RequestTimeout)
 	assert.Equal(t, 5*time.Second, cfg.PollWait)
+	assert.Equal(t, 256, cfg.SandboxMemoryMB)
 
 	t.Setenv("FAAS_WORKER_CONCURRENCY", "-2")
 	_, err = worker.LoadConfig()
@@ -502,4 +522,8 @@ func TestLoadConfig(t *testing.T) {
 	t.Setenv("FAAS_WORKER_CONCURRENCY", "many")
 	_, err = worker.LoadConfig()
 	assert.Error(t, err)
+	t.Setenv("FAAS_WORKER_CONCURRENCY", "1")
+	t.Setenv("FAAS_SANDBOX_MEMORY_MB", "8")
+	_, err = worker.LoadConfig()
+	assert.ErrorContains(t, err, "FAAS_SANDBOX_MEMORY_MB")
 }

@@ -289,22 +289,20 @@ func (s *Store) PutFunction(ctx context.Context, f faas.Function) (faas.Function
 		return f, false, err
 	}
 	old, err := s.Function(ctx, f.Owner, f.Name)
+	created := faas.ErrorCode(err) == faas.NotFound
 	switch {
 	case err == nil && lifecycle.SameFunction(old, f):
 		return old, false, nil
-	case err == nil:
-		f.Version = old.Version + 1
-	case faas.ErrorCode(err) == faas.NotFound:
-		f.Version = 1
-	default:
+	case err != nil && !created:
 		return f, false, err
 	}
+	f.Version = lifecycle.NextVersion(old.Version, f.Updated)
 	d := functionDoc{ID: functionID(f.Owner, f.Name), Owner: f.Owner, Name: f.Name, Source: f.Source, Version: f.Version,
 		Timeout: int64(f.Timeout), MemoryMB: f.MemoryMB, Updated: lifecycle.Micros(f.Updated)}
 	if _, err := s.functions.ReplaceOne(ctx, bson.D{{Key: "_id", Value: d.ID}}, d, options.Replace().SetUpsert(true)); err != nil {
 		return f, false, fmt.Errorf("put function %s: %w", f.Name, err)
 	}
-	return f, f.Version == 1, nil
+	return f, created, nil
 }
 
 // Function returns one function.
@@ -529,6 +527,24 @@ func (s *Store) PendingJobs(ctx context.Context) ([]faas.Job, error) {
 		jobs = append(jobs, j)
 	}
 	return jobs, nil
+}
+
+// PurgeJobs deletes finished jobs that finished before the cutoff. Their
+// ledger entries stay, so billing is kept. No index serves the finish time,
+// which would cost every job transition one more index update; the purge
+// runs rarely and the (state, created) index narrows it to finished jobs. A job whose billing is still
+// pending is left for the retry or the sweep at Open to settle; a finished
+// and settled job is never written again, so deleting it needs no lock.
+func (s *Store) PurgeJobs(ctx context.Context, before time.Time) (int, error) {
+	res, err := s.jobs.DeleteMany(ctx, bson.D{
+		{Key: "state", Value: bson.D{{Key: "$in", Value: bson.A{string(faas.Succeeded), string(faas.Failed)}}}},
+		{Key: "finished", Value: bson.D{{Key: "$lt", Value: before.UnixMicro()}}},
+		{Key: "billing_pending", Value: false},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("purge jobs finished before %s: %w", before.Format(time.RFC3339), err)
+	}
+	return int(res.DeletedCount), nil
 }
 
 func findOne(ctx context.Context, coll *mongo.Collection, filter bson.D, into any, missing error) error {

@@ -78,3 +78,36 @@ func TestOpenFailsOnUnusableDirectory(t *testing.T) {
 	_, err := sqlite.Open(context.Background(), dir+"/"+sqlite.FileName+"/sub")
 	require.Error(t, err)
 }
+
+// TestEndedContextIsRefused checks the fast paths, which run their
+// statement without the context's cancellation, still refuse to start
+// for a context that has ended.
+func TestEndedContextIsRefused(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := open(t, t.TempDir())
+	defer s.Close()
+	require.NoError(t, s.CreateUser(ctx, faas.User{Name: "ada", TokenHash: "h"}))
+	_, _, err := s.PutFunction(ctx, faas.Function{Owner: "ada", Name: "add", Source: "(a,b)=>a+b"})
+	require.NoError(t, err)
+	_, err = s.CreateJob(ctx, faas.Job{ID: "started", Owner: "ada", Function: "add"})
+	require.NoError(t, err)
+
+	ended, endNow := context.WithCancel(ctx)
+	endNow()
+	_, err = s.CreateJob(ended, faas.Job{ID: "new", Owner: "ada", Function: "add"})
+	require.ErrorIs(t, err, context.Canceled)
+	_, err = s.StartJob(ended, "started", 1, "w")
+	require.ErrorIs(t, err, context.Canceled)
+	_, err = s.Job(ended, "started")
+	require.ErrorIs(t, err, context.Canceled)
+	_, err = s.UserByToken(ended, "h")
+	require.ErrorIs(t, err, context.Canceled)
+
+	_, err = s.Job(ctx, "new")
+	require.Equal(t, faas.NotFound, faas.ErrorCode(err))
+	queued, err := s.Job(ctx, "started")
+	require.NoError(t, err)
+	require.Equal(t, faas.Queued, queued.State)
+}

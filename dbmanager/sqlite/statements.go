@@ -14,12 +14,25 @@ type statements struct {
 	// On the writer.
 	createUser, deleteUser, userExists, function, putFunction, deleteFunction *sql.Stmt
 	createJob, deleteJob, startJob, requeueJob, completeJob, jobW, userW      *sql.Stmt
+	purgeJobs                                                                 *sql.Stmt
 
 	// On the readers.
 	user, userByToken, billedTime, readFunction, functions, readJob, pendingJobs *sql.Stmt
+	purgeable                                                                    *sql.Stmt
 }
 
 const functionColumns = `owner, name, source, version, timeout, memory_mb, updated`
+
+// purgeable lists, in key order, up to ?3 jobs after the key ?1 that
+// finished before ?2; purgeJobs deletes those of the JSON array of keys ?1
+// that still did. Both look jobs up by key, never scanning the table from
+// its start, which TestPurgeUsesKeys checks.
+const (
+	purgeable = `SELECT id FROM jobs WHERE id > ?1 AND state IN ('succeeded', 'failed') AND finished < ?2
+		ORDER BY id LIMIT ?3`
+	purgeJobs = `DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(?1))
+		AND state IN ('succeeded', 'failed') AND finished < ?2`
+)
 
 func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error {
 	for _, p := range []struct {
@@ -32,10 +45,9 @@ func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error
 		{&st.userExists, writer, `SELECT 1 FROM users WHERE name = ?`},
 		{&st.function, writer, `SELECT ` + functionColumns + ` FROM functions WHERE owner = ? AND name = ?`},
 		{&st.putFunction, writer, `INSERT INTO functions (owner, name, source, version, timeout, memory_mb, updated)
-			VALUES (?, ?, ?, 1, ?, ?, ?)
-			ON CONFLICT (owner, name) DO UPDATE SET source = excluded.source, version = version + 1,
-				timeout = excluded.timeout, memory_mb = excluded.memory_mb, updated = excluded.updated
-			RETURNING version`},
+			VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (owner, name) DO UPDATE SET source = excluded.source, version = excluded.version,
+				timeout = excluded.timeout, memory_mb = excluded.memory_mb, updated = excluded.updated`},
 		{&st.deleteFunction, writer, `DELETE FROM functions WHERE owner = ? AND name = ?`},
 		{&st.createJob, writer, `INSERT INTO jobs (id, owner, function, version, args, state, attempt, worker,
 				created, started, finished, duration, billed, logs)
@@ -55,6 +67,7 @@ func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error
 				duration = ?5, billed = ?6, logs = ?7
 			WHERE id = ?8 AND state = 'running' AND attempt = ?9
 			RETURNING ` + jobColumns},
+		{&st.purgeJobs, writer, purgeJobs},
 
 		{&st.jobW, writer, `SELECT ` + jobColumns + ` FROM jobs WHERE id = ?`},
 		{&st.userW, writer, `SELECT name, token_hash, created FROM users WHERE name = ?`},
@@ -65,6 +78,7 @@ func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error
 		{&st.readFunction, reader, `SELECT ` + functionColumns + ` FROM functions WHERE owner = ? AND name = ?`},
 		{&st.functions, reader, `SELECT ` + functionColumns + ` FROM functions WHERE owner = ? ORDER BY name`},
 		{&st.readJob, reader, `SELECT ` + jobColumns + ` FROM jobs WHERE id = ?`},
+		{&st.purgeable, reader, purgeable},
 		{&st.pendingJobs, reader, `SELECT ` + jobColumns + ` FROM jobs
 			WHERE state IN ('queued', 'running') ORDER BY created, id`},
 	} {

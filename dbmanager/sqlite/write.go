@@ -30,9 +30,27 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // On no match the caller decides inside a transaction, trying the write
 // again there first, since the row may have changed in between.
 func firstTry(ctx context.Context, stmt *sql.Stmt, scan func(*sql.Row) error, args ...any) (ok bool, err error) {
+	if ctx, err = short(ctx); err != nil {
+		return false, err
+	}
 	err = scan(stmt.QueryRowContext(ctx, args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// short prepares ctx for a statement that reads or writes one row by its
+// key. Such a statement takes microseconds, so it is not worth interrupting
+// once started, while watching a cancellable context is not free: both
+// database/sql and the driver start a goroutine per statement to do it,
+// measured at about 4µs of CPU, a third of a read by key. So the statement
+// runs without ctx's cancellation, after a check that ctx has not ended.
+// A caller whose context ends while it waits for the writer connection
+// still waits its turn, one queue of such statements at most.
+func short(ctx context.Context) (context.Context, error) {
+	if err := ctx.Err(); err != nil {
+		return ctx, err
+	}
+	return context.WithoutCancel(ctx), nil
 }

@@ -24,8 +24,16 @@ const timeout = 30 * time.Second
 
 // Run runs the suite. open returns a store for one subtest; it may hand
 // every subtest the same store, since they use names of their own, and
-// must arrange to close it with t.Cleanup.
+// must arrange to close it with t.Cleanup. The store must not be used by
+// anything else while Run runs: PurgeJobs, which acts on every job in the
+// store, is checked alone once the concurrent subtests are done.
 func Run(t *testing.T, open func(t *testing.T) faas.Store) {
+	// The parallel subtests finish before t.Run returns.
+	t.Run("Concurrent", func(t *testing.T) { runConcurrent(t, open) })
+	t.Run("PurgeJobs", func(t *testing.T) { testPurgeJobs(t, open(t)) })
+}
+
+func runConcurrent(t *testing.T, open func(t *testing.T) faas.Store) {
 	for _, tc := range []struct {
 		name string
 		fn   func(t *testing.T, s faas.Store)
@@ -255,7 +263,7 @@ func testFunctions(t *testing.T, s faas.Store) {
 	ctx := testContext(t)
 	fx := newFixture(t, ctx, s)
 	owner := fx.user.Name
-	require.Equal(t, int64(1), fx.fn.Version)
+	require.Positive(t, fx.fn.Version)
 	require.Equal(t, owner, fx.fn.Owner)
 	requireStoredTime(t, fx.fn.Updated)
 
@@ -269,12 +277,22 @@ func testFunctions(t *testing.T, s faas.Store) {
 	require.False(t, created)
 	require.Equal(t, fx.fn, same)
 
-	// A replacement bumps the version.
+	// A replacement raises the version, however quickly it follows.
 	v2, created, err := s.PutFunction(ctx, faas.Function{Owner: owner, Name: "add", Source: "(a,b)=>a+b", Timeout: 5 * time.Second, MemoryMB: 64})
 	require.NoError(t, err)
 	require.False(t, created)
-	require.Equal(t, int64(2), v2.Version)
+	require.Greater(t, v2.Version, fx.fn.Version)
 	require.Equal(t, 64, v2.MemoryMB)
+	latest := v2
+	for i := range 5 {
+		next, _, err := s.PutFunction(ctx, faas.Function{Owner: owner, Name: "add", Source: fmt.Sprintf("(a,b)=>a+b+%d", i)})
+		require.NoError(t, err)
+		require.Greater(t, next.Version, latest.Version)
+		latest = next
+	}
+	v2, _, err = s.PutFunction(ctx, faas.Function{Owner: owner, Name: "add", Source: "(a,b)=>a+b", Timeout: 5 * time.Second, MemoryMB: 64})
+	require.NoError(t, err)
+	require.Greater(t, v2.Version, latest.Version)
 	got, err = s.Function(ctx, owner, "add")
 	require.NoError(t, err)
 	require.Equal(t, v2, got)
@@ -293,13 +311,20 @@ func testFunctions(t *testing.T, s faas.Store) {
 	require.Equal(t, []string{"add", "beta", "zeta"}, names)
 	require.Equal(t, v2, fns[0])
 
+	// A function deleted and created again, even with the same source,
+	// never reuses a version: workers cache compiled code by version.
+	beta, err := s.Function(ctx, owner, "beta")
+	require.NoError(t, err)
+	beta, _, err = s.PutFunction(ctx, faas.Function{Owner: owner, Name: "beta", Source: "x=>x+1"})
+	require.NoError(t, err)
 	require.NoError(t, s.DeleteFunction(ctx, owner, "beta"))
 	requireCode(t, s.DeleteFunction(ctx, owner, "beta"), faas.NotFound)
 	_, err = s.Function(ctx, owner, "beta")
 	requireCode(t, err, faas.NotFound)
-	_, created, err = s.PutFunction(ctx, faas.Function{Owner: owner, Name: "beta", Source: "x=>x"})
+	recreated, created, err := s.PutFunction(ctx, faas.Function{Owner: owner, Name: "beta", Source: "x=>x+1"})
 	require.NoError(t, err)
 	require.True(t, created, "a function created again after deletion")
+	require.Greater(t, recreated.Version, beta.Version)
 
 	// Another user sees none of it.
 	other := newFixture(t, ctx, s)
@@ -671,4 +696,78 @@ func testPendingJobs(t *testing.T, s faas.Store) {
 	}
 	require.Equal(t, want, got)
 	require.True(t, slices.IsSortedFunc(pending, func(a, b faas.Job) int { return a.Created.Compare(b.Created) }))
+}
+
+// testPurgeJobs runs alone (see Run): the purge takes every old finished
+// job in the store, so its count is exact only when nothing else runs.
+func testPurgeJobs(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	// Leave only this test's jobs to purge.
+	_, err := s.PurgeJobs(ctx, time.Now().Add(time.Minute))
+	require.NoError(t, err)
+
+	fx := newFixture(t, ctx, s)
+	// Creation time does not count: a job queued or running long ago stays.
+	longAgo := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	queued, err := s.CreateJob(ctx, faas.Job{ID: unique("job"), Owner: fx.user.Name, Function: "add", Created: longAgo})
+	require.NoError(t, err)
+	running, err := s.CreateJob(ctx, faas.Job{ID: unique("job"), Owner: fx.user.Name, Function: "add", Created: longAgo})
+	require.NoError(t, err)
+	running, err = s.StartJob(ctx, running.ID, 1, "w1")
+	require.NoError(t, err)
+	requeued := fx.running(t, ctx, s)
+	requeued, err = s.RequeueJob(ctx, requeued.ID, 1, faas.Errorf(faas.Timeout, "lease expired"))
+	require.NoError(t, err)
+
+	succeeded, err := s.CompleteJob(ctx, completion(fx.running(t, ctx, s), 2*time.Second))
+	require.NoError(t, err)
+	failedRun := fx.running(t, ctx, s)
+	failed, err := s.CompleteJob(ctx, faas.Completion{JobID: failedRun.ID, Attempt: 1, Worker: "w1",
+		Error: faas.Errorf(faas.FunctionError, "boom"), Duration: 3 * time.Second})
+	require.NoError(t, err)
+	cutoff := failed.Finished.Add(time.Microsecond)
+	require.True(t, succeeded.Finished.Before(cutoff))
+
+	// A job that finishes after the cutoff is recent.
+	time.Sleep(time.Until(cutoff) + time.Millisecond)
+	recent, err := s.CompleteJob(ctx, completion(fx.running(t, ctx, s), 4*time.Second))
+	require.NoError(t, err)
+	require.False(t, recent.Finished.Before(cutoff), "recent job finished at %v, before the cutoff %v", recent.Finished, cutoff)
+	billed := 9 * time.Second
+	requireBilled(t, ctx, s, fx.user.Name, billed)
+
+	n, err := s.PurgeJobs(ctx, cutoff)
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	for _, j := range []faas.Job{succeeded, failed} {
+		_, err := s.Job(ctx, j.ID)
+		requireCode(t, err, faas.NotFound)
+	}
+	requireKept := func() {
+		t.Helper()
+		for _, want := range []faas.Job{queued, running, requeued, recent} {
+			got, err := s.Job(ctx, want.ID)
+			require.NoError(t, err)
+			require.Equal(t, want, got)
+		}
+	}
+	requireKept()
+	// Billing outlives the jobs.
+	requireBilled(t, ctx, s, fx.user.Name, billed)
+
+	// Purging again finds nothing; a zero cutoff purges nothing.
+	n, err = s.PurgeJobs(ctx, cutoff)
+	require.NoError(t, err)
+	require.Zero(t, n)
+	n, err = s.PurgeJobs(ctx, time.Time{})
+	require.NoError(t, err)
+	require.Zero(t, n)
+	requireKept()
+	requireBilled(t, ctx, s, fx.user.Name, billed)
+
+	// A retried completion of a purged job is told it is gone, and bills
+	// nothing more.
+	_, err = s.CompleteJob(ctx, completion(succeeded, time.Hour))
+	requireCode(t, err, faas.NotFound)
+	requireBilled(t, ctx, s, fx.user.Name, billed)
 }

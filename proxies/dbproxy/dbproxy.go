@@ -32,6 +32,7 @@ const (
 	MethodRequeueJob     = "db.RequeueJob"
 	MethodCompleteJob    = "db.CompleteJob"
 	MethodPendingJobs    = "db.PendingJobs"
+	MethodPurgeJobs      = "db.PurgeJobs"
 )
 
 // NameRequest names a user or a job.
@@ -65,6 +66,11 @@ type RequeueJobRequest struct {
 	Reason  *faas.Error `json:"reason"`
 }
 
+// PurgeJobsRequest is PurgeJobs' arguments.
+type PurgeJobsRequest struct {
+	Before time.Time `json:"before"`
+}
+
 // Empty is the body of requests without arguments and the result of
 // methods that return only an error.
 type Empty struct{}
@@ -81,7 +87,7 @@ type Client struct {
 // Dial returns a client for the DB manager at endpoint; timeout is the wait
 // for one reply before the request is resent (wire.DefaultTimeout if zero).
 func Dial(endpoint string, timeout time.Duration, log *slog.Logger) (*Client, error) {
-	wc, err := wire.Dial(endpoint, timeout, log.With("component", "dbproxy"))
+	wc, err := wire.Dial(endpoint, timeout, log.With("proxy", "dbmanager"))
 	if err != nil {
 		return nil, err
 	}
@@ -187,6 +193,12 @@ func (c *Client) PendingJobs(ctx context.Context) ([]faas.Job, error) {
 	return call[[]faas.Job](ctx, c, MethodPendingJobs, Empty{})
 }
 
+// PurgeJobs implements faas.Store. A retry after a lost reply purges
+// nothing more and answers 0: the count is of this call's deletions.
+func (c *Client) PurgeJobs(ctx context.Context, before time.Time) (int, error) {
+	return call[int](ctx, c, MethodPurgeJobs, PurgeJobsRequest{Before: before})
+}
+
 // NewMux serves s: every method above dispatches to it. Errors go back as
 // the *faas.Error values s returned; anything else becomes Internal.
 func NewMux(s faas.Store) *wire.Mux {
@@ -242,6 +254,9 @@ func NewMux(s faas.Store) *wire.Mux {
 	})
 	wire.Handle(m, MethodPendingJobs, func(ctx context.Context, _ Empty) ([]faas.Job, error) {
 		return s.PendingJobs(ctx)
+	})
+	wire.Handle(m, MethodPurgeJobs, func(ctx context.Context, r PurgeJobsRequest) (int, error) {
+		return s.PurgeJobs(ctx, r.Before)
 	})
 	return m
 }

@@ -17,8 +17,11 @@ type User struct {
 	Created   time.Time `json:"created"`
 }
 
-// Function is a user's JavaScript source. Version grows by one on every
-// replacement so that compiled programs can be cached per version.
+// Function is a user's JavaScript source. Version is assigned by the Store
+// on every creation and replacement as max(previous+1, Unix microseconds
+// now), so it only grows for a given owner and name, and is never reused
+// even when the function is deleted and created again: compiled programs
+// are cached per (owner, name, version).
 type Function struct {
 	Owner   string        `json:"owner"`
 	Name    string        `json:"name"`
@@ -156,6 +159,10 @@ type Store interface {
 	// PendingJobs lists queued and running jobs, oldest first, so a
 	// restarted job queue can rebuild itself.
 	PendingJobs(ctx context.Context) ([]Job, error)
+	// PurgeJobs deletes finished jobs that finished before cutoff and
+	// returns how many it deleted. Billing is kept: a user's BilledTime
+	// does not change.
+	PurgeJobs(ctx context.Context, before time.Time) (int, error)
 }
 
 // JobQueue hands jobs to workers. The JQ manager implements it; its proxy
@@ -167,9 +174,11 @@ type JobQueue interface {
 	// Next leases the next job to worker, waiting up to wait for one; ok is
 	// false when none came.
 	Next(ctx context.Context, worker string, wait time.Duration) (j Job, ok bool, err error)
-	// Done tells the queue that worker finished the attempt (its outcome is
-	// already in the Store), releasing the lease and waking waiters.
-	Done(ctx context.Context, id string, attempt int) error
+	// Done tells the queue that attempt j.Attempt of job j.ID is over and
+	// its outcome is in the Store; j is the job as the Store recorded it.
+	// The lease is released and waiters are handed j, which spares them a
+	// read of the Store.
+	Done(ctx context.Context, j Job) error
 	// Renew is a worker's heartbeat: it extends the leases the worker holds
 	// and returns those it no longer holds (expired and given to another
 	// worker, or the job deleted). A worker with no jobs renews nothing
@@ -179,7 +188,10 @@ type JobQueue interface {
 	// down); the job is queued again at once.
 	Release(ctx context.Context, l Lease, reason string) error
 	// Wait blocks up to wait for the job to leave the queue; finished is
-	// false if it is still queued or running when the time is up.
-	Wait(ctx context.Context, id string, wait time.Duration) (finished bool, err error)
+	// false if it is still queued or running when the time is up. If the
+	// job finished during the wait, j is the finished job; if it had left
+	// the queue before (or never existed), j is zero and the caller reads
+	// the Store.
+	Wait(ctx context.Context, id string, wait time.Duration) (j Job, finished bool, err error)
 	Stats(ctx context.Context) (Stats, error)
 }

@@ -36,9 +36,9 @@ type nextReply struct {
 	Job *faas.Job `json:"job,omitempty"`
 }
 
-type doneRequest struct {
-	ID      string `json:"id"`
-	Attempt int    `json:"attempt"`
+type waitReply struct {
+	Finished bool      `json:"finished"`
+	Job      *faas.Job `json:"job,omitempty"`
 }
 
 type waitRequest struct {
@@ -98,15 +98,20 @@ func (c *Client) Next(ctx context.Context, worker string, wait time.Duration) (f
 }
 
 // Done implements faas.JobQueue.
-func (c *Client) Done(ctx context.Context, id string, attempt int) error {
-	return c.c.Call(ctx, MethodDone, doneRequest{ID: id, Attempt: attempt}, nil)
+func (c *Client) Done(ctx context.Context, j faas.Job) error {
+	return c.c.Call(ctx, MethodDone, j, nil)
 }
 
 // Wait implements faas.JobQueue.
-func (c *Client) Wait(ctx context.Context, id string, wait time.Duration) (bool, error) {
-	var finished bool
-	err := c.c.CallHold(ctx, wait, MethodWait, waitRequest{ID: id, Wait: wait}, &finished)
-	return finished, err
+func (c *Client) Wait(ctx context.Context, id string, wait time.Duration) (faas.Job, bool, error) {
+	var out waitReply
+	if err := c.c.CallHold(ctx, wait, MethodWait, waitRequest{ID: id, Wait: wait}, &out); err != nil {
+		return faas.Job{}, false, err
+	}
+	if out.Job == nil {
+		return faas.Job{}, out.Finished, nil
+	}
+	return *out.Job, out.Finished, nil
 }
 
 // Renew implements faas.JobQueue.
@@ -142,14 +147,18 @@ func NewMux(q faas.JobQueue) *wire.Mux {
 		}
 		return nextReply{Job: &j}, nil
 	})
-	wire.Handle(m, MethodDone, func(ctx context.Context, r doneRequest) (any, error) {
-		return nil, q.Done(ctx, r.ID, r.Attempt)
+	wire.Handle(m, MethodDone, func(ctx context.Context, j faas.Job) (any, error) {
+		return nil, q.Done(ctx, j)
 	})
-	wire.Handle(m, MethodWait, func(ctx context.Context, r waitRequest) (bool, error) {
+	wire.Handle(m, MethodWait, func(ctx context.Context, r waitRequest) (waitReply, error) {
 		if err := checkHold(r.Wait); err != nil {
-			return false, err
+			return waitReply{}, err
 		}
-		return q.Wait(ctx, r.ID, r.Wait)
+		j, finished, err := q.Wait(ctx, r.ID, r.Wait)
+		if err != nil || j.ID == "" {
+			return waitReply{Finished: finished}, err
+		}
+		return waitReply{Finished: finished, Job: &j}, nil
 	})
 	wire.Handle(m, MethodRenew, func(ctx context.Context, r renewRequest) ([]faas.Lease, error) {
 		return q.Renew(ctx, r.Worker, r.Leases)

@@ -73,7 +73,7 @@ func FunctionNotFound(owner, name string) error {
 func JobNotFound(id string) error { return faas.Errorf(faas.NotFound, "job %s not found", id) }
 
 // Function validates f and stamps it as updated now. The caller assigns
-// the version.
+// the version with NextVersion.
 func Function(f faas.Function) (faas.Function, error) {
 	if f.Owner == "" || f.Name == "" {
 		return f, faas.Errorf(faas.Invalid, "function needs an owner and a name")
@@ -83,6 +83,15 @@ func Function(f faas.Function) (faas.Function, error) {
 	}
 	f.Updated = Now()
 	return f, nil
+}
+
+// NextVersion is the version of a function stored at now whose previous
+// version was prev (0 if there was none): max(prev+1, now in Unix
+// microseconds). It grows on every replacement, and a function deleted and
+// created again starts above every version it had before, as long as the
+// clock does not go back, with no record kept of deleted functions.
+func NextVersion(prev int64, now time.Time) int64 {
+	return max(prev+1, now.UnixMicro())
 }
 
 // SameFunction reports whether a replacement changes nothing a worker runs,
