@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -55,11 +56,37 @@ func durationParam(c *gin.Context, name string, def, max time.Duration) (time.Du
 	return d, nil
 }
 
+// The bounds of a function's ?memory (MB): below the lower one the
+// sandbox's own runtime does not fit.
+const (
+	minMemoryMB = 32
+	maxMemoryMB = 4096
+)
+
+// memoryParam reads ?memory, the function's sandbox memory cap in MB; 0,
+// when it is absent, means the worker's default.
+func memoryParam(c *gin.Context) (int, error) {
+	v, present := c.GetQuery("memory")
+	if !present {
+		return 0, nil
+	}
+	mb, err := strconv.Atoi(v)
+	if err != nil || mb < minMemoryMB || mb > maxMemoryMB {
+		return 0, faas.Errorf(faas.Invalid, "invalid memory %q: want megabytes from %d to %d", v, minMemoryMB, maxMemoryMB)
+	}
+	return mb, nil
+}
+
 // putFunction compiles and stores a function. Compiling here, not in the
 // worker, tells the user about a syntax error when they can fix it.
 func (s *Server) putFunction(c *gin.Context) {
 	owner, name := c.Param("u"), c.Param("f")
 	timeout, err := durationParam(c, "timeout", defaultTimeout, maxTimeout)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	memory, err := memoryParam(c)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -80,7 +107,7 @@ func (s *Server) putFunction(c *gin.Context) {
 	}
 	ctx, cancel := s.reqCtx(c, 0)
 	defer cancel()
-	f, created, err := s.store.PutFunction(ctx, faas.Function{Owner: owner, Name: name, Source: string(src), Timeout: timeout})
+	f, created, err := s.store.PutFunction(ctx, faas.Function{Owner: owner, Name: name, Source: string(src), Timeout: timeout, MemoryMB: memory})
 	if err != nil {
 		s.fail(c, fmt.Errorf("put function %s/%s: %w", owner, name, err))
 		return
@@ -89,7 +116,7 @@ func (s *Server) putFunction(c *gin.Context) {
 	if created {
 		status = http.StatusCreated
 	}
-	ok(c, status, gin.H{"name": f.Name, "version": f.Version, "timeout_ms": millis(f.Timeout)})
+	ok(c, status, gin.H{"name": f.Name, "version": f.Version, "timeout_ms": millis(f.Timeout), "memory_mb": f.MemoryMB})
 }
 
 // listFunctions answers {name: source} for the user's functions.
