@@ -13,6 +13,7 @@ import (
 	"faas/proxies/jqproxy"
 	"faas/scaler"
 	"faas/worker"
+	"faas/worker/pool"
 )
 
 // roles maps each subcommand to the role it runs. Each reads its own
@@ -25,6 +26,7 @@ var roles = map[string]func(context.Context, *slog.Logger) error{
 	"worker":    runWorker,
 	"scaler":    runScaler,
 	"up":        up,
+	"sandbox":   runSandbox, // hidden: the worker starts it, one per sandbox
 }
 
 func runDBManager(ctx context.Context, log *slog.Logger) error {
@@ -100,6 +102,12 @@ func withManagers(ctx context.Context, dbURL, jqURL string, timeout time.Duratio
 		return err
 	}
 	return r.Run(ctx)
+}
+
+// runSandbox serves one worker's jobs over stdin and stdout in a child
+// process the worker supervises.
+func runSandbox(ctx context.Context, _ *slog.Logger) error {
+	return pool.ServeProcess(ctx)
 }
 
 func runScaler(ctx context.Context, log *slog.Logger) error {

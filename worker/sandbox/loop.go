@@ -186,6 +186,16 @@ func (r *runner) print(call goja.FunctionCall) goja.Value {
 	return goja.Undefined()
 }
 
+// native wraps a Go function as a JavaScript function called name. The
+// engine names a wrapped function after its Go symbol, which its name
+// property and toString would show, telling the user about the host; the
+// name is replaced, as Node names its own natives.
+func (r *runner) native(name string, fn func(goja.FunctionCall) goja.Value) *goja.Object {
+	f := r.vm.ToValue(fn).(*goja.Object)
+	must(f.DefineDataProperty("name", r.vm.ToValue(name), goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_TRUE))
+	return f
+}
+
 // lazyNames are the globals lazyGlobals provides.
 var lazyNames = []string{"console", "setTimeout", "setInterval", "clearTimeout", "clearInterval"}
 
@@ -207,18 +217,18 @@ func (g *lazyGlobals) Get(key string) goja.Value {
 	var v goja.Value
 	switch key {
 	case "console":
-		print := g.r.vm.ToValue(g.r.print)
+		print := g.r.native("log", g.r.print)
 		console := g.r.vm.NewObject()
 		for _, name := range []string{"log", "info", "warn", "error", "debug"} {
 			must(console.Set(name, print))
 		}
 		v = console
 	case "setTimeout":
-		v = g.r.vm.ToValue(func(c goja.FunctionCall) goja.Value { return g.r.schedule(c, false) })
+		v = g.r.native(key, func(c goja.FunctionCall) goja.Value { return g.r.schedule(c, false) })
 	case "setInterval":
-		v = g.r.vm.ToValue(func(c goja.FunctionCall) goja.Value { return g.r.schedule(c, true) })
+		v = g.r.native(key, func(c goja.FunctionCall) goja.Value { return g.r.schedule(c, true) })
 	case "clearTimeout", "clearInterval":
-		v = g.r.vm.ToValue(g.r.clear)
+		v = g.r.native(key, g.r.clear)
 	default:
 		return nil
 	}

@@ -40,11 +40,12 @@ var (
 // Run calls the function p evaluates to with args, a JSON array spread as
 // arguments, in a fresh runtime that shares nothing with other runs. A
 // returned Promise is awaited while timers run. The run ends at lim.Timeout
-// or when ctx ends, whatever the code does. Run never panics; every failure
-// is in Result.Err.
+// or when ctx ends, whatever the code does; a context ended with a
+// *faas.Error as its cause (a memory watchdog's verdict) fails the run with
+// that error. Run never panics; every failure is in Result.Err.
 func Run(ctx context.Context, p *Program, args json.RawMessage, lim Limits) (res Result) {
 	lim = lim.withDefaults()
-	r := &runner{lim: lim, logs: logBuffer{max: lim.MaxLogs}}
+	r := &runner{ctx: ctx, lim: lim, logs: logBuffer{max: lim.MaxLogs}}
 	start := time.Now()
 	defer func() {
 		if v := recover(); v != nil {
@@ -56,8 +57,8 @@ func Run(ctx context.Context, p *Program, args json.RawMessage, lim Limits) (res
 	if p == nil || p.prog == nil {
 		return Result{Err: faas.Errorf(faas.Internal, "run: no program")}
 	}
-	if err := ctx.Err(); err != nil {
-		return Result{Err: r.stopped(err)}
+	if ctx.Err() != nil {
+		return Result{Err: r.stopped()}
 	}
 
 	r.vm = goja.New()
@@ -108,6 +109,7 @@ func Run(ctx context.Context, p *Program, args json.RawMessage, lim Limits) (res
 // runner is the state of one run. It belongs to the goroutine calling Run;
 // only the watchdogs touch the runtime from elsewhere, through Interrupt.
 type runner struct {
+	ctx     context.Context
 	vm      *goja.Runtime
 	lim     Limits
 	logs    logBuffer
@@ -218,7 +220,7 @@ func (r *runner) settle(ctx context.Context, v goja.Value) (goja.Value, *faas.Er
 			case <-r.expired:
 				return nil, r.timeout()
 			case <-ctx.Done():
-				return nil, r.stopped(ctx.Err())
+				return nil, r.stopped()
 			}
 		}
 		if err := r.fire(t); err != nil {
@@ -240,7 +242,7 @@ func (r *runner) failure(err error) *faas.Error {
 		if ie.Value() == errDeadline {
 			return r.timeout()
 		}
-		return r.stopped(context.Canceled)
+		return r.stopped()
 	}
 	var so *goja.StackOverflowError
 	if errors.As(err, &so) {
@@ -258,7 +260,12 @@ func (r *runner) timeout() *faas.Error {
 }
 
 // stopped is the error of a run ended by its context rather than its code.
-func (r *runner) stopped(err error) *faas.Error {
+func (r *runner) stopped() *faas.Error {
+	err := context.Cause(r.ctx)
+	var verdict *faas.Error
+	if errors.As(err, &verdict) {
+		return verdict
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return faas.Errorf(faas.Timeout, "function run stopped at the caller's deadline")
 	}

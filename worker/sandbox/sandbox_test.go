@@ -63,6 +63,7 @@ func TestRunValues(t *testing.T) {
 		{"sandbox globals can be replaced", `function f() { setTimeout = 5; var console = {log: 1}; return [setTimeout, globalThis.setTimeout, console.log] }`, `[]`, `[5,5,1]`},
 		{"sandbox globals are enumerated", `function f() { const ks = []; for (const k in globalThis) ks.push(k); return ["console", "setTimeout", "clearInterval"].every(k => ks.includes(k)) }`, `[]`, `true`},
 		{"polluted Object.prototype does not hide them", `function f() { Object.prototype.setTimeout = 1; return typeof setTimeout }`, `[]`, `"function"`},
+		{"natives are named as in JavaScript", `function f() { return [String(setTimeout), String(console.log), clearInterval.name] }`, `[]`, `["function setTimeout() { [native code] }","function log() { [native code] }","clearInterval"]`},
 		{"Function constructor reaches only the sandbox", `function f() { const g = Function("return this")(); return [typeof g.require, typeof g.setTimeout, g === globalThis] }`, `[]`, `["undefined","function",true]`},
 		{"booleans and odd numbers", `function f() { return [true, false, NaN, -0, 1e21, 0.1, Infinity] }`, `[]`, `[true,false,null,0,1e21,0.1,null]`},
 		{"control characters are escaped", "function f() { return '\\u0001\\b\\f\\t<>&' }", `[]`, `"\u0001\b\f\t<>&"`},
@@ -154,6 +155,24 @@ func TestRunContextCancel(t *testing.T) {
 		assert.Equal(t, faas.Unavailable, res.Err.Code)
 		assert.Less(t, res.Duration, slack)
 	}
+}
+
+// TestRunContextVerdict ends a run's context with an error as its cause,
+// as the memory watchdog does: the run fails with that error.
+func TestRunContextVerdict(t *testing.T) {
+	t.Parallel()
+	p, err := Compile(`function f() { const a = []; for (;;) a.push(a.length) }`)
+	require.NoError(t, err)
+	verdict := faas.Errorf(faas.MemoryLimit, "function exceeded its 1 MiB memory limit")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	time.AfterFunc(50*time.Millisecond, func() { cancel(verdict) })
+	res := Run(ctx, p, nil, Limits{Timeout: time.Minute})
+	assert.Equal(t, verdict, res.Err)
+	assert.Less(t, res.Duration, slack)
+
+	// A run that starts after the verdict fails with it at once.
+	res = Run(ctx, p, nil, Limits{})
+	assert.Equal(t, verdict, res.Err)
 }
 
 func TestRunConsole(t *testing.T) {
