@@ -58,7 +58,7 @@ func TestManagerServesEmbeddedStore(t *testing.T) {
 	_, err := m.Store().User(context.Background(), "ada")
 	require.NoError(t, err)
 	stop()
-	require.Contains(t, logs.String(), "component=dbmanager")
+	require.Contains(t, logs.String(), "serving")
 }
 
 func TestManagerServesMongoDB(t *testing.T) {
@@ -203,5 +203,5 @@ func TestManagerPurgesOldJobs(t *testing.T) {
 	require.Equal(t, time.Second, billed)
 
 	stop()
-	require.Regexp(t, `msg="purged finished jobs" component=dbmanager jobs=1 `, logs.String())
+	require.Regexp(t, `msg="purged finished jobs" jobs=1 `, logs.String())
 }

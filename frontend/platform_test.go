@@ -25,6 +25,7 @@ import (
 	"faas/proxies/faas"
 	"faas/proxies/jqproxy"
 	"faas/worker"
+	"faas/worker/pool/pooltest"
 )
 
 // platform is the real platform running in this test process: the DB
@@ -164,13 +165,16 @@ func startPlatform(t testing.TB, opts ...option) *platform {
 	run("jqmanager", jq.Run)
 
 	wStore, wQueue := dial("worker", db.Endpoint(), jq.Endpoint())
+	sandboxCmd, sandboxEnv := pooltest.Command()
 	w, err := worker.New(worker.Config{
 		DBURL:       db.Endpoint(),
 		JQURL:       jq.Endpoint(),
 		Concurrency: set.concurrency,
 		ID:          "test-worker",
 		// A stopping worker finishes its poll: keep cleanup quick.
-		PollWait: 300 * time.Millisecond,
+		PollWait:       300 * time.Millisecond,
+		SandboxCommand: sandboxCmd,
+		SandboxEnv:     sandboxEnv,
 	}, wStore, wQueue, log)
 	require.NoError(t, err)
 	run("worker", w.Run)

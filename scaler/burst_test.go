@@ -22,6 +22,7 @@ import (
 	"faas/proxies/faas"
 	"faas/proxies/jqproxy"
 	"faas/worker"
+	"faas/worker/pool/pooltest"
 )
 
 func init() {
@@ -52,6 +53,7 @@ func runWorker(log *slog.Logger) error {
 		return fmt.Errorf("dial jq manager: %w", err)
 	}
 	defer queue.Close()
+	cfg.SandboxCommand, cfg.SandboxEnv = pooltest.Command()
 	w, err := worker.New(cfg, store, queue, log)
 	if err != nil {
 		return err

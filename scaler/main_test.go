@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"faas/worker/pool/pooltest"
 )
 
 // helperEnv makes the test binary, started again by a test, act as one of
@@ -21,6 +23,7 @@ const helperEnv = "FAAS_SCALER_TEST_HELPER"
 const helperLifetime = time.Minute
 
 func TestMain(m *testing.M) {
+	pooltest.ServeIfSandbox()
 	if mode := os.Getenv(helperEnv); mode != "" {
 		os.Exit(runHelper(mode))
 	}

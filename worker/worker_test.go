@@ -25,24 +25,15 @@ import (
 	"faas/proxies/wire"
 	"faas/worker"
 	"faas/worker/internal/leakcheck"
-	"faas/worker/pool"
+	"faas/worker/pool/pooltest"
 )
 
-// sandboxEnv marks a run of this test binary as a sandbox process: the
-// workers under test start the binary itself, so that their sandboxes run
-// the code under test, race detector included.
-const sandboxEnv = "FAAS_WORKER_TEST_SANDBOX=1"
-
-// TestMain serves as a sandbox when started as one; otherwise it runs the
-// tests and fails the package if they leave goroutines behind.
+// TestMain serves as a sandbox when started as one (the workers under
+// test start this binary, so their sandboxes run the code under test);
+// otherwise it runs the tests and fails the package if they leave
+// goroutines behind.
 func TestMain(m *testing.M) {
-	if os.Getenv("FAAS_WORKER_TEST_SANDBOX") == "1" {
-		if err := pool.ServeProcess(context.Background()); err != nil {
-			fmt.Fprintln(os.Stderr, "sandbox:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	pooltest.ServeIfSandbox()
 	leakcheck.Main(m)
 }
 
@@ -120,14 +111,15 @@ func (p *platform) queueClient(endpoint string) *jqproxy.Client {
 
 // config is a worker's settings for tests: quick polls and heartbeats.
 func config(id string) worker.Config {
+	sandboxCmd, sandboxEnv := pooltest.Command()
 	return worker.Config{
 		ID:             id,
 		Concurrency:    2,
 		RequestTimeout: time.Second,
 		Heartbeat:      50 * time.Millisecond,
 		PollWait:       200 * time.Millisecond,
-		SandboxCommand: []string{os.Args[0]},
-		SandboxEnv:     []string{sandboxEnv},
+		SandboxCommand: sandboxCmd,
+		SandboxEnv:     sandboxEnv,
 	}
 }
 
