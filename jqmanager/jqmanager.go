@@ -307,26 +307,39 @@ func (m *Manager) leaveIdle(wake chan struct{}) {
 }
 
 // lease records in the Store that worker runs the job. It returns a zero
-// Job if the job can no longer run (deleted, or finished by a retry).
+// Job if the job can no longer run (deleted, finished by a retry, or
+// released while it was being leased).
 func (m *Manager) lease(ctx context.Context, e *entry, worker string) (faas.Job, error) {
 	j, err := m.store.StartJob(ctx, e.id, e.attempt+1, worker)
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	switch code := faas.ErrorCode(err); {
+	code := faas.ErrorCode(err)
+	switch {
+	case err == nil && e.released != nil:
+		reason := e.released
+		e.released = nil
+		e.attempt = j.Attempt
+		e.state = stateReaping
+		m.mu.Unlock()
+		m.requeue(ctx, e, reason)
+		return faas.Job{}, nil
 	case err == nil:
+		defer m.mu.Unlock()
 		now := time.Now()
 		e.state = stateRunning
 		e.attempt = j.Attempt
 		e.leased, e.renewed = now, now
 		return j, nil
 	case code == faas.NotFound || code == faas.Conflict:
+		defer m.mu.Unlock()
 		m.log.Info("job no longer queued, dropped", "job_id", e.id, "reason", err)
 		m.finish(e)
 		return faas.Job{}, nil
 	default:
+		defer m.mu.Unlock()
 		// The Store did not answer: put the job back for the next worker.
 		e.worker = ""
 		e.state = stateQueued
+		e.released = nil
 		m.queue.pushFront(e)
 		return faas.Job{}, fmt.Errorf("lease job %s: %w", e.id, err)
 	}
@@ -383,11 +396,17 @@ func (m *Manager) Renew(ctx context.Context, worker string, leases []faas.Lease)
 	return lost, nil
 }
 
-// Release implements faas.JobQueue.
+// Release implements faas.JobQueue. An attempt still being leased is
+// released as soon as the lease is recorded.
 func (m *Manager) Release(ctx context.Context, l faas.Lease, reason string) error {
 	m.mu.Lock()
 	e, ok := m.jobs[l.ID]
-	if !ok || e.state != stateRunning || e.attempt != l.Attempt {
+	switch {
+	case ok && e.state == stateLeasing && e.attempt+1 == l.Attempt:
+		e.released = faas.Errorf(faas.Lost, "attempt %d released by worker %s: %s", l.Attempt, e.worker, reason)
+		m.mu.Unlock()
+		return nil
+	case !ok || e.state != stateRunning || e.attempt != l.Attempt:
 		m.mu.Unlock()
 		return nil
 	}

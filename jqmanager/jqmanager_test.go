@@ -374,3 +374,49 @@ func TestOverTheWire(t *testing.T) {
 	_, _, err = c.Next(r.ctx, "w", 2*jqproxy.MaxHold)
 	require.Equal(t, faas.Invalid, faas.ErrorCode(err))
 }
+
+// slowStart is the real store whose first StartJob waits for a signal,
+// holding a job in the window between being popped and being leased.
+type slowStart struct {
+	*sqlite.Store
+	once    sync.Once
+	entered chan struct{}
+	proceed chan struct{}
+}
+
+func (s *slowStart) StartJob(ctx context.Context, id string, attempt int, worker string) (faas.Job, error) {
+	s.once.Do(func() {
+		close(s.entered)
+		<-s.proceed
+	})
+	return s.Store.StartJob(ctx, id, attempt, worker)
+}
+
+func TestReleaseWhileLeasing(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, config(), "ann")
+	r.stop()
+	slow := &slowStart{Store: r.store, entered: make(chan struct{}), proceed: make(chan struct{})}
+	m, err := jqmanager.New(config(), slow, quiet())
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(r.ctx)
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() { cancel(); require.NoError(t, <-done) }()
+
+	j, err := m.Submit(r.ctx, faas.Job{ID: uuid.NewString(), Owner: "ann", Function: "f"})
+	require.NoError(t, err)
+	got := make(chan faas.Job, 1)
+	go func() {
+		j, _, _ := m.Next(r.ctx, "w1", time.Second)
+		got <- j
+	}()
+	<-slow.entered
+	require.NoError(t, m.Release(r.ctx, faas.Lease{ID: j.ID, Attempt: 1}, "taken away"))
+	close(slow.proceed)
+	// The worker polling on gets the job again, as attempt 2.
+	again := <-got
+	require.Equal(t, j.ID, again.ID, "the released job was not queued again")
+	require.Equal(t, 2, again.Attempt, "the released attempt was handed out")
+	require.Contains(t, again.Lost[0].Message, "taken away")
+}

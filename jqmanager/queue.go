@@ -18,6 +18,9 @@ type entry struct {
 	leased time.Time
 	// renewed is the last heartbeat of the lease holder.
 	renewed time.Time
+	// released is set when the attempt being leased was released before
+	// the lease was recorded here; the lease then ends at once.
+	released *faas.Error
 	// waiters are closed when the job leaves the queue, after outcome is
 	// set if the job finished through Done.
 	waiters []chan struct{}
