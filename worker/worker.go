@@ -42,6 +42,11 @@ type Config struct {
 	// Heartbeat is the interval of lease renewals. It must be well under
 	// the queue's FAAS_LEASE_TIMEOUT, or running jobs are taken away.
 	Heartbeat time.Duration `envconfig:"FAAS_WORKER_HEARTBEAT" default:"1s"`
+	// DrainGrace is how long a stopping worker lets its running jobs
+	// finish; then it gives them back to the queue for another worker.
+	// Keep it under the time the worker's supervisor waits before killing
+	// it (the local scaler's FAAS_SCALER_STOP_GRACE, 10s).
+	DrainGrace time.Duration `envconfig:"FAAS_WORKER_DRAIN_GRACE" default:"8s"`
 	// PollWait is how long one request for a job waits for one to come.
 	// A stopping worker finishes the poll under way, so it also bounds
 	// how long a stop waits for an idle worker.
@@ -87,6 +92,9 @@ func (c Config) withDefaults() Config {
 	if c.Heartbeat == 0 {
 		c.Heartbeat = time.Second
 	}
+	if c.DrainGrace == 0 {
+		c.DrainGrace = 8 * time.Second
+	}
 	if c.PollWait == 0 {
 		c.PollWait = 5 * time.Second
 	}
@@ -111,6 +119,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("worker config: FAAS_REQUEST_TIMEOUT is %v, want more than 0", c.RequestTimeout)
 	case c.Heartbeat < 10*time.Millisecond:
 		return fmt.Errorf("worker config: FAAS_WORKER_HEARTBEAT is %v, want at least 10ms", c.Heartbeat)
+	case c.DrainGrace < 0:
+		return fmt.Errorf("worker config: FAAS_WORKER_DRAIN_GRACE is %v, want at least 0", c.DrainGrace)
 	case c.PollWait <= 0 || c.PollWait > jqproxy.MaxHold:
 		return fmt.Errorf("worker config: FAAS_WORKER_POLL is %v, want more than 0 and at most %v", c.PollWait, jqproxy.MaxHold)
 	case c.CacheSize < 1:
@@ -240,16 +250,23 @@ func (w *Worker) logFailure(failures int, what string, err error) {
 // was given to another worker, or is gone.
 var errLeaseLost = errors.New("lease lost")
 
+// errDrained ends a run still going when a stopping worker's drain grace
+// is over; the job goes back to the queue.
+var errDrained = errors.New("drain grace over")
+
 // handle runs one leased job and records its outcome.
 func (w *Worker) handle(stop context.Context, j faas.Job) {
 	log := w.log.With("job_id", j.ID, "user", j.Owner, "function", j.Function, "attempt", j.Attempt)
 	lease := faas.Lease{ID: j.ID, Attempt: j.Attempt}
-	// A stopping worker finishes its jobs: the job's context ends only
-	// when the lease is lost.
+	// A stopping worker finishes its jobs, for DrainGrace: the job's
+	// context ends when the lease is lost or the grace is over.
 	ctx, cancel := context.WithCancelCause(context.WithoutCancel(stop))
 	defer cancel(nil)
 	w.hold(lease, cancel)
 	defer w.drop(lease)
+	ended := make(chan struct{})
+	defer close(ended)
+	go w.drainGrace(stop, ended, cancel)
 
 	c := faas.Completion{JobID: j.ID, Attempt: j.Attempt, Worker: w.cfg.ID}
 	key := pool.Key{Owner: j.Owner, Name: j.Function, Version: j.Version}
@@ -263,8 +280,12 @@ func (w *Worker) handle(stop context.Context, j faas.Job) {
 			Limits:   sandbox.Limits{Timeout: fn.timeout},
 			MemoryMB: fn.memoryMB,
 		})
-		if errors.Is(context.Cause(ctx), errLeaseLost) {
+		switch cause := context.Cause(ctx); {
+		case errors.Is(cause, errLeaseLost):
 			log.Info("lease lost while running, outcome dropped")
+			return
+		case errors.Is(cause, errDrained):
+			w.release(lease, log, cause)
 			return
 		}
 		c = outcome(c, res, fn.timeout, log)
@@ -280,6 +301,23 @@ func (w *Worker) handle(stop context.Context, j faas.Job) {
 		return
 	}
 	w.finish(ctx, c, log)
+}
+
+// drainGrace cancels a job's run with errDrained once the worker has been
+// stopping for DrainGrace, unless the job ended first.
+func (w *Worker) drainGrace(stop context.Context, ended <-chan struct{}, cancel context.CancelCauseFunc) {
+	select {
+	case <-stop.Done():
+	case <-ended:
+		return
+	}
+	t := time.NewTimer(w.cfg.DrainGrace)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		cancel(errDrained)
+	case <-ended:
+	}
 }
 
 // outcome fills in c from a run's result.

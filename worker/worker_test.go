@@ -419,6 +419,33 @@ func TestWorkerStopsLostRun(t *testing.T) {
 	assert.Equal(t, 2, got.Attempt)
 }
 
+func TestWorkerDrainGraceGivesJobsBack(t *testing.T) {
+	t.Parallel()
+	p := newPlatform(t)
+	p.user("ida")
+	p.function("ida", "slow", `async function slow() { await new Promise(r => setTimeout(r, 3000)); return "done" }`, 10*time.Second)
+	cfg := config("w1")
+	cfg.DrainGrace = 200 * time.Millisecond
+	w := p.startWorker(cfg, nil, nil)
+
+	j := p.submit("ida", "slow", `[]`)
+	until(t, "job running", func() bool { return p.state(j.ID) == faas.Running })
+	took := w.stop()
+	assert.Less(t, took, cfg.DrainGrace+cfg.PollWait+2*time.Second, "the stop waited for the whole job")
+
+	// Given back at once, not left for its lease to expire.
+	got, err := p.store.Job(p.ctx, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, faas.Queued, got.State)
+	require.Len(t, got.Lost, 1)
+	assert.Contains(t, got.Lost[0].Message, "stopping")
+
+	p.startWorker(config("w2"), nil, nil)
+	done := p.finished(j.ID)
+	assert.Equal(t, faas.Succeeded, done.State)
+	assert.Equal(t, 2, done.Attempt)
+}
+
 func TestWorkerGracefulStop(t *testing.T) {
 	t.Parallel()
 	p := newPlatform(t)
