@@ -19,7 +19,9 @@ test: deps tools lint
 	bash deploy/check.sh
 	@# The images cannot be built without a Docker engine; their definitions
 	@# can still be checked where buildx is installed.
-	@if docker buildx version >/dev/null 2>&1; then docker buildx bake --print >/dev/null && echo "docker-bake.hcl: ok"; fi
+	@if docker buildx version >/dev/null 2>&1; then \
+		out=$$(docker buildx bake --print 2>&1) || { echo "$$out"; exit 1; }; echo "docker-bake.hcl: ok"; \
+	fi
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 bench: deps build
