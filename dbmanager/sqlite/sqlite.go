@@ -32,6 +32,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -54,6 +55,13 @@ type Store struct {
 	writer *sql.DB
 	reader *sql.DB
 	stmts  statements
+
+	// writes feeds the batcher, which commits concurrent one-row writes
+	// together; closing stops it, and batcherDone says it has stopped.
+	writes      chan *rowWrite
+	closing     chan struct{}
+	closeOnce   sync.Once
+	batcherDone chan struct{}
 }
 
 // schema is idempotent so that Open can run it on every start. Times are
@@ -126,7 +134,9 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		writer.Close()
 		return nil, err
 	}
-	s := &Store{writer: writer, reader: reader}
+	s := &Store{writer: writer, reader: reader,
+		writes: make(chan *rowWrite), closing: make(chan struct{}), batcherDone: make(chan struct{})}
+	go s.batchWrites()
 	if err := s.stmts.prepare(ctx, writer, reader); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("prepare statements: %w", err)
@@ -163,6 +173,8 @@ func openDB(path, txlock string, conns int) (*sql.DB, error) {
 
 // Close closes the database.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() { close(s.closing) })
+	<-s.batcherDone
 	s.stmts.close()
 	return errors.Join(s.reader.Close(), s.writer.Close())
 }
@@ -350,7 +362,7 @@ func (s *Store) CreateJob(ctx context.Context, j faas.Job) (faas.Job, error) {
 	}
 	args := []any{j.ID, []byte(j.Args), lifecycle.Micros(j.Created), j.Owner, j.Function}
 	scan := func(row *sql.Row) error { return row.Scan(&j.Version) }
-	if ok, err := firstTry(ctx, s.stmts.createJob, scan, args...); ok || err != nil {
+	if ok, err := s.firstTry(ctx, s.stmts.createJob, scan, args...); ok || err != nil {
 		if err != nil {
 			return faas.Job{}, fmt.Errorf("create job %s: %w", j.ID, err)
 		}
@@ -398,7 +410,7 @@ func (s *Store) DeleteJob(ctx context.Context, id string) error {
 func (s *Store) transition(ctx context.Context, id string, update *sql.Stmt, args []any, refused func(faas.Job) (faas.Job, error)) (faas.Job, error) {
 	var j faas.Job
 	scan := func(row *sql.Row) (err error) { j, err = scanJob(row); return err }
-	if ok, err := firstTry(ctx, update, scan, args...); ok || err != nil {
+	if ok, err := s.firstTry(ctx, update, scan, args...); ok || err != nil {
 		if err != nil {
 			return faas.Job{}, fmt.Errorf("update job %s: %w", id, err)
 		}

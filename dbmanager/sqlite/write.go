@@ -25,15 +25,16 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return nil
 }
 
-// firstTry runs a conditional write of one row as a statement of its own
-// (the fast path: one implicit transaction), returning ok if it matched.
-// On no match the caller decides inside a transaction, trying the write
-// again there first, since the row may have changed in between.
-func firstTry(ctx context.Context, stmt *sql.Stmt, scan func(*sql.Row) error, args ...any) (ok bool, err error) {
-	if ctx, err = short(ctx); err != nil {
-		return false, err
+// firstTry runs a conditional write of one row on its own (the fast path:
+// no explicit transaction of its own, though the batcher may commit it
+// with others), returning ok if it matched. On no match the caller decides
+// inside a transaction, trying the write again there first, since the row
+// may have changed in between.
+func (s *Store) firstTry(ctx context.Context, stmt *sql.Stmt, scan func(*sql.Row) error, args ...any) (ok bool, err error) {
+	if ctx.Err() != nil {
+		return false, ctx.Err()
 	}
-	err = scan(stmt.QueryRowContext(ctx, args...))
+	err = s.writeRow(ctx, stmt, scan, args)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}

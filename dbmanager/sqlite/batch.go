@@ -1,0 +1,98 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// maxBatch bounds the one-row writes committed together.
+const maxBatch = 64
+
+// rowWrite is one fast-path write waiting for the batcher: a statement
+// that writes one row and returns it, and where its result goes.
+type rowWrite struct {
+	stmt *sql.Stmt
+	args []any
+	scan func(*sql.Row) error
+	done chan error
+}
+
+// errClosed answers writes sent after Close.
+var errClosed = errors.New("sqlite store closed")
+
+// batchWrites commits the one-row writes of concurrent requests together
+// (group commit). A commit in WAL mode writes every page it changed to the
+// log, and under load most of that work is the same pages over and over:
+// the jobs table's last leaf and its indexes. The batcher takes the writes
+// that are already waiting when it is free, up to maxBatch, and runs them in
+// one transaction, in order, as if one after another; a write that comes
+// alone runs alone, so nothing waits for company. It runs until Close.
+func (s *Store) batchWrites() {
+	defer close(s.batcherDone)
+	for {
+		var first *rowWrite
+		select {
+		case first = <-s.writes:
+		case <-s.closing:
+			return
+		}
+		batch := []*rowWrite{first}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case w := <-s.writes:
+				batch = append(batch, w)
+			default:
+				break fill
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+// commit runs a batch and tells each write its outcome. A statement that
+// matches no row is an outcome (sql.ErrNoRows), not a failure. If any
+// statement fails, or the commit does, the transaction is rolled back and
+// each write runs again on its own, so that one bad write fails alone.
+func (s *Store) commit(batch []*rowWrite) {
+	ctx := context.Background()
+	if len(batch) == 1 {
+		w := batch[0]
+		w.done <- w.scan(w.stmt.QueryRowContext(ctx, w.args...))
+		return
+	}
+	results := make([]error, len(batch))
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		for i, w := range batch {
+			results[i] = w.scan(tx.StmtContext(ctx, w.stmt).QueryRowContext(ctx, w.args...))
+			if results[i] != nil && !errors.Is(results[i], sql.ErrNoRows) {
+				return fmt.Errorf("batched write %d of %d: %w", i+1, len(batch), results[i])
+			}
+		}
+		return nil
+	})
+	for i, w := range batch {
+		if err != nil {
+			s.commit(batch[i : i+1])
+		} else {
+			w.done <- results[i]
+		}
+	}
+}
+
+// writeRow hands one fast-path write to the batcher and waits for it.
+func (s *Store) writeRow(ctx context.Context, stmt *sql.Stmt, scan func(*sql.Row) error, args []any) error {
+	w := &rowWrite{stmt: stmt, args: args, scan: scan, done: make(chan error, 1)}
+	select {
+	case s.writes <- w:
+	case <-s.closing:
+		return errClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued the write is done however long the caller waits: the
+	// batch it is in commits or fails as a whole.
+	return <-w.done
+}
