@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -92,37 +93,59 @@ type benchClient struct {
 }
 
 // call sends one request and decodes the {"error","res"} body into res.
+// A 429 from a platform with its limits on is waited out and sent again.
 func (b *benchClient) call(ctx context.Context, method, path, body string, res any) (int, error) {
+	for {
+		code, retry, err := b.try(ctx, method, path, body, res)
+		if code != http.StatusTooManyRequests {
+			return code, err
+		}
+		select {
+		case <-ctx.Done():
+			return code, ctx.Err()
+		case <-time.After(retry):
+		}
+	}
+}
+
+func (b *benchClient) try(ctx context.Context, method, path, body string, res any) (int, time.Duration, error) {
 	req, err := http.NewRequestWithContext(ctx, method, b.base+path, bytes.NewBufferString(body))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if b.token != "" {
 		req.Header.Set("Authorization", "Bearer "+b.token)
 	}
 	resp, err := b.http.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return resp.StatusCode, err
+		return resp.StatusCode, 0, err
+	}
+	if resp.StatusCode == http.StatusTooManyRequests {
+		retry := 100 * time.Millisecond
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+			retry = time.Duration(s) * time.Second
+		}
+		return resp.StatusCode, retry, nil
 	}
 	var env struct {
 		Error bool            `json:"error"`
 		Res   json.RawMessage `json:"res"`
 	}
 	if err := json.Unmarshal(raw, &env); err != nil {
-		return resp.StatusCode, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+		return resp.StatusCode, 0, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, raw)
 	}
 	if env.Error {
-		return resp.StatusCode, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, env.Res)
+		return resp.StatusCode, 0, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, env.Res)
 	}
 	if res != nil {
-		return resp.StatusCode, json.Unmarshal(env.Res, res)
+		return resp.StatusCode, 0, json.Unmarshal(env.Res, res)
 	}
-	return resp.StatusCode, nil
+	return resp.StatusCode, 0, nil
 }
 
 func (b *benchClient) setup(ctx context.Context) error {
