@@ -275,5 +275,11 @@ func (s *Server) deleteJob(c *gin.Context) {
 		s.fail(c, fmt.Errorf("delete job %s: %w", job.ID, err))
 		return
 	}
+	// The job is gone either way; telling the queue stops a running copy
+	// now rather than when it ends. If the queue does not hear, it finds
+	// out when it next tries to lease or requeue the job.
+	if err := s.queue.Forget(ctx, job.ID); err != nil {
+		s.log.Warn("deleted job not forgotten by the queue", "job_id", job.ID, "err", err)
+	}
 	ok(c, http.StatusOK, job.ID)
 }

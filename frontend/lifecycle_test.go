@@ -95,6 +95,25 @@ func TestDeleteQueuedJob(t *testing.T) {
 	require.InDelta(t, p.info(t, token, blocker).BilledMS, rep.num(t), 0.0015, "only the blocker was billed")
 }
 
+// TestDeleteRunningJob deletes a job while the only worker slot runs it:
+// the run stops at the worker's next heartbeat (1s) and the slot serves the
+// next job, long before the deleted one (5s) would have ended.
+func TestDeleteRunningJob(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t, serial)
+	user, token := p.newUser(t, "delr")
+	p.upload(t, user, token, "slow", `async function slow(){ await new Promise(r => setTimeout(r, 5000)); return 1 }`)
+	p.upload(t, user, token, "add", addSrc)
+	id := p.submit(t, user, token, "slow", "")
+	require.Eventually(t, func() bool { return p.info(t, token, id).State == "running" }, 10*time.Second, 10*time.Millisecond)
+
+	p.expect(t, http.StatusOK, "DELETE", "/j/"+id, token, nil)
+	rep := p.expect(t, http.StatusOK, "POST", "/u/"+user+"/fn/add/run?wait=3s", token, []byte("[2,3]"))
+	require.JSONEq(t, "5", string(rep.Res))
+	rep = p.expect(t, http.StatusOK, "GET", "/u/"+user+"/time", token, nil)
+	require.Less(t, rep.num(t), 1000.0, "the deleted run was billed")
+}
+
 // TestAuthOff runs the API open: no token anywhere, every job visible, and
 // registration still hands out a token.
 func TestAuthOff(t *testing.T) {

@@ -416,6 +416,27 @@ func (m *Manager) Release(ctx context.Context, l faas.Lease, reason string) erro
 	return nil
 }
 
+// Forget implements faas.JobQueue. A job being leased or requeued right
+// now is left alone: the Store, which no longer has it, refuses that step
+// and the job is dropped then.
+func (m *Manager) Forget(ctx context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.jobs[id]
+	if !ok {
+		return nil
+	}
+	switch e.state {
+	case stateQueued:
+		m.queue.remove(e)
+		m.finish(e)
+	case stateRunning:
+		// Its worker's next heartbeat finds the lease gone.
+		m.finish(e)
+	}
+	return nil
+}
+
 // reap queues again the jobs whose leases expired, until ctx ends. It
 // looks four times per lease period, so an expired lease is noticed
 // within a quarter of it.

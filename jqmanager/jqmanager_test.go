@@ -420,3 +420,35 @@ func TestReleaseWhileLeasing(t *testing.T) {
 	require.Equal(t, 2, again.Attempt, "the released attempt was handed out")
 	require.Contains(t, again.Lost[0].Message, "taken away")
 }
+
+func TestForgetDeletedJobs(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, config(), "ann")
+	running := r.submit("ann")
+	queued := r.submit("ann")
+	got, ok := r.next("w", time.Second)
+	require.True(t, ok)
+	require.Equal(t, running.ID, got.ID)
+
+	waited := make(chan bool, 1)
+	go func() {
+		_, finished, _ := r.m.Wait(r.ctx, running.ID, 5*time.Second)
+		waited <- finished
+	}()
+	time.Sleep(100 * time.Millisecond)
+	for _, id := range []string{running.ID, queued.ID} {
+		require.NoError(t, r.store.DeleteJob(r.ctx, id))
+		require.NoError(t, r.m.Forget(r.ctx, id))
+	}
+	require.True(t, <-waited, "a waiter on a deleted job was not woken")
+
+	// The running job's worker learns at its next heartbeat.
+	lost, err := r.m.Renew(r.ctx, "w", []faas.Lease{{ID: got.ID, Attempt: got.Attempt}})
+	require.NoError(t, err)
+	require.Len(t, lost, 1)
+	// The queued one left the queue and its owner's count.
+	st, _ := r.m.Stats(r.ctx)
+	require.Zero(t, st.Queued)
+	require.Zero(t, st.Running)
+	require.NoError(t, r.m.Forget(r.ctx, "unknown"))
+}

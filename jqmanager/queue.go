@@ -1,6 +1,7 @@
 package jqmanager
 
 import (
+	"slices"
 	"time"
 
 	"faas/proxies/faas"
@@ -91,6 +92,24 @@ func (q *fairQueue) pop() (*entry, bool) {
 	}
 	q.len--
 	return e, true
+}
+
+// remove drops a queued job that was deleted.
+func (q *fairQueue) remove(e *entry) {
+	jobs := q.users[e.owner]
+	for i, x := range jobs {
+		if x != e {
+			continue
+		}
+		q.len--
+		if len(jobs) > 1 {
+			q.users[e.owner] = append(jobs[:i:i], jobs[i+1:]...)
+			return
+		}
+		delete(q.users, e.owner)
+		q.ring = slices.DeleteFunc(q.ring, func(u string) bool { return u == e.owner })
+		return
+	}
 }
 
 // newEntry makes the queue's record of a stored job.

@@ -55,3 +55,18 @@ func TestFairQueuePushFront(t *testing.T) {
 	require.Equal(t, []string{"b0", "a1"}, drain(q))
 	require.Empty(t, q.ring, "a user without jobs leaves the ring")
 }
+
+func TestFairQueueRemove(t *testing.T) {
+	t.Parallel()
+	q := newFairQueue()
+	a0, a1, b0 := &entry{id: "a0", owner: "a"}, &entry{id: "a1", owner: "a"}, &entry{id: "b0", owner: "b"}
+	q.push(a0)
+	q.push(a1)
+	q.push(b0)
+	q.remove(a0)
+	q.remove(&entry{id: "zz", owner: "nobody"})
+	q.remove(b0)
+	require.Equal(t, 1, q.len)
+	require.Equal(t, []string{"a"}, q.ring, "a user without jobs leaves the ring")
+	require.Equal(t, []string{"a1"}, drain(q))
+}

@@ -187,6 +187,10 @@ type JobQueue interface {
 	// Release gives back a job the worker will not finish (it is shutting
 	// down); the job is queued again at once.
 	Release(ctx context.Context, l Lease, reason string) error
+	// Forget tells the queue that the job was deleted from the Store: a
+	// queued job leaves the queue, and a running job's lease is revoked,
+	// so its worker stops it at its next heartbeat.
+	Forget(ctx context.Context, id string) error
 	// Wait blocks up to wait for the job to leave the queue; finished is
 	// false if it is still queued or running when the time is up. If the
 	// job finished during the wait, j is the finished job; if it had left

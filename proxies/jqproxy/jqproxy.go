@@ -21,6 +21,7 @@ const (
 	MethodStats   = "jq.stats"
 	MethodRenew   = "jq.renew"
 	MethodRelease = "jq.release"
+	MethodForget  = "jq.forget"
 )
 
 // MaxHold caps how long a caller may ask the queue to hold a request, so a
@@ -54,6 +55,10 @@ type renewRequest struct {
 type releaseRequest struct {
 	Lease  faas.Lease `json:"lease"`
 	Reason string     `json:"reason"`
+}
+
+type forgetRequest struct {
+	ID string `json:"id"`
 }
 
 type empty struct{}
@@ -126,6 +131,11 @@ func (c *Client) Release(ctx context.Context, l faas.Lease, reason string) error
 	return c.c.Call(ctx, MethodRelease, releaseRequest{Lease: l, Reason: reason}, nil)
 }
 
+// Forget implements faas.JobQueue.
+func (c *Client) Forget(ctx context.Context, id string) error {
+	return c.c.Call(ctx, MethodForget, forgetRequest{ID: id}, nil)
+}
+
 // Stats implements faas.JobQueue.
 func (c *Client) Stats(ctx context.Context) (faas.Stats, error) {
 	var out faas.Stats
@@ -165,6 +175,9 @@ func NewMux(q faas.JobQueue) *wire.Mux {
 	})
 	wire.Handle(m, MethodRelease, func(ctx context.Context, r releaseRequest) (any, error) {
 		return nil, q.Release(ctx, r.Lease, r.Reason)
+	})
+	wire.Handle(m, MethodForget, func(ctx context.Context, r forgetRequest) (any, error) {
+		return nil, q.Forget(ctx, r.ID)
 	})
 	wire.Handle(m, MethodStats, func(ctx context.Context, _ empty) (faas.Stats, error) {
 		return q.Stats(ctx)
