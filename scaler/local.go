@@ -8,12 +8,13 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"faas/worker/proc"
 )
 
 // LocalConfig says how the local backend starts a worker.
@@ -41,10 +42,8 @@ type Local struct {
 	cfg LocalConfig
 	log *slog.Logger
 
-	// starts carries commands to the one goroutine that starts them; see
-	// starter.
-	starts      chan startRequest
-	starterDone chan struct{}
+	// starter forks the workers, so that they die with the scaler.
+	starter *proc.Starter
 	// stops counts workers being stopped, so Close can wait for them.
 	stops sync.WaitGroup
 
@@ -67,11 +66,6 @@ type process struct {
 	// stopping is set when the scaler asked it to stop, so its exit is
 	// no surprise.
 	stopping atomic.Bool
-}
-
-type startRequest struct {
-	cmd   *exec.Cmd
-	reply chan error
 }
 
 // NewLocal returns a local backend with no workers yet.
@@ -102,26 +96,11 @@ func NewLocal(cfg LocalConfig, log *slog.Logger) (*Local, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	l := &Local{
-		cfg:         cfg,
-		log:         log.With("backend", BackendLocal),
-		starts:      make(chan startRequest),
-		starterDone: make(chan struct{}),
+		cfg:     cfg,
+		log:     log.With("backend", BackendLocal),
+		starter: proc.NewStarter(),
 	}
-	go l.starter()
 	return l, nil
-}
-
-// starter starts every worker from one locked OS thread. Linux sends the
-// parent-death signal when the thread that forked a child ends, not the
-// process; Go may end a thread under a goroutine that exits while locked
-// to it, so children are forked from a thread that stays put until Close.
-func (l *Local) starter() {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	defer close(l.starterDone)
-	for req := range l.starts {
-		req.reply <- req.cmd.Start()
-	}
 }
 
 // Workers counts the live workers not being stopped.
@@ -172,10 +151,9 @@ func (l *Local) Close() error {
 		l.stop(p)
 	}
 	l.running = nil
-	close(l.starts)
 	l.mu.Unlock()
 	l.stops.Wait()
-	<-l.starterDone
+	l.starter.Close()
 	return nil
 }
 
@@ -205,9 +183,7 @@ func (l *Local) start() (*process, error) {
 	// Bounds Wait when Stdout is not a file and a grandchild keeps the
 	// pipe open after the worker is gone.
 	cmd.WaitDelay = time.Second
-	reply := make(chan error, 1)
-	l.starts <- startRequest{cmd: cmd, reply: reply}
-	if err := <-reply; err != nil {
+	if err := l.starter.Start(cmd); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	p := &process{cmd: cmd, name: name, done: make(chan struct{})}

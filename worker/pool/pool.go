@@ -21,7 +21,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,6 +28,7 @@ import (
 	"time"
 
 	"faas/proxies/faas"
+	"faas/worker/proc"
 	"faas/worker/sandbox"
 )
 
@@ -123,9 +123,8 @@ type Pool struct {
 
 	warnOnce atomic.Bool
 
-	// forks carries the process starts to the forker goroutine.
-	forks      chan func()
-	forkerDone chan struct{}
+	// starter forks the sandboxes, so that they die with the worker.
+	starter *proc.Starter
 }
 
 // Start starts cfg.Size sandboxes and waits until each is ready, so that a
@@ -137,17 +136,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Pool, error) {
 	}
 	pctx, cancel := context.WithCancel(context.Background())
 	p := &Pool{
-		cfg:    cfg,
-		log:    log,
-		idle:   make(chan *child, cfg.Size),
-		ctx:    pctx,
-		cancel: cancel,
-		live:   make(map[*child]struct{}),
-
-		forks:      make(chan func()),
-		forkerDone: make(chan struct{}),
+		cfg:     cfg,
+		log:     log,
+		idle:    make(chan *child, cfg.Size),
+		ctx:     pctx,
+		cancel:  cancel,
+		live:    make(map[*child]struct{}),
+		starter: proc.NewStarter(),
 	}
-	go p.forker()
 	abandon := context.AfterFunc(ctx, cancel)
 	defer abandon()
 	errs := make(chan error, cfg.Size)
@@ -236,29 +232,7 @@ func (p *Pool) Close() {
 		wg.Go(func() { c.stop() })
 	}
 	wg.Wait()
-	close(p.forks)
-	<-p.forkerDone
-}
-
-// forker starts every sandbox from one OS thread, locked until Close.
-// Linux sends the parent-death signal when the thread that forked a child
-// ends, not the process, and Go ends a thread under a goroutine that exits
-// while locked to it: forked from any thread, a sandbox could be killed
-// mid-job by some other goroutine's exit.
-func (p *Pool) forker() {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	defer close(p.forkerDone)
-	for fork := range p.forks {
-		fork()
-	}
-}
-
-// fork starts cmd on the forker's thread.
-func (p *Pool) fork(cmd *exec.Cmd) error {
-	started := make(chan error, 1)
-	p.forks <- func() { started <- cmd.Start() }
-	return <-started
+	p.starter.Close()
 }
 
 // replace retires a sandbox that died or was killed and starts another,
@@ -296,7 +270,7 @@ func (p *Pool) replace(old *child) {
 
 // spawn starts a sandbox and waits for its hello.
 func (p *Pool) spawn() (*child, error) {
-	c, err := startChild(p.cfg, p.fork)
+	c, err := startChild(p.cfg, p.starter.Start)
 	if err != nil {
 		return nil, err
 	}
