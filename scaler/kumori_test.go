@@ -24,9 +24,12 @@ const (
 // stdin of login, whether the password leaked into its environment) in
 // RECORD, keeps a session in STATE like the real one, fails on demand
 // (STATE/expire: an expired session, once; STATE/fail: any other error),
-// and on update checks the deployment package with cue vet and records
-// the worker count cue evaluates. Its login echoes the password, so that
-// the scaler's redaction is tested too.
+// and on update checks the module with cue and records the worker count
+// in the deployment's manifest. cue v0.17 cannot follow the _params
+// hand-off that builds the deployment field kumorictl reads (see
+// deploy/check.sh), so it vets with -c=false, exports #Manifest, which
+// must be concrete, and reads the count from there. Its login echoes the
+// password, so that the scaler's redaction is tested too.
 const kumorictlScript = `#!/bin/sh
 rec='RECORD'
 state='STATE'
@@ -49,8 +52,8 @@ update)
 	if [ ! -e "$state/session" ]; then echo 'Error: not logged in' >&2; exit 1; fi
 	if [ -e "$state/fail" ]; then echo 'Error: deployment quota exceeded' >&2; exit 1; fi
 	cd "$5" || exit 1
-	'CUE' vet -c . >&2 && 'CUE' vet ./... >&2 || exit 1
-	n=$('CUE' eval -e '#NUM_WORKERS' ./num_workers) || exit 1
+	'CUE' vet -c=false ./... >&2 && 'CUE' export -e '#Manifest' . >/dev/null || exit 1
+	n=$('CUE' export -e '#Manifest.description.hsize.worker.$_instances' .) || exit 1
 	printf 'workers: %s\n' "$n" >> "$rec"
 	echo "Deployment $3 updated"
 	;;
