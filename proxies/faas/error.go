@@ -28,6 +28,10 @@ const (
 	Lost Code = "lost"
 	// MemoryLimit: the function used more memory than its limit.
 	MemoryLimit Code = "memory_limit"
+	// Forbidden: a bus peer's role may not call the method. The frontend
+	// has no status for it on purpose: it means the platform's own keys
+	// are misconfigured, a server fault (500) rather than the user's.
+	Forbidden Code = "forbidden"
 )
 
 // Error is an error with a code, safe to show to the user who caused it.

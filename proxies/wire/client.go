@@ -36,6 +36,7 @@ type Client struct {
 	endpoint string
 	timeout  time.Duration
 	log      *slog.Logger
+	sec      Security
 
 	mu     sync.Mutex
 	idle   []*zmq.Socket
@@ -44,15 +45,16 @@ type Client struct {
 
 // Dial returns a client for the server at endpoint. Like ZeroMQ itself it
 // connects lazily, so the server may start later. timeout is the wait for
-// one reply (DefaultTimeout if zero).
-func Dial(endpoint string, timeout time.Duration, log *slog.Logger) (*Client, error) {
+// one reply (DefaultTimeout if zero). Without WithSecurity the client
+// speaks plaintext, which a CURVE server refuses.
+func Dial(endpoint string, timeout time.Duration, log *slog.Logger, opts ...Option) (*Client, error) {
 	if endpoint == "" {
 		return nil, errors.New("empty endpoint")
 	}
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	c := &Client{endpoint: endpoint, timeout: timeout, log: log}
+	c := &Client{endpoint: endpoint, timeout: timeout, log: log, sec: applyOptions(opts).sec}
 	// Connect one socket now so a malformed endpoint fails here.
 	sock, err := c.newSocket()
 	if err != nil {
@@ -187,8 +189,12 @@ func (c *Client) put(sock *zmq.Socket) {
 }
 
 func (c *Client) newSocket() (*zmq.Socket, error) {
-	sock, err := newSocket(zmq.REQ)
+	sock, err := newSocket(zmq.REQ, MaxReplySize)
 	if err != nil {
+		return nil, err
+	}
+	if err := secureClient(sock, c.sec); err != nil {
+		sock.Close()
 		return nil, err
 	}
 	if err := sock.Connect(c.endpoint); err != nil {

@@ -43,31 +43,41 @@ type Server struct {
 	replies  chan [][]byte
 	inflight sync.WaitGroup
 	slots    chan struct{}
+	sec      Security
+	// unregister withdraws the server's keys from the ZAP handler.
+	unregister func()
 }
 
-// Listen binds a ROUTER socket to addr (for example "tcp://*:27444", or
-// "tcp://127.0.0.1:*" for a port chosen by the system). Binding happens
-// here, so an address in use fails now rather than inside Run.
-func Listen(addr string, h Handler, log *slog.Logger) (*Server, error) {
-	s := &Server{handler: h, log: log, replies: make(chan [][]byte, 256), slots: make(chan struct{}, MaxInFlight)}
+// Listen binds a ROUTER socket to addr (for example "tcp://127.0.0.1:27444",
+// or "tcp://127.0.0.1:*" for a port chosen by the system). Binding happens
+// here, so an address in use fails now rather than inside Run. Without
+// WithSecurity the socket is plaintext and open to anyone who reaches it.
+func Listen(addr string, h Handler, log *slog.Logger, opts ...Option) (*Server, error) {
+	o := applyOptions(opts)
+	s := &Server{handler: h, log: log, replies: make(chan [][]byte, 256), slots: make(chan struct{}, MaxInFlight), sec: o.sec}
 	var err error
-	if s.router, err = newSocket(zmq.ROUTER); err != nil {
+	if s.router, err = newSocket(zmq.ROUTER, MaxRequestSize); err != nil {
+		return nil, err
+	}
+	if s.unregister, err = secureServer(s.router, o.sec); err != nil {
+		s.router.Close()
 		return nil, err
 	}
 	if err = s.router.Bind(addr); err != nil {
+		s.closeSockets()
 		s.router.Close()
 		return nil, fmt.Errorf("bind %s: %w", addr, err)
 	}
 	if s.endpoint, err = s.router.GetLastEndpoint(); err != nil {
-		s.router.Close()
+		s.closeSockets()
 		return nil, fmt.Errorf("bound endpoint: %w", err)
 	}
 	inproc := fmt.Sprintf("inproc://wire-replies-%d", serverSeq.Add(1))
-	if s.pull, err = newSocket(zmq.PULL); err == nil {
+	if s.pull, err = newSocket(zmq.PULL, -1); err == nil {
 		err = s.pull.Bind(inproc)
 	}
 	if err == nil {
-		s.push, err = newSocket(zmq.PUSH)
+		s.push, err = newSocket(zmq.PUSH, -1)
 	}
 	if err == nil {
 		err = s.push.Connect(inproc)
@@ -100,25 +110,33 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("poll: %w", err)
 		}
 		for _, p := range polled {
+			if p.Socket == s.router {
+				role, msg, err := s.receive()
+				if err != nil {
+					return fmt.Errorf("receive: %w", err)
+				}
+				if !stopping {
+					s.dispatch(ctx, role, msg)
+				}
+				continue
+			}
 			msg, err := p.Socket.RecvMessageBytes(0)
 			if err != nil {
 				return fmt.Errorf("receive: %w", err)
 			}
 			switch {
-			case p.Socket == s.pull && isMarker(msg, stopMarker):
+			case isMarker(msg, stopMarker):
 				// ctx has ended: drain in-flight handlers.
 				stopping = true
 				go func() { s.inflight.Wait(); close(stop) }()
-			case p.Socket == s.pull && isMarker(msg, doneMarker):
+			case isMarker(msg, doneMarker):
 				// The sender has forwarded every reply.
 				<-senderDone
 				return nil
-			case p.Socket == s.pull:
+			default:
 				if _, err := s.router.SendMessage(msg); err != nil {
 					s.log.Warn("send reply", "err", err)
 				}
-			case !stopping:
-				s.dispatch(ctx, msg)
 			}
 		}
 	}
@@ -135,8 +153,43 @@ func isMarker(msg [][]byte, marker []byte) bool {
 	return len(msg) == 1 && string(msg[0]) == string(marker)
 }
 
-// dispatch starts a handler for one request, or refuses it.
-func (s *Server) dispatch(ctx context.Context, msg [][]byte) {
+// receive reads one request from the ROUTER with the role of its sender.
+// The ZAP handler stamped the role on the connection as its user id, which
+// every frame from the peer carries; the first frame, the routing id, is
+// made by the ROUTER itself and carries none.
+func (s *Server) receive() (role string, msg [][]byte, err error) {
+	first, err := s.router.RecvBytes(0)
+	if err != nil {
+		return "", nil, err
+	}
+	msg = [][]byte{first}
+	for {
+		more, err := s.router.GetRcvmore()
+		if err != nil || !more {
+			return role, msg, err
+		}
+		var frame []byte
+		if len(msg) == 1 {
+			var meta map[string]string
+			frame, meta, err = s.router.RecvBytesWithMetadata(0, userID)
+			role = meta[userID]
+		} else {
+			frame, err = s.router.RecvBytes(0)
+		}
+		if err != nil {
+			return "", nil, err
+		}
+		msg = append(msg, frame)
+	}
+}
+
+// userID is the message property holding the user id the ZAP handler gave
+// the connection: the role of the peer's key.
+const userID = "User-Id"
+
+// dispatch starts a handler for one request from a peer of the given
+// role, or refuses it.
+func (s *Server) dispatch(ctx context.Context, role string, msg [][]byte) {
 	envelope, frames, ok := splitEnvelope(msg)
 	if !ok {
 		s.log.Debug("dropped message without envelope", "frames", len(msg))
@@ -145,6 +198,11 @@ func (s *Server) dispatch(ctx context.Context, msg [][]byte) {
 	method, body, err := DecodeRequest(frames)
 	if err != nil {
 		s.reply(envelope, nil, faas.Errorf(faas.Invalid, "malformed request: %v", err))
+		return
+	}
+	if !s.sec.Plaintext() && s.sec.Allow != nil && !s.sec.Allow(role, method) {
+		s.log.Warn("refused call", "role", role, "method", method)
+		s.reply(envelope, nil, faas.Errorf(faas.Forbidden, "role %q may not call %s", role, method))
 		return
 	}
 	select {
@@ -242,11 +300,16 @@ func (s *Server) closeSockets() {
 			sock.Close()
 		}
 	}
+	if s.unregister != nil {
+		s.unregister()
+	}
 }
 
 // newSocket returns a socket that never blocks its closing on unsent
-// messages, so shutdown cannot hang on a vanished peer.
-func newSocket(t zmq.Type) (*zmq.Socket, error) {
+// messages, so shutdown cannot hang on a vanished peer, and that drops the
+// connection of a peer sending a frame over maxSize bytes (-1: no bound,
+// for inproc sockets that carry only this process's own messages).
+func newSocket(t zmq.Type, maxSize int64) (*zmq.Socket, error) {
 	sock, err := zmq.NewSocket(t)
 	if err != nil {
 		return nil, fmt.Errorf("new socket: %w", err)
@@ -254,6 +317,10 @@ func newSocket(t zmq.Type) (*zmq.Socket, error) {
 	if err := sock.SetLinger(0); err != nil {
 		sock.Close()
 		return nil, fmt.Errorf("set linger: %w", err)
+	}
+	if err := sock.SetMaxmsgsize(maxSize); err != nil {
+		sock.Close()
+		return nil, fmt.Errorf("set max message size: %w", err)
 	}
 	return sock, nil
 }

@@ -245,3 +245,97 @@ func BenchmarkCallParallel(b *testing.B) {
 		}
 	})
 }
+
+// keypair makes a fresh CURVE keypair.
+func keypair(t testing.TB) (public, secret string) {
+	t.Helper()
+	public, secret, err := zmq.NewCurveKeypair()
+	require.NoError(t, err)
+	return public, secret
+}
+
+// serveSecure starts a CURVE server that accepts the given client keys
+// (public key -> role) and lets role "reader" call only echo.
+func serveSecure(t testing.TB, clients map[string]string) (endpoint, serverKey string) {
+	t.Helper()
+	pub, sec := keypair(t)
+	srv, err := wire.Listen("tcp://127.0.0.1:*", echoMux().Serve, discard(), wire.WithSecurity(wire.Security{
+		PublicKey: pub, SecretKey: sec, Clients: clients,
+		Allow: func(role, method string) bool { return role == "admin" || role == "reader" && method == "echo" },
+	}))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
+	return srv.Endpoint(), pub
+}
+
+func TestCurveServerAcceptsOnlyKnownKeysAndChecksRoles(t *testing.T) {
+	t.Parallel()
+	adminPub, adminSec := keypair(t)
+	readerPub, readerSec := keypair(t)
+	strangerPub, strangerSec := keypair(t)
+	endpoint, serverKey := serveSecure(t, map[string]string{adminPub: "admin", readerPub: "reader"})
+	_, otherServerKey := keypair(t)
+
+	for _, tc := range []struct {
+		name   string
+		opts   []wire.Option
+		method string
+		want   faas.Code
+	}{
+		{"admin calls anything", []wire.Option{wire.WithSecurity(wire.Security{PublicKey: adminPub, SecretKey: adminSec, ServerKey: serverKey})}, "fail", faas.Conflict},
+		{"reader calls echo", []wire.Option{wire.WithSecurity(wire.Security{PublicKey: readerPub, SecretKey: readerSec, ServerKey: serverKey})}, "echo", ""},
+		{"reader may not call fail", []wire.Option{wire.WithSecurity(wire.Security{PublicKey: readerPub, SecretKey: readerSec, ServerKey: serverKey})}, "fail", faas.Forbidden},
+		{"unknown key", []wire.Option{wire.WithSecurity(wire.Security{PublicKey: strangerPub, SecretKey: strangerSec, ServerKey: serverKey})}, "echo", faas.Unavailable},
+		{"plaintext", nil, "echo", faas.Unavailable},
+		{"wrong server key", []wire.Option{wire.WithSecurity(wire.Security{PublicKey: adminPub, SecretKey: adminSec, ServerKey: otherServerKey})}, "echo", faas.Unavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := wire.Dial(endpoint, 200*time.Millisecond, discard(), tc.opts...)
+			require.NoError(t, err)
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			var got string
+			err = c.Call(ctx, tc.method, echoReq{Text: "hi"}, &got)
+			require.Equal(t, tc.want, faas.ErrorCode(err), "err %v", err)
+			if tc.want == "" {
+				require.Equal(t, "hi", got)
+			}
+		})
+	}
+}
+
+func TestSecureServerNeedsClientKeys(t *testing.T) {
+	t.Parallel()
+	pub, sec := keypair(t)
+	_, err := wire.Listen("tcp://127.0.0.1:*", echoMux().Serve, discard(), wire.WithSecurity(wire.Security{PublicKey: pub, SecretKey: sec}))
+	require.ErrorContains(t, err, "no client keys")
+}
+
+// TestOversizedFrameIsDropped sends one frame over MaxRequestSize: the
+// server drops that connection unanswered and keeps serving others.
+func TestOversizedFrameIsDropped(t *testing.T) {
+	t.Parallel()
+	srv, _ := serve(t, "tcp://127.0.0.1:*")
+	sock, err := zmq.NewSocket(zmq.REQ)
+	require.NoError(t, err)
+	defer sock.Close()
+	require.NoError(t, sock.SetLinger(0))
+	require.NoError(t, sock.SetRcvtimeo(time.Second))
+	require.NoError(t, sock.Connect(srv.Endpoint()))
+	_, err = sock.SendMessage("echo", make([]byte, wire.MaxRequestSize+1))
+	require.NoError(t, err)
+	_, err = sock.RecvMessage(0)
+	require.Error(t, err, "an oversized request was answered")
+
+	c := dial(t, srv.Endpoint(), 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var got string
+	require.NoError(t, c.Call(ctx, "echo", echoReq{Text: "still here"}, &got))
+	require.Equal(t, "still here", got)
+}
