@@ -17,6 +17,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"faas/proxies/bus"
+	"faas/proxies/bus/bustest"
 )
 
 // The test binary doubles as the faas binary: run with FAAS_TEST_AS_MAIN
@@ -45,6 +48,8 @@ type cluster struct {
 	mu      sync.Mutex
 	procs   map[string]*proc
 	logsDir string
+	// keys are the bus keys, one per role, as `faas keys` makes them.
+	keys bus.Keyring
 }
 
 // proc is one running component.
@@ -69,6 +74,7 @@ func newCluster(t testing.TB, env ...string) *cluster {
 		jqURL:   fmt.Sprintf("tcp://127.0.0.1:%d", ports[2]),
 		procs:   make(map[string]*proc),
 		logsDir: filepath.Join(dir, "logs"),
+		keys:    bustest.Keyring(t),
 	}
 	require.NoError(t, os.MkdirAll(c.logsDir, 0o755))
 	c.env = append([]string{
@@ -81,18 +87,20 @@ func newCluster(t testing.TB, env ...string) *cluster {
 	return c
 }
 
-// roleEnv is each role's own settings, by the reference's names.
+// roleEnv is each role's own settings, by the reference's names, and its
+// bus keys.
 func (c *cluster) roleEnv(role string) []string {
 	port := func(url string) string { return url[strings.LastIndex(url, ":")+1:] }
+	keys := c.keys.Env(bus.Role(role))
 	switch role {
 	case "dbmanager":
-		return []string{"DB_URL=", "PORT=" + port(c.dbURL)}
+		return append(keys, "DB_URL=", "PORT="+port(c.dbURL))
 	case "jqmanager":
-		return []string{"DB_URL=" + c.dbURL, "PORT=" + port(c.jqURL)}
+		return append(keys, "DB_URL="+c.dbURL, "PORT="+port(c.jqURL))
 	case "frontend":
-		return []string{"DB_URL=" + c.dbURL, "JQ_URL=" + c.jqURL, "PORT=" + port(c.http)}
+		return append(keys, "DB_URL="+c.dbURL, "JQ_URL="+c.jqURL, "PORT="+port(c.http))
 	default:
-		return []string{"DB_URL=" + c.dbURL, "JQ_URL=" + c.jqURL}
+		return append(keys, "DB_URL="+c.dbURL, "JQ_URL="+c.jqURL)
 	}
 }
 

@@ -27,6 +27,7 @@ Roles, one process each, configured from the environment:
   up          the whole platform on this machine (embedded database,
               local worker processes)
   bench       start the platform and measure throughput and latency
+  keys        write a bus keypair for every role: faas keys [--dir D]
 `
 
 // logConfig is shared by every role.
@@ -62,8 +63,11 @@ func run(args []string) error {
 	if role != "up" { // up labels each of the roles it runs
 		log = log.With("component", role)
 	}
-	if role == "bench" {
+	switch role {
+	case "bench":
 		return bench(ctx, rest, log)
+	case "keys":
+		return keys(rest, os.Stdout)
 	}
 	if len(rest) > 0 {
 		return fmt.Errorf("%s takes no arguments; it is configured from the environment", role)

@@ -8,9 +8,11 @@ import (
 	"faas/dbmanager"
 	"faas/frontend"
 	"faas/jqmanager"
+	"faas/proxies/bus"
 	"faas/proxies/dbproxy"
 	"faas/proxies/faas"
 	"faas/proxies/jqproxy"
+	"faas/proxies/wire"
 	"faas/scaler"
 	"faas/worker"
 	"faas/worker/pool"
@@ -29,9 +31,26 @@ var roles = map[string]func(context.Context, *slog.Logger) error{
 	"sandbox":   runSandbox, // hidden: the worker starts it, one per sandbox
 }
 
+// loadBus reads the process's bus keys, warning loudly if there are none
+// on purpose.
+func loadBus(log *slog.Logger) (bus.Config, error) {
+	bc, err := bus.LoadConfig()
+	if err == nil {
+		bc.Warn(log)
+	}
+	return bc, err
+}
+
 func runDBManager(ctx context.Context, log *slog.Logger) error {
 	cfg, err := dbmanager.LoadConfig()
 	if err != nil {
+		return err
+	}
+	bc, err := loadBus(log)
+	if err != nil {
+		return err
+	}
+	if cfg.Bus, err = bc.Server(); err != nil {
 		return err
 	}
 	m, err := dbmanager.New(ctx, cfg, log)
@@ -47,7 +66,14 @@ func runJQManager(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	store, err := dbproxy.Dial(cfg.DBURL, cfg.RequestTimeout, log)
+	bc, err := loadBus(log)
+	if err != nil {
+		return err
+	}
+	if cfg.Bus, err = bc.Server(); err != nil {
+		return err
+	}
+	store, err := dialDB(bc, cfg.DBURL, cfg.RequestTimeout, log)
 	if err != nil {
 		return err
 	}
@@ -92,7 +118,11 @@ type runner interface{ Run(context.Context) error }
 // proxies and runs it until ctx ends.
 func withManagers(ctx context.Context, dbURL, jqURL string, timeout time.Duration, log *slog.Logger,
 	build func(faas.Store, faas.JobQueue) (runner, error)) error {
-	store, queue, closeAll, err := dialManagers(dbURL, jqURL, timeout, log)
+	bc, err := loadBus(log)
+	if err != nil {
+		return err
+	}
+	store, queue, closeAll, err := dialManagers(bc, dbURL, jqURL, timeout, log)
 	if err != nil {
 		return err
 	}
@@ -115,7 +145,11 @@ func runScaler(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	queue, err := jqproxy.Dial(cfg.JQURL, 0, log)
+	bc, err := loadBus(log)
+	if err != nil {
+		return err
+	}
+	queue, err := dialJQ(bc, cfg.JQURL, 0, log)
 	if err != nil {
 		return err
 	}
@@ -131,13 +165,33 @@ func runScaler(ctx context.Context, log *slog.Logger) error {
 	return s.Run(ctx)
 }
 
+// dialDB returns a proxy for the DB manager, secured with the process's
+// bus keys.
+func dialDB(bc bus.Config, url string, timeout time.Duration, log *slog.Logger) (*dbproxy.Client, error) {
+	sec, err := bc.DialDB()
+	if err != nil {
+		return nil, err
+	}
+	return dbproxy.Dial(url, timeout, log, wire.WithSecurity(sec))
+}
+
+// dialJQ returns a proxy for the JQ manager, secured with the process's
+// bus keys.
+func dialJQ(bc bus.Config, url string, timeout time.Duration, log *slog.Logger) (*jqproxy.Client, error) {
+	sec, err := bc.DialJQ()
+	if err != nil {
+		return nil, err
+	}
+	return jqproxy.Dial(url, timeout, log, wire.WithSecurity(sec))
+}
+
 // dialManagers returns proxies for the DB and JQ managers.
-func dialManagers(dbURL, jqURL string, timeout time.Duration, log *slog.Logger) (*dbproxy.Client, *jqproxy.Client, func(), error) {
-	store, err := dbproxy.Dial(dbURL, timeout, log)
+func dialManagers(bc bus.Config, dbURL, jqURL string, timeout time.Duration, log *slog.Logger) (*dbproxy.Client, *jqproxy.Client, func(), error) {
+	store, err := dialDB(bc, dbURL, timeout, log)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	queue, err := jqproxy.Dial(jqURL, timeout, log)
+	queue, err := dialJQ(bc, jqURL, timeout, log)
 	if err != nil {
 		store.Close()
 		return nil, nil, nil, err

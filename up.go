@@ -12,14 +12,39 @@ import (
 	"faas/dbmanager"
 	"faas/frontend"
 	"faas/jqmanager"
+	"faas/proxies/bus"
+	"faas/proxies/wire"
 	"faas/scaler"
 )
 
 // upConfig is what `faas up` adds to the roles' own settings: the loopback
-// ports the managers listen on.
+// ports the managers listen on (dbproxy.DefaultPort, jqproxy.DefaultPort).
 type upConfig struct {
 	DBPort int `envconfig:"FAAS_DB_PORT" default:"27444"`
 	JQPort int `envconfig:"FAAS_JQ_PORT" default:"27445"`
+}
+
+// upKeys is the bus security of `faas up`: a fresh key for every role,
+// made in memory at each start and never written down, so that `make run`
+// needs no step and each component speaks with its own role, as apart.
+// With FAAS_BUS_INSECURE the bus is plaintext instead.
+func upKeys(log *slog.Logger) (func(bus.Role) bus.Config, []string, error) {
+	bc, err := bus.LoadConfig()
+	if err != nil && !errors.Is(err, bus.ErrNoKey) {
+		return nil, nil, err
+	}
+	if bc.Insecure {
+		bc.Warn(log)
+		return func(bus.Role) bus.Config { return bc }, nil, nil
+	}
+	ring, err := bus.NewKeyring()
+	if err != nil {
+		return nil, nil, err
+	}
+	// The workers inherit this process's environment: the key file an
+	// operator may have set there is not theirs.
+	workerEnv := append([]string{"FAAS_BUS_KEY_FILE=", "FAAS_BUS_CLIENTS=", "FAAS_BUS_CLIENTS_FILE="}, ring.Env(bus.Worker)...)
+	return ring.Config, workerEnv, nil
 }
 
 // up runs the whole platform on this machine: the managers, the frontend
@@ -34,12 +59,20 @@ func up(ctx context.Context, log *slog.Logger) error {
 	dbURL := fmt.Sprintf("tcp://127.0.0.1:%d", uc.DBPort)
 	jqURL := fmt.Sprintf("tcp://127.0.0.1:%d", uc.JQPort)
 	logOf := func(role string) *slog.Logger { return log.With("component", role) }
+	keysOf, workerEnv, err := upKeys(log)
+	if err != nil {
+		return err
+	}
+	server := func(role bus.Role) (wire.Security, error) { return keysOf(role).Server() }
 
 	dbCfg, err := dbmanager.LoadConfig()
 	if err != nil {
 		return err
 	}
 	dbCfg.Listen = dbURL
+	if dbCfg.Bus, err = server(bus.DBManager); err != nil {
+		return err
+	}
 	db, err := dbmanager.New(ctx, dbCfg, logOf("dbmanager"))
 	if err != nil {
 		return err
@@ -50,12 +83,26 @@ func up(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	jqCfg.Listen, jqCfg.DBURL = jqURL, dbURL
-	store, queue, closeAll, err := dialManagers(dbURL, jqURL, jqCfg.RequestTimeout, log)
+	if jqCfg.Bus, err = server(bus.JQManager); err != nil {
+		return err
+	}
+	// Each component dials with its own role's key, as it would apart.
+	jqStore, err := dialDB(keysOf(bus.JQManager), dbURL, jqCfg.RequestTimeout, log)
 	if err != nil {
 		return err
 	}
-	defer closeAll()
-	jq, err := jqmanager.New(jqCfg, store, logOf("jqmanager"))
+	defer jqStore.Close()
+	store, queue, closeFE, err := dialManagers(keysOf(bus.Frontend), dbURL, jqURL, jqCfg.RequestTimeout, log)
+	if err != nil {
+		return err
+	}
+	defer closeFE()
+	scQueue, err := dialJQ(keysOf(bus.Scaler), jqURL, jqCfg.RequestTimeout, log)
+	if err != nil {
+		return err
+	}
+	defer scQueue.Close()
+	jq, err := jqmanager.New(jqCfg, jqStore, logOf("jqmanager"))
 	if err != nil {
 		return err
 	}
@@ -76,13 +123,13 @@ func up(ctx context.Context, log *slog.Logger) error {
 	}
 	scCfg.JQURL = jqURL
 	workers, err := scaler.NewLocal(scaler.LocalConfig{
-		Env:   []string{"DB_URL=" + dbURL, "JQ_URL=" + jqURL},
+		Env:   append([]string{"DB_URL=" + dbURL, "JQ_URL=" + jqURL}, workerEnv...),
 		Grace: scCfg.StopGrace,
 	}, logOf("scaler"))
 	if err != nil {
 		return err
 	}
-	sc, err := scaler.New(scCfg, queue, workers, logOf("scaler"))
+	sc, err := scaler.New(scCfg, scQueue, workers, logOf("scaler"))
 	if err != nil {
 		return err
 	}

@@ -28,8 +28,10 @@ type Config struct {
 	// DBURL selects the database: empty for the embedded SQLite store,
 	// mongodb:// or mongodb+srv:// for MongoDB.
 	DBURL string `envconfig:"DB_URL"`
-	Port  int    `envconfig:"PORT" default:"27444"`
-	// Listen, if set, is the full ZeroMQ bind endpoint and overrides Port.
+	// Port is the port bound on loopback (dbproxy.DefaultPort).
+	Port int `envconfig:"PORT" default:"27444"`
+	// Listen, if set, is the full ZeroMQ bind endpoint and overrides Port:
+	// tcp://*:27444 serves other hosts.
 	Listen string `envconfig:"FAAS_LISTEN"`
 	// DataDir holds the embedded database.
 	DataDir string `envconfig:"FAAS_DATA_DIR" default:"data"`
@@ -37,6 +39,9 @@ type Config struct {
 	// what it was billed is kept for good. New takes zero as
 	// DefaultRetention, so that a Config written in code need not set it.
 	Retention time.Duration `envconfig:"FAAS_RETENTION" default:"168h"`
+	// Bus is the socket's security, read by the caller (package bus); the
+	// zero value is plaintext.
+	Bus wire.Security `ignored:"true"`
 }
 
 // DefaultRetention is FAAS_RETENTION's default: a week.
@@ -74,12 +79,13 @@ func (c Config) purgeInterval() time.Duration {
 	return max(min(c.Retention/10, time.Hour), time.Millisecond)
 }
 
-// Endpoint is where the manager binds.
+// Endpoint is where the manager binds: loopback unless Listen says
+// otherwise, so that a manager is never exposed by default.
 func (c Config) Endpoint() string {
 	if c.Listen != "" {
 		return c.Listen
 	}
-	return fmt.Sprintf("tcp://*:%d", c.Port)
+	return fmt.Sprintf("tcp://127.0.0.1:%d", c.Port)
 }
 
 func isMongoURL(u string) bool {
@@ -135,7 +141,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	server, err := wire.Listen(cfg.Endpoint(), dbproxy.NewMux(s).Serve, log)
+	server, err := wire.Listen(cfg.Endpoint(), dbproxy.NewMux(s).Serve, log, wire.WithSecurity(cfg.Bus))
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("dbmanager: %w", err), s.Close())
 	}

@@ -114,7 +114,7 @@ func TestConfig(t *testing.T) {
 	}
 	cfg, err := dbmanager.LoadConfig()
 	require.NoError(t, err)
-	require.Equal(t, dbmanager.Config{Port: 27444, DataDir: "data", Retention: dbmanager.DefaultRetention}, cfg)
+	require.Equal(t, dbmanager.Config{Port: dbproxy.DefaultPort, DataDir: "data", Retention: dbmanager.DefaultRetention}, cfg)
 	require.Equal(t, "tcp://*:27444", cfg.Endpoint())
 
 	t.Setenv("DB_URL", "mongodb+srv://u:pw@cluster.example.net/faas")

@@ -28,8 +28,10 @@ import (
 type Config struct {
 	// DBURL is the DB manager's ZeroMQ endpoint (the reference's name).
 	DBURL string `envconfig:"DB_URL" default:"tcp://127.0.0.1:27444"`
-	Port  int    `envconfig:"PORT" default:"27445"`
-	// Listen, if set, is the full ZeroMQ bind endpoint and overrides Port.
+	// Port is the port bound on loopback (jqproxy.DefaultPort).
+	Port int `envconfig:"PORT" default:"27445"`
+	// Listen, if set, is the full ZeroMQ bind endpoint and overrides Port:
+	// tcp://*:27445 serves other hosts.
 	Listen         string        `envconfig:"FAAS_LISTEN"`
 	RequestTimeout time.Duration `envconfig:"FAAS_REQUEST_TIMEOUT" default:"3s"`
 	// LeaseTimeout is how long a running job's lease lasts without a
@@ -39,6 +41,9 @@ type Config struct {
 	MaxAttempts int `envconfig:"FAAS_MAX_ATTEMPTS" default:"3"`
 	// MaxPendingPerUser bounds one user's queued and running jobs.
 	MaxPendingPerUser int `envconfig:"FAAS_MAX_PENDING_PER_USER" default:"1000"`
+	// Bus is the socket's security, read by the caller (package bus); the
+	// zero value is plaintext.
+	Bus wire.Security `ignored:"true"`
 }
 
 // LoadConfig reads the Config from the environment and checks it.
@@ -58,12 +63,13 @@ func LoadConfig() (Config, error) {
 	return c, nil
 }
 
-// Endpoint is where the manager binds.
+// Endpoint is where the manager binds: loopback unless Listen says
+// otherwise, so that a manager is never exposed by default.
 func (c Config) Endpoint() string {
 	if c.Listen != "" {
 		return c.Listen
 	}
-	return fmt.Sprintf("tcp://*:%d", c.Port)
+	return fmt.Sprintf("tcp://127.0.0.1:%d", c.Port)
 }
 
 // Manager is the job queue. It implements faas.JobQueue in-process and
@@ -98,7 +104,7 @@ func New(cfg Config, store faas.Store, log *slog.Logger) (*Manager, error) {
 		pending: make(map[string]int),
 		workers: make(map[string]time.Time),
 	}
-	srv, err := wire.Listen(cfg.Endpoint(), jqproxy.NewMux(m).Serve, log)
+	srv, err := wire.Listen(cfg.Endpoint(), jqproxy.NewMux(m).Serve, log, wire.WithSecurity(cfg.Bus))
 	if err != nil {
 		return nil, fmt.Errorf("jqmanager: %w", err)
 	}

@@ -35,6 +35,10 @@ const (
 	MethodPurgeJobs      = "db.PurgeJobs"
 )
 
+// DefaultPort is the DB manager's port unless PORT says otherwise; the
+// clients' default DB_URL points at it on loopback.
+const DefaultPort = 27444
+
 // NameRequest names a user or a job.
 type NameRequest struct {
 	Name string `json:"name"`
@@ -85,9 +89,10 @@ type Client struct {
 }
 
 // Dial returns a client for the DB manager at endpoint; timeout is the wait
-// for one reply before the request is resent (wire.DefaultTimeout if zero).
-func Dial(endpoint string, timeout time.Duration, log *slog.Logger) (*Client, error) {
-	wc, err := wire.Dial(endpoint, timeout, log.With("proxy", "dbmanager"))
+// for one reply before the request is resent (wire.DefaultTimeout if zero);
+// opts say how the bus is secured.
+func Dial(endpoint string, timeout time.Duration, log *slog.Logger, opts ...wire.Option) (*Client, error) {
+	wc, err := wire.Dial(endpoint, timeout, log.With("proxy", "dbmanager"), opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -24,6 +24,10 @@ const (
 	MethodForget  = "jq.forget"
 )
 
+// DefaultPort is the JQ manager's port unless PORT says otherwise; the
+// clients' default JQ_URL points at it on loopback.
+const DefaultPort = 27445
+
 // MaxHold caps how long a caller may ask the queue to hold a request, so a
 // hostile or buggy client cannot park handlers forever.
 const MaxHold = time.Minute
@@ -71,9 +75,10 @@ type Client struct {
 var _ faas.JobQueue = (*Client)(nil)
 
 // Dial returns a client for the JQ manager at endpoint; timeout is the wait
-// for one reply before the request is resent (wire.DefaultTimeout if zero).
-func Dial(endpoint string, timeout time.Duration, log *slog.Logger) (*Client, error) {
-	c, err := wire.Dial(endpoint, timeout, log)
+// for one reply before the request is resent (wire.DefaultTimeout if zero);
+// opts say how the bus is secured.
+func Dial(endpoint string, timeout time.Duration, log *slog.Logger, opts ...wire.Option) (*Client, error) {
+	c, err := wire.Dial(endpoint, timeout, log, opts...)
 	if err != nil {
 		return nil, err
 	}
