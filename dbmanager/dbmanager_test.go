@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -115,7 +116,7 @@ func TestConfig(t *testing.T) {
 	cfg, err := dbmanager.LoadConfig()
 	require.NoError(t, err)
 	require.Equal(t, dbmanager.Config{Port: dbproxy.DefaultPort, DataDir: "data", Retention: dbmanager.DefaultRetention}, cfg)
-	require.Equal(t, "tcp://*:27444", cfg.Endpoint())
+	require.Equal(t, fmt.Sprintf("tcp://127.0.0.1:%d", dbproxy.DefaultPort), cfg.Endpoint(), "standalone managers bind loopback unless told otherwise")
 
 	t.Setenv("DB_URL", "mongodb+srv://u:pw@cluster.example.net/faas")
 	t.Setenv("FAAS_LISTEN", "tcp://127.0.0.1:9999")

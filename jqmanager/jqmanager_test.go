@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -451,4 +452,14 @@ func TestForgetDeletedJobs(t *testing.T) {
 	require.Zero(t, st.Queued)
 	require.Zero(t, st.Running)
 	require.NoError(t, r.m.Forget(r.ctx, "unknown"))
+}
+
+func TestConfigBindsLoopbackByDefault(t *testing.T) {
+	for _, key := range []string{"PORT", "FAAS_LISTEN"} {
+		t.Setenv(key, "") // restored when the test ends
+		os.Unsetenv(key)
+	}
+	cfg, err := jqmanager.LoadConfig()
+	require.NoError(t, err)
+	require.Equal(t, fmt.Sprintf("tcp://127.0.0.1:%d", jqproxy.DefaultPort), cfg.Endpoint())
 }

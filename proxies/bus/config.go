@@ -38,6 +38,20 @@ type Config struct {
 	clients map[string]string // public key -> role
 }
 
+// String shows the settings without the secret key: fmt prints unexported
+// fields without calling their String methods, so the key inside would
+// otherwise leak into any log line or error that prints a Config.
+func (c Config) String() string {
+	return fmt.Sprintf("{Insecure:%v PublicKey:%s KeyFile:%s DBPublicKey:%s JQPublicKey:%s Clients:%s ClientsFile:%s}",
+		c.Insecure, c.key.Public, c.KeyFile, c.DBPublicKey, c.JQPublicKey, formatClients(c.clients), c.ClientsFile)
+}
+
+// GoString is String for %#v.
+func (c Config) GoString() string { return c.String() }
+
+// LogValue implements slog.LogValuer.
+func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
 // LoadConfig reads the bus settings from the environment, with the key
 // files they name, and checks them. Which keys a role needs is checked
 // when it asks for them (Server, DialDB, DialJQ).
