@@ -50,6 +50,8 @@ type cluster struct {
 	logsDir string
 	// keys are the bus keys, one per role, as `faas keys` makes them.
 	keys bus.Keyring
+	// client reaches the frontend; nil means http.DefaultClient.
+	client *http.Client
 }
 
 // proc is one running component.
@@ -91,6 +93,9 @@ func newCluster(t testing.TB, env ...string) *cluster {
 // bus keys.
 func (c *cluster) roleEnv(role string) []string {
 	port := func(url string) string { return url[strings.LastIndex(url, ":")+1:] }
+	if role == "up" { // no keys: it makes its own
+		return []string{"PORT=" + port(c.http), "FAAS_DB_PORT=" + port(c.dbURL), "FAAS_JQ_PORT=" + port(c.jqURL)}
+	}
 	keys := c.keys.Env(bus.Role(role))
 	switch role {
 	case "dbmanager":
@@ -108,12 +113,24 @@ func (c *cluster) roleEnv(role string) []string {
 // names), with extra environment.
 func (c *cluster) start(name, role string, env ...string) *proc {
 	c.t.Helper()
+	return c.run(name, role, exec.Command(os.Args[0], role), env...)
+}
+
+// startIn is start inside the named network namespace.
+func (c *cluster) startIn(netns, name, role string, env ...string) *proc {
+	c.t.Helper()
+	return c.run(name, role, exec.Command("ip", "netns", "exec", netns, os.Args[0], role), env...)
+}
+
+// run starts cmd, which runs role, as the component name.
+func (c *cluster) run(name, role string, cmd *exec.Cmd, env ...string) *proc {
+	c.t.Helper()
 	logf, err := os.OpenFile(filepath.Join(c.logsDir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	require.NoError(c.t, err)
-	cmd := exec.Command(os.Args[0], role)
 	cmd.Env = append(append(append(os.Environ(), c.env...), c.roleEnv(role)...), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	// The kernel kills the component if the test binary dies first.
+	// The kernel kills the component if the test binary dies first (ip
+	// netns exec execs it in place, so this holds there too).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	require.NoError(c.t, cmd.Start())
 	p := &proc{name: name, cmd: cmd, exited: make(chan struct{})}
@@ -144,7 +161,7 @@ func (c *cluster) startAll(workers int, env ...string) {
 func (c *cluster) waitReady() {
 	c.t.Helper()
 	require.Eventually(c.t, func() bool {
-		resp, err := http.Get(c.http + "/readyz")
+		resp, err := c.httpClient().Get(c.http + "/readyz")
 		if err != nil {
 			return false
 		}
@@ -223,11 +240,19 @@ func (c *cluster) dumpLogs() {
 	}
 }
 
+func (c *cluster) httpClient() *http.Client {
+	if c.client != nil {
+		return c.client
+	}
+	return http.DefaultClient
+}
+
 // api is a REST client of the cluster's frontend.
 type api struct {
-	t     testing.TB
-	base  string
-	token string
+	t      testing.TB
+	base   string
+	token  string
+	client *http.Client
 }
 
 type reply struct {
@@ -259,7 +284,7 @@ func (a *api) try(method, path, body string, hdr ...string) (reply, error) {
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := a.client.Do(req)
 	if err != nil {
 		return reply{}, err
 	}
@@ -279,7 +304,7 @@ func (a *api) try(method, path, body string, hdr ...string) (reply, error) {
 // register creates a user and returns a client holding its token.
 func (c *cluster) register(t testing.TB, name string) *api {
 	t.Helper()
-	a := &api{t: t, base: c.http}
+	a := &api{t: t, base: c.http, client: c.httpClient()}
 	r := a.do(http.MethodPost, "/u/"+name, "")
 	require.Equal(t, http.StatusCreated, r.Status, "%s", r.Res)
 	var u struct {
