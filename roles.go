@@ -154,6 +154,11 @@ func runScaler(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer queue.Close()
+	if cfg.Backend == scaler.BackendLocal {
+		if cfg.WorkerEnv, err = bc.WorkerEnv(); err != nil {
+			return err
+		}
+	}
 	backend, err := scaler.NewBackend(cfg, log)
 	if err != nil {
 		return err

@@ -41,10 +41,7 @@ func upKeys(log *slog.Logger) (func(bus.Role) bus.Config, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	// The workers inherit this process's environment: the key file an
-	// operator may have set there is not theirs.
-	workerEnv := append([]string{"FAAS_BUS_KEY_FILE=", "FAAS_BUS_CLIENTS=", "FAAS_BUS_CLIENTS_FILE="}, ring.Env(bus.Worker)...)
-	return ring.Config, workerEnv, nil
+	return ring.Config, ring.Env(bus.Worker), nil
 }
 
 // up runs the whole platform on this machine: the managers, the frontend

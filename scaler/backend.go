@@ -14,10 +14,10 @@ func NewBackend(cfg Config, log *slog.Logger) (Backend, error) {
 	switch cfg.Backend {
 	case BackendLocal:
 		return NewLocal(LocalConfig{
-			Env: []string{
+			Env: append([]string{
 				"JQ_URL=" + cfg.JQURL,
 				"FAAS_WORKER_CONCURRENCY=" + strconv.Itoa(cfg.WorkerConcurrency),
-			},
+			}, cfg.WorkerEnv...),
 			Grace: cfg.StopGrace,
 		}, log)
 	case BackendKumori:

@@ -44,6 +44,9 @@ type Config struct {
 	// StopGrace is how long a worker asked to stop may finish its job
 	// before it is killed (local backend).
 	StopGrace time.Duration `envconfig:"FAAS_SCALER_STOP_GRACE" default:"10s"`
+	// WorkerEnv is added to the environment of the workers the local
+	// backend starts: their bus key, which is not the scaler's own.
+	WorkerEnv []string `ignored:"true"`
 
 	// KumoriDeployment is the deployment name as kumorictl knows it
 	// (domain/name).

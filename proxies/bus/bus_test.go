@@ -352,6 +352,17 @@ func TestLoadConfig(t *testing.T) {
 	require.ErrorContains(t, err, "FAAS_BUS_CLIENTS is empty")
 	_, err = c.DialJQ()
 	require.ErrorContains(t, err, "FAAS_JQ_PUBLIC_KEY is empty")
+	_, err = c.WorkerEnv()
+	require.ErrorContains(t, err, "FAAS_WORKER_BUS_KEY_FILE is empty")
+
+	// A scaler starting workers hands them the worker's key, not its own.
+	env(fromFile("scaler")...)
+	c, err = bus.LoadConfig()
+	require.NoError(t, err)
+	workerEnv, err := c.WorkerEnv()
+	require.NoError(t, err)
+	require.Contains(t, workerEnv, "FAAS_BUS_KEY_FILE="+filepath.Join(dir, "worker.key"))
+	require.Contains(t, workerEnv, "FAAS_BUS_KEY=")
 }
 
 // slogged is how a Config would show in a log line.

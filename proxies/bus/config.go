@@ -33,6 +33,9 @@ type Config struct {
 	// per line, added to them.
 	Clients     string `envconfig:"FAAS_BUS_CLIENTS"`
 	ClientsFile string `envconfig:"FAAS_BUS_CLIENTS_FILE"`
+	// WorkerKeyFile is, for a scaler that starts workers itself (the
+	// local backend), the file of the key it hands them.
+	WorkerKeyFile string `envconfig:"FAAS_WORKER_BUS_KEY_FILE"`
 
 	key     Key
 	clients map[string]string // public key -> role
@@ -157,6 +160,20 @@ func (c Config) Warn(log *slog.Logger) {
 	if c.Insecure {
 		log.Warn("FAAS_BUS_INSECURE is set: THE BUS IS PLAINTEXT AND UNAUTHENTICATED; anyone who reaches a manager's port can read and change every user's data")
 	}
+}
+
+// WorkerEnv is what a scaler adds to the environment of the workers it
+// starts, which otherwise inherit its own: the worker key's file in place
+// of the scaler's key. A plaintext bus needs nothing, FAAS_BUS_INSECURE
+// being inherited.
+func (c Config) WorkerEnv() ([]string, error) {
+	if c.Insecure {
+		return nil, nil
+	}
+	if c.WorkerKeyFile == "" {
+		return nil, errors.New("bus config: FAAS_WORKER_BUS_KEY_FILE is empty: a scaler that starts workers itself must hand them the worker's key")
+	}
+	return []string{"FAAS_BUS_KEY=", "FAAS_BUS_KEY_FILE=" + c.WorkerKeyFile, "FAAS_BUS_CLIENTS=", "FAAS_BUS_CLIENTS_FILE="}, nil
 }
 
 // Server is the security of a manager: its own key, the client keys it

@@ -99,16 +99,29 @@ func (ring Keyring) Config(role Role) Config {
 }
 
 // Env is the environment of role's process: its secret key inline, the
-// managers' public keys and, for a manager, the keys it accepts.
+// managers' public keys and, for a manager, the keys it accepts. It sets
+// every bus variable, empty where unused, so that a child given it keeps
+// nothing of its parent's keys.
 func (ring Keyring) Env(role Role) []string {
-	return ring.env(role, "FAAS_BUS_KEY="+string(ring[role].Secret))
+	return ring.env(role, string(ring[role].Secret), "")
 }
 
-func (ring Keyring) env(role Role, key string) []string {
+func (ring Keyring) env(role Role, key, keyFile string) []string {
 	c := ring.Config(role)
-	env := []string{key, "FAAS_DB_PUBLIC_KEY=" + c.DBPublicKey, "FAAS_JQ_PUBLIC_KEY=" + c.JQPublicKey}
-	if c.clients != nil {
-		env = append(env, "FAAS_BUS_CLIENTS="+formatClients(c.clients))
+	return []string{
+		"FAAS_BUS_KEY=" + key, "FAAS_BUS_KEY_FILE=" + keyFile,
+		"FAAS_DB_PUBLIC_KEY=" + c.DBPublicKey, "FAAS_JQ_PUBLIC_KEY=" + c.JQPublicKey,
+		"FAAS_BUS_CLIENTS=" + formatClients(c.clients), "FAAS_BUS_CLIENTS_FILE=",
+	}
+}
+
+// fileEnv is the environment of role's process with its key in a file in
+// dir; a scaler also gets the worker's, for the workers it starts itself.
+func (ring Keyring) fileEnv(role Role, dir string) []string {
+	keyFile := func(r Role) string { return filepath.Join(dir, string(r)+".key") }
+	env := ring.env(role, "", keyFile(role))
+	if role == Scaler {
+		env = append(env, "FAAS_WORKER_BUS_KEY_FILE="+keyFile(Worker))
 	}
 	return env
 }
@@ -133,7 +146,7 @@ func (ring Keyring) Write(dir string) error {
 		}{
 			{keyFile, string(ring[r].Secret) + "\n", 0o600},
 			{filepath.Join(abs, string(r)+".pub"), ring[r].Public + "\n", 0o644},
-			{filepath.Join(abs, string(r)+".env"), strings.Join(ring.env(r, "FAAS_BUS_KEY_FILE="+keyFile), "\n") + "\n", 0o644},
+			{filepath.Join(abs, string(r)+".env"), strings.Join(ring.fileEnv(r, abs), "\n") + "\n", 0o644},
 		}
 		for _, f := range files {
 			if err := writeNew(f.name, f.text, f.mode); err != nil {

@@ -230,6 +230,25 @@ func BenchmarkCall(b *testing.B) {
 	}
 }
 
+// BenchmarkCallCurve is BenchmarkCall over CURVE: the price of the
+// encryption and of the role check per call.
+func BenchmarkCallCurve(b *testing.B) {
+	clientPub, clientSec := keypair(b)
+	endpoint, serverKey := serveSecure(b, map[string]string{clientPub: "reader"})
+	c, err := wire.Dial(endpoint, 0, discard(), wire.WithSecurity(wire.Security{PublicKey: clientPub, SecretKey: clientSec, ServerKey: serverKey}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	for b.Loop() {
+		var got string
+		if err := c.Call(ctx, "echo", echoReq{Text: "x"}, &got); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkCallParallel(b *testing.B) {
 	srv, _ := serve(b, "tcp://127.0.0.1:*")
 	c := dial(b, srv.Endpoint(), 0)
