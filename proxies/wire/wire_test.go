@@ -175,15 +175,23 @@ func TestListenOnAddressInUseFails(t *testing.T) {
 	require.Error(t, err)
 }
 
+// rawREQ is a bare REQ socket connected to endpoint, for sending what no
+// wire.Client would; it waits up to timeout for a reply.
+func rawREQ(t *testing.T, endpoint string, timeout time.Duration) *zmq.Socket {
+	t.Helper()
+	sock, err := zmq.NewSocket(zmq.REQ)
+	require.NoError(t, err)
+	t.Cleanup(func() { sock.Close() })
+	require.NoError(t, sock.SetLinger(0))
+	require.NoError(t, sock.SetRcvtimeo(timeout))
+	require.NoError(t, sock.Connect(endpoint))
+	return sock
+}
+
 func TestMalformedRequestsGetStructuredErrors(t *testing.T) {
 	t.Parallel()
 	srv, _ := serve(t, "tcp://127.0.0.1:*")
-	sock, err := zmq.NewSocket(zmq.REQ)
-	require.NoError(t, err)
-	defer sock.Close()
-	require.NoError(t, sock.SetLinger(0))
-	require.NoError(t, sock.SetRcvtimeo(5*time.Second))
-	require.NoError(t, sock.Connect(srv.Endpoint()))
+	sock := rawREQ(t, srv.Endpoint(), 5*time.Second)
 	for _, frames := range [][]string{
 		{"echo"},
 		{"echo", "{}", "extra"},
@@ -340,13 +348,8 @@ func TestSecureServerNeedsClientKeys(t *testing.T) {
 func TestOversizedFrameIsDropped(t *testing.T) {
 	t.Parallel()
 	srv, _ := serve(t, "tcp://127.0.0.1:*")
-	sock, err := zmq.NewSocket(zmq.REQ)
-	require.NoError(t, err)
-	defer sock.Close()
-	require.NoError(t, sock.SetLinger(0))
-	require.NoError(t, sock.SetRcvtimeo(time.Second))
-	require.NoError(t, sock.Connect(srv.Endpoint()))
-	_, err = sock.SendMessage("echo", make([]byte, wire.MaxRequestSize+1))
+	sock := rawREQ(t, srv.Endpoint(), time.Second)
+	_, err := sock.SendMessage("echo", make([]byte, wire.MaxRequestSize+1))
 	require.NoError(t, err)
 	_, err = sock.RecvMessage(0)
 	require.Error(t, err, "an oversized request was answered")
