@@ -65,7 +65,6 @@ func Listen(addr string, h Handler, log *slog.Logger, opts ...Option) (*Server, 
 	}
 	if err = s.router.Bind(addr); err != nil {
 		s.closeSockets()
-		s.router.Close()
 		return nil, fmt.Errorf("bind %s: %w", addr, err)
 	}
 	if s.endpoint, err = s.router.GetLastEndpoint(); err != nil {
