@@ -93,21 +93,22 @@ func isMongoURL(u string) bool {
 }
 
 // Redact hides the password in a database URL, so that it can be logged.
+// The password runs from the first ':' of the user information to the
+// last '@', which also covers a password that was not percent-encoded and
+// holds '/', '?' or '@' (the driver accepts some of those). A URL with no
+// user information but an '@' in its options after a port loses a little
+// more than the password: wrong, but on the side of hiding.
 func Redact(u string) string {
 	scheme, rest, ok := strings.Cut(u, "://")
 	if !ok {
 		return u
 	}
-	hosts := rest
-	if i := strings.IndexAny(rest, "/?"); i >= 0 {
-		hosts = rest[:i]
-	}
-	at := strings.LastIndex(hosts, "@")
+	at := strings.LastIndex(rest, "@")
 	if at < 0 {
 		return u
 	}
-	user, _, hasPassword := strings.Cut(hosts[:at], ":")
-	if !hasPassword {
+	user, _, hasPassword := strings.Cut(rest[:at], ":")
+	if !hasPassword || strings.ContainsAny(user, "/?") {
 		return u
 	}
 	return scheme + "://" + user + ":xxxxx" + rest[at:]

@@ -154,7 +154,15 @@ func TestRedact(t *testing.T) {
 		"mongodb+srv://u:p@ss@cluster.example.net":                   "mongodb+srv://u:xxxxx@cluster.example.net",
 		"mongodb://h/faas?x=a@b":                                     "mongodb://h/faas?x=a@b",
 		"mongodb://user@h/faas":                                      "mongodb://user@h/faas",
-		"":                                                           "",
+		// Unencoded '/' and '?' in the password used to end the search
+		// for the '@' early and leave the password in the log.
+		"mongodb://u:pa/ss?w@h/faas":     "mongodb://u:xxxxx@h/faas",
+		"mongodb://u:a?b/c@h:27017/faas": "mongodb://u:xxxxx@h:27017/faas",
+		"mongodb://h/faas?x=a:b@c":       "mongodb://h/faas?x=a:b@c",
+		// No password, but an '@' in the options after a port: more is
+		// hidden than needed, never less.
+		"mongodb://h:27017/faas?x=a@b": "mongodb://h:xxxxx@b",
+		"":                             "",
 	} {
 		require.Equal(t, want, dbmanager.Redact(in), in)
 	}
