@@ -19,8 +19,9 @@ type platform struct {
 	stop func()
 }
 
-// startPlatform starts the platform and waits until it is ready.
-func startPlatform(ctx context.Context, log *slog.Logger) (*platform, error) {
+// startPlatform starts the platform, with admin as the operator's token,
+// and waits until it is ready.
+func startPlatform(ctx context.Context, log *slog.Logger, admin string) (*platform, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -42,9 +43,13 @@ func startPlatform(ctx context.Context, log *slog.Logger) (*platform, error) {
 		fmt.Sprintf("FAAS_DB_PORT=%d", ports[1]),
 		fmt.Sprintf("FAAS_JQ_PORT=%d", ports[2]),
 		"FAAS_LOG_LEVEL=warn",
-		// One user submits everything: lift the per-user limits.
+		// One user submits everything from one address: lift the per-user
+		// and per-address limits.
 		"FAAS_RATE_LIMIT=0",
+		"FAAS_RATE_LIMIT_PER_ADDR=0",
 		"FAAS_MAX_PENDING_PER_USER=1000000",
+		"FAAS_MAX_JOB_BYTES_PER_USER=0",
+		"FAAS_ADMIN_TOKEN="+admin,
 	)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}

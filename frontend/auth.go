@@ -44,15 +44,23 @@ func bearerToken(header string) (string, error) {
 	if header == "" {
 		return "", faas.Errorf(faas.Unauthorized, "missing Authorization header, want Bearer <token>")
 	}
-	scheme, token, found := strings.Cut(header, " ")
-	if !found || !strings.EqualFold(scheme, "Bearer") {
+	token, ok := bearer(header)
+	if !ok {
 		return "", faas.Errorf(faas.Unauthorized, "malformed Authorization header, want Bearer <token>")
 	}
-	token = strings.TrimSpace(token)
 	if b, err := base64.RawURLEncoding.DecodeString(token); err != nil || len(b) != tokenBytes {
 		return "", faas.Errorf(faas.Unauthorized, "malformed bearer token")
 	}
 	return token, nil
+}
+
+// bearer returns the token of a "Bearer <token>" header, whatever its shape.
+func bearer(header string) (string, bool) {
+	scheme, token, found := strings.Cut(header, " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(token), true
 }
 
 // errBadToken answers a well-formed token that matches no user.
@@ -149,7 +157,7 @@ func (s *Server) authenticate(c *gin.Context) {
 	if !s.cfg.authOn() {
 		return
 	}
-	user, err := s.tokenUser(c.Request.Context(), c.GetHeader("Authorization"))
+	user, err := s.tokenUser(c.Request.Context(), clientAddr(c), c.GetHeader("Authorization"))
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -157,8 +165,9 @@ func (s *Server) authenticate(c *gin.Context) {
 	c.Set(userKey, user)
 }
 
-// tokenUser returns the name of the user holding the token in header.
-func (s *Server) tokenUser(ctx context.Context, header string) (string, error) {
+// tokenUser returns the name of the user holding the token in header,
+// sent from addr.
+func (s *Server) tokenUser(ctx context.Context, addr, header string) (string, error) {
 	token, err := bearerToken(header)
 	if err != nil {
 		return "", err
@@ -167,10 +176,14 @@ func (s *Server) tokenUser(ctx context.Context, header string) (string, error) {
 	if user, ok := s.tokens.get(hash, time.Now()); ok {
 		return user, nil
 	}
+	if err := s.mayLookUp(hash, addr); err != nil {
+		return "", err
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
 	u, err := s.store.UserByToken(ctx, hash)
 	if faas.ErrorCode(err) == faas.NotFound {
+		s.rememberBad(hash)
 		return "", errBadToken
 	}
 	if err != nil {
@@ -180,14 +193,16 @@ func (s *Server) tokenUser(ctx context.Context, header string) (string, error) {
 	return u.Name, nil
 }
 
-// ownsUser lets a request on /u/:u through only for the token of :u. The
-// answer does not depend on whether :u exists, so it reveals nothing.
+// ownsUser lets a request on /u/:u through only for the token of :u; any
+// other valid token is forbidden (403: the caller is known, just not
+// allowed). The answer does not depend on whether :u exists, so it
+// reveals nothing.
 func (s *Server) ownsUser(c *gin.Context) {
 	if !s.cfg.authOn() {
 		return
 	}
 	if c.GetString(userKey) != c.Param("u") {
-		s.fail(c, faas.Errorf(faas.Unauthorized, "the bearer token does not grant access to this user"))
+		s.fail(c, faas.Errorf(faas.Forbidden, "the bearer token does not grant access to this user"))
 	}
 }
 

@@ -130,7 +130,7 @@ func TestIdempotentSubmission(t *testing.T) {
 	require.JSONEq(t, "[4,5]", string(info.Args))
 	// The queue counts a job done just after the store records it.
 	require.Eventually(t, func() bool {
-		rep := p.expect(t, http.StatusOK, "GET", "/stats", "", nil)
+		rep := p.expect(t, http.StatusOK, "GET", "/stats", adminToken, nil)
 		var st faas.Stats
 		require.NoError(t, json.Unmarshal(rep.Res, &st))
 		require.LessOrEqual(t, st.Completed, int64(1), "one job ran")
@@ -225,7 +225,7 @@ func TestIdempotencyKeyInvalid(t *testing.T) {
 	}
 	// Nothing was submitted by the refused requests: only the two accepted.
 	require.Eventually(t, func() bool {
-		rep := p.expect(t, http.StatusOK, "GET", "/stats", "", nil)
+		rep := p.expect(t, http.StatusOK, "GET", "/stats", adminToken, nil)
 		var st faas.Stats
 		require.NoError(t, json.Unmarshal(rep.Res, &st))
 		return st.Completed == 2 && st.Queued == 0 && st.Running == 0
@@ -326,7 +326,7 @@ func TestFloodingUserVsQuietUser(t *testing.T) {
 	quietWG.Wait()
 	took := time.Since(begin)
 	// The backlog the quiet jobs overtook, still there when they are done.
-	rep := p.expect(t, http.StatusOK, "GET", "/stats", "", nil)
+	rep := p.expect(t, http.StatusOK, "GET", "/stats", adminToken, nil)
 	var st faas.Stats
 	require.NoError(t, json.Unmarshal(rep.Res, &st))
 

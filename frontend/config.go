@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -37,7 +38,47 @@ type Config struct {
 	// RateBurst is how many requests a user may send at once, above the
 	// sustained rate, before being told to slow down.
 	RateBurst int `envconfig:"FAAS_RATE_BURST" default:"400"`
+
+	// RateLimitPerAddr is the requests per second one client address may
+	// sustain, counted before authentication, so that requests with bad
+	// tokens and unauthenticated probes cost their sender too; 0 turns it
+	// off. The burst is twice the rate. It is far above RateLimit because
+	// a classroom shares one address behind its NAT.
+	RateLimitPerAddr float64 `envconfig:"FAAS_RATE_LIMIT_PER_ADDR" default:"1000"`
+	// TokenLookupsPerAddr is how many tokens that are in no cache one
+	// client address may have looked up in the store per second (burst
+	// twice that); 0 turns the limit off. A user's token is looked up
+	// once per cache lifetime, so only guessing runs into it.
+	TokenLookupsPerAddr float64 `envconfig:"FAAS_TOKEN_LOOKUPS_PER_ADDR" default:"20"`
+
+	// Registration is "open" (anyone may register) or "closed" (only a
+	// request bearing AdminToken may).
+	Registration string `envconfig:"FAAS_REGISTRATION" default:"open"`
+	// AdminToken is the operator's bearer token: it reads /stats and
+	// registers users when registration is closed. Empty: no operator
+	// access.
+	AdminToken string `envconfig:"FAAS_ADMIN_TOKEN"`
+	// MaxRegistrationsPerAddrHour is how many registrations one client
+	// address may attempt per hour (a bucket of that many, refilled over
+	// an hour); 0 means no limit. The operator's are not counted.
+	MaxRegistrationsPerAddrHour int `envconfig:"FAAS_MAX_REGISTRATIONS_PER_ADDR_HOUR" default:"30"`
+	// MaxUsers is how many users the platform holds; 0 means no limit.
+	MaxUsers int `envconfig:"FAAS_MAX_USERS" default:"1000"`
+
+	// The per-user quotas; 0 means no limit.
+	MaxFunctionsPerUser   int   `envconfig:"FAAS_MAX_FUNCTIONS_PER_USER" default:"100"`
+	MaxSourceBytesPerUser int64 `envconfig:"FAAS_MAX_SOURCE_BYTES_PER_USER" default:"16777216"`
+	// MaxJobBytesPerUser bounds the arguments, results and logs of a
+	// user's retained jobs; it is checked when a job is submitted.
+	MaxJobBytesPerUser int64 `envconfig:"FAAS_MAX_JOB_BYTES_PER_USER" default:"67108864"`
+	// SandboxMaxMemoryMB is the most memory a function may ask for with
+	// ?memory; 0 leaves only the hard bound of 4096. The workers read the
+	// same variable for their memory budget.
+	SandboxMaxMemoryMB int `envconfig:"FAAS_SANDBOX_MAX_MEMORY_MB" default:"1024"`
 }
+
+// minAdminTokenLen keeps the operator's token out of guessing range.
+const minAdminTokenLen = 16
 
 // ConfigFromEnv reads the configuration from the environment and validates
 // it, so a typo in a setting stops the process at start.
@@ -68,6 +109,41 @@ func (c Config) Validate() error {
 		// A bucket that holds no token would refuse every request.
 		return fmt.Errorf("frontend config: FAAS_RATE_BURST is %d, want >= 1 while FAAS_RATE_LIMIT is on", c.RateBurst)
 	}
+	for _, r := range []struct {
+		name string
+		v    float64
+	}{{"FAAS_RATE_LIMIT_PER_ADDR", c.RateLimitPerAddr}, {"FAAS_TOKEN_LOOKUPS_PER_ADDR", c.TokenLookupsPerAddr}} {
+		if !(r.v >= 0) || math.IsInf(r.v, 1) {
+			return fmt.Errorf("frontend config: %s is %v, want a finite number >= 0 (0 turns it off)", r.name, r.v)
+		}
+	}
+	if c.Registration != "" && c.Registration != "open" && c.Registration != "closed" {
+		return fmt.Errorf("frontend config: FAAS_REGISTRATION is %q, want open or closed", c.Registration)
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < minAdminTokenLen {
+		return fmt.Errorf("frontend config: FAAS_ADMIN_TOKEN has %d characters, want at least %d", len(c.AdminToken), minAdminTokenLen)
+	}
+	if c.Registration == "closed" && c.AdminToken == "" {
+		return errors.New("frontend config: FAAS_REGISTRATION is closed but FAAS_ADMIN_TOKEN is empty, so no one could register")
+	}
+	for _, q := range []struct {
+		name string
+		v    int64
+	}{
+		{"FAAS_MAX_REGISTRATIONS_PER_ADDR_HOUR", int64(c.MaxRegistrationsPerAddrHour)},
+		{"FAAS_MAX_USERS", int64(c.MaxUsers)},
+		{"FAAS_MAX_FUNCTIONS_PER_USER", int64(c.MaxFunctionsPerUser)},
+		{"FAAS_MAX_SOURCE_BYTES_PER_USER", c.MaxSourceBytesPerUser},
+		{"FAAS_MAX_JOB_BYTES_PER_USER", c.MaxJobBytesPerUser},
+	} {
+		if q.v < 0 {
+			return fmt.Errorf("frontend config: %s is %d, want >= 0 (0 means no limit)", q.name, q.v)
+		}
+	}
+	if c.SandboxMaxMemoryMB != 0 && (c.SandboxMaxMemoryMB < minMemoryMB || c.SandboxMaxMemoryMB > maxMemoryMB) {
+		return fmt.Errorf("frontend config: FAAS_SANDBOX_MAX_MEMORY_MB is %d, want %d-%d (0 for no ceiling below %d)",
+			c.SandboxMaxMemoryMB, minMemoryMB, maxMemoryMB, maxMemoryMB)
+	}
 	if c.Listen == "" && (c.Port < 0 || c.Port > 65535) {
 		return fmt.Errorf("frontend config: PORT is %d, want 0-65535", c.Port)
 	}
@@ -87,3 +163,14 @@ func (c Config) rateLimitOn() bool { return c.RateLimit > 0 }
 
 // authOn reports whether requests must carry a bearer token.
 func (c Config) authOn() bool { return c.Auth != "off" }
+
+// registrationClosed reports whether only the operator may create users.
+func (c Config) registrationClosed() bool { return c.Registration == "closed" }
+
+// memoryCeiling is the most memory a function may ask for.
+func (c Config) memoryCeiling() int {
+	if c.SandboxMaxMemoryMB > 0 {
+		return c.SandboxMaxMemoryMB
+	}
+	return maxMemoryMB
+}

@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -64,15 +65,20 @@ const (
 )
 
 // memoryParam reads ?memory, the function's sandbox memory cap in MB; 0,
-// when it is absent, means the worker's default.
-func memoryParam(c *gin.Context) (int, error) {
+// when it is absent, means the worker's default. Above the operator's
+// ceiling is too large rather than invalid: the same request may pass on
+// another platform.
+func memoryParam(c *gin.Context, ceiling int) (int, error) {
 	v, present := c.GetQuery("memory")
 	if !present {
 		return 0, nil
 	}
 	mb, err := strconv.Atoi(v)
 	if err != nil || mb < minMemoryMB || mb > maxMemoryMB {
-		return 0, faas.Errorf(faas.Invalid, "invalid memory %q: want megabytes from %d to %d", v, minMemoryMB, maxMemoryMB)
+		return 0, faas.Errorf(faas.Invalid, "invalid memory %q: want megabytes from %d to %d", v, minMemoryMB, ceiling)
+	}
+	if mb > ceiling {
+		return 0, faas.Errorf(faas.TooLarge, "memory %d MB is above this platform's ceiling of %d MB (FAAS_SANDBOX_MAX_MEMORY_MB)", mb, ceiling)
 	}
 	return mb, nil
 }
@@ -86,7 +92,7 @@ func (s *Server) putFunction(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	memory, err := memoryParam(c)
+	memory, err := memoryParam(c, s.cfg.memoryCeiling())
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -107,6 +113,13 @@ func (s *Server) putFunction(c *gin.Context) {
 	}
 	ctx, cancel := s.reqCtx(c, 0)
 	defer cancel()
+	// One upload per user at a time in this process, so that concurrent
+	// uploads cannot all pass the quota check before any is stored.
+	defer s.uploads.lock(owner)()
+	if err := s.checkFunctionQuota(ctx, owner, name, len(src)); err != nil {
+		s.fail(c, err)
+		return
+	}
 	f, created, err := s.store.PutFunction(ctx, faas.Function{Owner: owner, Name: name, Source: string(src), Timeout: timeout, MemoryMB: memory})
 	if err != nil {
 		s.fail(c, fmt.Errorf("put function %s/%s: %w", owner, name, err))
@@ -116,24 +129,85 @@ func (s *Server) putFunction(c *gin.Context) {
 	if created {
 		status = http.StatusCreated
 	}
-	ok(c, status, gin.H{"name": f.Name, "version": f.Version, "timeout_ms": millis(f.Timeout), "memory_mb": f.MemoryMB})
+	res := settings(f)
+	res["name"] = f.Name
+	ok(c, status, res)
 }
 
-// listFunctions answers {name: source} for the user's functions.
+// The page sizes of a function listing.
+const (
+	defaultListLimit = 100
+	maxListLimit     = 1000
+)
+
+// listFunctions answers a page of the user's functions in name order, as
+// {name: source} (the reference project's shape, which a list shorter
+// than a page keeps exactly), or with ?fields=settings as {name:
+// settings} without sources. A longer list ends its page with a
+// next_cursor beside res, to pass back as ?cursor for the next one.
 func (s *Server) listFunctions(c *gin.Context) {
 	owner := c.Param("u")
+	page, err := pageParams(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	limit := page.Limit
+	page.Limit++ // one more tells whether there is a next page
 	ctx, cancel := s.reqCtx(c, 0)
 	defer cancel()
-	fns, err := s.store.Functions(ctx, owner)
+	fns, err := s.store.Functions(ctx, owner, page)
 	if err != nil {
 		s.fail(c, fmt.Errorf("list functions of %s: %w", owner, err))
 		return
 	}
-	res := make(map[string]string, len(fns))
-	for _, f := range fns {
-		res[f.Name] = f.Source
+	var next string
+	if len(fns) > limit {
+		fns = fns[:limit]
+		next = base64.RawURLEncoding.EncodeToString([]byte(fns[limit-1].Name))
 	}
-	ok(c, http.StatusOK, res)
+	res := make(map[string]any, len(fns))
+	for _, f := range fns {
+		if page.NoSource {
+			res[f.Name] = settings(f)
+		} else {
+			res[f.Name] = f.Source
+		}
+	}
+	c.JSON(http.StatusOK, body{Res: res, NextCursor: next})
+}
+
+// pageParams reads ?limit, ?cursor and ?fields of a function listing.
+func pageParams(c *gin.Context) (faas.FunctionPage, error) {
+	page := faas.FunctionPage{Limit: defaultListLimit}
+	if v, present := c.GetQuery("limit"); present {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxListLimit {
+			return page, faas.Errorf(faas.Invalid, "invalid limit %.40q: want a number from 1 to %d", v, maxListLimit)
+		}
+		page.Limit = n
+	}
+	if v, present := c.GetQuery("cursor"); present {
+		name, err := base64.RawURLEncoding.DecodeString(v)
+		if err != nil || !validName(string(name)) {
+			return page, faas.Errorf(faas.Invalid, "invalid cursor %.80q: pass the next_cursor of the previous page", v)
+		}
+		page.After = string(name)
+	}
+	switch v := c.Query("fields"); v {
+	case "", "src":
+	case "settings":
+		page.NoSource = true
+	default:
+		return page, faas.Errorf(faas.Invalid, "invalid fields %.40q: want src (the default) or settings", v)
+	}
+	return page, nil
+}
+
+// settings is what a listing with ?fields=settings says of a function,
+// in the units and names of an upload's answer.
+func settings(f faas.Function) gin.H {
+	return gin.H{"version": f.Version, "timeout_ms": millis(f.Timeout), "memory_mb": f.MemoryMB, "updated": f.Updated}
 }
 
 func (s *Server) getFunction(c *gin.Context) {

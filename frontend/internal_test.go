@@ -16,7 +16,9 @@ import (
 
 func TestConfigFromEnv(t *testing.T) {
 	// t.Setenv rules out t.Parallel here.
-	for _, k := range []string{"PORT", "FAAS_HTTP_LISTEN", "DB_URL", "JQ_URL", "FAAS_AUTH", "FAAS_REQUEST_TIMEOUT", "FAAS_RATE_LIMIT", "FAAS_RATE_BURST"} {
+	for _, k := range []string{"PORT", "FAAS_HTTP_LISTEN", "DB_URL", "JQ_URL", "FAAS_AUTH", "FAAS_REQUEST_TIMEOUT", "FAAS_RATE_LIMIT", "FAAS_RATE_BURST",
+		"FAAS_RATE_LIMIT_PER_ADDR", "FAAS_TOKEN_LOOKUPS_PER_ADDR", "FAAS_REGISTRATION", "FAAS_ADMIN_TOKEN", "FAAS_MAX_REGISTRATIONS_PER_ADDR_HOUR",
+		"FAAS_MAX_USERS", "FAAS_MAX_FUNCTIONS_PER_USER", "FAAS_MAX_SOURCE_BYTES_PER_USER", "FAAS_MAX_JOB_BYTES_PER_USER", "FAAS_SANDBOX_MAX_MEMORY_MB"} {
 		t.Setenv(k, "") // restores the variable after the test
 		require.NoError(t, os.Unsetenv(k))
 	}
@@ -30,6 +32,16 @@ func TestConfigFromEnv(t *testing.T) {
 		RequestTimeout: 3 * time.Second,
 		RateLimit:      200,
 		RateBurst:      400,
+
+		RateLimitPerAddr:            1000,
+		TokenLookupsPerAddr:         20,
+		Registration:                "open",
+		MaxRegistrationsPerAddrHour: 30,
+		MaxUsers:                    1000,
+		MaxFunctionsPerUser:         100,
+		MaxSourceBytesPerUser:       16 << 20,
+		MaxJobBytesPerUser:          64 << 20,
+		SandboxMaxMemoryMB:          1024,
 	}, cfg)
 	require.True(t, cfg.rateLimitOn())
 	require.Equal(t, ":8080", cfg.addr())
@@ -62,6 +74,15 @@ func TestConfigFromEnv(t *testing.T) {
 		{"FAAS_RATE_LIMIT", "+Inf", "FAAS_RATE_LIMIT"},
 		{"FAAS_RATE_BURST", "-1", "FAAS_RATE_BURST"},
 		{"FAAS_RATE_BURST", "0", "FAAS_RATE_BURST"}, // while the rate is 0.5
+		{"FAAS_RATE_LIMIT_PER_ADDR", "-1", "FAAS_RATE_LIMIT_PER_ADDR"},
+		{"FAAS_TOKEN_LOOKUPS_PER_ADDR", "NaN", "FAAS_TOKEN_LOOKUPS_PER_ADDR"},
+		{"FAAS_REGISTRATION", "invite", "FAAS_REGISTRATION"},
+		{"FAAS_REGISTRATION", "closed", "FAAS_ADMIN_TOKEN is empty"},
+		{"FAAS_ADMIN_TOKEN", "short", "FAAS_ADMIN_TOKEN has 5 characters"},
+		{"FAAS_MAX_USERS", "-1", "FAAS_MAX_USERS"},
+		{"FAAS_MAX_JOB_BYTES_PER_USER", "-1", "FAAS_MAX_JOB_BYTES_PER_USER"},
+		{"FAAS_SANDBOX_MAX_MEMORY_MB", "16", "FAAS_SANDBOX_MAX_MEMORY_MB is 16"},
+		{"FAAS_SANDBOX_MAX_MEMORY_MB", "8192", "FAAS_SANDBOX_MAX_MEMORY_MB is 8192"},
 	} {
 		t.Run(tc.k+"="+tc.v, func(t *testing.T) {
 			t.Setenv(tc.k, tc.v)
@@ -80,6 +101,7 @@ func TestHTTPStatusCoversEveryCode(t *testing.T) {
 		faas.NotFound: 404, faas.Invalid: 400, faas.Conflict: 409, faas.Unauthorized: 401,
 		faas.TooLarge: 413, faas.NotFinished: 409, faas.FunctionError: 422, faas.Timeout: 422,
 		faas.Unavailable: 503, faas.Internal: 500, faas.TooMany: 429, "no_such_code": 500,
+		faas.Forbidden: 403, faas.QuotaExceeded: 413,
 	}
 	for code, status := range want {
 		require.Equal(t, status, httpStatus(code), code)
@@ -92,6 +114,7 @@ func TestValidName(t *testing.T) {
 		"a": true, "Alice_1.2-3": true, strings.Repeat("x", 64): true,
 		"": false, strings.Repeat("x", 65): false, "a b": false, "a/b": false,
 		"a%2F": false, "ñ": false, "a\x00": false,
+		".": false, "..": false, "...": false, ".a": true, "a..": true,
 	} {
 		require.Equal(t, valid, validName(name), "%q", name)
 	}

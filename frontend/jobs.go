@@ -68,6 +68,10 @@ func (s *Server) runFunction(c *gin.Context) {
 	}
 	ctx, cancel := s.reqCtx(c, wait)
 	defer cancel()
+	if err := s.checkJobQuota(ctx, owner); err != nil {
+		s.fail(c, err)
+		return
+	}
 	job, replayed, err := s.submit(ctx, faas.Job{Owner: owner, Function: name, Args: args}, key)
 	if err != nil {
 		s.fail(c, fmt.Errorf("submit job of %s/%s: %w", owner, name, err))

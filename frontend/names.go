@@ -1,6 +1,8 @@
 package frontend
 
 import (
+	"strings"
+
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
@@ -11,10 +13,11 @@ import (
 const maxNameLen = 64
 
 // validName reports whether s is a user or function name: 1-64 letters,
-// digits, '_', '.' or '-'. Names go into URLs, logs and database keys, so
-// nothing that needs escaping in any of them is allowed.
+// digits, '_', '.' or '-', not dots alone. Names go into URLs, logs and
+// database keys, so nothing that needs escaping in any of them is
+// allowed, and nothing a path would read as "here" or "up" (".", "..").
 func validName(s string) bool {
-	if len(s) == 0 || len(s) > maxNameLen {
+	if len(s) == 0 || len(s) > maxNameLen || strings.Trim(s, ".") == "" {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -31,7 +34,7 @@ func validName(s string) bool {
 func (s *Server) checkNames(c *gin.Context) {
 	for _, p := range [...]struct{ param, what string }{{"u", "user"}, {"f", "function"}} {
 		if v, ok := c.Params.Get(p.param); ok && !validName(v) {
-			s.fail(c, faas.Errorf(faas.Invalid, "invalid %s name: want 1-%d letters, digits, '_', '.' or '-'", p.what, maxNameLen))
+			s.fail(c, faas.Errorf(faas.Invalid, "invalid %s name %.80q: want 1-%d letters, digits, '_', '.' or '-', not dots alone", p.what, v, maxNameLen))
 			return
 		}
 	}

@@ -20,31 +20,59 @@ const readyTimeout = time.Second
 // healthz answers as long as the process serves HTTP at all.
 func (s *Server) healthz(c *gin.Context) { ok(c, http.StatusOK, "ok") }
 
-// readyz answers 200 when both managers answer within readyTimeout, so a
-// load balancer sends no traffic to a frontend cut off from them.
+// readyTTL is how long a readiness verdict is reused, so that a flood of
+// probes costs the managers at most one ping each per readyTTL.
+const readyTTL = time.Second
+
+// readiness is the last verdict of the readiness probe.
+type readiness struct {
+	mu      sync.Mutex
+	checked time.Time
+	down    []string
+}
+
+// readyz answers 200 when both managers answered a ping within
+// readyTimeout, at most readyTTL ago, so a load balancer sends no traffic
+// to a frontend cut off from them.
 func (s *Server) readyz(c *gin.Context) {
-	ctx, cancel := context.WithTimeout(c.Request.Context(), readyTimeout)
+	down := s.managersDown(c.Request.Context())
+	if len(down) == 0 {
+		ok(c, http.StatusOK, "ready")
+		return
+	}
+	// The names of the managers are no secret; their addresses stay in the log.
+	abort(c, http.StatusServiceUnavailable, faas.Unavailable, fmt.Sprintf("not ready: no answer from %s", strings.Join(down, " and ")))
+}
+
+// managersDown names the managers that did not answer, pinging them only
+// when the last verdict is older than readyTTL. Probes that arrive during
+// a ping wait for it and share its verdict. The ping is not cut short by
+// the probe that started it hanging up, since others may share it.
+func (s *Server) managersDown(ctx context.Context) []string {
+	r := &s.ready
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if time.Since(r.checked) < readyTTL {
+		return r.down
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readyTimeout)
 	defer cancel()
 	var storeErr, queueErr error
 	var wg sync.WaitGroup
 	wg.Go(func() { storeErr = s.store.Ping(ctx) })
 	wg.Go(func() { _, queueErr = s.queue.Stats(ctx) })
 	wg.Wait()
-	if storeErr == nil && queueErr == nil {
-		ok(c, http.StatusOK, "ready")
-		return
-	}
-	var down []string
+	r.down = nil
 	if storeErr != nil {
-		down = append(down, "DB manager")
+		r.down = append(r.down, "DB manager")
 		s.log.Warn("not ready", "dependency", "DB manager", "err", storeErr)
 	}
 	if queueErr != nil {
-		down = append(down, "JQ manager")
+		r.down = append(r.down, "JQ manager")
 		s.log.Warn("not ready", "dependency", "JQ manager", "err", queueErr)
 	}
-	// The names of the managers are no secret; their addresses stay in the log.
-	abort(c, http.StatusServiceUnavailable, faas.Unavailable, fmt.Sprintf("not ready: no answer from %s", strings.Join(down, " and ")))
+	r.checked = time.Now()
+	return r.down
 }
 
 // stats is the operator's view of the platform.
@@ -57,7 +85,8 @@ type stats struct {
 }
 
 // getStats answers the queue's statistics and the recent completion rate.
-// It needs no token: it names no user, function or job.
+// Only the operator may see them (requireAdmin): they tell how busy the
+// platform is, which helps whoever times an attack.
 func (s *Server) getStats(c *gin.Context) {
 	ctx, cancel := s.reqCtx(c, 0)
 	defer cancel()

@@ -54,6 +54,9 @@ type settings struct {
 	wrapStore func(faas.Store) faas.Store
 }
 
+// adminToken is the operator's token of every test platform.
+const adminToken = "operator-token-for-tests"
+
 // option changes the settings of startPlatform.
 type option func(*settings)
 
@@ -98,7 +101,7 @@ func startPlatform(t testing.TB, opts ...option) *platform {
 		// Generous: the race detector slows moving a 1 MiB job through
 		// three processes' JSON codecs to seconds. No rate limit (RateLimit
 		// 0): tests poll as fast as they like unless they ask for one.
-		frontend:    frontend.Config{Listen: "127.0.0.1:0", Auth: "on", RequestTimeout: 10 * time.Second},
+		frontend:    frontend.Config{Listen: "127.0.0.1:0", Auth: "on", RequestTimeout: 10 * time.Second, AdminToken: adminToken},
 		concurrency: 2,
 	}
 	for _, o := range opts {

@@ -112,11 +112,9 @@ func (s *Server) limitRate(c *gin.Context) {
 	if key == "user " {
 		key = "addr " + clientAddr(c)
 	}
-	if allowed, wait := s.limits.allow(key, time.Now()); !allowed {
-		s.fail(c, &retryLater{
-			err:   faas.Errorf(faas.TooMany, "more than %g requests per second (bursts of %d); slow down", s.cfg.RateLimit, s.cfg.RateBurst),
-			after: wait,
-		})
+	if err := overLimit(s.limits, key, faas.Errorf(faas.TooMany,
+		"more than %g requests per second (bursts of %d); slow down", s.cfg.RateLimit, s.cfg.RateBurst)); err != nil {
+		s.fail(c, err)
 	}
 }
 

@@ -15,6 +15,7 @@ var statusOf = map[faas.Code]int{
 	faas.Invalid:       http.StatusBadRequest,
 	faas.Conflict:      http.StatusConflict,
 	faas.Unauthorized:  http.StatusUnauthorized,
+	faas.Forbidden:     http.StatusForbidden,
 	faas.TooLarge:      http.StatusRequestEntityTooLarge,
 	faas.NotFinished:   http.StatusConflict,
 	faas.FunctionError: http.StatusUnprocessableEntity,
@@ -25,6 +26,8 @@ var statusOf = map[faas.Code]int{
 	// Lost and MemoryLimit end jobs, like Timeout: the function's outcome.
 	faas.Lost:        http.StatusUnprocessableEntity,
 	faas.MemoryLimit: http.StatusUnprocessableEntity,
+	// A quota is not a rate: 413, not 429, so that clients do not retry.
+	faas.QuotaExceeded: http.StatusRequestEntityTooLarge,
 }
 
 // httpStatus maps a code to its status, 500 for codes the table lacks.
@@ -41,6 +44,8 @@ type body struct {
 	Error bool      `json:"error"`
 	Code  faas.Code `json:"code,omitempty"`
 	Res   any       `json:"res"`
+	// NextCursor, on a page of a listing, fetches the next page.
+	NextCursor string `json:"next_cursor,omitempty"`
 }
 
 // ok answers a success with res.

@@ -35,6 +35,15 @@ type Server struct {
 	rate   rateMeter
 	// limits is nil when rate limiting is off.
 	limits *limiter
+	// The limits and quotas of limits.go; each limiter is nil when off.
+	addrLimits    *limiter
+	lookups       *limiter
+	registrations *limiter
+	badTokens     *tokenCache
+	jobQuota      *tokenCache
+	uploads       stripedLocks
+	registering   sync.Mutex
+	ready         readiness
 	// clock stamps the jobs this process creates.
 	clock uniqueClock
 
@@ -73,6 +82,7 @@ func New(cfg Config, store faas.Store, queue faas.JobQueue, log *slog.Logger) (*
 	if cfg.rateLimitOn() {
 		s.limits = newLimiter(cfg.RateLimit, cfg.RateBurst, maxBuckets)
 	}
+	s.initLimits()
 	s.draining, s.stopWaits = context.WithCancel(context.Background())
 	s.handler = s.routes()
 	s.srv = &http.Server{
@@ -147,11 +157,13 @@ func (s *Server) routes() http.Handler {
 	})
 
 	r.GET("/healthz", s.healthz)
-	r.GET("/readyz", s.readyz)
-	r.GET("/stats", s.getStats)
+	r.GET("/readyz", s.limitAddr, s.readyz)
+	r.GET("/stats", s.limitAddr, s.requireAdmin, s.getStats)
 
-	r.POST("/u/:u", s.checkNames, s.limitRate, s.register)
-	u := r.Group("/u/:u", s.checkNames, s.authenticate, s.limitRate, s.ownsUser)
+	// Every route that reaches a manager counts its client address first,
+	// before authentication, so that bad tokens are not free.
+	r.POST("/u/:u", s.checkNames, s.limitAddr, s.limitRate, s.register)
+	u := r.Group("/u/:u", s.checkNames, s.limitAddr, s.authenticate, s.limitRate, s.ownsUser)
 	u.DELETE("", s.deleteUser)
 	u.GET("/time", s.billedTime)
 	u.GET("/fn", s.listFunctions)
@@ -160,7 +172,7 @@ func (s *Server) routes() http.Handler {
 	u.DELETE("/fn/:f", s.deleteFunction)
 	u.POST("/fn/:f/run", s.runFunction)
 
-	j := r.Group("/j/:id", s.authenticate, s.limitRate)
+	j := r.Group("/j/:id", s.limitAddr, s.authenticate, s.limitRate)
 	j.GET("", s.jobState)
 	j.GET("/res", s.jobResult)
 	j.GET("/info", s.jobInfo)

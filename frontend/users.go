@@ -15,6 +15,10 @@ import (
 // a reset, unlike the reference project.
 func (s *Server) register(c *gin.Context) {
 	name := c.Param("u")
+	if err := s.mayRegister(c); err != nil {
+		s.fail(c, err)
+		return
+	}
 	token, hash, err := newToken()
 	if err != nil {
 		s.fail(c, err)
@@ -22,6 +26,12 @@ func (s *Server) register(c *gin.Context) {
 	}
 	ctx, cancel := s.reqCtx(c, 0)
 	defer cancel()
+	s.registering.Lock()
+	defer s.registering.Unlock()
+	if err := s.checkUserQuota(ctx); err != nil {
+		s.fail(c, err)
+		return
+	}
 	err = s.store.CreateUser(ctx, faas.User{Name: name, TokenHash: hash, Created: time.Now().UTC()})
 	if faas.ErrorCode(err) == faas.Conflict {
 		s.fail(c, faas.Errorf(faas.Conflict, "user %q already exists", name))

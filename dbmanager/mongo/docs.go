@@ -18,14 +18,17 @@ type userDoc struct {
 }
 
 type functionDoc struct {
-	ID       string `bson:"_id"`
-	Owner    string `bson:"owner"`
-	Name     string `bson:"name"`
-	Source   string `bson:"source"`
-	Version  int64  `bson:"version"`
-	Timeout  int64  `bson:"timeout"`
-	MemoryMB int    `bson:"memory_mb"`
-	Updated  int64  `bson:"updated"`
+	ID     string `bson:"_id"`
+	Owner  string `bson:"owner"`
+	Name   string `bson:"name"`
+	Source string `bson:"source"`
+	// SourceBytes is len(Source), kept so that usage sums it without
+	// reading sources.
+	SourceBytes int64 `bson:"source_bytes"`
+	Version     int64 `bson:"version"`
+	Timeout     int64 `bson:"timeout"`
+	MemoryMB    int   `bson:"memory_mb"`
+	Updated     int64 `bson:"updated"`
 }
 
 func (d functionDoc) function() faas.Function {
@@ -64,6 +67,10 @@ type jobDoc struct {
 	Billed   int64      `bson:"billed"`
 	Logs     string     `bson:"logs"`
 	Lost     []errorDoc `bson:"lost"`
+	// Bytes is the size of Args, Result and Logs, kept so that usage sums
+	// it without reading them. Jobs stored before it existed count 0
+	// until they are purged.
+	Bytes int64 `bson:"bytes"`
 	// BillingPending marks a finished job whose ledger entry may be
 	// missing; see the package documentation.
 	BillingPending bool `bson:"billing_pending"`
@@ -75,6 +82,7 @@ func newJobDoc(j faas.Job, billingPending bool) jobDoc {
 		Created: lifecycle.Micros(j.Created), Started: lifecycle.Micros(j.Started), Finished: lifecycle.Micros(j.Finished),
 		Result: string(j.Result), Duration: int64(j.Duration), Billed: int64(j.Billed), Logs: j.Logs,
 		Lost: errorDocs(j.Lost), BillingPending: billingPending}
+	d.Bytes = int64(len(d.Args) + len(d.Result) + len(d.Logs))
 	if j.Error != nil {
 		d.Error = &errorDoc{Code: string(j.Error.Code), Message: j.Error.Message}
 	}

@@ -127,7 +127,31 @@ func (s *Store) init(ctx context.Context) error {
 			return fmt.Errorf("create index on %s: %w", ix.coll.Name(), err)
 		}
 	}
+	if err := s.sizeSources(ctx); err != nil {
+		return err
+	}
 	return s.settlePending(ctx)
+}
+
+// sizeSources fills in the source size of functions stored before it was
+// kept, so that none escapes the source quota. There are few: a user's
+// functions are bounded by a quota.
+func (s *Store) sizeSources(ctx context.Context) error {
+	cur, err := s.functions.Find(ctx, bson.D{{Key: "source_bytes", Value: bson.D{{Key: "$exists", Value: false}}}})
+	if err != nil {
+		return fmt.Errorf("find unsized functions: %w", err)
+	}
+	var docs []functionDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return fmt.Errorf("find unsized functions: %w", err)
+	}
+	for _, d := range docs {
+		set := bson.D{{Key: "$set", Value: bson.D{{Key: "source_bytes", Value: int64(len(d.Source))}}}}
+		if _, err := s.functions.UpdateOne(ctx, bson.D{{Key: "_id", Value: d.ID}}, set); err != nil {
+			return fmt.Errorf("size function %s: %w", d.ID, err)
+		}
+	}
+	return nil
 }
 
 // settlePending finishes the billing of jobs a crash left half-completed.
@@ -253,23 +277,31 @@ func (s *Store) BilledTime(ctx context.Context, name string) (time.Duration, err
 	if _, err := s.User(ctx, name); err != nil {
 		return 0, err
 	}
-	cur, err := s.ledger.Aggregate(ctx, mongo.Pipeline{
-		{{Key: "$match", Value: bson.D{{Key: "owner", Value: name}}}},
-		{{Key: "$group", Value: bson.D{{Key: "_id", Value: nil}, {Key: "total", Value: bson.D{{Key: "$sum", Value: "$billed"}}}}}},
+	total, err := sumOwned(ctx, s.ledger, name, "billed")
+	return time.Duration(total), err
+}
+
+// sumOwned sums field over owner's documents in coll. It asks for one
+// accumulator only: FerretDB answers the first of several and leaves the
+// others zero.
+func sumOwned(ctx context.Context, coll *mongo.Collection, owner, field string) (int64, error) {
+	cur, err := coll.Aggregate(ctx, mongo.Pipeline{
+		{{Key: "$match", Value: bson.D{{Key: "owner", Value: owner}}}},
+		{{Key: "$group", Value: bson.D{{Key: "_id", Value: nil}, {Key: "total", Value: bson.D{{Key: "$sum", Value: "$" + field}}}}}},
 	})
 	if err != nil {
-		return 0, fmt.Errorf("sum billing of %s: %w", name, err)
+		return 0, fmt.Errorf("sum %s of %s: %w", coll.Name(), owner, err)
 	}
 	var sums []struct {
 		Total int64 `bson:"total"`
 	}
 	if err := cur.All(ctx, &sums); err != nil {
-		return 0, fmt.Errorf("sum billing of %s: %w", name, err)
+		return 0, fmt.Errorf("sum %s of %s: %w", coll.Name(), owner, err)
 	}
 	if len(sums) == 0 {
 		return 0, nil
 	}
-	return time.Duration(sums[0].Total), nil
+	return sums[0].Total, nil
 }
 
 // functionID is a function's _id: owner and name, length-prefixed so that no
@@ -297,7 +329,8 @@ func (s *Store) PutFunction(ctx context.Context, f faas.Function) (faas.Function
 		return f, false, err
 	}
 	f.Version = lifecycle.NextVersion(old.Version, f.Updated)
-	d := functionDoc{ID: functionID(f.Owner, f.Name), Owner: f.Owner, Name: f.Name, Source: f.Source, Version: f.Version,
+	d := functionDoc{ID: functionID(f.Owner, f.Name), Owner: f.Owner, Name: f.Name, Source: f.Source,
+		SourceBytes: int64(len(f.Source)), Version: f.Version,
 		Timeout: int64(f.Timeout), MemoryMB: f.MemoryMB, Updated: lifecycle.Micros(f.Updated)}
 	if _, err := s.functions.ReplaceOne(ctx, bson.D{{Key: "_id", Value: d.ID}}, d, options.Replace().SetUpsert(true)); err != nil {
 		return f, false, fmt.Errorf("put function %s: %w", f.Name, err)
@@ -314,9 +347,16 @@ func (s *Store) Function(ctx context.Context, owner, name string) (faas.Function
 	return d.function(), nil
 }
 
-// Functions lists a user's functions by name.
-func (s *Store) Functions(ctx context.Context, owner string) ([]faas.Function, error) {
-	cur, err := s.functions.Find(ctx, bson.D{{Key: "owner", Value: owner}}, options.Find().SetSort(bson.D{{Key: "name", Value: 1}}))
+// Functions lists a page of a user's functions by name.
+func (s *Store) Functions(ctx context.Context, owner string, page faas.FunctionPage) ([]faas.Function, error) {
+	if err := lifecycle.Page(page); err != nil {
+		return nil, err
+	}
+	opts := options.Find().SetSort(bson.D{{Key: "name", Value: 1}}).SetLimit(int64(page.Limit))
+	if page.NoSource {
+		opts.SetProjection(bson.D{{Key: "source", Value: 0}})
+	}
+	cur, err := s.functions.Find(ctx, bson.D{{Key: "owner", Value: owner}, {Key: "name", Value: bson.D{{Key: "$gt", Value: page.After}}}}, opts)
 	if err != nil {
 		return nil, fmt.Errorf("list functions of %s: %w", owner, err)
 	}
@@ -465,6 +505,7 @@ func (s *Store) CompleteJob(ctx context.Context, c faas.Completion) (faas.Job, e
 			{Key: "duration", Value: d.Duration},
 			{Key: "billed", Value: d.Billed},
 			{Key: "logs", Value: d.Logs},
+			{Key: "bytes", Value: d.Bytes},
 			{Key: "billing_pending", Value: true},
 		}); err != nil {
 			return faas.Job{}, err
@@ -567,4 +608,35 @@ func deleteOne(ctx context.Context, coll *mongo.Collection, filter bson.D, what 
 		return missing
 	}
 	return nil
+}
+
+// Usage sums what a user keeps, from the sizes stored beside sources and
+// job data, so that it reads none of them.
+func (s *Store) Usage(ctx context.Context, owner string) (faas.Usage, error) {
+	if _, err := s.User(ctx, owner); err != nil {
+		return faas.Usage{}, err
+	}
+	owned := bson.D{{Key: "owner", Value: owner}}
+	fns, err := s.functions.CountDocuments(ctx, owned)
+	if err != nil {
+		return faas.Usage{}, fmt.Errorf("count functions of %s: %w", owner, err)
+	}
+	sources, err := sumOwned(ctx, s.functions, owner, "source_bytes")
+	if err != nil {
+		return faas.Usage{}, err
+	}
+	jobs, err := sumOwned(ctx, s.jobs, owner, "bytes")
+	if err != nil {
+		return faas.Usage{}, err
+	}
+	return faas.Usage{Functions: int(fns), SourceBytes: sources, JobBytes: jobs}, nil
+}
+
+// UserCount counts the users.
+func (s *Store) UserCount(ctx context.Context) (int, error) {
+	n, err := s.users.CountDocuments(ctx, bson.D{})
+	if err != nil {
+		return 0, fmt.Errorf("count users: %w", err)
+	}
+	return int(n), nil
 }

@@ -132,3 +132,30 @@ func TestOpenFailsWhenServerIsDown(t *testing.T) {
 	_, err := mongo.Open(ctx, "mongodb://127.0.0.1:1/faas?serverSelectionTimeoutMS=500")
 	require.Error(t, err)
 }
+
+// TestOpenSizesOldSources checks that functions stored before their
+// source size was kept are sized at Open, so none escapes the quota.
+func TestOpenSizesOldSources(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	url := ferrettest.Start(t) + "sizes"
+	s := open(t, url)
+	require.NoError(t, s.CreateUser(ctx, faas.User{Name: "ada", TokenHash: "h"}))
+	const src = "x => 'an old function'"
+	_, _, err := s.PutFunction(ctx, faas.Function{Owner: "ada", Name: "f", Source: src})
+	require.NoError(t, err)
+	raw, err := driver.Connect(options.Client().ApplyURI(url))
+	require.NoError(t, err)
+	defer raw.Disconnect(context.Background())
+	_, err = raw.Database("sizes").Collection("functions").UpdateMany(ctx, bson.D{},
+		bson.D{{Key: "$unset", Value: bson.D{{Key: "source_bytes", Value: ""}}}})
+	require.NoError(t, err)
+	u, err := s.Usage(ctx, "ada")
+	require.NoError(t, err)
+	require.Zero(t, u.SourceBytes, "the size is gone, as before it was kept")
+
+	u, err = open(t, url).Usage(ctx, "ada")
+	require.NoError(t, err)
+	require.Equal(t, faas.Usage{Functions: 1, SourceBytes: int64(len(src))}, u)
+}

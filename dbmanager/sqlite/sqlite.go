@@ -311,9 +311,16 @@ func (s *Store) Function(ctx context.Context, owner, name string) (faas.Function
 	return queryOne(ctx, s.stmts.readFunction, scanFunction, lifecycle.FunctionNotFound(owner, name), owner, name)
 }
 
-// Functions lists a user's functions by name.
-func (s *Store) Functions(ctx context.Context, owner string) ([]faas.Function, error) {
-	rows, err := s.stmts.functions.QueryContext(ctx, owner)
+// Functions lists a page of a user's functions by name.
+func (s *Store) Functions(ctx context.Context, owner string, page faas.FunctionPage) ([]faas.Function, error) {
+	if err := lifecycle.Page(page); err != nil {
+		return nil, err
+	}
+	limit := int64(page.Limit)
+	if limit == 0 {
+		limit = -1 // SQLite's no limit
+	}
+	rows, err := s.stmts.functions.QueryContext(ctx, owner, page.After, page.NoSource, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list functions of %s: %w", owner, err)
 	}
@@ -587,4 +594,27 @@ func (s *Store) deleteOne(ctx context.Context, stmt *sql.Stmt, what string, miss
 		return missing
 	}
 	return nil
+}
+
+// Usage sums what a user keeps, in one statement on a reader. Unlike the
+// reads by key it keeps ctx's cancellation: it walks the user's rows.
+func (s *Store) Usage(ctx context.Context, owner string) (faas.Usage, error) {
+	var u faas.Usage
+	err := s.stmts.usage.QueryRowContext(ctx, owner).Scan(&u.Functions, &u.SourceBytes, &u.JobBytes)
+	if errors.Is(err, sql.ErrNoRows) {
+		return faas.Usage{}, lifecycle.UserNotFound(owner)
+	}
+	if err != nil {
+		return faas.Usage{}, fmt.Errorf("usage of %s: %w", owner, err)
+	}
+	return u, nil
+}
+
+// UserCount counts the users.
+func (s *Store) UserCount(ctx context.Context) (int, error) {
+	var n int
+	if err := s.stmts.userCount.QueryRowContext(ctx).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count users: %w", err)
+	}
+	return n, nil
 }

@@ -18,7 +18,7 @@ type statements struct {
 
 	// On the readers.
 	user, userByToken, billedTime, readFunction, functions, readJob, pendingJobs *sql.Stmt
-	purgeable                                                                    *sql.Stmt
+	purgeable, usage, userCount                                                  *sql.Stmt
 }
 
 const functionColumns = `owner, name, source, version, timeout, memory_mb, updated`
@@ -33,6 +33,22 @@ const (
 	purgeJobs = `DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(?1))
 		AND state IN ('succeeded', 'failed') AND finished < ?2`
 )
+
+// functionPage lists the functions of owner ?1 named after ?2, at most ?4
+// of them (-1: all), without their sources if ?3. The CASE keeps SQLite
+// from reading a source it does not return, overflow pages and all.
+const functionPage = `SELECT owner, name, CASE WHEN ?3 THEN '' ELSE source END, version, timeout, memory_mb, updated
+	FROM functions WHERE owner = ?1 AND name > ?2 ORDER BY name LIMIT ?4`
+
+// usage sums what user ?1 keeps; no row if there is no such user. The
+// length of a BLOB and octet_length of a TEXT come from the record header,
+// so neither reads the value itself: the cost is one index walk per table
+// over the user's rows.
+const usage = `SELECT
+	(SELECT count(*) FROM functions WHERE owner = ?1),
+	(SELECT coalesce(sum(octet_length(source)), 0) FROM functions WHERE owner = ?1),
+	(SELECT coalesce(sum(length(args) + coalesce(length(result), 0) + octet_length(logs)), 0) FROM jobs WHERE owner = ?1)
+	FROM users WHERE name = ?1`
 
 func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error {
 	for _, p := range []struct {
@@ -76,11 +92,13 @@ func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error
 		{&st.userByToken, reader, `SELECT name, token_hash, created FROM users WHERE token_hash = ?`},
 		{&st.billedTime, reader, `SELECT billed FROM users WHERE name = ?`},
 		{&st.readFunction, reader, `SELECT ` + functionColumns + ` FROM functions WHERE owner = ? AND name = ?`},
-		{&st.functions, reader, `SELECT ` + functionColumns + ` FROM functions WHERE owner = ? ORDER BY name`},
+		{&st.functions, reader, functionPage},
 		{&st.readJob, reader, `SELECT ` + jobColumns + ` FROM jobs WHERE id = ?`},
 		{&st.purgeable, reader, purgeable},
 		{&st.pendingJobs, reader, `SELECT ` + jobColumns + ` FROM jobs
 			WHERE state IN ('queued', 'running') ORDER BY created, id`},
+		{&st.usage, reader, usage},
+		{&st.userCount, reader, `SELECT count(*) FROM users`},
 	} {
 		stmt, err := p.db.PrepareContext(ctx, p.query)
 		if err != nil {

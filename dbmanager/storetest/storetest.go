@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) faas.Store) {
 	// The parallel subtests finish before t.Run returns.
 	t.Run("Concurrent", func(t *testing.T) { runConcurrent(t, open) })
 	t.Run("PurgeJobs", func(t *testing.T) { testPurgeJobs(t, open(t)) })
+	t.Run("UserCount", func(t *testing.T) { testUserCount(t, open(t)) })
 }
 
 func runConcurrent(t *testing.T, open func(t *testing.T) faas.Store) {
@@ -54,6 +55,8 @@ func runConcurrent(t *testing.T, open func(t *testing.T) faas.Store) {
 		{"ConcurrentStartHasOneWinner", testConcurrentStartHasOneWinner},
 		{"BilledTimeIsSumOfJobs", testBilledTimeIsSumOfJobs},
 		{"PendingJobs", testPendingJobs},
+		{"FunctionPages", testFunctionPages},
+		{"Usage", testUsage},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -254,7 +257,7 @@ func testDeleteUserCascades(t *testing.T, s faas.Store) {
 	// A new user of the same name starts from nothing.
 	require.NoError(t, s.CreateUser(ctx, faas.User{Name: fx.user.Name, TokenHash: unique("hash")}))
 	requireBilled(t, ctx, s, fx.user.Name, 0)
-	fns, err := s.Functions(ctx, fx.user.Name)
+	fns, err := s.Functions(ctx, fx.user.Name, faas.FunctionPage{})
 	require.NoError(t, err)
 	require.Empty(t, fns)
 }
@@ -302,7 +305,7 @@ func testFunctions(t *testing.T, s faas.Store) {
 		require.NoError(t, err)
 		require.True(t, created)
 	}
-	fns, err := s.Functions(ctx, owner)
+	fns, err := s.Functions(ctx, owner, faas.FunctionPage{})
 	require.NoError(t, err)
 	var names []string
 	for _, f := range fns {
@@ -330,7 +333,7 @@ func testFunctions(t *testing.T, s faas.Store) {
 	other := newFixture(t, ctx, s)
 	_, err = s.Function(ctx, other.user.Name, "zeta")
 	requireCode(t, err, faas.NotFound)
-	fns, err = s.Functions(ctx, unique("nobody"))
+	fns, err = s.Functions(ctx, unique("nobody"), faas.FunctionPage{})
 	require.NoError(t, err)
 	require.Empty(t, fns)
 
@@ -770,4 +773,111 @@ func testPurgeJobs(t *testing.T, s faas.Store) {
 	_, err = s.CompleteJob(ctx, completion(succeeded, time.Hour))
 	requireCode(t, err, faas.NotFound)
 	requireBilled(t, ctx, s, fx.user.Name, billed)
+}
+
+func testFunctionPages(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	fx := newFixture(t, ctx, s)
+	owner := fx.user.Name
+	for _, name := range []string{"e", "b", "d", "c"} {
+		_, _, err := s.PutFunction(ctx, faas.Function{Owner: owner, Name: name, Source: "x=>'" + name + "'", MemoryMB: 64})
+		require.NoError(t, err)
+	}
+	all, err := s.Functions(ctx, owner, faas.FunctionPage{})
+	require.NoError(t, err)
+	require.Len(t, all, 5)
+
+	// Walking the pages returns every function once, in name order.
+	var walked []faas.Function
+	page := faas.FunctionPage{Limit: 2}
+	for range 10 {
+		fns, err := s.Functions(ctx, owner, page)
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(fns), 2)
+		if len(fns) == 0 {
+			break
+		}
+		walked = append(walked, fns...)
+		page.After = fns[len(fns)-1].Name
+	}
+	require.Equal(t, all, walked)
+
+	// Without sources, everything else is the same.
+	bare, err := s.Functions(ctx, owner, faas.FunctionPage{NoSource: true, After: "b", Limit: 2})
+	require.NoError(t, err)
+	require.Len(t, bare, 2)
+	for i, f := range bare {
+		require.Empty(t, f.Source)
+		f.Source = all[i+2].Source
+		require.Equal(t, all[i+2], f)
+	}
+
+	_, err = s.Functions(ctx, owner, faas.FunctionPage{Limit: -1})
+	requireCode(t, err, faas.Invalid)
+}
+
+func testUsage(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	u := faas.User{Name: unique("user"), TokenHash: unique("hash")}
+	require.NoError(t, s.CreateUser(ctx, u))
+	requireUsage := func(want faas.Usage) {
+		t.Helper()
+		got, err := s.Usage(ctx, u.Name)
+		require.NoError(t, err)
+		require.Equal(t, want, got)
+	}
+	requireUsage(faas.Usage{})
+
+	// Sizes are in bytes, not characters.
+	small, wide := "x=>x", "x=>'éé'"
+	for name, src := range map[string]string{"small": small, "wide": wide} {
+		_, _, err := s.PutFunction(ctx, faas.Function{Owner: u.Name, Name: name, Source: src})
+		require.NoError(t, err)
+	}
+	sources := int64(len(small) + len(wide))
+	requireUsage(faas.Usage{Functions: 2, SourceBytes: sources})
+	_, _, err := s.PutFunction(ctx, faas.Function{Owner: u.Name, Name: "small", Source: small + small})
+	require.NoError(t, err)
+	sources += int64(len(small))
+	requireUsage(faas.Usage{Functions: 2, SourceBytes: sources})
+
+	// Jobs count their arguments, then their result and logs.
+	j, err := s.CreateJob(ctx, faas.Job{ID: unique("job"), Owner: u.Name, Function: "small", Args: json.RawMessage(`[4,5]`)})
+	require.NoError(t, err)
+	requireUsage(faas.Usage{Functions: 2, SourceBytes: sources, JobBytes: 5})
+	j, err = s.StartJob(ctx, j.ID, 1, "w1")
+	require.NoError(t, err)
+	c := completion(j, time.Millisecond)
+	_, err = s.CompleteJob(ctx, c)
+	require.NoError(t, err)
+	jobBytes := int64(5 + len(c.Result) + len(c.Logs))
+	requireUsage(faas.Usage{Functions: 2, SourceBytes: sources, JobBytes: jobBytes})
+
+	// Deleting gives the room back.
+	require.NoError(t, s.DeleteJob(ctx, j.ID))
+	require.NoError(t, s.DeleteFunction(ctx, u.Name, "small"))
+	requireUsage(faas.Usage{Functions: 1, SourceBytes: int64(len(wide))})
+
+	_, err = s.Usage(ctx, unique("nobody"))
+	requireCode(t, err, faas.NotFound)
+}
+
+// testUserCount runs alone: the concurrent subtests create users.
+func testUserCount(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	before, err := s.UserCount(ctx)
+	require.NoError(t, err)
+	var users []faas.User
+	for range 2 {
+		u := faas.User{Name: unique("user"), TokenHash: unique("hash")}
+		require.NoError(t, s.CreateUser(ctx, u))
+		users = append(users, u)
+	}
+	n, err := s.UserCount(ctx)
+	require.NoError(t, err)
+	require.Equal(t, before+2, n)
+	require.NoError(t, s.DeleteUser(ctx, users[0].Name))
+	n, err = s.UserCount(ctx)
+	require.NoError(t, err)
+	require.Equal(t, before+1, n)
 }

@@ -33,6 +33,8 @@ const (
 	MethodCompleteJob    = "db.CompleteJob"
 	MethodPendingJobs    = "db.PendingJobs"
 	MethodPurgeJobs      = "db.PurgeJobs"
+	MethodUsage          = "db.Usage"
+	MethodUserCount      = "db.UserCount"
 )
 
 // DefaultPort is the DB manager's port unless PORT says otherwise; the
@@ -48,6 +50,12 @@ type NameRequest struct {
 type FunctionRequest struct {
 	Owner string `json:"owner"`
 	Name  string `json:"name"`
+}
+
+// FunctionsRequest is Functions' arguments.
+type FunctionsRequest struct {
+	Owner string            `json:"owner"`
+	Page  faas.FunctionPage `json:"page"`
 }
 
 // PutFunctionReply is PutFunction's result.
@@ -154,8 +162,8 @@ func (c *Client) Function(ctx context.Context, owner, name string) (faas.Functio
 }
 
 // Functions implements faas.Store.
-func (c *Client) Functions(ctx context.Context, owner string) ([]faas.Function, error) {
-	return call[[]faas.Function](ctx, c, MethodFunctions, NameRequest{Name: owner})
+func (c *Client) Functions(ctx context.Context, owner string, page faas.FunctionPage) ([]faas.Function, error) {
+	return call[[]faas.Function](ctx, c, MethodFunctions, FunctionsRequest{Owner: owner, Page: page})
 }
 
 // DeleteFunction implements faas.Store.
@@ -204,6 +212,16 @@ func (c *Client) PurgeJobs(ctx context.Context, before time.Time) (int, error) {
 	return call[int](ctx, c, MethodPurgeJobs, PurgeJobsRequest{Before: before})
 }
 
+// Usage implements faas.Store.
+func (c *Client) Usage(ctx context.Context, owner string) (faas.Usage, error) {
+	return call[faas.Usage](ctx, c, MethodUsage, NameRequest{Name: owner})
+}
+
+// UserCount implements faas.Store.
+func (c *Client) UserCount(ctx context.Context) (int, error) {
+	return call[int](ctx, c, MethodUserCount, Empty{})
+}
+
 // NewMux serves s: every method above dispatches to it. Errors go back as
 // the *faas.Error values s returned; anything else becomes Internal.
 func NewMux(s faas.Store) *wire.Mux {
@@ -233,8 +251,8 @@ func NewMux(s faas.Store) *wire.Mux {
 	wire.Handle(m, MethodFunction, func(ctx context.Context, r FunctionRequest) (faas.Function, error) {
 		return s.Function(ctx, r.Owner, r.Name)
 	})
-	wire.Handle(m, MethodFunctions, func(ctx context.Context, r NameRequest) ([]faas.Function, error) {
-		return s.Functions(ctx, r.Name)
+	wire.Handle(m, MethodFunctions, func(ctx context.Context, r FunctionsRequest) ([]faas.Function, error) {
+		return s.Functions(ctx, r.Owner, r.Page)
 	})
 	wire.Handle(m, MethodDeleteFunction, func(ctx context.Context, r FunctionRequest) (Empty, error) {
 		return Empty{}, s.DeleteFunction(ctx, r.Owner, r.Name)
@@ -262,6 +280,12 @@ func NewMux(s faas.Store) *wire.Mux {
 	})
 	wire.Handle(m, MethodPurgeJobs, func(ctx context.Context, r PurgeJobsRequest) (int, error) {
 		return s.PurgeJobs(ctx, r.Before)
+	})
+	wire.Handle(m, MethodUsage, func(ctx context.Context, r NameRequest) (faas.Usage, error) {
+		return s.Usage(ctx, r.Name)
+	})
+	wire.Handle(m, MethodUserCount, func(ctx context.Context, _ Empty) (int, error) {
+		return s.UserCount(ctx)
 	})
 	return m
 }

@@ -12,10 +12,12 @@ type Code string
 
 // The error codes.
 const (
-	NotFound      Code = "not_found"
-	Invalid       Code = "invalid"
-	Conflict      Code = "conflict"
-	Unauthorized  Code = "unauthorized"
+	NotFound     Code = "not_found"
+	Invalid      Code = "invalid"
+	Conflict     Code = "conflict"
+	Unauthorized Code = "unauthorized"
+	// Forbidden: the caller is authenticated but may not do this.
+	Forbidden     Code = "forbidden"
 	TooLarge      Code = "too_large"
 	NotFinished   Code = "not_finished"
 	FunctionError Code = "function_error"
@@ -32,6 +34,10 @@ const (
 	// has no status for it on purpose: it means the platform's own keys
 	// are misconfigured, a server fault (500) rather than the user's.
 	Forbidden Code = "forbidden"
+	// QuotaExceeded: the user (or the platform) holds as much as an
+	// operator's quota allows; retrying will not help until something is
+	// deleted or the operator raises the quota.
+	QuotaExceeded Code = "quota_exceeded"
 )
 
 // Error is an error with a code, safe to show to the user who caused it.

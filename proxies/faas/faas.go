@@ -107,6 +107,28 @@ type Stats struct {
 	AvgDuration time.Duration `json:"avg_duration"`
 }
 
+// FunctionPage selects a page of a user's functions, which are listed in
+// name order. The zero value is every function, with its source.
+type FunctionPage struct {
+	// After is the name the page starts after; empty for the first page.
+	After string `json:"after,omitempty"`
+	// Limit is the most functions the page holds; 0 means no limit.
+	Limit int `json:"limit,omitempty"`
+	// NoSource leaves Source empty, so that listing names and settings
+	// reads no source from the database and sends none over the wire.
+	NoSource bool `json:"no_source,omitempty"`
+}
+
+// Usage is what one user keeps in the Store.
+type Usage struct {
+	Functions int `json:"functions"`
+	// SourceBytes is the total size of the functions' sources.
+	SourceBytes int64 `json:"source_bytes"`
+	// JobBytes is the total size of the arguments, results and logs of
+	// the user's jobs still retained (not yet deleted or purged).
+	JobBytes int64 `json:"job_bytes"`
+}
+
 // Store is the platform's durable state. The DB manager implements it over a
 // database; its proxy implements it over ZeroMQ.
 //
@@ -132,7 +154,9 @@ type Store interface {
 	// does not exist.
 	PutFunction(ctx context.Context, f Function) (stored Function, created bool, err error)
 	Function(ctx context.Context, owner, name string) (Function, error)
-	Functions(ctx context.Context, owner string) ([]Function, error)
+	// Functions lists one page of owner's functions in name order; no
+	// user and a user without functions both answer an empty list.
+	Functions(ctx context.Context, owner string, page FunctionPage) ([]Function, error)
 	DeleteFunction(ctx context.Context, owner, name string) error
 
 	// CreateJob stores a queued job, filling in the function's version;
@@ -163,6 +187,13 @@ type Store interface {
 	// returns how many it deleted. Billing is kept: a user's BilledTime
 	// does not change.
 	PurgeJobs(ctx context.Context, before time.Time) (int, error)
+
+	// Usage is what owner keeps in the store, which the quotas bound;
+	// NotFound if the user does not exist. Its cost grows with the
+	// user's functions and retained jobs, not with the whole store.
+	Usage(ctx context.Context, owner string) (Usage, error)
+	// UserCount is the number of registered users.
+	UserCount(ctx context.Context) (int, error)
 }
 
 // JobQueue hands jobs to workers. The JQ manager implements it; its proxy

@@ -85,6 +85,14 @@ func Function(f faas.Function) (faas.Function, error) {
 	return f, nil
 }
 
+// Page validates a FunctionPage.
+func Page(p faas.FunctionPage) error {
+	if p.Limit < 0 {
+		return faas.Errorf(faas.Invalid, "function page limit is %d, want >= 0 (0 for no limit)", p.Limit)
+	}
+	return nil
+}
+
 // NextVersion is the version of a function stored at now whose previous
 // version was prev (0 if there was none): max(prev+1, now in Unix
 // microseconds). It grows on every replacement, and a function deleted and

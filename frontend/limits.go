@@ -1,0 +1,224 @@
+package frontend
+
+import (
+	"context"
+	"crypto/subtle"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"faas/proxies/faas"
+)
+
+// badTokenTTL is how long a well-formed token that matched no user is
+// refused without asking the store again. A token cannot become valid
+// later (this process draws them at random), so the only reason to keep
+// it short is memory, which badTokenCacheSize bounds anyway.
+const badTokenTTL = 2 * time.Second
+
+// badTokenCacheSize bounds the negative cache; random tokens evict each
+// other, never a real user's entry, which lives in another cache.
+const badTokenCacheSize = 10000
+
+// jobQuotaTTL is how long a user's job-data verdict is reused. Summing
+// the data walks the user's retained jobs, too much for every submission;
+// within the TTL a user may overshoot by what they submit meanwhile.
+const jobQuotaTTL = time.Second
+
+// jobQuotaCacheSize bounds the verdicts kept.
+const jobQuotaCacheSize = 10000
+
+// initLimits builds the limiters and caches the configuration turns on.
+func (s *Server) initLimits() {
+	cfg := s.cfg
+	if cfg.RateLimitPerAddr > 0 {
+		s.addrLimits = newLimiter(cfg.RateLimitPerAddr, burstOf(cfg.RateLimitPerAddr), maxBuckets)
+	}
+	if cfg.TokenLookupsPerAddr > 0 {
+		s.lookups = newLimiter(cfg.TokenLookupsPerAddr, burstOf(cfg.TokenLookupsPerAddr), maxBuckets)
+	}
+	if n := cfg.MaxRegistrationsPerAddrHour; n > 0 {
+		s.registrations = newLimiter(float64(n)/time.Hour.Seconds(), n, maxBuckets)
+	}
+	s.badTokens = newTokenCache(badTokenTTL, badTokenCacheSize)
+	s.jobQuota = newTokenCache(jobQuotaTTL, jobQuotaCacheSize)
+}
+
+// burstOf is the burst of the per-address limits: two seconds' worth.
+func burstOf(rate float64) int { return max(1, int(math.Ceil(2*rate))) }
+
+// overLimit takes a token from key's bucket in l and returns nil, or,
+// with none left, err to be retried once the bucket has one again.
+func overLimit(l *limiter, key string, err *faas.Error) error {
+	if allowed, wait := l.allow(key, time.Now()); !allowed {
+		return &retryLater{err: err, after: wait}
+	}
+	return nil
+}
+
+// limitAddr answers 429 to a client address over its request rate. It
+// runs before authentication, so it also bounds what guessing costs.
+func (s *Server) limitAddr(c *gin.Context) {
+	if s.addrLimits == nil {
+		return
+	}
+	if err := overLimit(s.addrLimits, clientAddr(c), faas.Errorf(faas.TooMany,
+		"more than %g requests per second from one address (FAAS_RATE_LIMIT_PER_ADDR=%g); slow down",
+		s.cfg.RateLimitPerAddr, s.cfg.RateLimitPerAddr)); err != nil {
+		s.fail(c, err)
+	}
+}
+
+// mayLookUp decides whether a token in no positive cache may be looked up
+// in the store: not if it matched no user moments ago, nor if its client
+// address has spent its lookups.
+func (s *Server) mayLookUp(hash, addr string) error {
+	if _, bad := s.badTokens.get(hash, time.Now()); bad {
+		return errBadToken
+	}
+	if s.lookups == nil {
+		return nil
+	}
+	return overLimit(s.lookups, addr, faas.Errorf(faas.TooMany,
+		"more than %g unknown tokens per second from one address (FAAS_TOKEN_LOOKUPS_PER_ADDR=%g); slow down",
+		s.cfg.TokenLookupsPerAddr, s.cfg.TokenLookupsPerAddr))
+}
+
+// rememberBad records a token that matched no user.
+func (s *Server) rememberBad(hash string) { s.badTokens.put(hash, "", time.Now()) }
+
+// isAdmin reports whether the request bears the operator's token. The
+// comparison takes the same time wherever the tokens differ.
+func (s *Server) isAdmin(c *gin.Context) bool {
+	token, ok := bearer(c.GetHeader("Authorization"))
+	return ok && s.cfg.AdminToken != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) == 1
+}
+
+// requireAdmin lets only the operator through, or everyone with auth off.
+// A user's token is refused without a lookup: it would be refused anyway.
+func (s *Server) requireAdmin(c *gin.Context) {
+	if !s.cfg.authOn() || s.isAdmin(c) {
+		return
+	}
+	code := faas.Forbidden
+	if c.GetHeader("Authorization") == "" {
+		code = faas.Unauthorized
+	}
+	s.fail(c, faas.Errorf(code, "%s needs the operator's token (FAAS_ADMIN_TOKEN)", c.Request.URL.Path))
+}
+
+// mayRegister decides whether the request may create a user at all: the
+// operator always may; anyone else only with registration open and within
+// their address's registrations per hour, which are counted whatever the
+// outcome, so that probing for taken names costs the same.
+func (s *Server) mayRegister(c *gin.Context) error {
+	if s.isAdmin(c) {
+		return nil
+	}
+	if s.cfg.registrationClosed() {
+		return faas.Errorf(faas.Forbidden, "registration is closed: only the operator's token (FAAS_ADMIN_TOKEN) may create users")
+	}
+	if s.registrations == nil {
+		return nil
+	}
+	n := s.cfg.MaxRegistrationsPerAddrHour
+	return overLimit(s.registrations, clientAddr(c), faas.Errorf(faas.TooMany,
+		"more than %d registrations per hour from one address (FAAS_MAX_REGISTRATIONS_PER_ADDR_HOUR=%d); try again later", n, n))
+}
+
+// checkUserQuota refuses a registration once the platform holds MaxUsers.
+// The caller holds s.registering, so that this process's concurrent
+// registrations cannot all pass the count.
+func (s *Server) checkUserQuota(ctx context.Context) error {
+	limit := s.cfg.MaxUsers
+	if limit == 0 {
+		return nil
+	}
+	n, err := s.store.UserCount(ctx)
+	if err != nil {
+		return fmt.Errorf("count users: %w", err)
+	}
+	if n >= limit {
+		return faas.Errorf(faas.QuotaExceeded, "the platform has %d users, the most FAAS_MAX_USERS allows (%d)", n, limit)
+	}
+	return nil
+}
+
+// checkFunctionQuota refuses an upload of size bytes as owner's function
+// name that would take the user over their function count or source
+// bytes. The caller holds the user's upload lock, so that this process's
+// concurrent uploads cannot all pass the check.
+func (s *Server) checkFunctionQuota(ctx context.Context, owner, name string, size int) error {
+	maxFns, maxBytes := s.cfg.MaxFunctionsPerUser, s.cfg.MaxSourceBytesPerUser
+	if maxFns == 0 && maxBytes == 0 {
+		return nil
+	}
+	u, err := s.store.Usage(ctx, owner)
+	if err != nil {
+		return fmt.Errorf("usage of %s: %w", owner, err)
+	}
+	fns, bytes := u.Functions+1, u.SourceBytes+int64(size)
+	over := func() bool { return maxFns > 0 && fns > maxFns || maxBytes > 0 && bytes > maxBytes }
+	if over() {
+		// A replacement takes the place of the function it replaces; only
+		// near a limit is it worth reading that function.
+		old, err := s.store.Function(ctx, owner, name)
+		switch {
+		case err == nil:
+			fns, bytes = fns-1, bytes-int64(len(old.Source))
+		case faas.ErrorCode(err) != faas.NotFound:
+			return fmt.Errorf("read function %s/%s: %w", owner, name, err)
+		}
+	}
+	switch {
+	case maxFns > 0 && fns > maxFns:
+		return faas.Errorf(faas.QuotaExceeded, "user %s has %d functions, the most FAAS_MAX_FUNCTIONS_PER_USER allows (%d); delete one to make room",
+			owner, u.Functions, maxFns)
+	case maxBytes > 0 && bytes > maxBytes:
+		return faas.Errorf(faas.QuotaExceeded, "this upload would bring the function sources of user %s to %d bytes, over FAAS_MAX_SOURCE_BYTES_PER_USER (%d bytes)",
+			owner, bytes, maxBytes)
+	}
+	return nil
+}
+
+// checkJobQuota refuses a submission while owner keeps MaxJobBytesPerUser
+// or more of job arguments, results and logs. The verdict is reused for
+// jobQuotaTTL, kept as its refusal message ("" when under the quota).
+func (s *Server) checkJobQuota(ctx context.Context, owner string) error {
+	limit := s.cfg.MaxJobBytesPerUser
+	if limit == 0 {
+		return nil
+	}
+	refusal, known := s.jobQuota.get(owner, time.Now())
+	if !known {
+		u, err := s.store.Usage(ctx, owner)
+		if err != nil {
+			return fmt.Errorf("usage of %s: %w", owner, err)
+		}
+		if u.JobBytes >= limit {
+			refusal = fmt.Sprintf("user %s keeps %d bytes of job arguments, results and logs, the most FAAS_MAX_JOB_BYTES_PER_USER allows (%d); delete jobs or wait for them to be purged",
+				owner, u.JobBytes, limit)
+		}
+		s.jobQuota.put(owner, refusal, time.Now())
+	}
+	if refusal != "" {
+		return &faas.Error{Code: faas.QuotaExceeded, Message: refusal}
+	}
+	return nil
+}
+
+// stripedLocks serializes work per key on a fixed set of mutexes; keys
+// that share one merely wait for each other.
+type stripedLocks [64]sync.Mutex
+
+func (l *stripedLocks) lock(key string) (unlock func()) {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	m := &l[h.Sum32()%uint32(len(l))]
+	m.Lock()
+	return m.Unlock
+}
