@@ -63,7 +63,7 @@ func TestReferenceFlow(t *testing.T) {
 	r = b.do(http.MethodGet, "/j/"+ids[1]+"/res", "")
 	require.Equal(t, http.StatusNotFound, r.Status)
 	r = b.do(http.MethodGet, "/u/alice/fn", "")
-	require.Equal(t, http.StatusUnauthorized, r.Status)
+	require.Equal(t, http.StatusForbidden, r.Status)
 
 	// Every component shuts down cleanly on SIGTERM.
 	for _, name := range []string{"frontend", "worker0", "worker1", "jqmanager", "dbmanager"} {
