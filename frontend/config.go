@@ -67,7 +67,7 @@ type Config struct {
 
 	// The per-user quotas; 0 means no limit.
 	MaxFunctionsPerUser   int   `envconfig:"FAAS_MAX_FUNCTIONS_PER_USER" default:"100"`
-	MaxSourceBytesPerUser int64 `envconfig:"FAAS_MAX_SOURCE_BYTES_PER_USER" default:"16777216"`
+	MaxSourceBytesPerUser int64 `envconfig:"FAAS_MAX_SOURCE_BYTES_PER_USER" default:"4194304"`
 	// MaxJobBytesPerUser bounds the arguments, results and logs of a
 	// user's retained jobs; it is checked when a job is submitted.
 	MaxJobBytesPerUser int64 `envconfig:"FAAS_MAX_JOB_BYTES_PER_USER" default:"67108864"`

@@ -39,7 +39,7 @@ func TestConfigFromEnv(t *testing.T) {
 		MaxRegistrationsPerAddrHour: 30,
 		MaxUsers:                    1000,
 		MaxFunctionsPerUser:         100,
-		MaxSourceBytesPerUser:       16 << 20,
+		MaxSourceBytesPerUser:       4 << 20,
 		MaxJobBytesPerUser:          64 << 20,
 		SandboxMaxMemoryMB:          1024,
 	}, cfg)
