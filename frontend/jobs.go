@@ -68,7 +68,7 @@ func (s *Server) runFunction(c *gin.Context) {
 	}
 	ctx, cancel := s.reqCtx(c, wait)
 	defer cancel()
-	if err := s.checkJobQuota(ctx, owner); err != nil {
+	if err := s.checkJobQuota(ctx, owner, len(args)); err != nil {
 		s.fail(c, err)
 		return
 	}

@@ -24,13 +24,15 @@ const badTokenTTL = 2 * time.Second
 // other, never a real user's entry, which lives in another cache.
 const badTokenCacheSize = 10000
 
-// jobQuotaTTL is how long a user's job-data verdict is reused. Summing
-// the data walks the user's retained jobs, too much for every submission;
-// within the TTL a user may overshoot by what they submit meanwhile.
-const jobQuotaTTL = time.Second
+// jobTallyTTL is how long a user's job data, as the store summed it, is
+// trusted. Summing walks the user's retained jobs (about 3µs a job on
+// SQLite), too much for every submission; in between, this process adds
+// the arguments it submits, so only results, logs and other frontends'
+// submissions go uncounted for up to a TTL.
+const jobTallyTTL = time.Second
 
-// jobQuotaCacheSize bounds the verdicts kept.
-const jobQuotaCacheSize = 10000
+// jobTallySize bounds the users tallied at once.
+const jobTallySize = 10000
 
 // initLimits builds the limiters and caches the configuration turns on.
 func (s *Server) initLimits() {
@@ -45,7 +47,7 @@ func (s *Server) initLimits() {
 		s.registrations = newLimiter(float64(n)/time.Hour.Seconds(), n, maxBuckets)
 	}
 	s.badTokens = newTokenCache(badTokenTTL, badTokenCacheSize)
-	s.jobQuota = newTokenCache(jobQuotaTTL, jobQuotaCacheSize)
+	s.jobTallies = newJobTallies(jobTallyTTL, jobTallySize)
 }
 
 // burstOf is the burst of the per-address limits: two seconds' worth.
@@ -185,30 +187,87 @@ func (s *Server) checkFunctionQuota(ctx context.Context, owner, name string, siz
 	return nil
 }
 
-// checkJobQuota refuses a submission while owner keeps MaxJobBytesPerUser
-// or more of job arguments, results and logs. The verdict is reused for
-// jobQuotaTTL, kept as its refusal message ("" when under the quota).
-func (s *Server) checkJobQuota(ctx context.Context, owner string) error {
+// checkJobQuota reserves room for args more bytes of owner's job data,
+// refusing the submission if that would take the user past
+// MaxJobBytesPerUser.
+func (s *Server) checkJobQuota(ctx context.Context, owner string, args int) error {
 	limit := s.cfg.MaxJobBytesPerUser
 	if limit == 0 {
 		return nil
 	}
-	refusal, known := s.jobQuota.get(owner, time.Now())
-	if !known {
+	if !s.jobTallies.fresh(owner, time.Now()) {
 		u, err := s.store.Usage(ctx, owner)
 		if err != nil {
 			return fmt.Errorf("usage of %s: %w", owner, err)
 		}
-		if u.JobBytes >= limit {
-			refusal = fmt.Sprintf("user %s keeps %d bytes of job arguments, results and logs, the most FAAS_MAX_JOB_BYTES_PER_USER allows (%d); delete jobs or wait for them to be purged",
-				owner, u.JobBytes, limit)
-		}
-		s.jobQuota.put(owner, refusal, time.Now())
+		s.jobTallies.set(owner, u.JobBytes, time.Now())
 	}
-	if refusal != "" {
-		return &faas.Error{Code: faas.QuotaExceeded, Message: refusal}
+	if kept, ok := s.jobTallies.reserve(owner, int64(args), limit); !ok {
+		return faas.Errorf(faas.QuotaExceeded, "user %s keeps %d bytes of job arguments, results and logs; %d more would pass FAAS_MAX_JOB_BYTES_PER_USER (%d bytes): delete jobs or wait for them to be purged",
+			owner, kept, args, limit)
 	}
 	return nil
+}
+
+// jobTallies is each user's job data: the store's sum, at most ttl old,
+// plus the arguments this process has submitted since.
+type jobTallies struct {
+	ttl time.Duration
+	max int
+
+	mu    sync.Mutex
+	users map[string]*jobTally
+}
+
+type jobTally struct {
+	bytes  int64
+	summed time.Time
+}
+
+func newJobTallies(ttl time.Duration, max int) *jobTallies {
+	return &jobTallies{ttl: ttl, max: max, users: make(map[string]*jobTally)}
+}
+
+// fresh reports whether user's tally was summed less than ttl ago.
+func (jt *jobTallies) fresh(user string, now time.Time) bool {
+	jt.mu.Lock()
+	defer jt.mu.Unlock()
+	t, ok := jt.users[user]
+	return ok && now.Sub(t.summed) < jt.ttl
+}
+
+// set records the store's sum, making room first if needed: stale tallies
+// go, then arbitrary ones, which only costs their users a sum.
+func (jt *jobTallies) set(user string, bytes int64, now time.Time) {
+	jt.mu.Lock()
+	defer jt.mu.Unlock()
+	if _, ok := jt.users[user]; !ok && len(jt.users) >= jt.max {
+		for u, t := range jt.users {
+			if now.Sub(t.summed) >= jt.ttl || len(jt.users) >= jt.max {
+				delete(jt.users, u)
+			}
+		}
+	}
+	jt.users[user] = &jobTally{bytes: bytes, summed: now}
+}
+
+// reserve adds n bytes to user's tally unless that would pass limit, and
+// returns what the tally held before. Checking and adding under one lock
+// keeps concurrent submissions from all passing.
+func (jt *jobTallies) reserve(user string, n, limit int64) (int64, bool) {
+	jt.mu.Lock()
+	defer jt.mu.Unlock()
+	t, ok := jt.users[user]
+	if !ok {
+		// Evicted since it was set: count from nothing until the next sum.
+		t = &jobTally{}
+		jt.users[user] = t
+	}
+	if t.bytes+n > limit {
+		return t.bytes, false
+	}
+	t.bytes += n
+	return t.bytes - n, true
 }
 
 // stripedLocks serializes work per key on a fixed set of mutexes; keys

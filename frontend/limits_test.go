@@ -162,6 +162,28 @@ func TestJobQuota(t *testing.T) {
 	}, 5*time.Second, 50*time.Millisecond, "room made by deleting jobs")
 }
 
+// TestJobQuotaBurst submits a burst faster than the store's sums are
+// renewed: the arguments submitted in between still count.
+func TestJobQuotaBurst(t *testing.T) {
+	t.Parallel()
+	const maxBytes = 1000
+	p := startPlatform(t, withConfig(func(c *frontend.Config) { c.MaxJobBytesPerUser = maxBytes }))
+	user, token := p.newUser(t, "burst")
+	p.upload(t, user, token, "echo", "s => s")
+	arg := `["` + strings.Repeat("a", 96) + `"]` // 100 bytes
+	var accepted int
+	for range 30 {
+		status, rep := p.do(t, "POST", "/u/"+user+"/fn/echo/run", token, []byte(arg))
+		if status == http.StatusAccepted {
+			accepted++
+			continue
+		}
+		requireRefusal(t, status, rep, http.StatusRequestEntityTooLarge, "quota_exceeded", "FAAS_MAX_JOB_BYTES_PER_USER", fmt.Sprint(maxBytes))
+	}
+	require.LessOrEqual(t, accepted, maxBytes/len(arg))
+	require.Positive(t, accepted)
+}
+
 // TestRegistrationLimits checks the registrations one address may make,
 // the platform's total, and that the operator is not counted per address.
 func TestRegistrationLimits(t *testing.T) {

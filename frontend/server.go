@@ -40,7 +40,7 @@ type Server struct {
 	lookups       *limiter
 	registrations *limiter
 	badTokens     *tokenCache
-	jobQuota      *tokenCache
+	jobTallies    *jobTallies
 	uploads       stripedLocks
 	registering   sync.Mutex
 	ready         readiness

@@ -136,3 +136,15 @@ func BenchmarkJobLifecycle(b *testing.B) {
 		return err
 	})
 }
+
+// BenchmarkUsage sums the usage of a user with 10,000 retained jobs, the
+// walk the frontend's job-data quota pays at most once a second per user.
+func BenchmarkUsage(b *testing.B) {
+	s, ctx := benchStore(b)
+	jobs(b, ctx, s, 10000, false)
+	for b.Loop() {
+		if _, err := s.Usage(ctx, "ada"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
