@@ -164,7 +164,7 @@ func (s *Server) listFunctions(c *gin.Context) {
 	var next string
 	if len(fns) > limit {
 		fns = fns[:limit]
-		next = base64.RawURLEncoding.EncodeToString([]byte(fns[limit-1].Name))
+		next = encodeCursor(fns[limit-1].Name)
 	}
 	res := make(map[string]any, len(fns))
 	for _, f := range fns {
@@ -188,11 +188,11 @@ func pageParams(c *gin.Context) (faas.FunctionPage, error) {
 		page.Limit = n
 	}
 	if v, present := c.GetQuery("cursor"); present {
-		name, err := base64.RawURLEncoding.DecodeString(v)
-		if err != nil || !validName(string(name)) {
-			return page, faas.Errorf(faas.Invalid, "invalid cursor %.80q: pass the next_cursor of the previous page", v)
+		name, err := decodeCursor(v)
+		if err != nil {
+			return page, err
 		}
-		page.After = string(name)
+		page.After = name
 	}
 	switch v := c.Query("fields"); v {
 	case "", "src":
@@ -202,6 +202,19 @@ func pageParams(c *gin.Context) (faas.FunctionPage, error) {
 		return page, faas.Errorf(faas.Invalid, "invalid fields %.40q: want src (the default) or settings", v)
 	}
 	return page, nil
+}
+
+// encodeCursor is the cursor of the page after the function name. It is
+// opaque to clients so that what it holds may change.
+func encodeCursor(name string) string { return base64.RawURLEncoding.EncodeToString([]byte(name)) }
+
+// decodeCursor returns the name a cursor holds; only a valid name is one.
+func decodeCursor(v string) (string, error) {
+	name, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil || !validName(string(name)) {
+		return "", faas.Errorf(faas.Invalid, "invalid cursor %.80q: pass the next_cursor of the previous page", v)
+	}
+	return string(name), nil
 }
 
 // settings is what a listing with ?fields=settings says of a function,

@@ -284,3 +284,24 @@ func TestStatusOfUsesRealStatuses(t *testing.T) {
 		require.NotEmpty(t, http.StatusText(status), code)
 	}
 }
+
+// FuzzCursor checks that a cursor decodes to a valid name or is refused as
+// invalid, and that every name's cursor decodes back to it.
+func FuzzCursor(f *testing.F) {
+	for _, seed := range []string{"", "YWRk", encodeCursor(".."), "!!", "YQ==", strings.Repeat("A", 200)} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		name, err := decodeCursor(v)
+		if err != nil {
+			require.Equal(t, faas.Invalid, faas.ErrorCode(err))
+			return
+		}
+		require.True(t, validName(name), "%q", name)
+		if validName(v) {
+			back, err := decodeCursor(encodeCursor(v))
+			require.NoError(t, err)
+			require.Equal(t, v, back)
+		}
+	})
+}
