@@ -157,7 +157,7 @@ func (s *Server) authenticate(c *gin.Context) {
 	if !s.cfg.authOn() {
 		return
 	}
-	user, err := s.tokenUser(c.Request.Context(), clientAddr(c), c.GetHeader("Authorization"))
+	user, err := s.tokenUser(c.Request.Context(), s.clientAddr(c), c.GetHeader("Authorization"))
 	if err != nil {
 		s.fail(c, err)
 		return

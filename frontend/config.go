@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -50,6 +51,12 @@ type Config struct {
 	// twice that); 0 turns the limit off. A user's token is looked up
 	// once per cache lifetime, so only guessing runs into it.
 	TokenLookupsPerAddr float64 `envconfig:"FAAS_TOKEN_LOOKUPS_PER_ADDR" default:"20"`
+
+	// TrustedProxies are the reverse proxies in front of the frontend
+	// (CIDR prefixes or addresses, comma-separated), such as Kumori's HTTP
+	// inbound: the client address of a request they forward is taken from
+	// X-Forwarded-For. Empty: the connection's peer is the client.
+	TrustedProxies []string `envconfig:"FAAS_TRUSTED_PROXIES"`
 
 	// Registration is "open" (anyone may register) or "closed" (only a
 	// request bearing AdminToken may).
@@ -117,6 +124,9 @@ func (c Config) Validate() error {
 			return fmt.Errorf("frontend config: %s is %v, want a finite number >= 0 (0 turns it off)", r.name, r.v)
 		}
 	}
+	if _, err := c.proxies(); err != nil {
+		return err
+	}
 	if c.Registration != "" && c.Registration != "open" && c.Registration != "closed" {
 		return fmt.Errorf("frontend config: FAAS_REGISTRATION is %q, want open or closed", c.Registration)
 	}
@@ -173,4 +183,21 @@ func (c Config) memoryCeiling() int {
 		return c.SandboxMaxMemoryMB
 	}
 	return maxMemoryMB
+}
+
+// proxies parses TrustedProxies.
+func (c Config) proxies() ([]netip.Prefix, error) {
+	var ps []netip.Prefix
+	for _, v := range c.TrustedProxies {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			a, aerr := netip.ParseAddr(v)
+			if aerr != nil {
+				return nil, fmt.Errorf("frontend config: FAAS_TRUSTED_PROXIES holds %q, want CIDR prefixes (10.0.0.0/8) or addresses", v)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		ps = append(ps, p.Masked())
+	}
+	return ps, nil
 }

@@ -68,7 +68,7 @@ func (s *Server) limitAddr(c *gin.Context) {
 	if s.addrLimits == nil {
 		return
 	}
-	if err := overLimit(s.addrLimits, clientAddr(c), faas.Errorf(faas.TooMany,
+	if err := overLimit(s.addrLimits, s.clientAddr(c), faas.Errorf(faas.TooMany,
 		"more than %g requests per second from one address (FAAS_RATE_LIMIT_PER_ADDR=%g); slow down",
 		s.cfg.RateLimitPerAddr, s.cfg.RateLimitPerAddr)); err != nil {
 		s.fail(c, err)
@@ -128,7 +128,7 @@ func (s *Server) mayRegister(c *gin.Context) error {
 		return nil
 	}
 	n := s.cfg.MaxRegistrationsPerAddrHour
-	return overLimit(s.registrations, clientAddr(c), faas.Errorf(faas.TooMany,
+	return overLimit(s.registrations, s.clientAddr(c), faas.Errorf(faas.TooMany,
 		"more than %d registrations per hour from one address (FAAS_MAX_REGISTRATIONS_PER_ADDR_HOUR=%d); try again later", n, n))
 }
 

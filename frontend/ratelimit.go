@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -110,7 +111,7 @@ func (s *Server) limitRate(c *gin.Context) {
 	}
 	key := "user " + c.GetString(userKey)
 	if key == "user " {
-		key = "addr " + clientAddr(c)
+		key = "addr " + s.clientAddr(c)
 	}
 	if err := overLimit(s.limits, key, faas.Errorf(faas.TooMany,
 		"more than %g requests per second (bursts of %d); slow down", s.cfg.RateLimit, s.cfg.RateBurst)); err != nil {
@@ -118,14 +119,31 @@ func (s *Server) limitRate(c *gin.Context) {
 	}
 }
 
-// clientAddr is the address of the connection's peer. Headers such as
-// X-Forwarded-For are ignored: anyone can write them, and they would let
-// a client pick a fresh bucket for every request. An IPv6 client counts as
-// its /64, the block one host usually holds.
-func clientAddr(c *gin.Context) string {
+// clientAddr is the address a request comes from: the connection's peer,
+// or, when that peer is one of the trusted reverse proxies, the last
+// X-Forwarded-For hop that is not. Headers from anyone else are ignored:
+// anyone can write them, and they would let a client pick a fresh bucket
+// for every request. An IPv6 client counts as its /64, the block one host
+// usually holds.
+func (s *Server) clientAddr(c *gin.Context) string {
 	addr, err := netip.ParseAddr(c.RemoteIP())
 	if err != nil {
 		return c.RemoteIP()
+	}
+	if s.trusts(addr) {
+		hops := strings.Split(strings.Join(c.Request.Header.Values("X-Forwarded-For"), ","), ",")
+		for i := len(hops) - 1; i >= 0; i-- {
+			hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+			if err != nil {
+				// What lies beyond a garbled hop is unknowable: count the
+				// request as the last proxy that forwarded it.
+				break
+			}
+			addr = hop
+			if !s.trusts(hop) {
+				break
+			}
+		}
 	}
 	if addr.Is6() && !addr.Is4In6() {
 		if p, err := addr.Prefix(64); err == nil {
@@ -133,6 +151,16 @@ func clientAddr(c *gin.Context) string {
 		}
 	}
 	return addr.Unmap().String()
+}
+
+// trusts reports whether addr is one of the trusted reverse proxies.
+func (s *Server) trusts(addr netip.Addr) bool {
+	for _, p := range s.proxies {
+		if p.Contains(addr.Unmap()) {
+			return true
+		}
+	}
+	return false
 }
 
 // pendingRetryAfter is the Retry-After of a submission refused because the

@@ -93,6 +93,8 @@ func TestRetryAfter(t *testing.T) {
 
 func TestClientAddr(t *testing.T) {
 	t.Parallel()
+	// No trusted proxies: the peer, whatever the headers say.
+	direct := &Server{}
 	for remote, want := range map[string]string{
 		"192.0.2.7:1234":              "192.0.2.7",
 		"[::ffff:192.0.2.7]:1234":     "192.0.2.7",
@@ -100,12 +102,42 @@ func TestClientAddr(t *testing.T) {
 		"[2001:db8:1:2:ffff::1]:1234": "2001:db8:1:2::/64",
 		"[2001:db8:1:3::1]:1234":      "2001:db8:1:3::/64",
 	} {
-		c, _ := gin.CreateTestContext(httptest.NewRecorder())
-		c.Request = httptest.NewRequest(http.MethodPost, "/u/a", nil)
-		c.Request.RemoteAddr = remote
-		// Spoofable headers are ignored.
-		c.Request.Header.Set("X-Forwarded-For", "203.0.113.9")
-		c.Request.Header.Set("X-Real-Ip", "203.0.113.9")
-		require.Equal(t, want, clientAddr(c), remote)
+		require.Equal(t, want, direct.clientAddr(request(remote, "203.0.113.9")), remote)
 	}
+
+	// Behind trusted proxies: the last hop that is not one of them.
+	cfg := Config{TrustedProxies: []string{"10.0.0.0/8", "192.0.2.1"}}
+	proxies, err := cfg.proxies()
+	require.NoError(t, err)
+	proxied := &Server{proxies: proxies}
+	for _, tc := range []struct{ remote, forwarded, want string }{
+		{"10.1.2.3:80", "203.0.113.9", "203.0.113.9"},
+		{"[::ffff:10.1.2.3]:80", "203.0.113.9", "203.0.113.9"},
+		// A client's own X-Forwarded-For comes first; the proxies append.
+		{"10.1.2.3:80", "198.51.100.1, 203.0.113.9, 192.0.2.1", "203.0.113.9"},
+		{"10.1.2.3:80", "2001:db8:1:2::7", "2001:db8:1:2::/64"},
+		{"10.1.2.3:80", "", "10.1.2.3"},
+		{"10.1.2.3:80", "203.0.113.9, garbage, 10.0.0.9", "10.0.0.9"},
+		{"10.1.2.3:80", "10.0.0.8, 10.0.0.9", "10.0.0.8"},
+		// Not a trusted proxy: its headers are ignored.
+		{"192.0.2.7:80", "203.0.113.9", "192.0.2.7"},
+	} {
+		require.Equal(t, tc.want, proxied.clientAddr(request(tc.remote, tc.forwarded)), "%+v", tc)
+	}
+
+	_, err = Config{TrustedProxies: []string{"10.0.0.0/33"}}.proxies()
+	require.ErrorContains(t, err, `FAAS_TRUSTED_PROXIES holds "10.0.0.0/33"`)
+}
+
+// request is a request from remote carrying X-Forwarded-For and
+// X-Real-Ip headers of forwarded, if any.
+func request(remote, forwarded string) *gin.Context {
+	c, _ := gin.CreateTestContext(httptest.NewRecorder())
+	c.Request = httptest.NewRequest(http.MethodPost, "/u/a", nil)
+	c.Request.RemoteAddr = remote
+	if forwarded != "" {
+		c.Request.Header.Set("X-Forwarded-For", forwarded)
+		c.Request.Header.Set("X-Real-Ip", forwarded)
+	}
+	return c
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -42,6 +43,7 @@ type Server struct {
 	badTokens     *tokenCache
 	jobTallies    *jobTallies
 	uploads       stripedLocks
+	proxies       []netip.Prefix
 	registering   sync.Mutex
 	ready         readiness
 	// clock stamps the jobs this process creates.
@@ -82,6 +84,7 @@ func New(cfg Config, store faas.Store, queue faas.JobQueue, log *slog.Logger) (*
 	if cfg.rateLimitOn() {
 		s.limits = newLimiter(cfg.RateLimit, cfg.RateBurst, maxBuckets)
 	}
+	s.proxies, _ = cfg.proxies() // checked by Validate
 	s.initLimits()
 	s.draining, s.stopWaits = context.WithCancel(context.Background())
 	s.handler = s.routes()
