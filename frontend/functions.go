@@ -174,7 +174,7 @@ func (s *Server) listFunctions(c *gin.Context) {
 			res[f.Name] = f.Source
 		}
 	}
-	c.JSON(http.StatusOK, body{Res: res, NextCursor: next})
+	okPage(c, res, next)
 }
 
 // pageParams reads ?limit, ?cursor and ?fields of a function listing.

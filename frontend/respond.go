@@ -53,6 +53,12 @@ func ok(c *gin.Context, status int, res any) {
 	c.JSON(status, body{Res: res})
 }
 
+// okPage answers one page of a listing, with the cursor of the next page
+// ("" on the last).
+func okPage(c *gin.Context, res any, next string) {
+	c.JSON(http.StatusOK, body{Res: res, NextCursor: next})
+}
+
 // fail answers with err's code and message. Server-side faults are logged
 // here, once, with their detail; the client sees only a generic message,
 // since the detail may name hosts, files or queries.
