@@ -60,6 +60,8 @@ var calls = map[string][]Role{
 	dbproxy.MethodRequeueJob:     {JQManager},
 	dbproxy.MethodCompleteJob:    {JQManager, Worker},
 	dbproxy.MethodPendingJobs:    {JQManager},
+	dbproxy.MethodUsage:          {Frontend},
+	dbproxy.MethodUserCount:      {Frontend},
 
 	jqproxy.MethodSubmit:  {Frontend},
 	jqproxy.MethodWait:    {Frontend},

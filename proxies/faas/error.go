@@ -16,7 +16,9 @@ const (
 	Invalid      Code = "invalid"
 	Conflict     Code = "conflict"
 	Unauthorized Code = "unauthorized"
-	// Forbidden: the caller is authenticated but may not do this.
+	// Forbidden: the caller is authenticated but may not do this: a user
+	// on another user's route, or a bus peer whose role may not call the
+	// method.
 	Forbidden     Code = "forbidden"
 	TooLarge      Code = "too_large"
 	NotFinished   Code = "not_finished"
@@ -30,10 +32,6 @@ const (
 	Lost Code = "lost"
 	// MemoryLimit: the function used more memory than its limit.
 	MemoryLimit Code = "memory_limit"
-	// Forbidden: a bus peer's role may not call the method. The frontend
-	// has no status for it on purpose: it means the platform's own keys
-	// are misconfigured, a server fault (500) rather than the user's.
-	Forbidden Code = "forbidden"
 	// QuotaExceeded: the user (or the platform) holds as much as an
 	// operator's quota allows; retrying will not help until something is
 	// deleted or the operator raises the quota.
