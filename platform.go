@@ -50,6 +50,7 @@ func startPlatform(ctx context.Context, log *slog.Logger, admin string) (*platfo
 		"FAAS_MAX_PENDING_PER_USER=1000000",
 		"FAAS_MAX_JOB_BYTES_PER_USER=0",
 		"FAAS_ADMIN_TOKEN="+admin,
+		"FAAS_MAX_RUNNING_PER_USER=0",
 	)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}

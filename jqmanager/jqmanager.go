@@ -44,6 +44,10 @@ type Config struct {
 	// Bus is the socket's security, read by the caller (package bus); the
 	// zero value is plaintext.
 	Bus wire.Security `ignored:"true"`
+	// MaxRunningPerUser bounds one user's jobs running at once, so that
+	// one user cannot hold every worker slot while others wait; 0 means
+	// no bound (a platform with a single user).
+	MaxRunningPerUser int `envconfig:"FAAS_MAX_RUNNING_PER_USER" default:"8"`
 }
 
 // LoadConfig reads the Config from the environment and checks it.
@@ -59,6 +63,8 @@ func LoadConfig() (Config, error) {
 		return c, fmt.Errorf("FAAS_MAX_ATTEMPTS=%d: want at least 1", c.MaxAttempts)
 	case c.MaxPendingPerUser < 1:
 		return c, fmt.Errorf("FAAS_MAX_PENDING_PER_USER=%d: want at least 1", c.MaxPendingPerUser)
+	case c.MaxRunningPerUser < 0:
+		return c, fmt.Errorf("FAAS_MAX_RUNNING_PER_USER=%d: want at least 0 (0: no limit)", c.MaxRunningPerUser)
 	}
 	return c, nil
 }
@@ -100,7 +106,7 @@ func New(cfg Config, store faas.Store, log *slog.Logger) (*Manager, error) {
 		store:   store,
 		log:     log,
 		jobs:    make(map[string]*entry),
-		queue:   newFairQueue(),
+		queue:   newFairQueue(cfg.MaxRunningPerUser),
 		pending: make(map[string]int),
 		workers: make(map[string]time.Time),
 	}
@@ -172,6 +178,7 @@ func (m *Manager) restore(jobs []faas.Job) {
 		case faas.Running:
 			e.state = stateRunning
 			e.leased, e.renewed = now, now
+			m.queue.occupy(e.owner)
 			running++
 		}
 	}
@@ -217,21 +224,29 @@ func (m *Manager) unreserve(owner string) {
 	}
 }
 
-// finish forgets a job and wakes its waiters. Callers hold mu.
+// finish forgets a job, gives back the worker slot it held, if any, and
+// wakes its waiters. Callers hold mu.
 func (m *Manager) finish(e *entry) {
 	if m.jobs[e.id] != e {
 		return
 	}
 	delete(m.jobs, e.id)
 	m.unreserve(e.owner)
+	if e.state != stateQueued && m.queue.vacate(e.owner) {
+		m.wakeOne()
+	}
 	for _, ch := range e.waiters {
 		close(ch)
 	}
 	e.waiters = nil
 }
 
-// enqueue queues e and wakes one idle worker. Callers hold mu.
+// enqueue queues e and wakes one idle worker. A job queued again gives
+// back the slot it held. Callers hold mu.
 func (m *Manager) enqueue(e *entry) {
+	if e.state != stateQueued {
+		m.queue.vacate(e.owner)
+	}
 	e.state = stateQueued
 	e.worker = ""
 	m.queue.push(e)

@@ -219,6 +219,66 @@ func TestPendingLimitPerUser(t *testing.T) {
 	r.submit("flood")
 }
 
+func TestRunningLimitPerUser(t *testing.T) {
+	t.Parallel()
+	cfg := config()
+	cfg.MaxRunningPerUser = 2
+	r := newRig(t, cfg, "flood", "quiet")
+	for range 5 {
+		r.submit("flood")
+	}
+	var running []faas.Job
+	for range 2 {
+		j, ok := r.next("w", time.Second)
+		require.True(t, ok)
+		running = append(running, j)
+	}
+	_, ok := r.next("w", 50*time.Millisecond)
+	require.False(t, ok, "a third job of a user at the running limit was leased")
+	st, err := r.m.Stats(r.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 3, st.Queued, "the held-back jobs stay queued")
+
+	// Another user's job goes to a worker already waiting, at once.
+	got := make(chan faas.Job, 1)
+	go func() {
+		j, _, _ := r.m.Next(r.ctx, "w", 5*time.Second)
+		got <- j
+	}()
+	q := r.submit("quiet")
+	select {
+	case j := <-got:
+		require.Equal(t, q.ID, j.ID)
+	case <-time.After(time.Second):
+		t.Fatal("the other user's job waited behind a user at the running limit")
+	}
+
+	// A finished job frees its owner's slot, and so does a released one,
+	// and the waiting worker is woken for the held-back job.
+	go func() {
+		j, _, _ := r.m.Next(r.ctx, "w", 5*time.Second)
+		got <- j
+	}()
+	require.NoError(t, r.complete(running[0]))
+	select {
+	case j := <-got:
+		require.Equal(t, "flood", j.Owner)
+		running[0] = j
+	case <-time.After(time.Second):
+		t.Fatal("a job finished but its owner's next job was not started")
+	}
+	require.NoError(t, r.m.Release(r.ctx, faas.Lease{ID: running[1].ID, Attempt: running[1].Attempt}, "stopping"))
+	again, ok := r.next("w", time.Second)
+	require.True(t, ok, "a released job did not give back its slot")
+	require.Equal(t, "flood", again.Owner)
+
+	// A restarted queue counts the jobs the Store has running.
+	r.stop()
+	r.start(cfg)
+	_, ok = r.next("w", 50*time.Millisecond)
+	require.False(t, ok, "a restarted queue leased past the running limit")
+}
+
 func TestExpiredLeaseIsRequeuedAndLateResultFenced(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, config(), "ann")

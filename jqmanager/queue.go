@@ -42,16 +42,43 @@ const (
 
 // fairQueue holds queued jobs in one FIFO per user and serves the users in
 // turn, so that one user flooding the queue delays another user's jobs by
-// at most one job per flooding user.
+// at most one job per flooding user. It also counts each user's jobs
+// popped and not yet back in the queue or gone (being leased, running or
+// being requeued), and skips a user who has maxRunning of them, so that no
+// user can hold every worker slot; their jobs wait, in order, for one of
+// theirs to finish.
 type fairQueue struct {
 	users map[string][]*entry
 	// ring lists the users with queued jobs in serving order.
 	ring []string
 	len  int
+	// running counts each user's popped jobs; maxRunning caps it, 0
+	// meaning no cap.
+	running    map[string]int
+	maxRunning int
 }
 
-func newFairQueue() *fairQueue {
-	return &fairQueue{users: make(map[string][]*entry)}
+func newFairQueue(maxRunning int) *fairQueue {
+	return &fairQueue{users: make(map[string][]*entry), running: make(map[string]int), maxRunning: maxRunning}
+}
+
+// atCap reports whether owner may not start another job now.
+func (q *fairQueue) atCap(owner string) bool {
+	return q.maxRunning > 0 && q.running[owner] >= q.maxRunning
+}
+
+// occupy counts a job of owner's that holds a worker slot without having
+// been popped: one found running when the queue is rebuilt.
+func (q *fairQueue) occupy(owner string) { q.running[owner]++ }
+
+// vacate counts a popped job of owner's that left its slot: it finished,
+// was deleted, or is queued again. It reports whether the owner has jobs
+// waiting that may start now, for which an idle worker should be woken.
+func (q *fairQueue) vacate(owner string) bool {
+	if q.running[owner]--; q.running[owner] <= 0 {
+		delete(q.running, owner)
+	}
+	return len(q.users[owner]) > 0
 }
 
 func (q *fairQueue) push(e *entry) {
@@ -64,8 +91,9 @@ func (q *fairQueue) push(e *entry) {
 }
 
 // pushFront puts back a job that could not be leased, ahead of its owner's
-// other jobs.
+// other jobs, giving back the slot pop counted.
 func (q *fairQueue) pushFront(e *entry) {
+	q.vacate(e.owner)
 	jobs := q.users[e.owner]
 	if len(jobs) == 0 {
 		q.ring = append([]string{e.owner}, q.ring...)
@@ -74,13 +102,16 @@ func (q *fairQueue) pushFront(e *entry) {
 	q.len++
 }
 
-// pop returns the next user's oldest job and moves that user to the back.
+// pop returns the oldest job of the next user below the running cap and
+// moves that user to the back. Users at the cap keep their place, so they
+// are served first once a job of theirs ends.
 func (q *fairQueue) pop() (*entry, bool) {
-	if len(q.ring) == 0 {
+	i := slices.IndexFunc(q.ring, func(owner string) bool { return !q.atCap(owner) })
+	if i < 0 {
 		return nil, false
 	}
-	owner := q.ring[0]
-	q.ring = q.ring[1:]
+	owner := q.ring[i]
+	q.ring = slices.Delete(q.ring, i, i+1)
 	jobs := q.users[owner]
 	e := jobs[0]
 	jobs[0] = nil
@@ -91,6 +122,7 @@ func (q *fairQueue) pop() (*entry, bool) {
 		q.ring = append(q.ring, owner)
 	}
 	q.len--
+	q.running[owner]++
 	return e, true
 }
 

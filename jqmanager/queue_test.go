@@ -20,7 +20,7 @@ func drain(q *fairQueue) []string {
 
 func TestFairQueueServesUsersInTurn(t *testing.T) {
 	t.Parallel()
-	q := newFairQueue()
+	q := newFairQueue(0)
 	for i := range 3 {
 		q.push(&entry{id: fmt.Sprintf("flood%d", i), owner: "flood"})
 	}
@@ -35,7 +35,7 @@ func TestFairQueueServesUsersInTurn(t *testing.T) {
 
 func TestFairQueuePushFront(t *testing.T) {
 	t.Parallel()
-	q := newFairQueue()
+	q := newFairQueue(0)
 	a0, a1, b0 := &entry{id: "a0", owner: "a"}, &entry{id: "a1", owner: "a"}, &entry{id: "b0", owner: "b"}
 	q.push(a0)
 	q.push(a1)
@@ -58,7 +58,7 @@ func TestFairQueuePushFront(t *testing.T) {
 
 func TestFairQueueRemove(t *testing.T) {
 	t.Parallel()
-	q := newFairQueue()
+	q := newFairQueue(0)
 	a0, a1, b0 := &entry{id: "a0", owner: "a"}, &entry{id: "a1", owner: "a"}, &entry{id: "b0", owner: "b"}
 	q.push(a0)
 	q.push(a1)
@@ -68,5 +68,27 @@ func TestFairQueueRemove(t *testing.T) {
 	q.remove(b0)
 	require.Equal(t, 1, q.len)
 	require.Equal(t, []string{"a"}, q.ring, "a user without jobs leaves the ring")
+	require.Equal(t, []string{"a1"}, drain(q))
+}
+
+func TestFairQueueRunningCap(t *testing.T) {
+	t.Parallel()
+	q := newFairQueue(1)
+	for _, id := range []string{"a0", "a1", "b0", "b1"} {
+		q.push(&entry{id: id, owner: id[:1]})
+	}
+	e, _ := q.pop()
+	require.Equal(t, "a0", e.id)
+	e, _ = q.pop()
+	require.Equal(t, "b0", e.id)
+	_, ok := q.pop()
+	require.False(t, ok, "both users are at the cap")
+	require.Equal(t, 2, q.len)
+
+	require.True(t, q.vacate("b"), "b has a job waiting")
+	e, _ = q.pop()
+	require.Equal(t, "b1", e.id)
+	require.False(t, q.vacate("b"), "b has nothing waiting")
+	require.True(t, q.vacate("a"))
 	require.Equal(t, []string{"a1"}, drain(q))
 }
