@@ -28,6 +28,8 @@ var statusOf = map[faas.Code]int{
 	faas.MemoryLimit: http.StatusUnprocessableEntity,
 	// A quota is not a rate: 413, not 429, so that clients do not retry.
 	faas.QuotaExceeded: http.StatusRequestEntityTooLarge,
+	// FunctionDeleted ends a job too, one whose function went before it ran.
+	faas.FunctionDeleted: http.StatusUnprocessableEntity,
 }
 
 // httpStatus maps a code to its status, 500 for codes the table lacks.

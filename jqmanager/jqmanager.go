@@ -350,7 +350,8 @@ func (m *Manager) lease(ctx context.Context, e *entry, worker string) (faas.Job,
 		e.attempt = j.Attempt
 		e.leased, e.renewed = now, now
 		return j, nil
-	case code == faas.NotFound || code == faas.Conflict:
+	case code == faas.NotFound || code == faas.Conflict || code == faas.FunctionDeleted:
+		// FunctionDeleted: the Store failed the job instead of starting it.
 		defer m.mu.Unlock()
 		m.log.Info("job no longer queued, dropped", "job_id", e.id, "reason", err)
 		m.finish(e)

@@ -289,7 +289,7 @@ func (w *Worker) handle(stop context.Context, j faas.Job) {
 			return
 		}
 		c = outcome(c, res, fn.timeout, log)
-	case faas.ErrorCode(err) == faas.NotFound || faas.ErrorCode(err) == faas.Invalid:
+	case faas.ErrorCode(err) == faas.FunctionDeleted || faas.ErrorCode(err) == faas.Invalid:
 		c.Error = faas.AsError(err)
 	case errors.Is(context.Cause(ctx), errLeaseLost):
 		log.Info("lease lost before running")
@@ -341,21 +341,22 @@ func outcome(c faas.Completion, res sandbox.Result, limit time.Duration, log *sl
 	return c
 }
 
-// function returns the function version key names: from the cache, or
-// else the current version from the Store (a job names the version current
-// when it was submitted; a later one may have replaced it since). The
-// Store is retried while it is unreachable, until the lease is lost or, if
-// the worker is stopping, at once.
+// function returns the function version key names, the one the job was
+// submitted with, whatever replaced it since: from the cache, or else from
+// the Store. A version never changes, so the cache needs no invalidation;
+// and the cache cannot run a deleted function's queued job, because the
+// Store refuses to start it. The Store is retried while it is unreachable,
+// until the lease is lost or, if the worker is stopping, at once.
 func (w *Worker) function(ctx, stop context.Context, key pool.Key) (function, error) {
 	if fn, ok := w.cache.Get(key); ok {
 		return fn, nil
 	}
 	for failures := 1; ; failures++ {
-		f, err := w.store.Function(ctx, key.Owner, key.Name)
+		f, err := w.store.FunctionVersion(ctx, key.Owner, key.Name, key.Version)
 		switch code := faas.ErrorCode(err); {
 		case err == nil:
 			fn := function{
-				key:      pool.Key{Owner: f.Owner, Name: f.Name, Version: f.Version},
+				key:      key,
 				source:   f.Source,
 				timeout:  f.Timeout,
 				memoryMB: f.MemoryMB,
@@ -363,7 +364,8 @@ func (w *Worker) function(ctx, stop context.Context, key pool.Key) (function, er
 			w.cache.Put(fn.key, fn)
 			return fn, nil
 		case code == faas.NotFound:
-			return function{}, faas.Errorf(faas.NotFound, "function %s was deleted", key.Name)
+			// Deleted after the job started.
+			return function{}, faas.Errorf(faas.FunctionDeleted, "function %s was deleted before the job ran", key.Name)
 		case ctx.Err() != nil:
 			return function{}, fmt.Errorf("get function %s/%s: %w", key.Owner, key.Name, context.Cause(ctx))
 		case stop.Err() != nil:

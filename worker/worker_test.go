@@ -288,20 +288,92 @@ func TestWorkerFailedJobs(t *testing.T) {
 	}
 }
 
+// TestWorkerDeletedFunction deletes a function while a job of it is
+// queued, on a worker that has the function cached: the job fails, and
+// does not run from the cache.
 func TestWorkerDeletedFunction(t *testing.T) {
 	t.Parallel()
 	p := newPlatform(t)
 	p.user("cat")
 	p.function("cat", "gone", `function gone() { return 1 }`, time.Second)
+	p.function("cat", "busy", `() => new Promise(r => setTimeout(r, 300))`, 5*time.Second)
+	p.startWorker(config("w1"), nil, nil)
+	require.Equal(t, faas.Succeeded, p.finished(p.submit("cat", "gone", `[]`).ID).State)
+
+	// Both slots busy, so the next job stays queued.
+	var busy []faas.Job
+	for range config("").Concurrency {
+		j := p.submit("cat", "busy", `[]`)
+		until(t, "busy job running", func() bool { return p.state(j.ID) == faas.Running })
+		busy = append(busy, j)
+	}
 	j := p.submit("cat", "gone", `[]`)
 	require.NoError(t, p.store.DeleteFunction(p.ctx, "cat", "gone"))
-	p.startWorker(config("w1"), nil, nil)
 
 	got := p.finished(j.ID)
 	require.Equal(t, faas.Failed, got.State)
 	require.NotNil(t, got.Error)
-	assert.Equal(t, faas.NotFound, got.Error.Code)
-	assert.Equal(t, "function gone was deleted", got.Error.Message)
+	assert.Equal(t, faas.FunctionDeleted, got.Error.Code)
+	assert.Equal(t, fmt.Sprintf("function gone was deleted before job %s ran", j.ID), got.Error.Message)
+	assert.Zero(t, got.Billed)
+	for _, b := range busy {
+		assert.Equal(t, faas.Succeeded, p.finished(b.ID).State)
+	}
+}
+
+// TestWorkerRunsSubmittedVersion replaces a function while a job of it is
+// queued: the job runs the version it was submitted with, its source and
+// its limits, and a job submitted after the replacement runs the new one.
+func TestWorkerRunsSubmittedVersion(t *testing.T) {
+	t.Parallel()
+	// grow needs more than 64 MiB and less than 512.
+	const grow = `function f() { const a = []; for (let i = 0; i < 3e5; i++) a.push({i}); return a.length }`
+	const slow = `async function f() { await new Promise(r => setTimeout(r, 300)); return "slow" }`
+	tests := []struct {
+		name   string
+		v1, v2 faas.Function
+		// want1 is the first job's result; the second's is want2, or an
+		// error with code.
+		want1, want2 string
+		code         faas.Code
+	}{
+		{"source", faas.Function{Source: `() => "v1"`}, faas.Function{Source: `() => "v2"`}, `"v1"`, `"v2"`, ""},
+		{"memory", faas.Function{Source: grow, MemoryMB: 512}, faas.Function{Source: grow, MemoryMB: 64}, `300000`, "", faas.MemoryLimit},
+		{"timeout", faas.Function{Source: slow, Timeout: 5 * time.Second}, faas.Function{Source: slow, Timeout: 100 * time.Millisecond}, `"slow"`, "", faas.Timeout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := newPlatform(t)
+			p.user("eve")
+			put := func(f faas.Function) {
+				t.Helper()
+				f.Owner, f.Name = "eve", "f"
+				if f.Timeout == 0 {
+					f.Timeout = 20 * time.Second
+				}
+				_, _, err := p.store.PutFunction(p.ctx, f)
+				require.NoError(t, err)
+			}
+			put(tt.v1)
+			first := p.submit("eve", "f", `[]`)
+			put(tt.v2)
+			second := p.submit("eve", "f", `[]`)
+			p.startWorker(config("w1"), nil, nil)
+
+			got := p.finished(first.ID)
+			require.Equal(t, faas.Succeeded, got.State, "error %v", got.Error)
+			assert.JSONEq(t, tt.want1, string(got.Result))
+			got = p.finished(second.ID)
+			if tt.code != "" {
+				require.NotNil(t, got.Error, "result %s", got.Result)
+				assert.Equal(t, tt.code, got.Error.Code)
+				return
+			}
+			require.Equal(t, faas.Succeeded, got.State, "error %v", got.Error)
+			assert.JSONEq(t, tt.want2, string(got.Result))
+		})
+	}
 }
 
 // countingStore counts the function reads that reach the real Store.
@@ -310,9 +382,9 @@ type countingStore struct {
 	reads atomic.Int64
 }
 
-func (s *countingStore) Function(ctx context.Context, owner, name string) (faas.Function, error) {
+func (s *countingStore) FunctionVersion(ctx context.Context, owner, name string, version int64) (faas.Function, error) {
 	s.reads.Add(1)
-	return s.Store.Function(ctx, owner, name)
+	return s.Store.FunctionVersion(ctx, owner, name, version)
 }
 
 func TestWorkerCachesPrograms(t *testing.T) {

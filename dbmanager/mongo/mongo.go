@@ -26,6 +26,15 @@
 //     job with billing_pending set, which a retried CompleteJob, or the sweep
 //     at Open, settles. Deleting a job leaves its ledger entry: a deleted job
 //     is not refunded.
+//   - Every function version a job may still run has a document in
+//     versions, written before the function document that makes it
+//     current. A replacement drops the versions no queued or running job
+//     was submitted with (under the user's lock, which job creation holds
+//     shared, so no job can take up a version being dropped); PurgeJobs
+//     drops those whose last pending job finished since. Deleting a
+//     function drops its versions first, so a crash part-way leaves a
+//     function whose jobs fail as deleted, which the retried deletion
+//     finishes.
 //   - Deleting a user removes their jobs, functions and ledger entries
 //     before the user document, so a crash part-way leaves a user whose
 //     retried deletion finishes the job, never orphans under a free name.
@@ -71,6 +80,7 @@ type Store struct {
 	client    *mongo.Client
 	users     *mongo.Collection
 	functions *mongo.Collection
+	versions  *mongo.Collection
 	jobs      *mongo.Collection
 	ledger    *mongo.Collection
 
@@ -98,6 +108,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		client:    client,
 		users:     db.Collection("users"),
 		functions: db.Collection("functions"),
+		versions:  db.Collection("versions"),
 		jobs:      db.Collection("jobs"),
 		ledger:    db.Collection("billing"),
 	}
@@ -118,7 +129,9 @@ func (s *Store) init(ctx context.Context) error {
 	}{
 		{s.users, mongo.IndexModel{Keys: bson.D{{Key: "token_hash", Value: 1}}, Options: options.Index().SetUnique(true)}},
 		{s.functions, mongo.IndexModel{Keys: bson.D{{Key: "owner", Value: 1}, {Key: "name", Value: 1}}}},
-		{s.jobs, mongo.IndexModel{Keys: bson.D{{Key: "owner", Value: 1}}}},
+		{s.versions, mongo.IndexModel{Keys: bson.D{{Key: "owner", Value: 1}, {Key: "name", Value: 1}}}},
+		// The jobs of one version, for pruning; it serves lookups by owner too.
+		{s.jobs, mongo.IndexModel{Keys: bson.D{{Key: "owner", Value: 1}, {Key: "function", Value: 1}, {Key: "version", Value: 1}}}},
 		{s.jobs, mongo.IndexModel{Keys: bson.D{{Key: "state", Value: 1}, {Key: "created", Value: 1}}}},
 		{s.jobs, mongo.IndexModel{Keys: bson.D{{Key: "billing_pending", Value: 1}}}},
 		{s.ledger, mongo.IndexModel{Keys: bson.D{{Key: "owner", Value: 1}}}},
@@ -128,6 +141,9 @@ func (s *Store) init(ctx context.Context) error {
 		}
 	}
 	if err := s.sizeSources(ctx); err != nil {
+		return err
+	}
+	if err := s.keepCurrentVersions(ctx); err != nil {
 		return err
 	}
 	return s.settlePending(ctx)
@@ -149,6 +165,25 @@ func (s *Store) sizeSources(ctx context.Context) error {
 		set := bson.D{{Key: "$set", Value: bson.D{{Key: "source_bytes", Value: int64(len(d.Source))}}}}
 		if _, err := s.functions.UpdateOne(ctx, bson.D{{Key: "_id", Value: d.ID}}, set); err != nil {
 			return fmt.Errorf("size function %s: %w", d.ID, err)
+		}
+	}
+	return nil
+}
+
+// keepCurrentVersions gives every current version a versions document,
+// which a database from before versions were kept lacks.
+func (s *Store) keepCurrentVersions(ctx context.Context) error {
+	cur, err := s.functions.Find(ctx, bson.D{})
+	if err != nil {
+		return fmt.Errorf("list functions: %w", err)
+	}
+	var docs []functionDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return fmt.Errorf("list functions: %w", err)
+	}
+	for _, d := range docs {
+		if err := s.putVersion(ctx, d); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -264,7 +299,7 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 		return err
 	}
 	owned := bson.D{{Key: "owner", Value: name}}
-	for _, coll := range []*mongo.Collection{s.jobs, s.functions, s.ledger} {
+	for _, coll := range []*mongo.Collection{s.jobs, s.versions, s.functions, s.ledger} {
 		if _, err := coll.DeleteMany(ctx, owned); err != nil {
 			return fmt.Errorf("delete %s of user %s: %w", coll.Name(), name, err)
 		}
@@ -332,16 +367,82 @@ func (s *Store) PutFunction(ctx context.Context, f faas.Function) (faas.Function
 	d := functionDoc{ID: functionID(f.Owner, f.Name), Owner: f.Owner, Name: f.Name, Source: f.Source,
 		SourceBytes: int64(len(f.Source)), Version: f.Version,
 		Timeout: int64(f.Timeout), MemoryMB: f.MemoryMB, Updated: lifecycle.Micros(f.Updated)}
+	if err := s.putVersion(ctx, d); err != nil {
+		return f, false, err
+	}
 	if _, err := s.functions.ReplaceOne(ctx, bson.D{{Key: "_id", Value: d.ID}}, d, options.Replace().SetUpsert(true)); err != nil {
 		return f, false, fmt.Errorf("put function %s: %w", f.Name, err)
 	}
-	return f, created, nil
+	if created {
+		return f, true, nil
+	}
+	return f, false, s.pruneVersions(ctx, bson.D{{Key: "owner", Value: f.Owner}, {Key: "name", Value: f.Name}})
+}
+
+// versionID is a function version's _id.
+func versionID(owner, name string, version int64) string {
+	return fmt.Sprintf("%s@%d", functionID(owner, name), version)
+}
+
+// putVersion stores the version of the function document d.
+func (s *Store) putVersion(ctx context.Context, d functionDoc) error {
+	d.ID = versionID(d.Owner, d.Name, d.Version)
+	if _, err := s.versions.ReplaceOne(ctx, bson.D{{Key: "_id", Value: d.ID}}, d, options.Replace().SetUpsert(true)); err != nil {
+		return fmt.Errorf("keep version %d of function %s: %w", d.Version, d.Name, err)
+	}
+	return nil
+}
+
+// pruneVersions drops the versions matching filter that are neither
+// current nor needed by a queued or running job. Callers hold the lock of
+// the versions' owner, exclusively.
+func (s *Store) pruneVersions(ctx context.Context, filter bson.D) error {
+	cur, err := s.versions.Find(ctx, filter)
+	if err != nil {
+		return fmt.Errorf("list function versions: %w", err)
+	}
+	var docs []functionDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return fmt.Errorf("list function versions: %w", err)
+	}
+	for _, d := range docs {
+		current, err := s.Function(ctx, d.Owner, d.Name)
+		if err == nil && current.Version == d.Version {
+			continue
+		}
+		if err != nil && faas.ErrorCode(err) != faas.NotFound {
+			return err
+		}
+		pending, err := s.jobs.CountDocuments(ctx, bson.D{
+			{Key: "owner", Value: d.Owner}, {Key: "function", Value: d.Name}, {Key: "version", Value: d.Version},
+			{Key: "state", Value: bson.D{{Key: "$in", Value: bson.A{string(faas.Queued), string(faas.Running)}}}},
+		}, options.Count().SetLimit(1))
+		if err != nil {
+			return fmt.Errorf("find jobs of version %d of function %s: %w", d.Version, d.Name, err)
+		}
+		if pending > 0 {
+			continue
+		}
+		if _, err := s.versions.DeleteOne(ctx, bson.D{{Key: "_id", Value: d.ID}}); err != nil {
+			return fmt.Errorf("drop version %d of function %s: %w", d.Version, d.Name, err)
+		}
+	}
+	return nil
 }
 
 // Function returns one function.
 func (s *Store) Function(ctx context.Context, owner, name string) (faas.Function, error) {
 	var d functionDoc
 	if err := findOne(ctx, s.functions, bson.D{{Key: "_id", Value: functionID(owner, name)}}, &d, lifecycle.FunctionNotFound(owner, name)); err != nil {
+		return faas.Function{}, err
+	}
+	return d.function(), nil
+}
+
+// FunctionVersion returns one kept version of a function.
+func (s *Store) FunctionVersion(ctx context.Context, owner, name string, version int64) (faas.Function, error) {
+	var d functionDoc
+	if err := findOne(ctx, s.versions, bson.D{{Key: "_id", Value: versionID(owner, name, version)}}, &d, lifecycle.VersionNotFound(owner, name, version)); err != nil {
 		return faas.Function{}, err
 	}
 	return d.function(), nil
@@ -371,9 +472,12 @@ func (s *Store) Functions(ctx context.Context, owner string, page faas.FunctionP
 	return fns, nil
 }
 
-// DeleteFunction removes a function; its jobs stay.
+// DeleteFunction removes a function and its versions; its jobs stay.
 func (s *Store) DeleteFunction(ctx context.Context, owner, name string) error {
 	defer s.lockUser(owner, true)()
+	if _, err := s.versions.DeleteMany(ctx, bson.D{{Key: "owner", Value: owner}, {Key: "name", Value: name}}); err != nil {
+		return fmt.Errorf("delete versions of function %s: %w", name, err)
+	}
 	return deleteOne(ctx, s.functions, bson.D{{Key: "_id", Value: functionID(owner, name)}}, "function "+name, lifecycle.FunctionNotFound(owner, name))
 }
 
@@ -442,7 +546,9 @@ func (s *Store) DeleteJob(ctx context.Context, id string) error {
 	return err
 }
 
-// StartJob leases a queued job.
+// StartJob leases a queued job, or fails it if its function version is
+// gone. The owner's lock, held shared, keeps DeleteFunction out between
+// the check and the start.
 func (s *Store) StartJob(ctx context.Context, id string, attempt int, worker string) (faas.Job, error) {
 	if err := lifecycle.Start(id, attempt, worker); err != nil {
 		return faas.Job{}, err
@@ -450,6 +556,22 @@ func (s *Store) StartJob(ctx context.Context, id string, attempt int, worker str
 	return s.withJob(ctx, id, func(j faas.Job, _ bool) (faas.Job, error) {
 		if j.State != faas.Queued || j.Attempt != attempt-1 {
 			return lifecycle.StartRefused(j, attempt, worker)
+		}
+		_, err := s.FunctionVersion(ctx, j.Owner, j.Function, j.Version)
+		switch {
+		case faas.ErrorCode(err) == faas.NotFound:
+			gone := lifecycle.FunctionGone(j, lifecycle.Now())
+			d := newJobDoc(gone, false)
+			if err := s.transition(ctx, j, bson.D{
+				{Key: "state", Value: d.State},
+				{Key: "finished", Value: d.Finished},
+				{Key: "error", Value: d.Error},
+			}); err != nil {
+				return faas.Job{}, err
+			}
+			return faas.Job{}, gone.Error
+		case err != nil:
+			return faas.Job{}, err
 		}
 		next := lifecycle.Started(j, attempt, worker, lifecycle.Now())
 		return next, s.transition(ctx, j, bson.D{
@@ -570,7 +692,8 @@ func (s *Store) PendingJobs(ctx context.Context) ([]faas.Job, error) {
 	return jobs, nil
 }
 
-// PurgeJobs deletes finished jobs that finished before the cutoff. Their
+// PurgeJobs deletes finished jobs that finished before the cutoff, then
+// the function versions no longer current nor needed by a pending job. Their
 // ledger entries stay, so billing is kept. No index serves the finish time,
 // which would cost every job transition one more index update; the purge
 // runs rarely and the (state, created) index narrows it to finished jobs. A job whose billing is still
@@ -585,7 +708,36 @@ func (s *Store) PurgeJobs(ctx context.Context, before time.Time) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("purge jobs finished before %s: %w", before.Format(time.RFC3339), err)
 	}
-	return int(res.DeletedCount), nil
+	return int(res.DeletedCount), s.pruneAllVersions(ctx)
+}
+
+// pruneAllVersions prunes every user's versions, each under their lock.
+// The collection is small: current versions and a few pending ones.
+func (s *Store) pruneAllVersions(ctx context.Context) error {
+	cur, err := s.versions.Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{{Key: "owner", Value: 1}}))
+	if err != nil {
+		return fmt.Errorf("list function versions: %w", err)
+	}
+	var docs []struct {
+		Owner string `bson:"owner"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return fmt.Errorf("list function versions: %w", err)
+	}
+	seen := make(map[string]bool)
+	for _, d := range docs {
+		if seen[d.Owner] {
+			continue
+		}
+		seen[d.Owner] = true
+		unlock := s.lockUser(d.Owner, true)
+		err := s.pruneVersions(ctx, bson.D{{Key: "owner", Value: d.Owner}})
+		unlock()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func findOne(ctx context.Context, coll *mongo.Collection, filter bson.D, into any, missing error) error {

@@ -21,7 +21,7 @@ func TestPurgeUsesKeys(t *testing.T) {
 		purgeable: "SEARCH jobs USING PRIMARY KEY (id>?)",
 		purgeJobs: "SEARCH jobs USING PRIMARY KEY (id=?)",
 	} {
-		plan := queryPlan(t, ctx, s, query)
+		plan := queryPlan(t, ctx, s, query, "[]", 1, 10)
 		require.Contains(t, plan, want)
 		for _, step := range plan {
 			require.NotContains(t, step, "SCAN jobs", "plan %q", plan)
@@ -41,9 +41,9 @@ func openTemp(t *testing.T) (*Store, context.Context) {
 	return s, ctx
 }
 
-func queryPlan(t *testing.T, ctx context.Context, s *Store, query string) []string {
+func queryPlan(t *testing.T, ctx context.Context, s *Store, query string, args ...any) []string {
 	t.Helper()
-	rows, err := s.writer.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, "[]", 1, 10)
+	rows, err := s.writer.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
 	require.NoError(t, err)
 	defer rows.Close()
 	var plan []string

@@ -70,6 +70,16 @@ type Store struct {
 // within the statement that finishes the job, so billing and completion are
 // one atomic statement, and deleting a job never refunds it. Foreign keys
 // cascade a user's deletion to their functions and jobs.
+//
+// The versions table keeps every function version a job may still run:
+// triggers copy each version stored in functions into it, drop the versions
+// a replacement leaves that no queued or running job was submitted with,
+// and drop all of a deleted function's versions. So PutFunction and
+// DeleteFunction stay one statement each. Versions whose last pending job
+// finished after the replacement go at the next purge. The jobs_version
+// index finds the jobs of a version for that; it also serves the owner
+// cascade that the owner index it replaces served, so it costs no write
+// more: its columns never change after the job is created.
 const schema = `
 CREATE TABLE IF NOT EXISTS users (
 	name       TEXT PRIMARY KEY,
@@ -106,13 +116,49 @@ CREATE TABLE IF NOT EXISTS jobs (
 	logs     TEXT NOT NULL,
 	lost     TEXT
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS jobs_owner ON jobs(owner);
+DROP INDEX IF EXISTS jobs_owner;
+CREATE INDEX IF NOT EXISTS jobs_version ON jobs(owner, function, version);
 CREATE INDEX IF NOT EXISTS jobs_pending ON jobs(created, id) WHERE state IN ('queued', 'running');
 CREATE TRIGGER IF NOT EXISTS jobs_bill AFTER UPDATE OF billed ON jobs WHEN NEW.billed <> OLD.billed
 BEGIN
 	UPDATE users SET billed = billed + NEW.billed - OLD.billed WHERE name = NEW.owner;
 END;
+CREATE TABLE IF NOT EXISTS versions (
+	owner     TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+	name      TEXT NOT NULL,
+	version   INTEGER NOT NULL,
+	source    TEXT NOT NULL,
+	timeout   INTEGER NOT NULL,
+	memory_mb INTEGER NOT NULL,
+	updated   INTEGER NOT NULL,
+	PRIMARY KEY (owner, name, version)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS functions_created AFTER INSERT ON functions
+BEGIN
+	INSERT OR REPLACE INTO versions (owner, name, version, source, timeout, memory_mb, updated)
+	VALUES (NEW.owner, NEW.name, NEW.version, NEW.source, NEW.timeout, NEW.memory_mb, NEW.updated);
+END;
+CREATE TRIGGER IF NOT EXISTS functions_replaced AFTER UPDATE ON functions
+BEGIN
+	INSERT OR REPLACE INTO versions (owner, name, version, source, timeout, memory_mb, updated)
+	VALUES (NEW.owner, NEW.name, NEW.version, NEW.source, NEW.timeout, NEW.memory_mb, NEW.updated);
+	DELETE FROM versions WHERE owner = NEW.owner AND name = NEW.name AND version <> NEW.version
+		AND NOT EXISTS (` + versionPending + `);
+END;
+CREATE TRIGGER IF NOT EXISTS functions_deleted AFTER DELETE ON functions
+BEGIN
+	DELETE FROM versions WHERE owner = OLD.owner AND name = OLD.name;
+END;
+-- A database from before versions were kept: every current version.
+INSERT OR IGNORE INTO versions (owner, name, version, source, timeout, memory_mb, updated)
+	SELECT owner, name, version, source, timeout, memory_mb, updated FROM functions;
 `
+
+// versionPending selects a queued or running job submitted with the
+// version of the versions row at hand.
+const versionPending = `SELECT 1 FROM jobs WHERE jobs.owner = versions.owner
+	AND jobs.function = versions.name AND jobs.version = versions.version
+	AND jobs.state IN ('queued', 'running')`
 
 // Open opens (creating if needed) the database in dir.
 func Open(ctx context.Context, dir string) (*Store, error) {
@@ -311,6 +357,11 @@ func (s *Store) Function(ctx context.Context, owner, name string) (faas.Function
 	return queryOne(ctx, s.stmts.readFunction, scanFunction, lifecycle.FunctionNotFound(owner, name), owner, name)
 }
 
+// FunctionVersion returns one kept version of a function.
+func (s *Store) FunctionVersion(ctx context.Context, owner, name string, version int64) (faas.Function, error) {
+	return queryOne(ctx, s.stmts.readVersion, scanFunction, lifecycle.VersionNotFound(owner, name, version), owner, name, version)
+}
+
 // Functions lists a page of a user's functions by name.
 func (s *Store) Functions(ctx context.Context, owner string, page faas.FunctionPage) ([]faas.Function, error) {
 	if err := lifecycle.Page(page); err != nil {
@@ -354,8 +405,9 @@ func scanFunction(row scanner) (faas.Function, error) {
 	return f, err
 }
 
-// DeleteFunction removes a function. Its jobs stay: they are the user's
-// record of what ran and what it cost.
+// DeleteFunction removes a function, and through the functions_deleted
+// trigger its versions. Its jobs stay: they are the user's record of what
+// ran and what it cost.
 func (s *Store) DeleteFunction(ctx context.Context, owner, name string) error {
 	return s.deleteOne(ctx, s.stmts.deleteFunction, "function "+name, lifecycle.FunctionNotFound(owner, name), owner, name)
 }
@@ -413,8 +465,9 @@ func (s *Store) DeleteJob(ctx context.Context, id string) error {
 }
 
 // transition runs a conditional update of one job that returns the job,
-// and when it matched nothing asks refused what the job as it is means.
-func (s *Store) transition(ctx context.Context, id string, update *sql.Stmt, args []any, refused func(faas.Job) (faas.Job, error)) (faas.Job, error) {
+// and when it matched nothing asks refused, in the same transaction, what
+// the job as it is means.
+func (s *Store) transition(ctx context.Context, id string, update *sql.Stmt, args []any, refused func(*sql.Tx, faas.Job) (faas.Job, error)) (faas.Job, error) {
 	var j faas.Job
 	scan := func(row *sql.Row) (err error) { j, err = scanJob(row); return err }
 	if ok, err := s.firstTry(ctx, update, scan, args...); ok || err != nil {
@@ -434,20 +487,42 @@ func (s *Store) transition(ctx context.Context, id string, update *sql.Stmt, arg
 		if j, err = s.job(ctx, in(ctx, tx, s.stmts.jobW), id); err != nil {
 			return err
 		}
-		j, err = refused(j)
+		j, err = refused(tx, j)
 		return err
 	})
 	return j, err
 }
 
-// StartJob leases a queued job in one conditional update.
+// StartJob leases a queued job in one conditional update, which also
+// requires the job's function version to be kept. A queued job it refused
+// at the right attempt has lost its version, and is failed in the same
+// transaction, which must commit: the error is answered after it.
 func (s *Store) StartJob(ctx context.Context, id string, attempt int, worker string) (faas.Job, error) {
 	if err := lifecycle.Start(id, attempt, worker); err != nil {
 		return faas.Job{}, err
 	}
-	return s.transition(ctx, id, s.stmts.startJob,
+	var goneErr error
+	j, err := s.transition(ctx, id, s.stmts.startJob,
 		[]any{attempt, worker, lifecycle.Micros(lifecycle.Now()), id, attempt - 1},
-		func(j faas.Job) (faas.Job, error) { return lifecycle.StartRefused(j, attempt, worker) })
+		func(tx *sql.Tx, j faas.Job) (faas.Job, error) {
+			if j.State != faas.Queued || j.Attempt != attempt-1 {
+				return lifecycle.StartRefused(j, attempt, worker)
+			}
+			gone := lifecycle.FunctionGone(j, lifecycle.Now())
+			enc, err := json.Marshal(gone.Error)
+			if err != nil {
+				return faas.Job{}, fmt.Errorf("fail job %s: %w", id, err)
+			}
+			if _, err := in(ctx, tx, s.stmts.failGone).ExecContext(ctx, lifecycle.Micros(gone.Finished), string(enc), id, j.Attempt); err != nil {
+				return faas.Job{}, fmt.Errorf("fail job %s: %w", id, err)
+			}
+			goneErr = gone.Error
+			return faas.Job{}, nil
+		})
+	if err == nil && goneErr != nil {
+		return faas.Job{}, goneErr
+	}
+	return j, err
 }
 
 // RequeueJob returns a running job to the queue in one conditional update.
@@ -460,7 +535,7 @@ func (s *Store) RequeueJob(ctx context.Context, id string, attempt int, reason *
 		return faas.Job{}, fmt.Errorf("requeue job %s: %w", id, err)
 	}
 	return s.transition(ctx, id, s.stmts.requeueJob, []any{string(enc), id, attempt},
-		func(j faas.Job) (faas.Job, error) { return lifecycle.RequeueRefused(j, attempt, reason) })
+		func(_ *sql.Tx, j faas.Job) (faas.Job, error) { return lifecycle.RequeueRefused(j, attempt, reason) })
 }
 
 // CompleteJob finishes a running job and bills its owner (through the
@@ -484,7 +559,7 @@ func (s *Store) CompleteJob(ctx context.Context, c faas.Completion) (faas.Job, e
 	}
 	return s.transition(ctx, c.JobID, s.stmts.completeJob,
 		[]any{string(state), lifecycle.Micros(lifecycle.Now()), result, jobErr, int64(c.Duration), int64(c.Duration), c.Logs, c.JobID, c.Attempt},
-		func(j faas.Job) (faas.Job, error) { return lifecycle.CompleteRefused(j, c.Attempt) })
+		func(_ *sql.Tx, j faas.Job) (faas.Job, error) { return lifecycle.CompleteRefused(j, c.Attempt) })
 }
 
 // PendingJobs lists queued and running jobs, oldest first.
@@ -501,14 +576,28 @@ func (s *Store) PendingJobs(ctx context.Context) ([]faas.Job, error) {
 // for long however much there is to purge.
 const purgeBatch = 1000
 
-// PurgeJobs deletes finished jobs that finished before the cutoff. It finds
+// PurgeJobs deletes finished jobs that finished before the cutoff, then
+// the function versions that are neither current nor needed by a pending
+// job (those whose last job finished after a replacement; there are few).
+func (s *Store) PurgeJobs(ctx context.Context, before time.Time) (int, error) {
+	n, err := s.purgeFinished(ctx, before)
+	if err != nil {
+		return n, err
+	}
+	if _, err := s.stmts.pruneVersions.ExecContext(ctx); err != nil {
+		return n, fmt.Errorf("prune function versions: %w", err)
+	}
+	return n, nil
+}
+
+// purgeFinished deletes the finished jobs PurgeJobs purges. It finds
 // them on a reader, walking the table in key order a batch at a time, and
 // deletes each batch by key on the writer. There is deliberately no index
 // on the finish time: keeping one up to date cost every completion about a
 // fifth of its time (one more page in each commit), while the walk costs a
 // reader one pass over the table per purge. The users' billed totals stay:
 // the jobs_bill trigger fires on updates only.
-func (s *Store) PurgeJobs(ctx context.Context, before time.Time) (int, error) {
+func (s *Store) purgeFinished(ctx context.Context, before time.Time) (int, error) {
 	cutoff := before.UnixMicro()
 	total, after := 0, ""
 	for {

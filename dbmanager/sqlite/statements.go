@@ -14,11 +14,11 @@ type statements struct {
 	// On the writer.
 	createUser, deleteUser, userExists, function, putFunction, deleteFunction *sql.Stmt
 	createJob, deleteJob, startJob, requeueJob, completeJob, jobW, userW      *sql.Stmt
-	purgeJobs                                                                 *sql.Stmt
+	purgeJobs, failGone, pruneVersions                                        *sql.Stmt
 
 	// On the readers.
 	user, userByToken, billedTime, readFunction, functions, readJob, pendingJobs *sql.Stmt
-	purgeable, usage, userCount                                                  *sql.Stmt
+	purgeable, usage, userCount, readVersion                                     *sql.Stmt
 }
 
 const functionColumns = `owner, name, source, version, timeout, memory_mb, updated`
@@ -50,6 +50,14 @@ const usage = `SELECT
 	(SELECT coalesce(sum(length(args) + coalesce(length(result), 0) + octet_length(logs)), 0) FROM jobs WHERE owner = ?1)
 	FROM users WHERE name = ?1`
 
+// pruneVersions deletes the function versions that are neither current
+// nor needed by a pending job. It looks the jobs of each version up in the
+// jobs_version index, which TestPruneVersionsUsesIndex checks.
+const pruneVersions = `DELETE FROM versions
+	WHERE NOT EXISTS (SELECT 1 FROM functions
+			WHERE owner = versions.owner AND name = versions.name AND version = versions.version)
+		AND NOT EXISTS (` + versionPending + `)`
+
 func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error {
 	for _, p := range []struct {
 		stmt  **sql.Stmt
@@ -74,7 +82,12 @@ func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error
 		{&st.deleteJob, writer, `DELETE FROM jobs WHERE id = ?`},
 		{&st.startJob, writer, `UPDATE jobs SET state = 'running', attempt = ?1, worker = ?2, started = ?3
 			WHERE id = ?4 AND state = 'queued' AND attempt = ?5
+				AND EXISTS (SELECT 1 FROM versions
+					WHERE owner = jobs.owner AND name = jobs.function AND version = jobs.version)
 			RETURNING ` + jobColumns},
+		{&st.failGone, writer, `UPDATE jobs SET state = 'failed', finished = ?1, error = ?2
+			WHERE id = ?3 AND state = 'queued' AND attempt = ?4`},
+		{&st.pruneVersions, writer, pruneVersions},
 		{&st.requeueJob, writer, `UPDATE jobs SET state = 'queued', worker = '',
 				lost = json_insert(coalesce(lost, '[]'), '$[#]', json(?1))
 			WHERE id = ?2 AND state = 'running' AND attempt = ?3
@@ -95,6 +108,7 @@ func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error
 		{&st.functions, reader, functionPage},
 		{&st.readJob, reader, `SELECT ` + jobColumns + ` FROM jobs WHERE id = ?`},
 		{&st.purgeable, reader, purgeable},
+		{&st.readVersion, reader, `SELECT ` + functionColumns + ` FROM versions WHERE owner = ? AND name = ? AND version = ?`},
 		{&st.pendingJobs, reader, `SELECT ` + jobColumns + ` FROM jobs
 			WHERE state IN ('queued', 'running') ORDER BY created, id`},
 		{&st.usage, reader, usage},

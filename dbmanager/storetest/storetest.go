@@ -57,6 +57,8 @@ func runConcurrent(t *testing.T, open func(t *testing.T) faas.Store) {
 		{"PendingJobs", testPendingJobs},
 		{"FunctionPages", testFunctionPages},
 		{"Usage", testUsage},
+		{"FunctionVersions", testFunctionVersions},
+		{"DeletedFunctionFailsQueuedJobs", testDeletedFunctionFailsQueuedJobs},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -880,4 +882,113 @@ func testUserCount(t *testing.T, s faas.Store) {
 	n, err = s.UserCount(ctx)
 	require.NoError(t, err)
 	require.Equal(t, before+1, n)
+}
+
+// testFunctionVersions checks that a job's version, limits included,
+// outlives replacements while the job is pending, and only then.
+func testFunctionVersions(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	fx := newFixture(t, ctx, s)
+	owner, v1 := fx.user.Name, fx.fn
+	got, err := s.FunctionVersion(ctx, owner, "add", v1.Version)
+	require.NoError(t, err)
+	require.Equal(t, v1, got)
+	_, err = s.FunctionVersion(ctx, owner, "add", v1.Version-1)
+	requireCode(t, err, faas.NotFound)
+
+	queued := fx.job(t, ctx, s)
+	running := fx.running(t, ctx, s)
+	require.Equal(t, v1.Version, queued.Version)
+	v2, _, err := s.PutFunction(ctx, faas.Function{Owner: owner, Name: "add", Source: "(a,b)=>a*b", Timeout: 5 * time.Second, MemoryMB: 512})
+	require.NoError(t, err)
+	for _, want := range []faas.Function{v1, v2} {
+		got, err := s.FunctionVersion(ctx, owner, "add", want.Version)
+		require.NoError(t, err)
+		require.Equal(t, want, got, "version %d", want.Version)
+	}
+
+	// v2 has no job: the next replacement drops it; v1 still has two.
+	v3, _, err := s.PutFunction(ctx, faas.Function{Owner: owner, Name: "add", Source: "(a,b)=>a-b"})
+	require.NoError(t, err)
+	_, err = s.FunctionVersion(ctx, owner, "add", v2.Version)
+	requireCode(t, err, faas.NotFound)
+	got, err = s.FunctionVersion(ctx, owner, "add", v1.Version)
+	require.NoError(t, err)
+	require.Equal(t, v1, got)
+
+	// Once v1's jobs are over, a purge drops it, even one that purges no
+	// job; the current version stays.
+	started, err := s.StartJob(ctx, queued.ID, 1, "w1")
+	require.NoError(t, err)
+	require.Equal(t, v1.Version, started.Version)
+	_, err = s.CompleteJob(ctx, completion(started, time.Millisecond))
+	require.NoError(t, err)
+	_, err = s.RequeueJob(ctx, running.ID, 1, faas.Errorf(faas.Lost, "lease expired"))
+	require.NoError(t, err)
+	_, err = s.PurgeJobs(ctx, time.Time{})
+	require.NoError(t, err)
+	_, err = s.FunctionVersion(ctx, owner, "add", v1.Version)
+	require.NoError(t, err, "a requeued job still needs its version")
+	restarted, err := s.StartJob(ctx, running.ID, 2, "w1")
+	require.NoError(t, err)
+	_, err = s.CompleteJob(ctx, completion(restarted, time.Millisecond))
+	require.NoError(t, err)
+	n, err := s.PurgeJobs(ctx, time.Time{})
+	require.NoError(t, err)
+	require.Zero(t, n)
+	_, err = s.FunctionVersion(ctx, owner, "add", v1.Version)
+	requireCode(t, err, faas.NotFound)
+	got, err = s.FunctionVersion(ctx, owner, "add", v3.Version)
+	require.NoError(t, err)
+	require.Equal(t, v3, got)
+
+	// Deleting the user takes the versions along.
+	require.NoError(t, s.DeleteUser(ctx, owner))
+	require.NoError(t, s.CreateUser(ctx, fx.user))
+	_, err = s.FunctionVersion(ctx, owner, "add", v3.Version)
+	requireCode(t, err, faas.NotFound)
+}
+
+// testDeletedFunctionFailsQueuedJobs checks that a job whose function was
+// deleted fails when it would start, once and unbilled, and stays failed
+// when a function of the same name comes back.
+func testDeletedFunctionFailsQueuedJobs(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	fx := newFixture(t, ctx, s)
+	owner := fx.user.Name
+	queued := fx.job(t, ctx, s)
+	running := fx.running(t, ctx, s)
+	require.NoError(t, s.DeleteFunction(ctx, owner, "add"))
+	_, err := s.FunctionVersion(ctx, owner, "add", fx.fn.Version)
+	requireCode(t, err, faas.NotFound)
+
+	_, err = s.StartJob(ctx, queued.ID, 1, "w1")
+	requireCode(t, err, faas.FunctionDeleted)
+	require.Contains(t, err.Error(), "function add was deleted")
+	failed, err := s.Job(ctx, queued.ID)
+	require.NoError(t, err)
+	require.Equal(t, faas.Failed, failed.State)
+	require.Equal(t, faas.FunctionDeleted, failed.Error.Code)
+	require.Zero(t, failed.Attempt, "no attempt ran")
+	requireStoredTime(t, failed.Finished)
+	require.Zero(t, failed.Billed)
+
+	// A retry, or another worker's try, answers the same and changes
+	// nothing; the job cannot be completed either.
+	_, _, err = s.PutFunction(ctx, faas.Function{Owner: owner, Name: "add", Source: fx.fn.Source})
+	require.NoError(t, err)
+	for _, worker := range []string{"w1", "w2"} {
+		_, err = s.StartJob(ctx, queued.ID, 1, worker)
+		requireCode(t, err, faas.FunctionDeleted)
+	}
+	_, err = s.CompleteJob(ctx, faas.Completion{JobID: queued.ID, Attempt: 1, Worker: "w1", Result: json.RawMessage("1"), Duration: time.Second})
+	requireCode(t, err, faas.Conflict)
+	again, err := s.Job(ctx, queued.ID)
+	require.NoError(t, err)
+	require.Equal(t, failed, again)
+
+	// A job already running when its function went finishes as usual.
+	_, err = s.CompleteJob(ctx, completion(running, time.Second))
+	require.NoError(t, err)
+	requireBilled(t, ctx, s, owner, time.Second)
 }

@@ -23,6 +23,7 @@ const (
 	MethodBilledTime     = "db.BilledTime"
 	MethodPutFunction    = "db.PutFunction"
 	MethodFunction       = "db.Function"
+	MethodVersion        = "db.FunctionVersion"
 	MethodFunctions      = "db.Functions"
 	MethodDeleteFunction = "db.DeleteFunction"
 	MethodCreateJob      = "db.CreateJob"
@@ -56,6 +57,13 @@ type FunctionRequest struct {
 type FunctionsRequest struct {
 	Owner string            `json:"owner"`
 	Page  faas.FunctionPage `json:"page"`
+}
+
+// VersionRequest names one version of a function.
+type VersionRequest struct {
+	Owner   string `json:"owner"`
+	Name    string `json:"name"`
+	Version int64  `json:"version"`
 }
 
 // PutFunctionReply is PutFunction's result.
@@ -161,6 +169,11 @@ func (c *Client) Function(ctx context.Context, owner, name string) (faas.Functio
 	return call[faas.Function](ctx, c, MethodFunction, FunctionRequest{Owner: owner, Name: name})
 }
 
+// FunctionVersion implements faas.Store.
+func (c *Client) FunctionVersion(ctx context.Context, owner, name string, version int64) (faas.Function, error) {
+	return call[faas.Function](ctx, c, MethodVersion, VersionRequest{Owner: owner, Name: name, Version: version})
+}
+
 // Functions implements faas.Store.
 func (c *Client) Functions(ctx context.Context, owner string, page faas.FunctionPage) ([]faas.Function, error) {
 	return call[[]faas.Function](ctx, c, MethodFunctions, FunctionsRequest{Owner: owner, Page: page})
@@ -250,6 +263,9 @@ func NewMux(s faas.Store) *wire.Mux {
 	})
 	wire.Handle(m, MethodFunction, func(ctx context.Context, r FunctionRequest) (faas.Function, error) {
 		return s.Function(ctx, r.Owner, r.Name)
+	})
+	wire.Handle(m, MethodVersion, func(ctx context.Context, r VersionRequest) (faas.Function, error) {
+		return s.FunctionVersion(ctx, r.Owner, r.Name, r.Version)
 	})
 	wire.Handle(m, MethodFunctions, func(ctx context.Context, r FunctionsRequest) ([]faas.Function, error) {
 		return s.Functions(ctx, r.Owner, r.Page)

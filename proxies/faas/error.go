@@ -36,6 +36,8 @@ const (
 	// operator's quota allows; retrying will not help until something is
 	// deleted or the operator raises the quota.
 	QuotaExceeded Code = "quota_exceeded"
+	// FunctionDeleted: the job's function was deleted before the job ran.
+	FunctionDeleted Code = "function_deleted"
 )
 
 // Error is an error with a code, safe to show to the user who caused it.

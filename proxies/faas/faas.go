@@ -151,12 +151,23 @@ type Store interface {
 
 	// PutFunction creates or replaces a function, assigning its version.
 	// created reports whether it did not exist before. NotFound if the owner
-	// does not exist.
+	// does not exist. The version replaced stays readable through
+	// FunctionVersion while a queued or running job was submitted with it;
+	// versions no such job needs are dropped here and by PurgeJobs.
 	PutFunction(ctx context.Context, f Function) (stored Function, created bool, err error)
+	// Function returns the current version of a function.
 	Function(ctx context.Context, owner, name string) (Function, error)
+	// FunctionVersion returns one version of a function, which a job
+	// submitted with it runs whatever replaced it since. NotFound if the
+	// function was deleted, or the version is neither current nor needed by
+	// a pending job.
+	FunctionVersion(ctx context.Context, owner, name string, version int64) (Function, error)
 	// Functions lists one page of owner's functions in name order; no
 	// user and a user without functions both answer an empty list.
 	Functions(ctx context.Context, owner string, page FunctionPage) ([]Function, error)
+	// DeleteFunction removes a function with all its versions: its queued
+	// jobs fail with FunctionDeleted instead of starting, and its jobs
+	// stay as the user's record.
 	DeleteFunction(ctx context.Context, owner, name string) error
 
 	// CreateJob stores a queued job, filling in the function's version;
@@ -168,7 +179,10 @@ type Store interface {
 	// StartJob leases a queued job to worker as the given attempt, which must
 	// be one more than the job's current attempt (or equal to it, when the
 	// same worker already holds it: a retried request). Conflict if the job
-	// is no longer queued; NotFound if it was deleted.
+	// is no longer queued; NotFound if it was deleted. FunctionDeleted if
+	// the version of its function it was submitted with was deleted: the
+	// job is then failed with that code, unbilled, and a retry answers the
+	// same.
 	StartJob(ctx context.Context, id string, attempt int, worker string) (Job, error)
 	// RequeueJob returns a running job whose lease was lost to the queue,
 	// appending reason to its Lost list. It is fenced by attempt like

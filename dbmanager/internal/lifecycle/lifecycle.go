@@ -69,6 +69,11 @@ func FunctionNotFound(owner, name string) error {
 	return faas.Errorf(faas.NotFound, "function %s of user %s not found", name, owner)
 }
 
+// VersionNotFound is the error for a function version no longer kept.
+func VersionNotFound(owner, name string, version int64) error {
+	return faas.Errorf(faas.NotFound, "version %d of function %s of user %s not found", version, name, owner)
+}
+
 // JobNotFound is the error for a missing job.
 func JobNotFound(id string) error { return faas.Errorf(faas.NotFound, "job %s not found", id) }
 
@@ -151,11 +156,23 @@ func Started(j faas.Job, attempt int, worker string, now time.Time) faas.Job {
 	return j
 }
 
+// FunctionGone fails a queued job whose function version was deleted,
+// instead of starting it. It keeps its attempt: none ran.
+func FunctionGone(j faas.Job, now time.Time) faas.Job {
+	j.State, j.Finished = faas.Failed, now
+	j.Error = faas.Errorf(faas.FunctionDeleted, "function %s was deleted before job %s ran", j.Function, j.ID)
+	return j
+}
+
 // StartRefused answers a StartJob whose conditional update matched nothing,
-// given the job as it is now: the same lease again is a retry.
+// given the job as it is now: the same lease again is a retry, and so is
+// any start of a job FunctionGone failed, which answers the same error.
 func StartRefused(j faas.Job, attempt int, worker string) (faas.Job, error) {
 	if j.State == faas.Running && j.Attempt == attempt && j.Worker == worker {
 		return j, nil
+	}
+	if j.State == faas.Failed && j.Error != nil && j.Error.Code == faas.FunctionDeleted {
+		return faas.Job{}, j.Error
 	}
 	return faas.Job{}, faas.Errorf(faas.Conflict, "job %s is %s at attempt %d, cannot start attempt %d", j.ID, j.State, j.Attempt, attempt)
 }
