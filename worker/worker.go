@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+	"golang.org/x/sync/semaphore"
 
 	"faas/proxies/faas"
 	"faas/proxies/jqproxy"
@@ -56,6 +57,16 @@ type Config struct {
 	// SandboxMemoryMB caps the memory of a job whose function sets no cap
 	// of its own.
 	SandboxMemoryMB int `envconfig:"FAAS_SANDBOX_MEMORY_MB" default:"256"`
+	// SandboxMaxMemoryMB is the most memory one job may have: a job whose
+	// function asks for more fails with too_large. The frontend refuses
+	// such functions at upload; this holds for those stored before the
+	// ceiling was lowered. 0 leaves only the sandbox's own bound.
+	SandboxMaxMemoryMB int `envconfig:"FAAS_SANDBOX_MAX_MEMORY_MB" default:"1024"`
+	// MemoryMB is the worker's memory budget: the memory caps of the jobs
+	// it runs at once add up to at most this. 0 means enough for every
+	// slot to run a job of the default cap, or for one job at the
+	// ceiling, whichever is more.
+	MemoryMB int `envconfig:"FAAS_WORKER_MEMORY_MB"`
 	// SandboxCommand starts one sandbox process; nil means this program
 	// with the argument "sandbox". SandboxEnv is added to its environment.
 	// Tests set both to start their own binary.
@@ -104,7 +115,18 @@ func (c Config) withDefaults() Config {
 	if c.SandboxMemoryMB == 0 {
 		c.SandboxMemoryMB = pool.DefaultMemoryMB
 	}
+	if c.MemoryMB == 0 {
+		c.MemoryMB = max(c.Concurrency*c.SandboxMemoryMB, c.memoryCeiling())
+	}
 	return c
+}
+
+// memoryCeiling is the most memory one job may have.
+func (c Config) memoryCeiling() int {
+	if c.SandboxMaxMemoryMB == 0 {
+		return pool.MaxMemoryMB
+	}
+	return c.SandboxMaxMemoryMB
 }
 
 // Validate reports the first setting that cannot work, so that a typo
@@ -127,6 +149,13 @@ func (c Config) Validate() error {
 		return fmt.Errorf("worker config: FAAS_WORKER_CACHE is %d, want at least 1", c.CacheSize)
 	case c.SandboxMemoryMB < pool.MinMemoryMB || c.SandboxMemoryMB > pool.MaxMemoryMB:
 		return fmt.Errorf("worker config: FAAS_SANDBOX_MEMORY_MB is %d, want %d to %d", c.SandboxMemoryMB, pool.MinMemoryMB, pool.MaxMemoryMB)
+	case c.SandboxMaxMemoryMB != 0 && (c.SandboxMaxMemoryMB < c.SandboxMemoryMB || c.SandboxMaxMemoryMB > pool.MaxMemoryMB):
+		return fmt.Errorf("worker config: FAAS_SANDBOX_MAX_MEMORY_MB is %d, want FAAS_SANDBOX_MEMORY_MB (%d) to %d, or 0 for no ceiling",
+			c.SandboxMaxMemoryMB, c.SandboxMemoryMB, pool.MaxMemoryMB)
+	case c.MemoryMB < c.memoryCeiling():
+		// Less, and a job at the ceiling could never start.
+		return fmt.Errorf("worker config: FAAS_WORKER_MEMORY_MB is %d, want at least the most one job may have, %d (FAAS_SANDBOX_MAX_MEMORY_MB)",
+			c.MemoryMB, c.memoryCeiling())
 	}
 	return nil
 }
@@ -140,6 +169,10 @@ type Worker struct {
 	cache *lru.Cache[pool.Key, function]
 	// sandboxes is the pool the slots run jobs in, while Run runs.
 	sandboxes *pool.Pool
+	// memory is the budget, in MiB, that each run takes its job's memory
+	// cap from. It serves waiters in order, so a big job is not starved
+	// by small ones.
+	memory *semaphore.Weighted
 
 	mu sync.Mutex
 	// running holds the lease of each job being handled, with the function
@@ -163,6 +196,7 @@ func New(cfg Config, store faas.Store, queue faas.JobQueue, log *slog.Logger) (*
 		queue:   queue,
 		log:     log.With("worker", cfg.ID),
 		cache:   lru.New[pool.Key, function](cfg.CacheSize),
+		memory:  semaphore.NewWeighted(int64(cfg.MemoryMB)),
 		running: make(map[faas.Lease]context.CancelCauseFunc),
 	}, nil
 }
@@ -190,7 +224,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	defer sandboxes.Close()
 	w.sandboxes = sandboxes
-	w.log.Info("started", "concurrency", w.cfg.Concurrency, "queue", w.cfg.JQURL, "db", w.cfg.DBURL, "memory_mb", w.cfg.SandboxMemoryMB)
+	w.log.Info("started", "concurrency", w.cfg.Concurrency, "queue", w.cfg.JQURL, "db", w.cfg.DBURL,
+		"memory_mb", w.cfg.SandboxMemoryMB, "max_memory_mb", w.cfg.memoryCeiling(), "budget_mb", w.cfg.MemoryMB)
 	beatCtx, stopBeat := context.WithCancel(context.WithoutCancel(ctx))
 	beatDone := make(chan struct{})
 	go func() {
@@ -212,6 +247,9 @@ func (w *Worker) Run(ctx context.Context) error {
 func (w *Worker) slot(ctx context.Context) {
 	failures := 0
 	for ctx.Err() == nil {
+		if !w.roomForAJob(ctx) {
+			return
+		}
 		// The poll outlives a stop: a job the queue leases to this worker
 		// while it stops is still run, rather than left to wait for its
 		// lease to expire.
@@ -234,6 +272,19 @@ func (w *Worker) slot(ctx context.Context) {
 			w.handle(ctx, j)
 		}
 	}
+}
+
+// roomForAJob waits until the memory budget has room for a job of the
+// default cap, so that a worker whose budget is taken by big jobs leaves
+// new jobs to other workers instead of leasing them only to wait. It
+// reserves nothing: a job that turns out bigger waits in run. It reports
+// false if ctx ended first.
+func (w *Worker) roomForAJob(ctx context.Context) bool {
+	if err := w.memory.Acquire(ctx, int64(w.cfg.SandboxMemoryMB)); err != nil {
+		return false
+	}
+	w.memory.Release(int64(w.cfg.SandboxMemoryMB))
+	return true
 }
 
 // logFailure logs the first of a run of failures as a warning and the rest
@@ -271,14 +322,18 @@ func (w *Worker) handle(stop context.Context, j faas.Job) {
 	c := faas.Completion{JobID: j.ID, Attempt: j.Attempt, Worker: w.cfg.ID}
 	key := pool.Key{Owner: j.Owner, Name: j.Function, Version: j.Version}
 	fn, err := w.function(ctx, stop, key)
+	var memoryMB int
+	if err == nil {
+		memoryMB, err = w.memoryOf(fn)
+	}
 	switch {
 	case err == nil:
-		res := w.sandboxes.Run(ctx, pool.Job{
+		res := w.run(ctx, pool.Job{
 			Key:      fn.key,
 			Source:   fn.source,
 			Args:     j.Args,
 			Limits:   sandbox.Limits{Timeout: fn.timeout},
-			MemoryMB: fn.memoryMB,
+			MemoryMB: memoryMB,
 		})
 		switch cause := context.Cause(ctx); {
 		case errors.Is(cause, errLeaseLost):
@@ -289,7 +344,7 @@ func (w *Worker) handle(stop context.Context, j faas.Job) {
 			return
 		}
 		c = outcome(c, res, fn.timeout, log)
-	case faas.ErrorCode(err) == faas.FunctionDeleted || faas.ErrorCode(err) == faas.Invalid:
+	case faas.ErrorCode(err) == faas.FunctionDeleted || faas.ErrorCode(err) == faas.Invalid || faas.ErrorCode(err) == faas.TooLarge:
 		c.Error = faas.AsError(err)
 	case errors.Is(context.Cause(ctx), errLeaseLost):
 		log.Info("lease lost before running")
@@ -301,6 +356,32 @@ func (w *Worker) handle(stop context.Context, j faas.Job) {
 		return
 	}
 	w.finish(ctx, c, log)
+}
+
+// memoryOf is the memory cap a job of fn runs with: the function's own, or
+// the default, raised to the least a sandbox accepts. TooLarge if it is
+// over the ceiling.
+func (w *Worker) memoryOf(fn function) (int, error) {
+	mb := fn.memoryMB
+	if mb <= 0 {
+		mb = w.cfg.SandboxMemoryMB
+	}
+	if ceiling := w.cfg.memoryCeiling(); mb > ceiling {
+		return 0, faas.Errorf(faas.TooLarge, "function %s asks for %d MB of memory, above this platform's ceiling of %d MB (FAAS_SANDBOX_MAX_MEMORY_MB)",
+			fn.key.Name, mb, ceiling)
+	}
+	return max(mb, pool.MinMemoryMB), nil
+}
+
+// run runs job in a sandbox once the memory budget has room for its cap,
+// and gives the memory back when the sandbox is done. A job whose context
+// ends while it waits does not run; the caller reads the cause.
+func (w *Worker) run(ctx context.Context, job pool.Job) sandbox.Result {
+	if err := w.memory.Acquire(ctx, int64(job.MemoryMB)); err != nil {
+		return sandbox.Result{Err: faas.Errorf(faas.Internal, "wait for memory: %v", err)}
+	}
+	defer w.memory.Release(int64(job.MemoryMB))
+	return w.sandboxes.Run(ctx, job)
 }
 
 // drainGrace cancels a job's run with errDrained once the worker has been

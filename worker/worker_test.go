@@ -578,11 +578,14 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		func(c *worker.Config) { c.PollWait = time.Hour },
 		func(c *worker.Config) { c.RequestTimeout = -time.Second },
 		func(c *worker.Config) { c.SandboxMemoryMB = 1 },
+		func(c *worker.Config) { c.SandboxMaxMemoryMB = 128 }, // below the default cap
+		func(c *worker.Config) { c.SandboxMaxMemoryMB = 1 << 20 },
+		func(c *worker.Config) { c.SandboxMaxMemoryMB, c.MemoryMB = 1024, 512 }, // a job at the ceiling never fits
 	} {
 		cfg := config("w1")
 		mod(&cfg)
 		_, err := worker.New(cfg, p.store, p.queue, quiet())
-		assert.Error(t, err)
+		assert.Error(t, err, "%+v", cfg)
 	}
 	_, err := worker.New(config("w1"), nil, p.queue, quiet())
 	assert.Error(t, err)
@@ -590,7 +593,8 @@ func TestNewRejectsBadConfig(t *testing.T) {
 
 func TestLoadConfig(t *testing.T) {
 	// Set, then unset: t.Setenv restores the environment afterwards.
-	for _, name := range []string{"DB_URL", "FAAS_WORKER_CONCURRENCY", "FAAS_WORKER_ID", "FAAS_WORKER_POLL", "FAAS_SANDBOX_MEMORY_MB"} {
+	for _, name := range []string{"DB_URL", "FAAS_WORKER_CONCURRENCY", "FAAS_WORKER_ID", "FAAS_WORKER_POLL", "FAAS_SANDBOX_MEMORY_MB",
+		"FAAS_SANDBOX_MAX_MEMORY_MB", "FAAS_WORKER_MEMORY_MB"} {
 		t.Setenv(name, "")
 		require.NoError(t, os.Unsetenv(name))
 	}
@@ -606,6 +610,8 @@ func TestLoadConfig(t *testing.T) {
 	assert.Equal(t, 2*time.Second, cfg.RequestTimeout)
 	assert.Equal(t, 5*time.Second, cfg.PollWait)
 	assert.Equal(t, 256, cfg.SandboxMemoryMB)
+	assert.Equal(t, 1024, cfg.SandboxMaxMemoryMB)
+	assert.Equal(t, max(runtime.NumCPU()*256, 1024), cfg.MemoryMB)
 
 	t.Setenv("FAAS_WORKER_CONCURRENCY", "-2")
 	_, err = worker.LoadConfig()
@@ -617,4 +623,115 @@ func TestLoadConfig(t *testing.T) {
 	t.Setenv("FAAS_SANDBOX_MEMORY_MB", "8")
 	_, err = worker.LoadConfig()
 	assert.ErrorContains(t, err, "FAAS_SANDBOX_MEMORY_MB")
+	t.Setenv("FAAS_SANDBOX_MEMORY_MB", "256")
+	t.Setenv("FAAS_WORKER_MEMORY_MB", "1000")
+	_, err = worker.LoadConfig()
+	assert.ErrorContains(t, err, "FAAS_WORKER_MEMORY_MB is 1000, want at least the most one job may have, 1024")
+}
+
+// memoryFunction stores a function of eve's that asks for mb of memory
+// and returns when it started and ended, in milliseconds.
+func (p *platform) memoryFunction(name string, mb int, wait time.Duration) {
+	p.t.Helper()
+	src := fmt.Sprintf(`async function f() { const start = Date.now(); await new Promise(r => setTimeout(r, %d)); return [start, Date.now()] }`, wait.Milliseconds())
+	_, _, err := p.store.PutFunction(p.ctx, faas.Function{Owner: "eve", Name: name, Source: src, Timeout: 10 * time.Second, MemoryMB: mb})
+	require.NoError(p.t, err)
+}
+
+// span is when a memoryFunction job ran.
+func (p *platform) span(id string) (start, end int64) {
+	p.t.Helper()
+	j := p.finished(id)
+	require.Equal(p.t, faas.Succeeded, j.State, "error %v", j.Error)
+	var s [2]int64
+	require.NoError(p.t, json.Unmarshal(j.Result, &s))
+	return s[0], s[1]
+}
+
+// TestWorkerMemoryBudget runs two jobs of 400 MB caps on a worker with two
+// slots: they run together when the budget holds both, one after the
+// other when it does not.
+func TestWorkerMemoryBudget(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name     string
+		budgetMB int
+		together bool
+	}{
+		{"room for both", 1024, true},
+		{"room for one", 512, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := newPlatform(t)
+			p.user("eve")
+			p.memoryFunction("f", 400, 400*time.Millisecond)
+			a, b := p.submit("eve", "f", `[]`), p.submit("eve", "f", `[]`)
+			cfg := config("w1")
+			cfg.SandboxMaxMemoryMB, cfg.MemoryMB = 512, tt.budgetMB
+			p.startWorker(cfg, nil, nil)
+
+			aStart, aEnd := p.span(a.ID)
+			bStart, bEnd := p.span(b.ID)
+			overlap := aStart < bEnd && bStart < aEnd
+			assert.Equal(t, tt.together, overlap, "a ran %d-%d, b %d-%d", aStart, aEnd, bStart, bEnd)
+		})
+	}
+}
+
+// inFlightQueue tracks the polls of the real queue client under way.
+type inFlightQueue struct {
+	faas.JobQueue
+	polling atomic.Int64
+}
+
+func (q *inFlightQueue) Next(ctx context.Context, worker string, wait time.Duration) (faas.Job, bool, error) {
+	q.polling.Add(1)
+	defer q.polling.Add(-1)
+	return q.JobQueue.Next(ctx, worker, wait)
+}
+
+// TestWorkerLeavesJobsItHasNoMemoryFor fills a worker's memory budget with
+// one job: its free slot stops asking for jobs, so another worker takes
+// the next one rather than it waiting for memory there.
+func TestWorkerLeavesJobsItHasNoMemoryFor(t *testing.T) {
+	t.Parallel()
+	p := newPlatform(t)
+	p.user("eve")
+	p.memoryFunction("big", 400, 2*time.Second)
+	p.memoryFunction("small", 0, 0)
+	cfg := config("full")
+	cfg.SandboxMaxMemoryMB, cfg.MemoryMB = 512, 512
+	q := &inFlightQueue{JobQueue: p.queueClient(p.jq)}
+	p.startWorker(cfg, nil, q)
+	big := p.submit("eve", "big", `[]`)
+	until(t, "big job running", func() bool { return p.state(big.ID) == faas.Running })
+	// The free slot's last poll ends within a poll wait; then it polls no
+	// more while the big job holds the budget.
+	until(t, "polls over", func() bool { return q.polling.Load() == 0 })
+	require.Never(t, func() bool { return q.polling.Load() > 0 }, 2*cfg.PollWait, 5*time.Millisecond,
+		"a worker with no memory to spare asked for a job")
+
+	p.startWorker(config("free"), nil, nil)
+	small := p.finished(p.submit("eve", "small", `[]`).ID)
+	require.Equal(t, faas.Succeeded, small.State, "error %v", small.Error)
+	assert.Equal(t, "free", small.Worker)
+	assert.Equal(t, faas.Running, p.state(big.ID))
+}
+
+// TestWorkerMemoryCeiling runs a job whose function asks for more memory
+// than the ceiling allows, as one stored before the ceiling was lowered.
+func TestWorkerMemoryCeiling(t *testing.T) {
+	t.Parallel()
+	p := newPlatform(t)
+	p.user("eve")
+	p.memoryFunction("huge", 2048, 0)
+	cfg := config("w1")
+	cfg.SandboxMaxMemoryMB = 1024
+	p.startWorker(cfg, nil, nil)
+	got := p.finished(p.submit("eve", "huge", `[]`).ID)
+	require.Equal(t, faas.Failed, got.State)
+	assert.Equal(t, faas.TooLarge, got.Error.Code)
+	assert.Equal(t, "function huge asks for 2048 MB of memory, above this platform's ceiling of 1024 MB (FAAS_SANDBOX_MAX_MEMORY_MB)", got.Error.Message)
+	assert.Zero(t, got.Billed)
 }
