@@ -1,0 +1,111 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// submit runs user's fn asynchronously and returns the job id.
+func (a *api) submit(user, fn, args string) string {
+	a.t.Helper()
+	r := a.do(http.MethodPost, "/u/"+user+"/fn/"+fn+"/run", args)
+	require.Equal(a.t, http.StatusAccepted, r.Status, "%s", r.Res)
+	var id string
+	require.NoError(a.t, json.Unmarshal(r.Res, &id))
+	return id
+}
+
+// upload creates or replaces a function of user's; path may carry a query.
+func (a *api) upload(user, path, src string) {
+	a.t.Helper()
+	r := a.do(http.MethodPost, "/u/"+user+"/fn/"+path, src)
+	require.Contains(a.t, []int{http.StatusOK, http.StatusCreated}, r.Status, "%s", r.Res)
+}
+
+// TestJobsRunWhatWasSubmitted queues jobs while no worker runs, then
+// replaces one function (source and memory) and deletes another, through
+// the API of the platform running as separate processes. When a worker
+// comes, the queued jobs run what they were submitted with, and the
+// deleted function's job fails with function_deleted.
+func TestJobsRunWhatWasSubmitted(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	c.startAll(0)
+	a := c.register(t, "alice")
+
+	// grow needs more than 64 MB and less than 512.
+	a.upload("alice", "f?memory=512", `function f() { const a = []; for (let i = 0; i < 3e5; i++) a.push({i}); return "v1 " + a.length }`)
+	first := a.submit("alice", "f", "[]")
+	a.upload("alice", "f?memory=64", `() => "v2"`)
+	second := a.submit("alice", "f", "[]")
+	a.upload("alice", "g", `() => "g"`)
+	orphan := a.submit("alice", "g", "[]")
+	r := a.do(http.MethodDelete, "/u/alice/fn/g", "")
+	require.Equal(t, http.StatusOK, r.Status, "%s", r.Res)
+
+	c.start("worker0", "worker")
+	for id, want := range map[string]string{first: `"v1 300000"`, second: `"v2"`} {
+		a.await(id, 30*time.Second)
+		r := a.do(http.MethodGet, "/j/"+id+"/res", "")
+		require.Equal(t, http.StatusOK, r.Status, "%s", r.Res)
+		require.JSONEq(t, want, string(r.Res))
+	}
+	a.await(orphan, 30*time.Second)
+	r = a.do(http.MethodGet, "/j/"+orphan+"/res", "")
+	require.Equal(t, http.StatusUnprocessableEntity, r.Status, "%s", r.Res)
+	require.Equal(t, "function_deleted", r.Code)
+	require.Contains(t, string(r.Res), "function g was deleted before job "+orphan+" ran")
+	require.Zero(t, a.info(orphan).BilledMS)
+}
+
+// TestRunningLimitAcrossProcesses gives one user more long jobs than the
+// running limit, on a worker with more slots: no more than the limit run
+// at once, and another user's job starts at once.
+func TestRunningLimitAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	const limit, jobs = 2, 5
+	const slow = 1500 * time.Millisecond
+	// The polling of the jobs' states would exceed the rate limit.
+	c := newCluster(t, "FAAS_MAX_RUNNING_PER_USER=2", "FAAS_WORKER_CONCURRENCY=4", "FAAS_RATE_LIMIT=0")
+	c.startAll(1)
+	a := c.register(t, "alice")
+	b := c.register(t, "bob")
+	a.upload("alice", "slow", `async function slow() { await new Promise(r => setTimeout(r, 1500)); return 1 }`)
+	b.upload("bob", "quick", `() => 2`)
+
+	var ids []string
+	for range jobs {
+		ids = append(ids, a.submit("alice", "slow", "[]"))
+	}
+	running := func() int {
+		n := 0
+		for _, id := range ids {
+			if a.info(id).State == "running" {
+				n++
+			}
+		}
+		return n
+	}
+	require.Eventually(t, func() bool { return running() == limit }, 10*time.Second, 20*time.Millisecond)
+
+	start := time.Now()
+	r := b.do(http.MethodPost, "/u/bob/fn/quick/run?wait=10s", "[]")
+	require.Equal(t, http.StatusOK, r.Status, "%s", r.Res)
+	require.Less(t, time.Since(start), slow/2, "bob waited for alice's jobs")
+
+	most := 0
+	require.Eventually(t, func() bool {
+		most = max(most, running())
+		for _, id := range ids {
+			if a.info(id).State != "succeeded" {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 20*time.Millisecond)
+	require.Equal(t, limit, most, "the most of alice's jobs running at once")
+}
