@@ -173,13 +173,9 @@ func (s *Store) sizeSources(ctx context.Context) error {
 // keepCurrentVersions gives every current version a versions document,
 // which a database from before versions were kept lacks.
 func (s *Store) keepCurrentVersions(ctx context.Context) error {
-	cur, err := s.functions.Find(ctx, bson.D{})
+	docs, err := findAll[functionDoc](ctx, s.functions, bson.D{}, "functions")
 	if err != nil {
-		return fmt.Errorf("list functions: %w", err)
-	}
-	var docs []functionDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return fmt.Errorf("list functions: %w", err)
+		return err
 	}
 	for _, d := range docs {
 		if err := s.putVersion(ctx, d); err != nil {
@@ -191,13 +187,9 @@ func (s *Store) keepCurrentVersions(ctx context.Context) error {
 
 // settlePending finishes the billing of jobs a crash left half-completed.
 func (s *Store) settlePending(ctx context.Context) error {
-	cur, err := s.jobs.Find(ctx, bson.D{{Key: "billing_pending", Value: true}})
+	docs, err := findAll[jobDoc](ctx, s.jobs, bson.D{{Key: "billing_pending", Value: true}}, "unsettled jobs")
 	if err != nil {
-		return fmt.Errorf("find unsettled jobs: %w", err)
-	}
-	var docs []jobDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return fmt.Errorf("find unsettled jobs: %w", err)
+		return err
 	}
 	for _, d := range docs {
 		j, err := d.job()
@@ -397,13 +389,9 @@ func (s *Store) putVersion(ctx context.Context, d functionDoc) error {
 // current nor needed by a queued or running job. Callers hold the lock of
 // the versions' owner, exclusively.
 func (s *Store) pruneVersions(ctx context.Context, filter bson.D) error {
-	cur, err := s.versions.Find(ctx, filter)
+	docs, err := findAll[functionDoc](ctx, s.versions, filter, "function versions")
 	if err != nil {
-		return fmt.Errorf("list function versions: %w", err)
-	}
-	var docs []functionDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return fmt.Errorf("list function versions: %w", err)
+		return err
 	}
 	for _, d := range docs {
 		current, err := s.Function(ctx, d.Owner, d.Name)
@@ -413,14 +401,13 @@ func (s *Store) pruneVersions(ctx context.Context, filter bson.D) error {
 		if err != nil && faas.ErrorCode(err) != faas.NotFound {
 			return err
 		}
-		pending, err := s.jobs.CountDocuments(ctx, bson.D{
+		needed, err := s.jobs.CountDocuments(ctx, append(bson.D{
 			{Key: "owner", Value: d.Owner}, {Key: "function", Value: d.Name}, {Key: "version", Value: d.Version},
-			{Key: "state", Value: bson.D{{Key: "$in", Value: bson.A{string(faas.Queued), string(faas.Running)}}}},
-		}, options.Count().SetLimit(1))
+		}, pending...), options.Count().SetLimit(1))
 		if err != nil {
 			return fmt.Errorf("find jobs of version %d of function %s: %w", d.Version, d.Name, err)
 		}
-		if pending > 0 {
+		if needed > 0 {
 			continue
 		}
 		if _, err := s.versions.DeleteOne(ctx, bson.D{{Key: "_id", Value: d.ID}}); err != nil {
@@ -457,13 +444,10 @@ func (s *Store) Functions(ctx context.Context, owner string, page faas.FunctionP
 	if page.NoSource {
 		opts.SetProjection(bson.D{{Key: "source", Value: 0}})
 	}
-	cur, err := s.functions.Find(ctx, bson.D{{Key: "owner", Value: owner}, {Key: "name", Value: bson.D{{Key: "$gt", Value: page.After}}}}, opts)
+	docs, err := findAll[functionDoc](ctx, s.functions, bson.D{{Key: "owner", Value: owner}, {Key: "name", Value: bson.D{{Key: "$gt", Value: page.After}}}},
+		"functions of "+owner, opts)
 	if err != nil {
-		return nil, fmt.Errorf("list functions of %s: %w", owner, err)
-	}
-	var docs []functionDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("list functions of %s: %w", owner, err)
+		return nil, err
 	}
 	fns := make([]faas.Function, 0, len(docs))
 	for _, d := range docs {
@@ -669,17 +653,15 @@ func (s *Store) transition(ctx context.Context, from faas.Job, set bson.D) error
 	return nil
 }
 
+// pending matches the queued and running jobs.
+var pending = bson.D{{Key: "state", Value: bson.D{{Key: "$in", Value: bson.A{string(faas.Queued), string(faas.Running)}}}}}
+
 // PendingJobs lists queued and running jobs, oldest first.
 func (s *Store) PendingJobs(ctx context.Context) ([]faas.Job, error) {
-	cur, err := s.jobs.Find(ctx,
-		bson.D{{Key: "state", Value: bson.D{{Key: "$in", Value: bson.A{string(faas.Queued), string(faas.Running)}}}}},
+	docs, err := findAll[jobDoc](ctx, s.jobs, pending, "pending jobs",
 		options.Find().SetSort(bson.D{{Key: "created", Value: 1}, {Key: "_id", Value: 1}}))
 	if err != nil {
-		return nil, fmt.Errorf("list pending jobs: %w", err)
-	}
-	var docs []jobDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("list pending jobs: %w", err)
+		return nil, err
 	}
 	jobs := make([]faas.Job, 0, len(docs))
 	for _, d := range docs {
@@ -714,15 +696,13 @@ func (s *Store) PurgeJobs(ctx context.Context, before time.Time) (int, error) {
 // pruneAllVersions prunes every user's versions, each under their lock.
 // The collection is small: current versions and a few pending ones.
 func (s *Store) pruneAllVersions(ctx context.Context) error {
-	cur, err := s.versions.Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{{Key: "owner", Value: 1}}))
-	if err != nil {
-		return fmt.Errorf("list function versions: %w", err)
-	}
-	var docs []struct {
+	type ownerDoc struct {
 		Owner string `bson:"owner"`
 	}
-	if err := cur.All(ctx, &docs); err != nil {
-		return fmt.Errorf("list function versions: %w", err)
+	docs, err := findAll[ownerDoc](ctx, s.versions, bson.D{}, "function versions",
+		options.Find().SetProjection(bson.D{{Key: "owner", Value: 1}}))
+	if err != nil {
+		return err
 	}
 	seen := make(map[string]bool)
 	for _, d := range docs {
@@ -738,6 +718,20 @@ func (s *Store) pruneAllVersions(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// findAll decodes every document of coll that matches filter; what names
+// them in errors.
+func findAll[T any](ctx context.Context, coll *mongo.Collection, filter bson.D, what string, opts ...options.Lister[options.FindOptions]) ([]T, error) {
+	cur, err := coll.Find(ctx, filter, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("find %s: %w", what, err)
+	}
+	var docs []T
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("find %s: %w", what, err)
+	}
+	return docs, nil
 }
 
 func findOne(ctx context.Context, coll *mongo.Collection, filter bson.D, into any, missing error) error {
