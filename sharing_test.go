@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -68,13 +69,15 @@ func TestJobsRunWhatWasSubmitted(t *testing.T) {
 func TestRunningLimitAcrossProcesses(t *testing.T) {
 	t.Parallel()
 	const limit, jobs = 2, 5
-	const slow = 1500 * time.Millisecond
+	// Long, so that bob's wait is told apart from alice's jobs even on a
+	// loaded machine.
+	const slow = 3 * time.Second
 	// The polling of the jobs' states would exceed the rate limit.
 	c := newCluster(t, "FAAS_MAX_RUNNING_PER_USER=2", "FAAS_WORKER_CONCURRENCY=4", "FAAS_RATE_LIMIT=0")
 	c.startAll(1)
 	a := c.register(t, "alice")
 	b := c.register(t, "bob")
-	a.upload("alice", "slow", `async function slow() { await new Promise(r => setTimeout(r, 1500)); return 1 }`)
+	a.upload("alice", "slow", fmt.Sprintf(`async function slow() { await new Promise(r => setTimeout(r, %d)); return 1 }`, slow.Milliseconds()))
 	b.upload("bob", "quick", `() => 2`)
 
 	var ids []string
@@ -106,6 +109,6 @@ func TestRunningLimitAcrossProcesses(t *testing.T) {
 			}
 		}
 		return true
-	}, 30*time.Second, 20*time.Millisecond)
+	}, 60*time.Second, 20*time.Millisecond)
 	require.Equal(t, limit, most, "the most of alice's jobs running at once")
 }

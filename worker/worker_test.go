@@ -665,7 +665,7 @@ func TestWorkerMemoryBudget(t *testing.T) {
 			t.Parallel()
 			p := newPlatform(t)
 			p.user("eve")
-			p.memoryFunction("f", 400, 400*time.Millisecond)
+			p.memoryFunction("f", 400, time.Second)
 			a, b := p.submit("eve", "f", `[]`), p.submit("eve", "f", `[]`)
 			cfg := config("w1")
 			cfg.SandboxMaxMemoryMB, cfg.MemoryMB = 512, tt.budgetMB
@@ -698,7 +698,8 @@ func TestWorkerLeavesJobsItHasNoMemoryFor(t *testing.T) {
 	t.Parallel()
 	p := newPlatform(t)
 	p.user("eve")
-	p.memoryFunction("big", 400, 2*time.Second)
+	// Long enough to outlast the checks on a loaded machine.
+	p.memoryFunction("big", 400, 5*time.Second)
 	p.memoryFunction("small", 0, 0)
 	cfg := config("full")
 	cfg.SandboxMaxMemoryMB, cfg.MemoryMB = 512, 512
