@@ -570,6 +570,7 @@ func (m *Manager) Stats(ctx context.Context) (faas.Stats, error) {
 	}
 	return faas.Stats{
 		Queued:      m.queue.len,
+		Held:        m.queue.held(),
 		Running:     len(m.jobs) - m.queue.len,
 		Workers:     present,
 		Completed:   m.done,

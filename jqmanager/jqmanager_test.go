@@ -238,6 +238,7 @@ func TestRunningLimitPerUser(t *testing.T) {
 	st, err := r.m.Stats(r.ctx)
 	require.NoError(t, err)
 	require.Equal(t, 3, st.Queued, "the held-back jobs stay queued")
+	require.Equal(t, 3, st.Held)
 
 	// Another user's job goes to a worker already waiting, at once.
 	got := make(chan faas.Job, 1)

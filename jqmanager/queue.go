@@ -90,6 +90,19 @@ func (q *fairQueue) push(e *entry) {
 	q.len++
 }
 
+// held counts the queued jobs that cannot start before a job of their
+// owner's ends: beyond the slots the owner has left under the cap.
+func (q *fairQueue) held() int {
+	if q.maxRunning == 0 {
+		return 0
+	}
+	n := 0
+	for owner, jobs := range q.users {
+		n += max(len(jobs)-max(q.maxRunning-q.running[owner], 0), 0)
+	}
+	return n
+}
+
 // pushFront puts back a job that could not be leased, ahead of its owner's
 // other jobs, giving back the slot pop counted.
 func (q *fairQueue) pushFront(e *entry) {

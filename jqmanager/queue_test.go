@@ -85,10 +85,15 @@ func TestFairQueueRunningCap(t *testing.T) {
 	require.False(t, ok, "both users are at the cap")
 	require.Equal(t, 2, q.len)
 
+	require.Equal(t, 2, q.held(), "a1 and b1 wait for their owners")
+	q.push(&entry{id: "c0", owner: "c"})
+	require.Equal(t, 2, q.held(), "c0 can start")
 	require.True(t, q.vacate("b"), "b has a job waiting")
+	require.Equal(t, 1, q.held())
 	e, _ = q.pop()
 	require.Equal(t, "b1", e.id)
 	require.False(t, q.vacate("b"), "b has nothing waiting")
 	require.True(t, q.vacate("a"))
-	require.Equal(t, []string{"a1"}, drain(q))
+	require.Zero(t, q.held())
+	require.Equal(t, []string{"a1", "c0"}, drain(q))
 }

@@ -66,7 +66,9 @@ func (p *Policy) Decide(now time.Time, s faas.Stats, current int) Decision {
 	if s.Completed > 0 && s.AvgDuration > 0 {
 		d.Duration = max(s.AvgDuration, minDuration)
 	}
-	queued, running := max(s.Queued, 0), max(s.Running, 0)
+	// Jobs held back by their users' running limit wait for those users'
+	// own jobs, not for workers: more workers would sit idle.
+	queued, running := max(s.Queued-max(s.Held, 0), 0), max(s.Running, 0)
 	d.Busy = ceilDiv(running, conc)
 	if work := float64(queued + running); work > 0 && p.DrainTarget > 0 {
 		// Workers needed = work x duration / (target x concurrency), in

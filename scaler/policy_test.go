@@ -42,6 +42,7 @@ func TestPolicyDecide(t *testing.T) {
 		{name: "fast jobs need one", stats: known(20, 0, 100*time.Millisecond), current: 1, want: 1},
 		{name: "slow jobs need more", stats: known(20, 0, 5*time.Second), current: 1, want: 5},
 		{name: "running jobs count as backlog", stats: known(2, 2, 10*time.Second), current: 1, want: 2},
+		{name: "held jobs are no backlog", stats: faas.Stats{Queued: 10000, Held: 9980, Completed: 100, AvgDuration: time.Second}, current: 1, want: 1},
 		{name: "tiny average is floored", stats: known(8000, 0, time.Nanosecond), current: 1, want: 2},
 		{name: "no scale down within cooldown", stats: known(0, 0, time.Second), current: 8, since: 29 * time.Second, want: 8},
 		{name: "down after cooldown halves", stats: known(0, 0, time.Second), current: 8, since: 31 * time.Second, want: 4},

@@ -99,6 +99,10 @@ type Lease struct {
 type Stats struct {
 	Queued  int `json:"queued"`
 	Running int `json:"running"`
+	// Held counts the queued jobs that cannot start until a job of their
+	// user's ends, because the user is at the running limit. They are part
+	// of Queued, but more workers would not start them sooner.
+	Held int `json:"held"`
 	// Workers is the number of workers seen recently.
 	Workers int `json:"workers"`
 	// Completed counts jobs finished since the queue started.
