@@ -83,6 +83,8 @@ type Store struct {
 	versions  *mongo.Collection
 	jobs      *mongo.Collection
 	ledger    *mongo.Collection
+	// meta holds one document per migration applied to the database.
+	meta *mongo.Collection
 
 	userLocks [stripes]sync.RWMutex
 	jobLocks  [stripes]sync.Mutex
@@ -111,6 +113,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		versions:  db.Collection("versions"),
 		jobs:      db.Collection("jobs"),
 		ledger:    db.Collection("billing"),
+		meta:      db.Collection("meta"),
 	}
 	if err := s.init(ctx); err != nil {
 		client.Disconnect(context.WithoutCancel(ctx))
@@ -169,10 +172,21 @@ func (s *Store) sizeSources(ctx context.Context) error {
 	}
 	return nil
 }
+// versionsKept names, in meta, the migration after which every current
+// version has a versions document.
+const versionsKept = "versions_kept"
 
 // keepCurrentVersions gives every current version a versions document,
-// which a database from before versions were kept lacks.
+// which a database from before versions were kept lacks, once: the mark
+// in meta is written after, so a crash part-way runs it again.
 func (s *Store) keepCurrentVersions(ctx context.Context) error {
+	err := s.meta.FindOne(ctx, bson.D{{Key: "_id", Value: versionsKept}}).Err()
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, mongo.ErrNoDocuments) {
+		return fmt.Errorf("read migrations: %w", err)
+	}
 	docs, err := findAll[functionDoc](ctx, s.functions, bson.D{}, "functions")
 	if err != nil {
 		return err
@@ -181,6 +195,9 @@ func (s *Store) keepCurrentVersions(ctx context.Context) error {
 		if err := s.putVersion(ctx, d); err != nil {
 			return err
 		}
+	}
+	if _, err := s.meta.InsertOne(ctx, bson.D{{Key: "_id", Value: versionsKept}}); err != nil && !mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("record migration: %w", err)
 	}
 	return nil
 }

@@ -159,3 +159,31 @@ func TestOpenSizesOldSources(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, faas.Usage{Functions: 1, SourceBytes: int64(len(src))}, u)
 }
+
+// TestVersionsOfOlderDatabase opens a database written before versions
+// were kept: its current versions become readable, so its queued jobs run.
+func TestVersionsOfOlderDatabase(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	url := ferrettest.Start(t) + "older"
+	s := open(t, url)
+	require.NoError(t, s.CreateUser(ctx, faas.User{Name: "ada", TokenHash: "h"}))
+	f, _, err := s.PutFunction(ctx, faas.Function{Owner: "ada", Name: "add", Source: "(a,b)=>a+b", MemoryMB: 128})
+	require.NoError(t, err)
+	j, err := s.CreateJob(ctx, faas.Job{ID: "j1", Owner: "ada", Function: "add"})
+	require.NoError(t, err)
+	raw, err := driver.Connect(options.Client().ApplyURI(url))
+	require.NoError(t, err)
+	defer raw.Disconnect(context.Background())
+	for _, coll := range []string{"versions", "meta"} {
+		require.NoError(t, raw.Database("older").Collection(coll).Drop(ctx))
+	}
+
+	reopened := open(t, url)
+	got, err := reopened.FunctionVersion(ctx, "ada", "add", f.Version)
+	require.NoError(t, err)
+	require.Equal(t, f, got)
+	_, err = reopened.StartJob(ctx, j.ID, 1, "w1")
+	require.NoError(t, err)
+}

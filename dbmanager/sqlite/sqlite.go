@@ -149,10 +149,41 @@ CREATE TRIGGER IF NOT EXISTS functions_deleted AFTER DELETE ON functions
 BEGIN
 	DELETE FROM versions WHERE owner = OLD.owner AND name = OLD.name;
 END;
--- A database from before versions were kept: every current version.
-INSERT OR IGNORE INTO versions (owner, name, version, source, timeout, memory_mb, updated)
-	SELECT owner, name, version, source, timeout, memory_mb, updated FROM functions;
 `
+
+// migrations bring a database written by an earlier release up to date,
+// each once: PRAGMA user_version counts those applied. They run after the
+// schema, in one transaction.
+var migrations = []string{
+	// Versions were not kept: keep every current one.
+	`INSERT OR IGNORE INTO versions (owner, name, version, source, timeout, memory_mb, updated)
+		SELECT owner, name, version, source, timeout, memory_mb, updated FROM functions`,
+}
+
+// migrate applies the migrations db has not had yet.
+func migrate(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var applied int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&applied); err != nil {
+		return err
+	}
+	if applied >= len(migrations) {
+		return nil
+	}
+	for _, m := range migrations[applied:] {
+		if _, err := tx.ExecContext(ctx, m); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
 
 // versionPending selects a queued or running job submitted with the
 // version of the versions row at hand.
@@ -174,6 +205,10 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	if _, err := writer.ExecContext(ctx, schema); err != nil {
 		writer.Close()
 		return nil, fmt.Errorf("create schema in %s: %w", path, err)
+	}
+	if err := migrate(ctx, writer); err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
 	reader, err := openDB(path, "deferred", max(4, runtime.GOMAXPROCS(0)))
 	if err != nil {

@@ -33,7 +33,7 @@ func TestVersionsOfOlderDatabase(t *testing.T) {
 	require.NoError(t, err)
 	j, err := s.CreateJob(ctx, faas.Job{ID: "j1", Owner: "ada", Function: "add"})
 	require.NoError(t, err)
-	_, err = s.writer.ExecContext(ctx, "DROP TABLE versions")
+	_, err = s.writer.ExecContext(ctx, "DROP TABLE versions; PRAGMA user_version = 0")
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 
