@@ -35,9 +35,10 @@
 //     function drops its versions first, so a crash part-way leaves a
 //     function whose jobs fail as deleted, which the retried deletion
 //     finishes.
-//   - Deleting a user removes their jobs, functions and ledger entries
-//     before the user document, so a crash part-way leaves a user whose
-//     retried deletion finishes the job, never orphans under a free name.
+//   - Deleting a user removes their jobs, function versions, functions and
+//     ledger entries before the user document, so a crash part-way leaves
+//     a user whose retried deletion finishes the job, never orphans under
+//     a free name.
 //
 // Writes use majority write concern, so an acknowledged job or billing entry
 // survives a replica-set failover.
