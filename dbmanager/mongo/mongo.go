@@ -173,6 +173,7 @@ func (s *Store) sizeSources(ctx context.Context) error {
 	}
 	return nil
 }
+
 // versionsKept names, in meta, the migration after which every current
 // version has a versions document.
 const versionsKept = "versions_kept"

@@ -246,7 +246,7 @@ func TestEveryRoleDoesItsJob(t *testing.T) {
 	j, ok, err := wQueue.Next(ctx, "w1", time.Second)
 	require.NoError(t, err)
 	require.True(t, ok)
-	_, err = w.Function(ctx, "bob", "f")
+	_, err = w.FunctionVersion(ctx, "bob", "f", j.Version)
 	require.NoError(t, err)
 	lost, err := wQueue.Renew(ctx, "w1", []faas.Lease{{ID: j.ID, Attempt: j.Attempt}})
 	require.NoError(t, err)
@@ -282,7 +282,7 @@ func TestTableNamesRealMethods(t *testing.T) {
 			require.True(t, bus.Allowed(string(bus.Admin), m))
 		}
 	}
-	require.Equal(t, []string{"db.CompleteJob", "db.Function"}, bus.Methods(bus.Worker, "db."))
+	require.Equal(t, []string{"db.CompleteJob", "db.FunctionVersion"}, bus.Methods(bus.Worker, "db."))
 	require.Equal(t, []string{"jq.stats"}, bus.Methods(bus.Scaler, "jq."))
 	require.Empty(t, bus.Methods(bus.Scaler, "db."))
 	require.False(t, bus.Allowed("", dbproxy.MethodPing), "an empty role is no role")
