@@ -277,7 +277,7 @@ func pooledGoja(ctx context.Context, n int, log *slog.Logger) (time.Duration, er
 // directGoja times the bench function run the way a worker runs it (a
 // fresh runtime per call) and called on one long-lived runtime.
 func directGoja(n int) (fresh, reused time.Duration, err error) {
-	prog, err := sandbox.Compile(benchSource)
+	prog, err := sandbox.Compile(benchSource, "add")
 	if err != nil {
 		return 0, 0, err
 	}

@@ -68,7 +68,7 @@ func TestBadRequests(t *testing.T) {
 		{name: "args over 1 MiB", method: "POST", path: au + "/fn/add/run", token: aliceToken, body: jsonArrayOf(1<<20 + 1), status: 413, code: "too_large"},
 		{name: "args 1 MiB ok", method: "POST", path: au + "/fn/add/run", token: aliceToken, body: jsonArrayOf(1 << 20), status: 202},
 		{name: "source syntax error", method: "POST", path: au + "/fn/f", token: aliceToken, body: []byte("function f(a,b){return a+}"), status: 400, code: "invalid", contains: "Line 1:"},
-		{name: "source not a function", method: "POST", path: au + "/fn/f", token: aliceToken, body: []byte("1+2"), status: 400, code: "invalid", contains: "must evaluate to a function"},
+		{name: "source not a function", method: "POST", path: au + "/fn/f", token: aliceToken, body: []byte("1+2"), status: 400, code: "invalid", contains: "must define a function"},
 		{name: "source empty", method: "POST", path: au + "/fn/f", token: aliceToken, status: 400, code: "invalid"},
 		{name: "source not UTF-8", method: "POST", path: au + "/fn/f", token: aliceToken, body: []byte("function f(){return '\xff'}"), status: 400, code: "invalid", contains: "UTF-8"},
 		{name: "source over 256 KiB", method: "POST", path: au + "/fn/f", token: aliceToken, body: []byte(fits + "x"), status: 413, code: "too_large"},

@@ -107,7 +107,7 @@ func (s *Server) putFunction(c *gin.Context) {
 		return
 	}
 	// The sandbox's own check, so upload and execution cannot disagree.
-	if err := sandbox.Validate(string(src)); err != nil {
+	if err := sandbox.Validate(string(src), name); err != nil {
 		s.fail(c, err)
 		return
 	}

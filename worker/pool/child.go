@@ -169,7 +169,7 @@ func (s *server) handle(ctx context.Context, req request, parts []byte) error {
 		if !req.HasSource {
 			return s.send(reply{NeedSource: true})
 		}
-		prog, err = sandbox.Compile(string(source))
+		prog, err = sandbox.Compile(string(source), req.Key.Name)
 		if err != nil {
 			return s.send(reply{Err: faas.AsError(err)})
 		}

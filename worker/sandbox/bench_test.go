@@ -14,7 +14,7 @@ const benchSource = `function add(a,b){return a+b}`
 // BenchmarkRun is the per-job cost of the sandbox: a fresh runtime, the
 // globals, the call, the JSON result.
 func BenchmarkRun(b *testing.B) {
-	p, err := Compile(benchSource)
+	p, err := Compile(benchSource, "add")
 	require.NoError(b, err)
 	args := json.RawMessage(`[4,5]`)
 	ctx := context.Background()
@@ -49,7 +49,7 @@ func BenchmarkDirect(b *testing.B) {
 // the lazily created timer functions and the wait loop. As in Node, a zero
 // delay waits 1 ms, which dominates.
 func BenchmarkRunAsync(b *testing.B) {
-	p, err := Compile(`async (a, b) => { await new Promise(r => setTimeout(r, 0)); return a + b }`)
+	p, err := Compile(`async (a, b) => { await new Promise(r => setTimeout(r, 0)); return a + b }`, "add")
 	require.NoError(b, err)
 	args := json.RawMessage(`[4,5]`)
 	b.ReportAllocs()

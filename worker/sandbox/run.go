@@ -64,6 +64,9 @@ func Run(ctx context.Context, p *Program, args json.RawMessage, lim Limits) (res
 	r.vm = goja.New()
 	r.vm.SetMaxCallStackSize(lim.MaxCallStack)
 	r.install()
+	if p.module {
+		r.commonJS()
+	}
 	argv, ferr := r.arguments(args)
 	if ferr != nil {
 		return Result{Err: ferr}
@@ -128,6 +131,15 @@ type runner struct {
 // its prototype) can tell the difference.
 func (r *runner) install() {
 	must(r.vm.GlobalObject().SetPrototype(r.vm.NewDynamicObject(&lazyGlobals{r: r})))
+}
+
+// commonJS gives a source written as a CommonJS module the two globals it
+// assigns its exports to.
+func (r *runner) commonJS() {
+	module, exports := r.vm.NewObject(), r.vm.NewObject()
+	must(module.Set("exports", exports))
+	must(r.vm.Set("module", module))
+	must(r.vm.Set("exports", exports))
 }
 
 // must panics on an error that only a bug can cause; Run recovers it.

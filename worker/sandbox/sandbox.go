@@ -15,7 +15,6 @@ package sandbox
 import (
 	"errors"
 	"fmt"
-	"reflect"
 	"strings"
 	"time"
 
@@ -79,78 +78,51 @@ func (l Limits) withDefaults() Limits {
 // caching per function version.
 type Program struct {
 	prog *goja.Program
+	// module says the source assigns to module or exports, CommonJS
+	// style: a run gives it both.
+	module bool
 }
 
 // Validate checks, without executing anything, that src parses and
-// evaluates to a function: its last statement must be a function
-// declaration or a function or arrow expression (async allowed), optionally
-// preceded by helpers. Errors are *faas.Error with code Invalid, carrying
-// the engine's message and position so the user can fix the source.
-func Validate(src string) error {
-	_, err := Compile(src)
+// defines a function to run, as Compile does for the function stored as
+// name. Errors are *faas.Error with code Invalid, carrying the engine's
+// message and the position in src so the user can fix it.
+func Validate(src, name string) error {
+	_, err := Compile(src, name)
 	return err
 }
 
 // Compile validates src and compiles it into a Program whose completion
-// value is the function. Compiling runs none of the user's code.
-func Compile(src string) (*Program, error) {
-	tree, name, err := check(src)
+// value is its entry point (see entry): the default export, else the
+// function called name (the function's stored name), else main, else the
+// last exported function, else the last top-level function. Compiling runs
+// none of the user's code.
+func Compile(src, name string) (*Program, error) {
+	if strings.TrimSpace(src) == "" {
+		return nil, faas.Errorf(faas.Invalid, "empty source: it must define a function, e.g. `function add(a,b){return a+b}`")
+	}
+	tree, exported, err := parse(src)
 	if err != nil {
 		return nil, err
 	}
-	var prog *goja.Program
-	if name == "" {
-		prog, err = goja.CompileAST(tree, false)
-	} else {
-		// A declaration has no completion value: name the function after
-		// it. The newline ends a trailing line comment, the semicolon any
-		// statement the parser would otherwise continue. Positions in the
-		// user's text are unchanged.
-		prog, err = goja.Compile(sourceName, src+"\n;"+name, false)
+	ref, module, err := entry(tree, exported, name)
+	if err != nil {
+		return nil, err
 	}
+	if ref != nil {
+		// Evaluated last, so the program's completion value is the
+		// entry point. It has no position in the user's text: nothing
+		// in it can fail to compile, and a reference to a binding the
+		// source made cannot throw.
+		tree.Body = append(tree.Body, &ast.ExpressionStatement{Expression: ref})
+	}
+	prog, err := goja.CompileAST(tree, false)
 	if err != nil {
 		// The compiler rejects some early errors the parser lets through,
 		// such as a duplicate let declaration.
 		return nil, syntaxError(err)
 	}
-	return &Program{prog: prog}, nil
-}
-
-// check parses src and returns its syntax tree and the name of its trailing
-// function declaration, or "" when the source ends in a function expression.
-func check(src string) (*ast.Program, string, error) {
-	if strings.TrimSpace(src) == "" {
-		return nil, "", faas.Errorf(faas.Invalid, "empty source: it must evaluate to a function, e.g. `function add(a,b){return a+b}`")
-	}
-	tree, err := parser.ParseFile(nil, sourceName, src, 0)
-	if err != nil {
-		return nil, "", syntaxError(err)
-	}
-	var last ast.Statement
-	for i := len(tree.Body) - 1; i >= 0; i-- {
-		if _, empty := tree.Body[i].(*ast.EmptyStatement); !empty {
-			last = tree.Body[i]
-			break
-		}
-	}
-	switch st := last.(type) {
-	case *ast.FunctionDeclaration:
-		return tree, st.Function.Name.Name.String(), nil
-	case *ast.ExpressionStatement:
-		switch st.Expression.(type) {
-		case *ast.FunctionLiteral, *ast.ArrowFunctionLiteral:
-			return tree, "", nil
-		}
-		return nil, "", notAFunction(kind(st.Expression))
-	case nil:
-		return nil, "", notAFunction("nothing but empty statements")
-	default:
-		return nil, "", notAFunction(kind(st))
-	}
-}
-
-func notAFunction(got string) error {
-	return faas.Errorf(faas.Invalid, "source must evaluate to a function: a declaration like `function add(a,b){return a+b}` or an expression; got %s", got)
+	return &Program{prog: prog, module: module}, nil
 }
 
 // syntaxError turns a parser or compiler error into an Invalid error in the
@@ -171,18 +143,4 @@ func syntaxError(err error) error {
 		return faas.Errorf(faas.Invalid, "syntax error: Line %d:%d %s", pos.Line, pos.Column, ex.Message)
 	}
 	return faas.Errorf(faas.Invalid, "syntax error: %s", strings.TrimPrefix(err.Error(), sourceName+": "))
-}
-
-// kind names an AST node for an error message: *ast.CallExpression becomes
-// "call expression", *ast.ClassDeclaration "class declaration".
-func kind(n ast.Node) string {
-	name := reflect.TypeOf(n).Elem().Name()
-	var b strings.Builder
-	for i, r := range name {
-		if i > 0 && r >= 'A' && r <= 'Z' {
-			b.WriteByte(' ')
-		}
-		b.WriteRune(r)
-	}
-	return strings.ToLower(b.String())
 }

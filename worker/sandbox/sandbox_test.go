@@ -24,7 +24,7 @@ const slack = time.Second
 
 func run(t testing.TB, src, args string, lim Limits) Result {
 	t.Helper()
-	p, err := Compile(src)
+	p, err := Compile(src, "f")
 	require.NoError(t, err)
 	return Run(context.Background(), p, json.RawMessage(args), lim)
 }
@@ -145,7 +145,7 @@ func TestRunContextCancel(t *testing.T) {
 		`function f() { while (true) {} }`,
 		`function f() { return new Promise(r => setTimeout(r, 1e9)) }`,
 	} {
-		p, err := Compile(src)
+		p, err := Compile(src, "f")
 		require.NoError(t, err)
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(50*time.Millisecond, cancel)
@@ -161,7 +161,7 @@ func TestRunContextCancel(t *testing.T) {
 // as the memory watchdog does: the run fails with that error.
 func TestRunContextVerdict(t *testing.T) {
 	t.Parallel()
-	p, err := Compile(`function f() { const a = []; for (;;) a.push(a.length) }`)
+	p, err := Compile(`function f() { const a = []; for (;;) a.push(a.length) }`, "f")
 	require.NoError(t, err)
 	verdict := faas.Errorf(faas.MemoryLimit, "function exceeded its 1 MiB memory limit")
 	ctx, cancel := context.WithCancelCause(context.Background())
@@ -229,7 +229,7 @@ func TestRunIsolation(t *testing.T) {
 // TestProgramShared runs one Program from many goroutines at once.
 func TestProgramShared(t *testing.T) {
 	t.Parallel()
-	p, err := Compile(`let calls = 0; async function f(x) { calls++; await new Promise(r => setTimeout(r, 1)); return [x, calls] }`)
+	p, err := Compile(`let calls = 0; async function f(x) { calls++; await new Promise(r => setTimeout(r, 1)); return [x, calls] }`, "f")
 	require.NoError(t, err)
 	var wg sync.WaitGroup
 	for i := range 16 {
@@ -247,67 +247,4 @@ func TestRunWithoutProgram(t *testing.T) {
 	res := Run(context.Background(), nil, nil, Limits{})
 	require.NotNil(t, res.Err)
 	assert.Equal(t, faas.Internal, res.Err.Code)
-}
-
-func TestValidate(t *testing.T) {
-	t.Parallel()
-	valid := []string{
-		`function add(a,b){return a+b}`,
-		`async function add(a,b){return a+b}`,
-		`function* gen(){ yield 1 }`,
-		`(a,b)=>a+b`,
-		`async () => 1`,
-		`(function(){})`,
-		`const k = 1; function helper(){}; (x) => helper(x) + k`,
-		"function f(){}\n// trailing comment",
-		"function f(){};;;",
-	}
-	for _, src := range valid {
-		assert.NoError(t, Validate(src), src)
-	}
-	invalid := []struct{ src, msg string }{
-		{``, "empty source"},
-		{" \n\t", "empty source"},
-		{`;;`, "got nothing but empty statements"},
-		{`function add(a,b){return a+b)`, "syntax error: Line 1:29 Unexpected token )"},
-		{"function f() {\n  return (\n}", "syntax error: Line 3:1 Unexpected token }"},
-		{`(a,b) =>`, "syntax error: Line 1:9 Unexpected end of input"},
-		{`let a; let a; function f(){}`, "syntax error: Line 1:12 Identifier 'a' has already been declared"},
-		{`1 + 2`, "source must evaluate to a function: a declaration like `function add(a,b){return a+b}` or an expression; got binary expression"},
-		{`x`, "got identifier"},
-		{`const f = () => 1`, "got lexical declaration"},
-		{`class A {}`, "got class declaration"},
-		{`(class {})`, "got class literal"},
-		{`(() => {})()`, "got call expression"},
-		{`function f(){}; f()`, "got call expression"},
-		{`if (true) { function f(){} }`, "got if statement"},
-	}
-	for _, tt := range invalid {
-		err := Validate(tt.src)
-		var fe *faas.Error
-		require.ErrorAs(t, err, &fe, tt.src)
-		assert.Equal(t, faas.Invalid, fe.Code, tt.src)
-		assert.Contains(t, fe.Message, tt.msg, tt.src)
-	}
-}
-
-// FuzzValidate checks that no source makes the validator or the compiler
-// panic, and that whatever validates compiles.
-func FuzzValidate(f *testing.F) {
-	for _, s := range []string{`function add(a,b){return a+b}`, `(a)=>a`, `async function f(){ await 1 }`, `class A{}`, `({`, "`${", `/(/`} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, src string) {
-		err := Validate(src)
-		if err != nil {
-			var fe *faas.Error
-			if !assert.ErrorAs(t, err, &fe) || fe.Code != faas.Invalid {
-				t.Fatalf("Validate(%q) = %v, want an Invalid *faas.Error", src, err)
-			}
-			return
-		}
-		if _, err := Compile(src); err != nil {
-			t.Fatalf("Validate accepted %q but Compile failed: %v", src, err)
-		}
-	})
 }
