@@ -151,6 +151,9 @@ func TestPoolLimits(t *testing.T) {
 		{"console flood", `function f() { for (;;) console.log("flood") }`, limit, faas.Timeout, "time limit", "flood\nflood\n", 0},
 		{"50 MB result", `function f() { return 'x'.repeat(50 << 20) }`, 10 * time.Second, faas.TooLarge, "exceeds the 1 MiB limit", "", 256},
 		{"deeply nested result", `function f() { let a = []; for (let i = 0; i < 1e5; i++) a = [a]; return a }`, limit, faas.Timeout, "time limit", "", 0},
+		{"huge Error message", `function f() { throw new Error('m'.repeat(1.2 * 1024 * 1024)) }`, 5 * time.Second, faas.FunctionError, "Error: mmm", "", 0},
+		{"huge thrown string of control characters", `function f() { throw '\u0001'.repeat(1 << 20) }`, 5 * time.Second, faas.FunctionError, `Uncaught "\u0001`, "", 0},
+		{"huge stack", `function f() { const e = new Error('x'); e.stack = 'Error: x\n' + '    at g (<input>:1:1)\n'.repeat(1e5); throw e }`, 5 * time.Second, faas.FunctionError, "Error: x", "", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -182,6 +185,7 @@ func TestPoolLimits(t *testing.T) {
 			require.NotNil(t, res.Err, "value %.100s", res.Value)
 			assert.Equal(t, tt.code, res.Err.Code, res.Err.Message)
 			assert.Contains(t, res.Err.Message, tt.msg)
+			assert.LessOrEqual(t, len(res.Err.Message), sandbox.MaxErrorMessage)
 			assert.Contains(t, res.Logs, tt.logs)
 			assert.LessOrEqual(t, len(res.Logs), sandbox.DefaultMaxLogs+len("\n[logs truncated]"))
 			assert.Less(t, took, tt.limit+time.Second, "the job ended in time")

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dop251/goja"
 
@@ -53,6 +54,7 @@ func Run(ctx context.Context, p *Program, args json.RawMessage, lim Limits) (res
 		}
 		res.Duration = time.Since(start).Truncate(time.Microsecond)
 		res.Logs = r.logs.String()
+		res.Err = boundError(res.Err)
 	}()
 	if p == nil || p.prog == nil {
 		return Result{Err: faas.Errorf(faas.Internal, "run: no program")}
@@ -107,6 +109,23 @@ func Run(ctx context.Context, p *Program, args json.RawMessage, lim Limits) (res
 		return Result{Err: ferr}
 	}
 	return Result{Value: out}
+}
+
+// errorTruncated marks an error message cut at MaxErrorMessage.
+const errorTruncated = " [error message truncated]"
+
+// boundError cuts a message longer than MaxErrorMessage, at a character
+// boundary: a thrown value's message, stack or JSON form is the user's
+// and may be any size.
+func boundError(e *faas.Error) *faas.Error {
+	if e == nil || len(e.Message) <= MaxErrorMessage {
+		return e
+	}
+	n := MaxErrorMessage - len(errorTruncated)
+	for n > 0 && !utf8.RuneStart(e.Message[n]) {
+		n--
+	}
+	return &faas.Error{Code: e.Code, Message: e.Message[:n] + errorTruncated}
 }
 
 // runner is the state of one run. It belongs to the goroutine calling Run;

@@ -39,6 +39,13 @@ const (
 	DefaultMaxCallStack = 3000
 )
 
+// MaxErrorMessage bounds the message of a failed run, in bytes; a longer
+// one (a thrown Error with a huge message, stack or JSON form) is cut and
+// marked. Messages travel in the reply's JSON header, where escaping can
+// grow each byte to six, so the bound keeps the header far inside the
+// reply's allowance for it.
+const MaxErrorMessage = 8 << 10
+
 // sourceName names user code in positions and stack frames. It is neutral
 // on purpose: it must not reveal anything about the host.
 const sourceName = "<input>"

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -122,6 +123,8 @@ func TestRunFailures(t *testing.T) {
 		{"number out of range", `function f() {}`, `[1e400]`, Limits{}, faas.Invalid, "argument 0: number 1e400 out of range"},
 		{"nested number out of range", `function f() {}`, `[[1e400]]`, Limits{}, faas.Invalid, "argument 0: "},
 		{"arguments not JSON", `function f() {}`, `[1,`, Limits{}, faas.Invalid, "arguments must be a JSON array"},
+		{"huge Error message is cut", `function f() { throw new Error("é".repeat(1 << 20)) }`, `[]`, Limits{}, faas.FunctionError, "Error: éé"},
+		{"huge rejection is cut", `async function f() { throw {big: "x".repeat(2 << 20)} }`, `[]`, Limits{}, faas.FunctionError, `Uncaught {"big":"xx`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -130,6 +133,11 @@ func TestRunFailures(t *testing.T) {
 			require.NotNil(t, res.Err, "value %s", res.Value)
 			assert.Equal(t, tt.code, res.Err.Code)
 			assert.Contains(t, res.Err.Message, tt.msg)
+			assert.LessOrEqual(t, len(res.Err.Message), MaxErrorMessage)
+			assert.True(t, utf8.ValidString(res.Err.Message))
+			if len(res.Err.Message) > MaxErrorMessage/2 {
+				assert.True(t, strings.HasSuffix(res.Err.Message, " [error message truncated]"), "a cut message says so")
+			}
 			assert.Nil(t, res.Value)
 			if tt.code == faas.Timeout {
 				assert.GreaterOrEqual(t, res.Duration, limit)
