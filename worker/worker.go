@@ -68,10 +68,14 @@ type Config struct {
 	// ceiling, whichever is more.
 	MemoryMB int `envconfig:"FAAS_WORKER_MEMORY_MB"`
 	// SandboxCommand starts one sandbox process; nil means this program
-	// with the argument "sandbox". SandboxEnv is added to its environment.
-	// Tests set both to start their own binary.
+	// with the argument "sandbox". SandboxEnv is its whole environment
+	// (none of the worker's). Tests set both to start their own binary.
 	SandboxCommand []string `ignored:"true"`
 	SandboxEnv     []string `ignored:"true"`
+	// Fence is the operating system's fences around the sandboxes
+	// (FAAS_SANDBOX_UID, FAAS_SANDBOX_GID, FAAS_SANDBOX_NO_SECCOMP,
+	// FAAS_SANDBOX_NO_NETNS).
+	pool.Fence
 }
 
 // LoadConfig reads the Config from the environment and checks it.
@@ -215,6 +219,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		Command:  w.cfg.SandboxCommand,
 		Env:      w.cfg.SandboxEnv,
 		MemoryMB: w.cfg.SandboxMemoryMB,
+		Fence:    w.cfg.Fence,
 	}, w.log)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -13,22 +13,34 @@ import (
 // BenchmarkPoolRun is the per-job cost of the process path: the trivial
 // function of sandbox.BenchmarkRun, run in a warm sandbox process, the
 // request and reply crossing the pipes. The difference between the two is
-// the overhead of isolation.
+// the overhead of isolation. "unfenced" turns the switchable fences off
+// (the system call filter, which every system call of the sandbox pays
+// for, and the network namespace), to show what they cost.
 func BenchmarkPoolRun(b *testing.B) {
-	p := start(b, 1, "serve")
-	j := pool.Job{
-		Key:    pool.Key{Owner: "bench", Name: "add", Version: 1},
-		Source: `function add(a,b){return a+b}`,
-		Args:   json.RawMessage(`[4,5]`),
-		Limits: sandbox.Limits{Timeout: 5 * time.Second},
-	}
-	ctx := context.Background()
-	p.Run(ctx, j) // compiles it
-	b.ReportAllocs()
-	for b.Loop() {
-		res := p.Run(ctx, j)
-		if res.Err != nil || string(res.Value) != "9" {
-			b.Fatalf("got %s %v", res.Value, res.Err)
-		}
+	for _, bb := range []struct {
+		name  string
+		fence pool.Fence
+	}{
+		{"fenced", pool.Fence{}},
+		{"unfenced", pool.Fence{NoSeccomp: true, NoNetNS: true}},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			p := startFenced(b, 1, "serve", bb.fence)
+			j := pool.Job{
+				Key:    pool.Key{Owner: "bench", Name: "add", Version: 1},
+				Source: `function add(a,b){return a+b}`,
+				Args:   json.RawMessage(`[4,5]`),
+				Limits: sandbox.Limits{Timeout: 5 * time.Second},
+			}
+			ctx := context.Background()
+			p.Run(ctx, j) // compiles it
+			b.ReportAllocs()
+			for b.Loop() {
+				res := p.Run(ctx, j)
+				if res.Err != nil || string(res.Value) != "9" {
+					b.Fatalf("got %s %v", res.Value, res.Err)
+				}
+			}
+		})
 	}
 }

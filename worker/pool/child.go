@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"faas/proxies/faas"
 	"faas/worker/internal/lru"
 	"faas/worker/sandbox"
@@ -39,16 +41,17 @@ const (
 	exitMemory = 3
 )
 
-// ServeProcess is the sandbox role (`faas sandbox`): it serves jobs over
-// stdin and stdout until stdin ends, which is how the worker stops it, or
-// ctx ends.
+// ServeProcess is the sandbox role (`faas sandbox`): it fences itself as
+// the setup frame on stdin says, then serves jobs over stdin and stdout
+// until stdin ends, which is how the worker stops it, or ctx ends.
 //
 // Anything else that writes to stdout (a stray print, a library) would
 // corrupt the protocol, so the protocol keeps its own copy of the stdout
 // descriptor and descriptor 1 is pointed at stderr, which the worker keeps
 // for diagnostics.
 func ServeProcess(ctx context.Context) error {
-	outFD, err := syscall.Dup(1)
+	closeInherited()
+	outFD, err := unix.FcntlInt(1, unix.F_DUPFD_CLOEXEC, 3)
 	if err != nil {
 		return fmt.Errorf("sandbox: keep stdout: %w", err)
 	}
@@ -69,7 +72,19 @@ func ServeProcess(ctx context.Context) error {
 		}
 	})
 	defer stop()
-	if err := Serve(ctx, in, out); err != nil && ctx.Err() == nil {
+	// Read unbuffered: the jobs that follow are serve's to read.
+	var set setup
+	if _, err := (&decoder{r: in}).next(&set, 4096); err != nil {
+		if ctx.Err() != nil || errors.Is(err, io.EOF) {
+			return nil
+		}
+		return fmt.Errorf("sandbox: read setup: %w", err)
+	}
+	unfenced, err := fenceSelf(set)
+	if err != nil {
+		return err
+	}
+	if err := serve(ctx, in, out, unfenced); err != nil && ctx.Err() == nil {
 		return err
 	}
 	return nil
@@ -93,12 +108,13 @@ func (r *idleReader) Read(p []byte) (int, error) {
 	return r.r.Read(p)
 }
 
-// Serve reads jobs from in and writes their results to out, one at a
+// serve reads jobs from in and writes their results to out, one at a
 // time, each in a fresh runtime, until in ends or ctx ends. It keeps the
 // compiled programs, so a function's source crosses the pipe once. Each
 // job's memory is capped by the kernel (RLIMIT_DATA) and by a watchdog on
-// the Go heap; see limitMemory.
-func Serve(ctx context.Context, in io.Reader, out io.Writer) error {
+// the Go heap; see limitMemory. Its hello reports the fences that are
+// not up.
+func serve(ctx context.Context, in io.Reader, out io.Writer, unfenced []string) error {
 	s := &server{
 		programs: lru.New[Key, *sandbox.Program](programCacheSize),
 		dec:      decoder{r: bufio.NewReaderSize(in, 64<<10)},
@@ -106,7 +122,7 @@ func Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 		out:      out,
 	}
 	s.measureBaseline()
-	var hi hello
+	hi := hello{Unfenced: unfenced}
 	if err := s.probeDataLimit(); err != nil {
 		hi.NoKernelLimit = err.Error()
 	}
@@ -129,6 +145,12 @@ func Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 	}
 	return nil
 }
+
+// probe, set only in this package's test binary, answers a request with
+// Probe set from inside the sandbox process, where the tests look at the
+// fences from the place a job runs. User code cannot reach it: it is a
+// request of the worker's, and nil in the faas binary.
+var probe func(args []byte) []byte
 
 // server is the state of one sandbox process. Its goroutine runs the jobs;
 // the watchdog only reads memory statistics and cancels a job.
@@ -164,6 +186,13 @@ func (s *server) handle(ctx context.Context, req request, parts []byte) error {
 		return s.send(reply{Err: faas.Errorf(faas.Internal, "sandbox: %v", err)})
 	}
 	source, args := p[0], p[1]
+	if req.Probe {
+		var out []byte
+		if probe != nil {
+			out = probe(args)
+		}
+		return s.send(reply{ValueLen: len(out)}, out, nil)
+	}
 	prog, ok := s.programs.Get(req.Key)
 	if !ok {
 		if !req.HasSource {

@@ -1,16 +1,28 @@
 package pool
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"os"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"faas/worker/sandbox"
 )
 
 // ServeBroken is a sandbox that says hello and then dies of a bug in the
 // middle of its first job, as a sandbox with a bug would.
 func ServeBroken() {
+	dec := decoder{r: os.Stdin}
+	var set setup
+	dec.next(&set, 4096)
 	b, _ := newEncoder().frame(hello{})
 	os.Stdout.Write(b)
 	var req request
-	dec := decoder{r: os.Stdin}
 	dec.next(&req, maxRequest)
 	panic("sandbox test: a bug")
 }
@@ -25,4 +37,104 @@ func (p *Pool) Pids() []int {
 		pids = append(pids, c.cmd.Process.Pid)
 	}
 	return pids
+}
+
+// FenceReport is what a sandbox process finds when it tries what its
+// fences should stop. An error field is the error of the attempt, "" if
+// it succeeded.
+type FenceReport struct {
+	UID, GID    int
+	Groups      []int
+	Environ     []string
+	ProcEnviron string // the bytes of /proc/self/environ, or the error reading it
+	NoNewPrivs  int
+	Seccomp     string // the Seccomp line of /proc/self/status
+	NetNS       string // the link /proc/self/ns/net
+	// Inheritable lists the descriptors above stderr without
+	// close-on-exec, which a program it started would inherit.
+	Inheritable []string
+	InetSocket  string
+	UnixSocket  string
+	Exec        string
+	Fork        string
+	Unshare     string
+}
+
+func init() { probe = runProbe }
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// runProbe runs in the sandbox process. It tries exec only if args say
+// so: where exec is allowed, it replaces the sandbox.
+func runProbe(args []byte) []byte {
+	var r FenceReport
+	r.UID, r.GID = os.Getuid(), os.Getgid()
+	r.Groups, _ = os.Getgroups()
+	r.Environ = os.Environ()
+	if b, err := os.ReadFile("/proc/self/environ"); err != nil {
+		r.ProcEnviron = err.Error()
+	} else {
+		r.ProcEnviron = string(b)
+	}
+	r.NoNewPrivs, _ = unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0)
+	if status, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range bytes.Split(status, []byte("\n")) {
+			if bytes.HasPrefix(line, []byte("Seccomp:")) {
+				r.Seccomp = string(line)
+			}
+		}
+	}
+	r.NetNS, _ = os.Readlink("/proc/self/ns/net")
+	fds, _ := os.ReadDir("/proc/self/fd")
+	for _, e := range fds {
+		fd, _ := strconv.Atoi(e.Name())
+		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && fd > 2 && flags&unix.FD_CLOEXEC == 0 {
+			target, _ := os.Readlink("/proc/self/fd/" + e.Name())
+			r.Inheritable = append(r.Inheritable, e.Name()+" "+target)
+		}
+	}
+	if fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0); err != nil {
+		r.InetSocket = err.Error()
+	} else {
+		syscall.Close(fd)
+	}
+	if fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0); err != nil {
+		r.UnixSocket = err.Error()
+	} else {
+		syscall.Close(fd)
+	}
+	// Were exec allowed, the sandbox would become true(1) and exit; the
+	// test would see it die.
+	if string(args) == "exec" {
+		r.Exec = errString(syscall.Exec("/bin/true", []string{"true"}, nil))
+	}
+	if pid, err := syscall.ForkExec("/bin/true", []string{"true"}, nil); err != nil {
+		r.Fork = err.Error()
+	} else {
+		var ws syscall.WaitStatus
+		syscall.Wait4(pid, &ws, 0, nil)
+	}
+	r.Unshare = errString(syscall.Unshare(syscall.CLONE_NEWNS))
+	b, _ := json.Marshal(r)
+	return b
+}
+
+// Probe has a sandbox of the pool report on its fences.
+// With exec, it also tries to exec a program, which must fail.
+func (p *Pool) Probe(ctx context.Context, exec bool) (FenceReport, sandbox.Result) {
+	j := Job{Key: Key{Owner: "probe", Name: "probe"}, Limits: sandbox.Limits{Timeout: 10 * time.Second}, probe: true}
+	if exec {
+		j.Args = []byte("exec")
+	}
+	res := p.Run(ctx, j)
+	var r FenceReport
+	if res.Err == nil {
+		json.Unmarshal(res.Value, &r)
+	}
+	return r, res
 }

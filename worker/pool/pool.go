@@ -63,13 +63,18 @@ type Config struct {
 	// Command starts one sandbox; nil means this program with the
 	// argument "sandbox". Tests point it at their own binary.
 	Command []string
-	// Env is added to this process's environment for the sandboxes.
+	// Env is the sandboxes' whole environment, empty by default: nothing
+	// of this process's environment reaches them. Tests mark their own
+	// binary as a sandbox with it.
 	Env []string
 	// MemoryMB is the memory cap of jobs that do not set their own.
 	MemoryMB int
 	// Grace is how long past its time limit a job may run before its
 	// sandbox is killed.
 	Grace time.Duration
+	// Fence configures the operating system's fences around each
+	// sandbox; see fence.go.
+	Fence Fence
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -89,7 +94,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Grace <= 0 {
 		c.Grace = DefaultGrace
 	}
-	return c, nil
+	var err error
+	c.Fence, err = c.Fence.withDefaults()
+	return c, err
 }
 
 // Job is one run of a function version.
@@ -103,6 +110,9 @@ type Job struct {
 	Limits sandbox.Limits
 	// MemoryMB caps the job's memory; 0 means the pool's default.
 	MemoryMB int
+
+	// probe makes the job a test's look at the sandbox's fences.
+	probe bool
 }
 
 // Pool is a set of warm sandboxes. Create it with Start; Run may be called
@@ -122,6 +132,12 @@ type Pool struct {
 	replacing sync.WaitGroup
 
 	warnOnce atomic.Bool
+	// netNS says sandboxes start in network namespaces of their own; it
+	// turns false, for good, the first time the host refuses one.
+	netNS atomic.Bool
+	// unfencedSeen holds the fences a sandbox reported down, each
+	// logged once.
+	unfencedSeen sync.Map
 
 	// starter forks the sandboxes, so that they die with the worker.
 	starter *proc.Starter
@@ -144,6 +160,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Pool, error) {
 		live:    make(map[*child]struct{}),
 		starter: proc.NewStarter(),
 	}
+	p.netNS.Store(!cfg.Fence.NoNetNS)
 	abandon := context.AfterFunc(ctx, cancel)
 	defer abandon()
 	errs := make(chan error, cfg.Size)
@@ -268,9 +285,18 @@ func (p *Pool) replace(old *child) {
 	}()
 }
 
-// spawn starts a sandbox and waits for its hello.
+// spawn starts a sandbox, sends it its setup and waits for its hello.
 func (p *Pool) spawn() (*child, error) {
-	c, err := startChild(p.cfg, p.starter.Start)
+	netNS := p.netNS.Load()
+	c, err := startChild(p.cfg, p.starter.Start, netNS)
+	if err != nil && netNS {
+		// The host does not let this process make namespaces (no
+		// privilege, or user namespaces disabled): run without.
+		if p.netNS.CompareAndSwap(true, false) {
+			p.log.Warn("sandboxes share the worker's network namespace: the host refused them one of their own", "err", err)
+		}
+		c, err = startChild(p.cfg, p.starter.Start, false)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -287,9 +313,18 @@ func (p *Pool) spawn() (*child, error) {
 
 	stop := context.AfterFunc(p.ctx, func() { c.out.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
+	c.in.SetWriteDeadline(time.Now().Add(startTimeout))
 	c.out.SetReadDeadline(time.Now().Add(startTimeout))
+	set := setup{UID: p.cfg.Fence.UID, GID: p.cfg.Fence.GID, Seccomp: !p.cfg.Fence.NoSeccomp}
+	frame, err := c.enc.frame(set)
+	if err == nil {
+		_, err = c.in.Write(frame)
+	}
 	var hi hello
-	if _, err := c.dec.next(&hi, 4096); err != nil {
+	if err == nil {
+		_, err = c.dec.next(&hi, 4096)
+	}
+	if err != nil {
 		c.kill()
 		<-c.exited
 		c.closePipes()
@@ -300,6 +335,11 @@ func (p *Pool) spawn() (*child, error) {
 	}
 	if hi.NoKernelLimit != "" && p.warnOnce.CompareAndSwap(false, true) {
 		p.log.Warn("the kernel cannot cap sandbox memory here; the watchdog alone does, and cannot stop one huge allocation", "reason", hi.NoKernelLimit)
+	}
+	for _, u := range hi.Unfenced {
+		if _, seen := p.unfencedSeen.LoadOrStore(u, true); !seen {
+			p.log.Warn("a sandbox fence is down", "fence", u)
+		}
 	}
 	return c, nil
 }
@@ -325,8 +365,9 @@ type child struct {
 	killed  atomic.Bool   // the pool sent SIGKILL
 }
 
-// startChild starts a sandbox process, through fork.
-func startChild(cfg Config, fork func(*exec.Cmd) error) (*child, error) {
+// startChild starts a sandbox process, through fork, in a network
+// namespace of its own if netNS.
+func startChild(cfg Config, fork func(*exec.Cmd) error, netNS bool) (*child, error) {
 	inR, inW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -339,7 +380,8 @@ func startChild(cfg Config, fork func(*exec.Cmd) error) (*child, error) {
 	}
 	c := &child{in: inW, out: outR, enc: newEncoder(), dec: decoder{r: outR}, stderr: &stderrBuffer{}, exited: make(chan struct{})}
 	c.cmd = exec.Command(cfg.Command[0], cfg.Command[1:]...)
-	c.cmd.Env = append(os.Environ(), cfg.Env...)
+	// Not nil, which would mean this process's environment.
+	c.cmd.Env = append([]string{}, cfg.Env...)
 	c.cmd.Stdin, c.cmd.Stdout, c.cmd.Stderr = inR, outW, c.stderr
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{
 		// The kernel kills the sandbox if the worker dies, so that none
@@ -348,6 +390,9 @@ func startChild(cfg Config, fork func(*exec.Cmd) error) (*child, error) {
 		// Its own process group: a Ctrl-C meant for the worker must not
 		// reach the sandboxes, which stop when the worker says so.
 		Setpgid: true,
+	}
+	if netNS {
+		netNSAttr(c.cmd.SysProcAttr)
 	}
 	err = fork(c.cmd)
 	inR.Close()
@@ -420,7 +465,7 @@ func (c *child) exchange(ctx context.Context, j Job, withSource bool, grace time
 	if ctx.Err() != nil {
 		return reply{}, nil, nil, started, errStopped
 	}
-	req := request{Key: j.Key, Limits: j.Limits, MemoryMB: j.MemoryMB, ArgsLen: len(j.Args)}
+	req := request{Key: j.Key, Limits: j.Limits, MemoryMB: j.MemoryMB, ArgsLen: len(j.Args), Probe: j.probe}
 	var src []byte
 	if withSource {
 		src = []byte(j.Source)

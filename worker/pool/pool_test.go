@@ -45,9 +45,21 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	case "broken":
 		pool.ServeBroken()
+	case "holder":
+		holdPool()
+	}
+	// Nothing of the worker's environment may reach a sandbox: the fence
+	// tests look for this.
+	os.Setenv(canaryVar, canary)
+	// And no descriptor it inherited: this one, as a shell may leave one
+	// open, lacks close-on-exec.
+	if _, err := syscall.Open("/dev/null", syscall.O_RDONLY, 0); err != nil {
+		panic(err)
 	}
 	leakcheck.Main(m)
 }
+
+const canaryVar, canary = "FAAS_TEST_CANARY_SECRET", "hunter2"
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
@@ -59,11 +71,18 @@ const testMemoryMB = 64
 // when the test ends, checking that no sandbox process outlives it.
 func start(t testing.TB, size int, kind string) *pool.Pool {
 	t.Helper()
+	return startFenced(t, size, kind, pool.Fence{})
+}
+
+// startFenced is start with the fences set as fence says.
+func startFenced(t testing.TB, size int, kind string, fence pool.Fence) *pool.Pool {
+	t.Helper()
 	p, err := pool.Start(context.Background(), pool.Config{
 		Size:     size,
 		Command:  []string{os.Args[0]},
 		Env:      []string{sandboxVar + "=" + kind},
 		MemoryMB: testMemoryMB,
+		Fence:    fence,
 	}, quiet())
 	require.NoError(t, err)
 	t.Cleanup(func() {
@@ -151,9 +170,9 @@ func TestPoolLimits(t *testing.T) {
 		{"console flood", `function f() { for (;;) console.log("flood") }`, limit, faas.Timeout, "time limit", "flood\nflood\n", 0},
 		{"50 MB result", `function f() { return 'x'.repeat(50 << 20) }`, 10 * time.Second, faas.TooLarge, "exceeds the 1 MiB limit", "", 256},
 		{"deeply nested result", `function f() { let a = []; for (let i = 0; i < 1e5; i++) a = [a]; return a }`, limit, faas.Timeout, "time limit", "", 0},
-		{"huge Error message", `function f() { throw new Error('m'.repeat(1.2 * 1024 * 1024)) }`, 5 * time.Second, faas.FunctionError, "Error: mmm", "", 0},
-		{"huge thrown string of control characters", `function f() { throw '\u0001'.repeat(1 << 20) }`, 5 * time.Second, faas.FunctionError, `Uncaught "\u0001`, "", 0},
-		{"huge stack", `function f() { const e = new Error('x'); e.stack = 'Error: x\n' + '    at g (<input>:1:1)\n'.repeat(1e5); throw e }`, 5 * time.Second, faas.FunctionError, "Error: x", "", 0},
+		{"huge Error message", `function f() { throw new Error('m'.repeat(1.2 * 1024 * 1024)) }`, 10 * time.Second, faas.FunctionError, "Error: mmm", "", 0},
+		{"huge thrown string of control characters", `function f() { throw '\u0001'.repeat(1 << 18) }`, 10 * time.Second, faas.FunctionError, `Uncaught "\u0001`, "", 0},
+		{"huge stack", `function f() { const e = new Error('x'); e.stack = 'Error: x\n' + '    at g (<input>:1:1)\n'.repeat(1e5); throw e }`, 10 * time.Second, faas.FunctionError, "Error: x", "", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -47,6 +47,8 @@ type request struct {
 	SourceLen int  `json:"s,omitempty"`
 	HasSource bool `json:"hs,omitempty"`
 	ArgsLen   int  `json:"a,omitempty"`
+	// Probe asks a test binary's sandbox to report on its fences.
+	Probe bool `json:"p,omitempty"`
 }
 
 // reply is a sandbox.Result, or a request for the function's source, or
@@ -69,6 +71,9 @@ type hello struct {
 	// NoKernelLimit says why the kernel cannot enforce memory caps here,
 	// if it cannot: then only the watchdog does.
 	NoKernelLimit string `json:"nokernel,omitempty"`
+	// Unfenced lists the fences the sandbox could not put up, as
+	// "fence: reason".
+	Unfenced []string `json:"unfenced,omitempty"`
 }
 
 // errFrameTooLarge means the other side sent more than it may: a broken

@@ -1,0 +1,160 @@
+package pool_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"faas/worker/pool"
+)
+
+// TestPoolFences looks at the fences from inside real sandbox processes:
+// a probe, compiled only into this test binary, tries what each fence
+// should stop, between ordinary jobs served by the same sandbox. With the
+// switchable fences off, the same attempts succeed, which shows the probe
+// can tell.
+func TestPoolFences(t *testing.T) {
+	t.Parallel()
+	root := os.Geteuid() == 0
+	hostNet, err := os.Readlink("/proc/self/ns/net")
+	require.NoError(t, err)
+	const denied = "operation not permitted"
+	tests := []struct {
+		name     string
+		fence    pool.Fence
+		uid, gid int // as root
+		filtered bool
+		ownNet   bool
+	}{
+		{"every fence", pool.Fence{}, 65534, 65534, true, true},
+		{"another user", pool.Fence{UID: 1234, GID: 4321}, 1234, 4321, true, true},
+		{"seccomp and network namespace off", pool.Fence{NoSeccomp: true, NoNetNS: true}, 65534, 65534, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := startFenced(t, 1, "serve", tt.fence)
+			ctx := context.Background()
+			pids := p.Pids()
+			ordinary := job("ann", `async function add(a, b) { await new Promise(r => setTimeout(r, 1)); return a + b }`, `[2,3]`, 5*time.Second)
+			res := p.Run(ctx, ordinary)
+			require.Nil(t, res.Err)
+			assert.JSONEq(t, `5`, string(res.Value))
+
+			r, res := p.Probe(ctx, tt.filtered)
+			require.Nil(t, res.Err)
+			t.Logf("%+v", r)
+
+			// Nothing of the worker's environment: only what the pool
+			// was told to pass, this test binary's sandbox marker.
+			assert.Equal(t, []string{sandboxVar + "=serve"}, r.Environ)
+			assert.NotContains(t, r.ProcEnviron, canary)
+			assert.Empty(t, r.Inheritable, "descriptors the worker inherited")
+			if root {
+				assert.Equal(t, tt.uid, r.UID)
+				assert.Equal(t, tt.gid, r.GID)
+				assert.Empty(t, r.Groups)
+			} else {
+				assert.Equal(t, os.Getuid(), r.UID, "a worker that is not root cannot change user")
+			}
+			// no_new_privs holds even with the filter off.
+			assert.Equal(t, 1, r.NoNewPrivs)
+			assert.Equal(t, "Seccomp:\t2", r.Seccomp)
+			assert.Contains(t, r.Unshare, denied)
+			if tt.filtered {
+				assert.Contains(t, r.InetSocket, denied)
+				assert.Contains(t, r.UnixSocket, denied)
+				assert.Contains(t, r.Exec, denied)
+				assert.Contains(t, r.Fork, denied)
+			} else {
+				assert.Empty(t, r.InetSocket)
+				assert.Empty(t, r.UnixSocket)
+				assert.Empty(t, r.Fork)
+			}
+			if tt.ownNet {
+				assert.NotEqual(t, hostNet, r.NetNS, "a network namespace of its own")
+			} else {
+				assert.Equal(t, hostNet, r.NetNS)
+			}
+
+			// The same sandbox serves on.
+			res = p.Run(ctx, ordinary)
+			require.Nil(t, res.Err)
+			assert.JSONEq(t, `5`, string(res.Value))
+			assert.Equal(t, pids, p.Pids(), "the probe ran in the sandbox that serves the jobs")
+			if !tt.filtered {
+				assert.False(t, strings.Contains(r.Fork, denied))
+			}
+		})
+	}
+}
+
+// holdPool is a worker in miniature, for TestSandboxesDieWithWorker: it
+// starts a pool, prints its sandboxes' pids and waits to be killed.
+func holdPool() {
+	p, err := pool.Start(context.Background(), pool.Config{
+		Size:    2,
+		Command: []string{os.Args[0]},
+		Env:     []string{sandboxVar + "=serve"},
+	}, quiet())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println(strings.Trim(fmt.Sprint(p.Pids()), "[]"))
+	// Busy sandboxes read nothing: only the kernel's parent-death signal
+	// ends them. Their own limit is far off.
+	for range 2 {
+		go p.Run(context.Background(), job("hal", `function f() { for (;;) {} }`, `[]`, time.Minute))
+	}
+	time.Sleep(300 * time.Millisecond) // for the jobs to reach the sandboxes
+	fmt.Println("busy")
+	select {}
+}
+
+// TestSandboxesDieWithWorker kills a process holding a pool whose
+// sandboxes are busy: they changed user after they started, which clears
+// the parent-death signal, and must die with it all the same.
+func TestSandboxesDieWithWorker(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), sandboxVar+"=holder")
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	r := bufio.NewReader(out)
+	line, err := r.ReadString('\n')
+	require.NoError(t, err)
+	var pids []int
+	for _, f := range strings.Fields(line) {
+		pid, err := strconv.Atoi(f)
+		require.NoError(t, err)
+		pids = append(pids, pid)
+	}
+	require.Len(t, pids, 2)
+	t.Cleanup(func() {
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL) // whatever the test found
+		}
+	})
+	busy, err := r.ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "busy\n", busy)
+	require.NoError(t, cmd.Process.Kill())
+	cmd.Wait()
+	for _, pid := range pids {
+		assert.Eventually(t, func() bool { return syscall.Kill(pid, 0) == syscall.ESRCH }, 5*time.Second, 10*time.Millisecond,
+			"sandbox %d outlived its worker", pid)
+	}
+}
