@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"strconv"
 	"syscall"
 	"time"
@@ -37,6 +38,17 @@ func (p *Pool) Pids() []int {
 		pids = append(pids, c.cmd.Process.Pid)
 	}
 	return pids
+}
+
+// RefuseNamespaces makes the pool's forks fail as on a host that allows no
+// new namespaces (EPERM, as without privilege).
+func RefuseNamespaces(c *Config) {
+	c.refuse = func(cmd *exec.Cmd) error {
+		if cmd.SysProcAttr.Cloneflags != 0 {
+			return &os.SyscallError{Syscall: "clone", Err: syscall.EPERM}
+		}
+		return nil
+	}
 }
 
 // FenceReport is what a sandbox process finds when it tries what its

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -157,4 +159,46 @@ func TestSandboxesDieWithWorker(t *testing.T) {
 		assert.Eventually(t, func() bool { return syscall.Kill(pid, 0) == syscall.ESRCH }, 5*time.Second, 10*time.Millisecond,
 			"sandbox %d outlived its worker", pid)
 	}
+}
+
+// TestPoolWithoutNetworkNamespace starts a pool on a host that refuses
+// new namespaces: the sandboxes start without one, the worker says so
+// once, and the other fences stay up.
+func TestPoolWithoutNetworkNamespace(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	cfg := pool.Config{Size: 2, Command: []string{os.Args[0]}, Env: []string{sandboxVar + "=serve"}}
+	pool.RefuseNamespaces(&cfg)
+	p, err := pool.Start(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	require.NoError(t, err)
+	t.Cleanup(p.Close)
+	hostNet, err := os.Readlink("/proc/self/ns/net")
+	require.NoError(t, err)
+
+	res := p.Run(context.Background(), job("ann", `(a, b) => a + b`, `[2,3]`, 5*time.Second))
+	require.Nil(t, res.Err)
+	assert.JSONEq(t, `5`, string(res.Value))
+	r, res := p.Probe(context.Background(), true)
+	require.Nil(t, res.Err)
+	assert.Equal(t, hostNet, r.NetNS)
+	assert.Contains(t, r.InetSocket, "operation not permitted", "the filter still stops sockets")
+	assert.Equal(t, 1, strings.Count(logs.String(), "sandboxes share the worker's network namespace"), logs.String())
+}
+
+// syncBuffer is a log destination that goroutines share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

@@ -75,6 +75,9 @@ type Config struct {
 	// Fence configures the operating system's fences around each
 	// sandbox; see fence.go.
 	Fence Fence
+
+	// refuse, set by tests, makes the fork fail as a host would.
+	refuse func(*exec.Cmd) error
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -287,15 +290,24 @@ func (p *Pool) replace(old *child) {
 
 // spawn starts a sandbox, sends it its setup and waits for its hello.
 func (p *Pool) spawn() (*child, error) {
+	fork := p.starter.Start
+	if p.cfg.refuse != nil {
+		fork = func(cmd *exec.Cmd) error {
+			if err := p.cfg.refuse(cmd); err != nil {
+				return err
+			}
+			return p.starter.Start(cmd)
+		}
+	}
 	netNS := p.netNS.Load()
-	c, err := startChild(p.cfg, p.starter.Start, netNS)
+	c, err := startChild(p.cfg, fork, netNS)
 	if err != nil && netNS {
 		// The host does not let this process make namespaces (no
 		// privilege, or user namespaces disabled): run without.
 		if p.netNS.CompareAndSwap(true, false) {
 			p.log.Warn("sandboxes share the worker's network namespace: the host refused them one of their own", "err", err)
 		}
-		c, err = startChild(p.cfg, p.starter.Start, false)
+		c, err = startChild(p.cfg, fork, false)
 	}
 	if err != nil {
 		return nil, err
