@@ -74,7 +74,7 @@ type Config struct {
 	SandboxEnv     []string `ignored:"true"`
 	// Fence is the operating system's fences around the sandboxes
 	// (FAAS_SANDBOX_UID, FAAS_SANDBOX_GID, FAAS_SANDBOX_NO_SECCOMP,
-	// FAAS_SANDBOX_NO_NETNS).
+	// FAAS_SANDBOX_NO_NETNS, FAAS_SANDBOX_NO_CHROOT).
 	pool.Fence
 }
 

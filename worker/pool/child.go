@@ -80,11 +80,7 @@ func ServeProcess(ctx context.Context) error {
 		}
 		return fmt.Errorf("sandbox: read setup: %w", err)
 	}
-	unfenced, err := fenceSelf(set)
-	if err != nil {
-		return err
-	}
-	if err := serve(ctx, in, out, unfenced); err != nil && ctx.Err() == nil {
+	if err := serve(ctx, in, out, set); err != nil && ctx.Err() == nil {
 		return err
 	}
 	return nil
@@ -108,20 +104,25 @@ func (r *idleReader) Read(p []byte) (int, error) {
 	return r.r.Read(p)
 }
 
-// serve reads jobs from in and writes their results to out, one at a
-// time, each in a fresh runtime, until in ends or ctx ends. It keeps the
-// compiled programs, so a function's source crosses the pipe once. Each
-// job's memory is capped by the kernel (RLIMIT_DATA) and by a watchdog on
-// the Go heap; see limitMemory. Its hello reports the fences that are
-// not up.
-func serve(ctx context.Context, in io.Reader, out io.Writer, unfenced []string) error {
+// serve puts up the fences set asks for, then reads jobs from in and
+// writes their results to out, one at a time, each in a fresh runtime,
+// until in ends or ctx ends. It keeps the compiled programs, so a
+// function's source crosses the pipe once. Each job's memory is capped by
+// the kernel (RLIMIT_DATA) and by a watchdog on the Go heap; see
+// limitMemory. Its hello reports the fences that are not up.
+func serve(ctx context.Context, in io.Reader, out io.Writer, set setup) error {
 	s := &server{
 		programs: lru.New[Key, *sandbox.Program](programCacheSize),
 		dec:      decoder{r: bufio.NewReaderSize(in, 64<<10)},
 		enc:      newEncoder(),
 		out:      out,
 	}
+	// The baseline reads /proc, which the fences may take away.
 	s.measureBaseline()
+	unfenced, err := fenceSelf(set)
+	if err != nil {
+		return err
+	}
 	hi := hello{Unfenced: unfenced}
 	if err := s.probeDataLimit(); err != nil {
 		hi.NoKernelLimit = err.Error()

@@ -52,24 +52,29 @@ func RefuseNamespaces(c *Config) {
 }
 
 // FenceReport is what a sandbox process finds when it tries what its
-// fences should stop. An error field is the error of the attempt, "" if
-// it succeeded.
+// fences should stop, from the inside (where /proc may be out of reach)
+// and, for what the parent can see better, from the outside. An error
+// field is the error of the attempt, "" if it succeeded.
 type FenceReport struct {
-	UID, GID    int
-	Groups      []int
-	Environ     []string
-	ProcEnviron string // the bytes of /proc/self/environ, or the error reading it
-	NoNewPrivs  int
-	Seccomp     string // the Seccomp line of /proc/self/status
-	NetNS       string // the link /proc/self/ns/net
-	// Inheritable lists the descriptors above stderr without
-	// close-on-exec, which a program it started would inherit.
+	UID, GID   int
+	Groups     []int
+	Environ    []string
+	NoNewPrivs int
+	Seccomp    int // the mode: 2 is a filter
+	InetSocket string
+	UnixSocket string
+	Exec       string
+	Fork       string
+	Unshare    string
+	// Files are the errors opening files of the host, by name.
+	Files map[string]string
+
+	// Seen from outside, in /proc/<pid>: its environment, its network
+	// namespace, and its descriptors above stderr without close-on-exec,
+	// which a program it started would inherit.
+	ProcEnviron string
+	NetNS       string
 	Inheritable []string
-	InetSocket  string
-	UnixSocket  string
-	Exec        string
-	Fork        string
-	Unshare     string
 }
 
 func init() { probe = runProbe }
@@ -81,6 +86,10 @@ func errString(err error) string {
 	return err.Error()
 }
 
+// HostFiles are files a sandbox should not reach, readable by all on any
+// host.
+var HostFiles = []string{"/etc/passwd", "/proc/self/status"}
+
 // runProbe runs in the sandbox process. It tries exec only if args say
 // so: where exec is allowed, it replaces the sandbox.
 func runProbe(args []byte) []byte {
@@ -88,27 +97,12 @@ func runProbe(args []byte) []byte {
 	r.UID, r.GID = os.Getuid(), os.Getgid()
 	r.Groups, _ = os.Getgroups()
 	r.Environ = os.Environ()
-	if b, err := os.ReadFile("/proc/self/environ"); err != nil {
-		r.ProcEnviron = err.Error()
-	} else {
-		r.ProcEnviron = string(b)
-	}
 	r.NoNewPrivs, _ = unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0)
-	if status, err := os.ReadFile("/proc/self/status"); err == nil {
-		for _, line := range bytes.Split(status, []byte("\n")) {
-			if bytes.HasPrefix(line, []byte("Seccomp:")) {
-				r.Seccomp = string(line)
-			}
-		}
-	}
-	r.NetNS, _ = os.Readlink("/proc/self/ns/net")
-	fds, _ := os.ReadDir("/proc/self/fd")
-	for _, e := range fds {
-		fd, _ := strconv.Atoi(e.Name())
-		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && fd > 2 && flags&unix.FD_CLOEXEC == 0 {
-			target, _ := os.Readlink("/proc/self/fd/" + e.Name())
-			r.Inheritable = append(r.Inheritable, e.Name()+" "+target)
-		}
+	r.Seccomp, _ = unix.PrctlRetInt(unix.PR_GET_SECCOMP, 0, 0, 0, 0)
+	r.Files = make(map[string]string)
+	for _, f := range HostFiles {
+		_, err := os.ReadFile(f)
+		r.Files[f] = errString(err)
 	}
 	if fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0); err != nil {
 		r.InetSocket = err.Error()
@@ -120,8 +114,6 @@ func runProbe(args []byte) []byte {
 	} else {
 		syscall.Close(fd)
 	}
-	// Were exec allowed, the sandbox would become true(1) and exit; the
-	// test would see it die.
 	if string(args) == "exec" {
 		r.Exec = errString(syscall.Exec("/bin/true", []string{"true"}, nil))
 	}
@@ -136,6 +128,34 @@ func runProbe(args []byte) []byte {
 	return b
 }
 
+// inspect fills in what the parent sees of the sandbox pid.
+func (r *FenceReport) inspect(pid int) {
+	proc := "/proc/" + strconv.Itoa(pid)
+	if b, err := os.ReadFile(proc + "/environ"); err != nil {
+		r.ProcEnviron = err.Error()
+	} else {
+		r.ProcEnviron = string(b)
+	}
+	r.NetNS, _ = os.Readlink(proc + "/ns/net")
+	fds, _ := os.ReadDir(proc + "/fd")
+	for _, e := range fds {
+		info, err := os.ReadFile(proc + "/fdinfo/" + e.Name())
+		if fd, _ := strconv.Atoi(e.Name()); err != nil || fd <= 2 {
+			continue
+		}
+		for _, line := range bytes.Split(info, []byte("\n")) {
+			// The flags are octal; 02000000 is O_CLOEXEC.
+			if v, ok := bytes.CutPrefix(line, []byte("flags:")); ok {
+				flags, _ := strconv.ParseUint(string(bytes.TrimSpace(v)), 8, 64)
+				if flags&unix.O_CLOEXEC == 0 {
+					target, _ := os.Readlink(proc + "/fd/" + e.Name())
+					r.Inheritable = append(r.Inheritable, e.Name()+" "+target)
+				}
+			}
+		}
+	}
+}
+
 // Probe has a sandbox of the pool report on its fences.
 // With exec, it also tries to exec a program, which must fail.
 func (p *Pool) Probe(ctx context.Context, exec bool) (FenceReport, sandbox.Result) {
@@ -147,6 +167,8 @@ func (p *Pool) Probe(ctx context.Context, exec bool) (FenceReport, sandbox.Resul
 	var r FenceReport
 	if res.Err == nil {
 		json.Unmarshal(res.Value, &r)
+		// The pool's only sandbox, or any of them: they are alike.
+		r.inspect(p.Pids()[0])
 	}
 	return r, res
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+	"time"
 
 	seccomp "github.com/elastic/go-seccomp-bpf"
 	"golang.org/x/sys/unix"
@@ -17,9 +18,11 @@ import (
 //
 //   - an empty environment: nothing of the worker's (manager URLs,
 //     credentials) reaches it;
-//   - started by root, it drops to an unprivileged user before it serves
-//     (the process is exec'd as root, so the executable need not be
-//     readable by that user, and drops before any job arrives);
+//   - started by root, it changes its root to an empty, deleted directory,
+//     so no file on the host is in reach, and drops to an unprivileged user
+//     before it serves (the process is exec'd as root, so the executable
+//     need not be readable by that user, and drops before any job
+//     arrives);
 //   - no_new_privs, so no exec can regain privileges;
 //   - a seccomp filter denying what a JavaScript engine never needs: new
 //     sockets, exec, fork, ptrace, mounts, namespaces, kernel modules,
@@ -47,6 +50,8 @@ type Fence struct {
 	NoSeccomp bool `envconfig:"FAAS_SANDBOX_NO_SECCOMP"`
 	// NoNetNS keeps the sandboxes in the worker's network namespace.
 	NoNetNS bool `envconfig:"FAAS_SANDBOX_NO_NETNS"`
+	// NoChroot leaves the sandboxes the host's file system.
+	NoChroot bool `envconfig:"FAAS_SANDBOX_NO_CHROOT"`
 }
 
 func (f Fence) withDefaults() (Fence, error) {
@@ -70,14 +75,23 @@ type setup struct {
 	GID int `json:"g"`
 	// Seccomp asks for the system call filter.
 	Seccomp bool `json:"sc"`
+	// Chroot asks for an empty root directory, if the sandbox runs as
+	// root.
+	Chroot bool `json:"r,omitempty"`
 }
 
 // fenceSelf puts up the fences a sandbox puts up itself, in the order
-// they allow: credentials first (the filter forbids changing them), then
-// no_new_privs and the filter. It returns what it could not do and why;
-// an error means the sandbox must not serve.
+// they allow: the root directory and the credentials first (they take
+// privilege, and the filter forbids changing them), then no_new_privs and
+// the filter. It returns what it could not do and why; an error means the
+// sandbox must not serve.
 func fenceSelf(s setup) (unfenced []string, err error) {
 	if os.Geteuid() == 0 {
+		if s.Chroot {
+			if err := changeRoot(); err != nil {
+				unfenced = append(unfenced, "chroot: "+err.Error())
+			}
+		}
 		if err := dropPrivileges(s.UID, s.GID); err != nil {
 			return nil, err
 		}
@@ -107,6 +121,33 @@ func closeInherited() {
 			unix.Close(fd)
 		}
 	}
+}
+
+// changeRoot makes an empty directory the process's root and working
+// directory, and deletes it first: nothing can be created in a deleted
+// directory, not even by root, and nothing is left behind for anyone to
+// clean up, whatever becomes of the sandbox. The time zone is loaded
+// before: it is the one file the runtime reads after start (goja's Date
+// uses it).
+func changeRoot() error {
+	time.Now().Zone()
+	dir, err := os.MkdirTemp("", "faas-sandbox-root-")
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		os.Remove(dir)
+		return err
+	}
+	defer f.Close()
+	if err := os.Remove(dir); err != nil {
+		return err
+	}
+	if err := syscall.Fchdir(int(f.Fd())); err != nil {
+		return err
+	}
+	return syscall.Chroot(".")
 }
 
 // dropPrivileges makes the process uid:gid with no supplementary groups.

@@ -40,7 +40,7 @@ func TestPoolFences(t *testing.T) {
 	}{
 		{"every fence", pool.Fence{}, 65534, 65534, true, true},
 		{"another user", pool.Fence{UID: 1234, GID: 4321}, 1234, 4321, true, true},
-		{"seccomp and network namespace off", pool.Fence{NoSeccomp: true, NoNetNS: true}, 65534, 65534, false, false},
+		{"switchable fences off", pool.Fence{NoSeccomp: true, NoNetNS: true, NoChroot: true}, 65534, 65534, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,7 +71,16 @@ func TestPoolFences(t *testing.T) {
 			}
 			// no_new_privs holds even with the filter off.
 			assert.Equal(t, 1, r.NoNewPrivs)
-			assert.Equal(t, "Seccomp:\t2", r.Seccomp)
+			assert.Equal(t, 2, r.Seccomp)
+			for _, f := range pool.HostFiles {
+				if root && tt.filtered {
+					// The root is an empty, deleted directory, root's
+					// alone.
+					assert.Contains(t, r.Files[f], "permission denied", "%s is out of reach", f)
+				} else {
+					assert.Empty(t, r.Files[f], "%s is readable", f)
+				}
+			}
 			assert.Contains(t, r.Unshare, denied)
 			if tt.filtered {
 				assert.Contains(t, r.InetSocket, denied)

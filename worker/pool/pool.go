@@ -327,7 +327,7 @@ func (p *Pool) spawn() (*child, error) {
 	defer stop()
 	c.in.SetWriteDeadline(time.Now().Add(startTimeout))
 	c.out.SetReadDeadline(time.Now().Add(startTimeout))
-	set := setup{UID: p.cfg.Fence.UID, GID: p.cfg.Fence.GID, Seccomp: !p.cfg.Fence.NoSeccomp}
+	set := setup{UID: p.cfg.Fence.UID, GID: p.cfg.Fence.GID, Seccomp: !p.cfg.Fence.NoSeccomp, Chroot: !p.cfg.Fence.NoChroot}
 	frame, err := c.enc.frame(set)
 	if err == nil {
 		_, err = c.in.Write(frame)
