@@ -68,6 +68,9 @@ type FenceReport struct {
 	Unshare    string
 	// Files are the errors opening files of the host, by name.
 	Files map[string]string
+	// WorkerEnviron is what reading /proc/<worker>/environ gave, or the
+	// error.
+	WorkerEnviron string
 
 	// Seen from outside, in /proc/<pid>: its environment, its network
 	// namespace, and its descriptors above stderr without close-on-exec,
@@ -99,6 +102,11 @@ func runProbe(args []byte) []byte {
 	r.Environ = os.Environ()
 	r.NoNewPrivs, _ = unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0)
 	r.Seccomp, _ = unix.PrctlRetInt(unix.PR_GET_SECCOMP, 0, 0, 0, 0)
+	if b, err := os.ReadFile("/proc/" + strconv.Itoa(os.Getppid()) + "/environ"); err != nil {
+		r.WorkerEnviron = err.Error()
+	} else {
+		r.WorkerEnviron = string(b)
+	}
 	r.Files = make(map[string]string)
 	for _, f := range HostFiles {
 		_, err := os.ReadFile(f)

@@ -86,6 +86,13 @@ type setup struct {
 // the filter. It returns what it could not do and why; an error means the
 // sandbox must not serve.
 func fenceSelf(s setup) (unfenced []string, err error) {
+	// Not dumpable: other processes of its user (the other sandboxes)
+	// can neither trace it nor read its memory or /proc files. A change
+	// of user makes it so anyway; a sandbox of a worker that is not root
+	// keeps its user.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		unfenced = append(unfenced, "not dumpable: "+err.Error())
+	}
 	if os.Geteuid() == 0 {
 		if s.Chroot {
 			if err := changeRoot(); err != nil {
@@ -173,6 +180,17 @@ func dropPrivileges(uid, gid int) error {
 		return errors.New("sandbox: the worker exited")
 	}
 	return nil
+}
+
+// guardWorker makes the worker not dumpable when its sandboxes will run
+// as its own user (a worker not running as root cannot change theirs):
+// else code escaping a sandbox could read the worker's environment in
+// /proc/<pid>/environ, or its memory. It costs the worker its core dumps.
+func guardWorker() error {
+	if os.Geteuid() == 0 {
+		return nil
+	}
+	return unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 }
 
 // The clone flags that make new namespaces, which the filter refuses.

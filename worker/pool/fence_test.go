@@ -3,10 +3,12 @@ package pool_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -210,4 +212,68 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// probeUnprivileged is a worker in miniature, for TestPoolUnprivileged: it
+// starts a pool, prints what its sandbox's probe found and exits.
+func probeUnprivileged() {
+	p, err := pool.Start(context.Background(), pool.Config{
+		Command: []string{os.Args[0]},
+		Env:     []string{sandboxVar + "=serve"},
+		// Without the user namespace that comes with a network
+		// namespace here, which would itself keep the sandbox from the
+		// worker's /proc, as on a host that allows no namespaces.
+		Fence: pool.Fence{NoNetNS: true},
+	}, quiet())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	r, res := p.Probe(context.Background(), true)
+	p.Close()
+	if res.Err != nil {
+		fmt.Fprintln(os.Stderr, res.Err)
+		os.Exit(1)
+	}
+	json.NewEncoder(os.Stdout).Encode(r)
+	os.Exit(0)
+}
+
+// TestPoolUnprivileged runs a worker that is not root, whose sandboxes
+// therefore share its user: they must not reach its environment through
+// /proc, and the fences that need no privilege must hold.
+func TestPoolUnprivileged(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to start a worker as another user")
+	}
+	// A copy of this binary that the other user may run: t.TempDir makes
+	// a private directory in another.
+	dir := t.TempDir()
+	require.NoError(t, os.Chmod(dir, 0o755))
+	require.NoError(t, os.Chmod(filepath.Dir(dir), 0o755))
+	bin := filepath.Join(dir, "pool.test")
+	b, err := os.ReadFile(os.Args[0])
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(bin, b, 0o755))
+
+	cmd := exec.Command(bin)
+	cmd.Env = []string{sandboxVar + "=unprivileged", canaryVar + "=" + canary}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}, Pdeathsig: syscall.SIGKILL}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, stderr.String())
+	var r pool.FenceReport
+	require.NoError(t, json.Unmarshal(out, &r))
+	t.Logf("%+v", r)
+
+	assert.Equal(t, 65534, r.UID, "the worker's user")
+	assert.NotContains(t, r.WorkerEnviron, canary)
+	assert.Contains(t, r.WorkerEnviron, "permission denied")
+	assert.Equal(t, []string{sandboxVar + "=serve"}, r.Environ)
+	assert.Equal(t, 1, r.NoNewPrivs)
+	assert.Equal(t, 2, r.Seccomp)
+	assert.Contains(t, r.InetSocket, "operation not permitted")
+	assert.Contains(t, r.Exec, "operation not permitted")
 }

@@ -153,6 +153,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := guardWorker(); err != nil {
+		return nil, fmt.Errorf("start sandboxes: make the worker not dumpable: %w", err)
+	}
 	pctx, cancel := context.WithCancel(context.Background())
 	p := &Pool{
 		cfg:     cfg,

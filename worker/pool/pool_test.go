@@ -47,6 +47,8 @@ func TestMain(m *testing.M) {
 		pool.ServeBroken()
 	case "holder":
 		holdPool()
+	case "unprivileged":
+		probeUnprivileged()
 	}
 	// Nothing of the worker's environment may reach a sandbox: the fence
 	// tests look for this.
