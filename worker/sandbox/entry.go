@@ -439,7 +439,11 @@ func dot(path []string) ast.Expression {
 func notAFunction(body []ast.Statement) error {
 	got := "nothing but empty statements"
 	if len(body) > 0 {
-		got = "no function; the last statement is a " + describeNode(body[len(body)-1])
+		var last ast.Node = body[len(body)-1]
+		if st, ok := last.(*ast.ExpressionStatement); ok {
+			last = st.Expression
+		}
+		got = "no top-level function (the source ends with: " + describeNode(last) + ")"
 	}
 	return faas.Errorf(faas.Invalid, "source must define a function, e.g. `function add(a,b){return a+b}` or `(a,b) => a+b`; got %s", got)
 }
