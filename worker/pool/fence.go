@@ -275,3 +275,15 @@ func netNSAttr(attr *syscall.SysProcAttr) {
 		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: os.Getegid(), HostID: os.Getegid(), Size: 1}}
 	}
 }
+
+// refusedNamespace tells whether err is the kernel refusing the namespaces
+// netNSAttr asks for, rather than a failure to start the command at all
+// (which must not cost the other sandboxes their namespace).
+func refusedNamespace(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.EPERM, syscall.EINVAL, syscall.ENOSPC, syscall.EUSERS} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
+}

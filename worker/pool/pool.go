@@ -304,9 +304,9 @@ func (p *Pool) spawn() (*child, error) {
 	}
 	netNS := p.netNS.Load()
 	c, err := startChild(p.cfg, fork, netNS)
-	if err != nil && netNS {
+	if netNS && refusedNamespace(err) {
 		// The host does not let this process make namespaces (no
-		// privilege, or user namespaces disabled): run without.
+		// privilege, user namespaces disabled or used up): run without.
 		if p.netNS.CompareAndSwap(true, false) {
 			p.log.Warn("sandboxes share the worker's network namespace: the host refused them one of their own", "err", err)
 		}

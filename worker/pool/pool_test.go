@@ -369,8 +369,10 @@ func TestPoolCrash(t *testing.T) {
 
 func TestPoolStartFails(t *testing.T) {
 	t.Parallel()
-	_, err := pool.Start(context.Background(), pool.Config{Size: 2, Command: []string{"/nonexistent/faas"}}, quiet())
+	var logs syncBuffer
+	_, err := pool.Start(context.Background(), pool.Config{Size: 2, Command: []string{"/nonexistent/faas"}}, slog.New(slog.NewTextHandler(&logs, nil)))
 	assert.ErrorContains(t, err, "/nonexistent/faas")
+	assert.NotContains(t, logs.String(), "network namespace", "a command that cannot start is not a host refusing namespaces")
 
 	// A program that is not a sandbox exits without a hello.
 	_, err = pool.Start(context.Background(), pool.Config{Size: 1, Command: []string{os.Args[0], "-test.run=^$"}}, quiet())
