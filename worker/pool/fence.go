@@ -17,7 +17,10 @@ import (
 // finds little to use:
 //
 //   - an empty environment: nothing of the worker's (manager URLs,
-//     credentials) reaches it;
+//     credentials) reaches it; nor any descriptor the worker inherited;
+//   - not dumpable: the other sandboxes, which share its user, cannot
+//     trace it or read its memory (nor the worker's, when the worker is
+//     not root and they share its user too);
 //   - started by root, it changes its root to an empty, deleted directory,
 //     so no file on the host is in reach, and drops to an unprivileged user
 //     before it serves (the process is exec'd as root, so the executable
