@@ -20,6 +20,7 @@ import (
 
 	"faas/proxies/bus"
 	"faas/proxies/bus/bustest"
+	"faas/worker/proc"
 )
 
 // The test binary doubles as the faas binary: run with FAAS_TEST_AS_MAIN
@@ -48,16 +49,20 @@ type cluster struct {
 	dbURL   string
 	jqURL   string
 	mu      sync.Mutex
-	procs   map[string]*proc
+	procs   map[string]*component
 	logsDir string
 	// keys are the bus keys, one per role, as `faas keys` makes them.
 	keys bus.Keyring
 	// client reaches the frontend; nil means http.DefaultClient.
 	client *http.Client
+	// starter forks every component from one locked thread: a child's
+	// Pdeathsig fires when the thread that forked it ends, and tests end
+	// threads (dialIn locks one and lets it go with its goroutine).
+	starter *proc.Starter
 }
 
-// proc is one running component.
-type proc struct {
+// component is one running process of the platform.
+type component struct {
 	name   string
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -76,9 +81,10 @@ func newCluster(t testing.TB, env ...string) *cluster {
 		http:    fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
 		dbURL:   fmt.Sprintf("tcp://127.0.0.1:%d", ports[1]),
 		jqURL:   fmt.Sprintf("tcp://127.0.0.1:%d", ports[2]),
-		procs:   make(map[string]*proc),
+		procs:   make(map[string]*component),
 		logsDir: filepath.Join(dir, "logs"),
 		keys:    bustest.Keyring(t),
+		starter: proc.NewStarter(),
 	}
 	require.NoError(t, os.MkdirAll(c.logsDir, 0o755))
 	c.env = append([]string{
@@ -87,7 +93,10 @@ func newCluster(t testing.TB, env ...string) *cluster {
 		"FAAS_LOG_LEVEL=debug",
 		"FAAS_REQUEST_TIMEOUT=1s",
 	}, env...)
-	t.Cleanup(c.stopAll)
+	t.Cleanup(func() {
+		c.stopAll()
+		c.starter.Close()
+	})
 	return c
 }
 
@@ -113,19 +122,19 @@ func (c *cluster) roleEnv(role string) []string {
 
 // start runs role as a process named name (several workers need distinct
 // names), with extra environment.
-func (c *cluster) start(name, role string, env ...string) *proc {
+func (c *cluster) start(name, role string, env ...string) *component {
 	c.t.Helper()
 	return c.run(name, role, exec.Command(os.Args[0], role), env...)
 }
 
 // startIn is start inside the named network namespace.
-func (c *cluster) startIn(netns, name, role string, env ...string) *proc {
+func (c *cluster) startIn(netns, name, role string, env ...string) *component {
 	c.t.Helper()
 	return c.run(name, role, exec.Command("ip", "netns", "exec", netns, os.Args[0], role), env...)
 }
 
 // run starts cmd, which runs role, as the component name.
-func (c *cluster) run(name, role string, cmd *exec.Cmd, env ...string) *proc {
+func (c *cluster) run(name, role string, cmd *exec.Cmd, env ...string) *component {
 	c.t.Helper()
 	logf, err := os.OpenFile(filepath.Join(c.logsDir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	require.NoError(c.t, err)
@@ -134,8 +143,8 @@ func (c *cluster) run(name, role string, cmd *exec.Cmd, env ...string) *proc {
 	// The kernel kills the component if the test binary dies first (ip
 	// netns exec execs it in place, so this holds there too).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	require.NoError(c.t, cmd.Start())
-	p := &proc{name: name, cmd: cmd, exited: make(chan struct{})}
+	require.NoError(c.t, c.starter.Start(cmd))
+	p := &component{name: name, cmd: cmd, exited: make(chan struct{})}
 	go func() {
 		cmd.Wait()
 		logf.Close()
