@@ -25,6 +25,13 @@ const pollSlice = 50 * time.Millisecond
 // maxIdle bounds the sockets a client keeps open for reuse.
 const maxIdle = 64
 
+// maxBusy bounds the calls a client has under way at once; more wait for
+// one to end. Each call holds a socket, and sockets are a limited
+// resource of the process (ZeroMQ's own cap is 1023 by default): without
+// this bound a burst of calls would exhaust them and every caller,
+// including unrelated ones, would fail.
+const maxBusy = 256
+
 // Client sends requests to one server over a pool of REQ sockets. A REQ
 // socket serves one goroutine at a time: a call takes one out of the pool
 // and puts it back once the reply is in. It is the zguide's Lazy Pirate: a
@@ -37,6 +44,8 @@ type Client struct {
 	timeout  time.Duration
 	log      *slog.Logger
 	sec      Security
+
+	busy chan struct{}
 
 	mu     sync.Mutex
 	idle   []*zmq.Socket
@@ -54,7 +63,7 @@ func Dial(endpoint string, timeout time.Duration, log *slog.Logger, opts ...Opti
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	c := &Client{endpoint: endpoint, timeout: timeout, log: log, sec: applyOptions(opts).sec}
+	c := &Client{endpoint: endpoint, timeout: timeout, log: log, sec: applyOptions(opts).sec, busy: make(chan struct{}, maxBusy)}
 	// Connect one socket now so a malformed endpoint fails here.
 	sock, err := c.newSocket()
 	if err != nil {
@@ -106,6 +115,12 @@ var errNoReply = errors.New("no reply")
 
 // roundTrip sends one request and waits up to timeout (or ctx) for its reply.
 func (c *Client) roundTrip(ctx context.Context, timeout time.Duration, method string, body []byte) ([]byte, error) {
+	select {
+	case c.busy <- struct{}{}:
+		defer func() { <-c.busy }()
+	case <-ctx.Done():
+		return nil, errNoReply
+	}
 	sock, err := c.get()
 	if err != nil {
 		return nil, err
@@ -188,10 +203,13 @@ func (c *Client) put(sock *zmq.Socket) {
 	c.idle = append(c.idle, sock)
 }
 
+// newSocket opens a socket to the server. Failing to open one means the
+// process ran out of sockets or files for now: unavailable, worth a retry,
+// not an internal fault.
 func (c *Client) newSocket() (*zmq.Socket, error) {
 	sock, err := newSocket(zmq.REQ, MaxReplySize)
 	if err != nil {
-		return nil, err
+		return nil, faas.Errorf(faas.Unavailable, "%s: %v", c.endpoint, err)
 	}
 	if err := secureClient(sock, c.sec); err != nil {
 		sock.Close()

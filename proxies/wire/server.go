@@ -46,6 +46,8 @@ type Server struct {
 	sec      Security
 	// unregister withdraws the server's keys from the ZAP handler.
 	unregister func()
+	// reserved holds the budgets of methods that do not share slots.
+	reserved map[string]chan struct{}
 }
 
 // Listen binds a ROUTER socket to addr (for example "tcp://127.0.0.1:27444",
@@ -86,6 +88,19 @@ func Listen(addr string, h Handler, log *slog.Logger, opts ...Option) (*Server, 
 		return nil, fmt.Errorf("reply channel: %w", err)
 	}
 	return s, nil
+}
+
+// Reserve gives methods a budget of n in-flight requests of their own,
+// apart from the MaxInFlight that all others share, so that a flood of
+// other requests cannot get them refused. Call it before Run.
+func (s *Server) Reserve(n int, methods ...string) {
+	if s.reserved == nil {
+		s.reserved = make(map[string]chan struct{})
+	}
+	slots := make(chan struct{}, n)
+	for _, m := range methods {
+		s.reserved[m] = slots
+	}
 }
 
 // Endpoint is the address the server is bound to, with the real port.
@@ -204,8 +219,12 @@ func (s *Server) dispatch(ctx context.Context, role string, msg [][]byte) {
 		s.reply(envelope, nil, faas.Errorf(faas.Forbidden, "role %q may not call %s", role, method))
 		return
 	}
+	slots := s.slots
+	if r, ok := s.reserved[method]; ok {
+		slots = r
+	}
 	select {
-	case s.slots <- struct{}{}:
+	case slots <- struct{}{}:
 	default:
 		s.reply(envelope, nil, faas.Errorf(faas.Unavailable, "server busy"))
 		return
@@ -213,7 +232,7 @@ func (s *Server) dispatch(ctx context.Context, role string, msg [][]byte) {
 	s.inflight.Add(1)
 	go func() {
 		defer s.inflight.Done()
-		defer func() { <-s.slots }()
+		defer func() { <-slots }()
 		res, err := s.serve(ctx, method, body)
 		s.reply(envelope, res, err)
 	}()
