@@ -14,6 +14,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -41,6 +42,11 @@ type Config struct {
 	MaxAttempts int `envconfig:"FAAS_MAX_ATTEMPTS" default:"3"`
 	// MaxPendingPerUser bounds one user's queued and running jobs.
 	MaxPendingPerUser int `envconfig:"FAAS_MAX_PENDING_PER_USER" default:"1000"`
+	// EventRing is how many recent events (jobs finished, users revoked)
+	// the manager remembers for the frontends watching them; a frontend
+	// further behind than that rechecks what it waits for. 0 takes the
+	// default.
+	EventRing int `envconfig:"FAAS_EVENT_RING" default:"4096"`
 	// Bus is the socket's security, read by the caller (package bus); the
 	// zero value is plaintext.
 	Bus wire.Security `ignored:"true"`
@@ -50,23 +56,37 @@ type Config struct {
 	MaxRunningPerUser int `envconfig:"FAAS_MAX_RUNNING_PER_USER" default:"8"`
 }
 
+// defaultEventRing is EventRing's default, for a Config built in code.
+const defaultEventRing = 4096
+
 // LoadConfig reads the Config from the environment and checks it.
 func LoadConfig() (Config, error) {
 	var c Config
 	if err := envconfig.Process("", &c); err != nil {
 		return c, err
 	}
+	return c, c.Validate()
+}
+
+// Validate reports the first setting that cannot work. New calls it too,
+// so a Config built in code is held to the same rules as one read from
+// the environment.
+func (c Config) Validate() error {
 	switch {
 	case c.LeaseTimeout < 100*time.Millisecond:
-		return c, fmt.Errorf("FAAS_LEASE_TIMEOUT=%v: want at least 100ms", c.LeaseTimeout)
+		return fmt.Errorf("FAAS_LEASE_TIMEOUT=%v: want at least 100ms", c.LeaseTimeout)
+	case c.RequestTimeout <= 0:
+		return fmt.Errorf("FAAS_REQUEST_TIMEOUT=%v: want more than 0", c.RequestTimeout)
 	case c.MaxAttempts < 1:
-		return c, fmt.Errorf("FAAS_MAX_ATTEMPTS=%d: want at least 1", c.MaxAttempts)
+		return fmt.Errorf("FAAS_MAX_ATTEMPTS=%d: want at least 1", c.MaxAttempts)
 	case c.MaxPendingPerUser < 1:
-		return c, fmt.Errorf("FAAS_MAX_PENDING_PER_USER=%d: want at least 1", c.MaxPendingPerUser)
+		return fmt.Errorf("FAAS_MAX_PENDING_PER_USER=%d: want at least 1", c.MaxPendingPerUser)
 	case c.MaxRunningPerUser < 0:
-		return c, fmt.Errorf("FAAS_MAX_RUNNING_PER_USER=%d: want at least 0 (0: no limit)", c.MaxRunningPerUser)
+		return fmt.Errorf("FAAS_MAX_RUNNING_PER_USER=%d: want at least 0 (0: no limit)", c.MaxRunningPerUser)
+	case c.EventRing < 0:
+		return fmt.Errorf("FAAS_EVENT_RING=%d: want at least 1 (0 takes the default, %d)", c.EventRing, defaultEventRing)
 	}
-	return c, nil
+	return nil
 }
 
 // Endpoint is where the manager binds: loopback unless Listen says
@@ -95,12 +115,20 @@ type Manager struct {
 	workers map[string]time.Time
 	done    int64
 	avg     time.Duration
+	events  *ring
 }
 
 var _ faas.JobQueue = (*Manager)(nil)
 
-// New binds the manager's socket; jobs are served once Run starts.
+// New binds the manager's socket; jobs are served once Run has rebuilt
+// the queue.
 func New(cfg Config, store faas.Store, log *slog.Logger) (*Manager, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("jqmanager: %w", err)
+	}
+	if cfg.EventRing == 0 {
+		cfg.EventRing = defaultEventRing
+	}
 	m := &Manager{
 		cfg:     cfg,
 		store:   store,
@@ -109,11 +137,15 @@ func New(cfg Config, store faas.Store, log *slog.Logger) (*Manager, error) {
 		queue:   newFairQueue(cfg.MaxRunningPerUser),
 		pending: make(map[string]int),
 		workers: make(map[string]time.Time),
+		events:  newRing(cfg.EventRing, time.Now()),
 	}
 	srv, err := wire.Listen(cfg.Endpoint(), jqproxy.NewMux(m).Serve, log, wire.WithSecurity(cfg.Bus))
 	if err != nil {
 		return nil, fmt.Errorf("jqmanager: %w", err)
 	}
+	// Workers' calls have a budget of their own: however many requests
+	// the frontends send, heartbeats get through and leases stay alive.
+	srv.Reserve(wire.MaxInFlight, jqproxy.WorkerMethods...)
 	m.server = srv
 	return m, nil
 }
@@ -122,17 +154,26 @@ func New(cfg Config, store faas.Store, log *slog.Logger) (*Manager, error) {
 func (m *Manager) Endpoint() string { return m.server.Endpoint() }
 
 // Run rebuilds the queue from the Store, then serves and reaps expired
-// leases until ctx ends.
+// leases until ctx ends. Requests that come during the rebuild wait in
+// the socket: answered earlier, a worker would find no work and a waiter
+// would hear that a pending job is gone. A Store that answers the rebuild
+// with an error other than unavailable will not do better on a retry, and
+// a queue without its pending jobs would strand them: Run returns the
+// error, so the process exits and its supervisor sees why.
 func (m *Manager) Run(ctx context.Context) error {
+	if err := m.recover(ctx); err != nil {
+		// A server run with an ended context only closes its socket.
+		ended, cancel := context.WithCancel(ctx)
+		cancel()
+		m.server.Run(ended)
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("jqmanager: rebuild queue: %w", err)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- m.server.Run(ctx) }()
-	if err := m.recover(ctx); err != nil {
-		if ctx.Err() == nil {
-			m.log.Error("rebuild queue", "err", err)
-		}
-	} else {
-		m.reap(ctx)
-	}
+	m.reap(ctx)
 	return <-errc
 }
 
@@ -239,6 +280,7 @@ func (m *Manager) finish(e *entry) {
 		close(ch)
 	}
 	e.waiters = nil
+	m.publishFinished(e)
 }
 
 // enqueue queues e and wakes one idle worker. A job queued again gives
@@ -358,11 +400,13 @@ func (m *Manager) lease(ctx context.Context, e *entry, worker string) (faas.Job,
 		return faas.Job{}, nil
 	default:
 		defer m.mu.Unlock()
-		// The Store did not answer: put the job back for the next worker.
+		// The Store did not answer: put the job back for the next worker,
+		// and wake one, since this one returns with the error.
 		e.worker = ""
 		e.state = stateQueued
 		e.released = nil
 		m.queue.pushFront(e)
+		m.wakeOne()
 		return faas.Job{}, fmt.Errorf("lease job %s: %w", e.id, err)
 	}
 }
@@ -444,10 +488,31 @@ func (m *Manager) Release(ctx context.Context, l faas.Lease, reason string) erro
 func (m *Manager) Forget(ctx context.Context, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, ok := m.jobs[id]
-	if !ok {
-		return nil
+	if e, ok := m.jobs[id]; ok {
+		m.forget(e)
 	}
+	return nil
+}
+
+// ForgetUser implements faas.JobQueue, as Forget for each of the user's
+// jobs.
+func (m *Manager) ForgetUser(ctx context.Context, name string) error {
+	if name == "" {
+		return faas.Errorf(faas.Invalid, "user name is empty")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, e := range m.jobs {
+		if e.owner == name {
+			m.forget(e)
+		}
+	}
+	m.events.add(faas.Event{Kind: faas.UserRevoked, User: name})
+	return nil
+}
+
+// forget drops a deleted job. Callers hold mu.
+func (m *Manager) forget(e *entry) {
 	switch e.state {
 	case stateQueued:
 		m.queue.remove(e)
@@ -456,7 +521,6 @@ func (m *Manager) Forget(ctx context.Context, id string) error {
 		// Its worker's next heartbeat finds the lease gone.
 		m.finish(e)
 	}
-	return nil
 }
 
 // reap queues again the jobs whose leases expired, until ctx ends. It
@@ -548,10 +612,20 @@ func (m *Manager) Wait(ctx context.Context, id string, wait time.Duration) (faas
 		// Closed after outcome was set, never written again.
 		return e.outcome, true, nil
 	case <-timer.C:
+		m.stopWaiting(e, ch)
 		return faas.Job{}, false, nil
 	case <-ctx.Done():
+		m.stopWaiting(e, ch)
 		return faas.Job{}, false, ctx.Err()
 	}
+}
+
+// stopWaiting removes a waiter that gave up, so that a job polled with
+// many short waits does not pile them up until it ends.
+func (m *Manager) stopWaiting(e *entry, ch chan struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e.waiters = slices.DeleteFunc(e.waiters, func(w chan struct{}) bool { return w == ch })
 }
 
 // Stats implements faas.JobQueue. A worker counts as present while it

@@ -64,14 +64,16 @@ var calls = map[string][]Role{
 	dbproxy.MethodUsage:          {Frontend},
 	dbproxy.MethodUserCount:      {Frontend},
 
-	jqproxy.MethodSubmit:  {Frontend},
-	jqproxy.MethodWait:    {Frontend},
-	jqproxy.MethodForget:  {Frontend},
-	jqproxy.MethodStats:   {Frontend, Scaler},
-	jqproxy.MethodNext:    {Worker},
-	jqproxy.MethodDone:    {Worker},
-	jqproxy.MethodRenew:   {Worker},
-	jqproxy.MethodRelease: {Worker},
+	jqproxy.MethodSubmit:     {Frontend},
+	jqproxy.MethodWait:       {Frontend},
+	jqproxy.MethodEvents:     {Frontend},
+	jqproxy.MethodForget:     {Frontend},
+	jqproxy.MethodForgetUser: {Frontend},
+	jqproxy.MethodStats:      {Frontend, Scaler},
+	jqproxy.MethodNext:       {Worker},
+	jqproxy.MethodDone:       {Worker},
+	jqproxy.MethodRenew:      {Worker},
+	jqproxy.MethodRelease:    {Worker},
 }
 
 // Allowed reports whether role may call method.

@@ -133,6 +133,41 @@ type Usage struct {
 	JobBytes int64 `json:"job_bytes"`
 }
 
+// EventKind says what an Event reports.
+type EventKind string
+
+// The event kinds.
+const (
+	// JobFinished: the job left the queue. Job is its outcome when the
+	// queue knows it (without logs or arguments, and only when the result
+	// is small); otherwise the reader of the event reads the Store.
+	JobFinished EventKind = "job_finished"
+	// UserRevoked: the user was deleted; their tokens are void at once.
+	UserRevoked EventKind = "user_revoked"
+)
+
+// Event is something the job queue tells every frontend at once, in the
+// order of Seq.
+type Event struct {
+	Seq   uint64    `json:"seq"`
+	Kind  EventKind `json:"kind"`
+	JobID string    `json:"job_id,omitempty"`
+	Job   *Job      `json:"job,omitempty"`
+	User  string    `json:"user,omitempty"`
+}
+
+// Events is one page of the job queue's events.
+type Events struct {
+	List []Event `json:"list,omitempty"`
+	// Next is the cursor to ask from next time.
+	Next uint64 `json:"next"`
+	// Gap reports that events after the cursor asked from are lost (the
+	// reader fell behind the queue's bounded memory of them, the queue
+	// restarted, or the cursor was 0): the reader must recheck whatever
+	// it was waiting for.
+	Gap bool `json:"gap,omitempty"`
+}
+
 // Store is the platform's durable state. The DB manager implements it over a
 // database; its proxy implements it over ZeroMQ.
 //
@@ -246,5 +281,13 @@ type JobQueue interface {
 	// the queue before (or never existed), j is zero and the caller reads
 	// the Store.
 	Wait(ctx context.Context, id string, wait time.Duration) (j Job, finished bool, err error)
+	// Events returns the events after cursor since, waiting up to hold for
+	// one. A process with many waits watches this one stream instead of
+	// holding a request per wait.
+	Events(ctx context.Context, since uint64, hold time.Duration) (Events, error)
+	// ForgetUser tells the queue that the user was deleted from the Store:
+	// their queued jobs leave the queue, their running jobs' leases are
+	// revoked, and a UserRevoked event tells every frontend.
+	ForgetUser(ctx context.Context, name string) error
 	Stats(ctx context.Context) (Stats, error)
 }

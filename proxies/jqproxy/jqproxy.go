@@ -14,19 +14,26 @@ import (
 
 // The protocol's method names.
 const (
-	MethodSubmit  = "jq.submit"
-	MethodNext    = "jq.next"
-	MethodDone    = "jq.done"
-	MethodWait    = "jq.wait"
-	MethodStats   = "jq.stats"
-	MethodRenew   = "jq.renew"
-	MethodRelease = "jq.release"
-	MethodForget  = "jq.forget"
+	MethodSubmit     = "jq.submit"
+	MethodNext       = "jq.next"
+	MethodDone       = "jq.done"
+	MethodWait       = "jq.wait"
+	MethodStats      = "jq.stats"
+	MethodRenew      = "jq.renew"
+	MethodRelease    = "jq.release"
+	MethodForget     = "jq.forget"
+	MethodEvents     = "jq.events"
+	MethodForgetUser = "jq.forget_user"
 )
 
 // DefaultPort is the JQ manager's port unless PORT says otherwise; the
 // clients' default JQ_URL points at it on loopback.
 const DefaultPort = 27445
+
+// WorkerMethods are the methods workers call. The JQ manager gives them a
+// budget of requests of their own, so that no load from the frontends can
+// refuse a heartbeat and cost a running job its lease.
+var WorkerMethods = []string{MethodNext, MethodDone, MethodRenew, MethodRelease}
 
 // MaxHold caps how long a caller may ask the queue to hold a request, so a
 // hostile or buggy client cannot park handlers forever.
@@ -63,6 +70,15 @@ type releaseRequest struct {
 
 type forgetRequest struct {
 	ID string `json:"id"`
+}
+
+type eventsRequest struct {
+	Since uint64        `json:"since"`
+	Hold  time.Duration `json:"hold"`
+}
+
+type forgetUserRequest struct {
+	Name string `json:"name"`
 }
 
 type empty struct{}
@@ -141,6 +157,19 @@ func (c *Client) Forget(ctx context.Context, id string) error {
 	return c.c.Call(ctx, MethodForget, forgetRequest{ID: id}, nil)
 }
 
+// Events implements faas.JobQueue. It holds one socket for up to hold:
+// a process calls it from one watch loop, never once per wait.
+func (c *Client) Events(ctx context.Context, since uint64, hold time.Duration) (faas.Events, error) {
+	var out faas.Events
+	err := c.c.CallHold(ctx, hold, MethodEvents, eventsRequest{Since: since, Hold: hold}, &out)
+	return out, err
+}
+
+// ForgetUser implements faas.JobQueue.
+func (c *Client) ForgetUser(ctx context.Context, name string) error {
+	return c.c.Call(ctx, MethodForgetUser, forgetUserRequest{Name: name}, nil)
+}
+
 // Stats implements faas.JobQueue.
 func (c *Client) Stats(ctx context.Context) (faas.Stats, error) {
 	var out faas.Stats
@@ -183,6 +212,15 @@ func NewMux(q faas.JobQueue) *wire.Mux {
 	})
 	wire.Handle(m, MethodForget, func(ctx context.Context, r forgetRequest) (any, error) {
 		return nil, q.Forget(ctx, r.ID)
+	})
+	wire.Handle(m, MethodEvents, func(ctx context.Context, r eventsRequest) (faas.Events, error) {
+		if err := checkHold(r.Hold); err != nil {
+			return faas.Events{}, err
+		}
+		return q.Events(ctx, r.Since, r.Hold)
+	})
+	wire.Handle(m, MethodForgetUser, func(ctx context.Context, r forgetUserRequest) (any, error) {
+		return nil, q.ForgetUser(ctx, r.Name)
 	})
 	wire.Handle(m, MethodStats, func(ctx context.Context, _ empty) (faas.Stats, error) {
 		return q.Stats(ctx)

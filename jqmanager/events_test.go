@@ -1,0 +1,105 @@
+package jqmanager_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"faas/proxies/faas"
+	"faas/proxies/jqproxy"
+)
+
+// TestEventsOverTheWire: a watcher holding one long poll hears of a job
+// finishing at once, with its outcome.
+func TestEventsOverTheWire(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, config(), "ann")
+	c, err := jqproxy.Dial(r.m.Endpoint(), time.Second, quiet())
+	require.NoError(t, err)
+	defer c.Close()
+
+	first, err := c.Events(r.ctx, 0, time.Second)
+	require.NoError(t, err)
+	require.True(t, first.Gap, "a first call has nothing to go on")
+	idle, err := c.Events(r.ctx, first.Next, 10*time.Millisecond)
+	require.NoError(t, err)
+	require.False(t, idle.Gap)
+	require.Empty(t, idle.List)
+	require.Equal(t, first.Next, idle.Next)
+
+	j := r.submit("ann")
+	got, ok := r.next("w", time.Second)
+	require.True(t, ok)
+	type page struct {
+		ev   faas.Events
+		err  error
+		took time.Duration
+	}
+	polled := make(chan page, 1)
+	go func() {
+		begin := time.Now()
+		ev, err := c.Events(r.ctx, first.Next, 20*time.Second)
+		polled <- page{ev, err, time.Since(begin)}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	require.NoError(t, r.complete(got))
+	p := <-polled
+	require.NoError(t, p.err)
+	require.Less(t, p.took, 5*time.Second, "the long poll was not woken")
+	require.Len(t, p.ev.List, 1)
+	ev := p.ev.List[0]
+	require.Equal(t, faas.JobFinished, ev.Kind)
+	require.Equal(t, j.ID, ev.JobID)
+	require.NotNil(t, ev.Job)
+	require.Equal(t, faas.Succeeded, ev.Job.State)
+	require.JSONEq(t, "1", string(ev.Job.Result))
+	require.Empty(t, ev.Job.Logs, "events stay small")
+	require.Equal(t, ev.Seq, p.ev.Next)
+
+	_, err = c.Events(r.ctx, p.ev.Next, 2*jqproxy.MaxHold)
+	require.Equal(t, faas.Invalid, faas.ErrorCode(err))
+}
+
+// TestForgetUser: deleting a user stops their jobs, queued and running,
+// leaves other users' alone, and tells the watchers.
+func TestForgetUser(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, config(), "eve", "bob")
+	start, err := r.m.Events(r.ctx, 0, 0)
+	require.NoError(t, err)
+	running := r.submit("eve")
+	got, ok := r.next("w", time.Second)
+	require.True(t, ok)
+	require.Equal(t, running.ID, got.ID)
+	queued := r.submit("eve")
+	r.submit("bob")
+
+	require.NoError(t, r.m.ForgetUser(r.ctx, "eve"))
+	lost, err := r.m.Renew(r.ctx, "w", []faas.Lease{{ID: got.ID, Attempt: got.Attempt}})
+	require.NoError(t, err)
+	require.Len(t, lost, 1, "the running job's lease was not revoked")
+	st, _ := r.m.Stats(r.ctx)
+	require.Equal(t, 1, st.Queued, "only bob's job is left")
+	require.Zero(t, st.Running)
+	next, ok := r.next("w", 100*time.Millisecond)
+	require.True(t, ok)
+	require.NotEqual(t, queued.ID, next.ID)
+
+	page, err := r.m.Events(r.ctx, start.Next, 0)
+	require.NoError(t, err)
+	var finished []string
+	revoked := ""
+	for _, ev := range page.List {
+		switch ev.Kind {
+		case faas.JobFinished:
+			require.Nil(t, ev.Job, "a forgotten job has no outcome to hand over")
+			finished = append(finished, ev.JobID)
+		case faas.UserRevoked:
+			revoked = ev.User
+		}
+	}
+	require.ElementsMatch(t, []string{running.ID, queued.ID}, finished)
+	require.Equal(t, "eve", revoked)
+	require.Equal(t, faas.Invalid, faas.ErrorCode(r.m.ForgetUser(r.ctx, "")))
+}
