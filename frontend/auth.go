@@ -66,12 +66,12 @@ func bearer(header string) (string, bool) {
 // errBadToken answers a well-formed token that matches no user.
 var errBadToken = faas.Errorf(faas.Unauthorized, "invalid bearer token")
 
-// tokenTTL is how long a token's user is remembered. Within it, a user
-// deleted through another frontend process still authenticates here (and
-// a token of a deleted user could act on a user re-registered under the
-// same name elsewhere), though the store refuses to act on data that is
-// gone. Deleting through this process forgets at once. A few seconds
-// keep that window small and still spare most requests a DB round trip.
+// tokenTTL is how long a token's user is remembered. A user deleted
+// through any frontend is forgotten at once: by this process itself, or
+// through the job queue's UserRevoked event. The TTL bounds how long a
+// deleted user's token can still work here when that event cannot come
+// (the queue unreachable); a few seconds still spare most requests a DB
+// round trip.
 const tokenTTL = 5 * time.Second
 
 // tokenCacheSize bounds the memory the cache can take.
@@ -85,6 +85,9 @@ type tokenCache struct {
 
 	mu      sync.Mutex
 	entries map[string]cached
+	// gen counts forgets: a lookup that began before one may have found
+	// a user since deleted, and must not cache it.
+	gen uint64
 }
 
 type cached struct {
@@ -110,9 +113,21 @@ func (tc *tokenCache) get(hash string, now time.Time) (string, bool) {
 	return e.user, true
 }
 
-func (tc *tokenCache) put(hash, user string, now time.Time) {
+// generation is the count of forgets, to pass to put.
+func (tc *tokenCache) generation() uint64 {
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
+	return tc.gen
+}
+
+// put caches a lookup that began at generation gen, unless a forget came
+// since.
+func (tc *tokenCache) put(hash, user string, now time.Time, gen uint64) {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	if gen != tc.gen {
+		return
+	}
 	if len(tc.entries) >= tc.max {
 		tc.evict(now)
 	}
@@ -135,13 +150,14 @@ func (tc *tokenCache) evict(now time.Time) {
 	}
 }
 
-// forget drops every token of user, so a deleted user is locked out of
-// this process at once.
+// forget drops every token of user ("" for every user), so a deleted
+// user is locked out of this process at once.
 func (tc *tokenCache) forget(user string) {
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
+	tc.gen++
 	for h, e := range tc.entries {
-		if e.user == user {
+		if user == "" || e.user == user {
 			delete(tc.entries, h)
 		}
 	}
@@ -179,6 +195,7 @@ func (s *Server) tokenUser(ctx context.Context, addr, header string) (string, er
 	if err := s.mayLookUp(hash, addr); err != nil {
 		return "", err
 	}
+	gen := s.tokens.generation()
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
 	u, err := s.store.UserByToken(ctx, hash)
@@ -189,7 +206,7 @@ func (s *Server) tokenUser(ctx context.Context, addr, header string) (string, er
 	if err != nil {
 		return "", fmt.Errorf("look up token: %w", err)
 	}
-	s.tokens.put(hash, u.Name, time.Now())
+	s.tokens.put(hash, u.Name, time.Now(), gen)
 	return u.Name, nil
 }
 

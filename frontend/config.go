@@ -82,7 +82,21 @@ type Config struct {
 	// ?memory; 0 leaves only the hard bound of 4096. The workers read the
 	// same variable for their memory budget.
 	SandboxMaxMemoryMB int `envconfig:"FAAS_SANDBOX_MAX_MEMORY_MB" default:"1024"`
+
+	// MaxWaitsPerUser and MaxWaits bound the requests waiting for a job
+	// (?wait) at once, per user and in all; past them a request is refused
+	// with 429. A wait costs a channel and a goroutine, no socket; the caps
+	// keep one user from taking all of this process's memory and the
+	// others' share. 0 takes the default.
+	MaxWaitsPerUser int `envconfig:"FAAS_MAX_WAITS_PER_USER" default:"100"`
+	MaxWaits        int `envconfig:"FAAS_MAX_WAITS" default:"10000"`
 }
+
+// The defaults of the wait caps, for a Config built in code.
+const (
+	defaultMaxWaitsPerUser = 100
+	defaultMaxWaits        = 10000
+)
 
 // minAdminTokenLen keeps the operator's token out of guessing range.
 const minAdminTokenLen = 16
@@ -154,10 +168,27 @@ func (c Config) Validate() error {
 		return fmt.Errorf("frontend config: FAAS_SANDBOX_MAX_MEMORY_MB is %d, want %d-%d (0 for no ceiling below %d)",
 			c.SandboxMaxMemoryMB, minMemoryMB, maxMemoryMB, maxMemoryMB)
 	}
+	if c.MaxWaitsPerUser < 0 {
+		return fmt.Errorf("frontend config: FAAS_MAX_WAITS_PER_USER is %d, want >= 1 (0 takes the default, %d)", c.MaxWaitsPerUser, defaultMaxWaitsPerUser)
+	}
+	if c.MaxWaits < 0 {
+		return fmt.Errorf("frontend config: FAAS_MAX_WAITS is %d, want >= 1 (0 takes the default, %d)", c.MaxWaits, defaultMaxWaits)
+	}
 	if c.Listen == "" && (c.Port < 0 || c.Port > 65535) {
 		return fmt.Errorf("frontend config: PORT is %d, want 0-65535", c.Port)
 	}
 	return nil
+}
+
+// withDefaults fills in the settings left at 0 that mean a default.
+func (c Config) withDefaults() Config {
+	if c.MaxWaitsPerUser == 0 {
+		c.MaxWaitsPerUser = defaultMaxWaitsPerUser
+	}
+	if c.MaxWaits == 0 {
+		c.MaxWaits = defaultMaxWaits
+	}
+	return c
 }
 
 // addr is the address to listen on.

@@ -18,7 +18,8 @@ func TestConfigFromEnv(t *testing.T) {
 	// t.Setenv rules out t.Parallel here.
 	for _, k := range []string{"PORT", "FAAS_HTTP_LISTEN", "DB_URL", "JQ_URL", "FAAS_AUTH", "FAAS_REQUEST_TIMEOUT", "FAAS_RATE_LIMIT", "FAAS_RATE_BURST",
 		"FAAS_RATE_LIMIT_PER_ADDR", "FAAS_TOKEN_LOOKUPS_PER_ADDR", "FAAS_REGISTRATION", "FAAS_ADMIN_TOKEN", "FAAS_MAX_REGISTRATIONS_PER_ADDR_HOUR",
-		"FAAS_MAX_USERS", "FAAS_MAX_FUNCTIONS_PER_USER", "FAAS_MAX_SOURCE_BYTES_PER_USER", "FAAS_MAX_JOB_BYTES_PER_USER", "FAAS_SANDBOX_MAX_MEMORY_MB", "FAAS_TRUSTED_PROXIES"} {
+		"FAAS_MAX_USERS", "FAAS_MAX_FUNCTIONS_PER_USER", "FAAS_MAX_SOURCE_BYTES_PER_USER", "FAAS_MAX_JOB_BYTES_PER_USER", "FAAS_SANDBOX_MAX_MEMORY_MB", "FAAS_TRUSTED_PROXIES",
+		"FAAS_MAX_WAITS_PER_USER", "FAAS_MAX_WAITS"} {
 		t.Setenv(k, "") // restores the variable after the test
 		require.NoError(t, os.Unsetenv(k))
 	}
@@ -42,6 +43,9 @@ func TestConfigFromEnv(t *testing.T) {
 		MaxSourceBytesPerUser:       4 << 20,
 		MaxJobBytesPerUser:          64 << 20,
 		SandboxMaxMemoryMB:          1024,
+		// Set in full, though 0 would take the same defaults.
+		MaxWaitsPerUser: 100,
+		MaxWaits:        10000,
 	}, cfg)
 	require.True(t, cfg.rateLimitOn())
 	require.Equal(t, ":8080", cfg.addr())
@@ -84,6 +88,8 @@ func TestConfigFromEnv(t *testing.T) {
 		{"FAAS_TRUSTED_PROXIES", "10.0.0.0/8,proxy.local", `FAAS_TRUSTED_PROXIES holds "proxy.local"`},
 		{"FAAS_SANDBOX_MAX_MEMORY_MB", "16", "FAAS_SANDBOX_MAX_MEMORY_MB is 16"},
 		{"FAAS_SANDBOX_MAX_MEMORY_MB", "8192", "FAAS_SANDBOX_MAX_MEMORY_MB is 8192"},
+		{"FAAS_MAX_WAITS_PER_USER", "-1", "FAAS_MAX_WAITS_PER_USER is -1"},
+		{"FAAS_MAX_WAITS", "-5", "FAAS_MAX_WAITS is -5"},
 	} {
 		t.Run(tc.k+"="+tc.v, func(t *testing.T) {
 			t.Setenv(tc.k, tc.v)
@@ -176,9 +182,9 @@ func TestTokenCache(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
 	tc := newTokenCache(time.Second, 3)
-	tc.put("h1", "alice", now)
-	tc.put("h2", "alice", now)
-	tc.put("h3", "bob", now)
+	tc.put("h1", "alice", now, 0)
+	tc.put("h2", "alice", now, 0)
+	tc.put("h3", "bob", now, 0)
 	user, ok := tc.get("h1", now.Add(999*time.Millisecond))
 	require.True(t, ok)
 	require.Equal(t, "alice", user)
@@ -193,11 +199,19 @@ func TestTokenCache(t *testing.T) {
 
 	// Filling it past its bound drops entries instead of growing.
 	for i := range 10 {
-		tc.put(string(rune('a'+i)), "carol", now)
+		tc.put(string(rune('a'+i)), "carol", now, tc.generation())
 		require.LessOrEqual(t, len(tc.entries), 3)
 	}
 	_, ok = tc.get("j", now)
 	require.True(t, ok, "the newest entry is kept")
+
+	// A lookup that began before a forget does not cache what it found:
+	// the user may be the one just deleted.
+	gen := tc.generation()
+	tc.forget("zed")
+	tc.put("z", "zed", now, gen)
+	_, ok = tc.get("z", now)
+	require.False(t, ok, "cached across a forget")
 }
 
 func TestRateMeter(t *testing.T) {

@@ -66,6 +66,14 @@ func (s *Server) runFunction(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if wait > 0 {
+		release, err := s.waits.admit(owner)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		defer release()
+	}
 	ctx, cancel := s.reqCtx(c, wait)
 	defer cancel()
 	if err := s.checkJobQuota(ctx, owner, len(args)); err != nil {
@@ -94,7 +102,7 @@ func (s *Server) waitJob(ctx context.Context, c *gin.Context, id string, wait ti
 	defer cancel()
 	stop := context.AfterFunc(s.draining, cancel)
 	defer stop()
-	job, finished, err := s.queue.Wait(ctx, id, wait)
+	job, finished, err := s.waits.wait(ctx, id, wait)
 	if s.draining.Err() != nil {
 		return false
 	}

@@ -90,8 +90,11 @@ func (s *Server) mayLookUp(hash, addr string) error {
 		s.cfg.TokenLookupsPerAddr, s.cfg.TokenLookupsPerAddr))
 }
 
-// rememberBad records a token that matched no user.
-func (s *Server) rememberBad(hash string) { s.badTokens.put(hash, "", time.Now()) }
+// rememberBad records a token that matched no user. Nothing forgets bad
+// tokens, so the cache's generation never stands in the way.
+func (s *Server) rememberBad(hash string) {
+	s.badTokens.put(hash, "", time.Now(), s.badTokens.generation())
+}
 
 // isAdmin reports whether the request bears the operator's token. The
 // comparison takes the same time wherever the tokens differ.

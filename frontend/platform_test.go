@@ -41,6 +41,8 @@ type platform struct {
 	store faas.Store
 	queue faas.JobQueue
 	log   *slog.Logger
+	// fe is the frontend, for tests that look inside it.
+	fe *frontend.Server
 }
 
 // settings are what a test may change in startPlatform.
@@ -198,6 +200,7 @@ func startPlatform(t testing.TB, opts ...option) *platform {
 		store:  store,
 		queue:  queue,
 		log:    log,
+		fe:     fe,
 	}
 	require.Eventually(t, func() bool {
 		status, _ := p.do(t, "GET", "/readyz", "", nil)

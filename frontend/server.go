@@ -33,6 +33,7 @@ type Server struct {
 	queue  faas.JobQueue
 	log    *slog.Logger
 	tokens *tokenCache
+	waits  *waits
 	rate   rateMeter
 	// limits is nil when rate limiting is off.
 	limits *limiter
@@ -66,6 +67,7 @@ func New(cfg Config, store faas.Store, queue faas.JobQueue, log *slog.Logger) (*
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.withDefaults()
 	if store == nil || queue == nil || log == nil {
 		return nil, errors.New("frontend: nil store, queue or logger")
 	}
@@ -81,6 +83,7 @@ func New(cfg Config, store faas.Store, queue faas.JobQueue, log *slog.Logger) (*
 		tokens: newTokenCache(tokenTTL, tokenCacheSize),
 		ln:     ln,
 	}
+	s.waits = newWaits(queue, cfg, s.tokens.forget, log)
 	if cfg.rateLimitOn() {
 		s.limits = newLimiter(cfg.RateLimit, cfg.RateBurst, maxBuckets)
 	}
@@ -118,6 +121,10 @@ func (s *Server) Run(ctx context.Context) error {
 
 func (s *Server) run(ctx context.Context) error {
 	s.log.Info("serving REST API", "addr", s.Addr(), "auth", s.cfg.Auth)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() { defer close(watched); s.waits.run(watchCtx) }()
+	defer func() { stopWatch(); <-watched }()
 	served := make(chan error, 1)
 	go func() { served <- s.srv.Serve(s.ln) }()
 	select {

@@ -60,6 +60,12 @@ func (s *Server) deleteUser(c *gin.Context) {
 		s.fail(c, fmt.Errorf("delete user %s: %w", name, err))
 		return
 	}
+	// Tell the queue, which stops the user's jobs and tells every other
+	// frontend to forget the user's tokens. If it does not hear, the
+	// other frontends forget them when their cache entries expire.
+	if err := s.queue.ForgetUser(ctx, name); err != nil {
+		s.log.Warn("deleted user not forgotten by the queue", "user", name, "err", err)
+	}
 	s.log.Info("user deleted", "user", name)
 	ok(c, http.StatusOK, name)
 }

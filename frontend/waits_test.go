@@ -1,0 +1,211 @@
+package frontend_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"faas/frontend"
+)
+
+// eventfds counts this process's eventfds. Every ZeroMQ socket has one
+// for its mailbox and HTTP connections have none, so the count follows
+// the bus sockets open, whatever the number of HTTP clients.
+func eventfds(t testing.TB) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	n := 0
+	for _, fd := range fds {
+		if target, err := os.Readlink("/proc/self/fd/" + fd.Name()); err == nil && target == "anon_inode:[eventfd]" {
+			n++
+		}
+	}
+	return n
+}
+
+// percentile is the p-th percentile of sorted durations.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	return sorted[min(len(sorted)-1, int(float64(len(sorted))*p))]
+}
+
+// TestWaitFlood: one user sends 2,000 ?wait=60s replays of one slow job,
+// all pending at once. With the default caps most are refused at once
+// with 429; with the caps raised all 2,000 wait. Either way they hold no bus
+// socket: another user's submit, run and result keep their latency,
+// /readyz stays 200, nothing answers 5xx, and the bus sockets open stay
+// bounded. The waits are cancelled at the end, not waited out.
+func TestWaitFlood(t *testing.T) {
+	const (
+		flood = 2000
+		// floodRate is the requests per second of the flood: twice the
+		// default rate limit, which is off here.
+		floodRate = 400
+	)
+	for _, tc := range []struct {
+		name    string
+		perUser int
+		waiting int
+	}{
+		{"default caps", 0, 100},
+		{"caps raised", 5000, flood},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startPlatform(t, func(s *settings) { s.frontend.MaxWaitsPerUser = tc.perUser })
+			flooder, floodToken := p.newUser(t, "flood")
+			quiet, quietToken := p.newUser(t, "bystander")
+			p.upload(t, flooder, floodToken, "slow?timeout=2m", `async function slow(){ await new Promise(r => setTimeout(r, 120000)) }`)
+			p.upload(t, quiet, quietToken, "add", addSrc)
+			jobID := p.submitKeyed(t, flooder, floodToken, "flood", "slow", "")
+			baseFDs := eventfds(t)
+
+			// Sample the bus sockets and /readyz all through the flood.
+			sampleCtx, stopSampling := context.WithCancel(context.Background())
+			var sampling sync.WaitGroup
+			var maxFDs, readyFailures atomic.Int64
+			sampling.Go(func() {
+				for sampleCtx.Err() == nil {
+					if n := int64(eventfds(t)); n > maxFDs.Load() {
+						maxFDs.Store(n)
+					}
+					if status, _ := p.do(t, "GET", "/readyz", "", nil); status != http.StatusOK {
+						readyFailures.Add(1)
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			})
+			defer func() { stopSampling(); sampling.Wait() }()
+
+			// The flood, on its own client so that cancelling it ends
+			// every request at once.
+			floodCtx, cancelFlood := context.WithCancel(context.Background())
+			defer cancelFlood()
+			client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 0, MaxIdleConnsPerHost: flood}}
+			defer client.CloseIdleConnections()
+			var statuses sync.Map // status -> *atomic.Int64
+			var refusedOK, answered atomic.Int64
+			var flooding sync.WaitGroup
+			path := p.url + "/u/" + flooder + "/fn/slow/run?wait=60s"
+			flooding.Go(func() {
+				tick := time.NewTicker(time.Second / floodRate)
+				defer tick.Stop()
+				for range flood {
+					select {
+					case <-tick.C:
+					case <-floodCtx.Done():
+						return
+					}
+					flooding.Go(func() {
+						req, _ := http.NewRequestWithContext(floodCtx, "POST", path, nil)
+						req.Header = bearer(floodToken)
+						req.Header.Set("Idempotency-Key", "flood")
+						resp, err := client.Do(req)
+						if err != nil {
+							return // cancelled at the end
+						}
+						defer resp.Body.Close()
+						answered.Add(1)
+						n, _ := statuses.LoadOrStore(resp.StatusCode, new(atomic.Int64))
+						n.(*atomic.Int64).Add(1)
+						if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") != "" {
+							refusedOK.Add(1)
+						}
+					})
+				}
+			})
+			settled := func() bool {
+				return p.fe.WaitingFor(jobID) == tc.waiting && answered.Load() == int64(flood-tc.waiting)
+			}
+
+			// The bystander, from the flood's start until it has been
+			// settled, every wait the caps let in waiting, for 3s.
+			var latencies []time.Duration
+			timed := func(status int, method, path string, body []byte) reply {
+				begin := time.Now()
+				rep := p.expect(t, status, method, path, quietToken, body)
+				latencies = append(latencies, time.Since(begin))
+				return rep
+			}
+			giveUp := time.Now().Add(90 * time.Second)
+			var calm time.Time
+			for calm.IsZero() || time.Since(calm) < 3*time.Second {
+				require.True(t, time.Now().Before(giveUp), "the flood did not settle: %d waiting, %d answered", p.fe.WaitingFor(jobID), answered.Load())
+				if calm.IsZero() && settled() {
+					calm = time.Now()
+				}
+				id := timed(http.StatusAccepted, "POST", "/u/"+quiet+"/fn/add/run", []byte("[1,2]")).str(t)
+				rep := timed(http.StatusOK, "POST", "/u/"+quiet+"/fn/add/run?wait=10s", []byte("[2,3]"))
+				require.JSONEq(t, "5", string(rep.Res))
+				p.awaitJob(t, quietToken, id)
+				rep = timed(http.StatusOK, "GET", "/j/"+id+"/res", nil)
+				require.JSONEq(t, "3", string(rep.Res))
+			}
+			require.Equal(t, tc.waiting, p.fe.WaitingFor(jobID), "the flood's waits ended early")
+			require.Equal(t, int64(flood-tc.waiting), refusedOK.Load(), "refusals are 429 with Retry-After")
+			stopSampling()
+			sampling.Wait()
+
+			cancelFlood()
+			flooding.Wait()
+			require.Eventually(t, func() bool { return p.fe.WaitsAdmitted() == 0 }, 10*time.Second, 10*time.Millisecond, "cancelled waits stayed")
+			p.expect(t, http.StatusOK, "DELETE", "/j/"+jobID, floodToken, nil)
+
+			slices.Sort(latencies)
+			var codes []string
+			statuses.Range(func(k, v any) bool {
+				codes = append(codes, fmt.Sprintf("%d×%d", v.(*atomic.Int64).Load(), k))
+				return true
+			})
+			t.Logf("flood answers %v; bystander: %d requests, p50 %v, p99 %v, max %v; eventfds %d before, %d at most during the flood",
+				codes, len(latencies), percentile(latencies, 0.5), percentile(latencies, 0.99), latencies[len(latencies)-1], baseFDs, maxFDs.Load())
+			statuses.Range(func(k, v any) bool {
+				require.Equal(t, http.StatusTooManyRequests, k, "a flood request answered %d", k)
+				return true
+			})
+			require.Zero(t, readyFailures.Load(), "/readyz failed during the flood")
+			require.Less(t, percentile(latencies, 0.99), 2*time.Second, "the bystander slowed down")
+			// Two clients of at most 256 calls under way each, and their
+			// idle sockets: far below one socket per wait.
+			require.Less(t, maxFDs.Load()-int64(baseFDs), int64(700), "bus sockets grew with the waits")
+		})
+	}
+}
+
+// TestDeletedUserTokenFailsOnEveryFrontend: a user deleted through one
+// frontend is locked out of another at once, though the other had just
+// cached the token: the old eve's token must not act on a new eve.
+func TestDeletedUserTokenFailsOnEveryFrontend(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	fe, err := frontend.New(frontend.Config{Listen: "127.0.0.1:0", Auth: "on", RequestTimeout: 10 * time.Second}, p.store, p.queue, p.log)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- fe.Run(ctx) }()
+	defer func() { cancel(); require.NoError(t, <-ran) }()
+	other := &platform{url: "http://" + fe.Addr(), client: p.client}
+	require.Eventually(t, func() bool {
+		status, _ := other.do(t, "GET", "/readyz", "", nil)
+		return status == http.StatusOK
+	}, 10*time.Second, 10*time.Millisecond)
+
+	eve, oldToken := p.newUser(t, "eve")
+	// The other frontend learns the old token, and would keep it for a
+	// while if nothing told it otherwise.
+	other.expect(t, http.StatusOK, "GET", "/u/"+eve+"/fn", oldToken, nil)
+	p.expect(t, http.StatusOK, "DELETE", "/u/"+eve, oldToken, nil)
+	newToken := p.register(t, eve)
+	p.upload(t, eve, newToken, "add", addSrc)
+
+	rep := other.expect(t, http.StatusUnauthorized, "DELETE", "/u/"+eve+"/fn/add", oldToken, nil)
+	require.Equal(t, "unauthorized", rep.Code)
+	other.expect(t, http.StatusOK, "GET", "/u/"+eve+"/fn/add", newToken, nil)
+}
