@@ -7,10 +7,10 @@ import (
 	"faas/proxies/faas"
 )
 
-// maxEventResult is the largest result an event carries. A larger one
-// stays out of the ring, which would otherwise hold up to EventRing large
-// results; the frontend reads it from the Store instead.
-const maxEventResult = 64 << 10
+// maxEventResult is the largest result an event carries, so that the ring
+// holds at most EventRing times this much (32 MiB by default). A larger
+// result stays out of it; the frontend reads it from the Store instead.
+const maxEventResult = 8 << 10
 
 // maxEventsPage bounds the events one reply carries.
 const maxEventsPage = 512
