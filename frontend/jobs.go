@@ -67,7 +67,7 @@ func (s *Server) runFunction(c *gin.Context) {
 		return
 	}
 	if wait > 0 {
-		release, err := s.waits.admit(owner)
+		release, err := s.caps.admit(owner)
 		if err != nil {
 			s.fail(c, err)
 			return
@@ -102,7 +102,7 @@ func (s *Server) waitJob(ctx context.Context, c *gin.Context, id string, wait ti
 	defer cancel()
 	stop := context.AfterFunc(s.draining, cancel)
 	defer stop()
-	job, finished, err := s.waits.wait(ctx, id, wait)
+	job, finished, err := s.watch.Wait(ctx, id, wait)
 	if s.draining.Err() != nil {
 		return false
 	}

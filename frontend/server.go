@@ -19,6 +19,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"faas/proxies/faas"
+	"faas/proxies/jqproxy"
 )
 
 // shutdownGrace bounds how long Run waits for requests in flight once its
@@ -33,8 +34,10 @@ type Server struct {
 	queue  faas.JobQueue
 	log    *slog.Logger
 	tokens *tokenCache
-	waits  *waits
-	rate   rateMeter
+	// caps bounds the requests waiting for jobs; watch makes them wait.
+	caps  *waitCaps
+	watch *jqproxy.Watch
+	rate  rateMeter
 	// limits is nil when rate limiting is off.
 	limits *limiter
 	// The limits and quotas of limits.go; each limiter is nil when off.
@@ -83,7 +86,9 @@ func New(cfg Config, store faas.Store, queue faas.JobQueue, log *slog.Logger) (*
 		tokens: newTokenCache(tokenTTL, tokenCacheSize),
 		ln:     ln,
 	}
-	s.waits = newWaits(queue, cfg, s.tokens.forget, log)
+	s.caps = newWaitCaps(cfg.MaxWaitsPerUser, cfg.MaxWaits)
+	// A user deleted through any frontend loses their cached tokens here.
+	s.watch = jqproxy.NewWatch(queue, cfg.RequestTimeout, s.tokens.forget, log)
 	if cfg.rateLimitOn() {
 		s.limits = newLimiter(cfg.RateLimit, cfg.RateBurst, maxBuckets)
 	}
@@ -123,7 +128,7 @@ func (s *Server) run(ctx context.Context) error {
 	s.log.Info("serving REST API", "addr", s.Addr(), "auth", s.cfg.Auth)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	watched := make(chan struct{})
-	go func() { defer close(watched); s.waits.run(watchCtx) }()
+	go func() { defer close(watched); s.watch.Run(watchCtx) }()
 	defer func() { stopWatch(); <-watched }()
 	served := make(chan error, 1)
 	go func() { served <- s.srv.Serve(s.ln) }()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -14,23 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"faas/frontend"
+	"faas/proxies/wire/wiretest"
 )
-
-// eventfds counts this process's eventfds. Every ZeroMQ socket has one
-// for its mailbox and HTTP connections have none, so the count follows
-// the bus sockets open, whatever the number of HTTP clients.
-func eventfds(t testing.TB) int {
-	t.Helper()
-	fds, err := os.ReadDir("/proc/self/fd")
-	require.NoError(t, err)
-	n := 0
-	for _, fd := range fds {
-		if target, err := os.Readlink("/proc/self/fd/" + fd.Name()); err == nil && target == "anon_inode:[eventfd]" {
-			n++
-		}
-	}
-	return n
-}
 
 // percentile is the p-th percentile of sorted durations.
 func percentile(sorted []time.Duration, p float64) time.Duration {
@@ -65,7 +49,7 @@ func TestWaitFlood(t *testing.T) {
 			p.upload(t, flooder, floodToken, "slow?timeout=2m", `async function slow(){ await new Promise(r => setTimeout(r, 120000)) }`)
 			p.upload(t, quiet, quietToken, "add", addSrc)
 			jobID := p.submitKeyed(t, flooder, floodToken, "flood", "slow", "")
-			baseFDs := eventfds(t)
+			baseFDs := wiretest.OpenSockets(t)
 
 			// Sample the bus sockets and /readyz all through the flood.
 			sampleCtx, stopSampling := context.WithCancel(context.Background())
@@ -73,7 +57,7 @@ func TestWaitFlood(t *testing.T) {
 			var maxFDs, readyFailures atomic.Int64
 			sampling.Go(func() {
 				for sampleCtx.Err() == nil {
-					if n := int64(eventfds(t)); n > maxFDs.Load() {
+					if n := int64(wiretest.OpenSockets(t)); n > maxFDs.Load() {
 						maxFDs.Store(n)
 					}
 					if status, _ := p.do(t, "GET", "/readyz", "", nil); status != http.StatusOK {

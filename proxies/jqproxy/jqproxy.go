@@ -6,6 +6,7 @@ package jqproxy
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"faas/proxies/faas"
@@ -85,7 +86,15 @@ type empty struct{}
 
 // Client is a faas.JobQueue reached over ZeroMQ.
 type Client struct {
-	c *wire.Client
+	c       *wire.Client
+	timeout time.Duration
+	log     *slog.Logger
+
+	// watch serves Wait: started with the first wait, stopped by Close.
+	mu        sync.Mutex
+	watch     *Watch
+	stopWatch func()
+	closed    bool
 }
 
 var _ faas.JobQueue = (*Client)(nil)
@@ -98,11 +107,24 @@ func Dial(endpoint string, timeout time.Duration, log *slog.Logger, opts ...wire
 	if err != nil {
 		return nil, err
 	}
-	return &Client{c: c}, nil
+	if timeout <= 0 {
+		timeout = wire.DefaultTimeout
+	}
+	return &Client{c: c, timeout: timeout, log: log}, nil
 }
 
-// Close releases the client's sockets.
-func (c *Client) Close() error { return c.c.Close() }
+// Close stops the client's watch, if a Wait started one, and releases its
+// sockets.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	stop := c.stopWatch
+	c.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	return c.c.Close()
+}
 
 // Submit implements faas.JobQueue.
 func (c *Client) Submit(ctx context.Context, j faas.Job) (faas.Job, error) {
@@ -128,10 +150,41 @@ func (c *Client) Done(ctx context.Context, j faas.Job) error {
 	return c.c.Call(ctx, MethodDone, j, nil)
 }
 
-// Wait implements faas.JobQueue.
+// Wait implements faas.JobQueue. Asked to wait, it holds no socket: the
+// client's one Watch, started with the first such call, follows the
+// queue's events for every caller. Without a wait it asks the queue once.
 func (c *Client) Wait(ctx context.Context, id string, wait time.Duration) (faas.Job, bool, error) {
+	if wait <= 0 {
+		return c.probe(ctx, id)
+	}
+	w, err := c.watcher()
+	if err != nil {
+		return faas.Job{}, false, err
+	}
+	return w.Wait(ctx, id, wait)
+}
+
+// watcher returns the client's Watch, starting it if need be.
+func (c *Client) watcher() (*Watch, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, faas.Errorf(faas.Unavailable, "job queue client for %s is closed", c.c.Endpoint())
+	}
+	if c.watch == nil {
+		c.watch = NewWatch(c, c.timeout, nil, c.log)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); c.watch.Run(ctx) }()
+		c.stopWatch = func() { cancel(); <-done }
+	}
+	return c.watch, nil
+}
+
+// probe asks the queue once whether job id left it.
+func (c *Client) probe(ctx context.Context, id string) (faas.Job, bool, error) {
 	var out waitReply
-	if err := c.c.CallHold(ctx, wait, MethodWait, waitRequest{ID: id, Wait: wait}, &out); err != nil {
+	if err := c.c.Call(ctx, MethodWait, waitRequest{ID: id}, &out); err != nil {
 		return faas.Job{}, false, err
 	}
 	if out.Job == nil {

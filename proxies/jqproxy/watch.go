@@ -1,0 +1,182 @@
+package jqproxy
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"faas/proxies/faas"
+)
+
+// eventsHold is how long one call of the watch loop may wait for events.
+// It is well below MaxHold; a shorter hold would only cost more empty
+// round trips.
+const eventsHold = 20 * time.Second
+
+// The watch loop's retry delays while the job queue does not answer.
+const (
+	watchBackoffMin = 100 * time.Millisecond
+	watchBackoffMax = 5 * time.Second
+)
+
+// Watch lets any number of callers wait for jobs without holding anything
+// on the bus. One goroutine (Run) follows the job queue's events and hands
+// each finished job to the callers waiting for it; a waiting caller holds
+// only a channel. The same stream reports users deleted.
+//
+// A caller first registers, then asks the queue once, without waiting,
+// whether the job is still pending: a job that finishes after that answer
+// finishes after the registration too, so its event finds the caller.
+// When the watch falls behind the queue's memory of events (a gap), it
+// asks again about every job waited on.
+type Watch struct {
+	queue   faas.JobQueue
+	timeout time.Duration
+	revoked func(user string)
+	log     *slog.Logger
+
+	mu    sync.Mutex
+	byJob map[string][]*waiter
+}
+
+// waiter is one caller waiting for a job. done receives the job's
+// outcome, or nil when the queue had none to give (the caller reads the
+// Store).
+type waiter struct {
+	done chan *faas.Job
+}
+
+// NewWatch returns a Watch over q's events; it waits for nothing until Run
+// runs. timeout bounds each question to q. revoked, if not nil, is told of
+// each user deleted, and of "" after a gap, when any user may have been.
+func NewWatch(q faas.JobQueue, timeout time.Duration, revoked func(user string), log *slog.Logger) *Watch {
+	if revoked == nil {
+		revoked = func(string) {}
+	}
+	return &Watch{queue: q, timeout: timeout, revoked: revoked, log: log, byJob: make(map[string][]*waiter)}
+}
+
+// Wait blocks up to wait for job id to leave the queue, with the meaning of
+// faas.JobQueue's Wait.
+func (w *Watch) Wait(ctx context.Context, id string, wait time.Duration) (faas.Job, bool, error) {
+	wt := w.watch(id)
+	defer w.unwatch(id, wt)
+	if j, finished, err := w.queue.Wait(ctx, id, 0); err != nil || finished {
+		return j, finished, err
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case j := <-wt.done:
+		if j == nil {
+			return faas.Job{}, true, nil
+		}
+		return *j, true, nil
+	case <-timer.C:
+		return faas.Job{}, false, nil
+	case <-ctx.Done():
+		return faas.Job{}, false, ctx.Err()
+	}
+}
+
+// Waiting is how many callers wait for job id.
+func (w *Watch) Waiting(id string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.byJob[id])
+}
+
+// watch registers a waiter for job id.
+func (w *Watch) watch(id string) *waiter {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	wt := &waiter{done: make(chan *faas.Job, 1)}
+	w.byJob[id] = append(w.byJob[id], wt)
+	return wt
+}
+
+// unwatch unregisters a waiter however its wait ended, so that waits
+// that time out do not pile up on a job that never ends.
+func (w *Watch) unwatch(id string, wt *waiter) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if rest := slices.DeleteFunc(w.byJob[id], func(x *waiter) bool { return x == wt }); len(rest) > 0 {
+		w.byJob[id] = rest
+	} else {
+		delete(w.byJob, id)
+	}
+}
+
+// deliver hands j, the outcome of job id (or nil), to its waiters.
+func (w *Watch) deliver(id string, j *faas.Job) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, wt := range w.byJob[id] {
+		select {
+		case wt.done <- j:
+		default: // delivered already, by a recheck
+		}
+	}
+}
+
+// Run follows the events until ctx ends.
+func (w *Watch) Run(ctx context.Context) {
+	var since uint64
+	backoff := watchBackoffMin
+	for ctx.Err() == nil {
+		page, err := w.queue.Events(ctx, since, eventsHold)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			w.log.Warn("watch job queue events", "err", err, "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, watchBackoffMax)
+			continue
+		}
+		backoff = watchBackoffMin
+		if page.Gap {
+			w.revoked("")
+			w.recheck(ctx)
+		}
+		for _, ev := range page.List {
+			switch ev.Kind {
+			case faas.JobFinished:
+				w.deliver(ev.JobID, ev.Job)
+			case faas.UserRevoked:
+				w.revoked(ev.User)
+			}
+		}
+		since = page.Next
+	}
+}
+
+// recheck asks the queue about every job waited on, after events may have
+// been missed.
+func (w *Watch) recheck(ctx context.Context) {
+	w.mu.Lock()
+	ids := make([]string, 0, len(w.byJob))
+	for id := range w.byJob {
+		ids = append(ids, id)
+	}
+	w.mu.Unlock()
+	for _, id := range ids {
+		cctx, cancel := context.WithTimeout(ctx, w.timeout)
+		j, finished, err := w.queue.Wait(cctx, id, 0)
+		cancel()
+		switch {
+		case err != nil:
+			// The wait times out unless a later event ends it.
+			w.log.Warn("recheck waited job", "job_id", id, "err", err)
+		case finished && j.ID == "":
+			w.deliver(id, nil)
+		case finished:
+			w.deliver(id, &j)
+		}
+	}
+}

@@ -1,0 +1,135 @@
+package jqproxy
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"faas/proxies/faas"
+)
+
+// scriptedQueue answers Wait with pending until finish is set, and
+// Events from a list of pages, then holds until the context ends. Only
+// for the pure logic of waits; the platform tests use the real queue.
+type scriptedQueue struct {
+	faas.JobQueue
+	waits  atomic.Int64
+	finish atomic.Pointer[faas.Job]
+	pages  chan faas.Events
+}
+
+func (q *scriptedQueue) Wait(ctx context.Context, id string, wait time.Duration) (faas.Job, bool, error) {
+	q.waits.Add(1)
+	if j := q.finish.Load(); j != nil {
+		return *j, true, nil
+	}
+	return faas.Job{}, false, nil
+}
+
+func (q *scriptedQueue) Events(ctx context.Context, since uint64, hold time.Duration) (faas.Events, error) {
+	select {
+	case p := <-q.pages:
+		return p, nil
+	case <-ctx.Done():
+		return faas.Events{}, ctx.Err()
+	}
+}
+
+// revocations records what the Watch told of deleted users.
+type revocations struct {
+	mu    sync.Mutex
+	users []string
+}
+
+func (r *revocations) add(u string) { r.mu.Lock(); r.users = append(r.users, u); r.mu.Unlock() }
+func (r *revocations) list() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.users...)
+}
+
+func newTestWatch(q faas.JobQueue, rev *revocations) *Watch {
+	return NewWatch(q, time.Second, rev.add, slog.New(slog.DiscardHandler))
+}
+
+// TestWaitLeavesNothingBehind: waits that time out or are cancelled
+// unregister, so a job that never ends does not collect them.
+func TestWaitLeavesNothingBehind(t *testing.T) {
+	t.Parallel()
+	w := newTestWatch(&scriptedQueue{}, &revocations{})
+	for range 10 {
+		_, finished, err := w.Wait(context.Background(), "j", time.Millisecond)
+		require.NoError(t, err)
+		require.False(t, finished)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, _, err := w.Wait(ctx, "j", time.Minute)
+	require.ErrorIs(t, err, context.Canceled)
+	require.Zero(t, w.Waiting("j"))
+	require.Empty(t, w.byJob)
+}
+
+// TestWatchLoop: events reach the waits for their job and the users
+// revoked; after a gap, every job waited on is asked about again and
+// the revocations cover every user.
+func TestWatchLoop(t *testing.T) {
+	t.Parallel()
+	q := &scriptedQueue{pages: make(chan faas.Events, 4)}
+	rev := &revocations{}
+	w := newTestWatch(q, rev)
+	ctx, cancel := context.WithCancel(context.Background())
+	var loop sync.WaitGroup
+	loop.Go(func() { w.Run(ctx) })
+	defer func() { cancel(); loop.Wait() }()
+
+	type waited struct {
+		job      faas.Job
+		finished bool
+		err      error
+	}
+	waitFor := func(id string) <-chan waited {
+		out := make(chan waited, 1)
+		go func() {
+			j, finished, err := w.Wait(ctx, id, 30*time.Second)
+			out <- waited{j, finished, err}
+		}()
+		require.Eventually(t, func() bool { return w.Waiting(id) == 1 }, 5*time.Second, time.Millisecond)
+		return out
+	}
+
+	// An event with the outcome, and one without (the Store has it).
+	a, b := waitFor("a"), waitFor("b")
+	q.pages <- faas.Events{Next: 3, List: []faas.Event{
+		{Seq: 2, Kind: faas.JobFinished, JobID: "a", Job: &faas.Job{ID: "a", State: faas.Succeeded}},
+		{Seq: 3, Kind: faas.JobFinished, JobID: "b"},
+		{Seq: 3, Kind: faas.UserRevoked, User: "eve"},
+	}}
+	got := <-a
+	require.NoError(t, got.err)
+	require.True(t, got.finished)
+	require.Equal(t, faas.Succeeded, got.job.State)
+	got = <-b
+	require.NoError(t, got.err)
+	require.True(t, got.finished)
+	require.Zero(t, got.job, "no outcome: the caller reads the Store")
+	require.Eventually(t, func() bool { return len(rev.list()) == 1 }, 5*time.Second, time.Millisecond)
+	require.Equal(t, []string{"eve"}, rev.list())
+
+	// A job that finished in events this process missed.
+	c := waitFor("c")
+	checks := q.waits.Load()
+	q.finish.Store(&faas.Job{ID: "c", State: faas.Failed})
+	q.pages <- faas.Events{Next: 100, Gap: true}
+	got = <-c
+	require.NoError(t, got.err)
+	require.True(t, got.finished)
+	require.Equal(t, faas.Failed, got.job.State)
+	require.Greater(t, q.waits.Load(), checks, "the gap was not followed by a recheck")
+	require.Equal(t, []string{"eve", ""}, rev.list(), "after a gap any user may have been revoked")
+}
