@@ -113,7 +113,10 @@ func New(cfg Config, store faas.Store, queue faas.JobQueue, log *slog.Logger) (*
 // chose when the configuration asked for port 0.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// Handler is the REST API, for serving it some other way (httptest).
+// Handler is the REST API, for serving it some other way (httptest). A
+// ?wait hears of its job finishing only while Run runs the watch of the
+// queue's events; without it, a job not finished when the wait begins
+// is answered 202 once the wait is over.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Run serves until ctx ends, then shuts down gracefully within a bounded
