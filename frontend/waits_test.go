@@ -72,7 +72,7 @@ func TestWaitFlood(t *testing.T) {
 			// every request at once.
 			floodCtx, cancelFlood := context.WithCancel(context.Background())
 			defer cancelFlood()
-			client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 0, MaxIdleConnsPerHost: flood}}
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: flood}}
 			defer client.CloseIdleConnections()
 			var statuses sync.Map // status -> *atomic.Int64
 			var refusedOK, answered atomic.Int64
