@@ -193,3 +193,21 @@ func TestDeletedUserTokenFailsOnEveryFrontend(t *testing.T) {
 	require.Equal(t, "unauthorized", rep.Code)
 	other.expect(t, http.StatusOK, "GET", "/u/"+eve+"/fn/add", newToken, nil)
 }
+
+// TestDeleteUserStopsRunningJobs: deleting a user stops their job running
+// in the only worker slot at the worker's next heartbeat, so another
+// user's job runs long before the deleted user's (20s) would have ended.
+func TestDeleteUserStopsRunningJobs(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t, serial)
+	gone, goneToken := p.newUser(t, "gone")
+	stays, staysToken := p.newUser(t, "stays")
+	p.upload(t, gone, goneToken, "slow", `async function slow(){ await new Promise(r => setTimeout(r, 20000)); return 1 }`)
+	p.upload(t, stays, staysToken, "add", addSrc)
+	id := p.submit(t, gone, goneToken, "slow", "")
+	require.Eventually(t, func() bool { return p.info(t, goneToken, id).State == "running" }, 10*time.Second, 10*time.Millisecond)
+
+	p.expect(t, http.StatusOK, "DELETE", "/u/"+gone, goneToken, nil)
+	rep := p.expect(t, http.StatusOK, "POST", "/u/"+stays+"/fn/add/run?wait=10s", staysToken, []byte("[2,3]"))
+	require.JSONEq(t, "5", string(rep.Res))
+}
