@@ -2,6 +2,7 @@ package frontend_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -95,6 +96,16 @@ func TestDeleteQueuedJob(t *testing.T) {
 	require.InDelta(t, p.info(t, token, blocker).BilledMS, rep.num(t), 0.0015, "only the blocker was billed")
 }
 
+// startSlow runs a job of user that takes d and returns its id once it is
+// running.
+func (p *platform) startSlow(t testing.TB, user, token string, d time.Duration) string {
+	t.Helper()
+	p.upload(t, user, token, "slow", fmt.Sprintf(`async function slow(){ await new Promise(r => setTimeout(r, %d)); return 1 }`, d.Milliseconds()))
+	id := p.submit(t, user, token, "slow", "")
+	require.Eventually(t, func() bool { return p.info(t, token, id).State == "running" }, 10*time.Second, 10*time.Millisecond)
+	return id
+}
+
 // TestDeleteRunningJob deletes a job while the only worker slot runs it:
 // the run stops at the worker's next heartbeat (1s) and the slot serves the
 // next job, long before the deleted one (5s) would have ended.
@@ -102,10 +113,8 @@ func TestDeleteRunningJob(t *testing.T) {
 	t.Parallel()
 	p := startPlatform(t, serial)
 	user, token := p.newUser(t, "delr")
-	p.upload(t, user, token, "slow", `async function slow(){ await new Promise(r => setTimeout(r, 5000)); return 1 }`)
 	p.upload(t, user, token, "add", addSrc)
-	id := p.submit(t, user, token, "slow", "")
-	require.Eventually(t, func() bool { return p.info(t, token, id).State == "running" }, 10*time.Second, 10*time.Millisecond)
+	id := p.startSlow(t, user, token, 5*time.Second)
 
 	p.expect(t, http.StatusOK, "DELETE", "/j/"+id, token, nil)
 	rep := p.expect(t, http.StatusOK, "POST", "/u/"+user+"/fn/add/run?wait=3s", token, []byte("[2,3]"))

@@ -202,10 +202,8 @@ func TestDeleteUserStopsRunningJobs(t *testing.T) {
 	p := startPlatform(t, serial)
 	gone, goneToken := p.newUser(t, "gone")
 	stays, staysToken := p.newUser(t, "stays")
-	p.upload(t, gone, goneToken, "slow", `async function slow(){ await new Promise(r => setTimeout(r, 20000)); return 1 }`)
 	p.upload(t, stays, staysToken, "add", addSrc)
-	id := p.submit(t, gone, goneToken, "slow", "")
-	require.Eventually(t, func() bool { return p.info(t, goneToken, id).State == "running" }, 10*time.Second, 10*time.Millisecond)
+	p.startSlow(t, gone, goneToken, 20*time.Second)
 
 	p.expect(t, http.StatusOK, "DELETE", "/u/"+gone, goneToken, nil)
 	rep := p.expect(t, http.StatusOK, "POST", "/u/"+stays+"/fn/add/run?wait=10s", staysToken, []byte("[2,3]"))
