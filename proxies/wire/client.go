@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"syscall"
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
@@ -125,19 +126,19 @@ func (c *Client) roundTrip(ctx context.Context, timeout time.Duration, method st
 	if err != nil {
 		return nil, err
 	}
-	if _, err := sock.SendMessage(method, body); err != nil {
+	deadline := time.Now().Add(timeout)
+	if err := send(ctx, sock, deadline, method, body); err != nil {
 		sock.Close()
+		if errors.Is(err, errNoReply) {
+			return nil, err
+		}
 		return nil, faas.Errorf(faas.Unavailable, "send %s to %s: %v", method, c.endpoint, err)
 	}
 	poller := zmq.NewPoller()
 	poller.Add(sock, zmq.POLLIN)
-	deadline := time.Now().Add(timeout)
 	for {
-		left := time.Until(deadline)
-		if d, ok := ctx.Deadline(); ok && time.Until(d) < left {
-			left = time.Until(d)
-		}
-		if left <= 0 || ctx.Err() != nil {
+		left := timeLeft(ctx, deadline)
+		if left <= 0 {
 			// The reply may still come; this socket can never send again.
 			sock.Close()
 			return nil, errNoReply
@@ -158,6 +159,45 @@ func (c *Client) roundTrip(ctx context.Context, timeout time.Duration, method st
 		c.put(sock)
 		return msg[0], nil
 	}
+}
+
+// send sends the request once the socket can take it. A REQ socket has
+// nowhere to queue a request while it has no connected peer (a CURVE
+// handshake the server refused leaves it so), and a blocking send would
+// then wait forever: the send waits, like the reply, until the deadline or
+// ctx.
+func send(ctx context.Context, sock *zmq.Socket, deadline time.Time, method string, body []byte) error {
+	var poller *zmq.Poller
+	for {
+		_, err := sock.SendMessageDontwait(method, body)
+		if zmq.AsErrno(err) != zmq.Errno(syscall.EAGAIN) {
+			return err
+		}
+		left := timeLeft(ctx, deadline)
+		if left <= 0 {
+			return errNoReply
+		}
+		if poller == nil {
+			poller = zmq.NewPoller()
+			poller.Add(sock, zmq.POLLOUT)
+		}
+		if _, err := poller.Poll(min(left, pollSlice)); err != nil {
+			return fmt.Errorf("poll: %w", err)
+		}
+	}
+}
+
+// timeLeft is what remains before the deadline or ctx's, whichever comes
+// first; zero once ctx has ended.
+func timeLeft(ctx context.Context, deadline time.Time) time.Duration {
+	if ctx.Err() != nil {
+		return 0
+	}
+	left := time.Until(deadline)
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < left {
+		left = time.Until(d)
+	}
+	return left
 }
 
 func decodeReply(frame []byte, resp any) error {

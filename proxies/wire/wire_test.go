@@ -361,3 +361,30 @@ func TestOversizedFrameIsDropped(t *testing.T) {
 	require.NoError(t, c.Call(ctx, "echo", echoReq{Text: "still here"}, &got))
 	require.Equal(t, "still here", got)
 }
+
+// TestRefusedClientGivesUpInTime calls a CURVE server again and again
+// without a key. The server refuses every handshake, which can leave the
+// client's REQ socket with no peer to queue a request on; a send that
+// blocked then would hang the call past its context for good.
+func TestRefusedClientGivesUpInTime(t *testing.T) {
+	t.Parallel()
+	pub, _ := keypair(t)
+	endpoint, _ := serveSecure(t, map[string]string{pub: "reader"})
+	c, err := wire.Dial(endpoint, 20*time.Millisecond, discard())
+	require.NoError(t, err)
+	defer c.Close()
+	for i := range 100 {
+		done := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			done <- c.Call(ctx, "echo", echoReq{Text: "hi"}, nil)
+		}()
+		select {
+		case err := <-done:
+			require.Equal(t, faas.Unavailable, faas.ErrorCode(err), "call %d: %v", i, err)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("call %d still blocked 5s after its context ended", i)
+		}
+	}
+}
