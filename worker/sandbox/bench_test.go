@@ -60,3 +60,18 @@ func BenchmarkRunAsync(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRunWeb is the per-job cost of a function that uses a Web
+// global: web.js is evaluated on first use in every run.
+func BenchmarkRunWeb(b *testing.B) {
+	p, err := Compile(`(s) => new URL(s).hostname`, "host")
+	require.NoError(b, err)
+	args := json.RawMessage(`["https://example.com/x"]`)
+	b.ReportAllocs()
+	for b.Loop() {
+		res := Run(context.Background(), p, args, Limits{})
+		if res.Err != nil || string(res.Value) != `"example.com"` {
+			b.Fatalf("got %s %v", res.Value, res.Err)
+		}
+	}
+}

@@ -197,7 +197,7 @@ func (r *runner) native(name string, fn func(goja.FunctionCall) goja.Value) *goj
 }
 
 // lazyNames are the globals lazyGlobals provides.
-var lazyNames = []string{"console", "setTimeout", "setInterval", "clearTimeout", "clearInterval"}
+var lazyNames = append([]string{"console", "setTimeout", "setInterval", "clearTimeout", "clearInterval"}, webNames...)
 
 // lazyGlobals creates the sandbox's own globals on first use (see install).
 // It also holds whatever code stores on it directly.
@@ -230,7 +230,10 @@ func (g *lazyGlobals) Get(key string) goja.Value {
 	case "clearTimeout", "clearInterval":
 		v = g.r.native(key, g.r.clear)
 	default:
-		return nil
+		if !slices.Contains(webNames, key) {
+			return nil
+		}
+		v = g.r.web().Get(key)
 	}
 	g.Set(key, v)
 	return v

@@ -138,6 +138,8 @@ type runner struct {
 	expired chan struct{}
 	parse   goja.Callable
 	timers  timerQueue
+	// webGlobals holds the Web globals once web.js has run.
+	webGlobals *goja.Object
 }
 
 // install sets up the globals a function may use beyond the standard

@@ -1,7 +1,9 @@
 // Package sandbox runs one user function in a fresh goja runtime.
 //
-// A run sees the standard JavaScript builtins, console (captured, bounded)
-// and setTimeout, setInterval and their clear functions, and nothing of the
+// A run sees the standard JavaScript builtins, console (captured, bounded),
+// setTimeout, setInterval and their clear functions, and the Web-standard
+// globals (TextEncoder, TextDecoder, URL, URLSearchParams, atob, btoa,
+// structuredClone, crypto and DOMException, see web.go), and nothing of the
 // host: no require, process, filesystem, network or Go objects. Nothing
 // survives a run, so neither globals nor polluted prototypes reach the next
 // job. Time, call depth, console output and result size are bounded.
