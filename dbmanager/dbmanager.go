@@ -39,6 +39,10 @@ type Config struct {
 	// what it was billed is kept for good. New takes zero as
 	// DefaultRetention, so that a Config written in code need not set it.
 	Retention time.Duration `envconfig:"FAAS_RETENTION" default:"168h"`
+	// SecretKey encrypts functions' secrets at rest: 32 bytes in base64.
+	// Without it the manager refuses to store secrets. `faas up` takes it
+	// from its data directory, generating it there on first start.
+	SecretKey string `envconfig:"FAAS_SECRET_KEY"`
 	// Bus is the socket's security, read by the caller (package bus); the
 	// zero value is plaintext.
 	Bus wire.Security `ignored:"true"`
@@ -68,6 +72,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("dbmanager config: PORT is %d, want 0-65535", c.Port)
 	case c.Retention <= 0:
 		return fmt.Errorf("dbmanager config: FAAS_RETENTION is %s, want more than 0", c.Retention)
+	case c.SecretKey != "":
+		_, err := parseSecretKey(c.SecretKey)
+		return err
 	}
 	return nil
 }
@@ -123,7 +130,7 @@ type store interface {
 // Manager serves a Store over ZeroMQ and purges the jobs it no longer
 // needs to keep.
 type Manager struct {
-	store  store
+	store  *sealed
 	server *wire.Server
 	log    *slog.Logger
 	cfg    Config
@@ -138,9 +145,19 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s, err := openStore(ctx, cfg, log)
+	var key []byte
+	if cfg.SecretKey != "" {
+		key, _ = parseSecretKey(cfg.SecretKey) // checked by Validate
+	} else {
+		log.Warn("FAAS_SECRET_KEY is not set: functions cannot have secrets")
+	}
+	raw, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return nil, err
+	}
+	s, err := newSealed(raw, key)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("dbmanager: %w", err), raw.Close())
 	}
 	server, err := wire.Listen(cfg.Endpoint(), dbproxy.NewMux(s).Serve, log, wire.WithSecurity(cfg.Bus))
 	if err != nil {

@@ -4,6 +4,8 @@ package dbmanagertest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"log/slog"
 	"sync"
 	"testing"
@@ -45,7 +47,14 @@ func Start(t testing.TB, cfg dbmanager.Config, log *slog.Logger) (m *dbmanager.M
 }
 
 // Embedded is the configuration of a manager on a free loopback port with
-// its embedded database in dir.
+// its embedded database in dir and a fresh key for secrets.
 func Embedded(dir string) dbmanager.Config {
-	return dbmanager.Config{Listen: "tcp://127.0.0.1:*", DataDir: dir}
+	return dbmanager.Config{Listen: "tcp://127.0.0.1:*", DataDir: dir, SecretKey: SecretKey()}
+}
+
+// SecretKey is a new random FAAS_SECRET_KEY.
+func SecretKey() string {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	return base64.StdEncoding.EncodeToString(key)
 }

@@ -29,11 +29,16 @@ type functionDoc struct {
 	Timeout     int64 `bson:"timeout"`
 	MemoryMB    int   `bson:"memory_mb"`
 	Updated     int64 `bson:"updated"`
+	// Env and Secrets are stored as the DB manager hands them over:
+	// secrets already encrypted.
+	Env     map[string]string `bson:"env,omitempty"`
+	Secrets map[string]string `bson:"secrets,omitempty"`
 }
 
 func (d functionDoc) function() faas.Function {
 	return faas.Function{Owner: d.Owner, Name: d.Name, Source: d.Source, Version: d.Version,
-		Timeout: time.Duration(d.Timeout), MemoryMB: d.MemoryMB, Updated: lifecycle.Time(d.Updated)}
+		Timeout: time.Duration(d.Timeout), MemoryMB: d.MemoryMB, Updated: lifecycle.Time(d.Updated),
+		Env: d.Env, Secrets: d.Secrets}
 }
 
 type errorDoc struct {

@@ -366,18 +366,20 @@ func (s *Store) PutFunction(ctx context.Context, f faas.Function) (faas.Function
 	if _, err := s.User(ctx, f.Owner); err != nil {
 		return f, false, err
 	}
-	old, err := s.Function(ctx, f.Owner, f.Name)
+	old, err := s.function(ctx, f.Owner, f.Name)
 	created := faas.ErrorCode(err) == faas.NotFound
+	f = lifecycle.KeepSettings(old, f)
 	switch {
 	case err == nil && lifecycle.SameFunction(old, f):
-		return old, false, nil
+		return lifecycle.Redacted(old), false, nil
 	case err != nil && !created:
 		return f, false, err
 	}
 	f.Version = lifecycle.NextVersion(old.Version, f.Updated)
 	d := functionDoc{ID: functionID(f.Owner, f.Name), Owner: f.Owner, Name: f.Name, Source: f.Source,
 		SourceBytes: int64(len(f.Source)), Version: f.Version,
-		Timeout: int64(f.Timeout), MemoryMB: f.MemoryMB, Updated: lifecycle.Micros(f.Updated)}
+		Timeout: int64(f.Timeout), MemoryMB: f.MemoryMB, Updated: lifecycle.Micros(f.Updated),
+		Env: f.Env, Secrets: f.Secrets}
 	if err := s.putVersion(ctx, d); err != nil {
 		return f, false, err
 	}
@@ -385,9 +387,9 @@ func (s *Store) PutFunction(ctx context.Context, f faas.Function) (faas.Function
 		return f, false, fmt.Errorf("put function %s: %w", f.Name, err)
 	}
 	if created {
-		return f, true, nil
+		return lifecycle.Redacted(f), true, nil
 	}
-	return f, false, s.pruneVersions(ctx, bson.D{{Key: "owner", Value: f.Owner}, {Key: "name", Value: f.Name}})
+	return lifecycle.Redacted(f), false, s.pruneVersions(ctx, bson.D{{Key: "owner", Value: f.Owner}, {Key: "name", Value: f.Name}})
 }
 
 // versionID is a function version's _id.
@@ -438,6 +440,12 @@ func (s *Store) pruneVersions(ctx context.Context, filter bson.D) error {
 
 // Function returns one function.
 func (s *Store) Function(ctx context.Context, owner, name string) (faas.Function, error) {
+	f, err := s.function(ctx, owner, name)
+	return lifecycle.Redacted(f), err
+}
+
+// function is the current version of a function with its secrets' values.
+func (s *Store) function(ctx context.Context, owner, name string) (faas.Function, error) {
 	var d functionDoc
 	if err := findOne(ctx, s.functions, bson.D{{Key: "_id", Value: functionID(owner, name)}}, &d, lifecycle.FunctionNotFound(owner, name)); err != nil {
 		return faas.Function{}, err
@@ -470,7 +478,7 @@ func (s *Store) Functions(ctx context.Context, owner string, page faas.FunctionP
 	}
 	fns := make([]faas.Function, 0, len(docs))
 	for _, d := range docs {
-		fns = append(fns, d.function())
+		fns = append(fns, lifecycle.Redacted(d.function()))
 	}
 	return fns, nil
 }

@@ -95,6 +95,7 @@ CREATE TABLE IF NOT EXISTS functions (
 	timeout   INTEGER NOT NULL,
 	memory_mb INTEGER NOT NULL,
 	updated   INTEGER NOT NULL,
+	settings  TEXT NOT NULL DEFAULT '',
 	PRIMARY KEY (owner, name)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS jobs (
@@ -131,37 +132,77 @@ CREATE TABLE IF NOT EXISTS versions (
 	timeout   INTEGER NOT NULL,
 	memory_mb INTEGER NOT NULL,
 	updated   INTEGER NOT NULL,
+	settings  TEXT NOT NULL DEFAULT '',
 	PRIMARY KEY (owner, name, version)
 ) WITHOUT ROWID;
-CREATE TRIGGER IF NOT EXISTS functions_created AFTER INSERT ON functions
-BEGIN
-	INSERT OR REPLACE INTO versions (owner, name, version, source, timeout, memory_mb, updated)
-	VALUES (NEW.owner, NEW.name, NEW.version, NEW.source, NEW.timeout, NEW.memory_mb, NEW.updated);
-END;
-CREATE TRIGGER IF NOT EXISTS functions_replaced AFTER UPDATE ON functions
-BEGIN
-	INSERT OR REPLACE INTO versions (owner, name, version, source, timeout, memory_mb, updated)
-	VALUES (NEW.owner, NEW.name, NEW.version, NEW.source, NEW.timeout, NEW.memory_mb, NEW.updated);
-	DELETE FROM versions WHERE owner = NEW.owner AND name = NEW.name AND version <> NEW.version
-		AND NOT EXISTS (` + versionPending + `);
-END;
+` + versionTriggers + `
 CREATE TRIGGER IF NOT EXISTS functions_deleted AFTER DELETE ON functions
 BEGIN
 	DELETE FROM versions WHERE owner = OLD.owner AND name = OLD.name;
 END;
 `
 
+// versionTriggers copy each version stored in functions into versions.
+// The settings migration recreates them, so they are written once here.
+const versionTriggers = `
+CREATE TRIGGER IF NOT EXISTS functions_created AFTER INSERT ON functions
+BEGIN
+	INSERT OR REPLACE INTO versions (owner, name, version, source, timeout, memory_mb, updated, settings)
+	VALUES (NEW.owner, NEW.name, NEW.version, NEW.source, NEW.timeout, NEW.memory_mb, NEW.updated, NEW.settings);
+END;
+CREATE TRIGGER IF NOT EXISTS functions_replaced AFTER UPDATE ON functions
+BEGIN
+	INSERT OR REPLACE INTO versions (owner, name, version, source, timeout, memory_mb, updated, settings)
+	VALUES (NEW.owner, NEW.name, NEW.version, NEW.source, NEW.timeout, NEW.memory_mb, NEW.updated, NEW.settings);
+	DELETE FROM versions WHERE owner = NEW.owner AND name = NEW.name AND version <> NEW.version
+		AND NOT EXISTS (` + versionPending + `);
+END;`
+
 // migrations bring a database written by an earlier release up to date,
 // each once: PRAGMA user_version counts those applied. They run after the
-// schema, in one transaction.
-var migrations = []string{
+// schema, in one transaction; a database the schema has just created is
+// already up to date and gets none. The schema may have created a table an
+// older release did not have, so a migration adds a column only where it
+// is missing.
+var migrations = []func(ctx context.Context, tx *sql.Tx) error{
 	// Versions were not kept: keep every current one.
-	`INSERT OR IGNORE INTO versions (owner, name, version, source, timeout, memory_mb, updated)
-		SELECT owner, name, version, source, timeout, memory_mb, updated FROM functions`,
+	execSQL(`INSERT OR IGNORE INTO versions (owner, name, version, source, timeout, memory_mb, updated)
+		SELECT owner, name, version, source, timeout, memory_mb, updated FROM functions`),
+	// Functions had no env or secrets.
+	func(ctx context.Context, tx *sql.Tx) error {
+		for _, table := range []string{"functions", "versions"} {
+			if err := addColumn(ctx, tx, table, "settings", "TEXT NOT NULL DEFAULT ''"); err != nil {
+				return err
+			}
+		}
+		return execSQL(`DROP TRIGGER IF EXISTS functions_created;
+			DROP TRIGGER IF EXISTS functions_replaced;`+versionTriggers)(ctx, tx)
+	},
 }
 
-// migrate applies the migrations db has not had yet.
-func migrate(ctx context.Context, db *sql.DB) error {
+func execSQL(q string) func(ctx context.Context, tx *sql.Tx) error {
+	return func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, q)
+		return err
+	}
+}
+
+// addColumn adds a column to table unless it has it.
+func addColumn(ctx context.Context, tx *sql.Tx, table, column, decl string) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, table, column).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", table, column, decl))
+	return err
+}
+
+// migrate applies the migrations db has not had yet; fresh says the schema
+// has just created the database.
+func migrate(ctx context.Context, db *sql.DB, fresh bool) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -174,8 +215,11 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	if applied >= len(migrations) {
 		return nil
 	}
+	if fresh {
+		applied = len(migrations)
+	}
 	for _, m := range migrations[applied:] {
-		if _, err := tx.ExecContext(ctx, m); err != nil {
+		if err := m(ctx, tx); err != nil {
 			return err
 		}
 	}
@@ -202,11 +246,16 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		return nil, err
 	}
 	// The schema goes in before the readers open, so they see it.
+	var tables int
+	if err := writer.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table'`).Scan(&tables); err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("read schema of %s: %w", path, err)
+	}
 	if _, err := writer.ExecContext(ctx, schema); err != nil {
 		writer.Close()
 		return nil, fmt.Errorf("create schema in %s: %w", path, err)
 	}
-	if err := migrate(ctx, writer); err != nil {
+	if err := migrate(ctx, writer, tables == 0); err != nil {
 		writer.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
@@ -366,9 +415,10 @@ func (s *Store) PutFunction(ctx context.Context, f faas.Function) (stored faas.F
 			return err
 		}
 		old, err := scanFunction(in(ctx, tx, s.stmts.function).QueryRowContext(ctx, f.Owner, f.Name))
+		f = lifecycle.KeepSettings(old, f)
 		switch {
 		case err == nil && lifecycle.SameFunction(old, f):
-			stored = old
+			stored = lifecycle.Redacted(old)
 			return nil
 		case errors.Is(err, sql.ErrNoRows):
 			created = true
@@ -377,11 +427,11 @@ func (s *Store) PutFunction(ctx context.Context, f faas.Function) (stored faas.F
 		}
 		f.Version = lifecycle.NextVersion(old.Version, f.Updated)
 		_, err = in(ctx, tx, s.stmts.putFunction).ExecContext(ctx,
-			f.Owner, f.Name, f.Source, f.Version, int64(f.Timeout), f.MemoryMB, lifecycle.Micros(f.Updated))
+			f.Owner, f.Name, f.Source, f.Version, int64(f.Timeout), f.MemoryMB, lifecycle.Micros(f.Updated), lifecycle.EncodeSettings(f))
 		if err != nil {
 			return fmt.Errorf("put function %s: %w", f.Name, err)
 		}
-		stored = f
+		stored = lifecycle.Redacted(f)
 		return nil
 	})
 	return stored, created, err
@@ -389,7 +439,8 @@ func (s *Store) PutFunction(ctx context.Context, f faas.Function) (stored faas.F
 
 // Function returns one function.
 func (s *Store) Function(ctx context.Context, owner, name string) (faas.Function, error) {
-	return queryOne(ctx, s.stmts.readFunction, scanFunction, lifecycle.FunctionNotFound(owner, name), owner, name)
+	f, err := queryOne(ctx, s.stmts.readFunction, scanFunction, lifecycle.FunctionNotFound(owner, name), owner, name)
+	return lifecycle.Redacted(f), err
 }
 
 // FunctionVersion returns one kept version of a function.
@@ -410,7 +461,10 @@ func (s *Store) Functions(ctx context.Context, owner string, page faas.FunctionP
 	if err != nil {
 		return nil, fmt.Errorf("list functions of %s: %w", owner, err)
 	}
-	return collect(rows, scanFunction)
+	return collect(rows, func(row scanner) (faas.Function, error) {
+		f, err := scanFunction(row)
+		return lifecycle.Redacted(f), err
+	})
 }
 
 // collect scans every row.
@@ -435,9 +489,13 @@ type scanner interface{ Scan(dest ...any) error }
 func scanFunction(row scanner) (faas.Function, error) {
 	var f faas.Function
 	var timeout, updated int64
-	err := row.Scan(&f.Owner, &f.Name, &f.Source, &f.Version, &timeout, &f.MemoryMB, &updated)
+	var settings string
+	err := row.Scan(&f.Owner, &f.Name, &f.Source, &f.Version, &timeout, &f.MemoryMB, &updated, &settings)
+	if err != nil {
+		return f, err
+	}
 	f.Timeout, f.Updated = time.Duration(timeout), lifecycle.Time(updated)
-	return f, err
+	return lifecycle.DecodeSettings(f, settings)
 }
 
 // DeleteFunction removes a function, and through the functions_deleted

@@ -21,7 +21,7 @@ type statements struct {
 	purgeable, usage, userCount, readVersion                                     *sql.Stmt
 }
 
-const functionColumns = `owner, name, source, version, timeout, memory_mb, updated`
+const functionColumns = `owner, name, source, version, timeout, memory_mb, updated, settings`
 
 // purgeable lists, in key order, up to ?3 jobs after the key ?1 that
 // finished before ?2; purgeJobs deletes those of the JSON array of keys ?1
@@ -37,7 +37,7 @@ const (
 // functionPage lists the functions of owner ?1 named after ?2, at most ?4
 // of them (-1: all), without their sources if ?3. The CASE keeps SQLite
 // from reading a source it does not return, overflow pages and all.
-const functionPage = `SELECT owner, name, CASE WHEN ?3 THEN '' ELSE source END, version, timeout, memory_mb, updated
+const functionPage = `SELECT owner, name, CASE WHEN ?3 THEN '' ELSE source END, version, timeout, memory_mb, updated, settings
 	FROM functions WHERE owner = ?1 AND name > ?2 ORDER BY name LIMIT ?4`
 
 // usage sums what user ?1 keeps; no row if there is no such user. The
@@ -68,10 +68,11 @@ func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error
 		{&st.deleteUser, writer, `DELETE FROM users WHERE name = ?`},
 		{&st.userExists, writer, `SELECT 1 FROM users WHERE name = ?`},
 		{&st.function, writer, `SELECT ` + functionColumns + ` FROM functions WHERE owner = ? AND name = ?`},
-		{&st.putFunction, writer, `INSERT INTO functions (owner, name, source, version, timeout, memory_mb, updated)
-			VALUES (?, ?, ?, ?, ?, ?, ?)
+		{&st.putFunction, writer, `INSERT INTO functions (owner, name, source, version, timeout, memory_mb, updated, settings)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (owner, name) DO UPDATE SET source = excluded.source, version = excluded.version,
-				timeout = excluded.timeout, memory_mb = excluded.memory_mb, updated = excluded.updated`},
+				timeout = excluded.timeout, memory_mb = excluded.memory_mb, updated = excluded.updated,
+				settings = excluded.settings`},
 		{&st.deleteFunction, writer, `DELETE FROM functions WHERE owner = ? AND name = ?`},
 		{&st.createJob, writer, `INSERT INTO jobs (id, owner, function, version, args, state, attempt, worker,
 				created, started, finished, duration, billed, logs)

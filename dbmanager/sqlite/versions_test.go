@@ -20,7 +20,8 @@ func TestPruneVersionsUsesIndex(t *testing.T) {
 }
 
 // TestVersionsOfOlderDatabase opens a database written before versions
-// were kept: its current versions become readable, so its queued jobs run.
+// were kept, or env and secrets: its current versions become readable, so
+// its queued jobs run, and functions take settings.
 func TestVersionsOfOlderDatabase(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -33,7 +34,8 @@ func TestVersionsOfOlderDatabase(t *testing.T) {
 	require.NoError(t, err)
 	j, err := s.CreateJob(ctx, faas.Job{ID: "j1", Owner: "ada", Function: "add"})
 	require.NoError(t, err)
-	_, err = s.writer.ExecContext(ctx, "DROP TABLE versions; PRAGMA user_version = 0")
+	_, err = s.writer.ExecContext(ctx, `DROP TRIGGER functions_created; DROP TRIGGER functions_replaced; DROP TRIGGER functions_deleted;
+		DROP TABLE versions; ALTER TABLE functions DROP COLUMN settings; PRAGMA user_version = 0`)
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 
@@ -45,4 +47,10 @@ func TestVersionsOfOlderDatabase(t *testing.T) {
 	require.Equal(t, f, got)
 	_, err = s.StartJob(ctx, j.ID, 1, "w1")
 	require.NoError(t, err)
+	env := map[string]string{"K": "v"}
+	f, _, err = s.PutFunction(ctx, faas.Function{Owner: "ada", Name: "add", Source: "(a,b)=>a+b", Env: env})
+	require.NoError(t, err)
+	got, err = s.FunctionVersion(ctx, "ada", "add", f.Version)
+	require.NoError(t, err)
+	require.Equal(t, env, got.Env)
 }

@@ -58,6 +58,7 @@ func runConcurrent(t *testing.T, open func(t *testing.T) faas.Store) {
 		{"FunctionPages", testFunctionPages},
 		{"Usage", testUsage},
 		{"FunctionVersions", testFunctionVersions},
+		{"FunctionSettings", testFunctionSettings},
 		{"DeletedFunctionFailsQueuedJobs", testDeletedFunctionFailsQueuedJobs},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -991,4 +992,71 @@ func testDeletedFunctionFailsQueuedJobs(t *testing.T, s faas.Store) {
 	_, err = s.CompleteJob(ctx, completion(running, time.Second))
 	require.NoError(t, err)
 	requireBilled(t, ctx, s, owner, time.Second)
+}
+
+// testFunctionSettings checks env and secrets: they round-trip, secrets
+// are answered by name except to FunctionVersion, a replacement that
+// leaves them nil keeps them and one that sets them replaces them, and
+// each version keeps its own, so that a job runs with its version's.
+func testFunctionSettings(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	fx := newFixture(t, ctx, s)
+	owner := fx.user.Name
+	require.Nil(t, fx.fn.Env)
+	require.Nil(t, fx.fn.Secrets)
+	env := map[string]string{"REGION": "eu", "EMPTY": ""}
+	secrets := map[string]string{"API_KEY": "s3cret-v1"}
+	names := map[string]string{"API_KEY": ""}
+
+	v1, _, err := s.PutFunction(ctx, faas.Function{Owner: owner, Name: "add", Source: fx.fn.Source, Env: env, Secrets: secrets})
+	require.NoError(t, err)
+	require.Greater(t, v1.Version, fx.fn.Version, "new settings are a new version")
+	require.Equal(t, env, v1.Env)
+	require.Equal(t, names, v1.Secrets, "PutFunction answers secret names only")
+	got, err := s.Function(ctx, owner, "add")
+	require.NoError(t, err)
+	require.Equal(t, v1, got)
+	fns, err := s.Functions(ctx, owner, faas.FunctionPage{})
+	require.NoError(t, err)
+	require.Equal(t, []faas.Function{v1}, fns)
+	fns, err = s.Functions(ctx, owner, faas.FunctionPage{NoSource: true})
+	require.NoError(t, err)
+	require.Equal(t, names, fns[0].Secrets)
+	full, err := s.FunctionVersion(ctx, owner, "add", v1.Version)
+	require.NoError(t, err)
+	require.Equal(t, env, full.Env)
+	require.Equal(t, secrets, full.Secrets)
+
+	// The same upload again changes nothing.
+	same, _, err := s.PutFunction(ctx, faas.Function{Owner: owner, Name: "add", Source: fx.fn.Source, Env: env, Secrets: secrets})
+	require.NoError(t, err)
+	require.Equal(t, v1, same)
+
+	// A job pins v1; v2 changes the source only and keeps the settings.
+	job := fx.job(t, ctx, s)
+	require.Equal(t, v1.Version, job.Version)
+	v2, _, err := s.PutFunction(ctx, faas.Function{Owner: owner, Name: "add", Source: "(a,b)=>a*b"})
+	require.NoError(t, err)
+	require.Equal(t, env, v2.Env)
+	require.Equal(t, names, v2.Secrets)
+	full, err = s.FunctionVersion(ctx, owner, "add", v2.Version)
+	require.NoError(t, err)
+	require.Equal(t, secrets, full.Secrets)
+
+	// v3 replaces the secrets and empties the env.
+	secrets3 := map[string]string{"TOKEN": "s3cret-v3"}
+	v3, _, err := s.PutFunction(ctx, faas.Function{Owner: owner, Name: "add", Source: "(a,b)=>a*b", Env: map[string]string{}, Secrets: secrets3})
+	require.NoError(t, err)
+	require.Nil(t, v3.Env)
+	require.Equal(t, map[string]string{"TOKEN": ""}, v3.Secrets)
+	full, err = s.FunctionVersion(ctx, owner, "add", v3.Version)
+	require.NoError(t, err)
+	require.Nil(t, full.Env)
+	require.Equal(t, secrets3, full.Secrets)
+
+	// The pinned job's version still has its own.
+	pinned, err := s.FunctionVersion(ctx, owner, "add", job.Version)
+	require.NoError(t, err)
+	require.Equal(t, env, pinned.Env)
+	require.Equal(t, secrets, pinned.Secrets)
 }

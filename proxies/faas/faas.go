@@ -31,6 +31,16 @@ type Function struct {
 	// MemoryMB is the sandbox memory cap; 0 means the worker's default.
 	MemoryMB int       `json:"memory_mb,omitempty"`
 	Updated  time.Time `json:"updated"`
+	// Env holds values the function reads as faas.env.K. In PutFunction a
+	// nil map keeps the previous version's and a non-nil one, even empty,
+	// replaces them; that is why the field is never omitted on the wire
+	// (null and {} must stay apart).
+	Env map[string]string `json:"env"`
+	// Secrets are read like Env but stored encrypted by the DB manager,
+	// which answers them decrypted only in FunctionVersion (the worker's
+	// call); Function and Functions answer their names with empty values.
+	// PutFunction keeps or replaces them as it does Env.
+	Secrets map[string]string `json:"secrets"`
 }
 
 // JobState is where a job is in its life.
@@ -290,4 +300,49 @@ type JobQueue interface {
 	// revoked, and a UserRevoked event tells every frontend.
 	ForgetUser(ctx context.Context, name string) error
 	Stats(ctx context.Context) (Stats, error)
+}
+
+// The bounds of a function's env and secrets, together.
+const (
+	MaxSettings     = 64
+	MaxSettingBytes = 4 << 10
+)
+
+// CheckSettings reports the first env or secret name or value that a
+// function may not have: names are [A-Za-z_][A-Za-z0-9_]*, so that
+// faas.env.K reads them, at most MaxSettings of them, values at most
+// MaxSettingBytes. A secret's value is never part of the message.
+func CheckSettings(env, secrets map[string]string) error {
+	if n := len(env) + len(secrets); n > MaxSettings {
+		return Errorf(Invalid, "%d env and secret names: at most %d are allowed", n, MaxSettings)
+	}
+	for _, set := range []struct {
+		kind   string
+		values map[string]string
+	}{{"env", env}, {"secret", secrets}} {
+		for k, v := range set.values {
+			if !settingName(k) {
+				return Errorf(Invalid, "invalid %s name %.80q: want letters, digits and _, not starting with a digit", set.kind, k)
+			}
+			if _, dup := env[k]; dup && set.kind == "secret" {
+				return Errorf(Invalid, "%s is both an env value and a secret: name each once", k)
+			}
+			if len(v) > MaxSettingBytes {
+				return Errorf(Invalid, "%s %s is %d bytes: at most %d are allowed", set.kind, k, len(v), MaxSettingBytes)
+			}
+		}
+	}
+	return nil
+}
+
+func settingName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i, c := range k {
+		if !(c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
 }

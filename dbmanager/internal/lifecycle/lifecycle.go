@@ -7,6 +7,8 @@ package lifecycle
 
 import (
 	"encoding/json"
+	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -110,7 +112,71 @@ func NextVersion(prev int64, now time.Time) int64 {
 // SameFunction reports whether a replacement changes nothing a worker runs,
 // so that a retried PutFunction does not bump the version again.
 func SameFunction(a, b faas.Function) bool {
-	return a.Source == b.Source && a.Timeout == b.Timeout && a.MemoryMB == b.MemoryMB
+	return a.Source == b.Source && a.Timeout == b.Timeout && a.MemoryMB == b.MemoryMB &&
+		maps.Equal(a.Env, b.Env) && maps.Equal(a.Secrets, b.Secrets)
+}
+
+// KeepSettings gives f, about to replace old, old's env and secrets where
+// f leaves them nil (see faas.Function), and drops empty maps so that
+// stored and read-back functions compare equal.
+func KeepSettings(old, f faas.Function) faas.Function {
+	if f.Env == nil {
+		f.Env = old.Env
+	}
+	if f.Secrets == nil {
+		f.Secrets = old.Secrets
+	}
+	if len(f.Env) == 0 {
+		f.Env = nil
+	}
+	if len(f.Secrets) == 0 {
+		f.Secrets = nil
+	}
+	return f
+}
+
+// Redacted is f as Function, Functions and PutFunction answer it: its
+// secrets by name, with empty values. Only FunctionVersion, which the
+// worker calls to run it, answers their values.
+func Redacted(f faas.Function) faas.Function {
+	if len(f.Secrets) == 0 {
+		return f
+	}
+	names := make(map[string]string, len(f.Secrets))
+	for k := range f.Secrets {
+		names[k] = ""
+	}
+	f.Secrets = names
+	return f
+}
+
+// settings is how a database column holds a function's env and secrets.
+type settings struct {
+	Env     map[string]string `json:"env,omitempty"`
+	Secrets map[string]string `json:"secrets,omitempty"`
+}
+
+// EncodeSettings is f's env and secrets as one JSON text, empty when it
+// has neither.
+func EncodeSettings(f faas.Function) string {
+	if len(f.Env) == 0 && len(f.Secrets) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(settings{Env: f.Env, Secrets: f.Secrets})
+	return string(b)
+}
+
+// DecodeSettings fills in f's env and secrets from EncodeSettings' text.
+func DecodeSettings(f faas.Function, text string) (faas.Function, error) {
+	if text == "" {
+		return f, nil
+	}
+	var s settings
+	if err := json.Unmarshal([]byte(text), &s); err != nil {
+		return f, fmt.Errorf("function %s settings: %w", f.Name, err)
+	}
+	f.Env, f.Secrets = s.Env, s.Secrets
+	return f, nil
 }
 
 // Job validates a new job and sets its initial state; the caller fills in
