@@ -67,6 +67,13 @@ func up(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	dbCfg.Listen = dbURL
+	if dbCfg.SecretKey == "" {
+		// One machine, one operator: keep a generated key beside the
+		// data it protects, so that secrets work out of the box.
+		if dbCfg.SecretKey, err = dbmanager.LoadOrCreateSecretKey(dbCfg.DataDir); err != nil {
+			return err
+		}
+	}
 	if dbCfg.Bus, err = server(bus.DBManager); err != nil {
 		return err
 	}

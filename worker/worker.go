@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -336,6 +337,7 @@ func (w *Worker) handle(stop context.Context, j faas.Job) {
 		res := w.run(ctx, pool.Job{
 			Key:      fn.key,
 			Source:   fn.source,
+			Env:      fn.env,
 			Args:     j.Args,
 			Limits:   sandbox.Limits{Timeout: fn.timeout},
 			MemoryMB: memoryMB,
@@ -446,6 +448,7 @@ func (w *Worker) function(ctx, stop context.Context, key pool.Key) (function, er
 				source:   f.Source,
 				timeout:  f.Timeout,
 				memoryMB: f.MemoryMB,
+				env:      mergeEnv(f),
 			}
 			w.cache.Put(fn.key, fn)
 			return fn, nil
@@ -471,6 +474,20 @@ type function struct {
 	source   string
 	timeout  time.Duration
 	memoryMB int
+	// env is the function's env values and secrets, as it reads them.
+	env map[string]string
+}
+
+// mergeEnv is f's env and secrets in one map; the Store keeps their names
+// apart, so neither hides the other.
+func mergeEnv(f faas.Function) map[string]string {
+	if len(f.Env)+len(f.Secrets) == 0 {
+		return nil
+	}
+	env := make(map[string]string, len(f.Env)+len(f.Secrets))
+	maps.Copy(env, f.Env)
+	maps.Copy(env, f.Secrets)
+	return env
 }
 
 // maxRecordWait bounds the retries of recording one outcome. Past it the

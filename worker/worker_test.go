@@ -329,6 +329,7 @@ func TestWorkerRunsSubmittedVersion(t *testing.T) {
 	// grow needs more than 64 MiB and less than 512.
 	const grow = `function f() { const a = []; for (let i = 0; i < 3e5; i++) a.push({i}); return a.length }`
 	const slow = `async function f() { await new Promise(r => setTimeout(r, 300)); return "slow" }`
+	const env = `() => faas.env.A + "/" + faas.env.S`
 	tests := []struct {
 		name   string
 		v1, v2 faas.Function
@@ -340,6 +341,10 @@ func TestWorkerRunsSubmittedVersion(t *testing.T) {
 		{"source", faas.Function{Source: `() => "v1"`}, faas.Function{Source: `() => "v2"`}, `"v1"`, `"v2"`, ""},
 		{"memory", faas.Function{Source: grow, MemoryMB: 512}, faas.Function{Source: grow, MemoryMB: 64}, `300000`, "", faas.MemoryLimit},
 		{"timeout", faas.Function{Source: slow, Timeout: 5 * time.Second}, faas.Function{Source: slow, Timeout: 100 * time.Millisecond}, `"slow"`, "", faas.Timeout},
+		{"env and secrets",
+			faas.Function{Source: env, Env: map[string]string{"A": "a1"}, Secrets: map[string]string{"S": "s1"}},
+			faas.Function{Source: env, Env: map[string]string{"A": "a2"}, Secrets: map[string]string{"S": "s2"}},
+			`"a1/s1"`, `"a2/s2"`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

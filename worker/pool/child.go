@@ -203,6 +203,7 @@ func (s *server) handle(ctx context.Context, req request, parts []byte) error {
 		if err != nil {
 			return s.send(reply{Err: faas.AsError(err)})
 		}
+		prog = prog.WithEnv(req.Env)
 		s.programs.Put(req.Key, prog)
 		if err := s.send(reply{Compiled: true}); err != nil {
 			return err

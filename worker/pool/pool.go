@@ -108,6 +108,10 @@ type Job struct {
 	// Source is the function's source, sent to a sandbox that has not
 	// compiled Key yet.
 	Source string
+	// Env is what the function reads as faas.env: its env values and
+	// decrypted secrets. It travels with Source and is kept with the
+	// compiled program, both belonging to the version Key names.
+	Env map[string]string
 	// Args is a JSON array of arguments.
 	Args   json.RawMessage
 	Limits sandbox.Limits
@@ -484,7 +488,7 @@ func (c *child) exchange(ctx context.Context, j Job, withSource bool, grace time
 	var src []byte
 	if withSource {
 		src = []byte(j.Source)
-		req.HasSource, req.SourceLen = true, len(src)
+		req.HasSource, req.SourceLen, req.Env = true, len(src), j.Env
 	}
 	frame, err := c.enc.frame(req, src, j.Args)
 	if err != nil {

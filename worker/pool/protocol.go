@@ -46,7 +46,9 @@ type request struct {
 	// SourceLen and ArgsLen are the lengths of the parts.
 	SourceLen int  `json:"s,omitempty"`
 	HasSource bool `json:"hs,omitempty"`
-	ArgsLen   int  `json:"a,omitempty"`
+	// Env comes with the source (see Job.Env).
+	Env     map[string]string `json:"env,omitempty"`
+	ArgsLen int               `json:"a,omitempty"`
 	// Probe asks a test binary's sandbox to report on its fences.
 	Probe bool `json:"p,omitempty"`
 }

@@ -197,7 +197,7 @@ func (r *runner) native(name string, fn func(goja.FunctionCall) goja.Value) *goj
 }
 
 // lazyNames are the globals lazyGlobals provides.
-var lazyNames = append([]string{"console", "setTimeout", "setInterval", "clearTimeout", "clearInterval"}, webNames...)
+var lazyNames = append([]string{"console", "setTimeout", "setInterval", "clearTimeout", "clearInterval", "faas"}, webNames...)
 
 // lazyGlobals creates the sandbox's own globals on first use (see install).
 // It also holds whatever code stores on it directly.
@@ -229,6 +229,8 @@ func (g *lazyGlobals) Get(key string) goja.Value {
 		v = g.r.native(key, func(c goja.FunctionCall) goja.Value { return g.r.schedule(c, true) })
 	case "clearTimeout", "clearInterval":
 		v = g.r.native(key, g.r.clear)
+	case "faas":
+		v = g.r.faasGlobal()
 	default:
 		if !slices.Contains(webNames, key) {
 			return nil

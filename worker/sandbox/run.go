@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -47,6 +49,9 @@ var (
 func Run(ctx context.Context, p *Program, args json.RawMessage, lim Limits) (res Result) {
 	lim = lim.withDefaults()
 	r := &runner{ctx: ctx, lim: lim, logs: logBuffer{max: lim.MaxLogs}}
+	if p != nil {
+		r.env = p.env
+	}
 	start := time.Now()
 	defer func() {
 		if v := recover(); v != nil {
@@ -140,6 +145,29 @@ type runner struct {
 	timers  timerQueue
 	// webGlobals holds the Web globals once web.js has run.
 	webGlobals *goja.Object
+	env        map[string]string
+}
+
+// faasGlobal is the faas object: env holds the function's env values and
+// secrets, both frozen so that one part of a function cannot change what
+// another reads.
+func (r *runner) faasGlobal() goja.Value {
+	freeze, ok := goja.AssertFunction(r.vm.Get("Object").ToObject(r.vm).Get("freeze"))
+	if !ok {
+		panic(r.vm.NewTypeError("Object.freeze is not a function"))
+	}
+	env := r.vm.NewObject()
+	for _, k := range slices.Sorted(maps.Keys(r.env)) {
+		must(env.Set(k, r.env[k]))
+	}
+	obj := r.vm.NewObject()
+	must(obj.Set("env", env))
+	for _, o := range []*goja.Object{env, obj} {
+		if _, err := freeze(goja.Undefined(), o); err != nil {
+			panic(err)
+		}
+	}
+	return obj
 }
 
 // install sets up the globals a function may use beyond the standard

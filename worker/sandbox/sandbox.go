@@ -3,8 +3,8 @@
 // A run sees the standard JavaScript builtins, console (captured, bounded),
 // setTimeout, setInterval and their clear functions, and the Web-standard
 // globals (TextEncoder, TextDecoder, URL, URLSearchParams, atob, btoa,
-// structuredClone, crypto and DOMException, see web.go), and nothing of the
-// host: no require, process, filesystem, network or Go objects. Nothing
+// structuredClone, crypto and DOMException, see web.go), faas.env (the
+// function's env and secrets), and nothing of the host: no require, process, filesystem, network or Go objects. Nothing
 // survives a run, so neither globals nor polluted prototypes reach the next
 // job. Time, call depth, console output and result size are bounded.
 //
@@ -90,6 +90,17 @@ type Program struct {
 	// module says the source assigns to module or exports, CommonJS
 	// style: a run gives it both.
 	module bool
+	// env is what the function reads as faas.env.
+	env map[string]string
+}
+
+// WithEnv returns p with env as the values the function reads as
+// faas.env (a frozen object). The source is compiled once; each version
+// of a function brings its own env.
+func (p *Program) WithEnv(env map[string]string) *Program {
+	q := *p
+	q.env = env
+	return &q
 }
 
 // Validate checks, without executing anything, that src parses and

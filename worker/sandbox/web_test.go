@@ -1,6 +1,8 @@
 package sandbox
 
 import (
+	"context"
+	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -117,6 +119,35 @@ func TestWebGlobals(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			res := run(t, "function f() { return "+tc.expr+" }", `[]`, Limits{})
+			require.Nil(t, res.Err)
+			assert.JSONEq(t, tc.want, string(res.Value))
+		})
+	}
+}
+
+// TestEnv checks faas.env: the program's values, frozen, and an empty
+// object for a function without any.
+func TestEnv(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		env  map[string]string
+		expr string
+		want string
+	}{
+		{"values", map[string]string{"REGION": "eu", "API_KEY": "k"}, `[faas.env.REGION, faas.env.API_KEY, faas.env.NONE]`, `["eu","k",null]`},
+		{"keys", map[string]string{"B": "2", "A": "1"}, `Object.keys(faas.env)`, `["A","B"]`},
+		{"frozen", map[string]string{"A": "1"}, `[Object.isFrozen(faas), Object.isFrozen(faas.env)]`, `[true,true]`},
+		{"assignment ignored", map[string]string{"A": "1"}, `(() => { faas.env.A = "2"; faas.env.B = "3"; return faas.env })()`, `{"A":"1"}`},
+		{"strict assignment throws", map[string]string{"A": "1"}, `(() => { "use strict"; try { faas.env.A = "2" } catch (e) { return e instanceof TypeError } })()`, `true`},
+		{"none", nil, `[typeof faas, faas.env]`, `["object",{}]`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p, err := Compile("function f() { return "+tc.expr+" }", "f")
+			require.NoError(t, err)
+			res := Run(context.Background(), p.WithEnv(tc.env), json.RawMessage(`[]`), Limits{})
 			require.Nil(t, res.Err)
 			assert.JSONEq(t, tc.want, string(res.Value))
 		})
