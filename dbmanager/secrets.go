@@ -140,7 +140,7 @@ func (s *sealed) PutFunction(ctx context.Context, f faas.Function) (faas.Functio
 	}
 	if len(f.Secrets) > 0 {
 		if s.aead == nil {
-			return faas.Function{}, false, faas.Errorf(faas.Unavailable, "this platform cannot store secrets: its DB manager has no FAAS_SECRET_KEY")
+			return faas.Function{}, false, faas.Errorf(faas.Invalid, "secrets are not enabled on this platform: its DB manager has no FAAS_SECRET_KEY")
 		}
 		plain := f.Secrets
 		f.Secrets = make(map[string]string, len(plain))

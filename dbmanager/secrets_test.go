@@ -69,7 +69,7 @@ func TestSecretsNeedAKey(t *testing.T) {
 	m, _ := start(t, cfg, discard())
 	c := dial(t, m.Endpoint(), 0)
 	_, err := putSecret(t, c)
-	require.Equal(t, faas.Unavailable, faas.ErrorCode(err))
+	require.Equal(t, faas.Invalid, faas.ErrorCode(err))
 	require.Contains(t, err.Error(), "FAAS_SECRET_KEY")
 	_, _, err = c.PutFunction(context.Background(), faas.Function{Owner: "ada", Name: "f", Source: "x=>x", Env: map[string]string{"K": "v"}})
 	require.NoError(t, err)

@@ -1,11 +1,15 @@
 package frontend
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -50,6 +54,11 @@ func durationParam(c *gin.Context, name string, def, max time.Duration) (time.Du
 	if !present {
 		return def, nil
 	}
+	return parseDuration(name, v, max)
+}
+
+// parseDuration parses the setting name as a Go duration in (0, max].
+func parseDuration(name, v string, max time.Duration) (time.Duration, error) {
 	d, err := time.ParseDuration(v)
 	if err != nil || d <= 0 || d > max {
 		return 0, faas.Errorf(faas.Invalid, "invalid %s %q: want a duration like 5s, above 0 and at most %v", name, v, max)
@@ -73,6 +82,11 @@ func memoryParam(c *gin.Context, ceiling int) (int, error) {
 	if !present {
 		return 0, nil
 	}
+	return checkMemory(v, ceiling)
+}
+
+// checkMemory parses a memory setting in MB within the bounds.
+func checkMemory(v string, ceiling int) (int, error) {
 	mb, err := strconv.Atoi(v)
 	if err != nil || mb < minMemoryMB || mb > maxMemoryMB {
 		return 0, faas.Errorf(faas.Invalid, "invalid memory %q: want megabytes from %d to %d", v, minMemoryMB, ceiling)
@@ -87,30 +101,22 @@ func memoryParam(c *gin.Context, ceiling int) (int, error) {
 // worker, tells the user about a syntax error when they can fix it.
 func (s *Server) putFunction(c *gin.Context) {
 	owner, name := c.Param("u"), c.Param("f")
-	timeout, err := durationParam(c, "timeout", defaultTimeout, maxTimeout)
+	up, err := s.readUpload(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	memory, err := memoryParam(c, s.cfg.memoryCeiling())
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	src, err := readBody(c, maxSourceBytes, "function source")
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if !utf8.Valid(src) {
+	if !utf8.ValidString(up.Source) {
 		s.fail(c, faas.Errorf(faas.Invalid, "function source is not valid UTF-8"))
 		return
 	}
 	// The sandbox's own check, so upload and execution cannot disagree.
-	if err := sandbox.Validate(string(src), name); err != nil {
+	if err := sandbox.Validate(up.Source, name); err != nil {
 		s.fail(c, err)
 		return
 	}
+	src := up.Source
+	up.Owner, up.Name = owner, name
 	ctx, cancel := s.reqCtx(c, 0)
 	defer cancel()
 	// One upload per user at a time in this process, so that concurrent
@@ -120,7 +126,7 @@ func (s *Server) putFunction(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	f, created, err := s.store.PutFunction(ctx, faas.Function{Owner: owner, Name: name, Source: string(src), Timeout: timeout, MemoryMB: memory})
+	f, created, err := s.store.PutFunction(ctx, up)
 	if err != nil {
 		s.fail(c, fmt.Errorf("put function %s/%s: %w", owner, name, err))
 		return
@@ -132,6 +138,109 @@ func (s *Server) putFunction(c *gin.Context) {
 	res := settings(f)
 	res["name"] = f.Name
 	ok(c, status, res)
+}
+
+// maxFormBytes bounds the body of a JSON upload: a source, the most env
+// and secrets, and room for JSON's escaping. The source in it is bounded
+// like a raw one once decoded.
+const maxFormBytes = 4 * (maxSourceBytes + faas.MaxSettings*faas.MaxSettingBytes)
+
+// uploadForm is the JSON body of an upload that sets more than the
+// source. A field left out keeps the function's previous env or secrets;
+// an empty object clears them.
+type uploadForm struct {
+	Source  *string           `json:"src"`
+	Env     map[string]string `json:"env"`
+	Secrets map[string]string `json:"secrets"`
+	Timeout *string           `json:"timeout"`
+	Memory  *int              `json:"memory"`
+}
+
+// readUpload reads an upload: the JSON form when the body is declared
+// JSON and is an object with a src string, else the raw source, as it
+// always was, with ?timeout and ?memory. In the form, timeout and memory
+// take the query's place. Secrets are checked here, so that a bad one is
+// refused before anything is stored; messages name the secret, never its
+// value.
+func (s *Server) readUpload(c *gin.Context) (faas.Function, error) {
+	var f faas.Function
+	var err error
+	if f.Timeout, err = durationParam(c, "timeout", defaultTimeout, maxTimeout); err != nil {
+		return f, err
+	}
+	if f.MemoryMB, err = memoryParam(c, s.cfg.memoryCeiling()); err != nil {
+		return f, err
+	}
+	limit := int64(maxSourceBytes)
+	form := c.ContentType() == "application/json"
+	if form {
+		limit = maxFormBytes
+	}
+	body, err := readBody(c, limit, "function source")
+	if err != nil {
+		return f, err
+	}
+	var up uploadForm
+	if !form || !jsonObjectWithSource(body) {
+		if len(body) > maxSourceBytes {
+			return f, faas.Errorf(faas.TooLarge, "function source is larger than %d bytes", maxSourceBytes)
+		}
+		f.Source = string(body)
+		return f, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&up); err != nil {
+		var ute *json.UnmarshalTypeError
+		if errors.As(err, &ute) {
+			return f, faas.Errorf(faas.Invalid, "invalid upload form: %s, not a JSON %s", want(ute), ute.Value)
+		}
+		return f, faas.Errorf(faas.Invalid, "invalid upload form: %v: want {\"src\": \"...\", \"env\": {\"NAME\": \"value\"}, \"secrets\": {...}, \"timeout\": \"5s\", \"memory\": 128}", err)
+	}
+	if len(*up.Source) > maxSourceBytes {
+		return f, faas.Errorf(faas.TooLarge, "function source is larger than %d bytes", maxSourceBytes)
+	}
+	f.Source, f.Env, f.Secrets = *up.Source, up.Env, up.Secrets
+	if err := faas.CheckSettings(f.Env, f.Secrets); err != nil {
+		return f, err
+	}
+	if up.Timeout != nil {
+		if f.Timeout, err = parseDuration("timeout", *up.Timeout, maxTimeout); err != nil {
+			return f, err
+		}
+	}
+	if up.Memory != nil {
+		if f.MemoryMB, err = checkMemory(strconv.Itoa(*up.Memory), s.cfg.memoryCeiling()); err != nil {
+			return f, err
+		}
+	}
+	return f, nil
+}
+
+// want says what a form field that did not decode must be.
+func want(e *json.UnmarshalTypeError) string {
+	switch {
+	case e.Type.Kind() == reflect.Map:
+		return e.Field + " must be an object of strings"
+	case e.Field == "env" || e.Field == "secrets":
+		return e.Field + " values must be strings"
+	case e.Type.Kind() == reflect.Int:
+		return e.Field + " must be a number"
+	default:
+		return e.Field + " must be a string"
+	}
+}
+
+// jsonObjectWithSource tells whether body is a JSON object whose src is a
+// string: only such a body is the upload form. Anything else declared
+// JSON is taken as source, as before the form existed.
+func jsonObjectWithSource(body []byte) bool {
+	var probe struct {
+		Source json.RawMessage `json:"src"`
+	}
+	trimmed := bytes.TrimSpace(body)
+	return len(trimmed) > 0 && trimmed[0] == '{' && json.Unmarshal(trimmed, &probe) == nil &&
+		len(probe.Source) > 0 && probe.Source[0] == '"'
 }
 
 // The page sizes of a function listing.
@@ -232,7 +341,18 @@ func (s *Server) getFunction(c *gin.Context) {
 		s.fail(c, fmt.Errorf("get function %s/%s: %w", owner, name, err))
 		return
 	}
-	ok(c, http.StatusOK, gin.H{"name": f.Name, "src": f.Source})
+	ok(c, http.StatusOK, gin.H{"name": f.Name, "src": f.Source, "env": names(f.Env), "secrets": names(f.Secrets)})
+}
+
+// names lists a function's env or secret names in order, never their
+// values: secrets reach the frontend by name only anyway.
+func names(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func (s *Server) deleteFunction(c *gin.Context) {

@@ -35,7 +35,7 @@ func TestFunctions(t *testing.T) {
 	require.Equal(t, map[string]string{"add": addSrc, "mul": arrow}, all)
 
 	rep = p.expect(t, http.StatusOK, "GET", base+"/mul", token, nil)
-	require.JSONEq(t, `{"name":"mul","src":"(a, b) => a * b"}`, string(rep.Res))
+	require.JSONEq(t, `{"name":"mul","src":"(a, b) => a * b","env":[],"secrets":[]}`, string(rep.Res))
 
 	replaced := `function add(a,b){return a+b+1}`
 	p.expect(t, http.StatusOK, "POST", base+"/add", token, []byte(replaced))

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"faas/dbmanager"
+	"faas/dbmanager/dbmanagertest"
 	"faas/frontend"
 	"faas/jqmanager"
 	"faas/proxies/dbproxy"
@@ -54,7 +55,12 @@ type settings struct {
 	maxPending int
 	// wrapStore, if set, wraps the frontend's store, to inject timing.
 	wrapStore func(faas.Store) faas.Store
+	// logs, if set, receives every component's logs at debug level.
+	logs io.Writer
 }
+
+// logTo sends the platform's logs to w, for tests that read them.
+func logTo(w io.Writer) option { return func(s *settings) { s.logs = w } }
 
 // adminToken is the operator's token of every test platform.
 const adminToken = "operator-token-for-tests"
@@ -110,6 +116,9 @@ func startPlatform(t testing.TB, opts ...option) *platform {
 		o(&set)
 	}
 	log := testLogger(t)
+	if set.logs != nil {
+		log = slog.New(slog.NewTextHandler(set.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 
 	// Teardown runs in reverse order of start: each component stops
 	// before what it depends on.
@@ -151,7 +160,7 @@ func startPlatform(t testing.TB, opts ...option) *platform {
 		return store, queue
 	}
 
-	db, err := dbmanager.New(context.Background(), dbmanager.Config{Listen: "tcp://127.0.0.1:*", DataDir: t.TempDir()}, log)
+	db, err := dbmanager.New(context.Background(), dbmanagertest.Embedded(t.TempDir()), log)
 	require.NoError(t, err)
 	stopDB := run("dbmanager", db.Run)
 	jqStore, err := dbproxy.Dial(db.Endpoint(), 0, log.With("component", "jqmanager-dbproxy"))
