@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"faas/dbmanager"
 	"faas/proxies/bus"
 	"faas/proxies/bus/bustest"
 	"faas/proxies/dbproxy"
@@ -95,6 +97,17 @@ func TestUpSecuresItsBus(t *testing.T) {
 	r = a.do(http.MethodPost, "/u/dora/fn/sq/run?wait=30s", "[7]")
 	require.Equal(t, http.StatusOK, r.Status, "%s", r.Res)
 	require.JSONEq(t, "49", string(r.Res))
+
+	// It made a key for secrets too, private, in its data directory; the
+	// worker children read the secret through the secured bus.
+	st, err := os.Stat(filepath.Join(c.dir, "data", dbmanager.SecretKeyFile))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+	r = a.do(http.MethodPost, "/u/dora/fn/key", `{"src": "() => faas.env.KEY.length", "secrets": {"KEY": "abcdef"}}`, "Content-Type", "application/json")
+	require.Equal(t, http.StatusCreated, r.Status, "%s", r.Res)
+	r = a.do(http.MethodPost, "/u/dora/fn/key/run?wait=30s", "[]")
+	require.Equal(t, http.StatusOK, r.Status, "%s", r.Res)
+	require.JSONEq(t, "6", string(r.Res))
 
 	for _, endpoint := range []string{c.dbURL, c.jqURL} {
 		wc, err := wire.Dial(endpoint, 200*time.Millisecond, discardLog())
