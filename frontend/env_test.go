@@ -5,8 +5,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -15,28 +16,10 @@ import (
 // secretValue is the secret of these tests: it must never come back.
 const secretValue = "sk-test-9d1f0c6a5e"
 
-// syncBuffer is a buffer many goroutines write logs to.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // recorder keeps every response body the client reads.
 type recorder struct {
 	base http.RoundTripper
-	seen *syncBuffer
+	seen io.Writer
 }
 
 func (r recorder) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -46,7 +29,9 @@ func (r recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	r.seen.Write(body)
+	if _, err := r.seen.Write(body); err != nil {
+		return nil, err
+	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	return resp, err
 }
@@ -74,9 +59,12 @@ func (p *platform) runNow(t testing.TB, user, token, fn string) string {
 // answer and no log line of the platform.
 func TestFunctionEnvAndSecrets(t *testing.T) {
 	t.Parallel()
-	logs, answers := &syncBuffer{}, &syncBuffer{}
-	p := startPlatform(t, logTo(logs))
-	p.client.Transport = recorder{base: http.DefaultTransport, seen: answers}
+	// Files, which goroutines may write at once and the test read.
+	dir := t.TempDir()
+	logs, answers := filepath.Join(dir, "logs"), filepath.Join(dir, "answers")
+	logFile, answerFile := createFile(t, logs), createFile(t, answers)
+	p := startPlatform(t, logTo(logFile))
+	p.client.Transport = recorder{base: http.DefaultTransport, seen: answerFile}
 	user, token := p.newUser(t, "env")
 	// The function proves it holds the secret without returning it.
 	src := `() => [faas.env.REGION, typeof faas.env.API_KEY, (faas.env.API_KEY || "").length, Object.isFrozen(faas.env)]`
@@ -163,9 +151,24 @@ func TestFunctionEnvAndSecrets(t *testing.T) {
 	// None changed the function.
 	require.JSONEq(t, `["us","string",18,true]`, p.runNow(t, user, token, "f"))
 
-	require.NotContains(t, answers.String(), secretValue, "an answer holds the secret")
-	require.Contains(t, logs.String(), "job_id", "the logs were captured")
-	require.NotContains(t, logs.String(), secretValue, "a log line holds the secret")
+	require.NotContains(t, readFile(t, answers), secretValue, "an answer holds the secret")
+	require.Contains(t, readFile(t, logs), "job_id", "the logs were captured")
+	require.NotContains(t, readFile(t, logs), secretValue, "a log line holds the secret")
+}
+
+func createFile(t testing.TB, name string) *os.File {
+	t.Helper()
+	f, err := os.Create(name)
+	require.NoError(t, err)
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+func readFile(t testing.TB, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	require.NoError(t, err)
+	return string(b)
 }
 
 func many(n int) map[string]string {
