@@ -235,7 +235,7 @@ func (g *lazyGlobals) Get(key string) goja.Value {
 		if !slices.Contains(webNames, key) {
 			return nil
 		}
-		v = g.r.web().Get(key)
+		v = g.r.webGlobal(key)
 	}
 	g.Set(key, v)
 	return v

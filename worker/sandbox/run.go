@@ -143,9 +143,9 @@ type runner struct {
 	expired chan struct{}
 	parse   goja.Callable
 	timers  timerQueue
-	// webGlobals holds the Web globals once web.js has run.
-	webGlobals *goja.Object
-	env        map[string]string
+	// webGet makes the Web globals once web.js has run (see webGlobal).
+	webGet goja.Callable
+	env    map[string]string
 }
 
 // faasGlobal is the faas object: env holds the function's env values and

@@ -22,10 +22,11 @@ import (
 // natives written in Go for what JavaScript cannot do in the sandbox
 // (randomness, UTF-8 bytes, URL parsing). The JavaScript is web.js,
 // compiled once per process; a run evaluates it the first time the
-// function looks up one of these globals, so a function that uses none
-// pays nothing. The natives are handed to it as an argument and never
-// become globals. None of them reaches the host beyond the kernel's random
-// source.
+// function looks up one of these globals, and makes each global the first
+// time it is looked up, so a function that uses none pays nothing and one
+// that uses atob does not pay for URL. The natives are handed to web.js as
+// an argument and never become globals. None of them reaches the host
+// beyond the kernel's random source.
 
 //go:embed web.js
 var webSource string
@@ -34,17 +35,26 @@ var webSource string
 var webNames = []string{"TextEncoder", "TextDecoder", "URL", "URLSearchParams", "atob", "btoa", "structuredClone", "crypto", "DOMException"}
 
 // webProgram is web.js compiled: a function expression taking the natives
-// and returning an object holding the globals.
+// and returning get, which makes the global it is asked for.
 var webProgram = sync.OnceValue(func() *goja.Program {
 	return goja.MustCompile("<builtin>", webSource, true)
 })
 
-// web returns the object holding the Web globals, evaluating web.js on
-// first use in this run.
-func (r *runner) web() *goja.Object {
-	if r.webGlobals != nil {
-		return r.webGlobals
+// webGlobal returns the Web global name, evaluating web.js on first use in
+// this run; each global is made the first time it is asked for.
+func (r *runner) webGlobal(name string) goja.Value {
+	if r.webGet == nil {
+		r.webGet = r.webSetup()
 	}
+	v, err := r.webGet(goja.Undefined(), r.vm.ToValue(name))
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// webSetup evaluates web.js and hands it the natives.
+func (r *runner) webSetup() goja.Callable {
 	v, err := r.vm.RunProgram(webProgram())
 	if err != nil {
 		panic(err)
@@ -71,14 +81,17 @@ func (r *runner) web() *goja.Object {
 	if err != nil {
 		panic(err)
 	}
-	r.webGlobals = out.ToObject(r.vm)
-	return r.webGlobals
+	get, ok := goja.AssertFunction(out)
+	if !ok {
+		panic("web.js did not return a function")
+	}
+	return get
 }
 
 // domError throws a DOMException of the given name, as browsers do for
 // atob's bad input and for quotas.
 func (r *runner) domError(name, msg string) {
-	ctor := r.web().Get("DOMException").(*goja.Object)
+	ctor := r.webGlobal("DOMException").(*goja.Object)
 	e, err := r.vm.New(ctor, r.vm.ToValue(msg), r.vm.ToValue(name))
 	if err != nil {
 		panic(err)
