@@ -201,12 +201,6 @@ func (s *Server) jobResult(c *gin.Context) {
 	}
 }
 
-func (s *Server) jobLogs(c *gin.Context) {
-	if job, found := s.ownJob(c); found {
-		ok(c, http.StatusOK, job.Logs)
-	}
-}
-
 // JobInfo is what GET /j/:id/info answers: the whole job record as the
 // API shows it, durations in milliseconds and unset times as null.
 type JobInfo struct {

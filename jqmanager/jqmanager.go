@@ -391,6 +391,8 @@ func (m *Manager) lease(ctx context.Context, e *entry, worker string) (faas.Job,
 		e.state = stateRunning
 		e.attempt = j.Attempt
 		e.leased, e.renewed = now, now
+		// A new attempt prints from the first line again.
+		e.logs, e.logBase, e.logBytes = nil, 0, 0
 		return j, nil
 	case code == faas.NotFound || code == faas.Conflict || code == faas.FunctionDeleted:
 		// FunctionDeleted: the Store failed the job instead of starting it.

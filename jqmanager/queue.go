@@ -26,6 +26,11 @@ type entry struct {
 	// set if the job finished through Done.
 	waiters []chan struct{}
 	outcome faas.Job
+	// logs is what the running attempt printed so far (AppendLogs), from
+	// line logBase on, and logBytes the size of its lines.
+	logs     []faas.LogLine
+	logBase  int
+	logBytes int
 }
 
 type entryState int

@@ -334,6 +334,7 @@ func (w *Worker) handle(stop context.Context, j faas.Job) {
 	}
 	switch {
 	case err == nil:
+		live := w.liveLogs(ctx, lease, log)
 		res := w.run(ctx, pool.Job{
 			Key:      fn.key,
 			Source:   fn.source,
@@ -341,7 +342,9 @@ func (w *Worker) handle(stop context.Context, j faas.Job) {
 			Args:     j.Args,
 			Limits:   sandbox.Limits{Timeout: fn.timeout},
 			MemoryMB: memoryMB,
+			OnLines:  live.add,
 		})
+		live.close()
 		switch cause := context.Cause(ctx); {
 		case errors.Is(cause, errLeaseLost):
 			log.Info("lease lost while running, outcome dropped")

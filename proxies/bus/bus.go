@@ -74,6 +74,8 @@ var calls = map[string][]Role{
 	jqproxy.MethodDone:       {Worker},
 	jqproxy.MethodRenew:      {Worker},
 	jqproxy.MethodRelease:    {Worker},
+	jqproxy.MethodAppendLogs: {Worker},
+	jqproxy.MethodLogs:       {Frontend},
 }
 
 // Allowed reports whether role may call method.

@@ -99,6 +99,24 @@ type Completion struct {
 	Logs     string          `json:"logs,omitempty"`
 }
 
+// LogLine is one line a job printed on the console, without its newline.
+// Offset is its 0-based line number in the job's output, so a reader can
+// resume after the last line it saw.
+type LogLine struct {
+	Offset int    `json:"offset"`
+	Stream string `json:"stream"`
+	Line   string `json:"line"`
+}
+
+// The console streams a LogLine comes from: console.log (and debug),
+// info, warn and error.
+const (
+	StreamLog   = "log"
+	StreamInfo  = "info"
+	StreamWarn  = "warn"
+	StreamError = "error"
+)
+
 // Lease names one attempt of a job held by a worker.
 type Lease struct {
 	ID      string `json:"id"`
@@ -154,6 +172,9 @@ const (
 	JobFinished EventKind = "job_finished"
 	// UserRevoked: the user was deleted; their tokens are void at once.
 	UserRevoked EventKind = "user_revoked"
+	// JobLogs: the running job printed Lines. Lines is empty when the
+	// batch was too large to carry: the reader asks the queue's Logs.
+	JobLogs EventKind = "job_logs"
 )
 
 // Event is something the job queue tells every frontend at once, in the
@@ -164,6 +185,7 @@ type Event struct {
 	JobID string    `json:"job_id,omitempty"`
 	Job   *Job      `json:"job,omitempty"`
 	User  string    `json:"user,omitempty"`
+	Lines []LogLine `json:"lines,omitempty"`
 }
 
 // Events is one page of the job queue's events.
@@ -295,6 +317,17 @@ type JobQueue interface {
 	// one. A process with many waits watches this one stream instead of
 	// holding a request per wait.
 	Events(ctx context.Context, since uint64, hold time.Duration) (Events, error)
+	// AppendLogs adds lines a running attempt printed to the job's live
+	// output, which lives in the queue until the job ends (the Store gets
+	// the whole output with the completion) and is published as a JobLogs
+	// event. Fenced like Renew: Conflict if worker no longer holds l. Lines
+	// already held (a retried batch) are skipped; past the queue's cap on a
+	// job's live output the rest is dropped.
+	AppendLogs(ctx context.Context, worker string, l Lease, lines []LogLine) error
+	// Logs returns the lines job id printed so far, from offset from on;
+	// running is false when the job is not running in the queue (queued,
+	// finished or unknown): the caller reads the Store.
+	Logs(ctx context.Context, id string, from int) (lines []LogLine, running bool, err error)
 	// ForgetUser tells the queue that the user was deleted from the Store:
 	// their queued jobs leave the queue, their running jobs' leases are
 	// revoked, and a UserRevoked event tells every frontend.

@@ -25,6 +25,8 @@ const (
 	MethodForget     = "jq.forget"
 	MethodEvents     = "jq.events"
 	MethodForgetUser = "jq.forget_user"
+	MethodAppendLogs = "jq.append_logs"
+	MethodLogs       = "jq.logs"
 )
 
 // DefaultPort is the JQ manager's port unless PORT says otherwise; the
@@ -34,7 +36,7 @@ const DefaultPort = 27445
 // WorkerMethods are the methods workers call. The JQ manager gives them a
 // budget of requests of their own, so that no load from the frontends can
 // refuse a heartbeat and cost a running job its lease.
-var WorkerMethods = []string{MethodNext, MethodDone, MethodRenew, MethodRelease}
+var WorkerMethods = []string{MethodNext, MethodDone, MethodRenew, MethodRelease, MethodAppendLogs}
 
 // MaxHold caps how long a caller may ask the queue to hold a request, so a
 // hostile or buggy client cannot park handlers forever.
@@ -80,6 +82,22 @@ type eventsRequest struct {
 
 type forgetUserRequest struct {
 	Name string `json:"name"`
+}
+
+type appendLogsRequest struct {
+	Worker string         `json:"worker"`
+	Lease  faas.Lease     `json:"lease"`
+	Lines  []faas.LogLine `json:"lines"`
+}
+
+type logsRequest struct {
+	ID   string `json:"id"`
+	From int    `json:"from"`
+}
+
+type logsReply struct {
+	Lines   []faas.LogLine `json:"lines,omitempty"`
+	Running bool           `json:"running"`
 }
 
 type empty struct{}
@@ -218,6 +236,18 @@ func (c *Client) Events(ctx context.Context, since uint64, hold time.Duration) (
 	return out, err
 }
 
+// AppendLogs implements faas.JobQueue.
+func (c *Client) AppendLogs(ctx context.Context, worker string, l faas.Lease, lines []faas.LogLine) error {
+	return c.c.Call(ctx, MethodAppendLogs, appendLogsRequest{Worker: worker, Lease: l, Lines: lines}, nil)
+}
+
+// Logs implements faas.JobQueue.
+func (c *Client) Logs(ctx context.Context, id string, from int) ([]faas.LogLine, bool, error) {
+	var out logsReply
+	err := c.c.Call(ctx, MethodLogs, logsRequest{ID: id, From: from}, &out)
+	return out.Lines, out.Running, err
+}
+
 // ForgetUser implements faas.JobQueue.
 func (c *Client) ForgetUser(ctx context.Context, name string) error {
 	return c.c.Call(ctx, MethodForgetUser, forgetUserRequest{Name: name}, nil)
@@ -274,6 +304,13 @@ func NewMux(q faas.JobQueue) *wire.Mux {
 	})
 	wire.Handle(m, MethodForgetUser, func(ctx context.Context, r forgetUserRequest) (any, error) {
 		return nil, q.ForgetUser(ctx, r.Name)
+	})
+	wire.Handle(m, MethodAppendLogs, func(ctx context.Context, r appendLogsRequest) (any, error) {
+		return nil, q.AppendLogs(ctx, r.Worker, r.Lease, r.Lines)
+	})
+	wire.Handle(m, MethodLogs, func(ctx context.Context, r logsRequest) (logsReply, error) {
+		lines, running, err := q.Logs(ctx, r.ID, r.From)
+		return logsReply{Lines: lines, Running: running}, err
 	})
 	wire.Handle(m, MethodStats, func(ctx context.Context, _ empty) (faas.Stats, error) {
 		return q.Stats(ctx)

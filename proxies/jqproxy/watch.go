@@ -43,9 +43,72 @@ type Watch struct {
 
 // waiter is one caller waiting for a job. done receives the job's
 // outcome, or nil when the queue had none to give (the caller reads the
-// Store).
+// Store). A follower (Follow) also has lines and missed.
 type waiter struct {
-	done chan *faas.Job
+	done   chan *faas.Job
+	lines  chan []faas.LogLine
+	missed chan struct{}
+}
+
+// followBuffer is how many batches of lines a follower may be behind
+// before it misses some and asks the queue for them.
+const followBuffer = 16
+
+// Follower is a caller following a running job's output (Follow).
+type Follower struct {
+	// Lines receives the lines of each batch the job printed.
+	Lines <-chan []faas.LogLine
+	// Missed is signalled when lines may have been missed (the follower
+	// fell behind, or the watch did, or a batch was too large for its
+	// event): the follower asks the queue's Logs for them.
+	Missed <-chan struct{}
+	// Done receives the job's outcome when it leaves the queue, or nil
+	// when the queue had none to give.
+	Done <-chan *faas.Job
+}
+
+// Follow registers a follower of job id's output until stop is called.
+// Like Wait, the caller registers first and asks the queue after
+// (Logs), so that no line printed in between escapes it; the lines it
+// sees twice it skips by their offsets.
+func (w *Watch) Follow(id string) (f Follower, stop func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	wt := &waiter{
+		done:   make(chan *faas.Job, 1),
+		lines:  make(chan []faas.LogLine, followBuffer),
+		missed: make(chan struct{}, 1),
+	}
+	w.byJob[id] = append(w.byJob[id], wt)
+	return Follower{Lines: wt.lines, Missed: wt.missed, Done: wt.done}, func() { w.unwatch(id, wt) }
+}
+
+// deliverLines hands the lines job id printed (nil: too many for the
+// event) to its followers.
+func (w *Watch) deliverLines(id string, lines []faas.LogLine) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, wt := range w.byJob[id] {
+		if wt.lines == nil {
+			continue
+		}
+		if lines != nil {
+			select {
+			case wt.lines <- lines:
+				continue
+			default:
+			}
+		}
+		wt.miss()
+	}
+}
+
+// miss tells a follower that it missed lines.
+func (wt *waiter) miss() {
+	select {
+	case wt.missed <- struct{}{}:
+	default: // told already
+	}
 }
 
 // NewWatch returns a Watch over q's events; it waits for nothing until Run
@@ -150,6 +213,8 @@ func (w *Watch) Run(ctx context.Context) {
 				w.deliver(ev.JobID, ev.Job)
 			case faas.UserRevoked:
 				w.revoked(ev.User)
+			case faas.JobLogs:
+				w.deliverLines(ev.JobID, ev.Lines)
 			}
 		}
 		since = page.Next
@@ -161,8 +226,13 @@ func (w *Watch) Run(ctx context.Context) {
 func (w *Watch) recheck(ctx context.Context) {
 	w.mu.Lock()
 	ids := make([]string, 0, len(w.byJob))
-	for id := range w.byJob {
+	for id, wts := range w.byJob {
 		ids = append(ids, id)
+		for _, wt := range wts {
+			if wt.lines != nil {
+				wt.miss()
+			}
+		}
 	}
 	w.mu.Unlock()
 	for _, id := range ids {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -213,7 +214,11 @@ func (s *server) handle(ctx context.Context, req request, parts []byte) error {
 		req.MemoryMB = DefaultMemoryMB
 	}
 	s.limitMemory(req.MemoryMB)
-	res := s.run(ctx, prog, args, req.Limits, req.MemoryMB)
+	var emit func([]faas.LogLine)
+	if req.Stream {
+		emit = s.sendLines
+	}
+	res := s.run(ctx, prog, args, req.Limits, req.MemoryMB, emit)
 	rep := reply{Err: res.Err, Duration: res.Duration, LogsLen: len(res.Logs)}
 	if res.Err == nil {
 		rep.ValueLen = len(res.Value)
@@ -221,8 +226,18 @@ func (s *server) handle(ctx context.Context, req request, parts []byte) error {
 	return s.send(rep, res.Value, []byte(res.Logs))
 }
 
-// run runs one job under the memory watchdog.
-func (s *server) run(ctx context.Context, prog *sandbox.Program, args []byte, lim sandbox.Limits, memoryMB int) sandbox.Result {
+// sendLines sends console lines of the running job. A pipe that fails
+// here fails the result's reply too, which the parent handles.
+func (s *server) sendLines(lines []faas.LogLine) {
+	b, err := json.Marshal(lines)
+	if err == nil {
+		_ = s.send(reply{LinesLen: len(b)}, b)
+	}
+}
+
+// run runs one job under the memory watchdog, streaming its console to
+// emit if not nil.
+func (s *server) run(ctx context.Context, prog *sandbox.Program, args []byte, lim sandbox.Limits, memoryMB int, emit func([]faas.LogLine)) sandbox.Result {
 	jctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	capBytes := uint64(memoryMB) << 20
@@ -233,7 +248,7 @@ func (s *server) run(ctx context.Context, prog *sandbox.Program, args []byte, li
 		stop:    cancel,
 		verdict: memoryError(memoryMB),
 	})
-	res := sandbox.Run(jctx, prog, args, lim)
+	res := sandbox.RunStreaming(jctx, prog, args, lim, emit)
 	s.watch.disarm(w)
 	if w.tripped.Load() {
 		// Whatever the run did after the watchdog spoke, it used more

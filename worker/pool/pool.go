@@ -117,6 +117,10 @@ type Job struct {
 	Limits sandbox.Limits
 	// MemoryMB caps the job's memory; 0 means the pool's default.
 	MemoryMB int
+	// OnLines, if not nil, is handed the console lines while the job
+	// runs, in batches (sandbox.RunStreaming), on the goroutine calling
+	// Run; Result.Logs has them all in the end.
+	OnLines func([]faas.LogLine)
 
 	// probe makes the job a test's look at the sandbox's fences.
 	probe bool
@@ -484,7 +488,7 @@ func (c *child) exchange(ctx context.Context, j Job, withSource bool, grace time
 	if ctx.Err() != nil {
 		return reply{}, nil, nil, started, errStopped
 	}
-	req := request{Key: j.Key, Limits: j.Limits, MemoryMB: j.MemoryMB, ArgsLen: len(j.Args), Probe: j.probe}
+	req := request{Key: j.Key, Limits: j.Limits, MemoryMB: j.MemoryMB, ArgsLen: len(j.Args), Probe: j.probe, Stream: j.OnLines != nil}
 	var src []byte
 	if withSource {
 		src = []byte(j.Source)
@@ -524,6 +528,10 @@ func (c *child) exchange(ctx context.Context, j Job, withSource bool, grace time
 	for err == nil {
 		rep = reply{}
 		parts, err = c.dec.next(&rep, maxReply(j.Limits))
+		if err == nil && rep.LinesLen > 0 {
+			err = c.lines(j, rep, parts)
+			continue
+		}
 		if err != nil || !rep.Compiled {
 			break
 		}
@@ -548,6 +556,20 @@ func (c *child) exchange(ctx context.Context, j Job, withSource bool, grace time
 		return reply{}, nil, nil, started, err
 	}
 	return rep, p[0], p[1], started, nil
+}
+
+// lines hands the console lines of a news reply to j.OnLines. Lines
+// that were not asked for, or do not decode, mean a broken sandbox.
+func (c *child) lines(j Job, rep reply, parts []byte) error {
+	if j.OnLines == nil || rep.LinesLen != len(parts) {
+		return errors.New("sandbox sent console lines out of turn")
+	}
+	var lines []faas.LogLine
+	if err := json.Unmarshal(parts, &lines); err != nil {
+		return fmt.Errorf("sandbox sent bad console lines: %w", err)
+	}
+	j.OnLines(lines)
+	return nil
 }
 
 // maxReply bounds a reply: the result, the logs and their marker, and a

@@ -49,6 +49,9 @@ type request struct {
 	// Env comes with the source (see Job.Env).
 	Env     map[string]string `json:"env,omitempty"`
 	ArgsLen int               `json:"a,omitempty"`
+	// Stream asks for the console lines while the job runs, in reply
+	// frames of their own before the result (reply.LinesLen).
+	Stream bool `json:"st,omitempty"`
 	// Probe asks a test binary's sandbox to report on its fences.
 	Probe bool `json:"p,omitempty"`
 }
@@ -66,6 +69,9 @@ type reply struct {
 	// Err is nil.
 	ValueLen int `json:"v,omitempty"`
 	LogsLen  int `json:"g,omitempty"`
+	// LinesLen is the length of a JSON array of faas.LogLine the job
+	// printed: such a reply is news of a running job, and more follow.
+	LinesLen int `json:"ln,omitempty"`
 }
 
 // hello is the first frame a sandbox sends, once it is ready for jobs.

@@ -9,6 +9,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/dop251/goja"
+
+	"faas/proxies/faas"
 )
 
 // The timers run on the goroutine that called Run, between the settling
@@ -161,9 +163,22 @@ func (l *logBuffer) write(s string) {
 
 func (l *logBuffer) String() string { return l.b.String() }
 
+// The batching of streamed console lines (RunStreaming): a batch goes
+// out at FlushLines lines, or at the first line printed FlushEvery after
+// the batch began, or when the run waits.
+const (
+	FlushLines = 64
+	FlushEvery = 100 * time.Millisecond
+)
+
+// printer returns the console method that prints to stream.
+func (r *runner) printer(stream string) func(goja.FunctionCall) goja.Value {
+	return func(call goja.FunctionCall) goja.Value { return r.print(stream, call) }
+}
+
 // print implements the console methods: the arguments separated by spaces,
 // strings as they are and other values in their JSON form, one line each.
-func (r *runner) print(call goja.FunctionCall) goja.Value {
+func (r *runner) print(stream string, call goja.FunctionCall) goja.Value {
 	if r.logs.full {
 		// Formatting costs time; nothing more will be kept.
 		return goja.Undefined()
@@ -181,9 +196,34 @@ func (r *runner) print(call goja.FunctionCall) goja.Value {
 			line.WriteString(r.inspect(a))
 		}
 	}
+	text := line.String()
 	line.WriteByte('\n')
 	r.logs.write(line.String())
+	if r.emit != nil && !r.logs.full {
+		r.stream(faas.LogLine{Offset: r.lines, Stream: stream, Line: text})
+	}
+	r.lines++
 	return goja.Undefined()
+}
+
+// stream queues l for emit, and emits the batch when it is due.
+func (r *runner) stream(l faas.LogLine) {
+	now := time.Now()
+	if len(r.pending) == 0 {
+		r.since = now
+	}
+	r.pending = append(r.pending, l)
+	if len(r.pending) >= FlushLines || now.Sub(r.since) >= FlushEvery {
+		r.flush()
+	}
+}
+
+// flush emits the pending lines, if any.
+func (r *runner) flush() {
+	if len(r.pending) > 0 {
+		r.emit(r.pending)
+		r.pending = nil
+	}
 }
 
 // native wraps a Go function as a JavaScript function called name. The
@@ -194,6 +234,13 @@ func (r *runner) native(name string, fn func(goja.FunctionCall) goja.Value) *goj
 	f := r.vm.ToValue(fn).(*goja.Object)
 	must(f.DefineDataProperty("name", r.vm.ToValue(name), goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_TRUE))
 	return f
+}
+
+// consoleMethods are console's methods and the streams they print to;
+// debug prints to log, as Node's does to stdout.
+var consoleMethods = []struct{ name, stream string }{
+	{"log", faas.StreamLog}, {"info", faas.StreamInfo}, {"warn", faas.StreamWarn},
+	{"error", faas.StreamError}, {"debug", faas.StreamLog},
 }
 
 // lazyNames are the globals lazyGlobals provides.
@@ -217,10 +264,9 @@ func (g *lazyGlobals) Get(key string) goja.Value {
 	var v goja.Value
 	switch key {
 	case "console":
-		print := g.r.native("log", g.r.print)
 		console := g.r.vm.NewObject()
-		for _, name := range []string{"log", "info", "warn", "error", "debug"} {
-			must(console.Set(name, print))
+		for _, m := range consoleMethods {
+			must(console.Set(m.name, g.r.native(m.name, g.r.printer(m.stream))))
 		}
 		v = console
 	case "setTimeout":

@@ -46,9 +46,17 @@ var (
 // or when ctx ends, whatever the code does; a context ended with a
 // *faas.Error as its cause (a memory watchdog's verdict) fails the run with
 // that error. Run never panics; every failure is in Result.Err.
-func Run(ctx context.Context, p *Program, args json.RawMessage, lim Limits) (res Result) {
+func Run(ctx context.Context, p *Program, args json.RawMessage, lim Limits) Result {
+	return RunStreaming(ctx, p, args, lim, nil)
+}
+
+// RunStreaming is Run that also hands the console lines, as they are
+// printed, to emit (if not nil), in batches: when the run waits for a
+// timer, when it ends, and otherwise every FlushLines lines or
+// FlushEvery. emit is called on the goroutine calling RunStreaming.
+func RunStreaming(ctx context.Context, p *Program, args json.RawMessage, lim Limits, emit func([]faas.LogLine)) (res Result) {
 	lim = lim.withDefaults()
-	r := &runner{ctx: ctx, lim: lim, logs: logBuffer{max: lim.MaxLogs}}
+	r := &runner{ctx: ctx, lim: lim, logs: logBuffer{max: lim.MaxLogs}, emit: emit}
 	if p != nil {
 		r.env = p.env
 	}
@@ -59,6 +67,9 @@ func Run(ctx context.Context, p *Program, args json.RawMessage, lim Limits) (res
 		}
 		res.Duration = time.Since(start).Truncate(time.Microsecond)
 		res.Logs = r.logs.String()
+		if r.emit != nil {
+			r.flush()
+		}
 		res.Err = boundError(res.Err)
 	}()
 	if p == nil || p.prog == nil {
@@ -141,6 +152,13 @@ type runner struct {
 	lim     Limits
 	logs    logBuffer
 	expired chan struct{}
+	// emit, pending, since and lines stream the console (RunStreaming):
+	// the lines not yet emitted, when the first of them was printed, and
+	// how many lines were printed in all.
+	emit    func([]faas.LogLine)
+	pending []faas.LogLine
+	since   time.Time
+	lines   int
 	parse   goja.Callable
 	timers  timerQueue
 	// webGet makes the Web globals once web.js has run (see webGlobal).
@@ -270,6 +288,9 @@ func (r *runner) settle(ctx context.Context, v goja.Value) (goja.Value, *faas.Er
 			return nil, faas.Errorf(faas.FunctionError, "function returned a promise that never settled")
 		}
 		if wait := time.Until(t.due); wait > 0 {
+			// Whatever was printed before a wait is news to a reader
+			// following the job.
+			r.flush()
 			if wake == nil {
 				wake = time.NewTimer(wait)
 				defer wake.Stop()

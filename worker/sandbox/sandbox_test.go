@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -60,7 +61,7 @@ func TestRunValues(t *testing.T) {
 		{"timer arguments", `function f() { return new Promise(r => setTimeout((a, b) => r(a + b), 1, 2, 3)) }`, `[]`, `5`},
 		{"pending timers after settlement are dropped", `function f() { setInterval(() => {}, 1); setTimeout(() => {}, 1e9); return 7 }`, `[]`, `7`},
 		{"host objects are absent", `function f() { return [typeof require, typeof process, typeof module, typeof exports, typeof global, typeof fetch] }`, `[]`, `["undefined","undefined","undefined","undefined","undefined","undefined"]`},
-		{"sandbox globals behave as globals", `function f() { return [typeof setTimeout, typeof clearInterval, typeof console.log, "setInterval" in globalThis, typeof globalThis.clearTimeout, console.log === console.error] }`, `[]`, `["function","function","function",true,"function",true]`},
+		{"sandbox globals behave as globals", `function f() { return [typeof setTimeout, typeof clearInterval, typeof console.log, "setInterval" in globalThis, typeof globalThis.clearTimeout, console.log === console.error] }`, `[]`, `["function","function","function",true,"function",false]`},
 		{"sandbox globals can be replaced", `function f() { setTimeout = 5; var console = {log: 1}; return [setTimeout, globalThis.setTimeout, console.log] }`, `[]`, `[5,5,1]`},
 		{"sandbox globals are enumerated", `function f() { const ks = []; for (const k in globalThis) ks.push(k); return ["console", "setTimeout", "clearInterval"].every(k => ks.includes(k)) }`, `[]`, `true`},
 		{"polluted Object.prototype does not hide them", `function f() { Object.prototype.setTimeout = 1; return typeof setTimeout }`, `[]`, `"function"`},
@@ -194,6 +195,45 @@ func TestRunConsole(t *testing.T) {
 		require.Nil(t, res.Err)
 		assert.Equal(t, "a 1 {\"b\":2} [1] null undefined\ni\nw\nError: e at f (<input>:3:56)\nd\n", res.Logs)
 	})
+	t.Run("streamed", func(t *testing.T) {
+		t.Parallel()
+		tests := []struct {
+			name string
+			src  string
+			max  int
+			// want is the batches emitted, each as its lines' offset:stream:line.
+			want [][]string
+		}{
+			{"flushed before a wait", `async function f() {
+				console.log("one"); console.warn("two")
+				await new Promise(r => setTimeout(r, 5))
+				console.error("three"); console.info("four"); console.debug("five")
+				await new Promise(r => setTimeout(r, 5))
+				console.log("six"); return 1 }`, 100,
+				[][]string{{"0:log:one", "1:warn:two"}, {"2:error:three", "3:info:four", "4:log:five"}, {"5:log:six"}}},
+			{"batches of FlushLines", `function f() { for (let i = 0; i < 130; i++) console.log(i); return 1 }`, 1000,
+				[][]string{lines(0, FlushLines), lines(FlushLines, 2*FlushLines), lines(2*FlushLines, 130)}},
+			{"none past the cap", `async function f() { console.log("x".repeat(200)); console.log("y"); await new Promise(r => setTimeout(r, 5)); return 1 }`, 100,
+				nil},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				p, err := Compile(tt.src, "f")
+				require.NoError(t, err)
+				var got [][]string
+				res := RunStreaming(context.Background(), p, nil, Limits{MaxLogs: tt.max}, func(batch []faas.LogLine) {
+					var b []string
+					for _, l := range batch {
+						b = append(b, fmt.Sprintf("%d:%s:%s", l.Offset, l.Stream, l.Line))
+					}
+					got = append(got, b)
+				})
+				require.Nil(t, res.Err)
+				assert.Equal(t, tt.want, got)
+			})
+		}
+	})
 	t.Run("kept on failure", func(t *testing.T) {
 		t.Parallel()
 		res := run(t, `function f() { console.log("before"); throw new Error("x") }`, `[]`, Limits{})
@@ -255,4 +295,13 @@ func TestRunWithoutProgram(t *testing.T) {
 	res := Run(context.Background(), nil, nil, Limits{})
 	require.NotNil(t, res.Err)
 	assert.Equal(t, faas.Internal, res.Err.Code)
+}
+
+// lines is the streamed form of console.log(i) for i in [from, to).
+func lines(from, to int) []string {
+	var out []string
+	for i := from; i < to; i++ {
+		out = append(out, fmt.Sprintf("%d:log:%d", i, i))
+	}
+	return out
 }

@@ -1,0 +1,165 @@
+package frontend_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"faas/proxies/faas"
+)
+
+// talkSrc prints a line, waits 300 ms, then prints two more on other
+// streams.
+const talkSrc = `async function talk(){ console.log("first"); await new Promise(r => setTimeout(r, 300)); console.warn("second"); console.error("third"); return 1 }`
+
+// sseEvent is one Server-Sent Event.
+type sseEvent struct{ id, name, data string }
+
+// follow opens GET /j/:id/logs?follow=1 (with more query and headers)
+// and returns a channel of its events, closed when the stream ends.
+func (p *platform) follow(t testing.TB, token, id, query string, h http.Header) <-chan sseEvent {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, "GET", p.url+"/j/"+id+"/logs?follow=1"+query, nil)
+	require.NoError(t, err)
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := p.client.Do(req)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+	events := make(chan sseEvent, 64)
+	go func() {
+		defer close(events)
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		var ev sseEvent
+		for sc.Scan() {
+			switch line := sc.Text(); {
+			case line == "":
+				if ev.name != "" {
+					events <- ev
+				}
+				ev = sseEvent{}
+			case strings.HasPrefix(line, "id: "):
+				ev.id = line[4:]
+			case strings.HasPrefix(line, "event: "):
+				ev.name = line[7:]
+			case strings.HasPrefix(line, "data: "):
+				ev.data = line[6:]
+			}
+		}
+	}()
+	return events
+}
+
+// next is the stream's next event; it fails the test if none comes in
+// time or the stream ended.
+func next(t testing.TB, events <-chan sseEvent) sseEvent {
+	t.Helper()
+	select {
+	case ev, open := <-events:
+		require.True(t, open, "the stream ended early")
+		return ev
+	case <-time.After(10 * time.Second):
+		require.FailNow(t, "no event in 10s")
+	}
+	return sseEvent{}
+}
+
+// ended waits for the stream to close without another event.
+func ended(t testing.TB, events <-chan sseEvent) {
+	t.Helper()
+	select {
+	case ev, open := <-events:
+		require.False(t, open, "event after the end: %+v", ev)
+	case <-time.After(10 * time.Second):
+		require.FailNow(t, "the stream did not end in 10s")
+	}
+}
+
+func TestLiveLogs(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	user, token := p.newUser(t, "logs")
+	p.upload(t, user, token, "talk", talkSrc)
+	id := p.submit(t, user, token, "talk", "")
+	events := p.follow(t, token, id, "", nil)
+
+	// The first line arrives while the job still runs, and shows in a
+	// plain read too.
+	require.Equal(t, sseEvent{"0", "log", "first"}, next(t, events))
+	require.Equal(t, "running", string(p.info(t, token, id).State))
+	require.Equal(t, "first\n", p.expect(t, http.StatusOK, "GET", "/j/"+id+"/logs", token, nil).str(t))
+	var lines []faas.LogLine
+	require.NoError(t, json.Unmarshal(p.expect(t, http.StatusOK, "GET", "/j/"+id+"/logs?format=lines", token, nil).Res, &lines))
+	require.Equal(t, []faas.LogLine{{Offset: 0, Stream: "log", Line: "first"}}, lines)
+
+	// Then the rest, in order, with their streams, and the end.
+	require.Equal(t, sseEvent{"1", "warn", "second"}, next(t, events))
+	require.Equal(t, sseEvent{"2", "error", "third"}, next(t, events))
+	require.Equal(t, sseEvent{"", "end", `{"state":"succeeded"}`}, next(t, events))
+	ended(t, events)
+	require.Equal(t, "first\nsecond\nthird\n", p.expect(t, http.StatusOK, "GET", "/j/"+id+"/logs", token, nil).str(t))
+
+	t.Run("resume", func(t *testing.T) {
+		t.Parallel()
+		for _, tc := range []struct {
+			name  string
+			query string
+			h     http.Header
+			want  []sseEvent
+		}{
+			{"Last-Event-ID", "", http.Header{"Last-Event-ID": {"0"}}, []sseEvent{{"1", "log", "second"}, {"2", "log", "third"}}},
+			{"from", "&from=1", nil, []sseEvent{{"2", "log", "third"}}},
+			{"past the end", "&from=7", nil, nil},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				events := p.follow(t, token, id, tc.query, tc.h)
+				for _, want := range tc.want {
+					require.Equal(t, want, next(t, events))
+				}
+				require.Equal(t, sseEvent{"", "end", `{"state":"succeeded"}`}, next(t, events))
+				ended(t, events)
+			})
+		}
+	})
+	t.Run("bad input", func(t *testing.T) {
+		t.Parallel()
+		for _, q := range []string{"?from=-1", "?from=x", "?follow=yes", "?format=xml"} {
+			p.expect(t, http.StatusBadRequest, "GET", "/j/"+id+"/logs"+q, token, nil)
+		}
+		_, other := p.newUser(t, "logs-other")
+		p.expect(t, http.StatusNotFound, "GET", "/j/"+id+"/logs?follow=1", other, nil)
+		p.expect(t, http.StatusNotFound, "GET", "/j/"+id+"/logs", other, nil)
+	})
+	t.Run("deleted", func(t *testing.T) {
+		t.Parallel()
+		p.upload(t, user, token, "chatty", `async function chatty(){ console.log("hi"); await new Promise(r => setTimeout(r, 20000)) }`)
+		id := p.submit(t, user, token, "chatty", "")
+		events := p.follow(t, token, id, "", nil)
+		require.Equal(t, sseEvent{"0", "log", "hi"}, next(t, events))
+		p.expect(t, http.StatusOK, "DELETE", "/j/"+id, token, nil)
+		ended(t, events)
+		p.expect(t, http.StatusNotFound, "GET", "/j/"+id+"/logs?follow=1", token, nil)
+	})
+	t.Run("timed out", func(t *testing.T) {
+		t.Parallel()
+		p.upload(t, user, token, "stuck?timeout=1s", `async function stuck(){ console.log("waiting"); await new Promise(r => setTimeout(r, 20000)) }`)
+		id := p.submit(t, user, token, "stuck", "")
+		events := p.follow(t, token, id, "", nil)
+		require.Equal(t, sseEvent{"0", "log", "waiting"}, next(t, events))
+		require.Equal(t, sseEvent{"", "end", `{"state":"failed"}`}, next(t, events))
+		ended(t, events)
+	})
+}

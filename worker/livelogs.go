@@ -1,0 +1,75 @@
+package worker
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+
+	"faas/proxies/faas"
+)
+
+// liveLogs ships a running job's console lines to the queue, so that they
+// can be read and followed before the job ends. The sandbox hands them
+// over in batches (sandbox.RunStreaming); one goroutine at a time sends
+// them, in order, and batches that come while it sends go out together
+// in its next call. The Store gets the whole output with the completion
+// whatever becomes of these calls, so a failed one is only logged; but
+// the run's last lines are shipped before the completion, so that the
+// queue publishes them, with their streams, before the job's end.
+type liveLogs struct {
+	w     *Worker
+	lease faas.Lease
+	log   *slog.Logger
+	ctx   context.Context
+	stop  context.CancelFunc
+
+	mu      sync.Mutex
+	pending []faas.LogLine
+	sending bool
+	sent    sync.WaitGroup
+}
+
+// liveLogs ships the lines of lease's run while ctx, the job's, lasts.
+func (w *Worker) liveLogs(ctx context.Context, lease faas.Lease, log *slog.Logger) *liveLogs {
+	ctx, stop := context.WithCancel(ctx)
+	return &liveLogs{w: w, lease: lease, log: log, ctx: ctx, stop: stop}
+}
+
+// add queues lines for the queue; it never blocks on the bus.
+func (l *liveLogs) add(lines []faas.LogLine) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pending = append(l.pending, lines...)
+	if !l.sending {
+		l.sending = true
+		l.sent.Add(1)
+		go l.send()
+	}
+}
+
+func (l *liveLogs) send() {
+	defer l.sent.Done()
+	for {
+		l.mu.Lock()
+		batch := l.pending
+		l.pending = nil
+		if len(batch) == 0 || l.ctx.Err() != nil {
+			l.sending = false
+			l.mu.Unlock()
+			return
+		}
+		l.mu.Unlock()
+		ctx, cancel := context.WithTimeout(l.ctx, l.w.cfg.RequestTimeout)
+		err := l.w.queue.AppendLogs(ctx, l.w.cfg.ID, l.lease, batch)
+		cancel()
+		if err != nil && l.ctx.Err() == nil {
+			l.log.Debug("live logs not shipped", "err", err, "lines", len(batch))
+		}
+	}
+}
+
+// close waits, once the run is over, for its lines to be shipped.
+func (l *liveLogs) close() {
+	l.sent.Wait()
+	l.stop()
+}
