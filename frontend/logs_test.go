@@ -163,3 +163,19 @@ func TestLiveLogs(t *testing.T) {
 		ended(t, events)
 	})
 }
+
+// TestFollowersAreCapped: a follower counts as a wait against
+// FAAS_MAX_WAITS_PER_USER, and gives its place back when it leaves.
+func TestFollowersAreCapped(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t, func(s *settings) { s.frontend.MaxWaitsPerUser = 1 })
+	user, token := p.newUser(t, "cap")
+	p.upload(t, user, token, "chatty", `async function chatty(){ console.log("hi"); await new Promise(r => setTimeout(r, 20000)) }`)
+	id := p.submit(t, user, token, "chatty", "")
+	events := p.follow(t, token, id, "", nil)
+	require.Equal(t, sseEvent{"0", "log", "hi"}, next(t, events))
+	p.expect(t, http.StatusTooManyRequests, "GET", "/j/"+id+"/logs?follow=1", token, nil)
+	p.expect(t, http.StatusOK, "DELETE", "/j/"+id, token, nil)
+	ended(t, events)
+	require.Eventually(t, func() bool { return p.fe.WaitsAdmitted() == 0 }, 5*time.Second, 10*time.Millisecond)
+}

@@ -133,3 +133,50 @@ func TestWatchLoop(t *testing.T) {
 	require.Greater(t, q.waits.Load(), checks, "the gap was not followed by a recheck")
 	require.Equal(t, []string{"eve", ""}, rev.list(), "after a gap any user may have been revoked")
 }
+
+// TestFollow: a follower gets the lines of its job only, is told it
+// missed lines when it falls behind, when a batch came without lines and
+// after a gap, gets the job's end, and leaves nothing behind.
+func TestFollow(t *testing.T) {
+	t.Parallel()
+	q := &scriptedQueue{pages: make(chan faas.Events, followBuffer+8)}
+	w := newTestWatch(q, &revocations{})
+	f, stop := w.Follow("j")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	batch := func(job string, off int) faas.Event {
+		return faas.Event{Kind: faas.JobLogs, JobID: job, Lines: []faas.LogLine{{Offset: off, Stream: "log", Line: "x"}}}
+	}
+	q.pages <- faas.Events{List: []faas.Event{batch("other", 0), batch("j", 0)}, Next: 2}
+	require.Equal(t, 0, (<-f.Lines)[0].Offset)
+	missed := func() {
+		t.Helper()
+		select {
+		case <-f.Missed:
+		case <-time.After(5 * time.Second):
+			require.FailNow(t, "the follower was not told it missed lines")
+		}
+	}
+	q.pages <- faas.Events{List: []faas.Event{{Kind: faas.JobLogs, JobID: "j"}}, Next: 3}
+	missed()
+	q.pages <- faas.Events{Gap: true, Next: 4}
+	missed()
+	// Behind by more than the buffer: the rest is missed, not waited for.
+	for i := range followBuffer + 1 {
+		q.pages <- faas.Events{List: []faas.Event{batch("j", i+1)}, Next: uint64(5 + i)}
+	}
+	missed()
+	require.Len(t, f.Lines, followBuffer)
+	q.pages <- faas.Events{List: []faas.Event{{Kind: faas.JobFinished, JobID: "j", Job: &faas.Job{ID: "j", State: faas.Succeeded}}}, Next: 100}
+	select {
+	case j := <-f.Done:
+		require.Equal(t, faas.Succeeded, j.State)
+	case <-time.After(5 * time.Second):
+		require.FailNow(t, "the follower did not hear the job end")
+	}
+	stop()
+	require.Empty(t, w.byJob)
+}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"faas/proxies/faas"
 	"faas/worker/pool"
 	"faas/worker/sandbox"
 )
@@ -17,20 +18,30 @@ import (
 // (the system call filter, which every system call of the sandbox pays
 // for, and the network namespace), to show what they cost.
 func BenchmarkPoolRun(b *testing.B) {
+	const add, addPrinting = `function add(a,b){return a+b}`, `function add(a,b){console.log(a); return a+b}`
 	for _, bb := range []struct {
 		name  string
 		fence pool.Fence
+		src   string
+		// stream asks for the console lines while the job runs, as the
+		// worker does.
+		stream bool
 	}{
-		{"fenced", pool.Fence{}},
-		{"unfenced", pool.Fence{NoSeccomp: true, NoNetNS: true}},
+		{"fenced", pool.Fence{}, add, false},
+		{"unfenced", pool.Fence{NoSeccomp: true, NoNetNS: true}, add, false},
+		{"fenced streamed", pool.Fence{}, add, true},
+		{"fenced streamed printing", pool.Fence{}, addPrinting, true},
 	} {
 		b.Run(bb.name, func(b *testing.B) {
 			p := startFenced(b, 1, "serve", bb.fence)
 			j := pool.Job{
 				Key:    pool.Key{Owner: "bench", Name: "add", Version: 1},
-				Source: `function add(a,b){return a+b}`,
+				Source: bb.src,
 				Args:   json.RawMessage(`[4,5]`),
 				Limits: sandbox.Limits{Timeout: 5 * time.Second},
+			}
+			if bb.stream {
+				j.OnLines = func([]faas.LogLine) {}
 			}
 			ctx := context.Background()
 			p.Run(ctx, j) // compiles it
