@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -87,6 +88,18 @@ func ended(t testing.TB, events <-chan sseEvent) {
 	}
 }
 
+// followPrinter uploads fn (a path with its query), which prints line and
+// then waits 20 s, runs it and follows it until the line came.
+func (p *platform) followPrinter(t testing.TB, user, token, fn, line string) (id string, events <-chan sseEvent) {
+	t.Helper()
+	name, _, _ := strings.Cut(fn, "?")
+	p.upload(t, user, token, fn, fmt.Sprintf(`async function %s(){ console.log(%q); await new Promise(r => setTimeout(r, 20000)) }`, name, line))
+	id = p.submit(t, user, token, name, "")
+	events = p.follow(t, token, id, "", nil)
+	require.Equal(t, sseEvent{"0", "log", line}, next(t, events))
+	return id, events
+}
+
 func TestLiveLogs(t *testing.T) {
 	t.Parallel()
 	p := startPlatform(t)
@@ -145,20 +158,14 @@ func TestLiveLogs(t *testing.T) {
 	})
 	t.Run("deleted", func(t *testing.T) {
 		t.Parallel()
-		p.upload(t, user, token, "chatty", `async function chatty(){ console.log("hi"); await new Promise(r => setTimeout(r, 20000)) }`)
-		id := p.submit(t, user, token, "chatty", "")
-		events := p.follow(t, token, id, "", nil)
-		require.Equal(t, sseEvent{"0", "log", "hi"}, next(t, events))
+		id, events := p.followPrinter(t, user, token, "chatty", "hi")
 		p.expect(t, http.StatusOK, "DELETE", "/j/"+id, token, nil)
 		ended(t, events)
 		p.expect(t, http.StatusNotFound, "GET", "/j/"+id+"/logs?follow=1", token, nil)
 	})
 	t.Run("timed out", func(t *testing.T) {
 		t.Parallel()
-		p.upload(t, user, token, "stuck?timeout=1s", `async function stuck(){ console.log("waiting"); await new Promise(r => setTimeout(r, 20000)) }`)
-		id := p.submit(t, user, token, "stuck", "")
-		events := p.follow(t, token, id, "", nil)
-		require.Equal(t, sseEvent{"0", "log", "waiting"}, next(t, events))
+		_, events := p.followPrinter(t, user, token, "stuck?timeout=1s", "waiting")
 		require.Equal(t, sseEvent{"", "end", `{"state":"failed"}`}, next(t, events))
 		ended(t, events)
 	})
@@ -170,10 +177,7 @@ func TestFollowersAreCapped(t *testing.T) {
 	t.Parallel()
 	p := startPlatform(t, func(s *settings) { s.frontend.MaxWaitsPerUser = 1 })
 	user, token := p.newUser(t, "cap")
-	p.upload(t, user, token, "chatty", `async function chatty(){ console.log("hi"); await new Promise(r => setTimeout(r, 20000)) }`)
-	id := p.submit(t, user, token, "chatty", "")
-	events := p.follow(t, token, id, "", nil)
-	require.Equal(t, sseEvent{"0", "log", "hi"}, next(t, events))
+	id, events := p.followPrinter(t, user, token, "chatty", "hi")
 	p.expect(t, http.StatusTooManyRequests, "GET", "/j/"+id+"/logs?follow=1", token, nil)
 	p.expect(t, http.StatusOK, "DELETE", "/j/"+id, token, nil)
 	ended(t, events)

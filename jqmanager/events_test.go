@@ -68,55 +68,44 @@ func TestEventsOverTheWire(t *testing.T) {
 // the wire alike.
 func TestForgetUser(t *testing.T) {
 	t.Parallel()
-	for _, wire := range []bool{false, true} {
-		t.Run(map[bool]string{false: "in-process", true: "over the wire"}[wire], func(t *testing.T) {
-			t.Parallel()
-			r := newRig(t, config(), "eve", "bob")
-			var q faas.JobQueue = r.m
-			if wire {
-				c, err := jqproxy.Dial(r.m.Endpoint(), time.Second, quiet())
-				require.NoError(t, err)
-				defer c.Close()
-				q = c
-			}
-			start, err := q.Events(r.ctx, 0, 0)
-			require.NoError(t, err)
-			running := r.submit("eve")
-			got, ok := r.next("w", time.Second)
-			require.True(t, ok)
-			require.Equal(t, running.ID, got.ID)
-			queued := r.submit("eve")
-			r.submit("bob")
+	eachQueue(t, func(t *testing.T, r *rig, q faas.JobQueue) {
+		start, err := q.Events(r.ctx, 0, 0)
+		require.NoError(t, err)
+		running := r.submit("eve")
+		got, ok := r.next("w", time.Second)
+		require.True(t, ok)
+		require.Equal(t, running.ID, got.ID)
+		queued := r.submit("eve")
+		r.submit("bob")
 
-			require.NoError(t, q.ForgetUser(r.ctx, "eve"))
-			lost, err := r.m.Renew(r.ctx, "w", []faas.Lease{{ID: got.ID, Attempt: got.Attempt}})
-			require.NoError(t, err)
-			require.Len(t, lost, 1, "the running job's lease was not revoked")
-			st, _ := r.m.Stats(r.ctx)
-			require.Equal(t, 1, st.Queued, "only bob's job is left")
-			require.Zero(t, st.Running)
-			next, ok := r.next("w", 100*time.Millisecond)
-			require.True(t, ok)
-			require.NotEqual(t, queued.ID, next.ID)
+		require.NoError(t, q.ForgetUser(r.ctx, "eve"))
+		lost, err := r.m.Renew(r.ctx, "w", []faas.Lease{{ID: got.ID, Attempt: got.Attempt}})
+		require.NoError(t, err)
+		require.Len(t, lost, 1, "the running job's lease was not revoked")
+		st, _ := r.m.Stats(r.ctx)
+		require.Equal(t, 1, st.Queued, "only bob's job is left")
+		require.Zero(t, st.Running)
+		next, ok := r.next("w", 100*time.Millisecond)
+		require.True(t, ok)
+		require.NotEqual(t, queued.ID, next.ID)
 
-			page, err := q.Events(r.ctx, start.Next, 0)
-			require.NoError(t, err)
-			var finished []string
-			revoked := ""
-			for _, ev := range page.List {
-				switch ev.Kind {
-				case faas.JobFinished:
-					require.Nil(t, ev.Job, "a forgotten job has no outcome to hand over")
-					finished = append(finished, ev.JobID)
-				case faas.UserRevoked:
-					revoked = ev.User
-				}
+		page, err := q.Events(r.ctx, start.Next, 0)
+		require.NoError(t, err)
+		var finished []string
+		revoked := ""
+		for _, ev := range page.List {
+			switch ev.Kind {
+			case faas.JobFinished:
+				require.Nil(t, ev.Job, "a forgotten job has no outcome to hand over")
+				finished = append(finished, ev.JobID)
+			case faas.UserRevoked:
+				revoked = ev.User
 			}
-			require.ElementsMatch(t, []string{running.ID, queued.ID}, finished)
-			require.Equal(t, "eve", revoked)
-			require.Equal(t, faas.Invalid, faas.ErrorCode(q.ForgetUser(r.ctx, "")))
-		})
-	}
+		}
+		require.ElementsMatch(t, []string{running.ID, queued.ID}, finished)
+		require.Equal(t, "eve", revoked)
+		require.Equal(t, faas.Invalid, faas.ErrorCode(q.ForgetUser(r.ctx, "")))
+	}, "eve", "bob")
 }
 
 // TestManyWaitsOverTheWire: waits through jqproxy hold no socket each:

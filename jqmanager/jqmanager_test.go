@@ -48,6 +48,26 @@ func newRig(t *testing.T, cfg jqmanager.Config, users ...string) *rig {
 	return r
 }
 
+// eachQueue runs test against a Manager in-process and through a jqproxy
+// client, each over a rig of its own with users.
+func eachQueue(t *testing.T, test func(t *testing.T, r *rig, q faas.JobQueue), users ...string) {
+	t.Helper()
+	for _, wire := range []bool{false, true} {
+		t.Run(map[bool]string{false: "in-process", true: "over the wire"}[wire], func(t *testing.T) {
+			t.Parallel()
+			r := newRig(t, config(), users...)
+			var q faas.JobQueue = r.m
+			if wire {
+				c, err := jqproxy.Dial(r.m.Endpoint(), time.Second, quiet())
+				require.NoError(t, err)
+				t.Cleanup(func() { c.Close() })
+				q = c
+			}
+			test(t, r, q)
+		})
+	}
+}
+
 func config() jqmanager.Config {
 	return jqmanager.Config{
 		Listen:            "tcp://127.0.0.1:*",
