@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,4 +123,46 @@ func TestSyncWaitAcrossProcesses(t *testing.T) {
 		require.Equal(t, http.StatusOK, r.Status, "%s", r.Res)
 		require.JSONEq(t, fmt.Sprint(i*i), string(r.Res))
 	}
+}
+
+// TestLiveLogsAcrossProcesses follows a job's output through the real
+// processes on the secured bus, so that the worker may ship lines and the
+// frontend read them: the first line arrives while the job runs, the
+// rest follow in order with their streams, then the end.
+func TestLiveLogsAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	c.startAll(1)
+	a := c.register(t, "dora")
+	r := a.do(http.MethodPost, "/u/dora/fn/talk",
+		`async function talk(){ console.log("first"); await new Promise(r => setTimeout(r, 300)); console.warn("second"); return 1 }`)
+	require.Equal(t, http.StatusCreated, r.Status, "%s", r.Res)
+	r = a.do(http.MethodPost, "/u/dora/fn/talk/run", "")
+	require.Equal(t, http.StatusAccepted, r.Status, "%s", r.Res)
+	var id string
+	require.NoError(t, json.Unmarshal(r.Res, &id))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.http+"/j/"+id+"/logs?follow=1", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	resp, err := a.client.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	body := bufio.NewReader(resp.Body)
+	var head strings.Builder
+	for !strings.HasSuffix(head.String(), "data: first\n\n") {
+		line, err := body.ReadString('\n')
+		require.NoError(t, err, "stream so far: %q", head.String())
+		head.WriteString(line)
+	}
+	require.Equal(t, "running", a.info(id).State, "the first line came after the job ended")
+	rest, err := io.ReadAll(body)
+	require.NoError(t, err)
+	require.Equal(t, "id: 0\nevent: log\ndata: first\n\n"+
+		"id: 1\nevent: warn\ndata: second\n\n"+
+		"event: end\ndata: {\"state\":\"succeeded\"}\n\n",
+		strings.TrimPrefix(head.String(), ": ping\n\n")+string(rest))
 }
