@@ -42,6 +42,9 @@ func (s *Server) jobLogs(c *gin.Context) {
 	case follow == "1":
 		s.followLogs(c, job, from)
 	default:
+		if format != "lines" {
+			from = 0 // the text is the whole output
+		}
 		ctx, cancel := s.reqCtx(c, 0)
 		defer cancel()
 		job, lines, err := s.logsSoFar(ctx, job, from)

@@ -147,6 +147,13 @@ func TestLiveLogs(t *testing.T) {
 			})
 		}
 	})
+	t.Run("lines from", func(t *testing.T) {
+		t.Parallel()
+		var lines []faas.LogLine
+		require.NoError(t, json.Unmarshal(p.expect(t, http.StatusOK, "GET", "/j/"+id+"/logs?format=lines&from=0", token, nil).Res, &lines))
+		require.Equal(t, []faas.LogLine{{Offset: 1, Stream: "log", Line: "second"}, {Offset: 2, Stream: "log", Line: "third"}}, lines)
+		require.Equal(t, "first\nsecond\nthird\n", p.expect(t, http.StatusOK, "GET", "/j/"+id+"/logs?from=0", token, nil).str(t), "the text is the whole output")
+	})
 	t.Run("bad input", func(t *testing.T) {
 		t.Parallel()
 		for _, q := range []string{"?from=-1", "?from=x", "?follow=yes", "?format=xml"} {
