@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"time"
 
 	"faas/proxies/faas"
 )
@@ -68,8 +69,12 @@ func (l *liveLogs) send() {
 	}
 }
 
-// close waits, once the run is over, for its lines to be shipped.
+// close waits, once the run is over, for its lines to be shipped, but
+// no longer than one request's timeout: a queue out of reach must not
+// hold up the completion, which carries every line anyway.
 func (l *liveLogs) close() {
+	giveUp := time.AfterFunc(l.w.cfg.RequestTimeout, l.stop)
 	l.sent.Wait()
+	giveUp.Stop()
 	l.stop()
 }

@@ -741,3 +741,27 @@ func TestWorkerMemoryCeiling(t *testing.T) {
 	assert.Equal(t, "function huge asks for 2048 MB of memory, above this platform's ceiling of 1024 MB (FAAS_SANDBOX_MAX_MEMORY_MB)", got.Error.Message)
 	assert.Zero(t, got.Billed)
 }
+
+// hungLogs is a queue whose AppendLogs never answers.
+type hungLogs struct{ faas.JobQueue }
+
+func (hungLogs) AppendLogs(ctx context.Context, _ string, _ faas.Lease, _ []faas.LogLine) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestLiveLogsDoNotHoldUpCompletion: a queue that takes the lines but
+// never answers delays a job's completion by at most one request timeout
+// (1s here), whatever the number of batches, and the Store has every line.
+func TestLiveLogsDoNotHoldUpCompletion(t *testing.T) {
+	t.Parallel()
+	p := newPlatform(t)
+	p.user("liv")
+	p.function("liv", "talk", `async function talk() { console.log("a"); await new Promise(r => setTimeout(r, 5)); console.log("b"); await new Promise(r => setTimeout(r, 5)); console.log("c"); return 1 }`, 5*time.Second)
+	p.startWorker(config("w1"), nil, hungLogs{p.queueClient(p.jq)})
+	begin := time.Now()
+	got := p.finished(p.submit("liv", "talk", `[]`).ID)
+	require.Equal(t, faas.Succeeded, got.State, "error %v", got.Error)
+	assert.Equal(t, "a\nb\nc\n", got.Logs)
+	assert.Less(t, time.Since(begin), 1800*time.Millisecond, "the completion waited for each batch in turn")
+}
