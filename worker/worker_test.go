@@ -41,7 +41,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 
 // leaseTimeout is the queue's lease in these tests: short, so that a
 // worker that stops beating loses its jobs quickly.
-const leaseTimeout = 400 * time.Millisecond
+const leaseTimeout = time.Second
 
 // platform is the real back end a worker talks to: a SQLite store served
 // over loopback ZeroMQ, and a job queue served the same way, using the
@@ -445,7 +445,7 @@ func TestWorkerLostLease(t *testing.T) {
 	t.Parallel()
 	p := newPlatform(t)
 	p.user("fay")
-	p.function("fay", "slow", `async function slow() { await new Promise(r => setTimeout(r, 800)); return "done" }`, 5*time.Second)
+	p.function("fay", "slow", `async function slow() { await new Promise(r => setTimeout(r, 3 * 1000)); return "done" }`, 10*time.Second)
 	lazy := config("lazy")
 	lazy.Concurrency = 1
 	lazy.Heartbeat = 5 * time.Second

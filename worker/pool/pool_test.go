@@ -165,16 +165,16 @@ func TestPoolLimits(t *testing.T) {
 	}{
 		{"infinite loop", `function f() { for (;;) {} }`, limit, faas.Timeout, "function exceeded its 500ms time limit", "", 0},
 		{"backtracking regex", `function f() { return /^(a+)+(?!c)$/.test('a'.repeat(28) + 'b') }`, limit, faas.Timeout, "function exceeded its 500ms time limit", "", 0},
-		{"huge string", `function f() { return 'x'.repeat(2 ** 31).length }`, 5 * time.Second, faas.MemoryLimit, "function exceeded its 64 MiB memory limit", "", 0},
-		{"growing array", `function f() { const a = []; for (;;) a.push({n: a.length}) }`, 10 * time.Second, faas.MemoryLimit, "function exceeded its 64 MiB memory limit", "", 0},
-		{"growing string array", `function f() { const a = []; for (let i = 0; ; i++) a.push('item ' + i) }`, 10 * time.Second, faas.MemoryLimit, "memory limit", "", 0},
+		{"huge string", `function f() { return 'x'.repeat(2 ** 31).length }`, time.Minute, faas.MemoryLimit, "function exceeded its 64 MiB memory limit", "", 0},
+		{"growing array", `function f() { const a = []; for (;;) a.push({n: a.length}) }`, time.Minute, faas.MemoryLimit, "function exceeded its 64 MiB memory limit", "", 0},
+		{"growing string array", `function f() { const a = []; for (let i = 0; ; i++) a.push('item ' + i) }`, time.Minute, faas.MemoryLimit, "memory limit", "", 0},
 		{"deep recursion", `function f(n) { return f(n + 1) + 1 }`, limit, faas.FunctionError, "maximum call stack size exceeded", "", 0},
 		{"console flood", `function f() { for (;;) console.log("flood") }`, limit, faas.Timeout, "time limit", "flood\nflood\n", 0},
-		{"50 MB result", `function f() { return 'x'.repeat(50 << 20) }`, 10 * time.Second, faas.TooLarge, "exceeds the 1 MiB limit", "", 256},
+		{"50 MB result", `function f() { return 'x'.repeat(50 << 20) }`, time.Minute, faas.TooLarge, "exceeds the 1 MiB limit", "", 256},
 		{"deeply nested result", `function f() { let a = []; for (let i = 0; i < 1e5; i++) a = [a]; return a }`, limit, faas.Timeout, "time limit", "", 0},
-		{"huge Error message", `function f() { throw new Error('m'.repeat(1.2 * 1024 * 1024)) }`, 10 * time.Second, faas.FunctionError, "Error: mmm", "", 0},
-		{"huge thrown string of control characters", `function f() { throw '\u0001'.repeat(1 << 18) }`, 10 * time.Second, faas.FunctionError, `Uncaught "\u0001`, "", 0},
-		{"huge stack", `function f() { const e = new Error('x'); e.stack = 'Error: x\n' + '    at g (<input>:1:1)\n'.repeat(1e5); throw e }`, 10 * time.Second, faas.FunctionError, "Error: x", "", 0},
+		{"huge Error message", `function f() { throw new Error('m'.repeat(1.2 * 1024 * 1024)) }`, time.Minute, faas.FunctionError, "Error: mmm", "", 0},
+		{"huge thrown string of control characters", `function f() { throw '\u0001'.repeat(1 << 18) }`, time.Minute, faas.FunctionError, `Uncaught "\u0001`, "", 0},
+		{"huge stack", `function f() { const e = new Error('x'); e.stack = 'Error: x\n' + '    at g (<input>:1:1)\n'.repeat(1e5); throw e }`, time.Minute, faas.FunctionError, "Error: x", "", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
