@@ -19,6 +19,7 @@ import (
 	"faas/dbmanager/sqlite"
 	"faas/proxies/dbproxy"
 	"faas/proxies/faas"
+	"faas/proxies/secretfile"
 	"faas/proxies/wire"
 )
 
@@ -42,7 +43,10 @@ type Config struct {
 	// SecretKey encrypts functions' secrets at rest: 32 bytes in base64.
 	// Without it the manager refuses to store secrets. `faas up` takes it
 	// from its data directory, generating it there on first start.
-	SecretKey string `envconfig:"FAAS_SECRET_KEY"`
+	// LoadConfig reads it from SecretKeyFile when that is set instead, as
+	// Compose and Kubernetes secrets hand it over.
+	SecretKey     string `envconfig:"FAAS_SECRET_KEY"`
+	SecretKeyFile string `envconfig:"FAAS_SECRET_KEY_FILE"`
 	// Bus is the socket's security, read by the caller (package bus); the
 	// zero value is plaintext.
 	Bus wire.Security `ignored:"true"`
@@ -55,6 +59,10 @@ const DefaultRetention = 7 * 24 * time.Hour
 func LoadConfig() (Config, error) {
 	var c Config
 	if err := envconfig.Process("", &c); err != nil {
+		return c, fmt.Errorf("dbmanager config: %w", err)
+	}
+	var err error
+	if c.SecretKey, err = secretfile.Resolve("FAAS_SECRET_KEY", c.SecretKey, c.SecretKeyFile); err != nil {
 		return c, fmt.Errorf("dbmanager config: %w", err)
 	}
 	return c, c.Validate()

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -109,7 +110,7 @@ func TestNewFailsOnAddressInUse(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
-	for _, key := range []string{"DB_URL", "PORT", "FAAS_LISTEN", "FAAS_DATA_DIR", "FAAS_RETENTION"} {
+	for _, key := range []string{"DB_URL", "PORT", "FAAS_LISTEN", "FAAS_DATA_DIR", "FAAS_RETENTION", "FAAS_SECRET_KEY", "FAAS_SECRET_KEY_FILE"} {
 		t.Setenv(key, "") // restored when the test ends
 		os.Unsetenv(key)
 	}
@@ -145,6 +146,25 @@ func TestConfig(t *testing.T) {
 	t.Setenv("PORT", "70000")
 	_, err = dbmanager.LoadConfig()
 	require.Error(t, err)
+	require.NoError(t, os.Unsetenv("PORT"))
+
+	// Compose hands the secrets' key over as a file.
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "secret_key")
+	key := dbmanagertest.SecretKey()
+	require.NoError(t, os.WriteFile(keyFile, []byte(key+"\n"), 0o600))
+	t.Setenv("FAAS_SECRET_KEY_FILE", keyFile)
+	cfg, err = dbmanager.LoadConfig()
+	require.NoError(t, err)
+	require.Equal(t, key, cfg.SecretKey, "read from the file, without its newline")
+	t.Setenv("FAAS_SECRET_KEY", key)
+	_, err = dbmanager.LoadConfig()
+	require.ErrorContains(t, err, "both FAAS_SECRET_KEY and FAAS_SECRET_KEY_FILE are set")
+	t.Setenv("FAAS_SECRET_KEY", "")
+	require.NoError(t, os.WriteFile(keyFile, []byte("c2hvcnQ=\n"), 0o600))
+	_, err = dbmanager.LoadConfig()
+	require.ErrorContains(t, err, "FAAS_SECRET_KEY holds 5 bytes", "a key from a file is checked as one set inline")
+	require.NotContains(t, err.Error(), "c2hvcnQ=")
 }
 
 func TestRedact(t *testing.T) {

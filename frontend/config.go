@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"faas/proxies/secretfile"
 )
 
 // Config is the frontend's configuration. The names without a FAAS_ prefix
@@ -63,8 +65,10 @@ type Config struct {
 	Registration string `envconfig:"FAAS_REGISTRATION" default:"open"`
 	// AdminToken is the operator's bearer token: it reads /stats and
 	// registers users when registration is closed. Empty: no operator
-	// access.
-	AdminToken string `envconfig:"FAAS_ADMIN_TOKEN"`
+	// access. ConfigFromEnv reads it from AdminTokenFile when that is set
+	// instead, as Compose and Kubernetes secrets hand it over.
+	AdminToken     string `envconfig:"FAAS_ADMIN_TOKEN"`
+	AdminTokenFile string `envconfig:"FAAS_ADMIN_TOKEN_FILE"`
 	// MaxRegistrationsPerAddrHour is how many registrations one client
 	// address may attempt per hour (a bucket of that many, refilled over
 	// an hour); 0 means no limit. The operator's are not counted.
@@ -106,6 +110,10 @@ const minAdminTokenLen = 16
 func ConfigFromEnv() (Config, error) {
 	var cfg Config
 	if err := envconfig.Process("", &cfg); err != nil {
+		return Config{}, fmt.Errorf("frontend config: %w", err)
+	}
+	var err error
+	if cfg.AdminToken, err = secretfile.Resolve("FAAS_ADMIN_TOKEN", cfg.AdminToken, cfg.AdminTokenFile); err != nil {
 		return Config{}, fmt.Errorf("frontend config: %w", err)
 	}
 	if err := cfg.Validate(); err != nil {

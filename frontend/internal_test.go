@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,7 @@ import (
 func TestConfigFromEnv(t *testing.T) {
 	// t.Setenv rules out t.Parallel here.
 	for _, k := range []string{"PORT", "FAAS_HTTP_LISTEN", "DB_URL", "JQ_URL", "FAAS_AUTH", "FAAS_REQUEST_TIMEOUT", "FAAS_RATE_LIMIT", "FAAS_RATE_BURST",
-		"FAAS_RATE_LIMIT_PER_ADDR", "FAAS_TOKEN_LOOKUPS_PER_ADDR", "FAAS_REGISTRATION", "FAAS_ADMIN_TOKEN", "FAAS_MAX_REGISTRATIONS_PER_ADDR_HOUR",
+		"FAAS_RATE_LIMIT_PER_ADDR", "FAAS_TOKEN_LOOKUPS_PER_ADDR", "FAAS_REGISTRATION", "FAAS_ADMIN_TOKEN", "FAAS_ADMIN_TOKEN_FILE", "FAAS_MAX_REGISTRATIONS_PER_ADDR_HOUR",
 		"FAAS_MAX_USERS", "FAAS_MAX_FUNCTIONS_PER_USER", "FAAS_MAX_SOURCE_BYTES_PER_USER", "FAAS_MAX_JOB_BYTES_PER_USER", "FAAS_SANDBOX_MAX_MEMORY_MB", "FAAS_TRUSTED_PROXIES",
 		"FAAS_MAX_WAITS_PER_USER", "FAAS_MAX_WAITS"} {
 		t.Setenv(k, "") // restores the variable after the test
@@ -100,6 +101,26 @@ func TestConfigFromEnv(t *testing.T) {
 	t.Setenv("FAAS_REQUEST_TIMEOUT", "soon")
 	_, err = ConfigFromEnv()
 	require.Error(t, err)
+	require.NoError(t, os.Unsetenv("FAAS_REQUEST_TIMEOUT"))
+
+	// Compose hands the operator's token over as a file.
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "admin_token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte("0123456789abcdef-operator\n"), 0o600))
+	t.Setenv("FAAS_ADMIN_TOKEN_FILE", tokenFile)
+	cfg, err = ConfigFromEnv()
+	require.NoError(t, err)
+	require.Equal(t, "0123456789abcdef-operator", cfg.AdminToken, "read from the file, without its newline")
+	t.Setenv("FAAS_ADMIN_TOKEN", "0123456789abcdef-inline")
+	_, err = ConfigFromEnv()
+	require.ErrorContains(t, err, "both FAAS_ADMIN_TOKEN and FAAS_ADMIN_TOKEN_FILE are set")
+	t.Setenv("FAAS_ADMIN_TOKEN", "")
+	require.NoError(t, os.WriteFile(tokenFile, []byte("short\n"), 0o600))
+	_, err = ConfigFromEnv()
+	require.ErrorContains(t, err, "FAAS_ADMIN_TOKEN has 5 characters", "a token from a file is checked as one set inline")
+	t.Setenv("FAAS_ADMIN_TOKEN_FILE", filepath.Join(dir, "nope"))
+	_, err = ConfigFromEnv()
+	require.ErrorContains(t, err, "FAAS_ADMIN_TOKEN_FILE")
 }
 
 func TestHTTPStatusCoversEveryCode(t *testing.T) {

@@ -300,7 +300,7 @@ func TestLoadConfig(t *testing.T) {
 	require.Error(t, ring.Write(dir), "a second run must not overwrite keys in use")
 
 	env := func(kv ...string) {
-		for _, k := range []string{"FAAS_BUS_INSECURE", "FAAS_BUS_KEY", "FAAS_BUS_KEY_FILE", "FAAS_DB_PUBLIC_KEY", "FAAS_JQ_PUBLIC_KEY", "FAAS_BUS_CLIENTS", "FAAS_BUS_CLIENTS_FILE"} {
+		for _, k := range []string{"FAAS_BUS_INSECURE", "FAAS_BUS_KEY", "FAAS_BUS_KEY_FILE", "FAAS_DB_PUBLIC_KEY", "FAAS_JQ_PUBLIC_KEY", "FAAS_DB_PUBLIC_KEY_FILE", "FAAS_JQ_PUBLIC_KEY_FILE", "FAAS_BUS_CLIENTS", "FAAS_BUS_CLIENTS_FILE"} {
 			t.Setenv(k, "") // restored when the test ends
 			os.Unsetenv(k)
 		}
@@ -330,6 +330,9 @@ func TestLoadConfig(t *testing.T) {
 		{"an unknown role", []string{"FAAS_BUS_KEY=" + string(ring[bus.DBManager].Secret), "FAAS_BUS_CLIENTS=root:" + ring[bus.Admin].Public}, `role "root"`},
 		{"a bad client key", []string{"FAAS_BUS_KEY=" + string(ring[bus.DBManager].Secret), "FAAS_BUS_CLIENTS=worker:xyz"}, `"xyz"`},
 		{"a bad public key", []string{"FAAS_BUS_KEY=" + string(ring[bus.Worker].Secret), "FAAS_DB_PUBLIC_KEY=short"}, "FAAS_DB_PUBLIC_KEY"},
+		{"a public key and its file", []string{"FAAS_BUS_KEY=" + string(ring[bus.Worker].Secret), "FAAS_JQ_PUBLIC_KEY=" + ring[bus.JQManager].Public, "FAAS_JQ_PUBLIC_KEY_FILE=" + filepath.Join(dir, "jqmanager.pub")}, "both FAAS_JQ_PUBLIC_KEY and FAAS_JQ_PUBLIC_KEY_FILE"},
+		{"a missing public key file", []string{"FAAS_BUS_KEY=" + string(ring[bus.Worker].Secret), "FAAS_DB_PUBLIC_KEY_FILE=" + filepath.Join(dir, "nope.pub")}, "FAAS_DB_PUBLIC_KEY_FILE"},
+		{"a secret key as public key file", []string{"FAAS_BUS_KEY=" + string(ring[bus.Worker].Secret), "FAAS_DB_PUBLIC_KEY_FILE=" + filepath.Join(dir, "worker.env")}, "FAAS_DB_PUBLIC_KEY"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env(tc.env...)
@@ -355,6 +358,28 @@ func TestLoadConfig(t *testing.T) {
 	require.ErrorContains(t, err, "FAAS_JQ_PUBLIC_KEY is empty")
 	_, err = c.WorkerEnv()
 	require.ErrorContains(t, err, "FAAS_WORKER_BUS_KEY_FILE is empty")
+
+	// Compose hands every key over as a file: the manager its clients, the
+	// client the managers' public keys.
+	env("FAAS_BUS_KEY_FILE="+filepath.Join(dir, "dbmanager.key"), "FAAS_BUS_CLIENTS_FILE="+filepath.Join(dir, "dbmanager.clients"))
+	c, err = bus.LoadConfig()
+	require.NoError(t, err)
+	server, err := c.Server()
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{
+		ring[bus.JQManager].Public: "jqmanager", ring[bus.Frontend].Public: "frontend",
+		ring[bus.Worker].Public: "worker", ring[bus.Admin].Public: "admin",
+	}, server.Clients, "the DB manager's clients file: every role that calls it, and not the scaler")
+	env("FAAS_BUS_KEY_FILE="+filepath.Join(dir, "worker.key"),
+		"FAAS_DB_PUBLIC_KEY_FILE="+filepath.Join(dir, "dbmanager.pub"), "FAAS_JQ_PUBLIC_KEY_FILE="+filepath.Join(dir, "jqmanager.pub"))
+	c, err = bus.LoadConfig()
+	require.NoError(t, err)
+	db, err := c.DialDB()
+	require.NoError(t, err)
+	require.Equal(t, ring[bus.DBManager].Public, db.ServerKey)
+	jq, err := c.DialJQ()
+	require.NoError(t, err)
+	require.Equal(t, ring[bus.JQManager].Public, jq.ServerKey)
 
 	// A scaler starting workers hands them the worker's key, not its own.
 	env(fromFile("scaler")...)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
+	"faas/proxies/secretfile"
 	"faas/proxies/wire"
 )
 
@@ -25,9 +26,12 @@ type Config struct {
 	Key     Secret `envconfig:"FAAS_BUS_KEY"`
 	KeyFile string `envconfig:"FAAS_BUS_KEY_FILE"`
 	// DBPublicKey and JQPublicKey are the managers' public keys, which
-	// their clients check in the handshake.
-	DBPublicKey string `envconfig:"FAAS_DB_PUBLIC_KEY"`
-	JQPublicKey string `envconfig:"FAAS_JQ_PUBLIC_KEY"`
+	// their clients check in the handshake; the _FILE forms name the .pub
+	// files `faas keys` writes, as Compose mounts them.
+	DBPublicKey     string `envconfig:"FAAS_DB_PUBLIC_KEY"`
+	DBPublicKeyFile string `envconfig:"FAAS_DB_PUBLIC_KEY_FILE"`
+	JQPublicKey     string `envconfig:"FAAS_JQ_PUBLIC_KEY"`
+	JQPublicKeyFile string `envconfig:"FAAS_JQ_PUBLIC_KEY_FILE"`
 	// Clients is, for a manager, the keys it accepts: comma-separated
 	// role:public-key pairs. ClientsFile names a file of such pairs, one
 	// per line, added to them.
@@ -73,26 +77,26 @@ func LoadConfig() (Config, error) {
 }
 
 func (c *Config) load() error {
-	secret := string(c.Key)
+	secret, err := secretfile.Resolve("FAAS_BUS_KEY", string(c.Key), c.KeyFile)
 	switch {
-	case secret != "" && c.KeyFile != "":
-		return errors.New("both FAAS_BUS_KEY and FAAS_BUS_KEY_FILE are set: want one")
-	case c.KeyFile != "":
-		b, err := os.ReadFile(c.KeyFile)
-		if err != nil {
-			return fmt.Errorf("FAAS_BUS_KEY_FILE: %w", err)
-		}
-		secret = string(b)
+	case err != nil:
+		return err
 	case secret == "":
 		return ErrNoKey
 	}
-	var err error
 	if c.key, err = KeyFromSecret(secret); err != nil {
 		return fmt.Errorf("bus key: %w", err)
 	}
-	for name, k := range map[string]string{"FAAS_DB_PUBLIC_KEY": c.DBPublicKey, "FAAS_JQ_PUBLIC_KEY": c.JQPublicKey} {
-		if k != "" && !isZ85Key(k) {
-			return fmt.Errorf("%s %q: want 40 Z85 characters, as `faas keys` writes them", name, k)
+	for _, k := range []struct {
+		name string
+		key  *string
+		file string
+	}{{"FAAS_DB_PUBLIC_KEY", &c.DBPublicKey, c.DBPublicKeyFile}, {"FAAS_JQ_PUBLIC_KEY", &c.JQPublicKey, c.JQPublicKeyFile}} {
+		if *k.key, err = secretfile.Resolve(k.name, *k.key, k.file); err != nil {
+			return err
+		}
+		if *k.key != "" && !isZ85Key(*k.key) {
+			return fmt.Errorf("%s %q: want 40 Z85 characters, as `faas keys` writes them", k.name, *k.key)
 		}
 	}
 	list := c.Clients

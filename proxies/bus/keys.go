@@ -111,6 +111,7 @@ func (ring Keyring) env(role Role, key, keyFile string) []string {
 	return []string{
 		"FAAS_BUS_KEY=" + key, "FAAS_BUS_KEY_FILE=" + keyFile,
 		"FAAS_DB_PUBLIC_KEY=" + c.DBPublicKey, "FAAS_JQ_PUBLIC_KEY=" + c.JQPublicKey,
+		"FAAS_DB_PUBLIC_KEY_FILE=", "FAAS_JQ_PUBLIC_KEY_FILE=",
 		"FAAS_BUS_CLIENTS=" + formatClients(c.clients), "FAAS_BUS_CLIENTS_FILE=",
 	}
 }
@@ -129,7 +130,10 @@ func (ring Keyring) fileEnv(role Role, dir string) []string {
 // Write stores the keyring in dir, which it creates (mode 0700): for each
 // role, <role>.key holding the secret key (mode 0600), <role>.pub the
 // public key, and <role>.env the environment for that role's process,
-// which names the key file rather than holding the key.
+// which names the key file rather than holding the key; for each manager,
+// <role>.clients, the keys it accepts as FAAS_BUS_CLIENTS_FILE reads them,
+// for deployments that hand processes files rather than variables
+// (Compose and Kubernetes secrets).
 func (ring Keyring) Write(dir string) error {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -140,13 +144,18 @@ func (ring Keyring) Write(dir string) error {
 	}
 	for _, r := range Roles {
 		keyFile := filepath.Join(abs, string(r)+".key")
-		files := []struct {
+		type file struct {
 			name, text string
 			mode       os.FileMode
-		}{
+		}
+		files := []file{
 			{keyFile, string(ring[r].Secret) + "\n", 0o600},
 			{filepath.Join(abs, string(r)+".pub"), ring[r].Public + "\n", 0o644},
 			{filepath.Join(abs, string(r)+".env"), strings.Join(ring.fileEnv(r, abs), "\n") + "\n", 0o644},
+		}
+		if r == DBManager || r == JQManager {
+			lines := strings.ReplaceAll(formatClients(ring.Config(r).clients), ",", "\n")
+			files = append(files, file{filepath.Join(abs, string(r)+".clients"), lines + "\n", 0o644})
 		}
 		for _, f := range files {
 			if err := writeNew(f.name, f.text, f.mode); err != nil {
