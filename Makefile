@@ -22,6 +22,14 @@ test: deps tools lint
 	@if docker buildx version >/dev/null 2>&1; then \
 		out=$$(docker buildx bake --print 2>&1) || { echo "$$out"; exit 1; }; echo "docker-bake.hcl: ok"; \
 	fi
+	@# Compose's own check of docker-compose.yml, with the v2 plugin or the
+	@# v1 docker-compose, whichever is installed. make does not install
+	@# one: Debian's docker-compose pulls in a whole Docker engine. What it
+	@# cannot check (variables the roles read, secrets they are handed, the
+	@# images bake builds) TestComposeFile checks everywhere.
+	@if docker compose version >/dev/null 2>&1; then compose="docker compose"; \
+	elif command -v docker-compose >/dev/null 2>&1; then compose=docker-compose; fi; \
+	if [ -n "$$compose" ]; then $$compose config -q && echo "docker-compose.yml: ok ($$compose)"; fi
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 bench: deps build

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
+
+	"faas/dbmanager"
+	"faas/frontend"
+	"faas/jqmanager"
+	"faas/proxies/bus"
+	"faas/scaler"
+	"faas/worker"
+)
+
+// composeFile is the part of docker-compose.yml the roles depend on.
+type composeFile struct {
+	Services map[string]struct {
+		Image       string            `yaml:"image"`
+		Environment map[string]string `yaml:"environment"`
+		Secrets     []string          `yaml:"secrets"`
+		Networks    []string          `yaml:"networks"`
+		User        string            `yaml:"user"`
+	} `yaml:"services"`
+	Secrets map[string]struct {
+		File string `yaml:"file"`
+	} `yaml:"secrets"`
+}
+
+// TestComposeFile checks docker-compose.yml against the code, which
+// `docker compose config` cannot: every variable it sets is one its role
+// reads (a typo would be ignored and the role would run on a default),
+// every *_FILE names a secret mounted in that service, every secret file
+// is one that `faas keys` writes or README tells the operator to make,
+// and every role's image is the one docker-bake.hcl builds.
+func TestComposeFile(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("docker-compose.yml")
+	require.NoError(t, err)
+	var cf composeFile
+	require.NoError(t, yaml.Unmarshal(b, &cf), "docker-compose.yml must parse")
+
+	logs := reflect.TypeFor[logConfig]()
+	busVars := reflect.TypeFor[bus.Config]()
+	reads := map[string][]reflect.Type{
+		"dbmanager": {logs, busVars, reflect.TypeFor[dbmanager.Config]()},
+		"jqmanager": {logs, busVars, reflect.TypeFor[jqmanager.Config]()},
+		"frontend":  {logs, busVars, reflect.TypeFor[frontend.Config]()},
+		"worker":    {logs, busVars, reflect.TypeFor[worker.Config]()},
+		// The local backend's workers inherit the scaler's environment.
+		"scaler": {logs, busVars, reflect.TypeFor[scaler.Config](), reflect.TypeFor[worker.Config]()},
+	}
+
+	bake, err := os.ReadFile("docker-bake.hcl")
+	require.NoError(t, err)
+	registry := regexp.MustCompile(`variable "REGISTRY" \{\s*default = "([^"]+)"`).FindSubmatch(bake)
+	require.NotNil(t, registry, "docker-bake.hcl names a default REGISTRY")
+	tag := regexp.MustCompile(`variable "TAG" \{\s*default = "([^"]+)"`).FindSubmatch(bake)
+	require.NotNil(t, tag, "docker-bake.hcl names a default TAG")
+
+	// What the operator has in ./secrets: a keyring as `faas keys` writes
+	// it, and the two files README's commands make.
+	keys := t.TempDir()
+	ring, err := bus.NewKeyring()
+	require.NoError(t, err)
+	require.NoError(t, ring.Write(keys))
+	made := map[string]bool{"secret_key": true, "admin_token": true}
+	for name, s := range cf.Secrets {
+		dir, file := filepath.Split(s.File)
+		require.Equal(t, "./secrets/", dir, "secret %s comes from ./secrets", name)
+		if !made[file] {
+			_, err := os.Stat(filepath.Join(keys, file))
+			require.NoError(t, err, "secret %s: faas keys must write %s", name, file)
+		}
+	}
+
+	for role, types := range reads {
+		t.Run(role, func(t *testing.T) {
+			t.Parallel()
+			svc, ok := cf.Services[role]
+			require.True(t, ok, "the Compose file runs the %s role", role)
+			want := string(registry[1]) + "/faas-" + role + ":" + string(tag[1])
+			require.Equal(t, want, expandDefaults(svc.Image), "the image docker-bake.hcl builds for %s", role)
+			require.Contains(t, string(bake), `"${REGISTRY}/faas-`+role+`:${TAG}"`)
+
+			known := envVars(types...)
+			for name, value := range svc.Environment {
+				require.True(t, known[name], "%s sets %s, which the %s role does not read", role, name, role)
+				if !strings.HasSuffix(name, "_FILE") {
+					continue
+				}
+				secret, ok := strings.CutPrefix(value, "/run/secrets/")
+				require.True(t, ok, "%s=%s: Compose mounts secrets under /run/secrets", name, value)
+				require.Contains(t, svc.Secrets, secret, "%s names secret %s, which %s does not mount", name, secret, role)
+			}
+			for _, s := range svc.Secrets {
+				require.Contains(t, cf.Secrets, s, "%s mounts secret %s, which is not defined", role, s)
+			}
+			if role == "dbmanager" || role == "jqmanager" {
+				require.True(t, strings.HasPrefix(svc.Environment["FAAS_LISTEN"], "tcp://*:"),
+					"a manager must listen on every interface to be reached over the Compose network")
+			}
+		})
+	}
+	require.Equal(t, "0:0", cf.Services["worker"].User, "the worker runs as root for the sandboxes' full fences")
+	require.Equal(t, []string{"store"}, cf.Services["mongo"].Networks, "MongoDB is on the store network alone")
+	require.True(t, slices.Contains(cf.Services["dbmanager"].Networks, "store"))
+	for name, svc := range cf.Services {
+		if name != "mongo" && name != "dbmanager" {
+			require.NotContains(t, svc.Networks, "store", "%s must not reach MongoDB", name)
+		}
+	}
+}
+
+// expandDefaults replaces each ${VAR:-default} with its default, as
+// Compose does when VAR is unset.
+func expandDefaults(s string) string {
+	return regexp.MustCompile(`\$\{[A-Z_]+:-([^}]*)\}`).ReplaceAllString(s, "$1")
+}
+
+// envVars is the set of variables the config structs read, from their
+// envconfig tags.
+func envVars(types ...reflect.Type) map[string]bool {
+	out := make(map[string]bool)
+	for _, typ := range types {
+		for f := range typ.Fields() {
+			if name := f.Tag.Get("envconfig"); name != "" && f.Tag.Get("ignored") != "true" {
+				out[name] = true
+			}
+		}
+	}
+	return out
+}
