@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -13,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"faas/dbmanager"
+	"faas/dbmanager/dbmanagertest"
 	"faas/frontend"
 	"faas/jqmanager"
 	"faas/proxies/bus"
@@ -42,10 +44,7 @@ type composeFile struct {
 // and every role's image is the one docker-bake.hcl builds.
 func TestComposeFile(t *testing.T) {
 	t.Parallel()
-	b, err := os.ReadFile("docker-compose.yml")
-	require.NoError(t, err)
-	var cf composeFile
-	require.NoError(t, yaml.Unmarshal(b, &cf), "docker-compose.yml must parse")
+	cf := loadCompose(t)
 
 	logs := reflect.TypeFor[logConfig]()
 	busVars := reflect.TypeFor[bus.Config]()
@@ -117,6 +116,78 @@ func TestComposeFile(t *testing.T) {
 			require.NotContains(t, svc.Networks, "store", "%s must not reach MongoDB", name)
 		}
 	}
+}
+
+// TestComposeWiring runs the roles as separate processes with the
+// environment docker-compose.yml gives them, every key, the secrets' key
+// and the admin token read from files as Compose mounts them, and nothing
+// inline: the file's settings are enough for the reference flow, a
+// function secret and the operator's /stats. The host names become
+// loopback ports, and the embedded store stands in for MongoDB, which the
+// store suite covers.
+func TestComposeWiring(t *testing.T) {
+	t.Parallel()
+	cf := loadCompose(t)
+	c := newCluster(t)
+
+	// ./secrets as the README's commands leave it.
+	secrets := filepath.Join(c.dir, "secrets")
+	require.NoError(t, c.keys.Write(secrets))
+	adminToken := "operator-" + strings.Repeat("7", 24)
+	require.NoError(t, os.WriteFile(filepath.Join(secrets, "secret_key"), []byte(dbmanagertest.SecretKey()+"\n"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(secrets, "admin_token"), []byte(adminToken+"\n"), 0o600))
+	mounted := make(map[string]string) // /run/secrets/<name> -> the file
+	for name, s := range cf.Secrets {
+		mounted["/run/secrets/"+name] = filepath.Join(secrets, filepath.Base(s.File))
+	}
+	hosts := strings.NewReplacer(
+		"tcp://dbmanager:27444", c.dbURL, "tcp://*:27444", c.dbURL,
+		"tcp://jqmanager:27445", c.jqURL, "tcp://*:27445", c.jqURL)
+	composeEnv := func(role string) []string {
+		// The cluster hands every role its keys inline; blank them, so
+		// that the files are the only source.
+		env := []string{"FAAS_BUS_KEY=", "FAAS_DB_PUBLIC_KEY=", "FAAS_JQ_PUBLIC_KEY=", "FAAS_BUS_CLIENTS="}
+		for k, v := range cf.Services[role].Environment {
+			switch {
+			case strings.HasPrefix(v, "/run/secrets/"):
+				require.Contains(t, mounted, v)
+				v = mounted[v]
+			case strings.HasPrefix(v, "mongodb://"):
+				v = ""
+			default:
+				v = hosts.Replace(v)
+			}
+			env = append(env, k+"="+v)
+		}
+		return env
+	}
+	for _, role := range []string{"dbmanager", "jqmanager", "worker", "frontend"} {
+		c.start(role, role, composeEnv(role)...)
+	}
+	c.waitReady()
+
+	alice := c.register(t, "alice")
+	r := alice.do(http.MethodPost, "/u/alice/fn/keyed",
+		`{"src": "(a, b) => a + b + faas.env.API_KEY.length", "secrets": {"API_KEY": "0123456789"}}`,
+		"Content-Type", "application/json")
+	require.Equal(t, http.StatusCreated, r.Status, "a secret needs the DB manager's FAAS_SECRET_KEY_FILE: %s", r.Res)
+	r = alice.do(http.MethodPost, "/u/alice/fn/keyed/run?wait=30s", "[4,5]")
+	require.Equal(t, http.StatusOK, r.Status, "%s", r.Res)
+	require.JSONEq(t, "19", string(r.Res))
+
+	operator := &api{t: t, base: c.http, token: adminToken, client: c.httpClient()}
+	r = operator.do(http.MethodGet, "/stats", "")
+	require.Equal(t, http.StatusOK, r.Status, "the operator's token comes from FAAS_ADMIN_TOKEN_FILE: %s", r.Res)
+}
+
+// loadCompose parses docker-compose.yml.
+func loadCompose(t testing.TB) composeFile {
+	t.Helper()
+	b, err := os.ReadFile("docker-compose.yml")
+	require.NoError(t, err)
+	var cf composeFile
+	require.NoError(t, yaml.Unmarshal(b, &cf), "docker-compose.yml must parse")
+	return cf
 }
 
 // expandDefaults replaces each ${VAR:-default} with its default, as
