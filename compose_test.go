@@ -128,6 +128,26 @@ func TestComposeFile(t *testing.T) {
 func TestComposeWiring(t *testing.T) {
 	t.Parallel()
 	cf := loadCompose(t)
+	for _, tc := range []struct {
+		name string
+		// workers is the role that runs the jobs: workers scaled by
+		// Compose, or the autoscale profile's scaler starting its own.
+		workers string
+	}{
+		{"scaled workers", "worker"},
+		{"autoscale profile", "scaler"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			composeFlow(t, cf, tc.workers)
+		})
+	}
+}
+
+// composeFlow runs the platform with workers from the given role, as
+// docker-compose.yml configures it, and the reference flow on it.
+func composeFlow(t *testing.T, cf composeFile, workers string) {
+	t.Helper()
 	c := newCluster(t)
 
 	// ./secrets as the README's commands leave it.
@@ -161,7 +181,7 @@ func TestComposeWiring(t *testing.T) {
 		}
 		return env
 	}
-	for _, role := range []string{"dbmanager", "jqmanager", "worker", "frontend"} {
+	for _, role := range []string{"dbmanager", "jqmanager", workers, "frontend"} {
 		c.start(role, role, composeEnv(role)...)
 	}
 	c.waitReady()
