@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -97,6 +98,16 @@ func checkMemory(v string, ceiling int) (int, error) {
 	return mb, nil
 }
 
+// settingParams reads a function's ?timeout and ?memory, with their
+// defaults when absent.
+func (s *Server) settingParams(c *gin.Context) (timeout time.Duration, memory int, err error) {
+	if timeout, err = durationParam(c, "timeout", defaultTimeout, maxTimeout); err != nil {
+		return 0, 0, err
+	}
+	memory, err = memoryParam(c, s.cfg.memoryCeiling())
+	return timeout, memory, err
+}
+
 // putFunction compiles and stores a function. Compiling here, not in the
 // worker, tells the user about a syntax error when they can fix it.
 func (s *Server) putFunction(c *gin.Context) {
@@ -126,7 +137,11 @@ func (s *Server) putFunction(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	f, created, err := s.store.PutFunction(ctx, up)
+	if err := s.keepLimits(ctx, &up); err != nil {
+		s.fail(c, err)
+		return
+	}
+	f, created, err := s.store.PutFunction(ctx, up.Function)
 	if err != nil {
 		s.fail(c, fmt.Errorf("put function %s/%s: %w", owner, name, err))
 		return
@@ -135,9 +150,40 @@ func (s *Server) putFunction(c *gin.Context) {
 	if created {
 		status = http.StatusCreated
 	}
-	res := settings(f)
-	res["name"] = f.Name
-	ok(c, status, res)
+	ok(c, status, newFunctionView(f, false))
+}
+
+// upload is what an upload asks for: the function, and which of its
+// limits it names, in the query or the form.
+type upload struct {
+	faas.Function
+	timeoutSet, memorySet bool
+}
+
+// keepLimits gives the upload the timeout and memory cap of the function
+// it replaces where it names none, so that uploading new source does not
+// silently reset them (the Store keeps env and secrets the same way).
+// Callers hold the owner's upload lock, so no other upload here changes
+// them in between.
+func (s *Server) keepLimits(ctx context.Context, up *upload) error {
+	if up.timeoutSet && up.memorySet {
+		return nil
+	}
+	f := &up.Function
+	old, err := s.store.Function(ctx, f.Owner, f.Name)
+	if faas.ErrorCode(err) == faas.NotFound {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read settings of function %s/%s: %w", f.Owner, f.Name, err)
+	}
+	if !up.timeoutSet {
+		f.Timeout = old.Timeout
+	}
+	if !up.memorySet {
+		f.MemoryMB = old.MemoryMB
+	}
+	return nil
 }
 
 // maxFormBytes bounds the body of a JSON upload: a source, the most env
@@ -162,15 +208,14 @@ type uploadForm struct {
 // take the query's place. Secrets are checked here, so that a bad one is
 // refused before anything is stored; messages name the secret, never its
 // value.
-func (s *Server) readUpload(c *gin.Context) (faas.Function, error) {
-	var f faas.Function
+func (s *Server) readUpload(c *gin.Context) (upload, error) {
+	var f upload
 	var err error
-	if f.Timeout, err = durationParam(c, "timeout", defaultTimeout, maxTimeout); err != nil {
+	if f.Timeout, f.MemoryMB, err = s.settingParams(c); err != nil {
 		return f, err
 	}
-	if f.MemoryMB, err = memoryParam(c, s.cfg.memoryCeiling()); err != nil {
-		return f, err
-	}
+	_, f.timeoutSet = c.GetQuery("timeout")
+	_, f.memorySet = c.GetQuery("memory")
 	limit := int64(maxSourceBytes)
 	form := c.ContentType() == "application/json"
 	if form {
@@ -208,11 +253,13 @@ func (s *Server) readUpload(c *gin.Context) (faas.Function, error) {
 		if f.Timeout, err = parseDuration("timeout", *up.Timeout, maxTimeout); err != nil {
 			return f, err
 		}
+		f.timeoutSet = true
 	}
 	if up.Memory != nil {
 		if f.MemoryMB, err = checkMemory(strconv.Itoa(*up.Memory), s.cfg.memoryCeiling()); err != nil {
 			return f, err
 		}
+		f.memorySet = true
 	}
 	return f, nil
 }
@@ -278,7 +325,7 @@ func (s *Server) listFunctions(c *gin.Context) {
 	res := make(map[string]any, len(fns))
 	for _, f := range fns {
 		if page.NoSource {
-			res[f.Name] = settings(f)
+			res[f.Name] = newFunctionView(f, false)
 		} else {
 			res[f.Name] = f.Source
 		}
@@ -326,10 +373,31 @@ func decodeCursor(v string) (string, error) {
 	return string(name), nil
 }
 
-// settings is what a listing with ?fields=settings says of a function,
-// in the units and names of an upload's answer.
-func settings(f faas.Function) gin.H {
-	return gin.H{"version": f.Version, "timeout_ms": millis(f.Timeout), "memory_mb": f.MemoryMB, "updated": f.Updated}
+// FunctionView is what the API says of a function: GET /u/:u/fn/:f
+// answers it with the source, an upload and a listing with
+// ?fields=settings without.
+type FunctionView struct {
+	Name      string  `json:"name"`
+	Source    string  `json:"src,omitempty"`
+	Version   int64   `json:"version"`
+	TimeoutMS float64 `json:"timeout_ms"`
+	// MemoryMB is the sandbox memory cap; 0 means the worker's default.
+	MemoryMB int       `json:"memory_mb"`
+	Created  time.Time `json:"created"`
+	Updated  time.Time `json:"updated"`
+	// Env and Secrets name the function's env values and secrets, in
+	// order; never their values.
+	Env     []string `json:"env"`
+	Secrets []string `json:"secrets"`
+}
+
+func newFunctionView(f faas.Function, withSource bool) FunctionView {
+	v := FunctionView{Name: f.Name, Version: f.Version, TimeoutMS: millis(f.Timeout),
+		MemoryMB: f.MemoryMB, Created: f.Created, Updated: f.Updated, Env: names(f.Env), Secrets: names(f.Secrets)}
+	if withSource {
+		v.Source = f.Source
+	}
+	return v
 }
 
 func (s *Server) getFunction(c *gin.Context) {
@@ -341,7 +409,7 @@ func (s *Server) getFunction(c *gin.Context) {
 		s.fail(c, fmt.Errorf("get function %s/%s: %w", owner, name, err))
 		return
 	}
-	ok(c, http.StatusOK, gin.H{"name": f.Name, "src": f.Source, "env": names(f.Env), "secrets": names(f.Secrets)})
+	ok(c, http.StatusOK, newFunctionView(f, true))
 }
 
 // names lists a function's env or secret names in order, never their

@@ -34,8 +34,12 @@ func TestFunctions(t *testing.T) {
 	require.NoError(t, json.Unmarshal(rep.Res, &all))
 	require.Equal(t, map[string]string{"add": addSrc, "mul": arrow}, all)
 
-	rep = p.expect(t, http.StatusOK, "GET", base+"/mul", token, nil)
-	require.JSONEq(t, `{"name":"mul","src":"(a, b) => a * b","env":[],"secrets":[]}`, string(rep.Res))
+	mul := p.getFunction(t, user, token, "mul")
+	require.Equal(t, "mul", mul.Name)
+	require.Equal(t, arrow, mul.Source)
+	require.Equal(t, 5000.0, mul.TimeoutMS)
+	require.Equal(t, []string{}, mul.Env)
+	require.Equal(t, []string{}, mul.Secrets)
 
 	replaced := `function add(a,b){return a+b+1}`
 	p.expect(t, http.StatusOK, "POST", base+"/add", token, []byte(replaced))

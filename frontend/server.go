@@ -189,6 +189,7 @@ func (s *Server) routes() http.Handler {
 	u.POST("/fn/:f", s.putFunction)
 	u.DELETE("/fn/:f", s.deleteFunction)
 	u.POST("/fn/:f/run", s.runFunction)
+	u.GET("/jobs", s.listJobs)
 
 	j := r.Group("/j/:id", s.limitAddr, s.authenticate, s.limitRate)
 	j.GET("", s.jobState)

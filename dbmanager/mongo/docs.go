@@ -33,11 +33,18 @@ type functionDoc struct {
 	// secrets already encrypted.
 	Env     map[string]string `bson:"env,omitempty"`
 	Secrets map[string]string `bson:"secrets,omitempty"`
+	// Created is 0 in documents stored before it was kept; their last
+	// update stands in for it.
+	Created int64 `bson:"created"`
 }
 
 func (d functionDoc) function() faas.Function {
+	created := d.Created
+	if created == 0 {
+		created = d.Updated
+	}
 	return faas.Function{Owner: d.Owner, Name: d.Name, Source: d.Source, Version: d.Version,
-		Timeout: time.Duration(d.Timeout), MemoryMB: d.MemoryMB, Updated: lifecycle.Time(d.Updated),
+		Timeout: time.Duration(d.Timeout), MemoryMB: d.MemoryMB, Updated: lifecycle.Time(d.Updated), Created: lifecycle.Time(created),
 		Env: d.Env, Secrets: d.Secrets}
 }
 
@@ -95,10 +102,14 @@ func newJobDoc(j faas.Job, billingPending bool) jobDoc {
 }
 
 func (d jobDoc) job() (faas.Job, error) {
-	j := faas.Job{ID: d.ID, Owner: d.Owner, Function: d.Function, Version: d.Version, Args: json.RawMessage(d.Args),
+	j := faas.Job{ID: d.ID, Owner: d.Owner, Function: d.Function, Version: d.Version,
 		State: faas.JobState(d.State), Attempt: d.Attempt, Worker: d.Worker,
 		Created: lifecycle.Time(d.Created), Started: lifecycle.Time(d.Started), Finished: lifecycle.Time(d.Finished),
 		Duration: time.Duration(d.Duration), Billed: time.Duration(d.Billed), Logs: d.Logs}
+	// A listing leaves the arguments out: nil, not an empty JSON value.
+	if d.Args != "" {
+		j.Args = json.RawMessage(d.Args)
+	}
 	if d.Result != "" {
 		j.Result = json.RawMessage(d.Result)
 	}

@@ -137,6 +137,8 @@ func (s *Store) init(ctx context.Context) error {
 		// The jobs of one version, for pruning; it serves lookups by owner too.
 		{s.jobs, mongo.IndexModel{Keys: bson.D{{Key: "owner", Value: 1}, {Key: "function", Value: 1}, {Key: "version", Value: 1}}}},
 		{s.jobs, mongo.IndexModel{Keys: bson.D{{Key: "state", Value: 1}, {Key: "created", Value: 1}}}},
+		// A user's jobs newest first, a page at a time.
+		{s.jobs, mongo.IndexModel{Keys: bson.D{{Key: "owner", Value: 1}, {Key: "created", Value: -1}, {Key: "_id", Value: -1}}}},
 		{s.jobs, mongo.IndexModel{Keys: bson.D{{Key: "billing_pending", Value: 1}}}},
 		{s.ledger, mongo.IndexModel{Keys: bson.D{{Key: "owner", Value: 1}}}},
 	} {
@@ -376,9 +378,10 @@ func (s *Store) PutFunction(ctx context.Context, f faas.Function) (faas.Function
 		return f, false, err
 	}
 	f.Version = lifecycle.NextVersion(old.Version, f.Updated)
+	f.Created = lifecycle.Created(old, created, f.Updated)
 	d := functionDoc{ID: functionID(f.Owner, f.Name), Owner: f.Owner, Name: f.Name, Source: f.Source,
 		SourceBytes: int64(len(f.Source)), Version: f.Version,
-		Timeout: int64(f.Timeout), MemoryMB: f.MemoryMB, Updated: lifecycle.Micros(f.Updated),
+		Timeout: int64(f.Timeout), MemoryMB: f.MemoryMB, Updated: lifecycle.Micros(f.Updated), Created: lifecycle.Micros(f.Created),
 		Env: f.Env, Secrets: f.Secrets}
 	if err := s.putVersion(ctx, d); err != nil {
 		return f, false, err
@@ -549,6 +552,32 @@ func (s *Store) withJob(ctx context.Context, id string, fn func(j faas.Job, bill
 	return fn(j, pending)
 }
 
+// Jobs lists a page of a user's jobs, newest first, through the (owner,
+// created, _id) index, leaving out the arguments, results and logs.
+func (s *Store) Jobs(ctx context.Context, owner string, page faas.JobPage) ([]faas.Job, error) {
+	if err := lifecycle.JobPage(page); err != nil {
+		return nil, err
+	}
+	filter := bson.D{{Key: "owner", Value: owner}}
+	if page.Function != "" {
+		filter = append(filter, bson.E{Key: "function", Value: page.Function})
+	}
+	if page.State != "" {
+		filter = append(filter, bson.E{Key: "state", Value: string(page.State)})
+	}
+	if page.BeforeID != "" {
+		before := lifecycle.Micros(page.BeforeCreated)
+		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: "created", Value: bson.D{{Key: "$lt", Value: before}}}},
+			bson.D{{Key: "created", Value: before}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: page.BeforeID}}}},
+		}})
+	}
+	opts := options.Find().SetSort(bson.D{{Key: "created", Value: -1}, {Key: "_id", Value: -1}}).
+		SetLimit(int64(page.Limit)).
+		SetProjection(bson.D{{Key: "args", Value: 0}, {Key: "result", Value: 0}, {Key: "logs", Value: 0}})
+	return findJobs(ctx, s.jobs, filter, "jobs of "+owner, opts)
+}
+
 // DeleteJob removes a job; its ledger entry, if any, stays.
 func (s *Store) DeleteJob(ctx context.Context, id string) error {
 	_, err := s.withJob(ctx, id, func(j faas.Job, _ bool) (faas.Job, error) {
@@ -685,8 +714,13 @@ var pending = bson.D{{Key: "state", Value: bson.D{{Key: "$in", Value: bson.A{str
 
 // PendingJobs lists queued and running jobs, oldest first.
 func (s *Store) PendingJobs(ctx context.Context) ([]faas.Job, error) {
-	docs, err := findAll[jobDoc](ctx, s.jobs, pending, "pending jobs",
+	return findJobs(ctx, s.jobs, pending, "pending jobs",
 		options.Find().SetSort(bson.D{{Key: "created", Value: 1}, {Key: "_id", Value: 1}}))
+}
+
+// findJobs finds the jobs filter matches.
+func findJobs(ctx context.Context, coll *mongo.Collection, filter bson.D, what string, opts ...options.Lister[options.FindOptions]) ([]faas.Job, error) {
+	docs, err := findAll[jobDoc](ctx, coll, filter, what, opts...)
 	if err != nil {
 		return nil, err
 	}

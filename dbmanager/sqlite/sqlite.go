@@ -28,6 +28,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -79,7 +80,10 @@ type Store struct {
 // finished after the replacement go at the next purge. The jobs_version
 // index finds the jobs of a version for that; it also serves the owner
 // cascade that the owner index it replaces served, so it costs no write
-// more: its columns never change after the job is created.
+// more: its columns never change after the job is created. The
+// jobs_history index lists a user's jobs newest first a page at a time;
+// its columns never change either, so it costs an insert and a delete one
+// more index entry each and a job's transitions nothing.
 const schema = `
 CREATE TABLE IF NOT EXISTS users (
 	name       TEXT PRIMARY KEY,
@@ -96,6 +100,7 @@ CREATE TABLE IF NOT EXISTS functions (
 	memory_mb INTEGER NOT NULL,
 	updated   INTEGER NOT NULL,
 	settings  TEXT NOT NULL DEFAULT '',
+	created   INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY (owner, name)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS jobs (
@@ -119,6 +124,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 ) WITHOUT ROWID;
 DROP INDEX IF EXISTS jobs_owner;
 CREATE INDEX IF NOT EXISTS jobs_version ON jobs(owner, function, version);
+CREATE INDEX IF NOT EXISTS jobs_history ON jobs(owner, created, id);
 CREATE INDEX IF NOT EXISTS jobs_pending ON jobs(created, id) WHERE state IN ('queued', 'running');
 CREATE TRIGGER IF NOT EXISTS jobs_bill AFTER UPDATE OF billed ON jobs WHEN NEW.billed <> OLD.billed
 BEGIN
@@ -133,6 +139,7 @@ CREATE TABLE IF NOT EXISTS versions (
 	memory_mb INTEGER NOT NULL,
 	updated   INTEGER NOT NULL,
 	settings  TEXT NOT NULL DEFAULT '',
+	created   INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY (owner, name, version)
 ) WITHOUT ROWID;
 ` + versionTriggers + `
@@ -147,13 +154,13 @@ END;
 const versionTriggers = `
 CREATE TRIGGER IF NOT EXISTS functions_created AFTER INSERT ON functions
 BEGIN
-	INSERT OR REPLACE INTO versions (owner, name, version, source, timeout, memory_mb, updated, settings)
-	VALUES (NEW.owner, NEW.name, NEW.version, NEW.source, NEW.timeout, NEW.memory_mb, NEW.updated, NEW.settings);
+	INSERT OR REPLACE INTO versions (owner, name, version, source, timeout, memory_mb, updated, settings, created)
+	VALUES (NEW.owner, NEW.name, NEW.version, NEW.source, NEW.timeout, NEW.memory_mb, NEW.updated, NEW.settings, NEW.created);
 END;
 CREATE TRIGGER IF NOT EXISTS functions_replaced AFTER UPDATE ON functions
 BEGIN
-	INSERT OR REPLACE INTO versions (owner, name, version, source, timeout, memory_mb, updated, settings)
-	VALUES (NEW.owner, NEW.name, NEW.version, NEW.source, NEW.timeout, NEW.memory_mb, NEW.updated, NEW.settings);
+	INSERT OR REPLACE INTO versions (owner, name, version, source, timeout, memory_mb, updated, settings, created)
+	VALUES (NEW.owner, NEW.name, NEW.version, NEW.source, NEW.timeout, NEW.memory_mb, NEW.updated, NEW.settings, NEW.created);
 	DELETE FROM versions WHERE owner = NEW.owner AND name = NEW.name AND version <> NEW.version
 		AND NOT EXISTS (` + versionPending + `);
 END;`
@@ -168,15 +175,32 @@ var migrations = []func(ctx context.Context, tx *sql.Tx) error{
 	// Versions were not kept: keep every current one.
 	execSQL(`INSERT OR IGNORE INTO versions (owner, name, version, source, timeout, memory_mb, updated)
 		SELECT owner, name, version, source, timeout, memory_mb, updated FROM functions`),
-	// Functions had no env or secrets.
+	// Functions had no env or secrets. The triggers that copy them are
+	// recreated by the last migration, once every column they name is in.
 	func(ctx context.Context, tx *sql.Tx) error {
 		for _, table := range []string{"functions", "versions"} {
 			if err := addColumn(ctx, tx, table, "settings", "TEXT NOT NULL DEFAULT ''"); err != nil {
 				return err
 			}
 		}
-		return execSQL(`DROP TRIGGER IF EXISTS functions_created;
-			DROP TRIGGER IF EXISTS functions_replaced;`+versionTriggers)(ctx, tx)
+		return nil
+	},
+	// Creation times were not kept: the last update is the best known.
+	// The triggers go first, so that filling the column in functions
+	// does not fire them, and come back copying every column.
+	func(ctx context.Context, tx *sql.Tx) error {
+		if err := execSQL(`DROP TRIGGER IF EXISTS functions_created; DROP TRIGGER IF EXISTS functions_replaced`)(ctx, tx); err != nil {
+			return err
+		}
+		for _, table := range []string{"functions", "versions"} {
+			if err := addColumn(ctx, tx, table, "created", "INTEGER NOT NULL DEFAULT 0"); err != nil {
+				return err
+			}
+			if err := execSQL(`UPDATE `+table+` SET created = updated WHERE created = 0`)(ctx, tx); err != nil {
+				return err
+			}
+		}
+		return execSQL(versionTriggers)(ctx, tx)
 	},
 }
 
@@ -426,8 +450,10 @@ func (s *Store) PutFunction(ctx context.Context, f faas.Function) (stored faas.F
 			return fmt.Errorf("put function %s: %w", f.Name, err)
 		}
 		f.Version = lifecycle.NextVersion(old.Version, f.Updated)
+		f.Created = lifecycle.Created(old, created, f.Updated)
 		_, err = in(ctx, tx, s.stmts.putFunction).ExecContext(ctx,
-			f.Owner, f.Name, f.Source, f.Version, int64(f.Timeout), f.MemoryMB, lifecycle.Micros(f.Updated), lifecycle.EncodeSettings(f))
+			f.Owner, f.Name, f.Source, f.Version, int64(f.Timeout), f.MemoryMB, lifecycle.Micros(f.Updated), lifecycle.EncodeSettings(f),
+			lifecycle.Micros(f.Created))
 		if err != nil {
 			return fmt.Errorf("put function %s: %w", f.Name, err)
 		}
@@ -488,13 +514,13 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanFunction(row scanner) (faas.Function, error) {
 	var f faas.Function
-	var timeout, updated int64
+	var timeout, updated, created int64
 	var settings string
-	err := row.Scan(&f.Owner, &f.Name, &f.Source, &f.Version, &timeout, &f.MemoryMB, &updated, &settings)
+	err := row.Scan(&f.Owner, &f.Name, &f.Source, &f.Version, &timeout, &f.MemoryMB, &updated, &settings, &created)
 	if err != nil {
 		return f, err
 	}
-	f.Timeout, f.Updated = time.Duration(timeout), lifecycle.Time(updated)
+	f.Timeout, f.Updated, f.Created = time.Duration(timeout), lifecycle.Time(updated), lifecycle.Time(created)
 	return lifecycle.DecodeSettings(f, settings)
 }
 
@@ -660,6 +686,28 @@ func (s *Store) PendingJobs(ctx context.Context) ([]faas.Job, error) {
 	rows, err := s.stmts.pendingJobs.QueryContext(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list pending jobs: %w", err)
+	}
+	return collect(rows, scanJob)
+}
+
+// Jobs lists a page of a user's jobs, newest first.
+func (s *Store) Jobs(ctx context.Context, owner string, page faas.JobPage) ([]faas.Job, error) {
+	if err := lifecycle.JobPage(page); err != nil {
+		return nil, err
+	}
+	limit := int64(page.Limit)
+	if limit == 0 {
+		limit = -1 // SQLite's no limit
+	}
+	// Before the first page is after every job: no creation time reaches
+	// the largest integer.
+	before := int64(math.MaxInt64)
+	if page.BeforeID != "" {
+		before = lifecycle.Micros(page.BeforeCreated)
+	}
+	rows, err := s.stmts.jobs.QueryContext(ctx, owner, before, page.BeforeID, page.Function, string(page.State), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs of %s: %w", owner, err)
 	}
 	return collect(rows, scanJob)
 }

@@ -18,10 +18,10 @@ type statements struct {
 
 	// On the readers.
 	user, userByToken, billedTime, readFunction, functions, readJob, pendingJobs *sql.Stmt
-	purgeable, usage, userCount, readVersion                                     *sql.Stmt
+	purgeable, usage, userCount, readVersion, jobs                               *sql.Stmt
 }
 
-const functionColumns = `owner, name, source, version, timeout, memory_mb, updated, settings`
+const functionColumns = `owner, name, source, version, timeout, memory_mb, updated, settings, created`
 
 // purgeable lists, in key order, up to ?3 jobs after the key ?1 that
 // finished before ?2; purgeJobs deletes those of the JSON array of keys ?1
@@ -37,8 +37,20 @@ const (
 // functionPage lists the functions of owner ?1 named after ?2, at most ?4
 // of them (-1: all), without their sources if ?3. The CASE keeps SQLite
 // from reading a source it does not return, overflow pages and all.
-const functionPage = `SELECT owner, name, CASE WHEN ?3 THEN '' ELSE source END, version, timeout, memory_mb, updated, settings
+const functionPage = `SELECT owner, name, CASE WHEN ?3 THEN '' ELSE source END, version, timeout, memory_mb, updated, settings, created
 	FROM functions WHERE owner = ?1 AND name > ?2 ORDER BY name LIMIT ?4`
+
+// jobPage lists the jobs of owner ?1 created before (?2, ?3) in (created,
+// id) order, newest first, of function ?4 and state ?5 when they are not
+// empty, at most ?6 of them (-1: all). It walks the jobs_history index
+// backwards from the cursor, so an unfiltered page reads only the jobs it
+// returns, which TestJobPageUsesIndex checks; a filter skips the rows it
+// rejects on the way. Arguments, results and logs are left unread.
+const jobPage = `SELECT id, owner, function, version, NULL, state, attempt, worker, created, started,
+		finished, NULL, error, duration, billed, '', lost
+	FROM jobs WHERE owner = ?1 AND (created, id) < (?2, ?3)
+		AND (?4 = '' OR function = ?4) AND (?5 = '' OR state = ?5)
+	ORDER BY created DESC, id DESC LIMIT ?6`
 
 // usage sums what user ?1 keeps; no row if there is no such user. The
 // length of a BLOB and octet_length of a TEXT come from the record header,
@@ -68,8 +80,8 @@ func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error
 		{&st.deleteUser, writer, `DELETE FROM users WHERE name = ?`},
 		{&st.userExists, writer, `SELECT 1 FROM users WHERE name = ?`},
 		{&st.function, writer, `SELECT ` + functionColumns + ` FROM functions WHERE owner = ? AND name = ?`},
-		{&st.putFunction, writer, `INSERT INTO functions (owner, name, source, version, timeout, memory_mb, updated, settings)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		{&st.putFunction, writer, `INSERT INTO functions (owner, name, source, version, timeout, memory_mb, updated, settings, created)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (owner, name) DO UPDATE SET source = excluded.source, version = excluded.version,
 				timeout = excluded.timeout, memory_mb = excluded.memory_mb, updated = excluded.updated,
 				settings = excluded.settings`},
@@ -107,6 +119,7 @@ func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error
 		{&st.billedTime, reader, `SELECT billed FROM users WHERE name = ?`},
 		{&st.readFunction, reader, `SELECT ` + functionColumns + ` FROM functions WHERE owner = ? AND name = ?`},
 		{&st.functions, reader, functionPage},
+		{&st.jobs, reader, jobPage},
 		{&st.readJob, reader, `SELECT ` + jobColumns + ` FROM jobs WHERE id = ?`},
 		{&st.purgeable, reader, purgeable},
 		{&st.readVersion, reader, `SELECT ` + functionColumns + ` FROM versions WHERE owner = ? AND name = ? AND version = ?`},

@@ -19,6 +19,19 @@ func TestPruneVersionsUsesIndex(t *testing.T) {
 	require.Contains(t, plan, "SEARCH jobs USING INDEX jobs_version (owner=? AND function=? AND version=?)")
 }
 
+// TestJobPageUsesIndex keeps a page of a user's jobs a walk of the
+// jobs_history index from the cursor, in its order: without it, each
+// page would read and sort every job of the user.
+func TestJobPageUsesIndex(t *testing.T) {
+	t.Parallel()
+	s, ctx := openTemp(t)
+	plan := queryPlan(t, ctx, s, jobPage, "ada", int64(1), "j", "", "", 50)
+	require.Contains(t, plan, "SEARCH jobs USING INDEX jobs_history (owner=? AND (created,id)<(?,?))")
+	for _, step := range plan {
+		require.NotContains(t, step, "TEMP B-TREE", "a page must not sort the user's jobs")
+	}
+}
+
 // TestVersionsOfOlderDatabase opens a database written before versions
 // were kept, or env and secrets: its current versions become readable, so
 // its queued jobs run, and functions take settings.
@@ -35,7 +48,8 @@ func TestVersionsOfOlderDatabase(t *testing.T) {
 	j, err := s.CreateJob(ctx, faas.Job{ID: "j1", Owner: "ada", Function: "add"})
 	require.NoError(t, err)
 	_, err = s.writer.ExecContext(ctx, `DROP TRIGGER functions_created; DROP TRIGGER functions_replaced; DROP TRIGGER functions_deleted;
-		DROP TABLE versions; ALTER TABLE functions DROP COLUMN settings; PRAGMA user_version = 0`)
+		DROP TABLE versions; ALTER TABLE functions DROP COLUMN settings; ALTER TABLE functions DROP COLUMN created;
+		PRAGMA user_version = 0`)
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 
@@ -53,4 +67,36 @@ func TestVersionsOfOlderDatabase(t *testing.T) {
 	got, err = s.FunctionVersion(ctx, "ada", "add", f.Version)
 	require.NoError(t, err)
 	require.Equal(t, env, got.Env)
+}
+
+// TestCreatedOfOlderDatabase opens a database written before functions
+// kept their creation time: their last update stands in for it, and a
+// replacement keeps that.
+func TestCreatedOfOlderDatabase(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	s, err := Open(ctx, dir)
+	require.NoError(t, err)
+	require.NoError(t, s.CreateUser(ctx, faas.User{Name: "ada", TokenHash: "h"}))
+	f, _, err := s.PutFunction(ctx, faas.Function{Owner: "ada", Name: "add", Source: "(a,b)=>a+b"})
+	require.NoError(t, err)
+	_, err = s.writer.ExecContext(ctx, `DROP TRIGGER functions_created; DROP TRIGGER functions_replaced;
+		ALTER TABLE functions DROP COLUMN created; ALTER TABLE versions DROP COLUMN created; PRAGMA user_version = 2`)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+
+	s, err = Open(ctx, dir)
+	require.NoError(t, err)
+	defer s.Close()
+	got, err := s.Function(ctx, "ada", "add")
+	require.NoError(t, err)
+	require.Equal(t, f, got)
+	v2, _, err := s.PutFunction(ctx, faas.Function{Owner: "ada", Name: "add", Source: "(a,b)=>b+a"})
+	require.NoError(t, err)
+	require.Equal(t, f.Created, v2.Created)
+	kept, err := s.FunctionVersion(ctx, "ada", "add", v2.Version)
+	require.NoError(t, err)
+	require.Equal(t, v2, kept, "the triggers created anew copy the creation time")
 }

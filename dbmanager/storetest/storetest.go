@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -56,6 +57,7 @@ func runConcurrent(t *testing.T, open func(t *testing.T) faas.Store) {
 		{"BilledTimeIsSumOfJobs", testBilledTimeIsSumOfJobs},
 		{"PendingJobs", testPendingJobs},
 		{"FunctionPages", testFunctionPages},
+		{"JobPages", testJobPages},
 		{"Usage", testUsage},
 		{"FunctionVersions", testFunctionVersions},
 		{"FunctionSettings", testFunctionSettings},
@@ -272,6 +274,7 @@ func testFunctions(t *testing.T, s faas.Store) {
 	require.Positive(t, fx.fn.Version)
 	require.Equal(t, owner, fx.fn.Owner)
 	requireStoredTime(t, fx.fn.Updated)
+	require.Equal(t, fx.fn.Updated, fx.fn.Created, "a new function is created when first updated")
 
 	got, err := s.Function(ctx, owner, "add")
 	require.NoError(t, err)
@@ -289,6 +292,7 @@ func testFunctions(t *testing.T, s faas.Store) {
 	require.False(t, created)
 	require.Greater(t, v2.Version, fx.fn.Version)
 	require.Equal(t, 64, v2.MemoryMB)
+	require.Equal(t, fx.fn.Created, v2.Created, "a replacement keeps the creation time")
 	latest := v2
 	for i := range 5 {
 		next, _, err := s.PutFunction(ctx, faas.Function{Owner: owner, Name: "add", Source: fmt.Sprintf("(a,b)=>a+b+%d", i)})
@@ -331,6 +335,7 @@ func testFunctions(t *testing.T, s faas.Store) {
 	require.NoError(t, err)
 	require.True(t, created, "a function created again after deletion")
 	require.Greater(t, recreated.Version, beta.Version)
+	require.True(t, recreated.Created.After(beta.Created), "a function created again is new")
 
 	// Another user sees none of it.
 	other := newFixture(t, ctx, s)
@@ -1059,4 +1064,117 @@ func testFunctionSettings(t *testing.T, s faas.Store) {
 	require.NoError(t, err)
 	require.Equal(t, env, pinned.Env)
 	require.Equal(t, secrets, pinned.Secrets)
+}
+
+// testJobPages walks a user's jobs newest first in pages, whole and
+// filtered, and checks that a listing leaves out what it does not show.
+func testJobPages(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	fx := newFixture(t, ctx, s)
+	owner := fx.user.Name
+	_, _, err := s.PutFunction(ctx, faas.Function{Owner: owner, Name: "mul", Source: "(a,b)=>a*b"})
+	require.NoError(t, err)
+	var all []faas.Job
+	for i := range 7 {
+		var j faas.Job
+		if i%3 == 0 {
+			j, err = s.CreateJob(ctx, faas.Job{ID: unique("job"), Owner: owner, Function: "mul", Args: json.RawMessage(`[2,3]`)})
+			require.NoError(t, err)
+		} else {
+			j = fx.job(t, ctx, s)
+		}
+		if i%2 == 0 {
+			j, err = s.StartJob(ctx, j.ID, 1, "w1")
+			require.NoError(t, err)
+			j, err = s.CompleteJob(ctx, completion(j, time.Millisecond))
+			require.NoError(t, err)
+		}
+		all = append(all, j)
+	}
+	// Newest first; jobs created in the same microsecond by ID.
+	slices.SortFunc(all, func(a, b faas.Job) int {
+		if c := b.Created.Compare(a.Created); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	ids := func(jobs []faas.Job) []string {
+		out := []string{}
+		for _, j := range jobs {
+			out = append(out, j.ID)
+		}
+		return out
+	}
+	want := func(keep func(faas.Job) bool) []string {
+		out := []string{}
+		for _, j := range all {
+			if keep(j) {
+				out = append(out, j.ID)
+			}
+		}
+		return out
+	}
+
+	for _, tc := range []struct {
+		name string
+		page faas.JobPage
+		keep func(faas.Job) bool
+	}{
+		{"all", faas.JobPage{}, func(faas.Job) bool { return true }},
+		{"function", faas.JobPage{Function: "mul"}, func(j faas.Job) bool { return j.Function == "mul" }},
+		{"state", faas.JobPage{State: faas.Succeeded}, func(j faas.Job) bool { return j.State == faas.Succeeded }},
+		{"both", faas.JobPage{Function: "add", State: faas.Queued}, func(j faas.Job) bool { return j.Function == "add" && j.State == faas.Queued }},
+		{"none", faas.JobPage{Function: "nothing"}, func(faas.Job) bool { return false }},
+	} {
+		whole, err := s.Jobs(ctx, owner, tc.page)
+		require.NoError(t, err, tc.name)
+		require.Equal(t, want(tc.keep), ids(whole), tc.name)
+
+		var walked []faas.Job
+		page := tc.page
+		page.Limit = 2
+		for pages := 0; ; pages++ {
+			require.Less(t, pages, 5, tc.name)
+			got, err := s.Jobs(ctx, owner, page)
+			require.NoError(t, err, tc.name)
+			require.LessOrEqual(t, len(got), 2, tc.name)
+			walked = append(walked, got...)
+			if len(got) < 2 {
+				break
+			}
+			last := got[len(got)-1]
+			page.BeforeCreated, page.BeforeID = last.Created, last.ID
+		}
+		require.Equal(t, want(tc.keep), ids(walked), tc.name)
+	}
+
+	listed, err := s.Jobs(ctx, owner, faas.JobPage{Limit: 1})
+	require.NoError(t, err)
+	require.Len(t, listed, 1)
+	stored, err := s.Job(ctx, listed[0].ID)
+	require.NoError(t, err)
+	require.Empty(t, listed[0].Args)
+	require.Empty(t, listed[0].Result)
+	require.Empty(t, listed[0].Logs)
+	stored.Args, stored.Result, stored.Logs = listed[0].Args, nil, ""
+	require.Equal(t, stored, listed[0])
+
+	// Another user sees none of them, nor does a user who does not exist.
+	other := newFixture(t, ctx, s)
+	jobs, err := s.Jobs(ctx, other.user.Name, faas.JobPage{})
+	require.NoError(t, err)
+	require.Empty(t, jobs)
+	jobs, err = s.Jobs(ctx, unique("nobody"), faas.JobPage{})
+	require.NoError(t, err)
+	require.Empty(t, jobs)
+
+	for _, bad := range []faas.JobPage{
+		{Limit: -1},
+		{State: "done"},
+		{BeforeID: "x"},
+		{BeforeCreated: time.Now()},
+	} {
+		_, err := s.Jobs(ctx, owner, bad)
+		requireCode(t, err, faas.Invalid)
+	}
 }

@@ -56,6 +56,7 @@ var calls = map[string][]Role{
 	dbproxy.MethodDeleteFunction: {Frontend},
 	dbproxy.MethodCreateJob:      {JQManager},
 	dbproxy.MethodJob:            {Frontend},
+	dbproxy.MethodJobs:           {Frontend},
 	dbproxy.MethodDeleteJob:      {Frontend},
 	dbproxy.MethodStartJob:       {JQManager},
 	dbproxy.MethodRequeueJob:     {JQManager},

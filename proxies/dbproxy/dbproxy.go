@@ -28,6 +28,7 @@ const (
 	MethodDeleteFunction = "db.DeleteFunction"
 	MethodCreateJob      = "db.CreateJob"
 	MethodJob            = "db.Job"
+	MethodJobs           = "db.Jobs"
 	MethodDeleteJob      = "db.DeleteJob"
 	MethodStartJob       = "db.StartJob"
 	MethodRequeueJob     = "db.RequeueJob"
@@ -57,6 +58,12 @@ type FunctionRequest struct {
 type FunctionsRequest struct {
 	Owner string            `json:"owner"`
 	Page  faas.FunctionPage `json:"page"`
+}
+
+// JobsRequest is Jobs' arguments.
+type JobsRequest struct {
+	Owner string       `json:"owner"`
+	Page  faas.JobPage `json:"page"`
 }
 
 // VersionRequest names one version of a function.
@@ -194,6 +201,11 @@ func (c *Client) Job(ctx context.Context, id string) (faas.Job, error) {
 	return call[faas.Job](ctx, c, MethodJob, NameRequest{Name: id})
 }
 
+// Jobs implements faas.Store.
+func (c *Client) Jobs(ctx context.Context, owner string, page faas.JobPage) ([]faas.Job, error) {
+	return call[[]faas.Job](ctx, c, MethodJobs, JobsRequest{Owner: owner, Page: page})
+}
+
 // DeleteJob implements faas.Store.
 func (c *Client) DeleteJob(ctx context.Context, id string) error {
 	return c.wc.Call(ctx, MethodDeleteJob, NameRequest{Name: id}, nil)
@@ -278,6 +290,9 @@ func NewMux(s faas.Store) *wire.Mux {
 	})
 	wire.Handle(m, MethodJob, func(ctx context.Context, r NameRequest) (faas.Job, error) {
 		return s.Job(ctx, r.Name)
+	})
+	wire.Handle(m, MethodJobs, func(ctx context.Context, r JobsRequest) ([]faas.Job, error) {
+		return s.Jobs(ctx, r.Owner, r.Page)
 	})
 	wire.Handle(m, MethodDeleteJob, func(ctx context.Context, r NameRequest) (Empty, error) {
 		return Empty{}, s.DeleteJob(ctx, r.Name)

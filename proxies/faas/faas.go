@@ -29,8 +29,11 @@ type Function struct {
 	Version int64         `json:"version"`
 	Timeout time.Duration `json:"timeout"`
 	// MemoryMB is the sandbox memory cap; 0 means the worker's default.
-	MemoryMB int       `json:"memory_mb,omitempty"`
-	Updated  time.Time `json:"updated"`
+	MemoryMB int `json:"memory_mb,omitempty"`
+	// Created is when the function was first stored; replacements keep
+	// it, so it tells how long the name has held a function.
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
 	// Env holds values the function reads as faas.env.K. In PutFunction a
 	// nil map keeps the previous version's and a non-nil one, even empty,
 	// replaces them; that is why the field is never omitted on the wire
@@ -64,9 +67,10 @@ type Job struct {
 	Owner    string `json:"owner"`
 	Function string `json:"function"`
 	// Version is the function version current when the job was submitted.
-	Version int64           `json:"version"`
-	Args    json.RawMessage `json:"args"`
-	State   JobState        `json:"state"`
+	Version int64 `json:"version"`
+	// Args is nil, and left out of the JSON, in a listing of jobs.
+	Args  json.RawMessage `json:"args,omitempty"`
+	State JobState        `json:"state"`
 	// Attempt counts the times the job was handed to a worker. Completions
 	// are fenced by it: only the current attempt may finish the job.
 	Attempt int `json:"attempt"`
@@ -149,6 +153,27 @@ type FunctionPage struct {
 	// NoSource leaves Source empty, so that listing names and settings
 	// reads no source from the database and sends none over the wire.
 	NoSource bool `json:"no_source,omitempty"`
+}
+
+// JobPage selects a page of a user's jobs, which are listed newest first:
+// by creation time, then by ID, both descending. The zero value is every
+// job.
+type JobPage struct {
+	// Function and State, when set, keep only the jobs that match.
+	Function string   `json:"function,omitempty"`
+	State    JobState `json:"state,omitempty"`
+	// BeforeCreated and BeforeID are the creation time and ID of the last
+	// job of the previous page; the page starts after it. Zero for the
+	// first page.
+	BeforeCreated time.Time `json:"before_created,omitzero"`
+	BeforeID      string    `json:"before_id,omitempty"`
+	// Limit is the most jobs the page holds; 0 means no limit.
+	Limit int `json:"limit,omitempty"`
+}
+
+// Valid reports whether s is one of the job states.
+func (s JobState) Valid() bool {
+	return s == Queued || s == Running || s == Succeeded || s == Failed
 }
 
 // Usage is what one user keeps in the Store.
@@ -246,6 +271,11 @@ type Store interface {
 	// with the same owner is a no-op.
 	CreateJob(ctx context.Context, j Job) (Job, error)
 	Job(ctx context.Context, id string) (Job, error)
+	// Jobs lists one page of owner's jobs, newest first, without their
+	// arguments, results and logs, which a listing does not show; no user
+	// and a user without jobs both answer an empty list. A page costs the
+	// jobs it walks, not all of the user's jobs.
+	Jobs(ctx context.Context, owner string, page JobPage) ([]Job, error)
 	DeleteJob(ctx context.Context, id string) error
 	// StartJob leases a queued job to worker as the given attempt, which must
 	// be one more than the job's current attempt (or equal to it, when the

@@ -100,6 +100,20 @@ func Page(p faas.FunctionPage) error {
 	return nil
 }
 
+// JobPage validates a JobPage.
+func JobPage(p faas.JobPage) error {
+	if p.Limit < 0 {
+		return faas.Errorf(faas.Invalid, "job page limit is %d, want >= 0 (0 for no limit)", p.Limit)
+	}
+	if p.State != "" && !p.State.Valid() {
+		return faas.Errorf(faas.Invalid, "job state %q is not one of queued, running, succeeded, failed", p.State)
+	}
+	if p.BeforeCreated.IsZero() != (p.BeforeID == "") {
+		return faas.Errorf(faas.Invalid, "a job page starts after a creation time and an ID, both or neither")
+	}
+	return nil
+}
+
 // NextVersion is the version of a function stored at now whose previous
 // version was prev (0 if there was none): max(prev+1, now in Unix
 // microseconds). It grows on every replacement, and a function deleted and
@@ -107,6 +121,15 @@ func Page(p faas.FunctionPage) error {
 // clock does not go back, with no record kept of deleted functions.
 func NextVersion(prev int64, now time.Time) int64 {
 	return max(prev+1, now.UnixMicro())
+}
+
+// Created is the creation time of a function stored at now over old:
+// now if the function is new, else old's, which a replacement keeps.
+func Created(old faas.Function, created bool, now time.Time) time.Time {
+	if created {
+		return now
+	}
+	return old.Created
 }
 
 // SameFunction reports whether a replacement changes nothing a worker runs,

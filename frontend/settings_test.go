@@ -1,0 +1,70 @@
+package frontend_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"faas/frontend"
+)
+
+// getFunction reads a function's view.
+func (p *platform) getFunction(t testing.TB, user, token, fn string) frontend.FunctionView {
+	t.Helper()
+	rep := p.expect(t, http.StatusOK, "GET", "/u/"+user+"/fn/"+fn, token, nil)
+	var v frontend.FunctionView
+	require.NoError(t, json.Unmarshal(rep.Res, &v))
+	return v
+}
+
+// TestFunctionSettings shows a function's settings, and keeps each one an
+// upload does not name: re-uploading the source used to reset the
+// timeout to 30 s and the memory cap to the worker's default.
+func TestFunctionSettings(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	user, token := p.newUser(t, "settings")
+	p.expect(t, http.StatusCreated, "POST", "/u/"+user+"/fn/add?timeout=5s&memory=64", token, []byte(addSrc))
+	first := p.getFunction(t, user, token, "add")
+	require.Equal(t, "add", first.Name)
+	require.Equal(t, addSrc, first.Source)
+	require.Equal(t, 5000.0, first.TimeoutMS)
+	require.Equal(t, 64, first.MemoryMB)
+	require.Positive(t, first.Version)
+	require.False(t, first.Created.IsZero())
+	require.Equal(t, first.Created, first.Updated)
+
+	const src2 = `function add(a,b){return b+a}`
+	for _, tc := range []struct {
+		query, src string
+		timeoutMS  float64
+		memoryMB   int
+	}{
+		{"", src2, 5000, 64},
+		{"?timeout=2s", addSrc, 2000, 64},
+		{"?memory=128", src2, 2000, 128},
+		{"?timeout=1s&memory=96", addSrc, 1000, 96},
+	} {
+		p.expect(t, http.StatusOK, "POST", "/u/"+user+"/fn/add"+tc.query, token, []byte(tc.src))
+		got := p.getFunction(t, user, token, "add")
+		require.Equal(t, tc.src, got.Source, tc.query)
+		require.Equal(t, tc.timeoutMS, got.TimeoutMS, tc.query)
+		require.Equal(t, tc.memoryMB, got.MemoryMB, tc.query)
+		require.Equal(t, first.Created, got.Created, tc.query)
+		require.Greater(t, got.Version, first.Version, tc.query)
+		require.True(t, got.Updated.After(first.Updated), tc.query)
+	}
+
+	// A new function without settings gets the defaults.
+	p.expect(t, http.StatusCreated, "POST", "/u/"+user+"/fn/other", token, []byte(addSrc))
+	other := p.getFunction(t, user, token, "other")
+	require.Equal(t, 30000.0, other.TimeoutMS)
+	require.Zero(t, other.MemoryMB)
+
+	// Another user's function is not theirs to read.
+	_, otherToken := p.newUser(t, "settings")
+	status, _ := p.do(t, "GET", "/u/"+user+"/fn/add", otherToken, nil)
+	require.Equal(t, http.StatusForbidden, status)
+}
