@@ -183,6 +183,7 @@ func (s *Server) routes() http.Handler {
 	r.POST("/u/:u", s.checkNames, s.limitAddr, s.limitRate, s.register)
 	u := r.Group("/u/:u", s.checkNames, s.limitAddr, s.authenticate, s.limitRate, s.ownsUser)
 	u.DELETE("", s.deleteUser)
+	u.POST("/token", s.rotateToken)
 	u.GET("/time", s.billedTime)
 	u.GET("/fn", s.listFunctions)
 	u.GET("/fn/:f", s.getFunction)

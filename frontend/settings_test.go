@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -67,4 +68,38 @@ func TestFunctionSettings(t *testing.T) {
 	_, otherToken := p.newUser(t, "settings")
 	status, _ := p.do(t, "GET", "/u/"+user+"/fn/add", otherToken, nil)
 	require.Equal(t, http.StatusForbidden, status)
+}
+
+// TestRotateToken: a new token works at once, and the old one stops
+// working on every frontend at once, though the other frontend had just
+// cached it; the user's functions stay.
+func TestRotateToken(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	other := p.secondFrontend(t)
+	user, oldToken := p.newUser(t, "rotate")
+	p.upload(t, user, oldToken, "add", addSrc)
+	// The other frontend learns the old token, and would keep it for a
+	// while if nothing told it otherwise.
+	other.expect(t, http.StatusOK, "GET", "/u/"+user+"/fn/add", oldToken, nil)
+
+	rep := p.expect(t, http.StatusOK, "POST", "/u/"+user+"/token", oldToken, nil)
+	var res struct{ Name, Token string }
+	require.NoError(t, json.Unmarshal(rep.Res, &res))
+	require.Equal(t, user, res.Name)
+	require.NotEqual(t, oldToken, res.Token)
+
+	for _, fe := range []*platform{p, other} {
+		require.Eventually(t, func() bool {
+			status, _ := fe.do(t, "GET", "/u/"+user+"/fn/add", oldToken, nil)
+			return status == http.StatusUnauthorized
+		}, 2*time.Second, 5*time.Millisecond, "the old token still works")
+		fe.expect(t, http.StatusOK, "GET", "/u/"+user+"/fn/add", res.Token, nil)
+	}
+	p.expect(t, http.StatusUnauthorized, "POST", "/u/"+user+"/token", oldToken, nil)
+
+	// Another user cannot rotate this user's token.
+	_, otherToken := p.newUser(t, "rotate")
+	p.expect(t, http.StatusForbidden, "POST", "/u/"+user+"/token", otherToken, nil)
+	p.expect(t, http.StatusOK, "GET", "/u/"+user+"/fn/add", res.Token, nil)
 }

@@ -70,6 +70,38 @@ func (s *Server) deleteUser(c *gin.Context) {
 	ok(c, http.StatusOK, name)
 }
 
+// rotateToken gives the user a new token and voids the one that
+// authenticated the request, on every frontend at once: here by
+// forgetting the user's cached tokens, elsewhere through the queue's
+// UserRevoked event. Like registration, the answer is the only time the
+// new token is seen.
+func (s *Server) rotateToken(c *gin.Context) {
+	name := c.Param("u")
+	token, hash, err := newToken()
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx, cancel := s.reqCtx(c, 0)
+	defer cancel()
+	// Forget before and after, as deleteUser does: a request racing with
+	// this one may cache the old token again meanwhile.
+	s.tokens.forget(name)
+	err = s.store.SetTokenHash(ctx, name, hash)
+	s.tokens.forget(name)
+	if err != nil {
+		s.fail(c, fmt.Errorf("rotate token of %s: %w", name, err))
+		return
+	}
+	// If the queue does not hear, the other frontends drop the old token
+	// when their cache entries expire.
+	if err := s.queue.RevokeTokens(ctx, name); err != nil {
+		s.log.Warn("rotated token not revoked through the queue", "user", name, "err", err)
+	}
+	s.log.Info("token rotated", "user", name)
+	ok(c, http.StatusOK, gin.H{"name": name, "token": token})
+}
+
 // billedTime answers the user's total billed execution time in
 // milliseconds, with microsecond precision.
 func (s *Server) billedTime(c *gin.Context) {

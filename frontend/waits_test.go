@@ -163,23 +163,31 @@ func TestWaitFlood(t *testing.T) {
 	}
 }
 
+// secondFrontend starts another frontend on p's managers, stopped at the
+// end of the test, and returns p as seen through it once it is ready.
+func (p *platform) secondFrontend(t *testing.T) *platform {
+	t.Helper()
+	fe, err := frontend.New(frontend.Config{Listen: "127.0.0.1:0", Auth: "on", RequestTimeout: 10 * time.Second}, p.store, p.queue, p.log)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- fe.Run(ctx) }()
+	t.Cleanup(func() { cancel(); require.NoError(t, <-ran) })
+	other := &platform{url: "http://" + fe.Addr(), client: p.client}
+	require.Eventually(t, func() bool {
+		status, _ := other.do(t, "GET", "/readyz", "", nil)
+		return status == http.StatusOK
+	}, 10*time.Second, 10*time.Millisecond)
+	return other
+}
+
 // TestDeletedUserTokenFailsOnEveryFrontend: a user deleted through one
 // frontend is locked out of another at once, though the other had just
 // cached the token: the old eve's token must not act on a new eve.
 func TestDeletedUserTokenFailsOnEveryFrontend(t *testing.T) {
 	t.Parallel()
 	p := startPlatform(t)
-	fe, err := frontend.New(frontend.Config{Listen: "127.0.0.1:0", Auth: "on", RequestTimeout: 10 * time.Second}, p.store, p.queue, p.log)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- fe.Run(ctx) }()
-	defer func() { cancel(); require.NoError(t, <-ran) }()
-	other := &platform{url: "http://" + fe.Addr(), client: p.client}
-	require.Eventually(t, func() bool {
-		status, _ := other.do(t, "GET", "/readyz", "", nil)
-		return status == http.StatusOK
-	}, 10*time.Second, 10*time.Millisecond)
+	other := p.secondFrontend(t)
 
 	eve, oldToken := p.newUser(t, "eve")
 	// The other frontend learns the old token, and would keep it for a

@@ -513,6 +513,18 @@ func (m *Manager) ForgetUser(ctx context.Context, name string) error {
 	return nil
 }
 
+// RevokeTokens implements faas.JobQueue: only the event, since the user
+// and their jobs stay.
+func (m *Manager) RevokeTokens(ctx context.Context, name string) error {
+	if name == "" {
+		return faas.Errorf(faas.Invalid, "user name is empty")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.events.add(faas.Event{Kind: faas.UserRevoked, User: name})
+	return nil
+}
+
 // forget drops a deleted job. Callers hold mu.
 func (m *Manager) forget(e *entry) {
 	switch e.state {

@@ -304,6 +304,36 @@ func (s *Store) findUser(ctx context.Context, filter bson.D, missing error) (faa
 	return faas.User{Name: d.Name, TokenHash: d.TokenHash, Created: lifecycle.Time(d.Created)}, nil
 }
 
+// SetTokenHash replaces a user's token hash. Another user's hash is
+// looked for first: FerretDB reports the unique index refusing an update
+// as an internal error, not as a duplicate key. The index still refuses
+// a hash registered in between, which random tokens make a fault.
+func (s *Store) SetTokenHash(ctx context.Context, name, tokenHash string) error {
+	if err := lifecycle.TokenHash(name, tokenHash); err != nil {
+		return err
+	}
+	defer s.lockUser(name, true)()
+	holder, err := s.UserByToken(ctx, tokenHash)
+	switch {
+	case err == nil && holder.Name != name:
+		return lifecycle.TokenTaken(name)
+	case err != nil && faas.ErrorCode(err) != faas.NotFound:
+		return fmt.Errorf("set token of user %s: %w", name, err)
+	}
+	res, err := s.users.UpdateOne(ctx, bson.D{{Key: "_id", Value: name}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "token_hash", Value: tokenHash}}}})
+	if mongo.IsDuplicateKeyError(err) {
+		return lifecycle.TokenTaken(name)
+	}
+	if err != nil {
+		return fmt.Errorf("set token of user %s: %w", name, err)
+	}
+	if res.MatchedCount == 0 {
+		return lifecycle.UserNotFound(name)
+	}
+	return nil
+}
+
 // DeleteUser removes a user with their functions, jobs and billing, the
 // user last (see the package documentation).
 func (s *Store) DeleteUser(ctx context.Context, name string) error {

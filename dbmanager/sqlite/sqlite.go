@@ -407,6 +407,30 @@ func scanUser(row scanner) (faas.User, error) {
 	return u, err
 }
 
+// SetTokenHash replaces a user's token hash in one statement, which
+// refuses a hash another user has; when it changes nothing, the user is
+// looked up to tell why.
+func (s *Store) SetTokenHash(ctx context.Context, name, tokenHash string) error {
+	if err := lifecycle.TokenHash(name, tokenHash); err != nil {
+		return err
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		res, err := in(ctx, tx, s.stmts.setTokenHash).ExecContext(ctx, name, tokenHash)
+		if err != nil {
+			return fmt.Errorf("set token of user %s: %w", name, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("set token of user %s: %w", name, err)
+		} else if n == 1 {
+			return nil
+		}
+		if _, err := s.user(ctx, in(ctx, tx, s.stmts.userW), name); err != nil {
+			return err
+		}
+		return lifecycle.TokenTaken(name)
+	})
+}
+
 // DeleteUser removes a user; the foreign keys take their functions and jobs
 // along in the same statement.
 func (s *Store) DeleteUser(ctx context.Context, name string) error {

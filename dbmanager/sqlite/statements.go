@@ -14,7 +14,7 @@ type statements struct {
 	// On the writer.
 	createUser, deleteUser, userExists, function, putFunction, deleteFunction *sql.Stmt
 	createJob, deleteJob, startJob, requeueJob, completeJob, jobW, userW      *sql.Stmt
-	purgeJobs, failGone, pruneVersions                                        *sql.Stmt
+	purgeJobs, failGone, pruneVersions, setTokenHash                          *sql.Stmt
 
 	// On the readers.
 	user, userByToken, billedTime, readFunction, functions, readJob, pendingJobs *sql.Stmt
@@ -77,6 +77,8 @@ func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error
 		query string
 	}{
 		{&st.createUser, writer, `INSERT INTO users (name, token_hash, created) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`},
+		{&st.setTokenHash, writer, `UPDATE users SET token_hash = ?2 WHERE name = ?1
+			AND NOT EXISTS (SELECT 1 FROM users WHERE token_hash = ?2 AND name <> ?1)`},
 		{&st.deleteUser, writer, `DELETE FROM users WHERE name = ?`},
 		{&st.userExists, writer, `SELECT 1 FROM users WHERE name = ?`},
 		{&st.function, writer, `SELECT ` + functionColumns + ` FROM functions WHERE owner = ? AND name = ?`},

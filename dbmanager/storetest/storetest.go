@@ -42,6 +42,7 @@ func runConcurrent(t *testing.T, open func(t *testing.T) faas.Store) {
 	}{
 		{"Ping", testPing},
 		{"Users", testUsers},
+		{"SetTokenHash", testSetTokenHash},
 		{"InvalidInput", testInvalidInput},
 		{"DeleteUserCascades", testDeleteUserCascades},
 		{"Functions", testFunctions},
@@ -183,6 +184,37 @@ func testUsers(t *testing.T, s faas.Store) {
 	_, err = s.BilledTime(ctx, unique("nobody"))
 	requireCode(t, err, faas.NotFound)
 	requireCode(t, s.DeleteUser(ctx, unique("nobody")), faas.NotFound)
+}
+
+// testSetTokenHash replaces a token: the old hash finds no one, the new
+// one the user, a retry changes nothing, and another user's hash is
+// refused without a change.
+func testSetTokenHash(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	u := faas.User{Name: unique("user"), TokenHash: unique("hash")}
+	require.NoError(t, s.CreateUser(ctx, u))
+	before, err := s.User(ctx, u.Name)
+	require.NoError(t, err)
+
+	rotated := unique("hash")
+	require.NoError(t, s.SetTokenHash(ctx, u.Name, rotated))
+	require.NoError(t, s.SetTokenHash(ctx, u.Name, rotated), "a retry")
+	_, err = s.UserByToken(ctx, u.TokenHash)
+	requireCode(t, err, faas.NotFound)
+	got, err := s.UserByToken(ctx, rotated)
+	require.NoError(t, err)
+	before.TokenHash = rotated
+	require.Equal(t, before, got, "only the hash changes")
+
+	other := faas.User{Name: unique("user"), TokenHash: unique("hash")}
+	require.NoError(t, s.CreateUser(ctx, other))
+	requireCode(t, s.SetTokenHash(ctx, u.Name, other.TokenHash), faas.Conflict)
+	got, err = s.User(ctx, u.Name)
+	require.NoError(t, err)
+	require.Equal(t, rotated, got.TokenHash)
+
+	requireCode(t, s.SetTokenHash(ctx, unique("nobody"), unique("hash")), faas.NotFound)
+	requireCode(t, s.SetTokenHash(ctx, u.Name, ""), faas.Invalid)
 }
 
 func testInvalidInput(t *testing.T, s faas.Store) {

@@ -20,6 +20,7 @@ const (
 	MethodUser           = "db.User"
 	MethodUserByToken    = "db.UserByToken"
 	MethodDeleteUser     = "db.DeleteUser"
+	MethodSetTokenHash   = "db.SetTokenHash"
 	MethodBilledTime     = "db.BilledTime"
 	MethodPutFunction    = "db.PutFunction"
 	MethodFunction       = "db.Function"
@@ -46,6 +47,12 @@ const DefaultPort = 27444
 // NameRequest names a user or a job.
 type NameRequest struct {
 	Name string `json:"name"`
+}
+
+// SetTokenHashRequest is SetTokenHash's arguments.
+type SetTokenHashRequest struct {
+	Name      string `json:"name"`
+	TokenHash string `json:"token_hash"`
 }
 
 // FunctionRequest names one function of a user.
@@ -155,6 +162,11 @@ func (c *Client) UserByToken(ctx context.Context, tokenHash string) (faas.User, 
 	return call[faas.User](ctx, c, MethodUserByToken, NameRequest{Name: tokenHash})
 }
 
+// SetTokenHash implements faas.Store.
+func (c *Client) SetTokenHash(ctx context.Context, name, tokenHash string) error {
+	return c.wc.Call(ctx, MethodSetTokenHash, SetTokenHashRequest{Name: name, TokenHash: tokenHash}, nil)
+}
+
 // DeleteUser implements faas.Store.
 func (c *Client) DeleteUser(ctx context.Context, name string) error {
 	return c.wc.Call(ctx, MethodDeleteUser, NameRequest{Name: name}, nil)
@@ -262,6 +274,9 @@ func NewMux(s faas.Store) *wire.Mux {
 	})
 	wire.Handle(m, MethodUserByToken, func(ctx context.Context, r NameRequest) (faas.User, error) {
 		return s.UserByToken(ctx, r.Name)
+	})
+	wire.Handle(m, MethodSetTokenHash, func(ctx context.Context, r SetTokenHashRequest) (Empty, error) {
+		return Empty{}, s.SetTokenHash(ctx, r.Name, r.TokenHash)
 	})
 	wire.Handle(m, MethodDeleteUser, func(ctx context.Context, r NameRequest) (Empty, error) {
 		return Empty{}, s.DeleteUser(ctx, r.Name)

@@ -195,7 +195,8 @@ const (
 	// queue knows it (without logs or arguments, and only when the result
 	// is small); otherwise the reader of the event reads the Store.
 	JobFinished EventKind = "job_finished"
-	// UserRevoked: the user was deleted; their tokens are void at once.
+	// UserRevoked: the user was deleted or their token replaced; the
+	// tokens cached for them are void at once.
 	UserRevoked EventKind = "user_revoked"
 	// JobLogs: the running job printed Lines. Lines is empty when the
 	// batch was too large to carry: the reader asks the queue's Logs.
@@ -240,6 +241,10 @@ type Store interface {
 	User(ctx context.Context, name string) (User, error)
 	// UserByToken returns the user whose token hashes to tokenHash.
 	UserByToken(ctx context.Context, tokenHash string) (User, error)
+	// SetTokenHash replaces the hash of a user's token, which voids the
+	// old token; NotFound if there is no such user, Conflict if another
+	// user has this hash. Setting the hash the user has is a no-op.
+	SetTokenHash(ctx context.Context, name, tokenHash string) error
 	// DeleteUser removes a user with all of their functions, jobs and billing.
 	DeleteUser(ctx context.Context, name string) error
 	// BilledTime is the user's total billed execution time.
@@ -362,6 +367,9 @@ type JobQueue interface {
 	// their queued jobs leave the queue, their running jobs' leases are
 	// revoked, and a UserRevoked event tells every frontend.
 	ForgetUser(ctx context.Context, name string) error
+	// RevokeTokens tells every frontend, through a UserRevoked event,
+	// that the user's token was replaced; their jobs are left alone.
+	RevokeTokens(ctx context.Context, name string) error
 	Stats(ctx context.Context) (Stats, error)
 }
 

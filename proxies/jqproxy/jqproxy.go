@@ -27,6 +27,7 @@ const (
 	MethodForgetUser = "jq.forget_user"
 	MethodAppendLogs = "jq.append_logs"
 	MethodLogs       = "jq.logs"
+	MethodRevoke     = "jq.revoke_tokens"
 )
 
 // DefaultPort is the JQ manager's port unless PORT says otherwise; the
@@ -80,7 +81,8 @@ type eventsRequest struct {
 	Hold  time.Duration `json:"hold"`
 }
 
-type forgetUserRequest struct {
+// userRequest names the user of ForgetUser and RevokeTokens.
+type userRequest struct {
 	Name string `json:"name"`
 }
 
@@ -250,7 +252,12 @@ func (c *Client) Logs(ctx context.Context, id string, from int) ([]faas.LogLine,
 
 // ForgetUser implements faas.JobQueue.
 func (c *Client) ForgetUser(ctx context.Context, name string) error {
-	return c.c.Call(ctx, MethodForgetUser, forgetUserRequest{Name: name}, nil)
+	return c.c.Call(ctx, MethodForgetUser, userRequest{Name: name}, nil)
+}
+
+// RevokeTokens implements faas.JobQueue.
+func (c *Client) RevokeTokens(ctx context.Context, name string) error {
+	return c.c.Call(ctx, MethodRevoke, userRequest{Name: name}, nil)
 }
 
 // Stats implements faas.JobQueue.
@@ -302,7 +309,7 @@ func NewMux(q faas.JobQueue) *wire.Mux {
 		}
 		return q.Events(ctx, r.Since, r.Hold)
 	})
-	wire.Handle(m, MethodForgetUser, func(ctx context.Context, r forgetUserRequest) (any, error) {
+	wire.Handle(m, MethodForgetUser, func(ctx context.Context, r userRequest) (any, error) {
 		return nil, q.ForgetUser(ctx, r.Name)
 	})
 	wire.Handle(m, MethodAppendLogs, func(ctx context.Context, r appendLogsRequest) (any, error) {
@@ -311,6 +318,9 @@ func NewMux(q faas.JobQueue) *wire.Mux {
 	wire.Handle(m, MethodLogs, func(ctx context.Context, r logsRequest) (logsReply, error) {
 		lines, running, err := q.Logs(ctx, r.ID, r.From)
 		return logsReply{Lines: lines, Running: running}, err
+	})
+	wire.Handle(m, MethodRevoke, func(ctx context.Context, r userRequest) (any, error) {
+		return nil, q.RevokeTokens(ctx, r.Name)
 	})
 	wire.Handle(m, MethodStats, func(ctx context.Context, _ empty) (faas.Stats, error) {
 		return q.Stats(ctx)

@@ -47,6 +47,19 @@ func User(u faas.User) (faas.User, error) {
 	return u, nil
 }
 
+// TokenHash validates SetTokenHash's arguments.
+func TokenHash(name, tokenHash string) error {
+	if name == "" || tokenHash == "" {
+		return faas.Errorf(faas.Invalid, "user needs a name and a token hash")
+	}
+	return nil
+}
+
+// TokenTaken is SetTokenHash's answer when another user has the hash.
+func TokenTaken(name string) error {
+	return faas.Errorf(faas.Conflict, "the token of user %s is another user's", name)
+}
+
 // ExistingUser decides CreateUser when the insert did nothing, given the
 // lookup of u's name: the same token hash means a retried request, another
 // a conflict, and no user of that name means the token is someone else's.
