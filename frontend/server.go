@@ -53,6 +53,9 @@ type Server struct {
 	// clock stamps the jobs this process creates.
 	clock uniqueClock
 
+	// openAPIDoc is the document GET /openapi.json serves.
+	openAPIDoc []byte
+
 	ln      net.Listener
 	handler http.Handler
 	srv     *http.Server
@@ -85,6 +88,8 @@ func New(cfg Config, store faas.Store, queue faas.JobQueue, log *slog.Logger) (*
 		log:    log,
 		tokens: newTokenCache(tokenTTL, tokenCacheSize),
 		ln:     ln,
+
+		openAPIDoc: openAPIDocument(),
 	}
 	s.caps = newWaitCaps(cfg.MaxWaitsPerUser, cfg.MaxWaits)
 	// A user deleted through any frontend loses their cached tokens here.
@@ -177,6 +182,7 @@ func (s *Server) routes() http.Handler {
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.limitAddr, s.readyz)
 	r.GET("/stats", s.limitAddr, s.requireAdmin, s.getStats)
+	r.GET("/openapi.json", s.openAPI)
 
 	// Every route that reaches a manager counts its client address first,
 	// before authentication, so that bad tokens are not free.

@@ -1,0 +1,256 @@
+package frontend
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+)
+
+// operation describes one route for the OpenAPI document. The routes are
+// listed here, in Go, rather than in a JSON file beside the code, so that
+// the parameters and schemas each route shares are written once, and
+// TestOpenAPIMatchesRoutes holds the list to the router's.
+type operation struct {
+	method, path, summary string
+	// auth is the security the route needs: "" none, "user" a user's
+	// token, "admin" the operator's.
+	auth   string
+	params []param
+	// body is the request body's media type and schema, if any.
+	body []media
+	// ok maps each success status to the schema of res.
+	ok map[int]schema
+}
+
+type param struct {
+	name, in, description string
+	schema                schema
+	required              bool
+}
+
+type media struct {
+	typ    string
+	schema schema
+}
+
+// schema is a JSON Schema fragment as OpenAPI 3.0 writes it.
+type schema = map[string]any
+
+func ref(name string) schema { return schema{"$ref": "#/components/schemas/" + name} }
+
+var (
+	str     = schema{"type": "string"}
+	number  = schema{"type": "number"}
+	integer = schema{"type": "integer"}
+	anyJSON = schema{"description": "any JSON value"}
+	strList = schema{"type": "array", "items": str}
+)
+
+// The path parameters and query parameters several routes share.
+var (
+	docUser = param{name: "u", in: "path", required: true, schema: str,
+		description: "user name: 1-64 of letters, digits, _ . -, not dots alone"}
+	docFn   = param{name: "f", in: "path", required: true, schema: str, description: "function name, as a user name"}
+	docJob  = param{name: "id", in: "path", required: true, schema: str, description: "job id (a UUID)"}
+	docWait = param{name: "wait", in: "query", schema: str,
+		description: "how long to wait for the result, a Go duration (at most 60s); without it the job id is answered at once"}
+	docTimeout = param{name: "timeout", in: "query", schema: str,
+		description: "the function's time limit, a Go duration up to 5m; default 30s, or on a replacement the previous value"}
+	docMemory = param{name: "memory", in: "query", schema: integer,
+		description: "the sandbox memory cap in MB, 32 to FAAS_SANDBOX_MAX_MEMORY_MB; default the worker's, or on a replacement the previous value"}
+	docIdempotency = param{name: "Idempotency-Key", in: "header", schema: str,
+		description: "makes a retried submission return the first one's job instead of running again"}
+)
+
+// operations is every route of the API.
+var operations = []operation{
+	{method: "GET", path: "/healthz", summary: "the process is up", ok: map[int]schema{200: str}},
+	{method: "GET", path: "/readyz", summary: "both managers answered a ping (503 otherwise)", ok: map[int]schema{200: str}},
+	{method: "GET", path: "/stats", summary: "operator view: queued, running, workers, jobs/s", auth: "admin", ok: map[int]schema{200: ref("Stats")}},
+	{method: "GET", path: "/openapi.json", summary: "this document, not in the envelope", ok: map[int]schema{200: schema{"type": "object"}}},
+
+	{method: "POST", path: "/u/:u", summary: "register a user; the answer is the only time the token is seen",
+		params: []param{docUser}, ok: map[int]schema{201: ref("Token")}},
+	{method: "DELETE", path: "/u/:u", summary: "remove the user with their functions and jobs", auth: "user",
+		params: []param{docUser}, ok: map[int]schema{200: str}},
+	{method: "POST", path: "/u/:u/token", summary: "replace the user's token; the old one stops working on every frontend at once", auth: "user",
+		params: []param{docUser}, ok: map[int]schema{200: ref("Token")}},
+	{method: "GET", path: "/u/:u/time", summary: "total billed execution time in milliseconds", auth: "user",
+		params: []param{docUser}, ok: map[int]schema{200: number}},
+	{method: "GET", path: "/u/:u/fn", summary: "a page of the user's functions in name order, {name: source} or with fields=settings {name: settings}; next_cursor beside res when there is more", auth: "user",
+		params: []param{docUser,
+			{name: "limit", in: "query", schema: integer, description: "1-1000, default 100"},
+			{name: "cursor", in: "query", schema: str, description: "the next_cursor of the previous page"},
+			{name: "fields", in: "query", schema: schema{"type": "string", "enum": []string{"src", "settings"}}},
+		}, ok: map[int]schema{200: schema{"type": "object", "additionalProperties": schema{"oneOf": []schema{str, ref("Function")}}}}},
+	{method: "GET", path: "/u/:u/fn/:f", summary: "one function with its settings and source", auth: "user",
+		params: []param{docUser, docFn}, ok: map[int]schema{200: ref("Function")}},
+	{method: "POST", path: "/u/:u/fn/:f", summary: "create or replace a function; a setting the upload does not name keeps its previous value", auth: "user",
+		params: []param{docUser, docFn, docTimeout, docMemory},
+		body: []media{
+			{"text/plain", schema{"type": "string", "description": "the JavaScript source, at most 256 KiB"}},
+			{"application/json", ref("Upload")},
+		},
+		ok: map[int]schema{200: ref("Function"), 201: ref("Function")}},
+	{method: "DELETE", path: "/u/:u/fn/:f", summary: "remove a function; its queued jobs fail with function_deleted", auth: "user",
+		params: []param{docUser, docFn}, ok: map[int]schema{200: str}},
+	{method: "POST", path: "/u/:u/fn/:f/run", summary: "run the function with a JSON array of arguments (empty body: [])", auth: "user",
+		params: []param{docUser, docFn, docWait, docIdempotency},
+		body:   []media{{"application/json", schema{"type": "array", "items": anyJSON}}},
+		ok:     map[int]schema{200: anyJSON, 202: schema{"type": "string", "description": "the job id; Location names the job"}}},
+	{method: "GET", path: "/u/:u/jobs", summary: "a page of the user's jobs, newest first", auth: "user",
+		params: []param{docUser,
+			{name: "fn", in: "query", schema: str, description: "only this function's jobs"},
+			{name: "state", in: "query", schema: schema{"type": "string", "enum": []string{"queued", "running", "succeeded", "failed"}}},
+			{name: "limit", in: "query", schema: integer, description: "1-500, default 50"},
+			{name: "cursor", in: "query", schema: str, description: "the next_cursor of the previous page"},
+		}, ok: map[int]schema{200: ref("JobList")}},
+
+	{method: "GET", path: "/j/:id", summary: "0 while the job is queued or running, 1 once it finished", auth: "user",
+		params: []param{docJob}, ok: map[int]schema{200: integer}},
+	{method: "GET", path: "/j/:id/res", summary: "the function's return value; 422 if it failed, 409 if not finished", auth: "user",
+		params: []param{docJob}, ok: map[int]schema{200: anyJSON}},
+	{method: "GET", path: "/j/:id/info", summary: "the whole job record", auth: "user",
+		params: []param{docJob}, ok: map[int]schema{200: ref("JobInfo")}},
+	{method: "GET", path: "/j/:id/logs", summary: "what the function printed so far; with follow=1 a text/event-stream of lines until the job ends", auth: "user",
+		params: []param{docJob,
+			{name: "follow", in: "query", schema: str, description: "1: stream Server-Sent Events (id: line offset, event: log|info|warn|error, data: the line; event end when the job ends)"},
+			{name: "from", in: "query", schema: integer, description: "with follow, resume after this line (as Last-Event-ID)"},
+			{name: "format", in: "query", schema: schema{"type": "string", "enum": []string{"lines"}}, description: "lines: res is [{offset, stream, line}]"},
+			{name: "Last-Event-ID", in: "header", schema: str, description: "with follow, resume after this line"},
+		}, ok: map[int]schema{200: schema{"oneOf": []schema{str, schema{"type": "array", "items": ref("LogLine")}}}}},
+	{method: "DELETE", path: "/j/:id", summary: "remove a job; a queued one never runs, a running one is stopped and not billed", auth: "user",
+		params: []param{docJob}, ok: map[int]schema{200: str}},
+}
+
+// schemas are the records the operations name, as the API writes them.
+var schemas = map[string]schema{
+	"Error": {"type": "object", "required": []string{"error", "code", "res"}, "properties": map[string]schema{
+		"error": {"type": "boolean", "enum": []bool{true}},
+		"code":  {"type": "string", "description": "invalid, unauthorized, forbidden, not_found, conflict, not_finished, too_large, quota_exceeded, function_error, timeout, function_deleted, too_many_requests, unavailable, internal, ..."},
+		"res":   {"type": "string", "description": "what went wrong"},
+	}},
+	"Token": {"type": "object", "properties": map[string]schema{"name": str, "token": str}},
+	"Function": {"type": "object", "properties": map[string]schema{
+		"name": str, "src": str, "version": integer, "timeout_ms": number, "memory_mb": integer,
+		"created": {"type": "string", "format": "date-time"}, "updated": {"type": "string", "format": "date-time"},
+		"env": strList, "secrets": schema{"type": "array", "items": str, "description": "names only, never values"},
+	}},
+	"Upload": {"type": "object", "required": []string{"src"}, "properties": map[string]schema{
+		"src": str, "timeout": str, "memory": integer,
+		"env":     {"type": "object", "additionalProperties": str},
+		"secrets": {"type": "object", "additionalProperties": str, "description": "stored encrypted, never answered"},
+	}},
+	"JobList": {"type": "object", "properties": map[string]schema{
+		"jobs": {"type": "array", "items": schema{"type": "object", "properties": map[string]schema{
+			"id": str, "function": str, "state": str, "created": {"type": "string", "format": "date-time"},
+			"duration_ms": number, "error_code": str,
+		}}},
+		"next_cursor": schema{"type": "string", "description": "absent on the last page"},
+	}},
+	"JobInfo": {"type": "object", "properties": map[string]schema{
+		"id": str, "function": str, "args": schema{"type": "array", "items": anyJSON}, "state": str, "attempts": integer,
+		"created": {"type": "string", "format": "date-time", "nullable": true},
+		"started": {"type": "string", "format": "date-time", "nullable": true}, "finished": {"type": "string", "format": "date-time", "nullable": true},
+		"wait_ms": {"type": "number", "nullable": true}, "duration_ms": number, "billed_ms": number,
+		"error": schema{"type": "object", "nullable": true, "properties": map[string]schema{"code": str, "message": str}},
+		"lost":  schema{"type": "array", "items": schema{"type": "object", "properties": map[string]schema{"code": str, "message": str}}},
+	}},
+	"LogLine": {"type": "object", "properties": map[string]schema{"offset": integer, "stream": str, "line": str}},
+	"Stats": {"type": "object", "properties": map[string]schema{
+		"queued": integer, "running": integer, "held": integer, "workers": integer, "completed": integer,
+		"avg_duration_ms": number, "jobs_per_sec": number,
+	}},
+}
+
+// openAPIPath turns a gin path into an OpenAPI one: /u/:u becomes /u/{u}.
+func openAPIPath(p string) string {
+	parts := strings.Split(p, "/")
+	for i, s := range parts {
+		if name, ok := strings.CutPrefix(s, ":"); ok {
+			parts[i] = "{" + name + "}"
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+// envelope is a success's body with res of the given schema.
+func envelope(res schema) schema {
+	return schema{"type": "object", "required": []string{"error", "res"}, "properties": map[string]schema{
+		"error": {"type": "boolean", "enum": []bool{false}}, "res": res,
+	}}
+}
+
+// openAPIDocument builds the OpenAPI 3.0 document of operations, once.
+func openAPIDocument() []byte {
+	paths := map[string]map[string]any{}
+	for _, op := range operations {
+		responses := map[string]any{"default": map[string]any{
+			"description": "an error; the status follows the code",
+			"content":     map[string]any{"application/json": map[string]any{"schema": ref("Error")}},
+		}}
+		for status, res := range op.ok {
+			body := envelope(res)
+			if op.path == "/openapi.json" {
+				body = res
+			}
+			responses[strconv.Itoa(status)] = map[string]any{
+				"description": http.StatusText(status),
+				"content":     map[string]any{"application/json": map[string]any{"schema": body}},
+			}
+		}
+		o := map[string]any{"summary": op.summary, "responses": responses,
+			"operationId": strings.ToLower(op.method) + strings.NewReplacer("/", "_", ":", "", ".", "_").Replace(op.path)}
+		var params []map[string]any
+		for _, p := range op.params {
+			params = append(params, map[string]any{"name": p.name, "in": p.in, "required": p.required,
+				"description": p.description, "schema": p.schema})
+		}
+		if params != nil {
+			o["parameters"] = params
+		}
+		if op.body != nil {
+			content := map[string]any{}
+			for _, m := range op.body {
+				content[m.typ] = map[string]any{"schema": m.schema}
+			}
+			o["requestBody"] = map[string]any{"content": content}
+		}
+		switch op.auth {
+		case "user":
+			o["security"] = []map[string][]string{{"bearer": {}}}
+		case "admin":
+			o["security"] = []map[string][]string{{"bearer": {}}}
+			o["description"] = "needs the operator's token, FAAS_ADMIN_TOKEN"
+		}
+		path := openAPIPath(op.path)
+		if paths[path] == nil {
+			paths[path] = map[string]any{}
+		}
+		paths[path][strings.ToLower(op.method)] = o
+	}
+	doc := map[string]any{
+		"openapi": "3.0.3",
+		"info": map[string]any{"title": "faas REST API", "version": "1",
+			"description": "Every body but this document's is {\"error\", \"res\"}, errors adding \"code\"; see README.md."},
+		"paths": paths,
+		"components": map[string]any{
+			"schemas":         schemas,
+			"securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer"}},
+		},
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		panic(fmt.Sprintf("openapi document: %v", err)) // only maps and strings: cannot fail
+	}
+	return b
+}
+
+// openAPI serves the document, built once at start.
+func (s *Server) openAPI(c *gin.Context) {
+	c.Data(http.StatusOK, "application/json", s.openAPIDoc)
+}
