@@ -310,6 +310,9 @@ func (s *Server) listFunctions(c *gin.Context) {
 	}
 	limit := page.Limit
 	page.Limit++ // one more tells whether there is a next page
+	if page.After == "" {
+		page.After = tryName // a dry run's source is not a function to list
+	}
 	ctx, cancel := s.reqCtx(c, 0)
 	defer cancel()
 	fns, err := s.store.Functions(ctx, owner, page)

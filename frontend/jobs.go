@@ -66,20 +66,12 @@ func (s *Server) runFunction(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if wait > 0 {
-		release, err := s.caps.admit(owner)
-		if err != nil {
-			s.fail(c, err)
-			return
-		}
-		defer release()
-	}
-	ctx, cancel := s.reqCtx(c, wait)
-	defer cancel()
-	if err := s.checkJobQuota(ctx, owner, len(args)); err != nil {
+	ctx, done, err := s.admitJob(c, owner, len(args), wait)
+	if err != nil {
 		s.fail(c, err)
 		return
 	}
+	defer done()
 	job, replayed, err := s.submit(ctx, faas.Job{Owner: owner, Function: name, Args: args}, key)
 	if err != nil {
 		s.fail(c, fmt.Errorf("submit job of %s/%s: %w", owner, name, err))
@@ -88,9 +80,35 @@ func (s *Server) runFunction(c *gin.Context) {
 	if replayed {
 		c.Header(replayedHeader, "true")
 	}
-	c.Header("Location", "/j/"+job.ID)
-	if wait == 0 || !s.waitJob(ctx, c, job.ID, wait) {
-		ok(c, http.StatusAccepted, job.ID)
+	s.answerSubmitted(ctx, c, job.ID, wait)
+}
+
+// admitJob lets a job of owner with args of argsLen bytes in: a place
+// among the waits when the request will wait, and room under the
+// quotas. The context bounds the request, wait included; done releases
+// both.
+func (s *Server) admitJob(c *gin.Context, owner string, argsLen int, wait time.Duration) (ctx context.Context, done func(), err error) {
+	release := func() {}
+	if wait > 0 {
+		if release, err = s.caps.admit(owner); err != nil {
+			return nil, nil, err
+		}
+	}
+	ctx, cancel := s.reqCtx(c, wait)
+	done = func() { cancel(); release() }
+	if err := s.checkJobQuota(ctx, owner, argsLen); err != nil {
+		done()
+		return nil, nil, err
+	}
+	return ctx, done, nil
+}
+
+// answerSubmitted answers a submitted job: its outcome if it finishes
+// within wait, else its id (202) to poll; Location names it either way.
+func (s *Server) answerSubmitted(ctx context.Context, c *gin.Context, id string, wait time.Duration) {
+	c.Header("Location", "/j/"+id)
+	if wait == 0 || !s.waitJob(ctx, c, id, wait) {
+		ok(c, http.StatusAccepted, id)
 	}
 }
 
@@ -274,18 +292,26 @@ func (s *Server) deleteJob(c *gin.Context) {
 	}
 	ctx, cancel := s.reqCtx(c, 0)
 	defer cancel()
-	if err := s.store.DeleteJob(ctx, job.ID); err != nil {
+	if err := s.dropJob(ctx, job.ID); err != nil {
 		if faas.ErrorCode(err) == faas.NotFound {
 			err = errJobNotFound
 		}
 		s.fail(c, fmt.Errorf("delete job %s: %w", job.ID, err))
 		return
 	}
+	ok(c, http.StatusOK, job.ID)
+}
+
+// dropJob deletes a job from the Store, then tells the queue.
+func (s *Server) dropJob(ctx context.Context, id string) error {
+	if err := s.store.DeleteJob(ctx, id); err != nil {
+		return err
+	}
 	// The job is gone either way; telling the queue stops a running copy
 	// now rather than when it ends. If the queue does not hear, it finds
 	// out when it next tries to lease or requeue the job.
-	if err := s.queue.Forget(ctx, job.ID); err != nil {
-		s.log.Warn("deleted job not forgotten by the queue", "job_id", job.ID, "err", err)
+	if err := s.queue.Forget(ctx, id); err != nil {
+		s.log.Warn("deleted job not forgotten by the queue", "job_id", id, "err", err)
 	}
-	ok(c, http.StatusOK, job.ID)
+	return nil
 }

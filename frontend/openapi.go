@@ -102,6 +102,10 @@ var operations = []operation{
 		params: []param{docUser, docFn, docWait, docIdempotency},
 		body:   []media{{"application/json", schema{"type": "array", "items": anyJSON}}},
 		ok:     map[int]schema{200: anyJSON, 202: schema{"type": "string", "description": "the job id; Location names the job"}}},
+	{method: "POST", path: "/u/:u/try", summary: "run a source once without storing it as a function, answered like run with ?wait; the job's function is (try)", auth: "user",
+		params: []param{docUser, {name: "wait", in: "query", schema: str, description: "how long to wait for the result, a Go duration, default 30s, at most 60s"}, docTimeout, docMemory},
+		body:   []media{{"application/json", ref("Try")}},
+		ok:     map[int]schema{200: anyJSON, 202: schema{"type": "string", "description": "the job id, when the wait ran out; Location names the job"}}},
 	{method: "GET", path: "/u/:u/jobs", summary: "a page of the user's jobs, newest first", auth: "user",
 		params: []param{docUser,
 			{name: "fn", in: "query", schema: str, description: "only this function's jobs"},
@@ -159,6 +163,10 @@ var schemas = map[string]schema{
 		"wait_ms": {"type": "number", "nullable": true}, "duration_ms": number, "billed_ms": number,
 		"error": schema{"type": "object", "nullable": true, "properties": map[string]schema{"code": str, "message": str}},
 		"lost":  schema{"type": "array", "items": schema{"type": "object", "properties": map[string]schema{"code": str, "message": str}}},
+	}},
+	"Try": {"type": "object", "required": []string{"src"}, "properties": map[string]schema{
+		"src":  schema{"type": "string", "description": "the JavaScript source, checked as an upload is"},
+		"args": schema{"type": "array", "items": anyJSON, "description": "the arguments, default []"},
 	}},
 	"LogLine": {"type": "object", "properties": map[string]schema{"offset": integer, "stream": str, "line": str}},
 	"Stats": {"type": "object", "properties": map[string]schema{

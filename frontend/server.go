@@ -197,6 +197,7 @@ func (s *Server) routes() http.Handler {
 	u.DELETE("/fn/:f", s.deleteFunction)
 	u.POST("/fn/:f/run", s.runFunction)
 	u.GET("/jobs", s.listJobs)
+	u.POST("/try", s.tryFunction)
 
 	j := r.Group("/j/:id", s.limitAddr, s.authenticate, s.limitRate)
 	j.GET("", s.jobState)
