@@ -17,10 +17,16 @@ const addSrc = `function add(a,b){return a+b}`
 
 func (p *platform) info(t testing.TB, token, id string) frontend.JobInfo {
 	t.Helper()
-	rep := p.expect(t, http.StatusOK, "GET", "/j/"+id+"/info", token, nil)
-	var info frontend.JobInfo
-	require.NoError(t, json.Unmarshal(rep.Res, &info))
-	return info
+	return getRes[frontend.JobInfo](t, p, "/j/"+id+"/info", token)
+}
+
+// getRes GETs path, requires a 200 and decodes res as a T.
+func getRes[T any](t testing.TB, p *platform, path, token string) T {
+	t.Helper()
+	rep := p.expect(t, http.StatusOK, "GET", path, token, nil)
+	var res T
+	require.NoError(t, json.Unmarshal(rep.Res, &res))
+	return res
 }
 
 // TestReferenceFlow is the reference project's typical client, plus the

@@ -2,7 +2,6 @@ package frontend_test
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"slices"
 	"testing"
@@ -16,10 +15,7 @@ import (
 // listJobs reads one page of a user's jobs.
 func (p *platform) listJobs(t testing.TB, user, token, query string) frontend.JobList {
 	t.Helper()
-	rep := p.expect(t, http.StatusOK, "GET", "/u/"+user+"/jobs"+query, token, nil)
-	var list frontend.JobList
-	require.NoError(t, json.Unmarshal(rep.Res, &list))
-	return list
+	return getRes[frontend.JobList](t, p, "/u/"+user+"/jobs"+query, token)
 }
 
 // TestJobHistory lists a user's jobs newest first, whole, filtered and a

@@ -14,10 +14,7 @@ import (
 // getFunction reads a function's view.
 func (p *platform) getFunction(t testing.TB, user, token, fn string) frontend.FunctionView {
 	t.Helper()
-	rep := p.expect(t, http.StatusOK, "GET", "/u/"+user+"/fn/"+fn, token, nil)
-	var v frontend.FunctionView
-	require.NoError(t, json.Unmarshal(rep.Res, &v))
-	return v
+	return getRes[frontend.FunctionView](t, p, "/u/"+user+"/fn/"+fn, token)
 }
 
 // TestFunctionSettings shows a function's settings, and keeps each one an

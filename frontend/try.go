@@ -38,21 +38,16 @@ type tryRequest struct {
 func (s *Server) tryFunction(c *gin.Context) {
 	owner := c.Param("u")
 	wait, err := durationParam(c, "wait", defaultTryWait, maxWait)
-	if err != nil {
-		s.fail(c, err)
-		return
+	var timeout time.Duration
+	var memory int
+	if err == nil {
+		timeout, memory, err = s.settingParams(c)
 	}
-	timeout, err := durationParam(c, "timeout", defaultTimeout, maxTimeout)
-	if err != nil {
-		s.fail(c, err)
-		return
+	var src string
+	var args json.RawMessage
+	if err == nil {
+		src, args, err = readTry(c)
 	}
-	memory, err := memoryParam(c, s.cfg.memoryCeiling())
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	src, args, err := readTry(c)
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -51,11 +51,7 @@ func (s *Server) deleteUser(c *gin.Context) {
 	name := c.Param("u")
 	ctx, cancel := s.reqCtx(c, 0)
 	defer cancel()
-	// Forget before and after: a request racing with this one may cache
-	// the token again while the deletion is under way.
-	s.tokens.forget(name)
-	err := s.store.DeleteUser(ctx, name)
-	s.tokens.forget(name)
+	err := s.voidingTokens(name, func() error { return s.store.DeleteUser(ctx, name) })
 	if err != nil {
 		s.fail(c, fmt.Errorf("delete user %s: %w", name, err))
 		return
@@ -84,11 +80,7 @@ func (s *Server) rotateToken(c *gin.Context) {
 	}
 	ctx, cancel := s.reqCtx(c, 0)
 	defer cancel()
-	// Forget before and after, as deleteUser does: a request racing with
-	// this one may cache the old token again meanwhile.
-	s.tokens.forget(name)
-	err = s.store.SetTokenHash(ctx, name, hash)
-	s.tokens.forget(name)
+	err = s.voidingTokens(name, func() error { return s.store.SetTokenHash(ctx, name, hash) })
 	if err != nil {
 		s.fail(c, fmt.Errorf("rotate token of %s: %w", name, err))
 		return
@@ -100,6 +92,16 @@ func (s *Server) rotateToken(c *gin.Context) {
 	}
 	s.log.Info("token rotated", "user", name)
 	ok(c, http.StatusOK, gin.H{"name": name, "token": token})
+}
+
+// voidingTokens runs change, which voids the user's token in the store,
+// and forgets the user's cached tokens before and after it: a request
+// racing with this one may cache the token again while the change is
+// under way.
+func (s *Server) voidingTokens(name string, change func() error) error {
+	s.tokens.forget(name)
+	defer s.tokens.forget(name)
+	return change()
 }
 
 // billedTime answers the user's total billed execution time in

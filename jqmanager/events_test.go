@@ -112,33 +112,22 @@ func TestForgetUser(t *testing.T) {
 // user's jobs alone; in-process and over the wire alike.
 func TestRevokeTokens(t *testing.T) {
 	t.Parallel()
-	for _, wire := range []bool{false, true} {
-		t.Run(map[bool]string{false: "in-process", true: "over the wire"}[wire], func(t *testing.T) {
-			t.Parallel()
-			r := newRig(t, config(), "eve")
-			var q faas.JobQueue = r.m
-			if wire {
-				c, err := jqproxy.Dial(r.m.Endpoint(), time.Second, quiet())
-				require.NoError(t, err)
-				defer c.Close()
-				q = c
-			}
-			start, err := q.Events(r.ctx, 0, 0)
-			require.NoError(t, err)
-			queued := r.submit("eve")
+	eachQueue(t, func(t *testing.T, r *rig, q faas.JobQueue) {
+		start, err := q.Events(r.ctx, 0, 0)
+		require.NoError(t, err)
+		queued := r.submit("eve")
 
-			require.NoError(t, q.RevokeTokens(r.ctx, "eve"))
-			page, err := q.Events(r.ctx, start.Next, 0)
-			require.NoError(t, err)
-			require.Len(t, page.List, 1)
-			require.Equal(t, faas.UserRevoked, page.List[0].Kind)
-			require.Equal(t, "eve", page.List[0].User)
-			next, ok := r.next("w", time.Second)
-			require.True(t, ok, "the user's queued job stays")
-			require.Equal(t, queued.ID, next.ID)
-			require.Equal(t, faas.Invalid, faas.ErrorCode(q.RevokeTokens(r.ctx, "")))
-		})
-	}
+		require.NoError(t, q.RevokeTokens(r.ctx, "eve"))
+		page, err := q.Events(r.ctx, start.Next, 0)
+		require.NoError(t, err)
+		require.Len(t, page.List, 1)
+		require.Equal(t, faas.UserRevoked, page.List[0].Kind)
+		require.Equal(t, "eve", page.List[0].User)
+		next, ok := r.next("w", time.Second)
+		require.True(t, ok, "the user's queued job stays")
+		require.Equal(t, queued.ID, next.ID)
+		require.Equal(t, faas.Invalid, faas.ErrorCode(q.RevokeTokens(r.ctx, "")))
+	}, "eve")
 }
 
 // TestManyWaitsOverTheWire: waits through jqproxy hold no socket each:

@@ -32,34 +32,43 @@ func TestJobPageUsesIndex(t *testing.T) {
 	}
 }
 
-// TestVersionsOfOlderDatabase opens a database written before versions
-// were kept, or env and secrets: its current versions become readable, so
-// its queued jobs run, and functions take settings.
-func TestVersionsOfOlderDatabase(t *testing.T) {
-	t.Parallel()
+// olderDatabase makes a database with user ada, her function add and a
+// queued job j1 of it, turns it into one an earlier release wrote by
+// running past, and opens it again, closed at the end of the test.
+func olderDatabase(t *testing.T, past string) (context.Context, *Store, faas.Function) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	dir := t.TempDir()
 	s, err := Open(ctx, dir)
 	require.NoError(t, err)
 	require.NoError(t, s.CreateUser(ctx, faas.User{Name: "ada", TokenHash: "h"}))
 	f, _, err := s.PutFunction(ctx, faas.Function{Owner: "ada", Name: "add", Source: "(a,b)=>a+b", MemoryMB: 128})
 	require.NoError(t, err)
-	j, err := s.CreateJob(ctx, faas.Job{ID: "j1", Owner: "ada", Function: "add"})
+	_, err = s.CreateJob(ctx, faas.Job{ID: "j1", Owner: "ada", Function: "add"})
 	require.NoError(t, err)
-	_, err = s.writer.ExecContext(ctx, `DROP TRIGGER functions_created; DROP TRIGGER functions_replaced; DROP TRIGGER functions_deleted;
-		DROP TABLE versions; ALTER TABLE functions DROP COLUMN settings; ALTER TABLE functions DROP COLUMN created;
-		PRAGMA user_version = 0`)
+	_, err = s.writer.ExecContext(ctx, past)
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 
 	s, err = Open(ctx, dir)
 	require.NoError(t, err)
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
+	return ctx, s, f
+}
+
+// TestVersionsOfOlderDatabase opens a database written before versions
+// were kept, or env and secrets, or creation times: its current versions
+// become readable, so its queued jobs run, and functions take settings.
+func TestVersionsOfOlderDatabase(t *testing.T) {
+	t.Parallel()
+	ctx, s, f := olderDatabase(t, `DROP TRIGGER functions_created; DROP TRIGGER functions_replaced; DROP TRIGGER functions_deleted;
+		DROP TABLE versions; ALTER TABLE functions DROP COLUMN settings; ALTER TABLE functions DROP COLUMN created;
+		PRAGMA user_version = 0`)
 	got, err := s.FunctionVersion(ctx, "ada", "add", f.Version)
 	require.NoError(t, err)
 	require.Equal(t, f, got)
-	_, err = s.StartJob(ctx, j.ID, 1, "w1")
+	_, err = s.StartJob(ctx, "j1", 1, "w1")
 	require.NoError(t, err)
 	env := map[string]string{"K": "v"}
 	f, _, err = s.PutFunction(ctx, faas.Function{Owner: "ada", Name: "add", Source: "(a,b)=>a+b", Env: env})
@@ -74,22 +83,8 @@ func TestVersionsOfOlderDatabase(t *testing.T) {
 // replacement keeps that.
 func TestCreatedOfOlderDatabase(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	dir := t.TempDir()
-	s, err := Open(ctx, dir)
-	require.NoError(t, err)
-	require.NoError(t, s.CreateUser(ctx, faas.User{Name: "ada", TokenHash: "h"}))
-	f, _, err := s.PutFunction(ctx, faas.Function{Owner: "ada", Name: "add", Source: "(a,b)=>a+b"})
-	require.NoError(t, err)
-	_, err = s.writer.ExecContext(ctx, `DROP TRIGGER functions_created; DROP TRIGGER functions_replaced;
+	ctx, s, f := olderDatabase(t, `DROP TRIGGER functions_created; DROP TRIGGER functions_replaced;
 		ALTER TABLE functions DROP COLUMN created; ALTER TABLE versions DROP COLUMN created; PRAGMA user_version = 2`)
-	require.NoError(t, err)
-	require.NoError(t, s.Close())
-
-	s, err = Open(ctx, dir)
-	require.NoError(t, err)
-	defer s.Close()
 	got, err := s.Function(ctx, "ada", "add")
 	require.NoError(t, err)
 	require.Equal(t, f, got)
