@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -97,6 +98,22 @@ func TestUpSecuresItsBus(t *testing.T) {
 	r = a.do(http.MethodPost, "/u/dora/fn/sq/run?wait=30s", "[7]")
 	require.Equal(t, http.StatusOK, r.Status, "%s", r.Res)
 	require.JSONEq(t, "49", string(r.Res))
+	// The issue-9 routes reach methods new to the permission table.
+	r = a.do(http.MethodPost, "/u/dora/try?wait=30s", `{"src":"x => -x","args":[7]}`)
+	require.Equal(t, http.StatusOK, r.Status, "%s", r.Res)
+	require.JSONEq(t, "-7", string(r.Res))
+	r = a.do(http.MethodGet, "/u/dora/jobs", "")
+	require.Equal(t, http.StatusOK, r.Status, "%s", r.Res)
+	require.Contains(t, string(r.Res), `"function":"(try)"`)
+	old := a.token
+	r = a.do(http.MethodPost, "/u/dora/token", "")
+	require.Equal(t, http.StatusOK, r.Status, "%s", r.Res)
+	var rotated struct{ Token string }
+	require.NoError(t, json.Unmarshal(r.Res, &rotated))
+	a.token = rotated.Token
+	require.Equal(t, http.StatusOK, a.do(http.MethodGet, "/u/dora/fn", "").Status)
+	a.token = old
+	require.Equal(t, http.StatusUnauthorized, a.do(http.MethodGet, "/u/dora/fn", "").Status)
 
 	// It made a key for secrets too, private, in its data directory; the
 	// worker children read the secret through the secured bus.
