@@ -55,6 +55,20 @@ func TestFunctionSettings(t *testing.T) {
 		require.True(t, got.Updated.After(first.Updated), tc.query)
 	}
 
+	// The JSON form keeps what it does not name, and sets what it does.
+	status, rep := p.form(t, user, token, "add", map[string]any{"src": src2, "env": map[string]string{"K": "v"}})
+	require.Equal(t, http.StatusOK, status, "%s", rep.Res)
+	got := p.getFunction(t, user, token, "add")
+	require.Equal(t, 1000.0, got.TimeoutMS)
+	require.Equal(t, 96, got.MemoryMB)
+	require.Equal(t, []string{"K"}, got.Env)
+	status, rep = p.form(t, user, token, "add", map[string]any{"src": src2, "timeout": "3s", "memory": 64})
+	require.Equal(t, http.StatusOK, status, "%s", rep.Res)
+	got = p.getFunction(t, user, token, "add")
+	require.Equal(t, 3000.0, got.TimeoutMS)
+	require.Equal(t, 64, got.MemoryMB)
+	require.Equal(t, []string{"K"}, got.Env)
+
 	// A new function without settings gets the defaults.
 	p.expect(t, http.StatusCreated, "POST", "/u/"+user+"/fn/other", token, []byte(addSrc))
 	other := p.getFunction(t, user, token, "other")
@@ -63,7 +77,7 @@ func TestFunctionSettings(t *testing.T) {
 
 	// Another user's function is not theirs to read.
 	_, otherToken := p.newUser(t, "settings")
-	status, _ := p.do(t, "GET", "/u/"+user+"/fn/add", otherToken, nil)
+	status, _ = p.do(t, "GET", "/u/"+user+"/fn/add", otherToken, nil)
 	require.Equal(t, http.StatusForbidden, status)
 }
 
