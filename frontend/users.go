@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"time"
@@ -51,16 +52,11 @@ func (s *Server) deleteUser(c *gin.Context) {
 	name := c.Param("u")
 	ctx, cancel := s.reqCtx(c, 0)
 	defer cancel()
-	err := s.voidingTokens(name, func() error { return s.store.DeleteUser(ctx, name) })
+	// The queue also stops the user's jobs.
+	err := s.voidTokens(ctx, name, func() error { return s.store.DeleteUser(ctx, name) }, s.queue.ForgetUser)
 	if err != nil {
 		s.fail(c, fmt.Errorf("delete user %s: %w", name, err))
 		return
-	}
-	// Tell the queue, which stops the user's jobs and tells every other
-	// frontend to forget the user's tokens. If it does not hear, the
-	// other frontends forget them when their cache entries expire.
-	if err := s.queue.ForgetUser(ctx, name); err != nil {
-		s.log.Warn("deleted user not forgotten by the queue", "user", name, "err", err)
 	}
 	s.log.Info("user deleted", "user", name)
 	ok(c, http.StatusOK, name)
@@ -80,28 +76,33 @@ func (s *Server) rotateToken(c *gin.Context) {
 	}
 	ctx, cancel := s.reqCtx(c, 0)
 	defer cancel()
-	err = s.voidingTokens(name, func() error { return s.store.SetTokenHash(ctx, name, hash) })
+	err = s.voidTokens(ctx, name, func() error { return s.store.SetTokenHash(ctx, name, hash) }, s.queue.RevokeTokens)
 	if err != nil {
 		s.fail(c, fmt.Errorf("rotate token of %s: %w", name, err))
 		return
-	}
-	// If the queue does not hear, the other frontends drop the old token
-	// when their cache entries expire.
-	if err := s.queue.RevokeTokens(ctx, name); err != nil {
-		s.log.Warn("rotated token not revoked through the queue", "user", name, "err", err)
 	}
 	s.log.Info("token rotated", "user", name)
 	ok(c, http.StatusOK, gin.H{"name": name, "token": token})
 }
 
-// voidingTokens runs change, which voids the user's token in the store,
-// and forgets the user's cached tokens before and after it: a request
+// voidTokens runs change, which voids the user's token in the store,
+// forgetting the user's cached tokens before and after it (a request
 // racing with this one may cache the token again while the change is
-// under way.
-func (s *Server) voidingTokens(name string, change func() error) error {
+// under way), then tells the queue through tell (ForgetUser or
+// RevokeTokens), whose UserRevoked event makes every other frontend
+// forget them too. If the queue does not hear, the other frontends
+// forget them when their cache entries expire.
+func (s *Server) voidTokens(ctx context.Context, name string, change func() error, tell func(context.Context, string) error) error {
 	s.tokens.forget(name)
-	defer s.tokens.forget(name)
-	return change()
+	err := change()
+	s.tokens.forget(name)
+	if err != nil {
+		return err
+	}
+	if err := tell(ctx, name); err != nil {
+		s.log.Warn("the queue did not hear that the user's tokens are void", "user", name, "err", err)
+	}
+	return nil
 }
 
 // billedTime answers the user's total billed execution time in
