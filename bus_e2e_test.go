@@ -114,6 +114,7 @@ func TestUpSecuresItsBus(t *testing.T) {
 	require.Equal(t, http.StatusOK, a.do(http.MethodGet, "/u/dora/fn", "").Status)
 	a.token = old
 	require.Equal(t, http.StatusUnauthorized, a.do(http.MethodGet, "/u/dora/fn", "").Status)
+	a.token = rotated.Token
 
 	// It made a key for secrets too, private, in its data directory; the
 	// worker children read the secret through the secured bus.
