@@ -13,6 +13,7 @@ import (
 	zmq "github.com/pebbe/zmq4"
 
 	"faas/proxies/faas"
+	"faas/proxies/tracing"
 )
 
 // DefaultTimeout is how long a client waits for one reply before it
@@ -97,8 +98,12 @@ func (c *Client) CallHold(ctx context.Context, hold time.Duration, method string
 		ctx, cancel = context.WithTimeout(ctx, 3*(c.timeout+hold))
 		defer cancel()
 	}
+	frames := [][]byte{[]byte(method), body}
+	if parent := tracing.Parent(ctx); parent != "" {
+		frames = append(frames, []byte(parent))
+	}
 	for try := 1; ; try++ {
-		frame, err := c.roundTrip(ctx, c.timeout+hold, method, body)
+		frame, err := c.roundTrip(ctx, c.timeout+hold, frames)
 		if err == nil {
 			return decodeReply(frame, resp)
 		}
@@ -115,7 +120,7 @@ func (c *Client) CallHold(ctx context.Context, hold time.Duration, method string
 var errNoReply = errors.New("no reply")
 
 // roundTrip sends one request and waits up to timeout (or ctx) for its reply.
-func (c *Client) roundTrip(ctx context.Context, timeout time.Duration, method string, body []byte) ([]byte, error) {
+func (c *Client) roundTrip(ctx context.Context, timeout time.Duration, frames [][]byte) ([]byte, error) {
 	select {
 	case c.busy <- struct{}{}:
 		defer func() { <-c.busy }()
@@ -127,12 +132,12 @@ func (c *Client) roundTrip(ctx context.Context, timeout time.Duration, method st
 		return nil, err
 	}
 	deadline := time.Now().Add(timeout)
-	if err := send(ctx, sock, deadline, method, body); err != nil {
+	if err := send(ctx, sock, deadline, frames); err != nil {
 		sock.Close()
 		if errors.Is(err, errNoReply) {
 			return nil, err
 		}
-		return nil, faas.Errorf(faas.Unavailable, "send %s to %s: %v", method, c.endpoint, err)
+		return nil, faas.Errorf(faas.Unavailable, "send %s to %s: %v", frames[0], c.endpoint, err)
 	}
 	poller := zmq.NewPoller()
 	poller.Add(sock, zmq.POLLIN)
@@ -166,10 +171,10 @@ func (c *Client) roundTrip(ctx context.Context, timeout time.Duration, method st
 // handshake the server refused leaves it so), and a blocking send would
 // then wait forever: the send waits, like the reply, until the deadline or
 // ctx.
-func send(ctx context.Context, sock *zmq.Socket, deadline time.Time, method string, body []byte) error {
+func send(ctx context.Context, sock *zmq.Socket, deadline time.Time, frames [][]byte) error {
 	var poller *zmq.Poller
 	for {
-		_, err := sock.SendMessageDontwait(method, body)
+		_, err := sock.SendMessageDontwait(frames)
 		if zmq.AsErrno(err) != zmq.Errno(syscall.EAGAIN) {
 			return err
 		}

@@ -2,8 +2,10 @@
 // processes: the envelope, a ROUTER server that serves requests
 // concurrently, and a pooled REQ client that survives restarted servers.
 //
-// A request is two frames, [method, body]; a reply is one frame holding a
-// JSON Reply. Bodies are JSON; errors travel as faas.Error values.
+// A request is two frames, [method, body], or three when the caller is
+// part of a trace: [method, body, traceparent], the W3C trace context of
+// the calling span. A reply is one frame holding a JSON Reply. Bodies are
+// JSON; errors travel as faas.Error values.
 package wire
 
 import (
@@ -11,6 +13,7 @@ import (
 	"fmt"
 
 	"faas/proxies/faas"
+	"faas/proxies/tracing"
 )
 
 // MaxMethodLen bounds a method name so a hostile peer cannot make the
@@ -23,22 +26,39 @@ type Reply struct {
 	Error *faas.Error     `json:"error,omitempty"`
 }
 
-// DecodeRequest splits the frames after the routing envelope into a method
-// and a body. It is the first code to touch bytes from the network.
-func DecodeRequest(frames [][]byte) (method string, body []byte, err error) {
-	if len(frames) != 2 {
-		return "", nil, fmt.Errorf("request has %d frames, want 2", len(frames))
+// Request is a decoded request.
+type Request struct {
+	Method string
+	Body   []byte
+	// Parent is the caller's W3C traceparent, "" outside a trace. It is
+	// only bounded here; tracing.WithParent ignores a malformed one.
+	Parent string
+}
+
+// DecodeRequest splits the frames after the routing envelope into a
+// request. It is the first code to touch bytes from the network. The
+// trace frame is optional, so peers that never send it are still served.
+func DecodeRequest(frames [][]byte) (Request, error) {
+	if len(frames) != 2 && len(frames) != 3 {
+		return Request{}, fmt.Errorf("request has %d frames, want 2 or 3", len(frames))
 	}
 	m := frames[0]
 	if len(m) == 0 || len(m) > MaxMethodLen {
-		return "", nil, fmt.Errorf("method name of %d bytes", len(m))
+		return Request{}, fmt.Errorf("method name of %d bytes", len(m))
 	}
 	for _, c := range m {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.') {
-			return "", nil, fmt.Errorf("method name has byte %#x", c)
+			return Request{}, fmt.Errorf("method name has byte %#x", c)
 		}
 	}
-	return string(m), frames[1], nil
+	r := Request{Method: string(m), Body: frames[1]}
+	if len(frames) == 3 {
+		if len(frames[2]) > tracing.MaxParentLen {
+			return Request{}, fmt.Errorf("trace frame of %d bytes, want at most %d", len(frames[2]), tracing.MaxParentLen)
+		}
+		r.Parent = string(frames[2])
+	}
+	return r, nil
 }
 
 // splitEnvelope separates the ROUTER routing frames, which end at the first

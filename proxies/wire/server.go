@@ -9,8 +9,12 @@ import (
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"faas/proxies/faas"
+	"faas/proxies/tracing"
 )
 
 // Handler serves one request. Handlers run concurrently, each in its own
@@ -209,11 +213,12 @@ func (s *Server) dispatch(ctx context.Context, role string, msg [][]byte) {
 		s.log.Debug("dropped message without envelope", "frames", len(msg))
 		return
 	}
-	method, body, err := DecodeRequest(frames)
+	req, err := DecodeRequest(frames)
 	if err != nil {
 		s.reply(envelope, nil, faas.Errorf(faas.Invalid, "malformed request: %v", err))
 		return
 	}
+	method := req.Method
 	if !s.sec.Plaintext() && s.sec.Allow != nil && !s.sec.Allow(role, method) {
 		s.log.Warn("refused call", "role", role, "method", method)
 		s.reply(envelope, nil, faas.Errorf(faas.Forbidden, "role %q may not call %s", role, method))
@@ -233,9 +238,27 @@ func (s *Server) dispatch(ctx context.Context, role string, msg [][]byte) {
 	go func() {
 		defer s.inflight.Done()
 		defer func() { <-slots }()
-		res, err := s.serve(ctx, method, body)
+		res, err := s.serveTraced(ctx, req)
 		s.reply(envelope, res, err)
 	}()
+}
+
+// serveTraced serves a request that is part of a trace inside a server
+// span, a child of the caller's. Requests outside a trace (heartbeats,
+// polls) start none: they would each be a trace of their own, noise that
+// an operator following a job does not want.
+func (s *Server) serveTraced(ctx context.Context, req Request) (any, error) {
+	if req.Parent == "" {
+		return s.serve(ctx, req.Method, req.Body)
+	}
+	ctx, span := tracing.Start(ctx, req.Parent, req.Method, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("rpc.system", "zeromq"), attribute.String("rpc.method", req.Method)))
+	defer span.End()
+	res, err := s.serve(ctx, req.Method, req.Body)
+	if err != nil {
+		span.SetStatus(codes.Error, string(faas.ErrorCode(err)))
+	}
+	return res, err
 }
 
 // serve runs the handler, turning a panic into an internal error so one bad

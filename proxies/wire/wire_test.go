@@ -12,8 +12,10 @@ import (
 
 	zmq "github.com/pebbe/zmq4"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/trace"
 
 	"faas/proxies/faas"
+	"faas/proxies/tracing"
 	"faas/proxies/wire"
 )
 
@@ -36,6 +38,12 @@ func echoMux() *wire.Mux {
 	})
 	wire.Handle(m, "fail", func(ctx context.Context, r echoReq) (any, error) {
 		return nil, faas.Errorf(faas.Conflict, "%s", r.Text)
+	})
+	wire.Handle(m, "trace", func(ctx context.Context, r echoReq) (string, error) {
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+			return sc.TraceID().String(), nil
+		}
+		return "", nil
 	})
 	wire.Handle(m, "boom", func(ctx context.Context, r echoReq) (any, error) {
 		panic("boom")
@@ -194,7 +202,8 @@ func TestMalformedRequestsGetStructuredErrors(t *testing.T) {
 	sock := rawREQ(t, srv.Endpoint(), 5*time.Second)
 	for _, frames := range [][]string{
 		{"echo"},
-		{"echo", "{}", "extra"},
+		{"echo", "{}", "00-trace", "extra"},
+		{"echo", "{}", strings.Repeat("0", 129)},
 		{"bad method!", "{}"},
 		{"echo", "not json"},
 	} {
@@ -208,21 +217,64 @@ func TestMalformedRequestsGetStructuredErrors(t *testing.T) {
 }
 
 func FuzzDecodeRequest(f *testing.F) {
-	f.Add([]byte("echo"), []byte(`{"text":"x"}`))
-	f.Add([]byte(""), []byte(""))
-	f.Add([]byte("a.b_C9"), []byte("\x00\xff"))
-	f.Fuzz(func(t *testing.T, method, body []byte) {
-		m, b, err := wire.DecodeRequest([][]byte{method, body})
+	f.Add([]byte("echo"), []byte(`{"text":"x"}`), []byte(nil))
+	f.Add([]byte(""), []byte(""), []byte(""))
+	f.Add([]byte("a.b_C9"), []byte("\x00\xff"), []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"))
+	f.Fuzz(func(t *testing.T, method, body, parent []byte) {
+		frames := [][]byte{method, body}
+		if len(parent) > 0 {
+			frames = append(frames, parent)
+		}
+		r, err := wire.DecodeRequest(frames)
 		if err != nil {
 			return
 		}
-		if m != string(method) || string(b) != string(body) {
-			t.Fatalf("decoded %q %q from %q %q", m, b, method, body)
+		if r.Method != string(method) || string(r.Body) != string(body) || r.Parent != string(parent) {
+			t.Fatalf("decoded %q %q %q from %q %q %q", r.Method, r.Body, r.Parent, method, body, parent)
 		}
-		if len(m) == 0 || len(m) > wire.MaxMethodLen {
-			t.Fatalf("accepted method of %d bytes", len(m))
+		if len(r.Method) == 0 || len(r.Method) > wire.MaxMethodLen {
+			t.Fatalf("accepted method of %d bytes", len(r.Method))
 		}
+		if len(r.Parent) > tracing.MaxParentLen {
+			t.Fatalf("accepted trace frame of %d bytes", len(r.Parent))
+		}
+		// Whatever the frame holds, reading it as trace context must not
+		// panic.
+		tracing.WithParent(context.Background(), r.Parent)
 	})
+}
+
+// TestTraceContextCrossesTheBus checks that a handler runs in the trace
+// of its caller, that callers outside a trace still send the two frames
+// older servers expect, and that a trace frame that is not a traceparent
+// is ignored rather than failing the request.
+func TestTraceContextCrossesTheBus(t *testing.T) {
+	t.Parallel()
+	srv, _ := serve(t, "tcp://127.0.0.1:*")
+	c := dial(t, srv.Endpoint(), 5*time.Second)
+	traceID := trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36}
+	traced := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: traceID, SpanID: trace.SpanID{0, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7}, TraceFlags: trace.FlagsSampled,
+	}))
+
+	var got string
+	require.NoError(t, c.Call(traced, "trace", echoReq{}, &got))
+	require.Equal(t, traceID.String(), got)
+	require.NoError(t, c.Call(context.Background(), "trace", echoReq{}, &got))
+	require.Empty(t, got)
+
+	sock := rawREQ(t, srv.Endpoint(), 5*time.Second)
+	for _, frames := range [][]string{
+		{"trace", "{}"},
+		{"trace", "{}", "not a traceparent"},
+		{"trace", "{}", ""},
+	} {
+		_, err := sock.SendMessage(frames)
+		require.NoError(t, err)
+		reply, err := sock.RecvMessage(0)
+		require.NoError(t, err)
+		require.Equal(t, []string{`{"res":""}`}, reply, "frames %q", frames)
+	}
 }
 
 func BenchmarkCall(b *testing.B) {
