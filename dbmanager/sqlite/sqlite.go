@@ -120,7 +120,8 @@ CREATE TABLE IF NOT EXISTS jobs (
 	duration INTEGER NOT NULL,
 	billed   INTEGER NOT NULL,
 	logs     TEXT NOT NULL,
-	lost     TEXT
+	lost     TEXT,
+	trace    TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
 DROP INDEX IF EXISTS jobs_owner;
 CREATE INDEX IF NOT EXISTS jobs_version ON jobs(owner, function, version);
@@ -201,6 +202,10 @@ var migrations = []func(ctx context.Context, tx *sql.Tx) error{
 			}
 		}
 		return execSQL(versionTriggers)(ctx, tx)
+	},
+	// Jobs had no trace context.
+	func(ctx context.Context, tx *sql.Tx) error {
+		return addColumn(ctx, tx, "jobs", "trace", "TEXT NOT NULL DEFAULT ''")
 	},
 }
 
@@ -562,7 +567,7 @@ func (s *Store) CreateJob(ctx context.Context, j faas.Job) (faas.Job, error) {
 	if err != nil {
 		return j, err
 	}
-	args := []any{j.ID, []byte(j.Args), lifecycle.Micros(j.Created), j.Owner, j.Function}
+	args := []any{j.ID, []byte(j.Args), lifecycle.Micros(j.Created), j.Owner, j.Function, j.Trace}
 	scan := func(row *sql.Row) error { return row.Scan(&j.Version) }
 	if ok, err := s.firstTry(ctx, s.stmts.createJob, scan, args...); ok || err != nil {
 		if err != nil {
@@ -798,7 +803,7 @@ func (s *Store) purgeFinished(ctx context.Context, before time.Time) (int, error
 
 // jobColumns is the column order scanJob reads.
 const jobColumns = `id, owner, function, version, args, state, attempt, worker, created, started,
-	finished, result, error, duration, billed, logs, lost`
+	finished, result, error, duration, billed, logs, lost, trace`
 
 func scanJob(row scanner) (faas.Job, error) {
 	var j faas.Job
@@ -807,7 +812,7 @@ func scanJob(row scanner) (faas.Job, error) {
 	var created, started, finished, duration, billed int64
 	var jobErr, lost sql.NullString
 	err := row.Scan(&j.ID, &j.Owner, &j.Function, &j.Version, &args, &state, &j.Attempt, &j.Worker,
-		&created, &started, &finished, &result, &jobErr, &duration, &billed, &j.Logs, &lost)
+		&created, &started, &finished, &result, &jobErr, &duration, &billed, &j.Logs, &lost, &j.Trace)
 	if err != nil {
 		return faas.Job{}, err
 	}

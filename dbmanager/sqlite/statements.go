@@ -89,8 +89,8 @@ func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error
 				settings = excluded.settings`},
 		{&st.deleteFunction, writer, `DELETE FROM functions WHERE owner = ? AND name = ?`},
 		{&st.createJob, writer, `INSERT INTO jobs (id, owner, function, version, args, state, attempt, worker,
-				created, started, finished, duration, billed, logs)
-			SELECT ?1, owner, name, version, ?2, 'queued', 0, '', ?3, 0, 0, 0, 0, ''
+				created, started, finished, duration, billed, logs, trace)
+			SELECT ?1, owner, name, version, ?2, 'queued', 0, '', ?3, 0, 0, 0, 0, '', ?6
 			FROM functions WHERE owner = ?4 AND name = ?5
 			ON CONFLICT (id) DO NOTHING
 			RETURNING version`},

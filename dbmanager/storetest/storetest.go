@@ -390,9 +390,11 @@ func testCreateJob(t *testing.T, s faas.Store) {
 
 	created := time.Date(2025, 1, 2, 3, 4, 5, 123456000, time.UTC)
 	in := faas.Job{ID: unique("job"), Owner: fx.user.Name, Function: "add", Args: json.RawMessage(`[1,"two",{"three":3}]`),
-		Created: created, State: faas.Succeeded, Attempt: 7, Worker: "w"}
+		Created: created, State: faas.Succeeded, Attempt: 7, Worker: "w",
+		Trace: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
 	j, err := s.CreateJob(ctx, in)
 	require.NoError(t, err)
+	require.Equal(t, in.Trace, j.Trace)
 	require.Equal(t, faas.Queued, j.State)
 	require.Zero(t, j.Attempt)
 	require.Empty(t, j.Worker)
@@ -407,6 +409,7 @@ func testCreateJob(t *testing.T, s faas.Store) {
 	// A retried submission returns the job as it is.
 	started, err := s.StartJob(ctx, j.ID, 1, "w1")
 	require.NoError(t, err)
+	require.Equal(t, in.Trace, started.Trace, "the worker joins the submission's trace")
 	again, err := s.CreateJob(ctx, faas.Job{ID: j.ID, Owner: fx.user.Name, Function: "add"})
 	require.NoError(t, err)
 	require.Equal(t, started, again)

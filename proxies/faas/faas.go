@@ -89,6 +89,11 @@ type Job struct {
 	Logs     string        `json:"logs,omitempty"`
 	// Lost says, oldest first, why each earlier attempt lost its lease.
 	Lost []*Error `json:"lost,omitempty"`
+	// Trace is the W3C traceparent of the span that queued the job, kept
+	// with it so that the spans of its queue wait, lease, run and
+	// completion, in other processes and later, join the submission's
+	// trace. Empty for jobs submitted outside a trace.
+	Trace string `json:"trace,omitempty"`
 }
 
 // Completion is a worker's report that it finished one attempt of a job.
