@@ -19,9 +19,12 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"faas/proxies/faas"
 	"faas/proxies/jqproxy"
+	"faas/proxies/tracing"
 	"faas/proxies/wire"
 )
 
@@ -239,6 +242,10 @@ func (m *Manager) Submit(ctx context.Context, j faas.Job) (faas.Job, error) {
 	m.pending[j.Owner]++
 	m.mu.Unlock()
 
+	// The job's later spans hang under this submission's: what the
+	// caller sent in the job is not trusted to name a trace.
+	j.Trace = tracing.Parent(ctx)
+
 	stored, err := m.store.CreateJob(ctx, j)
 
 	m.mu.Lock()
@@ -291,6 +298,7 @@ func (m *Manager) enqueue(e *entry) {
 	}
 	e.state = stateQueued
 	e.worker = ""
+	e.queued = time.Now()
 	m.queue.push(e)
 	m.wakeOne()
 }
@@ -373,6 +381,16 @@ func (m *Manager) leaveIdle(wake chan struct{}) {
 // Job if the job can no longer run (deleted, finished by a retry, or
 // released while it was being leased).
 func (m *Manager) lease(ctx context.Context, e *entry, worker string) (faas.Job, error) {
+	if e.trace != "" {
+		// The wait and the lease join the job's trace, not the poll's:
+		// a worker's poll belongs to no trace.
+		attrs := trace.WithAttributes(attribute.String("faas.job_id", e.id), attribute.String("faas.worker", worker))
+		_, wait := tracing.Start(ctx, e.trace, "queue wait", trace.WithTimestamp(e.queued), attrs)
+		wait.End()
+		var span trace.Span
+		ctx, span = tracing.Start(ctx, e.trace, "lease", attrs)
+		defer span.End()
+	}
 	j, err := m.store.StartJob(ctx, e.id, e.attempt+1, worker)
 	m.mu.Lock()
 	code := faas.ErrorCode(err)

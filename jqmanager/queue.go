@@ -31,6 +31,10 @@ type entry struct {
 	logs     []faas.LogLine
 	logBase  int
 	logBytes int
+	// trace is the job's faas.Job.Trace, and queued when it last entered
+	// the queue: the start of its queue wait span.
+	trace  string
+	queued time.Time
 }
 
 type entryState int
@@ -164,5 +168,5 @@ func (q *fairQueue) remove(e *entry) {
 
 // newEntry makes the queue's record of a stored job.
 func newEntry(j faas.Job) *entry {
-	return &entry{id: j.ID, owner: j.Owner, attempt: j.Attempt, worker: j.Worker, losses: len(j.Lost)}
+	return &entry{id: j.ID, owner: j.Owner, attempt: j.Attempt, worker: j.Worker, losses: len(j.Lost), trace: j.Trace}
 }
