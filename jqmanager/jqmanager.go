@@ -381,16 +381,13 @@ func (m *Manager) leaveIdle(wake chan struct{}) {
 // Job if the job can no longer run (deleted, finished by a retry, or
 // released while it was being leased).
 func (m *Manager) lease(ctx context.Context, e *entry, worker string) (faas.Job, error) {
-	if e.trace != "" {
-		// The wait and the lease join the job's trace, not the poll's:
-		// a worker's poll belongs to no trace.
-		attrs := trace.WithAttributes(attribute.String("faas.job_id", e.id), attribute.String("faas.worker", worker))
-		_, wait := tracing.Start(ctx, e.trace, "queue wait", trace.WithTimestamp(e.queued), attrs)
-		wait.End()
-		var span trace.Span
-		ctx, span = tracing.Start(ctx, e.trace, "lease", attrs)
-		defer span.End()
-	}
+	// The wait and the lease join the job's trace, not the poll's: a
+	// worker's poll belongs to no trace.
+	attrs := trace.WithAttributes(attribute.String("faas.job_id", e.id), attribute.String("faas.worker", worker))
+	_, wait := tracing.Start(ctx, e.trace, "queue wait", trace.WithTimestamp(e.queued), attrs)
+	wait.End()
+	ctx, span := tracing.Start(ctx, e.trace, "lease", attrs)
+	defer span.End()
 	j, err := m.store.StartJob(ctx, e.id, e.attempt+1, worker)
 	m.mu.Lock()
 	code := faas.ErrorCode(err)

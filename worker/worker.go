@@ -18,10 +18,14 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/semaphore"
 
 	"faas/proxies/faas"
 	"faas/proxies/jqproxy"
+	"faas/proxies/tracing"
 	"faas/worker/internal/lru"
 	"faas/worker/pool"
 	"faas/worker/sandbox"
@@ -314,6 +318,9 @@ var errDrained = errors.New("drain grace over")
 // handle runs one leased job and records its outcome.
 func (w *Worker) handle(stop context.Context, j faas.Job) {
 	log := w.log.With("job_id", j.ID, "user", j.Owner, "function", j.Function, "attempt", j.Attempt)
+	if id := tracing.ID(j.Trace); id != "" {
+		log = log.With("trace_id", id)
+	}
 	lease := faas.Lease{ID: j.ID, Attempt: j.Attempt}
 	// A stopping worker finishes its jobs, for DrainGrace: the job's
 	// context ends when the lease is lost or the grace is over.
@@ -335,7 +342,9 @@ func (w *Worker) handle(stop context.Context, j faas.Job) {
 	switch {
 	case err == nil:
 		live := w.liveLogs(ctx, lease, log)
-		res := w.run(ctx, pool.Job{
+		runCtx, span := tracing.Start(ctx, j.Trace, "sandbox run", trace.WithAttributes(
+			attribute.String("faas.job_id", j.ID), attribute.String("faas.function", j.Function), attribute.Int("faas.attempt", j.Attempt)))
+		res := w.run(runCtx, pool.Job{
 			Key:      fn.key,
 			Source:   fn.source,
 			Env:      fn.env,
@@ -344,6 +353,10 @@ func (w *Worker) handle(stop context.Context, j faas.Job) {
 			MemoryMB: memoryMB,
 			OnLines:  live.add,
 		})
+		if res.Err != nil {
+			span.SetStatus(codes.Error, string(res.Err.Code))
+		}
+		span.End()
 		live.close()
 		switch cause := context.Cause(ctx); {
 		case errors.Is(cause, errLeaseLost):
@@ -365,6 +378,10 @@ func (w *Worker) handle(stop context.Context, j faas.Job) {
 		w.release(lease, log, err)
 		return
 	}
+	// Recording the outcome in the Store and telling the queue are one
+	// step of the job's trace: the DB and JQ managers' spans hang under it.
+	ctx, span := tracing.Start(ctx, j.Trace, "completion")
+	defer span.End()
 	w.finish(ctx, c, log)
 }
 

@@ -52,10 +52,17 @@ func WithParent(ctx context.Context, traceparent string) context.Context {
 	return propagator.Extract(ctx, propagation.MapCarrier{"traceparent": traceparent})
 }
 
-// Start starts a span as a child of the remote span traceparent names,
-// or of ctx's span if traceparent is empty or malformed.
+// Start starts a span as a child of the remote span traceparent names.
+// Without a valid traceparent it starts none and returns ctx with a no-op
+// span: work outside a trace (a job submitted before tracing was on, a
+// heartbeat) would otherwise make a trace of its own for every request,
+// noise that hides the traces an operator follows.
 func Start(ctx context.Context, traceparent, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
-	return Tracer().Start(WithParent(ctx, traceparent), name, opts...)
+	withParent := WithParent(ctx, traceparent)
+	if sc := trace.SpanContextFromContext(withParent); traceparent == "" || !sc.IsValid() || !sc.IsRemote() {
+		return ctx, trace.SpanFromContext(context.Background())
+	}
+	return Tracer().Start(withParent, name, opts...)
 }
 
 // ID is the hex trace id in traceparent, or "" if it names no valid span.
