@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"faas/proxies/faas"
+	"faas/proxies/tracing"
 )
 
 // parseArgs checks that a run request's body is a JSON array and returns it
@@ -238,6 +239,10 @@ type JobInfo struct {
 	Error      *faas.Error `json:"error"`
 	// Lost says why each earlier attempt lost its worker.
 	Lost []*faas.Error `json:"lost"`
+	// TraceID names the trace of the job's submission, run and
+	// completion in the tracing backend; "" if it was submitted while
+	// tracing was off.
+	TraceID string `json:"trace_id"`
 }
 
 // timeOrNil turns the zero time into JSON null. time.Time marshals as
@@ -263,6 +268,7 @@ func newJobInfo(j faas.Job) JobInfo {
 		BilledMS:   millis(j.Billed),
 		Error:      j.Error,
 		Lost:       j.Lost,
+		TraceID:    tracing.ID(j.Trace),
 	}
 	if len(info.Args) == 0 {
 		info.Args = json.RawMessage("[]")

@@ -17,9 +17,13 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"faas/proxies/faas"
 	"faas/proxies/jqproxy"
+	"faas/proxies/tracing"
 )
 
 // shutdownGrace bounds how long Run waits for requests in flight once its
@@ -171,6 +175,7 @@ func (s *Server) routes() http.Handler {
 	// A redirect would turn a typo into a second request; answer 404.
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
+	r.Use(traceRequests)
 	r.Use(s.logRequests)
 	r.NoRoute(func(c *gin.Context) {
 		s.fail(c, faas.Errorf(faas.NotFound, "no route %s %s", c.Request.Method, c.Request.URL.Path))
@@ -221,6 +226,28 @@ func (s *Server) logRequests(c *gin.Context) {
 			"duration", time.Since(start))
 	}()
 	c.Next()
+}
+
+// traceRequests runs each request in a server span named for its route
+// template (never its path, which holds names and ids), continuing the
+// client's trace when its traceparent header names one. The managers'
+// spans hang under it through the bus.
+func traceRequests(c *gin.Context) {
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	ctx, span := tracing.Tracer().Start(tracing.WithParent(c.Request.Context(), c.GetHeader("traceparent")),
+		c.Request.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("http.request.method", c.Request.Method), attribute.String("http.route", route)))
+	defer span.End()
+	c.Request = c.Request.WithContext(ctx)
+	c.Next()
+	status := c.Writer.Status()
+	span.SetAttributes(attribute.Int("http.response.status_code", status))
+	if status >= http.StatusInternalServerError {
+		span.SetStatus(codes.Error, c.GetString(codeKey))
+	}
 }
 
 // reqCtx bounds the manager calls of one request, extra being any time the
