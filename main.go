@@ -11,8 +11,11 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"faas/proxies/tracing"
 )
 
 const usage = `usage: faas <command>
@@ -77,11 +80,28 @@ func run(args []string) error {
 		fmt.Fprint(os.Stderr, usage)
 		return fmt.Errorf("unknown command %q", role)
 	}
+	if role != "sandbox" { // a worker's child: the worker traces its runs
+		flush, err := tracing.Setup(ctx, "faas-"+role)
+		if err != nil {
+			return err
+		}
+		defer flushTraces(flush, log)
+	}
 	err = start(ctx, log)
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
 	return err
+}
+
+// flushTraces exports the spans still buffered at shutdown, waiting a
+// little for a slow collector but not forever.
+func flushTraces(flush func(context.Context) error, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := flush(ctx); err != nil {
+		log.Warn("flush traces", "err", err)
+	}
 }
 
 func newLogger(c logConfig) (*slog.Logger, error) {
