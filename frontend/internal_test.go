@@ -302,7 +302,9 @@ func TestNewJobInfo(t *testing.T) {
 	require.NoError(t, err)
 	require.JSONEq(t, `{"id":"id","function":"f","args":[],"state":"queued","attempts":0,
 		"created":"2026-01-02T03:04:05.000006Z","started":null,"finished":null,
-		"wait_ms":null,"duration_ms":0,"billed_ms":0,"error":null,"lost":[]}`, string(b))
+		"wait_ms":null,"duration_ms":0,"billed_ms":0,"error":null,"lost":[],"trace_id":""}`, string(b))
+	info = newJobInfo(faas.Job{ID: "id", Trace: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})
+	require.Equal(t, "4bf92f3577b34da6a3ce929d0e0e4736", info.TraceID)
 
 	info = newJobInfo(faas.Job{ID: "id", State: faas.Failed, Created: created, Started: created.Add(1500 * time.Microsecond),
 		Finished: created.Add(time.Second), Duration: 2 * time.Millisecond, Billed: 2 * time.Millisecond, Attempt: 2,
