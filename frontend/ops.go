@@ -75,8 +75,8 @@ func (s *Server) managersDown(ctx context.Context) []string {
 	return r.down
 }
 
-// stats is the operator's view of the platform.
-type stats struct {
+// Stats is what GET /stats answers: the operator's view of the platform.
+type Stats struct {
 	faas.Stats
 	AvgDurationMS float64 `json:"avg_duration_ms"`
 	// JobsPerSec is the completion rate between two samples of the queue's
@@ -95,7 +95,7 @@ func (s *Server) getStats(c *gin.Context) {
 		s.fail(c, fmt.Errorf("queue stats: %w", err))
 		return
 	}
-	ok(c, http.StatusOK, stats{Stats: st, AvgDurationMS: millis(st.AvgDuration), JobsPerSec: s.rate.rate(st.Completed, time.Now())})
+	ok(c, http.StatusOK, Stats{Stats: st, AvgDurationMS: millis(st.AvgDuration), JobsPerSec: s.rate.rate(st.Completed, time.Now())})
 }
 
 // rateWindow is the shortest span over which a rate is computed: shorter

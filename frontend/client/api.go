@@ -1,0 +1,335 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"faas/frontend"
+)
+
+// Register creates the user name and returns its token. The returned
+// credentials are the only time the token is shown; As(name, token) acts
+// as the new user.
+func (c *Client) Register(ctx context.Context, name string) (frontend.Credentials, error) {
+	var cr frontend.Credentials
+	_, err := c.call(ctx, Request{Method: http.MethodPost, Path: "/u/" + url.PathEscape(name), NoAuth: c.user != name}, &cr)
+	return cr, err
+}
+
+// RotateToken gives the client's user a new token; the old one stops
+// working at once.
+func (c *Client) RotateToken(ctx context.Context) (frontend.Credentials, error) {
+	var cr frontend.Credentials
+	_, err := c.call(ctx, Request{Method: http.MethodPost, Path: c.userPath("/token")}, &cr)
+	return cr, err
+}
+
+// DeleteUser removes the client's user with everything they own.
+func (c *Client) DeleteUser(ctx context.Context) error {
+	_, err := c.call(ctx, Request{Method: http.MethodDelete, Path: c.userPath("")}, nil)
+	return err
+}
+
+// BilledTime is the user's total billed execution time.
+func (c *Client) BilledTime(ctx context.Context) (time.Duration, error) {
+	var ms float64
+	_, err := c.call(ctx, Request{Method: http.MethodGet, Path: c.userPath("/time")}, &ms)
+	return time.Duration(ms * float64(time.Millisecond)), err
+}
+
+// Deploy is a function's upload: its source and settings. Zero settings
+// keep what the function had (or the platform's defaults).
+type Deploy struct {
+	Source   string
+	Timeout  time.Duration
+	MemoryMB int
+	Env      map[string]string
+	Secrets  map[string]string
+}
+
+// PutFunction creates or replaces the function name; created reports
+// whether it is new. With env or secrets it sends the JSON form of the
+// upload, otherwise the raw source with the settings in the query.
+func (c *Client) PutFunction(ctx context.Context, name string, d Deploy) (settings frontend.FunctionSettings, created bool, err error) {
+	r := Request{Method: http.MethodPost, Path: c.userPath("/fn/" + url.PathEscape(name))}
+	if len(d.Env) > 0 || len(d.Secrets) > 0 {
+		form := struct {
+			Source  string            `json:"src"`
+			Env     map[string]string `json:"env,omitempty"`
+			Secrets map[string]string `json:"secrets,omitempty"`
+			Timeout string            `json:"timeout,omitempty"`
+			Memory  int               `json:"memory,omitempty"`
+		}{Source: d.Source, Env: d.Env, Secrets: d.Secrets, Memory: d.MemoryMB}
+		if d.Timeout > 0 {
+			form.Timeout = d.Timeout.String()
+		}
+		if r.Body, err = jsonBody(form); err != nil {
+			return settings, false, err
+		}
+		r.Header = jsonHeader()
+	} else {
+		q := url.Values{}
+		if d.Timeout > 0 {
+			q.Set("timeout", d.Timeout.String())
+		}
+		if d.MemoryMB > 0 {
+			q.Set("memory", strconv.Itoa(d.MemoryMB))
+		}
+		r.Path += query(q)
+		r.Body = strings.NewReader(d.Source)
+	}
+	resp, err := c.call(ctx, r, &settings)
+	return settings, err == nil && resp.Status == http.StatusCreated, err
+}
+
+// Function returns one of the user's functions.
+func (c *Client) Function(ctx context.Context, name string) (frontend.FunctionInfo, error) {
+	var f frontend.FunctionInfo
+	_, err := c.call(ctx, Request{Method: http.MethodGet, Path: c.userPath("/fn/" + url.PathEscape(name))}, &f)
+	return f, err
+}
+
+// FunctionSources returns a page of the user's functions as {name:
+// source}, starting after cursor ("" for the first page; limit 0 for the
+// platform's default), and the cursor of the next page ("" on the last).
+func (c *Client) FunctionSources(ctx context.Context, cursor string, limit int) (map[string]string, string, error) {
+	var fns map[string]string
+	resp, err := c.call(ctx, Request{Method: http.MethodGet, Path: c.userPath("/fn") + pageQuery(cursor, limit, "")}, &fns)
+	return fns, next(resp), err
+}
+
+// Functions returns a page of the user's functions with their settings
+// and without sources, as FunctionSources does.
+func (c *Client) Functions(ctx context.Context, cursor string, limit int) (map[string]frontend.FunctionSettings, string, error) {
+	var fns map[string]frontend.FunctionSettings
+	resp, err := c.call(ctx, Request{Method: http.MethodGet, Path: c.userPath("/fn") + pageQuery(cursor, limit, "settings")}, &fns)
+	return fns, next(resp), err
+}
+
+// DeleteFunction removes one of the user's functions.
+func (c *Client) DeleteFunction(ctx context.Context, name string) error {
+	_, err := c.call(ctx, Request{Method: http.MethodDelete, Path: c.userPath("/fn/" + url.PathEscape(name))}, nil)
+	return err
+}
+
+// Run says how to submit a job.
+type Run struct {
+	// Args is the JSON array of arguments; nil means none.
+	Args json.RawMessage
+	// Wait, if positive, waits up to that long for the result.
+	Wait time.Duration
+	// IdempotencyKey makes a retried submission answer like the first.
+	IdempotencyKey string
+	// Timeout and MemoryMB are a try's settings (Try only).
+	Timeout  time.Duration
+	MemoryMB int
+}
+
+// Outcome is a submission's answer: the job's id and, when it finished
+// within the wait, its result. A failed job is an error that JobFailed
+// recognises.
+type Outcome struct {
+	JobID string
+	// Done is true when Result holds the job's value.
+	Done   bool
+	Result json.RawMessage
+	// Replayed is true when the idempotency key matched an earlier
+	// submission, whose answer this is.
+	Replayed bool
+}
+
+// Run submits a job of the function name.
+func (c *Client) Run(ctx context.Context, name string, r Run) (Outcome, error) {
+	args := r.Args
+	if args == nil {
+		args = json.RawMessage("[]")
+	}
+	q := url.Values{}
+	if r.Wait > 0 {
+		q.Set("wait", r.Wait.String())
+	}
+	req := Request{Method: http.MethodPost, Path: c.userPath("/fn/"+url.PathEscape(name)+"/run") + query(q), Body: strings.NewReader(string(args))}
+	if r.IdempotencyKey != "" {
+		req.Header = http.Header{"Idempotency-Key": {r.IdempotencyKey}}
+	}
+	return c.submit(ctx, req)
+}
+
+// Try runs src once with r.Args without storing it, answering like Run.
+func (c *Client) Try(ctx context.Context, src string, r Run) (Outcome, error) {
+	args := r.Args
+	if args == nil {
+		args = json.RawMessage("[]")
+	}
+	q := url.Values{}
+	if r.Wait > 0 {
+		q.Set("wait", r.Wait.String())
+	}
+	if r.Timeout > 0 {
+		q.Set("timeout", r.Timeout.String())
+	}
+	if r.MemoryMB > 0 {
+		q.Set("memory", strconv.Itoa(r.MemoryMB))
+	}
+	body, err := jsonBody(struct {
+		Source string          `json:"src"`
+		Args   json.RawMessage `json:"args"`
+	}{src, args})
+	if err != nil {
+		return Outcome{}, err
+	}
+	return c.submit(ctx, Request{Method: http.MethodPost, Path: c.userPath("/try") + query(q), Body: body, Header: jsonHeader()})
+}
+
+// submit sends a run or a try: 202 is the job id, 200 its result.
+func (c *Client) submit(ctx context.Context, r Request) (Outcome, error) {
+	resp, err := c.Do(ctx, r)
+	if resp == nil {
+		return Outcome{}, err
+	}
+	o := Outcome{JobID: strings.TrimPrefix(resp.Header.Get("Location"), "/j/"), Replayed: resp.Header.Get("Idempotent-Replayed") == "true"}
+	switch {
+	case err != nil:
+		return o, err
+	case resp.Status == http.StatusAccepted:
+		if o.JobID == "" {
+			err = json.Unmarshal(resp.Res, &o.JobID)
+		}
+		return o, err
+	default:
+		o.Done, o.Result = true, resp.Res
+		return o, nil
+	}
+}
+
+// Finished reports whether the job has finished, either way.
+func (c *Client) Finished(ctx context.Context, id string) (bool, error) {
+	var state int
+	_, err := c.call(ctx, Request{Method: http.MethodGet, Path: jobPath(id, "")}, &state)
+	return state == 1, err
+}
+
+// Result is a finished job's value; a failed job's error satisfies
+// JobFailed, and an unfinished job's has the code not_finished.
+func (c *Client) Result(ctx context.Context, id string) (json.RawMessage, error) {
+	resp, err := c.Do(ctx, Request{Method: http.MethodGet, Path: jobPath(id, "/res")})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Res, nil
+}
+
+// Info is a job's whole record.
+func (c *Client) Info(ctx context.Context, id string) (frontend.JobInfo, error) {
+	var info frontend.JobInfo
+	_, err := c.call(ctx, Request{Method: http.MethodGet, Path: jobPath(id, "/info")}, &info)
+	return info, err
+}
+
+// Logs is what the job printed so far.
+func (c *Client) Logs(ctx context.Context, id string) (string, error) {
+	var logs string
+	_, err := c.call(ctx, Request{Method: http.MethodGet, Path: jobPath(id, "/logs")}, &logs)
+	return logs, err
+}
+
+// LogLines is what the job printed so far, line by line with streams.
+func (c *Client) LogLines(ctx context.Context, id string) ([]frontend.LogLine, error) {
+	var lines []frontend.LogLine
+	_, err := c.call(ctx, Request{Method: http.MethodGet, Path: jobPath(id, "/logs?format=lines")}, &lines)
+	return lines, err
+}
+
+// DeleteJob removes a job, stopping it if it runs.
+func (c *Client) DeleteJob(ctx context.Context, id string) error {
+	_, err := c.call(ctx, Request{Method: http.MethodDelete, Path: jobPath(id, "")}, nil)
+	return err
+}
+
+// JobFilter selects a page of the user's jobs; zero fields select all,
+// with the platform's default page size.
+type JobFilter struct {
+	Function string
+	State    string
+	Limit    int
+	Cursor   string
+}
+
+// Jobs returns a page of the user's jobs, newest first.
+func (c *Client) Jobs(ctx context.Context, f JobFilter) (frontend.JobPage, error) {
+	q := url.Values{}
+	if f.Function != "" {
+		q.Set("fn", f.Function)
+	}
+	if f.State != "" {
+		q.Set("state", f.State)
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	if f.Cursor != "" {
+		q.Set("cursor", f.Cursor)
+	}
+	var page frontend.JobPage
+	_, err := c.call(ctx, Request{Method: http.MethodGet, Path: c.userPath("/jobs") + query(q)}, &page)
+	return page, err
+}
+
+// Stats is the operator's view of the platform; the client must hold the
+// operator's token.
+func (c *Client) Stats(ctx context.Context) (frontend.Stats, error) {
+	var st frontend.Stats
+	_, err := c.call(ctx, Request{Method: http.MethodGet, Path: "/stats"}, &st)
+	return st, err
+}
+
+// Healthz checks that the frontend serves HTTP.
+func (c *Client) Healthz(ctx context.Context) error {
+	_, err := c.call(ctx, Request{Method: http.MethodGet, Path: "/healthz", NoAuth: true}, nil)
+	return err
+}
+
+// Readyz checks that the frontend reaches both managers.
+func (c *Client) Readyz(ctx context.Context) error {
+	_, err := c.call(ctx, Request{Method: http.MethodGet, Path: "/readyz", NoAuth: true}, nil)
+	return err
+}
+
+// jobPath is the path of job id, followed by rest.
+func jobPath(id, rest string) string { return "/j/" + url.PathEscape(id) + rest }
+
+// query is q as a query string, "" when empty.
+func query(q url.Values) string {
+	if len(q) == 0 {
+		return ""
+	}
+	return "?" + q.Encode()
+}
+
+// pageQuery is the query of a page of a function listing.
+func pageQuery(cursor string, limit int, fields string) string {
+	q := url.Values{}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if fields != "" {
+		q.Set("fields", fields)
+	}
+	return query(q)
+}
+
+// next is a listing's next cursor, "" without an answer.
+func next(resp *Response) string {
+	if resp == nil {
+		return ""
+	}
+	return resp.NextCursor
+}
