@@ -35,8 +35,8 @@ Roles, one process each, configured from the environment:
 
 // logConfig is shared by every role.
 type logConfig struct {
-	Level  slog.Level `envconfig:"FAAS_LOG_LEVEL" default:"info"`
-	Format string     `envconfig:"FAAS_LOG_FORMAT" default:"text"`
+	Level  slog.Level `envconfig:"FAAS_LOG_LEVEL" default:"info" desc:"log level: debug, info, warn or error"`
+	Format string     `envconfig:"FAAS_LOG_FORMAT" default:"text" desc:"log format: text or json"`
 }
 
 func main() {

@@ -20,8 +20,8 @@ import (
 // upConfig is what `faas up` adds to the roles' own settings: the loopback
 // ports the managers listen on (dbproxy.DefaultPort, jqproxy.DefaultPort).
 type upConfig struct {
-	DBPort int `envconfig:"FAAS_DB_PORT" default:"27444"`
-	JQPort int `envconfig:"FAAS_JQ_PORT" default:"27445"`
+	DBPort int `envconfig:"FAAS_DB_PORT" default:"27444" desc:"loopback bus port of the DB manager"`
+	JQPort int `envconfig:"FAAS_JQ_PORT" default:"27445" desc:"loopback bus port of the JQ manager"`
 }
 
 // upKeys is the bus security of `faas up`: a fresh key for every role,

@@ -28,25 +28,25 @@ import (
 type Config struct {
 	// DBURL selects the database: empty for the embedded SQLite store,
 	// mongodb:// or mongodb+srv:// for MongoDB.
-	DBURL string `envconfig:"DB_URL"`
+	DBURL string `envconfig:"DB_URL" desc:"database: empty for embedded SQLite, or a mongodb:// URL"`
 	// Port is the port bound on loopback (dbproxy.DefaultPort).
-	Port int `envconfig:"PORT" default:"27444"`
+	Port int `envconfig:"PORT" default:"27444" desc:"bus port bound on loopback"`
 	// Listen, if set, is the full ZeroMQ bind endpoint and overrides Port:
 	// tcp://*:27444 serves other hosts.
-	Listen string `envconfig:"FAAS_LISTEN"`
+	Listen string `envconfig:"FAAS_LISTEN" desc:"full ZeroMQ bind endpoint, overrides PORT (tcp://*:27444 serves other hosts)"`
 	// DataDir holds the embedded database.
-	DataDir string `envconfig:"FAAS_DATA_DIR" default:"data"`
+	DataDir string `envconfig:"FAAS_DATA_DIR" default:"data" desc:"directory of the embedded database"`
 	// Retention is how long a finished job is kept before it is purged;
 	// what it was billed is kept for good. New takes zero as
 	// DefaultRetention, so that a Config written in code need not set it.
-	Retention time.Duration `envconfig:"FAAS_RETENTION" default:"168h"`
+	Retention time.Duration `envconfig:"FAAS_RETENTION" default:"168h" desc:"how long a finished job is kept before it is purged"`
 	// SecretKey encrypts functions' secrets at rest: 32 bytes in base64.
 	// Without it the manager refuses to store secrets. `faas up` takes it
 	// from its data directory, generating it there on first start.
 	// LoadConfig reads it from SecretKeyFile when that is set instead, as
 	// Compose and Kubernetes secrets hand it over.
-	SecretKey     string `envconfig:"FAAS_SECRET_KEY"`
-	SecretKeyFile string `envconfig:"FAAS_SECRET_KEY_FILE"`
+	SecretKey     string `envconfig:"FAAS_SECRET_KEY" desc:"32 bytes in base64 that encrypt functions' secrets at rest"`
+	SecretKeyFile string `envconfig:"FAAS_SECRET_KEY_FILE" desc:"file holding FAAS_SECRET_KEY"`
 	// Bus is the socket's security, read by the caller (package bus); the
 	// zero value is plaintext.
 	Bus wire.Security `ignored:"true"`

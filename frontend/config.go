@@ -20,80 +20,80 @@ import (
 // hands them to New; the server itself only sees the interfaces.
 type Config struct {
 	// Port is the HTTP port, on all interfaces.
-	Port int `envconfig:"PORT" default:"8080"`
+	Port int `envconfig:"PORT" default:"8080" desc:"HTTP port, on all interfaces"`
 	// Listen is a host:port that overrides Port, for binding to one
 	// interface or to a port chosen by the system ("127.0.0.1:0").
-	Listen string `envconfig:"FAAS_HTTP_LISTEN"`
+	Listen string `envconfig:"FAAS_HTTP_LISTEN" desc:"host:port to bind, overrides PORT"`
 	// DBURL is the DB manager's ZeroMQ endpoint.
-	DBURL string `envconfig:"DB_URL" default:"tcp://127.0.0.1:27444"`
+	DBURL string `envconfig:"DB_URL" default:"tcp://127.0.0.1:27444" desc:"DB manager's ZeroMQ endpoint"`
 	// JQURL is the JQ manager's ZeroMQ endpoint.
-	JQURL string `envconfig:"JQ_URL" default:"tcp://127.0.0.1:27445"`
+	JQURL string `envconfig:"JQ_URL" default:"tcp://127.0.0.1:27445" desc:"JQ manager's ZeroMQ endpoint"`
 	// Auth is "on" (bearer tokens required) or "off" (an open API for
 	// classroom demos, as the reference project was).
-	Auth string `envconfig:"FAAS_AUTH" default:"on"`
+	Auth string `envconfig:"FAAS_AUTH" default:"on" desc:"on (bearer tokens required) or off (open API for demos)"`
 	// RequestTimeout bounds the calls one request makes to the managers,
 	// on top of any ?wait the client asked for.
-	RequestTimeout time.Duration `envconfig:"FAAS_REQUEST_TIMEOUT" default:"3s"`
+	RequestTimeout time.Duration `envconfig:"FAAS_REQUEST_TIMEOUT" default:"3s" desc:"bound on the manager calls of one request, on top of ?wait"`
 	// RateLimit is the requests per second each user may sustain; 0 turns
 	// the limit off. Registrations, which carry no token, are counted by
 	// client address instead.
-	RateLimit float64 `envconfig:"FAAS_RATE_LIMIT" default:"200"`
+	RateLimit float64 `envconfig:"FAAS_RATE_LIMIT" default:"200" desc:"requests per second each user may sustain; 0 is no limit"`
 	// RateBurst is how many requests a user may send at once, above the
 	// sustained rate, before being told to slow down.
-	RateBurst int `envconfig:"FAAS_RATE_BURST" default:"400"`
+	RateBurst int `envconfig:"FAAS_RATE_BURST" default:"400" desc:"requests a user may send at once above the rate"`
 
 	// RateLimitPerAddr is the requests per second one client address may
 	// sustain, counted before authentication, so that requests with bad
 	// tokens and unauthenticated probes cost their sender too; 0 turns it
 	// off. The burst is twice the rate. It is far above RateLimit because
 	// a classroom shares one address behind its NAT.
-	RateLimitPerAddr float64 `envconfig:"FAAS_RATE_LIMIT_PER_ADDR" default:"1000"`
+	RateLimitPerAddr float64 `envconfig:"FAAS_RATE_LIMIT_PER_ADDR" default:"1000" desc:"requests per second per client address; 0 is no limit"`
 	// TokenLookupsPerAddr is how many tokens that are in no cache one
 	// client address may have looked up in the store per second (burst
 	// twice that); 0 turns the limit off. A user's token is looked up
 	// once per cache lifetime, so only guessing runs into it.
-	TokenLookupsPerAddr float64 `envconfig:"FAAS_TOKEN_LOOKUPS_PER_ADDR" default:"20"`
+	TokenLookupsPerAddr float64 `envconfig:"FAAS_TOKEN_LOOKUPS_PER_ADDR" default:"20" desc:"unknown-token lookups per second per client address; 0 is no limit"`
 
 	// TrustedProxies are the reverse proxies in front of the frontend
 	// (CIDR prefixes or addresses, comma-separated), such as Kumori's HTTP
 	// inbound: the client address of a request they forward is taken from
 	// X-Forwarded-For. Empty: the connection's peer is the client.
-	TrustedProxies []string `envconfig:"FAAS_TRUSTED_PROXIES"`
+	TrustedProxies []string `envconfig:"FAAS_TRUSTED_PROXIES" desc:"comma-separated CIDRs whose X-Forwarded-For is believed"`
 
 	// Registration is "open" (anyone may register) or "closed" (only a
 	// request bearing AdminToken may).
-	Registration string `envconfig:"FAAS_REGISTRATION" default:"open"`
+	Registration string `envconfig:"FAAS_REGISTRATION" default:"open" desc:"open, or closed (only the operator's token registers)"`
 	// AdminToken is the operator's bearer token: it reads /stats and
 	// registers users when registration is closed. Empty: no operator
 	// access. ConfigFromEnv reads it from AdminTokenFile when that is set
 	// instead, as Compose and Kubernetes secrets hand it over.
-	AdminToken     string `envconfig:"FAAS_ADMIN_TOKEN"`
-	AdminTokenFile string `envconfig:"FAAS_ADMIN_TOKEN_FILE"`
+	AdminToken     string `envconfig:"FAAS_ADMIN_TOKEN" desc:"operator's bearer token for /stats and closed registration"`
+	AdminTokenFile string `envconfig:"FAAS_ADMIN_TOKEN_FILE" desc:"file holding FAAS_ADMIN_TOKEN"`
 	// MaxRegistrationsPerAddrHour is how many registrations one client
 	// address may attempt per hour (a bucket of that many, refilled over
 	// an hour); 0 means no limit. The operator's are not counted.
-	MaxRegistrationsPerAddrHour int `envconfig:"FAAS_MAX_REGISTRATIONS_PER_ADDR_HOUR" default:"30"`
+	MaxRegistrationsPerAddrHour int `envconfig:"FAAS_MAX_REGISTRATIONS_PER_ADDR_HOUR" default:"30" desc:"registrations per client address per hour; 0 is no limit"`
 	// MaxUsers is how many users the platform holds; 0 means no limit.
-	MaxUsers int `envconfig:"FAAS_MAX_USERS" default:"1000"`
+	MaxUsers int `envconfig:"FAAS_MAX_USERS" default:"1000" desc:"most users the platform holds; 0 is no limit"`
 
 	// The per-user quotas; 0 means no limit.
-	MaxFunctionsPerUser   int   `envconfig:"FAAS_MAX_FUNCTIONS_PER_USER" default:"100"`
-	MaxSourceBytesPerUser int64 `envconfig:"FAAS_MAX_SOURCE_BYTES_PER_USER" default:"4194304"`
+	MaxFunctionsPerUser   int   `envconfig:"FAAS_MAX_FUNCTIONS_PER_USER" default:"100" desc:"most functions per user; 0 is no limit"`
+	MaxSourceBytesPerUser int64 `envconfig:"FAAS_MAX_SOURCE_BYTES_PER_USER" default:"4194304" desc:"most source bytes per user; 0 is no limit"`
 	// MaxJobBytesPerUser bounds the arguments, results and logs of a
 	// user's retained jobs; it is checked when a job is submitted.
-	MaxJobBytesPerUser int64 `envconfig:"FAAS_MAX_JOB_BYTES_PER_USER" default:"67108864"`
+	MaxJobBytesPerUser int64 `envconfig:"FAAS_MAX_JOB_BYTES_PER_USER" default:"67108864" desc:"most bytes of retained job arguments, results and logs per user; 0 is no limit"`
 	// SandboxMaxMemoryMB is the most memory a function may ask for with
 	// ?memory; 0 leaves only the hard bound of 4096. The workers read the
 	// same variable for their memory budget.
-	SandboxMaxMemoryMB int `envconfig:"FAAS_SANDBOX_MAX_MEMORY_MB" default:"1024"`
+	SandboxMaxMemoryMB int `envconfig:"FAAS_SANDBOX_MAX_MEMORY_MB" default:"1024" desc:"most memory in MB a function may ask for"`
 
 	// MaxWaitsPerUser and MaxWaits bound the requests waiting for a job
 	// (?wait) at once, per user and in all; past them a request is refused
 	// with 429. A wait costs a channel and a goroutine, no socket; the caps
 	// keep one user from taking all of this process's memory and the
 	// others' share. 0 takes the default.
-	MaxWaitsPerUser int `envconfig:"FAAS_MAX_WAITS_PER_USER" default:"100"`
-	MaxWaits        int `envconfig:"FAAS_MAX_WAITS" default:"10000"`
+	MaxWaitsPerUser int `envconfig:"FAAS_MAX_WAITS_PER_USER" default:"100" desc:"most requests of one user waiting for a job at once (?wait)"`
+	MaxWaits        int `envconfig:"FAAS_MAX_WAITS" default:"10000" desc:"most requests waiting for a job at once (?wait), all users"`
 }
 
 // The defaults of the wait caps, for a Config built in code.

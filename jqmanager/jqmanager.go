@@ -31,32 +31,32 @@ import (
 // Config is the JQ manager's settings, read from the environment.
 type Config struct {
 	// DBURL is the DB manager's ZeroMQ endpoint (the reference's name).
-	DBURL string `envconfig:"DB_URL" default:"tcp://127.0.0.1:27444"`
+	DBURL string `envconfig:"DB_URL" default:"tcp://127.0.0.1:27444" desc:"DB manager's ZeroMQ endpoint"`
 	// Port is the port bound on loopback (jqproxy.DefaultPort).
-	Port int `envconfig:"PORT" default:"27445"`
+	Port int `envconfig:"PORT" default:"27445" desc:"bus port bound on loopback"`
 	// Listen, if set, is the full ZeroMQ bind endpoint and overrides Port:
 	// tcp://*:27445 serves other hosts.
-	Listen         string        `envconfig:"FAAS_LISTEN"`
-	RequestTimeout time.Duration `envconfig:"FAAS_REQUEST_TIMEOUT" default:"3s"`
+	Listen         string        `envconfig:"FAAS_LISTEN" desc:"full ZeroMQ bind endpoint, overrides PORT (tcp://*:27445 serves other hosts)"`
+	RequestTimeout time.Duration `envconfig:"FAAS_REQUEST_TIMEOUT" default:"3s" desc:"wait for one reply from a manager"`
 	// LeaseTimeout is how long a running job's lease lasts without a
 	// heartbeat from its worker; then the job is queued again.
-	LeaseTimeout time.Duration `envconfig:"FAAS_LEASE_TIMEOUT" default:"3s"`
+	LeaseTimeout time.Duration `envconfig:"FAAS_LEASE_TIMEOUT" default:"3s" desc:"how long a running job's lease lasts without a heartbeat"`
 	// MaxAttempts is how many lost leases fail a job with code lost.
-	MaxAttempts int `envconfig:"FAAS_MAX_ATTEMPTS" default:"3"`
+	MaxAttempts int `envconfig:"FAAS_MAX_ATTEMPTS" default:"3" desc:"lost leases after which a job fails with code lost"`
 	// MaxPendingPerUser bounds one user's queued and running jobs.
-	MaxPendingPerUser int `envconfig:"FAAS_MAX_PENDING_PER_USER" default:"1000"`
+	MaxPendingPerUser int `envconfig:"FAAS_MAX_PENDING_PER_USER" default:"1000" desc:"most queued and running jobs per user"`
 	// EventRing is how many recent events (jobs finished, users revoked)
 	// the manager remembers for the frontends watching them; a frontend
 	// further behind than that rechecks what it waits for. 0 takes the
 	// default.
-	EventRing int `envconfig:"FAAS_EVENT_RING" default:"4096"`
+	EventRing int `envconfig:"FAAS_EVENT_RING" default:"4096" desc:"recent events kept for the frontends watching them"`
 	// Bus is the socket's security, read by the caller (package bus); the
 	// zero value is plaintext.
 	Bus wire.Security `ignored:"true"`
 	// MaxRunningPerUser bounds one user's jobs running at once, so that
 	// one user cannot hold every worker slot while others wait; 0 means
 	// no bound (a platform with a single user).
-	MaxRunningPerUser int `envconfig:"FAAS_MAX_RUNNING_PER_USER" default:"8"`
+	MaxRunningPerUser int `envconfig:"FAAS_MAX_RUNNING_PER_USER" default:"8" desc:"most jobs of one user running at once; 0 is no limit"`
 }
 
 // defaultEventRing is EventRing's default, for a Config built in code.

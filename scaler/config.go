@@ -25,41 +25,41 @@ const (
 type Config struct {
 	// JQURL is the JQ manager's ZeroMQ endpoint; the local backend also
 	// hands it to the workers it starts so both talk to the same queue.
-	JQURL   string `envconfig:"JQ_URL" default:"tcp://127.0.0.1:27445"`
-	Backend string `envconfig:"FAAS_SCALER_BACKEND" default:"local"`
+	JQURL   string `envconfig:"JQ_URL" default:"tcp://127.0.0.1:27445" desc:"JQ manager's ZeroMQ endpoint, also handed to local workers"`
+	Backend string `envconfig:"FAAS_SCALER_BACKEND" default:"local" desc:"local (worker processes) or kumori"`
 
-	MinWorkers int `envconfig:"FAAS_MIN_WORKERS" default:"1"`
-	MaxWorkers int `envconfig:"FAAS_MAX_WORKERS" default:"8"`
+	MinWorkers int `envconfig:"FAAS_MIN_WORKERS" default:"1" desc:"fewest workers"`
+	MaxWorkers int `envconfig:"FAAS_MAX_WORKERS" default:"8" desc:"most workers"`
 	// Interval is the time between two looks at the queue.
-	Interval time.Duration `envconfig:"FAAS_SCALER_INTERVAL" default:"2s"`
+	Interval time.Duration `envconfig:"FAAS_SCALER_INTERVAL" default:"2s" desc:"time between two looks at the queue"`
 	// DrainTarget is how soon the current backlog should be worked off.
-	DrainTarget time.Duration `envconfig:"FAAS_SCALER_DRAIN_TARGET" default:"10s"`
+	DrainTarget time.Duration `envconfig:"FAAS_SCALER_DRAIN_TARGET" default:"10s" desc:"how soon the backlog should be worked off"`
 	// Cooldown is how long fewer workers must have sufficed before the
 	// scaler removes any, and between two steps down.
-	Cooldown time.Duration `envconfig:"FAAS_SCALER_COOLDOWN" default:"30s"`
+	Cooldown time.Duration `envconfig:"FAAS_SCALER_COOLDOWN" default:"30s" desc:"how long fewer workers must suffice before removing any"`
 	// WorkerConcurrency is how many jobs one worker runs at once. It must
 	// match the workers' own setting (same variable), or the policy
 	// misjudges their capacity. Unset means the number of CPUs.
-	WorkerConcurrency int `envconfig:"FAAS_WORKER_CONCURRENCY"`
+	WorkerConcurrency int `envconfig:"FAAS_WORKER_CONCURRENCY" desc:"jobs one worker runs at once (as the workers' setting); unset is the CPUs"`
 	// StopGrace is how long a worker asked to stop may finish its job
 	// before it is killed (local backend).
-	StopGrace time.Duration `envconfig:"FAAS_SCALER_STOP_GRACE" default:"10s"`
+	StopGrace time.Duration `envconfig:"FAAS_SCALER_STOP_GRACE" default:"10s" desc:"how long a stopping local worker may finish before it is killed"`
 	// WorkerEnv is added to the environment of the workers the local
 	// backend starts: their bus key, which is not the scaler's own.
 	WorkerEnv []string `ignored:"true"`
 
 	// KumoriDeployment is the deployment name as kumorictl knows it
 	// (domain/name).
-	KumoriDeployment string `envconfig:"FAAS_KUMORI_DEPLOYMENT"`
+	KumoriDeployment string `envconfig:"FAAS_KUMORI_DEPLOYMENT" desc:"Kumori deployment name (domain/name)"`
 	// KumoriDir is the directory of the CUE deployment package; the worker
 	// count lives in its num_workers subpackage.
-	KumoriDir string `envconfig:"FAAS_KUMORI_DIR" default:"deploy"`
+	KumoriDir string `envconfig:"FAAS_KUMORI_DIR" default:"deploy" desc:"directory of the CUE deployment package"`
 	// KumoriCredentials is a file with the user on its first line and the
 	// password on its second, as in the reference deployment. It is read
 	// only when KumoriUser and KumoriPassword are not both set.
-	KumoriCredentials string `envconfig:"KUMORI_CREDENTIALS" default:"KUMORI_CREDENTIALS"`
-	KumoriUser        string `envconfig:"KUMORI_USER"`
-	KumoriPassword    Secret `envconfig:"KUMORI_PASSWORD"`
+	KumoriCredentials string `envconfig:"KUMORI_CREDENTIALS" default:"KUMORI_CREDENTIALS" desc:"file with the Kumori user and password, one per line"`
+	KumoriUser        string `envconfig:"KUMORI_USER" desc:"Kumori user"`
+	KumoriPassword    Secret `envconfig:"KUMORI_PASSWORD" desc:"Kumori password"`
 }
 
 // Secret is a string that must not be printed: fmt and slog show it

@@ -35,43 +35,43 @@ import (
 // JQ_URL are the reference deployment's names.
 type Config struct {
 	// DBURL is the DB manager's ZeroMQ endpoint.
-	DBURL string `envconfig:"DB_URL" default:"tcp://127.0.0.1:27444"`
+	DBURL string `envconfig:"DB_URL" default:"tcp://127.0.0.1:27444" desc:"DB manager's ZeroMQ endpoint"`
 	// JQURL is the JQ manager's ZeroMQ endpoint.
-	JQURL string `envconfig:"JQ_URL" default:"tcp://127.0.0.1:27445"`
+	JQURL string `envconfig:"JQ_URL" default:"tcp://127.0.0.1:27445" desc:"JQ manager's ZeroMQ endpoint"`
 	// Concurrency is the number of jobs run at once, each in its own
 	// sandbox process; 0 means one per CPU.
-	Concurrency int `envconfig:"FAAS_WORKER_CONCURRENCY"`
+	Concurrency int `envconfig:"FAAS_WORKER_CONCURRENCY" desc:"jobs run at once, one sandbox process each; 0 is one per CPU"`
 	// ID names the worker to the queue; empty means hostname-pid.
-	ID string `envconfig:"FAAS_WORKER_ID"`
+	ID string `envconfig:"FAAS_WORKER_ID" desc:"worker name to the queue; empty is hostname-pid"`
 	// RequestTimeout is the wait for one reply from a manager.
-	RequestTimeout time.Duration `envconfig:"FAAS_REQUEST_TIMEOUT" default:"3s"`
+	RequestTimeout time.Duration `envconfig:"FAAS_REQUEST_TIMEOUT" default:"3s" desc:"wait for one reply from a manager"`
 	// Heartbeat is the interval of lease renewals. It must be well under
 	// the queue's FAAS_LEASE_TIMEOUT, or running jobs are taken away.
-	Heartbeat time.Duration `envconfig:"FAAS_WORKER_HEARTBEAT" default:"1s"`
+	Heartbeat time.Duration `envconfig:"FAAS_WORKER_HEARTBEAT" default:"1s" desc:"interval of lease renewals, well under FAAS_LEASE_TIMEOUT"`
 	// DrainGrace is how long a stopping worker lets its running jobs
 	// finish; then it gives them back to the queue for another worker.
 	// Keep it under the time the worker's supervisor waits before killing
 	// it (the local scaler's FAAS_SCALER_STOP_GRACE, 10s).
-	DrainGrace time.Duration `envconfig:"FAAS_WORKER_DRAIN_GRACE" default:"8s"`
+	DrainGrace time.Duration `envconfig:"FAAS_WORKER_DRAIN_GRACE" default:"8s" desc:"how long a stopping worker lets running jobs finish"`
 	// PollWait is how long one request for a job waits for one to come.
 	// A stopping worker finishes the poll under way, so it also bounds
 	// how long a stop waits for an idle worker.
-	PollWait time.Duration `envconfig:"FAAS_WORKER_POLL" default:"5s"`
+	PollWait time.Duration `envconfig:"FAAS_WORKER_POLL" default:"5s" desc:"how long one request for a job waits for one"`
 	// CacheSize bounds the function versions kept.
-	CacheSize int `envconfig:"FAAS_WORKER_CACHE" default:"1024"`
+	CacheSize int `envconfig:"FAAS_WORKER_CACHE" default:"1024" desc:"most compiled function versions kept"`
 	// SandboxMemoryMB caps the memory of a job whose function sets no cap
 	// of its own.
-	SandboxMemoryMB int `envconfig:"FAAS_SANDBOX_MEMORY_MB" default:"256"`
+	SandboxMemoryMB int `envconfig:"FAAS_SANDBOX_MEMORY_MB" default:"256" desc:"memory cap in MB of a function that sets none"`
 	// SandboxMaxMemoryMB is the most memory one job may have: a job whose
 	// function asks for more fails with too_large. The frontend refuses
 	// such functions at upload; this holds for those stored before the
 	// ceiling was lowered. 0 leaves only the sandbox's own bound.
-	SandboxMaxMemoryMB int `envconfig:"FAAS_SANDBOX_MAX_MEMORY_MB" default:"1024"`
+	SandboxMaxMemoryMB int `envconfig:"FAAS_SANDBOX_MAX_MEMORY_MB" default:"1024" desc:"most memory in MB one job may have"`
 	// MemoryMB is the worker's memory budget: the memory caps of the jobs
 	// it runs at once add up to at most this. 0 means enough for every
 	// slot to run a job of the default cap, or for one job at the
 	// ceiling, whichever is more.
-	MemoryMB int `envconfig:"FAAS_WORKER_MEMORY_MB"`
+	MemoryMB int `envconfig:"FAAS_WORKER_MEMORY_MB" desc:"memory in MB all sandboxes of the worker share; 0 is derived from the caps"`
 	// SandboxCommand starts one sandbox process; nil means this program
 	// with the argument "sandbox". SandboxEnv is its whole environment
 	// (none of the worker's). Tests set both to start their own binary.

@@ -21,25 +21,25 @@ var ErrNoKey = errors.New("no bus key: set FAAS_BUS_KEY or FAAS_BUS_KEY_FILE (ma
 // Config is one process's bus settings, read from the environment.
 type Config struct {
 	// Insecure runs the bus in plaintext with no authentication.
-	Insecure bool `envconfig:"FAAS_BUS_INSECURE"`
+	Insecure bool `envconfig:"FAAS_BUS_INSECURE" desc:"run the bus in plaintext without authentication"`
 	// Key is this process's secret key; KeyFile names a file holding it.
-	Key     Secret `envconfig:"FAAS_BUS_KEY"`
-	KeyFile string `envconfig:"FAAS_BUS_KEY_FILE"`
+	Key     Secret `envconfig:"FAAS_BUS_KEY" desc:"this process's secret bus key"`
+	KeyFile string `envconfig:"FAAS_BUS_KEY_FILE" desc:"file holding this process's secret bus key"`
 	// DBPublicKey and JQPublicKey are the managers' public keys, which
 	// their clients check in the handshake; the _FILE forms name the .pub
 	// files `faas keys` writes, as Compose mounts them.
-	DBPublicKey     string `envconfig:"FAAS_DB_PUBLIC_KEY"`
-	DBPublicKeyFile string `envconfig:"FAAS_DB_PUBLIC_KEY_FILE"`
-	JQPublicKey     string `envconfig:"FAAS_JQ_PUBLIC_KEY"`
-	JQPublicKeyFile string `envconfig:"FAAS_JQ_PUBLIC_KEY_FILE"`
+	DBPublicKey     string `envconfig:"FAAS_DB_PUBLIC_KEY" desc:"DB manager's public bus key"`
+	DBPublicKeyFile string `envconfig:"FAAS_DB_PUBLIC_KEY_FILE" desc:"file holding FAAS_DB_PUBLIC_KEY"`
+	JQPublicKey     string `envconfig:"FAAS_JQ_PUBLIC_KEY" desc:"JQ manager's public bus key"`
+	JQPublicKeyFile string `envconfig:"FAAS_JQ_PUBLIC_KEY_FILE" desc:"file holding FAAS_JQ_PUBLIC_KEY"`
 	// Clients is, for a manager, the keys it accepts: comma-separated
 	// role:public-key pairs. ClientsFile names a file of such pairs, one
 	// per line, added to them.
-	Clients     string `envconfig:"FAAS_BUS_CLIENTS"`
-	ClientsFile string `envconfig:"FAAS_BUS_CLIENTS_FILE"`
+	Clients     string `envconfig:"FAAS_BUS_CLIENTS" desc:"for a manager, comma-separated role:public-key pairs it accepts"`
+	ClientsFile string `envconfig:"FAAS_BUS_CLIENTS_FILE" desc:"for a manager, file of role:public-key pairs, one per line"`
 	// WorkerKeyFile is, for a scaler that starts workers itself (the
 	// local backend), the file of the key it hands them.
-	WorkerKeyFile string `envconfig:"FAAS_WORKER_BUS_KEY_FILE"`
+	WorkerKeyFile string `envconfig:"FAAS_WORKER_BUS_KEY_FILE" desc:"for the local scaler, file of the key it hands its workers"`
 
 	key     Key
 	clients map[string]string // public key -> role
