@@ -30,7 +30,7 @@ const benchSource = "function add(a, b) { return a + b }"
 // bench measures a running platform, or one it starts itself, and prints
 // one table: async throughput, sync latency, and the same function called
 // in goja directly for comparison.
-func bench(ctx context.Context, args []string, log *slog.Logger) error {
+func bench(ctx context.Context, log *slog.Logger, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	url := fs.String("url", "", "frontend URL of a running platform (default: start one)")
 	jobs := fs.Int("jobs", 5000, "async jobs to submit")

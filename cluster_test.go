@@ -30,12 +30,7 @@ func TestMain(m *testing.M) {
 	// A sandbox gets an empty environment, so it is known by its
 	// argument: `go test` never passes a bare "sandbox".
 	if os.Getenv("FAAS_TEST_AS_MAIN") == "1" || len(os.Args) == 2 && os.Args[1] == "sandbox" {
-		args := os.Args[1:]
-		if err := run(args); err != nil {
-			fmt.Fprintln(os.Stderr, "faas:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
+		os.Exit(faasMain(os.Args[1:]))
 	}
 	os.Exit(m.Run())
 }

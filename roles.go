@@ -3,32 +3,72 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
 	"time"
 
 	"faas/dbmanager"
 	"faas/frontend"
+	"faas/internal/cli"
 	"faas/jqmanager"
 	"faas/proxies/bus"
 	"faas/proxies/dbproxy"
 	"faas/proxies/faas"
 	"faas/proxies/jqproxy"
+	"faas/proxies/tracing"
 	"faas/proxies/wire"
 	"faas/scaler"
 	"faas/worker"
 	"faas/worker/pool"
 )
 
-// roles maps each subcommand to the role it runs. Each reads its own
-// configuration from the environment, dials the managers it talks to and
-// runs until ctx ends.
-var roles = map[string]func(context.Context, *slog.Logger) error{
-	"dbmanager": runDBManager,
-	"jqmanager": runJQManager,
-	"frontend":  runFrontend,
-	"worker":    runWorker,
-	"scaler":    runScaler,
-	"up":        up,
-	"sandbox":   runSandbox, // hidden: the worker starts it, one per sandbox
+// roleList is the roles the binary runs, for the CLI: each reads its own
+// configuration from the environment (the structs listed, which
+// `faas <role> --help` documents), dials the managers it talks to and runs
+// until ctx ends. This is the one place the CLI meets the wiring.
+func roleList() []cli.Role {
+	noArgs := func(run func(context.Context, *slog.Logger) error) func(context.Context, *slog.Logger, []string) error {
+		return func(ctx context.Context, log *slog.Logger, _ []string) error { return run(ctx, log) }
+	}
+	// traced is noArgs with the role's spans exported while it runs.
+	traced := func(role string, run func(context.Context, *slog.Logger) error) func(context.Context, *slog.Logger, []string) error {
+		return func(ctx context.Context, log *slog.Logger, _ []string) error {
+			flush, err := tracing.Setup(ctx, "faas-"+role)
+			if err != nil {
+				return err
+			}
+			defer flushTraces(flush, log)
+			return run(ctx, log)
+		}
+	}
+	return []cli.Role{
+		{Name: "dbmanager", Short: "The only component that touches the database", Config: []any{&dbmanager.Config{}, &bus.Config{}}, Run: traced("dbmanager", runDBManager)},
+		{Name: "jqmanager", Short: "The job queue", Config: []any{&jqmanager.Config{}, &bus.Config{}}, Run: traced("jqmanager", runJQManager)},
+		{Name: "frontend", Short: "The REST API", Config: []any{&frontend.Config{}, &bus.Config{}}, Run: traced("frontend", runFrontend)},
+		{Name: "worker", Short: "Runs jobs in JavaScript sandboxes", Config: []any{&worker.Config{}, &bus.Config{}}, Run: traced("worker", runWorker)},
+		{Name: "scaler", Short: "Changes the number of workers with the backlog", Config: []any{&scaler.Config{}, &bus.Config{}}, Run: traced("scaler", runScaler)},
+		{Name: "up", Short: "The whole platform on this machine (embedded database, local worker processes)", Config: upConfigs(), Run: traced("up", up)},
+		{Name: "bench", Short: "Start the platform (or use one with -url) and measure throughput and latency", Config: upConfigs(), Flags: true, Run: bench},
+		{Name: "keys", Short: "Write a bus keypair for every role: faas keys [--dir D]", Flags: true, Run: func(_ context.Context, _ *slog.Logger, args []string) error {
+			return keys(args, os.Stdout)
+		}},
+		{Name: "sandbox", Short: "Serve one worker's jobs over stdin and stdout", Hidden: true, Run: noArgs(runSandbox)},
+	}
+}
+
+// flushTraces exports the spans still buffered at shutdown, waiting a
+// little for a slow collector but not forever.
+func flushTraces(flush func(context.Context) error, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := flush(ctx); err != nil {
+		log.Warn("flush traces", "err", err)
+	}
+}
+
+// upConfigs are the settings `faas up` reads: its own and those of every
+// role it runs.
+func upConfigs() []any {
+	return []any{&upConfig{}, &dbmanager.Config{}, &jqmanager.Config{}, &frontend.Config{}, &worker.Config{}, &scaler.Config{}, &bus.Config{}}
 }
 
 // loadBus reads the process's bus keys, warning loudly if there are none
