@@ -3,8 +3,8 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
