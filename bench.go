@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -20,6 +18,9 @@ import (
 
 	"github.com/dop251/goja"
 
+	"faas/frontend"
+	"faas/frontend/client"
+	"faas/proxies/faas"
 	"faas/worker/pool"
 	"faas/worker/sandbox"
 )
@@ -54,10 +55,11 @@ func bench(ctx context.Context, log *slog.Logger, args []string) error {
 	} else if admin == "" {
 		return errors.New("bench -url needs the platform's FAAS_ADMIN_TOKEN in the environment, to read /stats")
 	}
-	b := &benchClient{base: *url, admin: admin, http: &http.Client{
+	hc := client.WithHTTPClient(&http.Client{
 		Timeout:   30 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: *clients},
-	}}
+	})
+	b := &benchClient{user: client.New(*url, hc), admin: client.New(*url, hc, client.WithUser("", admin))}
 	if err := b.setup(ctx); err != nil {
 		return fmt.Errorf("set up: %w", err)
 	}
@@ -94,86 +96,50 @@ func bench(ctx context.Context, log *slog.Logger, args []string) error {
 	return nil
 }
 
+// benchClient is the bench's user of the platform, and its operator for
+// the completion counter in /stats.
 type benchClient struct {
-	base    string
-	http    *http.Client
-	token   string
-	admin   string
-	runPath string
+	user  *client.Client
+	admin *client.Client
 }
 
-// call sends one request and decodes the {"error","res"} body into res.
-// A 429 from a platform with its limits on is waited out and sent again.
-func (b *benchClient) call(ctx context.Context, method, path, body string, res any) (int, error) {
+// retried calls f until it is not answered 429: a platform with its
+// limits on is waited out, as its Retry-After asks.
+func retried[T any](ctx context.Context, f func() (T, error)) (T, error) {
 	for {
-		code, retry, err := b.try(ctx, method, path, body, res)
-		if code != http.StatusTooManyRequests {
-			return code, err
+		v, err := f()
+		var he *client.HTTPError
+		if !errors.As(err, &he) || he.Err.Code != faas.TooMany {
+			return v, err
 		}
+		wait := max(he.RetryAfter, 100*time.Millisecond)
 		select {
 		case <-ctx.Done():
-			return code, ctx.Err()
-		case <-time.After(retry):
+			return v, ctx.Err()
+		case <-time.After(wait):
 		}
 	}
-}
-
-func (b *benchClient) try(ctx context.Context, method, path, body string, res any) (int, time.Duration, error) {
-	req, err := http.NewRequestWithContext(ctx, method, b.base+path, bytes.NewBufferString(body))
-	if err != nil {
-		return 0, 0, err
-	}
-	token := b.token
-	if path == "/stats" {
-		token = b.admin
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := b.http.Do(req)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return resp.StatusCode, 0, err
-	}
-	if resp.StatusCode == http.StatusTooManyRequests {
-		retry := 100 * time.Millisecond
-		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
-			retry = time.Duration(s) * time.Second
-		}
-		return resp.StatusCode, retry, nil
-	}
-	var env struct {
-		Error bool            `json:"error"`
-		Res   json.RawMessage `json:"res"`
-	}
-	if err := json.Unmarshal(raw, &env); err != nil {
-		return resp.StatusCode, 0, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, raw)
-	}
-	if env.Error {
-		return resp.StatusCode, 0, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, env.Res)
-	}
-	if res != nil {
-		return resp.StatusCode, 0, json.Unmarshal(env.Res, res)
-	}
-	return resp.StatusCode, 0, nil
 }
 
 func (b *benchClient) setup(ctx context.Context) error {
-	user := fmt.Sprintf("bench-%d", time.Now().UnixNano())
-	var reg struct {
-		Token string `json:"token"`
-	}
-	if _, err := b.call(ctx, http.MethodPost, "/u/"+user, "", &reg); err != nil {
+	name := fmt.Sprintf("bench-%d", time.Now().UnixNano())
+	cr, err := retried(ctx, func() (frontend.Credentials, error) { return b.user.Register(ctx, name) })
+	if err != nil {
 		return err
 	}
-	b.token = reg.Token
-	b.runPath = "/u/" + user + "/fn/add/run"
-	_, err := b.call(ctx, http.MethodPost, "/u/"+user+"/fn/add", benchSource, nil)
+	b.user = b.user.As(cr.Name, cr.Token)
+	_, err = retried(ctx, func() (bool, error) {
+		_, created, err := b.user.PutFunction(ctx, "add", client.Deploy{Source: benchSource})
+		return created, err
+	})
 	return err
+}
+
+// run submits one job of the bench function.
+func (b *benchClient) run(ctx context.Context, args string, wait time.Duration) (client.Outcome, error) {
+	return retried(ctx, func() (client.Outcome, error) {
+		return b.user.Run(ctx, "add", client.Run{Args: json.RawMessage(args), Wait: wait})
+	})
 }
 
 // asyncThroughput submits n jobs from clients goroutines and waits until
@@ -191,7 +157,7 @@ func (b *benchClient) asyncThroughput(ctx context.Context, n, clients int) (floa
 	for range clients {
 		wg.Go(func() {
 			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
-				if _, err := b.call(ctx, http.MethodPost, b.runPath, fmt.Sprintf("[%d,1]", i), nil); err != nil {
+				if _, err := b.run(ctx, fmt.Sprintf("[%d,1]", i), 0); err != nil {
 					errc <- err
 					return
 				}
@@ -220,10 +186,7 @@ func (b *benchClient) asyncThroughput(ctx context.Context, n, clients int) (floa
 }
 
 func (b *benchClient) completed(ctx context.Context) (int64, error) {
-	var st struct {
-		Completed int64 `json:"completed"`
-	}
-	_, err := b.call(ctx, http.MethodGet, "/stats", "", &st)
+	st, err := retried(ctx, func() (frontend.Stats, error) { return b.admin.Stats(ctx) })
 	return st.Completed, err
 }
 
@@ -232,14 +195,13 @@ func (b *benchClient) completed(ctx context.Context) (int64, error) {
 func (b *benchClient) syncLatency(ctx context.Context, n int) (map[int]time.Duration, error) {
 	lat := make([]time.Duration, 0, n)
 	for i := range n {
-		var sum int
 		t := time.Now()
-		code, err := b.call(ctx, http.MethodPost, b.runPath+"?wait=10s", fmt.Sprintf("[%d,2]", i), &sum)
+		out, err := b.run(ctx, fmt.Sprintf("[%d,2]", i), 10*time.Second)
 		if err != nil {
 			return nil, err
 		}
-		if code != http.StatusOK || sum != i+2 {
-			return nil, fmt.Errorf("sync run %d: status %d, result %d", i, code, sum)
+		if !out.Done || string(out.Result) != strconv.Itoa(i+2) {
+			return nil, fmt.Errorf("sync run %d: finished %v, result %s", i, out.Done, out.Result)
 		}
 		lat = append(lat, time.Since(t))
 	}

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,8 +16,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"faas/frontend"
+	"faas/frontend/client"
 	"faas/proxies/bus"
 	"faas/proxies/bus/bustest"
+	"faas/proxies/faas"
 	"faas/worker/proc"
 )
 
@@ -253,20 +254,24 @@ func (c *cluster) httpClient() *http.Client {
 	return http.DefaultClient
 }
 
-// api is a REST client of the cluster's frontend.
+// api is a user of the cluster's REST API, through the typed client.
 type api struct {
-	t      testing.TB
-	base   string
-	token  string
-	client *http.Client
+	*client.Client
+	t testing.TB
 }
 
+// reply is one answer, for tests that check statuses and headers.
 type reply struct {
 	Status int
-	Error  bool            `json:"error"`
-	Code   string          `json:"code"`
-	Res    json.RawMessage `json:"res"`
+	Error  bool
+	Code   string
+	Res    json.RawMessage
 	Header http.Header
+}
+
+// ctx bounds one request of a test, ?wait included.
+func (a *api) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 70*time.Second)
 }
 
 func (a *api) do(method, path, body string, hdr ...string) reply {
@@ -276,78 +281,74 @@ func (a *api) do(method, path, body string, hdr ...string) reply {
 	return r
 }
 
-// try is do for requests that may fail while components are down.
+// try is do for requests that may fail while components are down: the
+// error is a failure to get an answer, not an error answer.
 func (a *api) try(method, path, body string, hdr ...string) (reply, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 70*time.Second)
+	ctx, cancel := a.ctx()
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, a.base+path, bytes.NewBufferString(body))
-	if err != nil {
-		return reply{}, err
-	}
-	if a.token != "" {
-		req.Header.Set("Authorization", "Bearer "+a.token)
-	}
+	h := http.Header{}
 	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
+		h.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := a.client.Do(req)
-	if err != nil {
+	resp, err := a.Do(ctx, client.Request{Method: method, Path: path, Body: strings.NewReader(body), Header: h})
+	if resp == nil {
 		return reply{}, err
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return reply{}, err
+	r := reply{Status: resp.Status, Res: resp.Res, Header: resp.Header}
+	if code := faas.ErrorCode(err); code != "" {
+		r.Error, r.Code = true, string(code)
 	}
-	var r reply
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return reply{}, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, raw)
-	}
-	r.Status, r.Header = resp.StatusCode, resp.Header
 	return r, nil
 }
 
-// register creates a user and returns a client holding its token.
+// register creates a user and returns a client acting as it.
 func (c *cluster) register(t testing.TB, name string) *api {
 	t.Helper()
-	a := &api{t: t, base: c.http, client: c.httpClient()}
-	r := a.do(http.MethodPost, "/u/"+name, "")
-	require.Equal(t, http.StatusCreated, r.Status, "%s", r.Res)
-	var u struct {
-		Token string `json:"token"`
-	}
-	require.NoError(t, json.Unmarshal(r.Res, &u))
-	a.token = u.Token
-	return a
+	anon := client.New(c.http, client.WithHTTPClient(c.httpClient()))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cr, err := anon.Register(ctx, name)
+	require.NoError(t, err)
+	return &api{Client: anon.As(cr.Name, cr.Token), t: t}
 }
 
-// jobInfo is the subset of GET /j/:id/info the tests read.
-type jobInfo struct {
-	ID       string  `json:"id"`
-	State    string  `json:"state"`
-	Attempts int     `json:"attempts"`
-	BilledMS float64 `json:"billed_ms"`
-	Error    *struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-	Lost []json.RawMessage `json:"lost"`
-}
-
-func (a *api) info(id string) jobInfo {
+// upload creates or replaces a function with its settings.
+func (a *api) upload(name string, d client.Deploy) {
 	a.t.Helper()
-	r := a.do(http.MethodGet, "/j/"+id+"/info", "")
-	require.Equal(a.t, http.StatusOK, r.Status, "%s", r.Res)
-	var ji jobInfo
-	require.NoError(a.t, json.Unmarshal(r.Res, &ji))
-	return ji
+	ctx, cancel := a.ctx()
+	defer cancel()
+	_, _, err := a.PutFunction(ctx, name, d)
+	require.NoError(a.t, err)
+}
+
+// submit runs a function asynchronously and returns the job id.
+func (a *api) submit(fn, args string) string {
+	a.t.Helper()
+	ctx, cancel := a.ctx()
+	defer cancel()
+	out, err := a.Run(ctx, fn, client.Run{Args: json.RawMessage(args)})
+	require.NoError(a.t, err)
+	require.False(a.t, out.Done)
+	return out.JobID
+}
+
+func (a *api) info(id string) frontend.JobInfo {
+	a.t.Helper()
+	ctx, cancel := a.ctx()
+	defer cancel()
+	info, err := a.Info(ctx, id)
+	require.NoError(a.t, err)
+	return info
 }
 
 // await polls until the job is finished.
 func (a *api) await(id string, within time.Duration) {
 	a.t.Helper()
 	require.Eventually(a.t, func() bool {
-		r := a.do(http.MethodGet, "/j/"+id, "")
-		return r.Status == http.StatusOK && string(r.Res) == "1"
+		ctx, cancel := a.ctx()
+		defer cancel()
+		done, err := a.Finished(ctx, id)
+		require.NoError(a.t, err)
+		return done
 	}, within, 20*time.Millisecond, "job %s did not finish", id)
 }

@@ -12,6 +12,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"faas/frontend"
+	"faas/frontend/client"
+	"faas/proxies/faas"
 )
 
 // TestReferenceFlow drives the reference project's typical client against
@@ -21,16 +25,22 @@ func TestReferenceFlow(t *testing.T) {
 	c := newCluster(t)
 	c.startAll(2)
 	a := c.register(t, "alice")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 
-	r := a.do(http.MethodPost, "/u/alice/fn/add", "function add(a,b){return a+b}")
-	require.Equal(t, http.StatusCreated, r.Status, "%s", r.Res)
-	r = a.do(http.MethodPost, "/u/alice/fn/add_with_delay",
-		"async function add_with_delay(a,b){ await new Promise(r => setTimeout(r, 100)); return a+b; }")
-	require.Equal(t, http.StatusCreated, r.Status, "%s", r.Res)
+	for name, src := range map[string]string{
+		"add":            "function add(a,b){return a+b}",
+		"add_with_delay": "async function add_with_delay(a,b){ await new Promise(r => setTimeout(r, 100)); return a+b; }",
+	} {
+		_, created, err := a.PutFunction(ctx, name, client.Deploy{Source: src})
+		require.NoError(t, err)
+		require.True(t, created, name)
+	}
 
 	var ids []string
 	for _, fn := range []string{"add", "add_with_delay"} {
-		r = a.do(http.MethodPost, "/u/alice/fn/"+fn+"/run", "[4,5]")
+		// The raw answer, for its status and Location.
+		r := a.do(http.MethodPost, "/u/alice/fn/"+fn+"/run", "[4,5]")
 		require.Equal(t, http.StatusAccepted, r.Status, "%s", r.Res)
 		var id string
 		require.NoError(t, json.Unmarshal(r.Res, &id))
@@ -40,33 +50,30 @@ func TestReferenceFlow(t *testing.T) {
 	var billed float64
 	for _, id := range ids {
 		a.await(id, 30*time.Second)
-		r = a.do(http.MethodGet, "/j/"+id+"/res", "")
-		require.Equal(t, http.StatusOK, r.Status)
-		require.JSONEq(t, "9", string(r.Res))
+		res, err := a.Result(ctx, id)
+		require.NoError(t, err)
+		require.JSONEq(t, "9", string(res))
 		info := a.info(id)
-		require.Equal(t, "succeeded", info.State)
+		require.Equal(t, faas.Succeeded, info.State)
 		require.Equal(t, 1, info.Attempts)
 		require.Positive(t, info.BilledMS)
 		billed += info.BilledMS
 	}
 	require.GreaterOrEqual(t, a.info(ids[1]).BilledMS, 100.0, "async waits are billed")
 
-	r = a.do(http.MethodGet, "/u/alice/time", "")
-	require.Equal(t, http.StatusOK, r.Status)
-	var total float64
-	require.NoError(t, json.Unmarshal(r.Res, &total))
-	require.InDelta(t, billed, total, 1e-6)
+	total, err := a.BilledTime(ctx)
+	require.NoError(t, err)
+	require.InDelta(t, billed, float64(total)/float64(time.Millisecond), 1e-5)
 
-	r = a.do(http.MethodDelete, "/j/"+ids[0], "")
-	require.Equal(t, http.StatusOK, r.Status)
-	r = a.do(http.MethodGet, "/j/"+ids[0], "")
-	require.Equal(t, http.StatusNotFound, r.Status)
+	require.NoError(t, a.DeleteJob(ctx, ids[0]))
+	_, err = a.Finished(ctx, ids[0])
+	require.Equal(t, faas.NotFound, faas.ErrorCode(err))
 
 	// Another user sees none of it.
 	b := c.register(t, "bob")
-	r = b.do(http.MethodGet, "/j/"+ids[1]+"/res", "")
-	require.Equal(t, http.StatusNotFound, r.Status)
-	r = b.do(http.MethodGet, "/u/alice/fn", "")
+	_, err = b.Result(ctx, ids[1])
+	require.Equal(t, faas.NotFound, faas.ErrorCode(err))
+	r := b.do(http.MethodGet, "/u/alice/fn", "") // bob's client has no call for another user's route
 	require.Equal(t, http.StatusForbidden, r.Status)
 
 	// Every component shuts down cleanly on SIGTERM.
@@ -144,10 +151,12 @@ func TestLiveLogsAcrossProcesses(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// A raw request: this checks the stream's bytes, which the client
+	// parses away (it follows the same stream below).
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.http+"/j/"+id+"/logs?follow=1", nil)
 	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	resp, err := a.client.Do(req)
+	req.Header.Set("Authorization", "Bearer "+a.Token())
+	resp, err := c.httpClient().Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
@@ -158,11 +167,27 @@ func TestLiveLogsAcrossProcesses(t *testing.T) {
 		require.NoError(t, err, "stream so far: %q", head.String())
 		head.WriteString(line)
 	}
-	require.Equal(t, "running", a.info(id).State, "the first line came after the job ended")
+	require.Equal(t, faas.Running, a.info(id).State, "the first line came after the job ended")
 	rest, err := io.ReadAll(body)
 	require.NoError(t, err)
 	require.Equal(t, "id: 0\nevent: log\ndata: first\n\n"+
 		"id: 1\nevent: warn\ndata: second\n\n"+
 		"event: end\ndata: {\"state\":\"succeeded\"}\n\n",
 		strings.TrimPrefix(head.String(), ": ping\n\n")+string(rest))
+
+	// The client reads the same stream of the finished job, resuming
+	// after a line as faas job logs -f does when a stream breaks.
+	for from, want := range map[int][]frontend.LogLine{
+		-1: {{Offset: 0, Stream: "log", Line: "first"}, {Offset: 1, Stream: "warn", Line: "second"}},
+		0:  {{Offset: 1, Stream: "warn", Line: "second"}},
+	} {
+		var lines []frontend.LogLine
+		state, err := a.FollowLogs(ctx, id, from, func(l frontend.LogLine) error {
+			lines = append(lines, l)
+			return nil
+		})
+		require.NoError(t, err)
+		require.Equal(t, faas.Succeeded, state)
+		require.Equal(t, want, lines, "from %d", from)
+	}
 }

@@ -11,6 +11,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"faas/frontend"
+	"faas/frontend/client"
+	"faas/proxies/faas"
 )
 
 // faultEnv makes failures show quickly: short leases and heartbeats, and
@@ -46,8 +50,7 @@ func newStream(t *testing.T, c *cluster, jobs int) *stream {
 	for _, name := range []string{"ursula", "victor"} {
 		a := c.register(t, name)
 		for fn, src := range map[string]string{"fast": fastSource, "slow": slowSource} {
-			r := a.do(http.MethodPost, "/u/"+name+"/fn/"+fn, src)
-			require.Equal(t, http.StatusCreated, r.Status, "%s", r.Res)
+			a.upload(fn, client.Deploy{Source: src})
 		}
 		s.users = append(s.users, a)
 		s.names = append(s.names, name)
@@ -118,7 +121,7 @@ func (s *stream) verify(within time.Duration) (retried int) {
 	for i, id := range s.ids {
 		require.NotEmpty(t, id, "job %d was never acknowledged", i)
 		a, _ := s.user(i)
-		var info jobInfo
+		var info frontend.JobInfo
 		for {
 			info = a.info(id)
 			if info.State == "succeeded" || info.State == "failed" {
@@ -127,7 +130,7 @@ func (s *stream) verify(within time.Duration) (retried int) {
 			require.True(t, time.Now().Before(deadline), "job %d (%s) still %s after the faults ended; logs in %s", i, id, info.State, s.c.logsDir)
 			time.Sleep(50 * time.Millisecond)
 		}
-		require.Equal(t, "succeeded", info.State, "job %d: %+v", i, info.Error)
+		require.Equal(t, faas.Succeeded, info.State, "job %d: %+v", i, info.Error)
 		r := a.do(http.MethodGet, "/j/"+id+"/res", "")
 		require.JSONEq(t, fmt.Sprint(2*i), string(r.Res), "job %d", i)
 		require.Len(t, info.Lost, info.Attempts-1, "job %d: every attempt but the last was lost", i)
@@ -245,7 +248,7 @@ func TestStoppedWorkerLosesLease(t *testing.T) {
 	time.Sleep(2 * time.Second)
 
 	info := a.info(id)
-	require.Equal(t, "succeeded", info.State)
+	require.Equal(t, faas.Succeeded, info.State)
 	require.Equal(t, 2, info.Attempts)
 	require.Len(t, info.Lost, 1)
 	r = a.do(http.MethodGet, "/j/"+id+"/res", "")

@@ -10,24 +10,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"faas/frontend/client"
 )
-
-// submit runs user's fn asynchronously and returns the job id.
-func (a *api) submit(user, fn, args string) string {
-	a.t.Helper()
-	r := a.do(http.MethodPost, "/u/"+user+"/fn/"+fn+"/run", args)
-	require.Equal(a.t, http.StatusAccepted, r.Status, "%s", r.Res)
-	var id string
-	require.NoError(a.t, json.Unmarshal(r.Res, &id))
-	return id
-}
-
-// upload creates or replaces a function of user's; path may carry a query.
-func (a *api) upload(user, path, src string) {
-	a.t.Helper()
-	r := a.do(http.MethodPost, "/u/"+user+"/fn/"+path, src)
-	require.Contains(a.t, []int{http.StatusOK, http.StatusCreated}, r.Status, "%s", r.Res)
-}
 
 // TestJobsRunWhatWasSubmitted queues jobs while no worker runs, then
 // replaces one function (source and memory) and deletes another, through
@@ -41,12 +26,12 @@ func TestJobsRunWhatWasSubmitted(t *testing.T) {
 	a := c.register(t, "alice")
 
 	// grow needs more than 64 MB and less than 512.
-	a.upload("alice", "f?memory=512", `function f() { const a = []; for (let i = 0; i < 3e5; i++) a.push({i}); return "v1 " + a.length }`)
-	first := a.submit("alice", "f", "[]")
-	a.upload("alice", "f?memory=64", `() => "v2"`)
-	second := a.submit("alice", "f", "[]")
-	a.upload("alice", "g", `() => "g"`)
-	orphan := a.submit("alice", "g", "[]")
+	a.upload("f", client.Deploy{MemoryMB: 512, Source: `function f() { const a = []; for (let i = 0; i < 3e5; i++) a.push({i}); return "v1 " + a.length }`})
+	first := a.submit("f", "[]")
+	a.upload("f", client.Deploy{MemoryMB: 64, Source: `() => "v2"`})
+	second := a.submit("f", "[]")
+	a.upload("g", client.Deploy{Source: `() => "g"`})
+	orphan := a.submit("g", "[]")
 	r := a.do(http.MethodDelete, "/u/alice/fn/g", "")
 	require.Equal(t, http.StatusOK, r.Status, "%s", r.Res)
 
@@ -79,12 +64,12 @@ func TestRunningLimitAcrossProcesses(t *testing.T) {
 	c.startAll(1)
 	a := c.register(t, "alice")
 	b := c.register(t, "bob")
-	a.upload("alice", "slow", fmt.Sprintf(`async function slow() { await new Promise(r => setTimeout(r, %d)); return 1 }`, slow.Milliseconds()))
-	b.upload("bob", "quick", `() => 2`)
+	a.upload("slow", client.Deploy{Source: fmt.Sprintf(`async function slow() { await new Promise(r => setTimeout(r, %d)); return 1 }`, slow.Milliseconds())})
+	b.upload("quick", client.Deploy{Source: `() => 2`})
 
 	var ids []string
 	for range jobs {
-		ids = append(ids, a.submit("alice", "slow", "[]"))
+		ids = append(ids, a.submit("slow", "[]"))
 	}
 	running := func() int {
 		n := 0

@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+
+	"faas/frontend/client"
 )
 
 // TestBadRequests sends every malformed or forbidden request the API
@@ -113,12 +115,12 @@ func TestBadRequests(t *testing.T) {
 
 	t.Run("oversize source without Content-Length", func(t *testing.T) {
 		t.Parallel()
-		req, err := http.NewRequest("POST", p.url+au+"/fn/chunked", io.MultiReader(strings.NewReader(fits), strings.NewReader("x")))
+		body := func() io.Reader { return io.MultiReader(strings.NewReader(fits), strings.NewReader("x")) }
+		req, err := http.NewRequest("POST", p.url+au+"/fn/chunked", body())
 		require.NoError(t, err)
 		// A body of unknown length goes chunked, with no Content-Length.
 		require.Zero(t, req.ContentLength)
-		req.Header = bearer(aliceToken)
-		status, rep := p.send(t, req)
+		status, rep := p.send(t, client.Request{Method: "POST", Path: au + "/fn/chunked", Body: body(), Header: bearer(aliceToken)})
 		require.Equal(t, http.StatusRequestEntityTooLarge, status, "res: %s", rep.Res)
 		require.Equal(t, "too_large", rep.Code)
 	})

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"faas/frontend"
+	"faas/frontend/client"
 	"faas/proxies/faas"
 )
 
@@ -279,17 +280,9 @@ func TestFunctionListPages(t *testing.T) {
 // nextCursor fetches path and returns the next_cursor of its answer.
 func nextCursor(t testing.TB, p *platform, path, token string) string {
 	t.Helper()
-	req, err := http.NewRequest("GET", p.url+path, nil)
+	resp, err := p.rest().Do(context.Background(), client.Request{Method: "GET", Path: path, Header: bearer(token)})
 	require.NoError(t, err)
-	req.Header = bearer(token)
-	resp, err := p.client.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	var body struct {
-		NextCursor string `json:"next_cursor"`
-	}
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
-	return body.NextCursor
+	return resp.NextCursor
 }
 
 // TestBadTokensAreNotFree sends 1,000 random tokens from one address and

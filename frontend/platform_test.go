@@ -21,6 +21,7 @@ import (
 	"faas/dbmanager"
 	"faas/dbmanager/dbmanagertest"
 	"faas/frontend"
+	"faas/frontend/client"
 	"faas/jqmanager"
 	"faas/proxies/dbproxy"
 	"faas/proxies/faas"
@@ -242,6 +243,11 @@ func (r reply) num(t testing.TB) float64 {
 	return f
 }
 
+// rest is a client of the platform's API; it acts as nobody until As.
+func (p *platform) rest() *client.Client {
+	return client.New(p.url, client.WithHTTPClient(p.client))
+}
+
 // do sends a request with an optional bearer token and body and decodes the
 // JSON reply, which every route must give.
 func (p *platform) do(t testing.TB, method, path, token string, body []byte) (int, reply) {
@@ -257,6 +263,8 @@ func (p *platform) expect(t testing.TB, status int, method, path, token string, 
 	return rep
 }
 
+// bearer is the header of a token as the client sends it; tests of bad
+// tokens build their own headers, which the client passes on as they are.
 func bearer(token string) http.Header {
 	h := http.Header{}
 	if token != "" {
@@ -267,46 +275,40 @@ func bearer(token string) http.Header {
 
 func (p *platform) doHeader(t testing.TB, method, path string, body []byte, h http.Header) (int, reply) {
 	t.Helper()
-	var r io.Reader
+	r := client.Request{Method: method, Path: path, Header: h}
 	if body != nil {
-		r = bytes.NewReader(body)
+		r.Body = bytes.NewReader(body)
 	}
-	req, err := http.NewRequest(method, p.url+path, r)
-	require.NoError(t, err)
-	req.Header = h
-	return p.send(t, req)
+	return p.send(t, r)
 }
 
-// send sends req and checks that the reply is the API's JSON envelope.
-func (p *platform) send(t testing.TB, req *http.Request) (int, reply) {
+// send sends r and checks that the reply is the API's JSON envelope, whose
+// error flag matches the status and carries a code.
+func (p *platform) send(t testing.TB, r client.Request) (int, reply) {
 	t.Helper()
-	what := req.Method + " " + req.URL.Path
-	resp, err := p.client.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	require.Equal(t, "application/json; charset=utf-8", resp.Header.Get("Content-Type"), "%s: body %s", what, raw)
-	var rep reply
-	require.NoError(t, json.Unmarshal(raw, &rep), "%s: body %s", what, raw)
-	require.Equal(t, rep.Error, resp.StatusCode >= 400, "%s: error flag with status %d", what, resp.StatusCode)
+	what := r.Method + " " + r.Path
+	resp, err := p.rest().Do(context.Background(), r)
+	require.NotNil(t, resp, "%s: %v", what, err)
+	require.Equal(t, "application/json; charset=utf-8", resp.Header.Get("Content-Type"), "%s: res %s", what, resp.Res)
+	rep := reply{Res: resp.Res, Header: resp.Header, Error: err != nil}
+	require.Equal(t, rep.Error, resp.Status >= 400, "%s: error flag with status %d", what, resp.Status)
 	if rep.Error {
-		require.NotEmpty(t, rep.Code, "%s: error without code", what)
+		rep.Code = string(faas.ErrorCode(err))
+		var he *client.HTTPError
+		require.ErrorAs(t, err, &he, what)
+		require.NotEmpty(t, he.Err.Code, "%s: error without code", what)
 	}
-	rep.Header = resp.Header
-	return resp.StatusCode, rep
+	return resp.Status, rep
 }
 
 // register creates a user and returns its token.
 func (p *platform) register(t testing.TB, user string) string {
 	t.Helper()
-	status, rep := p.do(t, "POST", "/u/"+user, "", nil)
-	require.Equal(t, http.StatusCreated, status, "register %s: %s", user, rep.Res)
-	var res struct{ Name, Token string }
-	require.NoError(t, json.Unmarshal(rep.Res, &res))
-	require.Equal(t, user, res.Name)
-	require.NotEmpty(t, res.Token)
-	return res.Token
+	cr, err := p.rest().Register(context.Background(), user)
+	require.NoError(t, err, "register %s", user)
+	require.Equal(t, user, cr.Name)
+	require.NotEmpty(t, cr.Token)
+	return cr.Token
 }
 
 // userSeq makes user names unique across the tests sharing a platform.
@@ -322,13 +324,15 @@ func (p *platform) newUser(t testing.TB, prefix string) (name, token string) {
 // upload stores a function and fails the test unless it was created.
 func (p *platform) upload(t testing.TB, user, token, fn, src string) {
 	t.Helper()
-	status, rep := p.do(t, "POST", "/u/"+user+"/fn/"+fn, token, []byte(src))
-	require.Equal(t, http.StatusCreated, status, "upload %s/%s: %s", user, fn, rep.Res)
+	_, created, err := p.rest().As(user, token).PutFunction(context.Background(), fn, client.Deploy{Source: src})
+	require.NoError(t, err, "upload %s/%s", user, fn)
+	require.True(t, created, "upload %s/%s: replaced", user, fn)
 }
 
 // submit runs a function without waiting and returns the job id.
 func (p *platform) submit(t testing.TB, user, token, fn, args string) string {
 	t.Helper()
+	// The raw answer, to check its Location against the id in res.
 	status, rep := p.do(t, "POST", "/u/"+user+"/fn/"+fn+"/run", token, []byte(args))
 	require.Equal(t, http.StatusAccepted, status, "run %s/%s: %s", user, fn, rep.Res)
 	id := rep.str(t)
@@ -339,9 +343,10 @@ func (p *platform) submit(t testing.TB, user, token, fn, args string) string {
 // awaitJob polls /j/:id until it answers 1, as the reference client did.
 func (p *platform) awaitJob(t testing.TB, token, id string) {
 	t.Helper()
+	c := p.rest().As("", token)
 	require.Eventually(t, func() bool {
-		status, rep := p.do(t, "GET", "/j/"+id, token, nil)
-		require.Equal(t, http.StatusOK, status, "poll %s: %s", id, rep.Res)
-		return rep.num(t) == 1
+		done, err := c.Finished(context.Background(), id)
+		require.NoError(t, err, "poll %s", id)
+		return done
 	}, 20*time.Second, 10*time.Millisecond, "job %s did not finish", id)
 }

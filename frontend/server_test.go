@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"faas/frontend"
+	"faas/frontend/client"
 )
 
 // TestServerLifecycle checks New's synchronous bind, Handler, and that Run
@@ -36,10 +37,7 @@ func TestServerLifecycle(t *testing.T) {
 	// Handler serves the same API without the server's own listener.
 	hs := httptest.NewServer(fe.Handler())
 	defer hs.Close()
-	resp, err := http.Get(hs.URL + "/healthz")
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.NoError(t, client.New(hs.URL).Healthz(context.Background()))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

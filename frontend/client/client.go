@@ -12,7 +12,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"faas/proxies/faas"
 )
@@ -77,6 +79,9 @@ type Response struct {
 type HTTPError struct {
 	Status int
 	Err    *faas.Error
+	// RetryAfter is how long a 429 asks the caller to wait; 0 if it does
+	// not say.
+	RetryAfter time.Duration
 }
 
 func (e *HTTPError) Error() string { return e.Err.Error() }
@@ -139,10 +144,11 @@ func decode(r Request, resp *http.Response) (*Response, error) {
 	if err := json.Unmarshal(env.Res, &e.Message); err != nil {
 		e.Message = string(env.Res)
 	}
-	if e.Code == "" {
-		e.Code = faas.Internal
+	he := &HTTPError{Status: resp.StatusCode, Err: e}
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+		he.RetryAfter = time.Duration(secs) * time.Second
 	}
-	return out, &HTTPError{Status: resp.StatusCode, Err: e}
+	return out, he
 }
 
 // send makes the HTTP request; the caller closes the body.
