@@ -143,17 +143,26 @@ type Outcome struct {
 	Replayed bool
 }
 
-// Run submits a job of the function name.
-func (c *Client) Run(ctx context.Context, name string, r Run) (Outcome, error) {
-	args := r.Args
-	if args == nil {
-		args = json.RawMessage("[]")
+// args is the argument array to send.
+func (r Run) args() json.RawMessage {
+	if r.Args == nil {
+		return json.RawMessage("[]")
 	}
+	return r.Args
+}
+
+// query is a submission's query: the wait.
+func (r Run) query() url.Values {
 	q := url.Values{}
 	if r.Wait > 0 {
 		q.Set("wait", r.Wait.String())
 	}
-	req := Request{Method: http.MethodPost, Path: c.userPath("/fn/"+url.PathEscape(name)+"/run") + query(q), Body: strings.NewReader(string(args))}
+	return q
+}
+
+// Run submits a job of the function name.
+func (c *Client) Run(ctx context.Context, name string, r Run) (Outcome, error) {
+	req := Request{Method: http.MethodPost, Path: c.userPath("/fn/"+url.PathEscape(name)+"/run") + query(r.query()), Body: strings.NewReader(string(r.args()))}
 	if r.IdempotencyKey != "" {
 		req.Header = http.Header{"Idempotency-Key": {r.IdempotencyKey}}
 	}
@@ -162,14 +171,7 @@ func (c *Client) Run(ctx context.Context, name string, r Run) (Outcome, error) {
 
 // Try runs src once with r.Args without storing it, answering like Run.
 func (c *Client) Try(ctx context.Context, src string, r Run) (Outcome, error) {
-	args := r.Args
-	if args == nil {
-		args = json.RawMessage("[]")
-	}
-	q := url.Values{}
-	if r.Wait > 0 {
-		q.Set("wait", r.Wait.String())
-	}
+	q := r.query()
 	if r.Timeout > 0 {
 		q.Set("timeout", r.Timeout.String())
 	}
@@ -179,7 +181,7 @@ func (c *Client) Try(ctx context.Context, src string, r Run) (Outcome, error) {
 	body, err := jsonBody(struct {
 		Source string          `json:"src"`
 		Args   json.RawMessage `json:"args"`
-	}{src, args})
+	}{src, r.args()})
 	if err != nil {
 		return Outcome{}, err
 	}

@@ -27,13 +27,7 @@ func newRegisterCmd(f *Factory) *cobra.Command {
 		Short: "Create a user and store its credentials",
 		Long:  "Create a user on the platform and store the URL, the user and the token in the config file, so that the other commands use them.",
 		Args:  exactArgs("user"),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
-			o.User = args[0]
-			if o.JSON, err = outputJSON(cmd); err != nil {
-				return err
-			}
-			return runRegister(cmd.Context(), o)
-		},
+		RunE:  withJSON(&o.JSON, func(args []string) { o.User = args[0] }, func(ctx context.Context) error { return runRegister(ctx, o) }),
 	}
 	cmd.Flags().StringVar(&o.URL, "url", "", "the platform's URL (default: the configured one, else "+DefaultURL+")")
 	return cmd
@@ -87,12 +81,7 @@ func newLoginCmd(f *Factory) *cobra.Command {
 		Use:   "login --url U --user u --token t",
 		Short: "Check and store existing credentials",
 		Args:  exactArgs(),
-		RunE: func(cmd *cobra.Command, _ []string) (err error) {
-			if o.JSON, err = outputJSON(cmd); err != nil {
-				return err
-			}
-			return runLogin(cmd.Context(), o)
-		},
+		RunE:  withJSON(&o.JSON, nil, func(ctx context.Context) error { return runLogin(ctx, o) }),
 	}
 	cmd.Flags().StringVar(&o.URL, "url", "", "the platform's URL (default "+DefaultURL+")")
 	cmd.Flags().StringVar(&o.User, "user", "", "user name")
@@ -128,12 +117,7 @@ func newTokenCmd(f *Factory) *cobra.Command {
 		Use:   "rotate",
 		Short: "Replace the token; the old one stops working at once",
 		Args:  exactArgs(),
-		RunE: func(cmd *cobra.Command, _ []string) (err error) {
-			if o.JSON, err = outputJSON(cmd); err != nil {
-				return err
-			}
-			return runTokenRotate(cmd.Context(), o)
-		},
+		RunE:  withJSON(&o.JSON, nil, func(ctx context.Context) error { return runTokenRotate(ctx, o) }),
 	})
 	return cmd
 }

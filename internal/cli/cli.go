@@ -132,17 +132,23 @@ unavailable or refused.`,
 	return root
 }
 
-// outputJSON reports whether the user asked for -o json, and refuses
-// formats that do not exist.
-func outputJSON(cmd *cobra.Command) (bool, error) {
-	v, _ := cmd.Flags().GetString("output")
-	switch v {
-	case "table", "":
-		return false, nil
-	case "json":
-		return true, nil
-	default:
-		return false, usagef("invalid output %q: want table or json", v)
+// withJSON is the RunE of a command with an Options struct: it sets
+// *asJSON from -o (refusing formats that do not exist), lets bind copy the
+// positional arguments into the options, and calls run.
+func withJSON(asJSON *bool, bind func(args []string), run func(context.Context) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		switch v, _ := cmd.Flags().GetString("output"); v {
+		case "table", "":
+			*asJSON = false
+		case "json":
+			*asJSON = true
+		default:
+			return usagef("invalid output %q: want table or json", v)
+		}
+		if bind != nil {
+			bind(args)
+		}
+		return run(cmd.Context())
 	}
 }
 

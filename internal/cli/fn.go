@@ -45,13 +45,7 @@ func newFnDeployCmd(f *Factory) *cobra.Command {
 their previous values. --env and --secret set values the function reads as
 faas.env.K; secrets are stored encrypted and never shown again.`,
 		Args: exactArgs("name", "file.js"),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
-			o.Name, o.File = args[0], args[1]
-			if o.JSON, err = outputJSON(cmd); err != nil {
-				return err
-			}
-			return runFnDeploy(cmd.Context(), o)
-		},
+		RunE: withJSON(&o.JSON, func(args []string) { o.Name, o.File = args[0], args[1] }, func(ctx context.Context) error { return runFnDeploy(ctx, o) }),
 	}
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", 0, "the function's time limit, such as 5s (default: keep, or 30s)")
 	cmd.Flags().IntVar(&o.MemoryMB, "memory", 0, "the sandbox's memory cap in MB (default: keep, or the worker's)")
@@ -132,12 +126,7 @@ func newFnLsCmd(f *Factory) *cobra.Command {
 		Aliases: []string{"list"},
 		Short:   "List the functions",
 		Args:    exactArgs(),
-		RunE: func(cmd *cobra.Command, _ []string) (err error) {
-			if o.JSON, err = outputJSON(cmd); err != nil {
-				return err
-			}
-			return runFnLs(cmd.Context(), o)
-		},
+		RunE:    withJSON(&o.JSON, nil, func(ctx context.Context) error { return runFnLs(ctx, o) }),
 	}
 }
 
@@ -186,13 +175,7 @@ func newFnGetCmd(f *Factory) *cobra.Command {
 		Use:   "get <name>",
 		Short: "Show a function's settings and source",
 		Args:  exactArgs("name"),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
-			o.Name = args[0]
-			if o.JSON, err = outputJSON(cmd); err != nil {
-				return err
-			}
-			return runFnGet(cmd.Context(), o)
-		},
+		RunE:  withJSON(&o.JSON, func(args []string) { o.Name = args[0] }, func(ctx context.Context) error { return runFnGet(ctx, o) }),
 	}
 }
 

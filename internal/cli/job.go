@@ -28,13 +28,7 @@ func newJobCmd(f *Factory) *cobra.Command {
 			Use:   v.use + " <id>",
 			Short: v.short,
 			Args:  exactArgs("id"),
-			RunE: func(cmd *cobra.Command, args []string) (err error) {
-				o.ID = args[0]
-				if o.JSON, err = outputJSON(cmd); err != nil {
-					return err
-				}
-				return runJob(cmd.Context(), o)
-			},
+			RunE:  withJSON(&o.JSON, func(args []string) { o.ID = args[0] }, func(ctx context.Context) error { return runJob(ctx, o) }),
 		})
 	}
 	cmd.AddCommand(newJobLogsCmd(f))
@@ -55,12 +49,7 @@ func newJobLsCmd(f *Factory) *cobra.Command {
 		Aliases: []string{"list"},
 		Short:   "List the jobs, newest first",
 		Args:    exactArgs(),
-		RunE: func(cmd *cobra.Command, _ []string) (err error) {
-			if o.JSON, err = outputJSON(cmd); err != nil {
-				return err
-			}
-			return runJobLs(cmd.Context(), o)
-		},
+		RunE:    withJSON(&o.JSON, nil, func(ctx context.Context) error { return runJobLs(ctx, o) }),
 	}
 	cmd.Flags().StringVar(&o.Filter.Function, "fn", "", "only this function's jobs")
 	cmd.Flags().StringVar(&o.Filter.State, "state", "", "only jobs in this state: queued, running, succeeded or failed")
@@ -181,13 +170,7 @@ func newJobLogsCmd(f *Factory) *cobra.Command {
 		Use:   "logs <id>",
 		Short: "Print what a job printed; -f follows it until it ends",
 		Args:  exactArgs("id"),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
-			o.ID = args[0]
-			if o.JSON, err = outputJSON(cmd); err != nil {
-				return err
-			}
-			return runJobLogs(cmd.Context(), o)
-		},
+		RunE:  withJSON(&o.JSON, func(args []string) { o.ID = args[0] }, func(ctx context.Context) error { return runJobLogs(ctx, o) }),
 	}
 	cmd.Flags().BoolVarP(&o.Follow, "follow", "f", false, "print lines as they come until the job ends")
 	return cmd
@@ -252,12 +235,7 @@ func newUsageCmd(f *Factory) *cobra.Command {
 		Use:   "usage",
 		Short: "Show the billed execution time",
 		Args:  exactArgs(),
-		RunE: func(cmd *cobra.Command, _ []string) (err error) {
-			if o.JSON, err = outputJSON(cmd); err != nil {
-				return err
-			}
-			return runUsage(cmd.Context(), o)
-		},
+		RunE:  withJSON(&o.JSON, nil, func(ctx context.Context) error { return runUsage(ctx, o) }),
 	}
 }
 

@@ -42,13 +42,7 @@ when it is valid JSON and a string otherwise: faas run add 4 5 sends [4,5],
 faas run greet bob sends ["bob"]. --json passes a whole JSON array instead.
 It waits for the result unless --async, which prints the job id.`,
 		Args: minArgs("name"),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
-			o.Name, o.Args = args[0], args[1:]
-			if o.JSON, err = outputJSON(cmd); err != nil {
-				return err
-			}
-			return runRun(cmd.Context(), o)
-		},
+		RunE: withJSON(&o.JSON, func(args []string) { o.Name, o.Args = args[0], args[1:] }, func(ctx context.Context) error { return runRun(ctx, o) }),
 	}
 	cmd.Flags().BoolVar(&o.Async, "async", false, "print the job id instead of waiting")
 	cmd.Flags().StringVar(&o.ArgsJSON, "json", "", "the arguments as one JSON array, instead of positional arguments")
@@ -175,13 +169,7 @@ func newFnTestCmd(f *Factory) *cobra.Command {
 		Use:   "test <file.js> [args...]",
 		Short: "Run a source once without storing it: result, logs and duration",
 		Args:  minArgs("file.js"),
-		RunE: func(cmd *cobra.Command, args []string) (err error) {
-			o.File, o.Args = args[0], args[1:]
-			if o.JSON, err = outputJSON(cmd); err != nil {
-				return err
-			}
-			return runFnTest(cmd.Context(), o)
-		},
+		RunE:  withJSON(&o.JSON, func(args []string) { o.File, o.Args = args[0], args[1:] }, func(ctx context.Context) error { return runFnTest(ctx, o) }),
 	}
 	cmd.Flags().StringVar(&o.ArgsJSON, "json", "", "the arguments as one JSON array")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", 0, "time limit, such as 5s")
