@@ -324,7 +324,13 @@ func (p *platform) newUser(t testing.TB, prefix string) (name, token string) {
 // upload stores a function and fails the test unless it was created.
 func (p *platform) upload(t testing.TB, user, token, fn, src string) {
 	t.Helper()
-	_, created, err := p.rest().As(user, token).PutFunction(context.Background(), fn, client.Deploy{Source: src})
+	p.deploy(t, user, token, fn, client.Deploy{Source: src})
+}
+
+// deploy is upload with settings.
+func (p *platform) deploy(t testing.TB, user, token, fn string, d client.Deploy) {
+	t.Helper()
+	_, created, err := p.rest().As(user, token).PutFunction(context.Background(), fn, d)
 	require.NoError(t, err, "upload %s/%s", user, fn)
 	require.True(t, created, "upload %s/%s: replaced", user, fn)
 }

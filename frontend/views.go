@@ -17,29 +17,20 @@ type Credentials struct {
 	Token string `json:"token"`
 }
 
-// FunctionSettings is what an upload and a listing with ?fields=settings
-// say of a function.
-type FunctionSettings struct {
-	Name      string    `json:"name,omitempty"`
-	Version   int64     `json:"version"`
-	TimeoutMS float64   `json:"timeout_ms"`
-	MemoryMB  int       `json:"memory_mb"`
-	Updated   time.Time `json:"updated"`
-}
-
-// FunctionInfo is what GET /u/:u/fn/:f answers: the source, the settings,
-// and the names (never the values) of the function's env and secrets.
-type FunctionInfo struct {
-	Name        string    `json:"name"`
-	Source      string    `json:"src"`
-	Version     int64     `json:"version,omitempty"`
-	TimeoutMS   float64   `json:"timeout_ms,omitempty"`
-	MemoryMB    int       `json:"memory_mb,omitempty"`
-	Concurrency int       `json:"concurrency,omitempty"`
-	Created     time.Time `json:"created,omitzero"`
-	Updated     time.Time `json:"updated,omitzero"`
-	Env         []string  `json:"env,omitempty"`
-	Secrets     []string  `json:"secrets,omitempty"`
+// FunctionView is what GET /u/:u/fn/:f, an upload and a listing with
+// ?fields=settings say of a function: its settings, the source (not in a
+// listing), and the names (never the values) of its env and secrets.
+type FunctionView struct {
+	Name      string  `json:"name"`
+	Source    string  `json:"src,omitempty"`
+	Version   int64   `json:"version"`
+	TimeoutMS float64 `json:"timeout_ms"`
+	// MemoryMB is the sandbox memory cap; 0 means the worker's default.
+	MemoryMB int       `json:"memory_mb"`
+	Created  time.Time `json:"created,omitzero"`
+	Updated  time.Time `json:"updated"`
+	Env      []string  `json:"env,omitempty"`
+	Secrets  []string  `json:"secrets,omitempty"`
 }
 
 // JobSummary is one job of a listing.
@@ -52,9 +43,9 @@ type JobSummary struct {
 	ErrorCode  faas.Code     `json:"error_code,omitempty"`
 }
 
-// JobPage is what GET /u/:u/jobs answers: a page of jobs, newest first,
+// JobList is what GET /u/:u/jobs answers: a page of jobs, newest first,
 // and the cursor of the next page, empty on the last.
-type JobPage struct {
+type JobList struct {
 	Jobs       []JobSummary `json:"jobs"`
 	NextCursor string       `json:"next_cursor,omitempty"`
 }

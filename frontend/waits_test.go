@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"faas/frontend"
+	"faas/frontend/client"
 	"faas/proxies/wire/wiretest"
 )
 
@@ -46,7 +47,7 @@ func TestWaitFlood(t *testing.T) {
 			p := startPlatform(t, func(s *settings) { s.frontend.MaxWaitsPerUser = tc.perUser })
 			flooder, floodToken := p.newUser(t, "flood")
 			quiet, quietToken := p.newUser(t, "bystander")
-			p.upload(t, flooder, floodToken, "slow?timeout=2m", `async function slow(){ await new Promise(r => setTimeout(r, 120000)) }`)
+			p.deploy(t, flooder, floodToken, "slow", client.Deploy{Timeout: 2 * time.Minute, Source: `async function slow(){ await new Promise(r => setTimeout(r, 120000)) }`})
 			p.upload(t, quiet, quietToken, "add", addSrc)
 			jobID := p.submitKeyed(t, flooder, floodToken, "flood", "slow", "")
 			baseFDs := wiretest.OpenSockets(t)

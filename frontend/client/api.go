@@ -55,7 +55,7 @@ type Deploy struct {
 // PutFunction creates or replaces the function name; created reports
 // whether it is new. With env or secrets it sends the JSON form of the
 // upload, otherwise the raw source with the settings in the query.
-func (c *Client) PutFunction(ctx context.Context, name string, d Deploy) (settings frontend.FunctionSettings, created bool, err error) {
+func (c *Client) PutFunction(ctx context.Context, name string, d Deploy) (settings frontend.FunctionView, created bool, err error) {
 	r := Request{Method: http.MethodPost, Path: c.userPath("/fn/" + url.PathEscape(name))}
 	if len(d.Env) > 0 || len(d.Secrets) > 0 {
 		form := struct {
@@ -88,8 +88,8 @@ func (c *Client) PutFunction(ctx context.Context, name string, d Deploy) (settin
 }
 
 // Function returns one of the user's functions.
-func (c *Client) Function(ctx context.Context, name string) (frontend.FunctionInfo, error) {
-	var f frontend.FunctionInfo
+func (c *Client) Function(ctx context.Context, name string) (frontend.FunctionView, error) {
+	var f frontend.FunctionView
 	_, err := c.call(ctx, Request{Method: http.MethodGet, Path: c.userPath("/fn/" + url.PathEscape(name))}, &f)
 	return f, err
 }
@@ -105,8 +105,8 @@ func (c *Client) FunctionSources(ctx context.Context, cursor string, limit int) 
 
 // Functions returns a page of the user's functions with their settings
 // and without sources, as FunctionSources does.
-func (c *Client) Functions(ctx context.Context, cursor string, limit int) (map[string]frontend.FunctionSettings, string, error) {
-	var fns map[string]frontend.FunctionSettings
+func (c *Client) Functions(ctx context.Context, cursor string, limit int) (map[string]frontend.FunctionView, string, error) {
+	var fns map[string]frontend.FunctionView
 	resp, err := c.call(ctx, Request{Method: http.MethodGet, Path: c.userPath("/fn") + pageQuery(cursor, limit, "settings")}, &fns)
 	return fns, next(resp), err
 }
@@ -263,7 +263,7 @@ type JobFilter struct {
 }
 
 // Jobs returns a page of the user's jobs, newest first.
-func (c *Client) Jobs(ctx context.Context, f JobFilter) (frontend.JobPage, error) {
+func (c *Client) Jobs(ctx context.Context, f JobFilter) (frontend.JobList, error) {
 	q := url.Values{}
 	if f.Function != "" {
 		q.Set("fn", f.Function)
@@ -277,7 +277,7 @@ func (c *Client) Jobs(ctx context.Context, f JobFilter) (frontend.JobPage, error
 	if f.Cursor != "" {
 		q.Set("cursor", f.Cursor)
 	}
-	var page frontend.JobPage
+	var page frontend.JobList
 	_, err := c.call(ctx, Request{Method: http.MethodGet, Path: c.userPath("/jobs") + query(q)}, &page)
 	return page, err
 }

@@ -135,7 +135,7 @@ func runFnLs(ctx context.Context, o *FnLsOptions) error {
 	if err != nil {
 		return err
 	}
-	all := []frontend.FunctionSettings{}
+	all := []frontend.FunctionView{}
 	for cursor := ""; ; {
 		page, next, err := c.Functions(ctx, cursor, 0)
 		if err != nil {
