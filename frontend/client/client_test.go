@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -93,4 +94,32 @@ func TestUnreachable(t *testing.T) {
 	require.Equal(t, faas.Unavailable, faas.ErrorCode(err))
 	require.False(t, client.JobFailed(err))
 	require.False(t, errors.Is(err, context.Canceled))
+}
+
+func TestPutFunctionForms(t *testing.T) {
+	t.Parallel()
+	type seen struct{ query, ctype, body string }
+	got := make(chan seen, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- seen{r.URL.RawQuery, r.Header.Get("Content-Type"), string(b)}
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprint(w, `{"error":false,"res":{"name":"f","version":7,"timeout_ms":5000,"memory_mb":64,"updated":"2026-01-01T00:00:00Z"}}`)
+	}))
+	t.Cleanup(srv.Close)
+	c := client.New(srv.URL, client.WithUser("alice", "tok"))
+	ctx := context.Background()
+
+	view, created, err := c.PutFunction(ctx, "f", client.Deploy{Source: "x => x", Timeout: 5 * time.Second, MemoryMB: 64})
+	require.NoError(t, err)
+	require.True(t, created)
+	require.Equal(t, int64(7), view.Version)
+	require.Equal(t, seen{"memory=64&timeout=5s", "", "x => x"}, <-got, "raw source, settings in the query")
+
+	_, _, err = c.PutFunction(ctx, "f", client.Deploy{Source: "x => x", Timeout: 5 * time.Second, Env: map[string]string{"A": "1"}, Secrets: map[string]string{"KEY": "s3cret"}})
+	require.NoError(t, err)
+	s := <-got
+	require.Empty(t, s.query)
+	require.Equal(t, "application/json", s.ctype)
+	require.JSONEq(t, `{"src":"x => x","timeout":"5s","env":{"A":"1"},"secrets":{"KEY":"s3cret"}}`, s.body, "the JSON form with env or secrets")
 }

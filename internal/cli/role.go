@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -112,9 +111,9 @@ func roleHelp(cmd *cobra.Command, f *Factory, r Role) error {
 		return err
 	}
 	if r.Flags {
-		fmt.Fprint(out, "\nFlags:\n")
-		// The role's own flag set prints its flags on -h.
-		return runRole(cmd.Context(), &Factory{IO: &IOStreams{Out: out, Err: os.Stderr}}, r, []string{"-h"})
+		// The role's own flag set prints its flags on -h, to stderr.
+		fmt.Fprint(f.IO.Err, "\nFlags:\n")
+		return runRole(cmd.Context(), f, r, []string{"-h"})
 	}
 	return nil
 }
