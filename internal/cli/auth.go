@@ -111,15 +111,13 @@ type TokenRotateOptions struct {
 }
 
 func newTokenCmd(f *Factory) *cobra.Command {
-	cmd := &cobra.Command{Use: "token", Short: "Manage the user's token"}
 	o := &TokenRotateOptions{F: f}
-	cmd.AddCommand(&cobra.Command{
+	return noun("token", "Manage the user's token", &cobra.Command{
 		Use:   "rotate",
 		Short: "Replace the token; the old one stops working at once",
 		Args:  exactArgs(),
 		RunE:  withJSON(&o.JSON, nil, func(ctx context.Context) error { return runTokenRotate(ctx, o) }),
 	})
-	return cmd
 }
 
 func runTokenRotate(ctx context.Context, o *TokenRotateOptions) error {

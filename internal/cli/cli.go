@@ -152,6 +152,24 @@ func withJSON(asJSON *bool, bind func(args []string), run func(context.Context) 
 	}
 }
 
+// noun is a command that only groups others (fn, job, token): alone it
+// shows its help; with an unknown subcommand it is a usage error, where
+// cobra would show the help and exit 0.
+func noun(use, short string, verbs ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("unknown command %q for %q", args[0], cmd.CommandPath())
+			}
+			return cmd.Help()
+		},
+	}
+	cmd.AddCommand(verbs...)
+	return cmd
+}
+
 // exactArgs is cobra.ExactArgs with a usage error and the names of the
 // arguments.
 func exactArgs(names ...string) cobra.PositionalArgs {

@@ -168,6 +168,27 @@ func TestNotLoggedIn(t *testing.T) {
 	require.Equal(t, ExitUsage, tf.main("job", "ls", "-o", "yaml"))
 }
 
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"fn"}, ExitOK, ""},
+		{[]string{"job", "nosuch"}, ExitUsage, `error: usage: unknown command "nosuch" for "faas job"`},
+		{[]string{"token", "renew"}, ExitUsage, `error: usage: unknown command "renew" for "faas token"`},
+		{[]string{"nosuch"}, ExitUsage, `error: usage: unknown command "nosuch" for "faas"`},
+		{[]string{"run", "add", "--nosuch"}, ExitUsage, "error: usage: unknown flag: --nosuch"},
+		{[]string{"job", "get", "a", "b"}, ExitUsage, "error: usage: faas job get takes 1 argument(s) (id), got 2"},
+		{[]string{"login", "--url", "http://x"}, ExitUsage, "error: usage: login needs --user and --token"},
+	} {
+		tf := newTestFactory(t, nil)
+		require.Equal(t, tc.code, tf.main(tc.args...), "%v", tc.args)
+		require.Equal(t, tc.want, strings.TrimSpace(tf.err.String()), "%v", tc.args)
+	}
+}
+
 // fakeAPI answers the routes a test names with canned bodies, and 404
 // otherwise: it checks the CLI's formatting, not the platform.
 func fakeAPI(t testing.TB, routes map[string]func(w http.ResponseWriter, r *http.Request)) string {

@@ -18,9 +18,8 @@ import (
 )
 
 func newFnCmd(f *Factory) *cobra.Command {
-	cmd := &cobra.Command{Use: "fn", Short: "Deploy, list, show, test and remove functions"}
-	cmd.AddCommand(newFnDeployCmd(f), newFnLsCmd(f), newFnGetCmd(f), newFnRmCmd(f), newFnTestCmd(f))
-	return cmd
+	return noun("fn", "Deploy, list, show, test and remove functions",
+		newFnDeployCmd(f), newFnLsCmd(f), newFnGetCmd(f), newFnRmCmd(f), newFnTestCmd(f))
 }
 
 // FnDeployOptions are faas fn deploy's.

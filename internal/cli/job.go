@@ -16,8 +16,7 @@ import (
 )
 
 func newJobCmd(f *Factory) *cobra.Command {
-	cmd := &cobra.Command{Use: "job", Short: "List, inspect, follow and remove jobs"}
-	cmd.AddCommand(newJobLsCmd(f))
+	cmd := noun("job", "List, inspect, follow and remove jobs", newJobLsCmd(f))
 	for _, v := range []struct{ use, short string }{
 		{"get", "Show a job's record"},
 		{"res", "Print a finished job's result"},
