@@ -224,6 +224,11 @@ func TestClosedRegistration(t *testing.T) {
 	require.NoError(t, json.Unmarshal(rep.Res, &res))
 	// The new user's own token works as usual.
 	p.expect(t, http.StatusOK, "GET", "/u/someone/fn", res.Token, nil)
+
+	// The typed client registers with the operator's token it holds.
+	cr, err := p.rest().As("", adminToken).Register(context.Background(), "someone-else")
+	require.NoError(t, err)
+	require.Equal(t, "someone-else", cr.Name)
 }
 
 // TestFunctionListPages walks a listing page by page, with and without

@@ -14,10 +14,11 @@ import (
 
 // Register creates the user name and returns its token. The returned
 // credentials are the only time the token is shown; As(name, token) acts
-// as the new user.
+// as the new user. A client holding the operator's token registers while
+// registration is closed; an anonymous one, only while it is open.
 func (c *Client) Register(ctx context.Context, name string) (frontend.Credentials, error) {
 	var cr frontend.Credentials
-	_, err := c.call(ctx, Request{Method: http.MethodPost, Path: "/u/" + url.PathEscape(name), NoAuth: c.user != name}, &cr)
+	_, err := c.call(ctx, Request{Method: http.MethodPost, Path: "/u/" + url.PathEscape(name)}, &cr)
 	return cr, err
 }
 
