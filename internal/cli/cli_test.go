@@ -269,10 +269,19 @@ func TestFollowLogs(t *testing.T) {
 		}
 	}
 	url := fakeAPI(t, map[string]func(http.ResponseWriter, *http.Request){
-		"GET /j/ok/logs":     stream("succeeded"),
-		"GET /j/bad/logs":    stream("failed"),
-		"GET /j/bad/info":    res(200, `{"id":"bad","state":"failed","error":{"code":"function_error","message":"kaput"}}`),
-		"GET /j/cut/logs":    func(w http.ResponseWriter, _ *http.Request) { w.Header().Set("Content-Type", "text/event-stream") },
+		"GET /j/ok/logs":  stream("succeeded"),
+		"GET /j/bad/logs": stream("failed"),
+		"GET /j/bad/info": res(200, `{"id":"bad","state":"failed","error":{"code":"function_error","message":"kaput"}}`),
+		"GET /j/cut/logs": func(w http.ResponseWriter, _ *http.Request) { w.Header().Set("Content-Type", "text/event-stream") },
+		// broken breaks after its first two lines; resumed, it sends the rest.
+		"GET /j/broken/logs": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			if r.Header.Get("Last-Event-ID") == "1" {
+				fmt.Fprint(w, "id: 2\nevent: log\ndata: third\n\nevent: end\ndata: {\"state\":\"succeeded\"}\n\n")
+				return
+			}
+			fmt.Fprint(w, "id: 0\nevent: log\ndata: first\n\nid: 1\nevent: log\ndata: second\n\n")
+		},
 		"GET /j/plain/logs":  res(200, `"not a stream"`),
 		"GET /j/listed/logs": res(200, `[{"offset":0,"stream":"warn","line":"careful"}]`),
 	})
@@ -287,6 +296,10 @@ func TestFollowLogs(t *testing.T) {
 	tf = loggedIn(t, url)
 	require.Equal(t, ExitRefused, tf.main("job", "logs", "-f", "cut"))
 	require.Contains(t, tf.err.String(), "ended before the job did")
+
+	tf = loggedIn(t, url)
+	require.Equal(t, ExitOK, tf.main("job", "logs", "-f", "broken"), tf.err.String())
+	require.Equal(t, "first\nsecond\nthird\n", tf.out.String(), "resumed after the last line, none twice")
 
 	tf = loggedIn(t, url)
 	require.Equal(t, ExitRefused, tf.main("job", "logs", "-f", "plain"))

@@ -197,7 +197,7 @@ func runJobLogs(ctx context.Context, o *JobLogsOptions) error {
 		}
 		return nil
 	}
-	state, err := c.FollowLogs(ctx, o.ID, -1, func(l frontend.LogLine) error {
+	state, err := followLogs(ctx, c, o.ID, func(l frontend.LogLine) error {
 		if o.JSON {
 			return printJSON(o.F.IO.Out, l)
 		}
@@ -220,6 +220,25 @@ func runJobLogs(ctx context.Context, o *JobLogsOptions) error {
 		return &client.HTTPError{Status: http.StatusUnprocessableEntity, Err: e}
 	}
 	return nil
+}
+
+// followReconnects is how many times faas job logs -f picks a stream up
+// again after it broke (a frontend restarting, a proxy timing out).
+const followReconnects = 3
+
+// followLogs follows a job's log to its end, resuming a broken stream
+// after the last line printed, so no line is shown twice or lost.
+func followLogs(ctx context.Context, c *client.Client, id string, emit func(frontend.LogLine) error) (faas.JobState, error) {
+	last := -1
+	for try := 0; ; try++ {
+		state, err := c.FollowLogs(ctx, id, last, func(l frontend.LogLine) error {
+			last = l.Offset
+			return emit(l)
+		})
+		if faas.ErrorCode(err) != faas.Unavailable || try == followReconnects || ctx.Err() != nil {
+			return state, err
+		}
+	}
 }
 
 // UsageOptions are faas usage's.
