@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"os"
@@ -73,7 +75,9 @@ func (u *cliUser) fails(code int, want string, args ...string) {
 func TestCLIReferenceFlow(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
-	c.startAll(1)
+	key := make([]byte, 32)
+	rand.Read(key)
+	c.startAll(1, "FAAS_SECRET_KEY="+base64.StdEncoding.EncodeToString(key))
 	alice := newCLIUser(t)
 	src := filepath.Join(alice.dir, "add.js")
 	require.NoError(t, os.WriteFile(src, []byte("function add(a, b) { console.log('adding', a, b); return a + b }"), 0o644))
@@ -113,6 +117,25 @@ func TestCLIReferenceFlow(t *testing.T) {
 	require.Contains(t, ls, "5s")
 	require.Contains(t, alice.ok("fn", "get", "add"), "return a + b")
 
+	// Env values and secrets, read as faas.env; secrets never shown again.
+	const secret = "sk-live-4f9c2b7e"
+	weather := filepath.Join(alice.dir, "weather.js")
+	require.NoError(t, os.WriteFile(weather, []byte("(city) => `${faas.env.UNITS} for ${city}, key of ${faas.env.API_KEY.length} chars`"), 0o644))
+	deployed := alice.ok("fn", "deploy", "weather", weather, "--env", "UNITS=metric", "--secret", "API_KEY="+secret, "-o", "json")
+	require.Equal(t, "\"metric for Oslo, key of 16 chars\"\n", alice.ok("run", "weather", "Oslo"))
+	shown := alice.ok("fn", "get", "weather")
+	require.Regexp(t, `env:\s+UNITS`, shown)
+	require.Regexp(t, `secrets:\s+API_KEY`, shown)
+	var view struct{ Env, Secrets []string }
+	shownJSON := alice.ok("fn", "get", "weather", "-o", "json")
+	require.NoError(t, json.Unmarshal([]byte(shownJSON), &view))
+	require.Equal(t, []string{"UNITS"}, view.Env)
+	require.Equal(t, []string{"API_KEY"}, view.Secrets)
+	for _, out := range []string{deployed, shown, shownJSON, alice.ok("fn", "ls", "-o", "json")} {
+		require.NotContains(t, out, secret)
+	}
+	alice.fails(2, `--secret "1KEY=x": the key must be`, "fn", "deploy", "weather", weather, "--secret", "1KEY=x")
+
 	// The function's own failure is exit 1 with its code and the job.
 	alice.ok("fn", "deploy", "boom", boom)
 	alice.fails(1, "error: function_error: ", "run", "boom")
@@ -151,6 +174,15 @@ func TestCLIReferenceFlow(t *testing.T) {
 	down := newCLIUser(t)
 	down.env = append(down.env, "FAAS_URL=http://127.0.0.1:1", "FAAS_USER=x", "FAAS_TOKEN=y")
 	down.fails(3, "error: unavailable: ", "usage")
+
+	// No secret in any component's log.
+	entries, err := os.ReadDir(c.logsDir)
+	require.NoError(t, err)
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(c.logsDir, e.Name()))
+		require.NoError(t, err)
+		require.NotContains(t, string(b), secret, e.Name())
+	}
 
 	// Clean up.
 	require.Contains(t, alice.ok("job", "rm", id), "removed "+id)
