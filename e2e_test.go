@@ -13,7 +13,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"faas/frontend"
 	"faas/frontend/client"
 	"faas/proxies/faas"
 )
@@ -177,12 +176,12 @@ func TestLiveLogsAcrossProcesses(t *testing.T) {
 
 	// The client reads the same stream of the finished job, resuming
 	// after a line as faas job logs -f does when a stream breaks.
-	for from, want := range map[int][]frontend.LogLine{
+	for from, want := range map[int][]faas.LogLine{
 		-1: {{Offset: 0, Stream: "log", Line: "first"}, {Offset: 1, Stream: "warn", Line: "second"}},
 		0:  {{Offset: 1, Stream: "warn", Line: "second"}},
 	} {
-		var lines []frontend.LogLine
-		state, err := a.FollowLogs(ctx, id, from, func(l frontend.LogLine) error {
+		var lines []faas.LogLine
+		state, err := a.FollowLogs(ctx, id, from, func(l faas.LogLine) error {
 			lines = append(lines, l)
 			return nil
 		})

@@ -49,11 +49,3 @@ type JobList struct {
 	Jobs       []JobSummary `json:"jobs"`
 	NextCursor string       `json:"next_cursor,omitempty"`
 }
-
-// LogLine is one line a function printed, with the stream it went to
-// (log, info, warn or error) and its 0-based offset among the job's lines.
-type LogLine struct {
-	Offset int    `json:"offset"`
-	Stream string `json:"stream"`
-	Line   string `json:"line"`
-}

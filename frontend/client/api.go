@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"faas/frontend"
+	"faas/proxies/faas"
 )
 
 // Register creates the user name and returns its token. The returned
@@ -242,8 +243,8 @@ func (c *Client) Logs(ctx context.Context, id string) (string, error) {
 }
 
 // LogLines is what the job printed so far, line by line with streams.
-func (c *Client) LogLines(ctx context.Context, id string) ([]frontend.LogLine, error) {
-	var lines []frontend.LogLine
+func (c *Client) LogLines(ctx context.Context, id string) ([]faas.LogLine, error) {
+	var lines []faas.LogLine
 	_, err := c.call(ctx, Request{Method: http.MethodGet, Path: jobPath(id, "/logs?format=lines")}, &lines)
 	return lines, err
 }

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"faas/frontend"
 	"faas/proxies/faas"
 )
 
@@ -17,7 +16,7 @@ import (
 // them, starting after line from (-1 for all), until the job ends; it
 // returns the job's final state. It reads the Server-Sent Events of
 // GET /j/:id/logs?follow=1.
-func (c *Client) FollowLogs(ctx context.Context, id string, from int, emit func(frontend.LogLine) error) (faas.JobState, error) {
+func (c *Client) FollowLogs(ctx context.Context, id string, from int, emit func(faas.LogLine) error) (faas.JobState, error) {
 	r := Request{Method: http.MethodGet, Path: jobPath(id, "/logs?follow=1"), Header: http.Header{"Accept": {"text/event-stream"}}}
 	if from >= 0 {
 		r.Header.Set("Last-Event-ID", strconv.Itoa(from))
@@ -39,8 +38,8 @@ func (c *Client) FollowLogs(ctx context.Context, id string, from int, emit func(
 
 // readEvents parses an event stream: fields up to a blank line make one
 // event; "end" carries the final state.
-func readEvents(sc *bufio.Scanner, emit func(frontend.LogLine) error) (faas.JobState, error) {
-	var ev frontend.LogLine
+func readEvents(sc *bufio.Scanner, emit func(faas.LogLine) error) (faas.JobState, error) {
+	var ev faas.LogLine
 	var data []string
 	event := ""
 	for sc.Scan() {
@@ -58,13 +57,13 @@ func readEvents(sc *bufio.Scanner, emit func(frontend.LogLine) error) (faas.JobS
 			if event != "" || len(data) > 0 {
 				ev.Stream, ev.Line = event, strings.Join(data, "\n")
 				if ev.Stream == "" {
-					ev.Stream = "log"
+					ev.Stream = faas.StreamLog
 				}
 				if err := emit(ev); err != nil {
 					return "", err
 				}
 			}
-			ev, data, event = frontend.LogLine{}, nil, ""
+			ev, data, event = faas.LogLine{}, nil, ""
 			continue
 		}
 		field, value, _ := strings.Cut(line, ":")

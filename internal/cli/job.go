@@ -197,7 +197,7 @@ func runJobLogs(ctx context.Context, o *JobLogsOptions) error {
 		}
 		return nil
 	}
-	state, err := followLogs(ctx, c, o.ID, func(l frontend.LogLine) error {
+	state, err := followLogs(ctx, c, o.ID, func(l faas.LogLine) error {
 		if o.JSON {
 			return printJSON(o.F.IO.Out, l)
 		}
@@ -228,10 +228,10 @@ const followReconnects = 3
 
 // followLogs follows a job's log to its end, resuming a broken stream
 // after the last line printed, so no line is shown twice or lost.
-func followLogs(ctx context.Context, c *client.Client, id string, emit func(frontend.LogLine) error) (faas.JobState, error) {
+func followLogs(ctx context.Context, c *client.Client, id string, emit func(faas.LogLine) error) (faas.JobState, error) {
 	last := -1
 	for try := 0; ; try++ {
-		state, err := c.FollowLogs(ctx, id, last, func(l frontend.LogLine) error {
+		state, err := c.FollowLogs(ctx, id, last, func(l faas.LogLine) error {
 			last = l.Offset
 			return emit(l)
 		})
