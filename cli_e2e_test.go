@@ -140,6 +140,29 @@ func TestCLIReferenceFlow(t *testing.T) {
 	alice.ok("fn", "deploy", "boom", boom)
 	alice.fails(1, "error: function_error: ", "run", "boom")
 
+	// Live logs: -f prints the lines as they come and ends with the job;
+	// a failed job's follow exits 1 like its run.
+	talk := filepath.Join(alice.dir, "talk.js")
+	require.NoError(t, os.WriteFile(talk, []byte(`async function talk() { console.log("one"); await new Promise(r => setTimeout(r, 300)); console.warn("two"); return 2 }`), 0o644))
+	alice.ok("fn", "deploy", "talk", talk)
+	talkID := strings.TrimSpace(alice.ok("run", "--async", "talk"))
+	require.Equal(t, "one\ntwo\n", alice.ok("job", "logs", "-f", talkID))
+	var lines []struct {
+		Offset       int
+		Stream, Line string
+	}
+	require.NoError(t, json.Unmarshal([]byte(alice.ok("job", "logs", talkID, "-o", "json")), &lines))
+	// A finished job's stored output keeps the text only, so the streams
+	// are not checked here (the live follow above carries them).
+	require.Len(t, lines, 2)
+	require.Equal(t, 1, lines[1].Offset)
+	require.Equal(t, "two", lines[1].Line)
+	boomID := strings.TrimSpace(alice.ok("run", "--async", "boom"))
+	alice.fails(1, "error: function_error: ", "job", "logs", "-f", boomID)
+	bob0 := newCLIUser(t)
+	bob0.ok("register", "bob0", "--url", c.http)
+	bob0.fails(3, "error: not_found: ", "job", "logs", "-f", talkID) // another user's job
+
 	// Platform refusals are exit 3 with the platform's code.
 	alice.fails(3, "error: not_found: ", "job", "get", "0123456789abcdef0123456789abcdef")
 	alice.fails(3, "error: not_found: ", "run", "nosuch")
