@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"faas/frontend/client"
 	"faas/proxies/faas"
 )
 
@@ -88,12 +89,12 @@ func ended(t testing.TB, events <-chan sseEvent) {
 	}
 }
 
-// followPrinter uploads fn (a path with its query), which prints line and
-// then waits 20 s, runs it and follows it until the line came.
-func (p *platform) followPrinter(t testing.TB, user, token, fn, line string) (id string, events <-chan sseEvent) {
+// followPrinter uploads name with its time limit (0 for the default),
+// which prints line and then waits 20 s, runs it and follows it until the
+// line came.
+func (p *platform) followPrinter(t testing.TB, user, token, name string, timeout time.Duration, line string) (id string, events <-chan sseEvent) {
 	t.Helper()
-	name, _, _ := strings.Cut(fn, "?")
-	p.upload(t, user, token, fn, fmt.Sprintf(`async function %s(){ console.log(%q); await new Promise(r => setTimeout(r, 20000)) }`, name, line))
+	p.deploy(t, user, token, name, client.Deploy{Timeout: timeout, Source: fmt.Sprintf(`async function %s(){ console.log(%q); await new Promise(r => setTimeout(r, 20000)) }`, name, line)})
 	id = p.submit(t, user, token, name, "")
 	events = p.follow(t, token, id, "", nil)
 	require.Equal(t, sseEvent{"0", "log", line}, next(t, events))
@@ -165,14 +166,14 @@ func TestLiveLogs(t *testing.T) {
 	})
 	t.Run("deleted", func(t *testing.T) {
 		t.Parallel()
-		id, events := p.followPrinter(t, user, token, "chatty", "hi")
+		id, events := p.followPrinter(t, user, token, "chatty", 0, "hi")
 		p.expect(t, http.StatusOK, "DELETE", "/j/"+id, token, nil)
 		ended(t, events)
 		p.expect(t, http.StatusNotFound, "GET", "/j/"+id+"/logs?follow=1", token, nil)
 	})
 	t.Run("timed out", func(t *testing.T) {
 		t.Parallel()
-		_, events := p.followPrinter(t, user, token, "stuck?timeout=1s", "waiting")
+		_, events := p.followPrinter(t, user, token, "stuck", time.Second, "waiting")
 		require.Equal(t, sseEvent{"", "end", `{"state":"failed"}`}, next(t, events))
 		ended(t, events)
 	})
@@ -184,7 +185,7 @@ func TestFollowersAreCapped(t *testing.T) {
 	t.Parallel()
 	p := startPlatform(t, func(s *settings) { s.frontend.MaxWaitsPerUser = 1 })
 	user, token := p.newUser(t, "cap")
-	id, events := p.followPrinter(t, user, token, "chatty", "hi")
+	id, events := p.followPrinter(t, user, token, "chatty", 0, "hi")
 	p.expect(t, http.StatusTooManyRequests, "GET", "/j/"+id+"/logs?follow=1", token, nil)
 	p.expect(t, http.StatusOK, "DELETE", "/j/"+id, token, nil)
 	ended(t, events)
