@@ -16,6 +16,8 @@ import (
 	"faas/dbmanager"
 	"faas/dbmanager/dbmanagertest"
 	"faas/frontend"
+	"faas/frontend/client"
+	"faas/internal/cli"
 	"faas/jqmanager"
 	"faas/proxies/bus"
 	"faas/scaler"
@@ -46,7 +48,7 @@ func TestComposeFile(t *testing.T) {
 	t.Parallel()
 	cf := loadCompose(t)
 
-	logs := reflect.TypeFor[logConfig]()
+	logs := reflect.TypeFor[cli.LogConfig]()
 	busVars := reflect.TypeFor[bus.Config]()
 	reads := map[string][]reflect.Type{
 		"dbmanager": {logs, busVars, reflect.TypeFor[dbmanager.Config]()},
@@ -195,7 +197,7 @@ func composeFlow(t *testing.T, cf composeFile, workers string) {
 	require.Equal(t, http.StatusOK, r.Status, "%s", r.Res)
 	require.JSONEq(t, "19", string(r.Res))
 
-	operator := &api{t: t, base: c.http, token: adminToken, client: c.httpClient()}
+	operator := &api{Client: client.New(c.http, client.WithHTTPClient(c.httpClient()), client.WithUser("", adminToken)), t: t}
 	r = operator.do(http.MethodGet, "/stats", "")
 	require.Equal(t, http.StatusOK, r.Status, "the operator's token comes from FAAS_ADMIN_TOKEN_FILE: %s", r.Res)
 }
