@@ -77,7 +77,9 @@ func TestCLIReferenceFlow(t *testing.T) {
 	c := newCluster(t)
 	key := make([]byte, 32)
 	rand.Read(key)
-	c.startAll(1, "FAAS_SECRET_KEY="+base64.StdEncoding.EncodeToString(key))
+	// A roomier request timeout than the cluster's 1s: this test is about
+	// the CLI, not about managers slow on a loaded machine.
+	c.startAll(1, "FAAS_SECRET_KEY="+base64.StdEncoding.EncodeToString(key), "FAAS_REQUEST_TIMEOUT=5s")
 	alice := newCLIUser(t)
 	src := filepath.Join(alice.dir, "add.js")
 	require.NoError(t, os.WriteFile(src, []byte("function add(a, b) { console.log('adding', a, b); return a + b }"), 0o644))
