@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,6 +23,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"faas/dbmanager"
+	"faas/frontend"
+	"faas/frontend/client"
 	"faas/proxies/bus"
 	"faas/proxies/bus/bustest"
 	"faas/proxies/dbproxy"
@@ -99,22 +102,23 @@ func TestUpSecuresItsBus(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.Status, "%s", r.Res)
 	require.JSONEq(t, "49", string(r.Res))
 	// The issue-9 routes reach methods new to the permission table.
-	r = a.do(http.MethodPost, "/u/dora/try?wait=30s", `{"src":"x => -x","args":[7]}`)
-	require.Equal(t, http.StatusOK, r.Status, "%s", r.Res)
-	require.JSONEq(t, "-7", string(r.Res))
-	r = a.do(http.MethodGet, "/u/dora/jobs", "")
-	require.Equal(t, http.StatusOK, r.Status, "%s", r.Res)
-	require.Contains(t, string(r.Res), `"function":"(try)"`)
-	old := a.token
-	r = a.do(http.MethodPost, "/u/dora/token", "")
-	require.Equal(t, http.StatusOK, r.Status, "%s", r.Res)
-	var rotated struct{ Token string }
-	require.NoError(t, json.Unmarshal(r.Res, &rotated))
-	a.token = rotated.Token
-	require.Equal(t, http.StatusOK, a.do(http.MethodGet, "/u/dora/fn", "").Status)
-	a.token = old
-	require.Equal(t, http.StatusUnauthorized, a.do(http.MethodGet, "/u/dora/fn", "").Status)
-	a.token = rotated.Token
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := a.Try(ctx, "x => -x", client.Run{Args: json.RawMessage("[7]"), Wait: 30 * time.Second})
+	require.NoError(t, err)
+	require.True(t, out.Done)
+	require.JSONEq(t, "-7", string(out.Result))
+	page, err := a.Jobs(ctx, client.JobFilter{})
+	require.NoError(t, err)
+	require.True(t, slices.ContainsFunc(page.Jobs, func(j frontend.JobSummary) bool { return j.Function == "(try)" }), "%+v", page.Jobs)
+	old := a.Client
+	rotated, err := a.RotateToken(ctx)
+	require.NoError(t, err)
+	a.Client = old.As("dora", rotated.Token)
+	_, _, err = a.Functions(ctx, "", 0)
+	require.NoError(t, err)
+	_, _, err = old.Functions(ctx, "", 0)
+	require.Equal(t, faas.Unauthorized, faas.ErrorCode(err), "the old token stopped working")
 
 	// It made a key for secrets too, private, in its data directory; the
 	// worker children read the secret through the secured bus.

@@ -113,6 +113,34 @@ func TestCLIReferenceFlow(t *testing.T) {
 	require.Contains(t, alice.ok("job", "logs", id), "adding 1 2")
 	require.Contains(t, alice.ok("usage"), "alice: billed")
 
+	// The job listing, newest first, with its filters and pages.
+	jobs := alice.ok("job", "ls", "--fn", "add")
+	require.Regexp(t, `(?m)^ID\s+FUNCTION\s+STATE`, jobs)
+	require.Regexp(t, `(?m)^`+id+`\s+add\s+succeeded`, jobs)
+	var page struct {
+		Jobs []struct{ ID, Function, State string }
+		Next string `json:"next_cursor"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(alice.ok("job", "ls", "--limit", "1", "-o", "json")), &page))
+	require.Len(t, page.Jobs, 1)
+	require.Equal(t, id, page.Jobs[0].ID, "newest first")
+	require.NotEmpty(t, page.Next)
+	require.NoError(t, json.Unmarshal([]byte(alice.ok("job", "ls", "--limit", "1", "--cursor", page.Next, "-o", "json")), &page))
+	require.Len(t, page.Jobs, 1)
+	require.NotEqual(t, id, page.Jobs[0].ID)
+	alice.fails(3, "error: invalid: ", "job", "ls", "--cursor", "!!")
+	alice.fails(2, `--state "done"`, "job", "ls", "--state", "done")
+
+	// A dry run: result, logs and duration, nothing stored.
+	tried := alice.ok("fn", "test", src, "2", "3")
+	require.Contains(t, tried, "adding 2 3")
+	require.Contains(t, tried, "duration: ")
+	require.Contains(t, tried, "result: 5\n")
+	alice.fails(1, "error: function_error: ", "fn", "test", boom)
+	bad := filepath.Join(alice.dir, "bad.js")
+	require.NoError(t, os.WriteFile(bad, []byte("function ("), 0o644))
+	alice.fails(3, "error: invalid: ", "fn", "test", bad)
+
 	ls := alice.ok("fn", "ls")
 	require.Contains(t, ls, "NAME")
 	require.Contains(t, ls, "add")
@@ -193,6 +221,11 @@ func TestCLIReferenceFlow(t *testing.T) {
 	dave := newCLIUser(t)
 	require.Contains(t, dave.ok("login", "--url", c.http, "--user", "dave", "--token", cr.Token), "logged in as dave")
 	require.Contains(t, dave.ok("usage"), "dave: billed")
+	require.Contains(t, dave.ok("token", "rotate"), "token rotated")
+	require.Contains(t, dave.ok("usage"), "dave: billed", "the config file holds the new token")
+	stale := newCLIUser(t)
+	stale.env = append(stale.env, "FAAS_URL="+c.http, "FAAS_USER=dave", "FAAS_TOKEN="+cr.Token)
+	stale.fails(3, "error: unauthorized: ", "usage")
 	newCLIUser(t).fails(3, "error: unauthorized: ", "login", "--url", c.http, "--user", "dave", "--token", "wrong")
 
 	// A platform that does not answer is exit 3 too.
