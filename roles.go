@@ -10,6 +10,7 @@ import (
 	"faas/frontend"
 	"faas/internal/cli"
 	"faas/jqmanager"
+	"faas/metrics"
 	"faas/proxies/bus"
 	"faas/proxies/dbproxy"
 	"faas/proxies/faas"
@@ -93,12 +94,29 @@ func runDBManager(ctx context.Context, log *slog.Logger) error {
 	if cfg.Bus, err = bc.Server(); err != nil {
 		return err
 	}
+	reg, metricsSrv, err := roleMetrics("dbmanager", log)
+	if err != nil {
+		return err
+	}
+	cfg.Metrics = reg
 	m, err := dbmanager.New(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	log.Info("serving", "endpoint", m.Endpoint())
-	return m.Run(ctx)
+	return runAll(ctx, m.Run, metricsSrv.Run)
+}
+
+// roleMetrics makes a standalone role's registry and binds its
+// FAAS_METRICS_LISTEN, if set; the server's Run serves it.
+func roleMetrics(component string, log *slog.Logger) (*metrics.Registry, *metrics.Server, error) {
+	cfg, err := metrics.LoadConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	reg := metrics.NewRegistry(component)
+	srv, err := metrics.Listen(cfg, reg.Gatherer(), log)
+	return reg, srv, err
 }
 
 func runJQManager(ctx context.Context, log *slog.Logger) error {
@@ -113,6 +131,11 @@ func runJQManager(ctx context.Context, log *slog.Logger) error {
 	if cfg.Bus, err = bc.Server(); err != nil {
 		return err
 	}
+	reg, metricsSrv, err := roleMetrics("jqmanager", log)
+	if err != nil {
+		return err
+	}
+	cfg.Metrics = reg
 	store, err := dialDB(bc, cfg.DBURL, cfg.RequestTimeout, log)
 	if err != nil {
 		return err
@@ -123,7 +146,7 @@ func runJQManager(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	log.Info("serving", "endpoint", m.Endpoint(), "db", cfg.DBURL)
-	return m.Run(ctx)
+	return runAll(ctx, m.Run, metricsSrv.Run)
 }
 
 func runFrontend(ctx context.Context, log *slog.Logger) error {
@@ -131,12 +154,18 @@ func runFrontend(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	reg, metricsSrv, err := roleMetrics("frontend", log)
+	if err != nil {
+		return err
+	}
+	cfg.Metrics, cfg.Scrape = reg, reg.Gatherer()
 	return withManagers(ctx, cfg.DBURL, cfg.JQURL, cfg.RequestTimeout, log, func(store faas.Store, queue faas.JobQueue) (runner, error) {
 		s, err := frontend.New(cfg, store, queue, log)
-		if err == nil {
-			log.Info("serving", "addr", s.Addr(), "db", cfg.DBURL, "jq", cfg.JQURL)
+		if err != nil {
+			return nil, err
 		}
-		return s, err
+		log.Info("serving", "addr", s.Addr(), "db", cfg.DBURL, "jq", cfg.JQURL)
+		return withServer{s, metricsSrv}, nil
 	})
 }
 
@@ -145,14 +174,28 @@ func runWorker(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	reg, metricsSrv, err := roleMetrics("worker", log)
+	if err != nil {
+		return err
+	}
+	cfg.Metrics = reg
 	return withManagers(ctx, cfg.DBURL, cfg.JQURL, cfg.RequestTimeout, log, func(store faas.Store, queue faas.JobQueue) (runner, error) {
 		log.Info("working", "db", cfg.DBURL, "jq", cfg.JQURL, "concurrency", cfg.Concurrency)
-		return worker.New(cfg, store, queue, log)
+		w, err := worker.New(cfg, store, queue, log)
+		return withServer{w, metricsSrv}, err
 	})
 }
 
 // runner is a role's component once built.
 type runner interface{ Run(context.Context) error }
+
+// withServer runs a role's component beside its metrics server.
+type withServer struct {
+	runner
+	metrics *metrics.Server
+}
+
+func (w withServer) Run(ctx context.Context) error { return runAll(ctx, w.runner.Run, w.metrics.Run) }
 
 // withManagers dials both managers, builds a role's component on their
 // proxies and runs it until ctx ends.

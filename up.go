@@ -8,10 +8,12 @@ import (
 	"sync"
 
 	"github.com/kelseyhightower/envconfig"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"faas/dbmanager"
 	"faas/frontend"
 	"faas/jqmanager"
+	"faas/metrics"
 	"faas/proxies/bus"
 	"faas/proxies/wire"
 	"faas/scaler"
@@ -67,6 +69,10 @@ func up(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	dbCfg.Listen = dbURL
+	// One registry per role, as apart; the frontend's /metrics serves
+	// them all, told apart by their component label.
+	dbMetrics, jqMetrics, feMetrics := metrics.NewRegistry("dbmanager"), metrics.NewRegistry("jqmanager"), metrics.NewRegistry("frontend")
+	dbCfg.Metrics = dbMetrics
 	if dbCfg.SecretKey == "" {
 		// One machine, one operator: keep a generated key beside the
 		// data it protects, so that secrets work out of the box.
@@ -87,6 +93,7 @@ func up(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	jqCfg.Listen, jqCfg.DBURL = jqURL, dbURL
+	jqCfg.Metrics = jqMetrics
 	if jqCfg.Bus, err = server(bus.JQManager); err != nil {
 		return err
 	}
@@ -116,6 +123,8 @@ func up(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	feCfg.DBURL, feCfg.JQURL = dbURL, jqURL
+	feCfg.Metrics = feMetrics
+	feCfg.Scrape = prometheus.Gatherers{feMetrics.Gatherer(), jqMetrics.Gatherer(), dbMetrics.Gatherer()}
 	fe, err := frontend.New(feCfg, store, queue, logOf("frontend"))
 	if err != nil {
 		return err
@@ -127,7 +136,9 @@ func up(ctx context.Context, log *slog.Logger) error {
 	}
 	scCfg.JQURL = jqURL
 	workers, err := scaler.NewLocal(scaler.LocalConfig{
-		Env:   append([]string{"DB_URL=" + dbURL, "JQ_URL=" + jqURL}, workerEnv...),
+		// The workers are processes of their own: an address for
+		// metrics set for `faas up` is not theirs to bind.
+		Env:   append([]string{"DB_URL=" + dbURL, "JQ_URL=" + jqURL, "FAAS_METRICS_LISTEN="}, workerEnv...),
 		Grace: scCfg.StopGrace,
 	}, logOf("scaler"))
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"faas/dbmanager/mongo"
 	"faas/dbmanager/sqlite"
@@ -50,6 +51,9 @@ type Config struct {
 	// Bus is the socket's security, read by the caller (package bus); the
 	// zero value is plaintext.
 	Bus wire.Security `ignored:"true"`
+	// Metrics is where the manager registers its series; nil keeps them
+	// unexported.
+	Metrics prometheus.Registerer `ignored:"true"`
 }
 
 // DefaultRetention is FAAS_RETENTION's default: a week.
@@ -167,7 +171,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("dbmanager: %w", err), raw.Close())
 	}
-	server, err := wire.Listen(cfg.Endpoint(), dbproxy.NewMux(s).Serve, log, wire.WithSecurity(cfg.Bus))
+	server, err := wire.Listen(cfg.Endpoint(), instrument(cfg, dbproxy.NewMux(s)), log, wire.WithSecurity(cfg.Bus))
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("dbmanager: %w", err), s.Close())
 	}

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"faas/metrics"
 	"faas/proxies/secretfile"
 )
 
@@ -94,6 +96,14 @@ type Config struct {
 	// others' share. 0 takes the default.
 	MaxWaitsPerUser int `envconfig:"FAAS_MAX_WAITS_PER_USER" default:"100" desc:"most requests of one user waiting for a job at once (?wait)"`
 	MaxWaits        int `envconfig:"FAAS_MAX_WAITS" default:"10000" desc:"most requests waiting for a job at once (?wait), all users"`
+
+	// MetricsToken, when set, is the bearer token /metrics asks for.
+	MetricsToken string `envconfig:"FAAS_METRICS_TOKEN" desc:"bearer token /metrics asks for; empty leaves it open"`
+	// Metrics is where the server registers its series and Scrape what
+	// its /metrics serves: `faas up` serves every role's registry there.
+	// Both nil: a registry of the frontend's own, for both.
+	Metrics prometheus.Registerer `ignored:"true"`
+	Scrape  prometheus.Gatherer   `ignored:"true"`
 }
 
 // The defaults of the wait caps, for a Config built in code.
@@ -195,6 +205,10 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxWaits == 0 {
 		c.MaxWaits = defaultMaxWaits
+	}
+	if c.Metrics == nil && c.Scrape == nil {
+		reg := metrics.NewRegistry("frontend")
+		c.Metrics, c.Scrape = reg, reg.Gatherer()
 	}
 	return c
 }

@@ -54,10 +54,11 @@ func (s *Server) initLimits() {
 func burstOf(rate float64) int { return max(1, int(math.Ceil(2*rate))) }
 
 // overLimit takes a token from key's bucket in l and returns nil, or,
-// with none left, err to be retried once the bucket has one again.
-func overLimit(l *limiter, key string, err *faas.Error) error {
+// with none left, err to be retried once the bucket has one again; reason
+// names the limit in the metrics.
+func overLimit(l *limiter, key, reason string, err *faas.Error) error {
 	if allowed, wait := l.allow(key, time.Now()); !allowed {
-		return &retryLater{err: err, after: wait}
+		return &retryLater{err: err, after: wait, reason: reason}
 	}
 	return nil
 }
@@ -68,7 +69,7 @@ func (s *Server) limitAddr(c *gin.Context) {
 	if s.addrLimits == nil {
 		return
 	}
-	if err := overLimit(s.addrLimits, s.clientAddr(c), faas.Errorf(faas.TooMany,
+	if err := overLimit(s.addrLimits, s.clientAddr(c), "addr_rate", faas.Errorf(faas.TooMany,
 		"more than %g requests per second from one address (FAAS_RATE_LIMIT_PER_ADDR=%g); slow down",
 		s.cfg.RateLimitPerAddr, s.cfg.RateLimitPerAddr)); err != nil {
 		s.fail(c, err)
@@ -85,7 +86,7 @@ func (s *Server) mayLookUp(hash, addr string) error {
 	if s.lookups == nil {
 		return nil
 	}
-	return overLimit(s.lookups, addr, faas.Errorf(faas.TooMany,
+	return overLimit(s.lookups, addr, "token_lookups", faas.Errorf(faas.TooMany,
 		"more than %g unknown tokens per second from one address (FAAS_TOKEN_LOOKUPS_PER_ADDR=%g); slow down",
 		s.cfg.TokenLookupsPerAddr, s.cfg.TokenLookupsPerAddr))
 }
@@ -131,7 +132,7 @@ func (s *Server) mayRegister(c *gin.Context) error {
 		return nil
 	}
 	n := s.cfg.MaxRegistrationsPerAddrHour
-	return overLimit(s.registrations, s.clientAddr(c), faas.Errorf(faas.TooMany,
+	return overLimit(s.registrations, s.clientAddr(c), "registrations", faas.Errorf(faas.TooMany,
 		"more than %d registrations per hour from one address (FAAS_MAX_REGISTRATIONS_PER_ADDR_HOUR=%d); try again later", n, n))
 }
 

@@ -17,13 +17,16 @@ import (
 type operation struct {
 	method, path, summary string
 	// auth is the security the route needs: "" none, "user" a user's
-	// token, "admin" the operator's.
+	// token, "admin" the operator's, "metrics" FAAS_METRICS_TOKEN when set.
 	auth   string
 	params []param
 	// body is the request body's media type and schema, if any.
 	body []media
 	// ok maps each success status to the schema of res.
 	ok map[int]schema
+	// raw, if set, is the media type of a body answered as is, outside
+	// the envelope.
+	raw string
 }
 
 type param struct {
@@ -71,7 +74,9 @@ var operations = []operation{
 	{method: "GET", path: "/healthz", summary: "the process is up", ok: map[int]schema{200: str}},
 	{method: "GET", path: "/readyz", summary: "both managers answered a ping (503 otherwise)", ok: map[int]schema{200: str}},
 	{method: "GET", path: "/stats", summary: "operator view: queued, running, workers, jobs/s", auth: "admin", ok: map[int]schema{200: ref("Stats")}},
-	{method: "GET", path: "/openapi.json", summary: "this document, not in the envelope", ok: map[int]schema{200: schema{"type": "object"}}},
+	{method: "GET", path: "/openapi.json", summary: "this document, not in the envelope", raw: "application/json", ok: map[int]schema{200: schema{"type": "object"}}},
+	{method: "GET", path: "/metrics", summary: "Prometheus metrics of every role this frontend serves, in the text exposition format", auth: "metrics",
+		raw: "text/plain", ok: map[int]schema{200: str}},
 
 	{method: "POST", path: "/u/:u", summary: "register a user; the answer is the only time the token is seen",
 		params: []param{docUser}, ok: map[int]schema{201: ref("Token")}},
@@ -202,13 +207,13 @@ func openAPIDocument() []byte {
 			"content":     map[string]any{"application/json": map[string]any{"schema": ref("Error")}},
 		}}
 		for status, res := range op.ok {
-			body := envelope(res)
-			if op.path == "/openapi.json" {
-				body = res
+			typ, body := "application/json", envelope(res)
+			if op.raw != "" {
+				typ, body = op.raw, res
 			}
 			responses[strconv.Itoa(status)] = map[string]any{
 				"description": http.StatusText(status),
-				"content":     map[string]any{"application/json": map[string]any{"schema": body}},
+				"content":     map[string]any{typ: map[string]any{"schema": body}},
 			}
 		}
 		o := map[string]any{"summary": op.summary, "responses": responses,
@@ -234,6 +239,9 @@ func openAPIDocument() []byte {
 		case "admin":
 			o["security"] = []map[string][]string{{"bearer": {}}}
 			o["description"] = "needs the operator's token, FAAS_ADMIN_TOKEN"
+		case "metrics":
+			o["security"] = []map[string][]string{{"bearer": {}}, {}}
+			o["description"] = "open unless FAAS_METRICS_TOKEN is set; then needs that token"
 		}
 		path := openAPIPath(op.path)
 		if paths[path] == nil {

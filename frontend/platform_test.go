@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"faas/dbmanager"
@@ -23,6 +24,7 @@ import (
 	"faas/frontend"
 	"faas/frontend/client"
 	"faas/jqmanager"
+	"faas/metrics"
 	"faas/proxies/dbproxy"
 	"faas/proxies/faas"
 	"faas/proxies/jqproxy"
@@ -161,7 +163,17 @@ func startPlatform(t testing.TB, opts ...option) *platform {
 		return store, queue
 	}
 
-	db, err := dbmanager.New(context.Background(), dbmanagertest.Embedded(t.TempDir()), log)
+	// One registry per role, all served by the frontend's /metrics, as
+	// `faas up` does.
+	dbMetrics, jqMetrics := metrics.NewRegistry("dbmanager"), metrics.NewRegistry("jqmanager")
+	wMetrics, feMetrics := metrics.NewRegistry("worker"), metrics.NewRegistry("frontend")
+	if set.frontend.Metrics == nil {
+		set.frontend.Metrics = feMetrics
+		set.frontend.Scrape = prometheus.Gatherers{feMetrics.Gatherer(), jqMetrics.Gatherer(), dbMetrics.Gatherer(), wMetrics.Gatherer()}
+	}
+	dbCfg := dbmanagertest.Embedded(t.TempDir())
+	dbCfg.Metrics = dbMetrics
+	db, err := dbmanager.New(context.Background(), dbCfg, log)
 	require.NoError(t, err)
 	stopDB := run("dbmanager", db.Run)
 	jqStore, err := dbproxy.Dial(db.Endpoint(), 0, log.With("component", "jqmanager-dbproxy"))
@@ -172,6 +184,7 @@ func startPlatform(t testing.TB, opts ...option) *platform {
 	jqCfg, err := jqmanager.LoadConfig()
 	require.NoError(t, err)
 	jqCfg.Listen = "tcp://127.0.0.1:*"
+	jqCfg.Metrics = jqMetrics
 	if set.maxPending > 0 {
 		jqCfg.MaxPendingPerUser = set.maxPending
 	}
@@ -190,6 +203,7 @@ func startPlatform(t testing.TB, opts ...option) *platform {
 		PollWait:       300 * time.Millisecond,
 		SandboxCommand: sandboxCmd,
 		SandboxEnv:     sandboxEnv,
+		Metrics:        wMetrics,
 	}, wStore, wQueue, log)
 	require.NoError(t, err)
 	run("worker", w.Run)

@@ -113,7 +113,7 @@ func (s *Server) limitRate(c *gin.Context) {
 	if key == "user " {
 		key = "addr " + s.clientAddr(c)
 	}
-	if err := overLimit(s.limits, key, faas.Errorf(faas.TooMany,
+	if err := overLimit(s.limits, key, "user_rate", faas.Errorf(faas.TooMany,
 		"more than %g requests per second (bursts of %d); slow down", s.cfg.RateLimit, s.cfg.RateBurst)); err != nil {
 		s.fail(c, err)
 	}
@@ -173,6 +173,8 @@ const pendingRetryAfter = time.Second
 type retryLater struct {
 	err   error
 	after time.Duration
+	// reason names the limit for faas_http_rejected_total.
+	reason string
 }
 
 func (e *retryLater) Error() string { return fmt.Sprintf("%v (retry after %v)", e.err, e.after) }

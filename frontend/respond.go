@@ -70,6 +70,7 @@ func (s *Server) fail(c *gin.Context, err error) {
 	msg := e.Message
 	if e.Code == faas.TooMany {
 		c.Header("Retry-After", retryAfter(err))
+		c.Set(rejectKey, rejectReason(err))
 	}
 	if status >= http.StatusInternalServerError {
 		s.log.Warn("request failed", "method", c.Request.Method, "route", c.FullPath(), "code", e.Code, "err", err)

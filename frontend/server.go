@@ -54,6 +54,7 @@ type Server struct {
 	proxies       []netip.Prefix
 	registering   sync.Mutex
 	ready         readiness
+	metrics       *httpMetrics
 	// clock stamps the jobs this process creates.
 	clock uniqueClock
 
@@ -96,6 +97,7 @@ func New(cfg Config, store faas.Store, queue faas.JobQueue, log *slog.Logger) (*
 		openAPIDoc: openAPIDocument(),
 	}
 	s.caps = newWaitCaps(cfg.MaxWaitsPerUser, cfg.MaxWaits)
+	s.metrics = newHTTPMetrics(cfg.Metrics, s.caps.admitted)
 	// A user deleted through any frontend loses their cached tokens here.
 	s.watch = jqproxy.NewWatch(queue, cfg.RequestTimeout, s.tokens.forget, log)
 	if cfg.rateLimitOn() {
@@ -188,6 +190,8 @@ func (s *Server) routes() http.Handler {
 	r.GET("/readyz", s.limitAddr, s.readyz)
 	r.GET("/stats", s.limitAddr, s.requireAdmin, s.getStats)
 	r.GET("/openapi.json", s.openAPI)
+	// Scrapers come often from one address: only the token guards this.
+	r.GET("/metrics", s.serveMetrics)
 
 	// Every route that reaches a manager counts its client address first,
 	// before authentication, so that bad tokens are not free.
@@ -213,17 +217,22 @@ func (s *Server) routes() http.Handler {
 	return r
 }
 
-// logRequests logs every request at debug and turns a panic into a 500 so
-// that one bad request cannot take the connection down without a trace.
+// logRequests logs and counts every request and turns a panic into a 500
+// so that one bad request cannot take the connection down without a
+// trace. The line names the route template, not the path, and never the
+// Authorization header or the query, which may carry secrets.
 func (s *Server) logRequests(c *gin.Context) {
 	start := time.Now()
 	defer func() {
 		if p := recover(); p != nil {
 			s.fail(c, fmt.Errorf("panic: %v", p))
 		}
-		s.log.Debug("request", "method", c.Request.Method, "path", c.Request.URL.Path,
+		took := time.Since(start)
+		route := routeOf(c)
+		s.metrics.observe(c, route, took)
+		s.log.Info("request", "method", c.Request.Method, "route", route,
 			"status", c.Writer.Status(), "code", c.GetString(codeKey), "user", c.GetString(userKey),
-			"duration", time.Since(start))
+			"duration_ms", millis(took))
 	}()
 	c.Next()
 }

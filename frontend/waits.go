@@ -31,9 +31,9 @@ func (w *waitCaps) admit(user string) (release func(), err error) {
 	defer w.mu.Unlock()
 	switch {
 	case w.users[user] >= w.perUser:
-		return nil, faas.Errorf(faas.TooMany, "user %s already has %d requests waiting for jobs, the most allowed (FAAS_MAX_WAITS_PER_USER); retry later or poll /j/:id", user, w.perUser)
+		return nil, waitsFull(faas.Errorf(faas.TooMany, "user %s already has %d requests waiting for jobs, the most allowed (FAAS_MAX_WAITS_PER_USER); retry later or poll /j/:id", user, w.perUser))
 	case w.count >= w.total:
-		return nil, faas.Errorf(faas.TooMany, "%d requests are waiting for jobs, the most this server allows (FAAS_MAX_WAITS); retry later or poll /j/:id", w.total)
+		return nil, waitsFull(faas.Errorf(faas.TooMany, "%d requests are waiting for jobs, the most this server allows (FAAS_MAX_WAITS); retry later or poll /j/:id", w.total))
 	}
 	w.users[user]++
 	w.count++
@@ -45,6 +45,12 @@ func (w *waitCaps) admit(user string) (release func(), err error) {
 		}
 		w.count--
 	}), nil
+}
+
+// waitsFull marks a refusal by the wait caps for the metrics; a place
+// frees up when any wait ends, so the retry comes as soon as a submission's.
+func waitsFull(err *faas.Error) error {
+	return &retryLater{err: err, after: pendingRetryAfter, reason: "waits"}
 }
 
 // admitted is how many requests were let in to wait.

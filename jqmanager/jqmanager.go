@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
@@ -53,6 +54,9 @@ type Config struct {
 	// Bus is the socket's security, read by the caller (package bus); the
 	// zero value is plaintext.
 	Bus wire.Security `ignored:"true"`
+	// Metrics is where the manager registers its series; nil keeps them
+	// unexported.
+	Metrics prometheus.Registerer `ignored:"true"`
 	// MaxRunningPerUser bounds one user's jobs running at once, so that
 	// one user cannot hold every worker slot while others wait; 0 means
 	// no bound (a platform with a single user).
@@ -119,6 +123,7 @@ type Manager struct {
 	done    int64
 	avg     time.Duration
 	events  *ring
+	metrics *queueMetrics
 }
 
 var _ faas.JobQueue = (*Manager)(nil)
@@ -142,6 +147,11 @@ func New(cfg Config, store faas.Store, log *slog.Logger) (*Manager, error) {
 		workers: make(map[string]time.Time),
 		events:  newRing(cfg.EventRing, time.Now()),
 	}
+	reg := cfg.Metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m.metrics = newQueueMetrics(reg, m)
 	srv, err := wire.Listen(cfg.Endpoint(), jqproxy.NewMux(m).Serve, log, wire.WithSecurity(cfg.Bus))
 	if err != nil {
 		return nil, fmt.Errorf("jqmanager: %w", err)
@@ -254,6 +264,7 @@ func (m *Manager) Submit(ctx context.Context, j faas.Job) (faas.Job, error) {
 		e := newEntry(stored)
 		m.jobs[e.id] = e // the reservation becomes the job's count
 		m.enqueue(e)
+		m.metrics.submitted.Inc()
 		return stored, nil
 	}
 	m.unreserve(j.Owner)
@@ -406,13 +417,18 @@ func (m *Manager) lease(ctx context.Context, e *entry, worker string) (faas.Job,
 		e.state = stateRunning
 		e.attempt = j.Attempt
 		e.leased, e.renewed = now, now
+		m.jobStarted(j, now)
 		// A new attempt prints from the first line again.
 		e.logs, e.logBase, e.logBytes = nil, 0, 0
 		return j, nil
 	case code == faas.NotFound || code == faas.Conflict || code == faas.FunctionDeleted:
 		// FunctionDeleted: the Store failed the job instead of starting it.
 		defer m.mu.Unlock()
-		m.log.Info("job no longer queued, dropped", "job_id", e.id, "reason", err)
+		if code == faas.FunctionDeleted {
+			m.jobFinished(faas.Job{ID: e.id, Owner: e.owner, Function: e.function, Attempt: e.attempt, Error: faas.AsError(err)})
+		} else {
+			m.log.Info("job no longer queued, dropped", "job_id", e.id, "reason", err)
+		}
 		m.finish(e)
 		return faas.Job{}, nil
 	default:
@@ -445,6 +461,7 @@ func (m *Manager) Done(ctx context.Context, j faas.Job) error {
 	}
 	if j.State.Finished() {
 		e.outcome = j
+		m.jobFinished(j)
 	}
 	m.workers[e.worker] = time.Now()
 	m.done++
@@ -592,12 +609,13 @@ func (m *Manager) requeue(ctx context.Context, e *entry, reason *faas.Error) {
 	log := m.log.With("job_id", e.id, "attempt", e.attempt, "user", e.owner)
 	var err error
 	giveUp := e.losses+1 >= m.cfg.MaxAttempts
+	failure := faas.Errorf(faas.Lost, "job lost %d times, the most allowed; last: %s", e.losses+1, reason.Message)
 	if giveUp {
 		_, err = m.store.CompleteJob(ctx, faas.Completion{
 			JobID:   e.id,
 			Attempt: e.attempt,
 			Worker:  "jqmanager",
-			Error:   faas.Errorf(faas.Lost, "job lost %d times, the most allowed; last: %s", e.losses+1, reason.Message),
+			Error:   failure,
 		})
 	} else {
 		_, err = m.store.RequeueJob(ctx, e.id, e.attempt, reason)
@@ -606,9 +624,12 @@ func (m *Manager) requeue(ctx context.Context, e *entry, reason *faas.Error) {
 	defer m.mu.Unlock()
 	switch code := faas.ErrorCode(err); {
 	case err == nil && giveUp:
-		log.Warn("job failed: lost too often", "reason", reason.Message)
+		m.metrics.leaseLost.Inc()
+		m.metrics.exhausted.Inc()
+		m.jobFinished(faas.Job{ID: e.id, Owner: e.owner, Function: e.function, Attempt: e.attempt, Error: failure})
 		m.finish(e)
 	case err == nil:
+		m.metrics.leaseLost.Inc()
 		log.Info("job queued again", "reason", reason.Message)
 		e.losses++
 		m.enqueue(e)

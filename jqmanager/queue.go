@@ -9,9 +9,11 @@ import (
 
 // entry is a job the queue knows: queued, being leased, or running.
 type entry struct {
-	id      string
-	owner   string
-	attempt int
+	id    string
+	owner string
+	// function is for the line logged when the queue itself fails the job.
+	function string
+	attempt  int
 	// losses counts the attempts that lost their lease.
 	losses int
 	state  entryState
@@ -168,5 +170,5 @@ func (q *fairQueue) remove(e *entry) {
 
 // newEntry makes the queue's record of a stored job.
 func newEntry(j faas.Job) *entry {
-	return &entry{id: j.ID, owner: j.Owner, attempt: j.Attempt, worker: j.Worker, losses: len(j.Lost), trace: j.Trace}
+	return &entry{id: j.ID, owner: j.Owner, function: j.Function, attempt: j.Attempt, worker: j.Worker, losses: len(j.Lost), trace: j.Trace}
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -77,6 +78,9 @@ type Config struct {
 	// (none of the worker's). Tests set both to start their own binary.
 	SandboxCommand []string `ignored:"true"`
 	SandboxEnv     []string `ignored:"true"`
+	// Metrics is where the worker registers its series; nil keeps them
+	// unexported.
+	Metrics prometheus.Registerer `ignored:"true"`
 	// Fence is the operating system's fences around the sandboxes
 	// (FAAS_SANDBOX_UID, FAAS_SANDBOX_GID, FAAS_SANDBOX_NO_SECCOMP,
 	// FAAS_SANDBOX_NO_NETNS, FAAS_SANDBOX_NO_CHROOT).
@@ -182,6 +186,9 @@ type Worker struct {
 	// cap from. It serves waiters in order, so a big job is not starved
 	// by small ones.
 	memory *semaphore.Weighted
+	// jobs and pool are the series of the jobs run and of the sandboxes.
+	jobs *jobMetrics
+	pool *pool.Metrics
 
 	mu sync.Mutex
 	// running holds the lease of each job being handled, with the function
@@ -199,7 +206,10 @@ func New(cfg Config, store faas.Store, queue faas.JobQueue, log *slog.Logger) (*
 	if store == nil || queue == nil || log == nil {
 		return nil, errors.New("worker: store, queue and logger are required")
 	}
+	jobs, poolMetrics := registries(cfg.Metrics)
 	return &Worker{
+		jobs:    jobs,
+		pool:    poolMetrics,
 		cfg:     cfg,
 		store:   store,
 		queue:   queue,
@@ -225,6 +235,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		Env:      w.cfg.SandboxEnv,
 		MemoryMB: w.cfg.SandboxMemoryMB,
 		Fence:    w.cfg.Fence,
+		Metrics:  w.pool,
 	}, w.log)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -531,6 +542,7 @@ func (w *Worker) finish(ctx context.Context, c faas.Completion, log *slog.Logger
 				job = faas.Job{ID: c.JobID, Attempt: c.Attempt}
 			} else {
 				log.Debug("job finished")
+				w.jobs.recorded(job)
 			}
 			// Waiters need the outcome, not the arguments or the logs.
 			job.Args, job.Logs = nil, ""

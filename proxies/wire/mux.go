@@ -30,6 +30,13 @@ func Handle[Req, Resp any](m *Mux, method string, fn func(context.Context, Req) 
 	}
 }
 
+// Has reports whether method is routed, so that a caller may use method
+// names as metric labels without letting a peer invent new ones.
+func (m *Mux) Has(method string) bool {
+	_, ok := m.routes[method]
+	return ok
+}
+
 // Serve dispatches one request.
 func (m *Mux) Serve(ctx context.Context, method string, body []byte) (any, error) {
 	route, ok := m.routes[method]

@@ -27,6 +27,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"faas/proxies/faas"
 	"faas/worker/proc"
 	"faas/worker/sandbox"
@@ -75,6 +77,8 @@ type Config struct {
 	// Fence configures the operating system's fences around each
 	// sandbox; see fence.go.
 	Fence Fence
+	// Metrics counts the sandboxes; nil keeps the counts unexported.
+	Metrics *Metrics
 
 	// refuse, set by tests, makes the fork fail as a host would.
 	refuse func(*exec.Cmd) error
@@ -96,6 +100,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Grace <= 0 {
 		c.Grace = DefaultGrace
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics(prometheus.NewRegistry())
 	}
 	var err error
 	c.Fence, err = c.Fence.withDefaults()
@@ -229,11 +236,13 @@ func (p *Pool) Run(ctx context.Context, j Job) sandbox.Result {
 			p.idle <- c
 			return res
 		case broken:
+			p.cfg.Metrics.replaced.WithLabelValues(replaceReason(res.Err)).Inc()
 			p.replace(c)
 			return res
 		default:
 			// It died while idle: no job of its own to fail. Another
 			// sandbox, or its replacement, takes the job.
+			p.cfg.Metrics.replaced.WithLabelValues("crash").Inc()
 			p.replace(c)
 		}
 	}
@@ -271,6 +280,7 @@ func (p *Pool) Close() {
 func (p *Pool) replace(old *child) {
 	p.mu.Lock()
 	delete(p.live, old)
+	p.liveChanged()
 	if p.closed {
 		p.mu.Unlock()
 		return
@@ -298,6 +308,9 @@ func (p *Pool) replace(old *child) {
 		}
 	}()
 }
+
+// liveChanged publishes the number of live sandboxes. Callers hold mu.
+func (p *Pool) liveChanged() { p.cfg.Metrics.live.Set(float64(len(p.live))) }
 
 // spawn starts a sandbox, sends it its setup and waits for its hello.
 func (p *Pool) spawn() (*child, error) {
@@ -332,6 +345,7 @@ func (p *Pool) spawn() (*child, error) {
 		return nil, errors.New("sandbox pool closed")
 	}
 	p.live[c] = struct{}{}
+	p.liveChanged()
 	p.mu.Unlock()
 
 	stop := context.AfterFunc(p.ctx, func() { c.out.SetReadDeadline(time.Unix(1, 0)) })
@@ -353,6 +367,7 @@ func (p *Pool) spawn() (*child, error) {
 		c.closePipes()
 		p.mu.Lock()
 		delete(p.live, c)
+		p.liveChanged()
 		p.mu.Unlock()
 		return nil, fmt.Errorf("start sandbox %q: no hello: %w (%s)", strings.Join(p.cfg.Command, " "), err, c.describeExit())
 	}
@@ -364,6 +379,7 @@ func (p *Pool) spawn() (*child, error) {
 			p.log.Warn("a sandbox fence is down", "fence", u)
 		}
 	}
+	p.cfg.Metrics.started.Inc()
 	return c, nil
 }
 

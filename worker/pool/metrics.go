@@ -1,0 +1,54 @@
+package pool
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"faas/proxies/faas"
+)
+
+// Metrics are a pool's series, registered by its worker.
+type Metrics struct {
+	started  prometheus.Counter
+	replaced *prometheus.CounterVec
+	live     prometheus.Gauge
+}
+
+// NewMetrics registers a pool's series on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		started: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "faas_sandboxes_started_total",
+			Help: "Sandbox processes started and ready, replacements included.",
+		}),
+		replaced: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "faas_sandboxes_replaced_total",
+			Help: "Sandbox processes ended and replaced, by reason: timeout (killed past its job's limit), memory, crash, stopped (the job's lease was lost).",
+		}, []string{"reason"}),
+		live: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "faas_sandboxes",
+			Help: "Sandbox processes alive, busy or idle.",
+		}),
+	}
+	for _, r := range []string{"timeout", "memory", "crash", "stopped"} {
+		m.replaced.WithLabelValues(r)
+	}
+	reg.MustRegister(m.started, m.replaced, m.live)
+	return m
+}
+
+// replaceReason names why a sandbox that broke under a job had to go,
+// from what became of the job.
+func replaceReason(err *faas.Error) string {
+	if err == nil {
+		return "crash"
+	}
+	switch err.Code {
+	case faas.Timeout:
+		return "timeout"
+	case faas.MemoryLimit:
+		return "memory"
+	case faas.Unavailable:
+		return "stopped"
+	}
+	return "crash"
+}
