@@ -24,7 +24,9 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 
 // rig is a Manager over a real SQLite store, running until the test ends.
 type rig struct {
-	t     *testing.T
+	t *testing.T
+	// log is the manager's logger, quiet unless a test sets it.
+	log   *slog.Logger
 	store *sqlite.Store
 	m     *jqmanager.Manager
 	ctx   context.Context
@@ -81,7 +83,11 @@ func config() jqmanager.Config {
 // start runs a fresh Manager over the rig's store (a restart, if one ran).
 func (r *rig) start(cfg jqmanager.Config) {
 	r.t.Helper()
-	m, err := jqmanager.New(cfg, r.store, quiet())
+	log := r.log
+	if log == nil {
+		log = quiet()
+	}
+	m, err := jqmanager.New(cfg, r.store, log)
 	require.NoError(r.t, err)
 	ctx, cancel := context.WithCancel(r.ctx)
 	done := make(chan error, 1)

@@ -79,13 +79,16 @@ func start(t testing.TB, size int, kind string) *pool.Pool {
 // startFenced is start with the fences set as fence says.
 func startFenced(t testing.TB, size int, kind string, fence pool.Fence) *pool.Pool {
 	t.Helper()
-	p, err := pool.Start(context.Background(), pool.Config{
-		Size:     size,
-		Command:  []string{os.Args[0]},
-		Env:      []string{sandboxVar + "=" + kind},
-		MemoryMB: testMemoryMB,
-		Fence:    fence,
-	}, quiet())
+	return startConfig(t, kind, pool.Config{Size: size, Fence: fence})
+}
+
+// startConfig is start with the rest of the settings as cfg says.
+func startConfig(t testing.TB, kind string, cfg pool.Config) *pool.Pool {
+	t.Helper()
+	cfg.Command = []string{os.Args[0]}
+	cfg.Env = []string{sandboxVar + "=" + kind}
+	cfg.MemoryMB = testMemoryMB
+	p, err := pool.Start(context.Background(), cfg, quiet())
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		pids := p.Pids()
