@@ -171,7 +171,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("dbmanager: %w", err), raw.Close())
 	}
-	server, err := wire.Listen(cfg.Endpoint(), instrument(cfg, dbproxy.NewMux(s)), log, wire.WithSecurity(cfg.Bus))
+	server, err := wire.Listen(cfg.Endpoint(), instrument(cfg, raw, dbproxy.NewMux(s)), log, wire.WithSecurity(cfg.Bus))
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("dbmanager: %w", err), s.Close())
 	}

@@ -11,10 +11,16 @@ import (
 	"faas/proxies/wire"
 )
 
+// batcher is a store that commits concurrent writes together and counts
+// its commits (the embedded database).
+type batcher interface {
+	Batches() (commits, writes uint64)
+}
+
 // instrument registers the DB manager's series on cfg.Metrics and returns
 // mux's handler timing each operation. The embedded database's size is
 // what its directory holds; MongoDB's is the server's business.
-func instrument(cfg Config, mux *wire.Mux) wire.Handler {
+func instrument(cfg Config, raw store, mux *wire.Mux) wire.Handler {
 	reg := cfg.Metrics
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -31,6 +37,18 @@ func instrument(cfg Config, mux *wire.Mux) wire.Handler {
 			Name: "faas_store_size_bytes",
 			Help: "Bytes the embedded database's files take on disk, its write-ahead log included.",
 		}, func() float64 { return float64(dirSize(dir)) }))
+	}
+	if b, ok := raw.(batcher); ok {
+		reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "faas_store_commits_total",
+				Help: "Transactions the embedded database's write batcher committed.",
+			}, func() float64 { commits, _ := b.Batches(); return float64(commits) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "faas_store_batched_writes_total",
+				Help: "One-row writes those transactions held; divided by the commits, the mean batch size.",
+			}, func() float64 { _, writes := b.Batches(); return float64(writes) }),
+		)
 	}
 	return func(ctx context.Context, method string, body []byte) (any, error) {
 		start := time.Now()

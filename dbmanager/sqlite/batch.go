@@ -49,7 +49,15 @@ func (s *Store) batchWrites() {
 			}
 		}
 		s.commit(batch)
+		s.commits.Add(1)
+		s.batched.Add(uint64(len(batch)))
 	}
+}
+
+// Batches reports the batcher's commits and the one-row writes they held
+// since Open; their ratio is the mean batch size.
+func (s *Store) Batches() (commits, writes uint64) {
+	return s.commits.Load(), s.batched.Load()
 }
 
 // commit runs a batch and tells each write its outcome. A statement that

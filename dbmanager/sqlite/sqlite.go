@@ -34,6 +34,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -63,6 +64,9 @@ type Store struct {
 	closing     chan struct{}
 	closeOnce   sync.Once
 	batcherDone chan struct{}
+	// commits and batched count the batcher's transactions and the
+	// writes they held, for the DB manager's metrics.
+	commits, batched atomic.Uint64
 }
 
 // schema is idempotent so that Open can run it on every start. Times are
