@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// scrapeURL reads a /metrics with an optional bearer token.
+func scrapeURL(t testing.TB, url, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(body)
+}
+
+// runAdds has a new user run add n times and waits for each job.
+func runAdds(t testing.TB, c *cluster, user string, n int) {
+	t.Helper()
+	a := c.register(t, user)
+	r := a.do(http.MethodPost, "/u/"+user+"/fn/add", "function add(a,b){return a+b}")
+	require.Equal(t, http.StatusCreated, r.Status, "%s", r.Res)
+	for range n {
+		r = a.do(http.MethodPost, "/u/"+user+"/fn/add/run?wait=30s", "[4,5]")
+		require.Equal(t, http.StatusOK, r.Status, "%s", r.Res)
+	}
+}
+
+// awaitSeries waits until the scrape of url holds every line of want,
+// then lints it.
+func awaitSeries(t testing.TB, url, token string, want ...string) {
+	t.Helper()
+	var body string
+	assert.EventuallyWithT(t, func(c *assert.CollectT) {
+		var status int
+		status, body = scrapeURL(t, url, token)
+		if !assert.Equal(c, http.StatusOK, status) {
+			return
+		}
+		for _, w := range want {
+			assert.Contains(c, body, w+"\n")
+		}
+	}, 15*time.Second, 50*time.Millisecond)
+	if t.Failed() {
+		t.FailNow()
+	}
+	problems, err := promlint.New(bytes.NewReader([]byte(body))).Lint()
+	require.NoError(t, err)
+	require.Empty(t, problems, url)
+}
+
+// TestMetricsOfSeparateProcesses scrapes each standalone role on its own
+// FAAS_METRICS_LISTEN after a known workload; one of them asks for a token.
+func TestMetricsOfSeparateProcesses(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	ports, err := freePorts(3)
+	require.NoError(t, err)
+	listen := func(i int) string { return fmt.Sprintf("FAAS_METRICS_LISTEN=127.0.0.1:%d", ports[i]) }
+	url := func(i int) string { return fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[i]) }
+	const token = "jq-scraper-token"
+	c.start("dbmanager", "dbmanager", listen(0))
+	c.start("jqmanager", "jqmanager", listen(1), "FAAS_METRICS_TOKEN="+token)
+	c.start("worker0", "worker", listen(2))
+	c.start("frontend", "frontend")
+	c.waitReady()
+	const jobs = 3
+	runAdds(t, c, "mel", jobs)
+
+	status, _ := scrapeURL(t, url(1), "")
+	require.Equal(t, http.StatusUnauthorized, status, "the JQ manager's metrics need its token")
+	awaitSeries(t, url(1), token,
+		fmt.Sprintf(`faas_jobs_finished_total{component="jqmanager",outcome="ok"} %d`, jobs),
+		fmt.Sprintf(`faas_jobs_submitted_total{component="jqmanager"} %d`, jobs),
+		`faas_workers_connected{component="jqmanager"} 1`)
+	awaitSeries(t, url(2), "",
+		fmt.Sprintf(`faas_job_duration_seconds_count{component="worker",outcome="ok"} %d`, jobs))
+	awaitSeries(t, url(0), "",
+		fmt.Sprintf(`faas_store_operation_duration_seconds_count{component="dbmanager",operation="db.CreateJob"} %d`, jobs))
+	awaitSeries(t, c.http+"/metrics", "",
+		fmt.Sprintf(`faas_http_requests_total{component="frontend",route="/u/:u/fn/:f/run",status="2xx"} %d`, jobs))
+
+	for _, name := range []string{"frontend", "worker0", "jqmanager", "dbmanager"} {
+		require.NoError(t, c.stop(name), "%s exit status", name)
+	}
+}
+
+// TestUpServesEveryRegistry checks that `faas up` serves the frontend's,
+// the JQ manager's and the DB manager's series on the frontend's /metrics.
+func TestUpServesEveryRegistry(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	c.start("up", "up")
+	c.waitReady()
+	const jobs = 2
+	runAdds(t, c, "ned", jobs)
+	awaitSeries(t, c.http+"/metrics", "",
+		fmt.Sprintf(`faas_jobs_finished_total{component="jqmanager",outcome="ok"} %d`, jobs),
+		fmt.Sprintf(`faas_http_requests_total{component="frontend",route="/u/:u/fn/:f/run",status="2xx"} %d`, jobs),
+		fmt.Sprintf(`faas_store_operation_duration_seconds_count{component="dbmanager",operation="db.CreateJob"} %d`, jobs))
+	require.NoError(t, c.stop("up"))
+}
