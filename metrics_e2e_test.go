@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -11,23 +10,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-)
 
-// scrapeURL reads a /metrics with an optional bearer token.
-func scrapeURL(t testing.TB, url, token string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	require.NoError(t, err)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, string(body)
-}
+	"faas/metrics/metricstest"
+)
 
 // runAdds has a new user run add n times and waits for each job.
 func runAdds(t testing.TB, c *cluster, user string, n int) {
@@ -48,7 +33,7 @@ func awaitSeries(t testing.TB, url, token string, want ...string) {
 	var body string
 	assert.EventuallyWithT(t, func(c *assert.CollectT) {
 		var status int
-		status, body = scrapeURL(t, url, token)
+		status, body = metricstest.Scrape(t, url, token)
 		if !assert.Equal(c, http.StatusOK, status) {
 			return
 		}
@@ -82,7 +67,7 @@ func TestMetricsOfSeparateProcesses(t *testing.T) {
 	const jobs = 3
 	runAdds(t, c, "mel", jobs)
 
-	status, _ := scrapeURL(t, url(1), "")
+	status, _ := metricstest.Scrape(t, url(1), "")
 	require.Equal(t, http.StatusUnauthorized, status, "the JQ manager's metrics need its token")
 	awaitSeries(t, url(1), token,
 		fmt.Sprintf(`faas_jobs_finished_total{component="jqmanager",outcome="ok"} %d`, jobs),
