@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -199,4 +201,45 @@ func TestMetricsToken(t *testing.T) {
 	got := parseScrape(t, body)
 	require.Equal(t, map[string]float64{"component=frontend,reason=user_rate,": 1}, got["faas_http_rejected_total"])
 	require.Equal(t, 1.0, got["faas_http_requests_total"]["component=frontend,route=/u/:u/fn,status=4xx,"])
+}
+
+// TestAccessAndJobLog checks the lines an operator reads at info: one per
+// request, naming the route template and the user, never the token nor
+// the query; and one per finished job, from the JQ manager.
+func TestAccessAndJobLog(t *testing.T) {
+	t.Parallel()
+	logs := filepath.Join(t.TempDir(), "logs")
+	p := startPlatform(t, logTo(createFile(t, logs)))
+	user, token := p.newUser(t, "logged")
+	p.upload(t, user, token, "add", addSrc)
+	p.expect(t, http.StatusOK, "POST", "/u/"+user+"/fn/add/run?wait=20s&secret=in-query", token, []byte("[1,2]"))
+
+	var requests []string
+	require.Eventually(t, func() bool {
+		requests = nil
+		finished := false
+		for l := range strings.Lines(readFile(t, logs)) {
+			switch {
+			case strings.Contains(l, "msg=request "):
+				requests = append(requests, l)
+			case strings.Contains(l, `msg="job finished"`):
+				finished = strings.Contains(l, "level=INFO") && strings.Contains(l, "user="+user) &&
+					strings.Contains(l, "function=add") && strings.Contains(l, "outcome=ok") && strings.Contains(l, "duration_ms=")
+			}
+		}
+		return finished
+	}, 10*time.Second, 20*time.Millisecond, "no info line for the finished job")
+	var run string
+	for _, l := range requests {
+		require.Contains(t, l, "level=INFO")
+		require.NotContains(t, l, token)
+		require.NotContains(t, l, "in-query")
+		if strings.Contains(l, "route=/u/:u/fn/:f/run") {
+			run = l
+		}
+	}
+	require.NotEmpty(t, run, "the run has its access line")
+	for _, want := range []string{"method=POST", "status=200", "user=" + user, "duration_ms="} {
+		require.Contains(t, run, want)
+	}
 }
