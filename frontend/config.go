@@ -101,7 +101,8 @@ type Config struct {
 	MetricsToken string `envconfig:"FAAS_METRICS_TOKEN" desc:"bearer token /metrics asks for; empty leaves it open"`
 	// Metrics is where the server registers its series and Scrape what
 	// its /metrics serves: `faas up` serves every role's registry there.
-	// Both nil: a registry of the frontend's own, for both.
+	// Metrics nil: a registry of the frontend's own, which Scrape, if nil
+	// too, serves.
 	Metrics prometheus.Registerer `ignored:"true"`
 	Scrape  prometheus.Gatherer   `ignored:"true"`
 }
@@ -206,9 +207,16 @@ func (c Config) withDefaults() Config {
 	if c.MaxWaits == 0 {
 		c.MaxWaits = defaultMaxWaits
 	}
-	if c.Metrics == nil && c.Scrape == nil {
+	if c.Metrics == nil {
 		reg := metrics.NewRegistry("frontend")
-		c.Metrics, c.Scrape = reg, reg.Gatherer()
+		c.Metrics = reg
+		if c.Scrape == nil {
+			c.Scrape = reg.Gatherer()
+		}
+	}
+	if c.Scrape == nil {
+		// The caller keeps the series it gave the server for itself.
+		c.Scrape = prometheus.Gatherers{}
 	}
 	return c
 }
