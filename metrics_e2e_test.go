@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"faas/metrics/metricstest"
+	"faas/internal/metrics/metricstest"
 )
 
 // runAdds has a new user run add n times and waits for each job.

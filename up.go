@@ -12,8 +12,8 @@ import (
 
 	"faas/dbmanager"
 	"faas/frontend"
+	"faas/internal/metrics"
 	"faas/jqmanager"
-	"faas/metrics"
 	"faas/proxies/bus"
 	"faas/proxies/wire"
 	"faas/scaler"

@@ -12,7 +12,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"faas/metrics"
+	"faas/internal/metrics"
 	"faas/proxies/secretfile"
 )
 

@@ -8,7 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"faas/metrics"
+	"faas/internal/metrics"
 	"faas/proxies/faas"
 )
 

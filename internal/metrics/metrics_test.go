@@ -12,8 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
-	"faas/metrics"
-	"faas/metrics/metricstest"
+	"faas/internal/metrics"
+	"faas/internal/metrics/metricstest"
 )
 
 // serve runs a metrics server for reg on a free loopback port until the
