@@ -42,10 +42,10 @@ func roleList() []cli.Role {
 		}
 	}
 	return []cli.Role{
-		{Name: "dbmanager", Short: "The only component that touches the database", Config: []any{&dbmanager.Config{}, &bus.Config{}}, Run: traced("dbmanager", runDBManager)},
-		{Name: "jqmanager", Short: "The job queue", Config: []any{&jqmanager.Config{}, &bus.Config{}}, Run: traced("jqmanager", runJQManager)},
-		{Name: "frontend", Short: "The REST API", Config: []any{&frontend.Config{}, &bus.Config{}}, Run: traced("frontend", runFrontend)},
-		{Name: "worker", Short: "Runs jobs in JavaScript sandboxes", Config: []any{&worker.Config{}, &bus.Config{}}, Run: traced("worker", runWorker)},
+		{Name: "dbmanager", Short: "The only component that touches the database", Config: []any{&dbmanager.Config{}, &bus.Config{}, &metrics.Config{}}, Run: traced("dbmanager", runDBManager)},
+		{Name: "jqmanager", Short: "The job queue", Config: []any{&jqmanager.Config{}, &bus.Config{}, &metrics.Config{}}, Run: traced("jqmanager", runJQManager)},
+		{Name: "frontend", Short: "The REST API", Config: []any{&frontend.Config{}, &bus.Config{}, &metrics.Config{}}, Run: traced("frontend", runFrontend)},
+		{Name: "worker", Short: "Runs jobs in JavaScript sandboxes", Config: []any{&worker.Config{}, &bus.Config{}, &metrics.Config{}}, Run: traced("worker", runWorker)},
 		{Name: "scaler", Short: "Changes the number of workers with the backlog", Config: []any{&scaler.Config{}, &bus.Config{}}, Run: traced("scaler", runScaler)},
 		{Name: "up", Short: "The whole platform on this machine (embedded database, local worker processes)", Config: upConfigs(), Run: traced("up", up)},
 		{Name: "bench", Short: "Start the platform (or use one with -url) and measure throughput and latency", Config: upConfigs(), Flags: true, Run: bench},

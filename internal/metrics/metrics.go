@@ -27,9 +27,9 @@ import (
 type Config struct {
 	// Listen is the host:port of the role's /metrics; empty serves none.
 	// The frontend serves its registry on its API port whatever this says.
-	Listen string `envconfig:"FAAS_METRICS_LISTEN"`
+	Listen string `envconfig:"FAAS_METRICS_LISTEN" desc:"host:port where this role serves /metrics; empty serves none (the frontend serves it on its API port anyway)"`
 	// Token, when set, is the bearer token a scraper must present.
-	Token string `envconfig:"FAAS_METRICS_TOKEN"`
+	Token string `envconfig:"FAAS_METRICS_TOKEN" desc:"bearer token /metrics asks for; empty leaves it open"`
 }
 
 // LoadConfig reads the Config from the environment.
