@@ -12,9 +12,9 @@ type statements struct {
 	all []*sql.Stmt
 
 	// On the writer.
-	createUser, deleteUser, userExists, function, putFunction, deleteFunction *sql.Stmt
-	createJob, deleteJob, startJob, requeueJob, completeJob, jobW, userW      *sql.Stmt
-	purgeJobs, failGone, pruneVersions, setTokenHash                          *sql.Stmt
+	createUser, deleteUser, function, putFunction, deleteFunction        *sql.Stmt
+	createJob, deleteJob, startJob, requeueJob, completeJob, jobW, userW *sql.Stmt
+	purgeJobs, failGone, pruneVersions, setTokenHash                     *sql.Stmt
 
 	// On the readers.
 	user, userByToken, billedTime, readFunction, functions, readJob, pendingJobs *sql.Stmt
@@ -80,7 +80,6 @@ func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error
 		{&st.setTokenHash, writer, `UPDATE users SET token_hash = ?2 WHERE name = ?1
 			AND NOT EXISTS (SELECT 1 FROM users WHERE token_hash = ?2 AND name <> ?1)`},
 		{&st.deleteUser, writer, `DELETE FROM users WHERE name = ?`},
-		{&st.userExists, writer, `SELECT 1 FROM users WHERE name = ?`},
 		{&st.function, writer, `SELECT ` + functionColumns + ` FROM functions WHERE owner = ? AND name = ?`},
 		{&st.putFunction, writer, `INSERT INTO functions (owner, name, source, version, timeout, memory_mb, updated, settings, created)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
