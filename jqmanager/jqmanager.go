@@ -614,7 +614,6 @@ func (m *Manager) requeue(ctx context.Context, e *entry, reason *faas.Error) {
 		_, err = m.store.CompleteJob(ctx, faas.Completion{
 			JobID:   e.id,
 			Attempt: e.attempt,
-			Worker:  "jqmanager",
 			Error:   failure,
 		})
 	} else {

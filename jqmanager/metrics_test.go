@@ -71,7 +71,7 @@ func TestFinishedJobsCountedAndLogged(t *testing.T) {
 			require.Equal(t, bad.ID, j.ID)
 			c = faas.Completion{Error: faas.Errorf(faas.FunctionError, "boom")}
 		}
-		c.JobID, c.Attempt, c.Worker, c.Duration = j.ID, j.Attempt, j.Worker, 5*time.Millisecond
+		c.JobID, c.Attempt, c.Duration = j.ID, j.Attempt, 5*time.Millisecond
 		done, err := r.store.CompleteJob(r.ctx, c)
 		require.NoError(t, err)
 		require.NoError(t, r.m.Done(r.ctx, done))

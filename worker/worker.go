@@ -343,7 +343,7 @@ func (w *Worker) handle(stop context.Context, j faas.Job) {
 	defer close(ended)
 	go w.drainGrace(stop, ended, cancel)
 
-	c := faas.Completion{JobID: j.ID, Attempt: j.Attempt, Worker: w.cfg.ID}
+	c := faas.Completion{JobID: j.ID, Attempt: j.Attempt}
 	key := pool.Key{Owner: j.Owner, Name: j.Function, Version: j.Version}
 	fn, err := w.function(ctx, stop, key)
 	var memoryMB int

@@ -142,7 +142,7 @@ func (fx fixture) running(t *testing.T, ctx context.Context, s faas.Store) faas.
 }
 
 func completion(j faas.Job, d time.Duration) faas.Completion {
-	return faas.Completion{JobID: j.ID, Attempt: j.Attempt, Worker: j.Worker, Result: json.RawMessage(`9`), Duration: d, Logs: "log line\n"}
+	return faas.Completion{JobID: j.ID, Attempt: j.Attempt, Result: json.RawMessage(`9`), Duration: d, Logs: "log line\n"}
 }
 
 func testPing(t *testing.T, s faas.Store) {
@@ -582,7 +582,7 @@ func testCompleteJobFailed(t *testing.T, s faas.Store) {
 	ctx := testContext(t)
 	fx := newFixture(t, ctx, s)
 	j := fx.running(t, ctx, s)
-	c := faas.Completion{JobID: j.ID, Attempt: 1, Worker: "w1", Error: faas.Errorf(faas.FunctionError, "TypeError: x is not a function at add:1:5"), Duration: 1500 * time.Microsecond}
+	c := faas.Completion{JobID: j.ID, Attempt: 1, Error: faas.Errorf(faas.FunctionError, "TypeError: x is not a function at add:1:5"), Duration: 1500 * time.Microsecond}
 	done, err := s.CompleteJob(ctx, c)
 	require.NoError(t, err)
 	require.Equal(t, faas.Failed, done.State)
@@ -768,7 +768,7 @@ func testPurgeJobs(t *testing.T, s faas.Store) {
 	succeeded, err := s.CompleteJob(ctx, completion(fx.running(t, ctx, s), 2*time.Second))
 	require.NoError(t, err)
 	failedRun := fx.running(t, ctx, s)
-	failed, err := s.CompleteJob(ctx, faas.Completion{JobID: failedRun.ID, Attempt: 1, Worker: "w1",
+	failed, err := s.CompleteJob(ctx, faas.Completion{JobID: failedRun.ID, Attempt: 1,
 		Error: faas.Errorf(faas.FunctionError, "boom"), Duration: 3 * time.Second})
 	require.NoError(t, err)
 	cutoff := failed.Finished.Add(time.Microsecond)
@@ -1022,7 +1022,7 @@ func testDeletedFunctionFailsQueuedJobs(t *testing.T, s faas.Store) {
 		_, err = s.StartJob(ctx, queued.ID, 1, worker)
 		requireCode(t, err, faas.FunctionDeleted)
 	}
-	_, err = s.CompleteJob(ctx, faas.Completion{JobID: queued.ID, Attempt: 1, Worker: "w1", Result: json.RawMessage("1"), Duration: time.Second})
+	_, err = s.CompleteJob(ctx, faas.Completion{JobID: queued.ID, Attempt: 1, Result: json.RawMessage("1"), Duration: time.Second})
 	requireCode(t, err, faas.Conflict)
 	again, err := s.Job(ctx, queued.ID)
 	require.NoError(t, err)

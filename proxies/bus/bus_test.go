@@ -125,7 +125,7 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 	require.NoError(t, err)
 	running, err = p.store.StartJob(ctx, running.ID, 1, "honest-worker")
 	require.NoError(t, err)
-	forged := faas.Completion{JobID: running.ID, Attempt: 1, Worker: "honest-worker", Result: json.RawMessage("666"), Duration: 1000 * time.Hour}
+	forged := faas.Completion{JobID: running.ID, Attempt: 1, Result: json.RawMessage("666"), Duration: 1000 * time.Hour}
 
 	dbCalls := map[string]func(context.Context, faas.Store) error{
 		"DeleteUser": func(ctx context.Context, s faas.Store) error { return s.DeleteUser(ctx, "alice") },
@@ -252,7 +252,7 @@ func TestEveryRoleDoesItsJob(t *testing.T) {
 	lost, err := wQueue.Renew(ctx, "w1", []faas.Lease{{ID: j.ID, Attempt: j.Attempt}})
 	require.NoError(t, err)
 	require.Empty(t, lost)
-	done, err := w.CompleteJob(ctx, faas.Completion{JobID: j.ID, Attempt: j.Attempt, Worker: "w1", Result: json.RawMessage("3"), Duration: 5 * time.Millisecond})
+	done, err := w.CompleteJob(ctx, faas.Completion{JobID: j.ID, Attempt: j.Attempt, Result: json.RawMessage("3"), Duration: 5 * time.Millisecond})
 	require.NoError(t, err)
 	require.NoError(t, wQueue.Done(ctx, done))
 

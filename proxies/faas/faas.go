@@ -100,7 +100,6 @@ type Job struct {
 type Completion struct {
 	JobID   string `json:"job_id"`
 	Attempt int    `json:"attempt"`
-	Worker  string `json:"worker"`
 	// Exactly one of Result and Error is set.
 	Result   json.RawMessage `json:"result,omitempty"`
 	Error    *Error          `json:"error,omitempty"`
