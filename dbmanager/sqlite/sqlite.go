@@ -7,15 +7,15 @@
 // time anyway, and queueing writers in Go instead of in SQLite's busy
 // handler keeps them fair and free of SQLITE_BUSY. Reads use a separate
 // pool, which WAL mode lets run beside the writer. Every hot path
-// (CreateJob, StartJob, CompleteJob, Job, UserByToken) is one statement in
-// its own implicit transaction when it succeeds; completion and billing are
-// one statement through a trigger. Only the unusual answers (a retry, a
-// conflict) take an explicit transaction to decide.
+// (CreateJob, StartJob, CompleteJob, Job, UserByToken) is one statement
+// when it succeeds; completion and billing are one statement through a
+// trigger. Only the unusual answers (a retry, a conflict) take an explicit
+// transaction to decide.
 //
-// Batching concurrent writes into shared transactions (group commit) was
-// measured and dropped: with synchronous=NORMAL a commit does not sync, so
-// the saving was small, and the extra hand-off cost more over the wire than
-// it saved.
+// The one-row writes of concurrent requests are committed together (group
+// commit, batch.go): under load most of a WAL commit's work is rewriting
+// the same pages, so one transaction for the writes already waiting saves
+// it, while a write that comes alone still commits at once.
 //
 // With synchronous=NORMAL a commit survives the process being killed at any
 // point; only a power loss may drop the last transactions, never corrupt the
