@@ -174,7 +174,7 @@ func (m *Manager) Endpoint() string { return m.server.Endpoint() }
 // a queue without its pending jobs would strand them: Run returns the
 // error, so the process exits and its supervisor sees why.
 func (m *Manager) Run(ctx context.Context) error {
-	if err := m.recover(ctx); err != nil {
+	if err := m.loadPending(ctx); err != nil {
 		// A server run with an ended context only closes its socket.
 		ended, cancel := context.WithCancel(ctx)
 		cancel()
@@ -190,8 +190,8 @@ func (m *Manager) Run(ctx context.Context) error {
 	return <-errc
 }
 
-// recover loads the pending jobs, retrying while the Store is unreachable.
-func (m *Manager) recover(ctx context.Context) error {
+// loadPending loads the pending jobs, retrying while the Store is unreachable.
+func (m *Manager) loadPending(ctx context.Context) error {
 	backoff := 100 * time.Millisecond
 	for {
 		jobs, err := m.store.PendingJobs(ctx)
