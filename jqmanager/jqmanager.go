@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"faas/internal/backoff"
 	"faas/proxies/faas"
 	"faas/proxies/jqproxy"
 	"faas/proxies/tracing"
@@ -190,10 +191,13 @@ func (m *Manager) Run(ctx context.Context) error {
 	return <-errc
 }
 
+// storeRetry spaces out the tries to load the pending jobs while the Store
+// is unreachable: from 100ms to 5s at the least.
+var storeRetry = backoff.Policy{Base: 200 * time.Millisecond, Max: 10 * time.Second}
+
 // loadPending loads the pending jobs, retrying while the Store is unreachable.
 func (m *Manager) loadPending(ctx context.Context) error {
-	backoff := 100 * time.Millisecond
-	for {
+	for failures := 1; ; failures++ {
 		jobs, err := m.store.PendingJobs(ctx)
 		if err == nil {
 			m.restore(jobs)
@@ -202,13 +206,10 @@ func (m *Manager) loadPending(ctx context.Context) error {
 		if faas.ErrorCode(err) != faas.Unavailable {
 			return fmt.Errorf("pending jobs: %w", err)
 		}
-		m.log.Warn("store unreachable, retrying", "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
+		m.log.Warn("store unreachable, retrying", "err", err, "failures", failures)
+		if !storeRetry.Sleep(ctx, failures) {
 			return ctx.Err()
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
+	"faas/internal/backoff"
 	"faas/proxies/faas"
 )
 
@@ -87,7 +87,7 @@ func (s *Scaler) Run(ctx context.Context) error {
 			// Shutting down: the error is the cancellation itself.
 		default:
 			failures++
-			wait = backoff(s.cfg.Interval, failures, rand.Float64())
+			wait = retryPolicy(s.cfg.Interval).Delay(failures)
 			s.log.Warn("scaling step failed", "err", err, "failures", failures, "retry_in", wait.Round(time.Millisecond))
 		}
 		timer.Reset(wait)
@@ -149,17 +149,10 @@ func (s *Scaler) close() error {
 	return nil
 }
 
-// backoff is the wait after the given number of consecutive failures:
-// the interval doubled per failure up to maxBackoff (or twice the interval,
-// if that is longer), of which the upper half is jittered by r in [0, 1)
-// so that many scalers restarted together do not retry in step. It is
-// never shorter than the interval.
-func backoff(interval time.Duration, failures int, r float64) time.Duration {
-	limit := max(maxBackoff, 2*interval)
-	d := interval
-	for i := 0; i < failures && d < limit; i++ {
-		d *= 2
-	}
-	d = min(d, limit)
-	return d/2 + time.Duration(r*float64(d/2))
+// retryPolicy is the wait after consecutive failures: the interval
+// doubled per failure up to maxBackoff (or twice the interval, if that is
+// longer), jittered so that many scalers restarted together do not retry
+// in step. It is never shorter than the interval.
+func retryPolicy(interval time.Duration) backoff.Policy {
+	return backoff.Policy{Base: 2 * interval, Max: max(maxBackoff, 2*interval)}
 }

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"os"
 	"runtime"
 	"sync"
@@ -24,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/semaphore"
 
+	"faas/internal/backoff"
 	"faas/proxies/faas"
 	"faas/proxies/jqproxy"
 	"faas/proxies/tracing"
@@ -280,7 +280,7 @@ func (w *Worker) slot(ctx context.Context) {
 		if err != nil {
 			failures++
 			w.logFailure(failures, "poll job queue", err)
-			if !sleep(ctx, backoff(failures)) {
+			if !retry.Sleep(ctx, failures) {
 				return
 			}
 			continue
@@ -492,7 +492,7 @@ func (w *Worker) function(ctx, stop context.Context, key pool.Key) (function, er
 			return function{}, fmt.Errorf("get function %s/%s while stopping: %w", key.Owner, key.Name, err)
 		}
 		w.logFailure(failures, "get function", err)
-		if !sleep(ctx, backoff(failures)) {
+		if !retry.Sleep(ctx, failures) {
 			return function{}, fmt.Errorf("get function %s/%s: %w", key.Owner, key.Name, context.Cause(ctx))
 		}
 	}
@@ -558,7 +558,7 @@ func (w *Worker) finish(ctx context.Context, c faas.Completion, log *slog.Logger
 			return
 		}
 		w.logFailure(failures, "record outcome", err)
-		if !sleep(ctx, backoff(failures)) {
+		if !retry.Sleep(ctx, failures) {
 			log.Info("lease lost while recording outcome")
 			return
 		}
@@ -574,7 +574,7 @@ func (w *Worker) done(ctx context.Context, j faas.Job, log *slog.Logger) {
 		if err == nil {
 			return
 		}
-		if failures == 3 || !sleep(ctx, backoff(failures)) {
+		if failures == 3 || !retry.Sleep(ctx, failures) {
 			log.Warn("could not tell the queue the job is done", "err", err)
 			return
 		}
@@ -647,24 +647,7 @@ func (w *Worker) heartbeat(ctx context.Context) {
 	}
 }
 
-// backoff is the pause after the given number of consecutive failures:
-// exponential from 50ms to 2s, with jitter so that many slots and workers
-// do not retry in step.
-func backoff(failures int) time.Duration {
-	d := 50 * time.Millisecond << min(failures-1, 6)
-	d = min(d, 2*time.Second)
-	return d/2 + rand.N(d)
-}
-
-// sleep waits for d or for ctx to end; it reports whether ctx is still
-// live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
+// retry is the pause after consecutive failures to reach a manager: from
+// 50ms to 2s at the least, jittered so that many slots and workers do not
+// retry in step.
+var retry = backoff.Policy{Base: 100 * time.Millisecond, Max: 4 * time.Second}

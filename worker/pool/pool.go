@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"strings"
@@ -29,6 +28,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"faas/internal/backoff"
 	"faas/proxies/faas"
 	"faas/worker/proc"
 	"faas/worker/sandbox"
@@ -57,6 +57,10 @@ const (
 	// finish writing why and exit.
 	dyingTimeout = 2 * time.Second
 )
+
+// spawnRetry spaces out the tries to replace a sandbox that will not
+// start: from 100ms to 5s at the least.
+var spawnRetry = backoff.Policy{Base: 200 * time.Millisecond, Max: 10 * time.Second}
 
 // Config is a Pool's settings. Zero fields take their defaults.
 type Config struct {
@@ -299,10 +303,7 @@ func (p *Pool) replace(old *child) {
 				return
 			}
 			p.log.Error("could not start a sandbox", "err", err, "failures", failures)
-			d := min(100*time.Millisecond<<min(failures-1, 6), 5*time.Second)
-			select {
-			case <-time.After(d/2 + rand.N(d)):
-			case <-p.ctx.Done():
+			if !spawnRetry.Sleep(p.ctx, failures) {
 				return
 			}
 		}
