@@ -44,7 +44,7 @@ func TestOversizedFrameLeavesManagerMemoryAlone(t *testing.T) {
 	p := c.start("dbmanager", "dbmanager")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	store, err := dbproxy.Dial(c.dbURL, time.Second, discardLog(), bustest.Dial(t, c.keys, bus.Frontend, bus.DBManager))
+	store, err := dbproxy.Dial(c.dbURL, time.Second, slog.New(slog.DiscardHandler), bustest.Dial(t, c.keys, bus.Frontend, bus.DBManager))
 	require.NoError(t, err)
 	defer store.Close()
 	require.NoError(t, store.Ping(ctx))
@@ -68,8 +68,6 @@ func TestOversizedFrameLeavesManagerMemoryAlone(t *testing.T) {
 	t.Logf("dbmanager peak RSS %d KiB before, %d KiB after a %d MiB frame", before, after, 2*wire.MaxRequestSize>>20)
 	require.Less(t, after-before, int64(wire.MaxRequestSize>>10)/2, "peak memory grew by %d KiB", after-before)
 }
-
-func discardLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // memKiB reads one of a process's memory figures from /proc.
 func memKiB(t *testing.T, pid int, field string) int64 {
@@ -132,7 +130,7 @@ func TestUpSecuresItsBus(t *testing.T) {
 	require.JSONEq(t, "6", string(r.Res))
 
 	for _, endpoint := range []string{c.dbURL, c.jqURL} {
-		wc, err := wire.Dial(endpoint, 200*time.Millisecond, discardLog())
+		wc, err := wire.Dial(endpoint, 200*time.Millisecond, slog.New(slog.DiscardHandler))
 		require.NoError(t, err)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		err = wc.Call(ctx, dbproxy.MethodPing, dbproxy.Empty{}, nil)

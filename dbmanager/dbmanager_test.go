@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -21,15 +20,13 @@ import (
 	"faas/proxies/faas"
 )
 
-func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
 func start(t *testing.T, cfg dbmanager.Config, log *slog.Logger) (*dbmanager.Manager, func()) {
 	return dbmanagertest.Start(t, cfg, log)
 }
 
 func dial(t *testing.T, endpoint string, timeout time.Duration) *dbproxy.Client {
 	t.Helper()
-	c, err := dbproxy.Dial(endpoint, timeout, discard())
+	c, err := dbproxy.Dial(endpoint, timeout, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	return c
@@ -66,7 +63,7 @@ func TestManagerServesEmbeddedStore(t *testing.T) {
 func TestManagerServesMongoDB(t *testing.T) {
 	t.Parallel()
 	cfg := dbmanager.Config{Listen: "tcp://127.0.0.1:*", DBURL: ferrettest.Start(t) + "manager"}
-	m, _ := start(t, cfg, discard())
+	m, _ := start(t, cfg, slog.New(slog.DiscardHandler))
 	roundTrip(t, dial(t, m.Endpoint(), 0))
 }
 
@@ -76,7 +73,7 @@ func TestManagerServesMongoDB(t *testing.T) {
 func TestClientSurvivesManagerRestart(t *testing.T) {
 	t.Parallel()
 	cfg := sqliteConfig(t)
-	m, stop := start(t, cfg, discard())
+	m, stop := start(t, cfg, slog.New(slog.DiscardHandler))
 	c := dial(t, m.Endpoint(), 300*time.Millisecond)
 	roundTrip(t, c)
 
@@ -86,7 +83,7 @@ func TestClientSurvivesManagerRestart(t *testing.T) {
 	go func() {
 		defer close(restarted)
 		time.Sleep(time.Second)
-		start(t, cfg, discard())
+		start(t, cfg, slog.New(slog.DiscardHandler))
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -99,14 +96,14 @@ func TestClientSurvivesManagerRestart(t *testing.T) {
 
 func TestNewFailsOnAddressInUse(t *testing.T) {
 	t.Parallel()
-	m, _ := start(t, sqliteConfig(t), discard())
+	m, _ := start(t, sqliteConfig(t), slog.New(slog.DiscardHandler))
 	cfg := sqliteConfig(t)
 	cfg.Listen = m.Endpoint()
-	_, err := dbmanager.New(context.Background(), cfg, discard())
+	_, err := dbmanager.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	require.Error(t, err)
 	// The store it opened was closed again: a new manager can open it.
 	cfg.Listen = "tcp://127.0.0.1:*"
-	start(t, cfg, discard())
+	start(t, cfg, slog.New(slog.DiscardHandler))
 }
 
 func TestConfig(t *testing.T) {

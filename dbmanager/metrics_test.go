@@ -2,6 +2,7 @@ package dbmanager_test
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -22,7 +23,7 @@ func TestManagerMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	cfg := sqliteConfig(t)
 	cfg.Metrics = reg
-	m, _ := start(t, cfg, discard())
+	m, _ := start(t, cfg, slog.New(slog.DiscardHandler))
 	c := dial(t, m.Endpoint(), 0)
 	roundTrip(t, c)
 	ctx := context.Background()
@@ -31,7 +32,7 @@ func TestManagerMetrics(t *testing.T) {
 	_, err = c.CreateJob(ctx, faas.Job{ID: "job-1", Owner: "ada", Function: "f", Args: []byte("[]")})
 	require.NoError(t, err)
 
-	raw, err := wire.Dial(m.Endpoint(), time.Second, discard())
+	raw, err := wire.Dial(m.Endpoint(), time.Second, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	t.Cleanup(func() { raw.Close() })
 	err = raw.Call(ctx, "db.made_up_method", struct{}{}, nil)

@@ -2,6 +2,7 @@ package dbmanager_test
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,7 +33,7 @@ func putSecret(t *testing.T, s faas.Store) (faas.Function, error) {
 func TestSecretsAreEncryptedAtRest(t *testing.T) {
 	t.Parallel()
 	cfg := sqliteConfig(t)
-	m, stop := start(t, cfg, discard())
+	m, stop := start(t, cfg, slog.New(slog.DiscardHandler))
 	c := dial(t, m.Endpoint(), 0)
 	f, err := putSecret(t, c)
 	require.NoError(t, err)
@@ -53,7 +54,7 @@ func TestSecretsAreEncryptedAtRest(t *testing.T) {
 
 	// Another key cannot decrypt it, and says so without the value.
 	cfg.SecretKey = dbmanagertest.SecretKey()
-	m, _ = start(t, cfg, discard())
+	m, _ = start(t, cfg, slog.New(slog.DiscardHandler))
 	_, err = dial(t, m.Endpoint(), 0).FunctionVersion(context.Background(), "ada", "f", f.Version)
 	require.Equal(t, faas.Internal, faas.ErrorCode(err))
 	require.Contains(t, err.Error(), "FAAS_SECRET_KEY")
@@ -66,7 +67,7 @@ func TestSecretsNeedAKey(t *testing.T) {
 	t.Parallel()
 	cfg := sqliteConfig(t)
 	cfg.SecretKey = ""
-	m, _ := start(t, cfg, discard())
+	m, _ := start(t, cfg, slog.New(slog.DiscardHandler))
 	c := dial(t, m.Endpoint(), 0)
 	_, err := putSecret(t, c)
 	require.Equal(t, faas.Invalid, faas.ErrorCode(err))
@@ -115,7 +116,7 @@ func TestLoadOrCreateSecretKey(t *testing.T) {
 // frontend would, whoever calls it.
 func TestSettingsAreChecked(t *testing.T) {
 	t.Parallel()
-	m, _ := start(t, sqliteConfig(t), discard())
+	m, _ := start(t, sqliteConfig(t), slog.New(slog.DiscardHandler))
 	c := dial(t, m.Endpoint(), 0)
 	ctx := context.Background()
 	require.NoError(t, c.CreateUser(ctx, faas.User{Name: "ada", TokenHash: "h"}))

@@ -2,6 +2,7 @@ package jqmanager_test
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -17,7 +18,7 @@ import (
 func TestEventsOverTheWire(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, config(), "ann")
-	c, err := jqproxy.Dial(r.m.Endpoint(), time.Second, quiet())
+	c, err := jqproxy.Dial(r.m.Endpoint(), time.Second, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	defer c.Close()
 
@@ -141,7 +142,7 @@ func TestManyWaitsOverTheWire(t *testing.T) {
 	// Long enough for the test, so the worker needs no heartbeats.
 	cfg.LeaseTimeout = time.Minute
 	r := newRig(t, cfg, "ann")
-	c, err := jqproxy.Dial(r.m.Endpoint(), time.Second, quiet())
+	c, err := jqproxy.Dial(r.m.Endpoint(), time.Second, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	defer c.Close()
 	j := r.submit("ann")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -19,8 +18,6 @@ import (
 	"faas/proxies/faas"
 	"faas/proxies/jqproxy"
 )
-
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // rig is a Manager over a real SQLite store, running until the test ends.
 type rig struct {
@@ -60,7 +57,7 @@ func eachQueue(t *testing.T, test func(t *testing.T, r *rig, q faas.JobQueue), u
 			r := newRig(t, config(), users...)
 			var q faas.JobQueue = r.m
 			if wire {
-				c, err := jqproxy.Dial(r.m.Endpoint(), time.Second, quiet())
+				c, err := jqproxy.Dial(r.m.Endpoint(), time.Second, slog.New(slog.DiscardHandler))
 				require.NoError(t, err)
 				t.Cleanup(func() { c.Close() })
 				q = c
@@ -85,7 +82,7 @@ func (r *rig) start(cfg jqmanager.Config) {
 	r.t.Helper()
 	log := r.log
 	if log == nil {
-		log = quiet()
+		log = slog.New(slog.DiscardHandler)
 	}
 	m, err := jqmanager.New(cfg, r.store, log)
 	require.NoError(r.t, err)
@@ -424,7 +421,7 @@ func TestRestartRebuildsQueue(t *testing.T) {
 func TestOverTheWire(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, config(), "ann")
-	c, err := jqproxy.Dial(r.m.Endpoint(), time.Second, quiet())
+	c, err := jqproxy.Dial(r.m.Endpoint(), time.Second, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	defer c.Close()
 
@@ -485,7 +482,7 @@ func TestReleaseWhileLeasing(t *testing.T) {
 	r := newRig(t, config(), "ann")
 	r.stop()
 	slow := &slowStart{Store: r.store, entered: make(chan struct{}), proceed: make(chan struct{})}
-	m, err := jqmanager.New(config(), slow, quiet())
+	m, err := jqmanager.New(config(), slow, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(r.ctx)
 	done := make(chan error, 1)

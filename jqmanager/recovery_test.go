@@ -3,6 +3,7 @@ package jqmanager_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -52,7 +53,7 @@ func (s *faultyStore) StartJob(ctx context.Context, id string, attempt int, work
 // cleanup.
 func runOver(t *testing.T, store faas.Store) (m *jqmanager.Manager, exited <-chan struct{}, runErr *error) {
 	t.Helper()
-	m, err := jqmanager.New(config(), store, quiet())
+	m, err := jqmanager.New(config(), store, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -79,7 +80,7 @@ func TestServesOnlyAfterRebuild(t *testing.T) {
 	r.stop()
 	store := &faultyStore{Store: r.store, pending: make(chan struct{})}
 	m, _, _ := runOver(t, store)
-	c, err := jqproxy.Dial(m.Endpoint(), 100*time.Millisecond, quiet())
+	c, err := jqproxy.Dial(m.Endpoint(), 100*time.Millisecond, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	defer c.Close()
 
@@ -133,7 +134,7 @@ func TestBadConfigRefused(t *testing.T) {
 			cfg := config()
 			tc.change(&cfg)
 			require.ErrorContains(t, cfg.Validate(), tc.want)
-			m, err := jqmanager.New(cfg, nil, quiet())
+			m, err := jqmanager.New(cfg, nil, slog.New(slog.DiscardHandler))
 			require.ErrorContains(t, err, tc.want)
 			require.Nil(t, m)
 		})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"runtime"
@@ -37,8 +36,6 @@ func TestMain(m *testing.M) {
 	leakcheck.Main(m)
 }
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
 // leaseTimeout is the queue's lease in these tests: short, so that a
 // worker that stops beating loses its jobs quickly.
 const leaseTimeout = time.Second
@@ -62,7 +59,7 @@ func newPlatform(t *testing.T) *platform {
 	store, err := sqlite.Open(ctx, t.TempDir())
 	require.NoError(t, err)
 
-	srv, err := wire.Listen("tcp://127.0.0.1:*", dbproxy.NewMux(store).Serve, quiet())
+	srv, err := wire.Listen("tcp://127.0.0.1:*", dbproxy.NewMux(store).Serve, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	p := &platform{t: t, ctx: ctx, store: store, db: srv.Endpoint()}
 	p.serve(srv.Run, func() { require.NoError(t, store.Close()) })
@@ -73,7 +70,7 @@ func newPlatform(t *testing.T) *platform {
 		MaxAttempts:       3,
 		MaxPendingPerUser: 1000,
 		RequestTimeout:    time.Second,
-	}, p.storeClient(), quiet())
+	}, p.storeClient(), slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	p.serve(qm.Run, nil)
 	p.jq = qm.Endpoint()
@@ -96,14 +93,14 @@ func (p *platform) serve(run func(context.Context) error, after func()) {
 }
 
 func (p *platform) storeClient() *dbproxy.Client {
-	c, err := dbproxy.Dial(p.db, time.Second, quiet())
+	c, err := dbproxy.Dial(p.db, time.Second, slog.New(slog.DiscardHandler))
 	require.NoError(p.t, err)
 	p.t.Cleanup(func() { c.Close() })
 	return c
 }
 
 func (p *platform) queueClient(endpoint string) *jqproxy.Client {
-	c, err := jqproxy.Dial(endpoint, time.Second, quiet())
+	c, err := jqproxy.Dial(endpoint, time.Second, slog.New(slog.DiscardHandler))
 	require.NoError(p.t, err)
 	p.t.Cleanup(func() { c.Close() })
 	return c
@@ -138,7 +135,7 @@ func (p *platform) startWorker(cfg worker.Config, store faas.Store, queue faas.J
 	if queue == nil {
 		queue = p.queueClient(p.jq)
 	}
-	w, err := worker.New(cfg, store, queue, quiet())
+	w, err := worker.New(cfg, store, queue, slog.New(slog.DiscardHandler))
 	require.NoError(p.t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -589,10 +586,10 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	} {
 		cfg := config("w1")
 		mod(&cfg)
-		_, err := worker.New(cfg, p.store, p.queue, quiet())
+		_, err := worker.New(cfg, p.store, p.queue, slog.New(slog.DiscardHandler))
 		assert.Error(t, err, "%+v", cfg)
 	}
-	_, err := worker.New(config("w1"), nil, p.queue, quiet())
+	_, err := worker.New(config("w1"), nil, p.queue, slog.New(slog.DiscardHandler))
 	assert.Error(t, err)
 }
 

@@ -23,8 +23,6 @@ import (
 	"faas/proxies/wire"
 )
 
-func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
 // platform is both managers on loopback, secured with one keyring, over
 // a real embedded database.
 type platform struct {
@@ -39,17 +37,17 @@ func startPlatform(t *testing.T) *platform {
 	p := &platform{keys: bustest.Keyring(t)}
 	cfg := dbmanagertest.Embedded(t.TempDir())
 	cfg.Bus = bustest.Server(t, p.keys, bus.DBManager)
-	p.db, _ = dbmanagertest.Start(t, cfg, quiet())
+	p.db, _ = dbmanagertest.Start(t, cfg, slog.New(slog.DiscardHandler))
 	p.store = p.db.Store()
 
-	jqStore, err := dbproxy.Dial(p.db.Endpoint(), time.Second, quiet(), bustest.Dial(t, p.keys, bus.JQManager, bus.DBManager))
+	jqStore, err := dbproxy.Dial(p.db.Endpoint(), time.Second, slog.New(slog.DiscardHandler), bustest.Dial(t, p.keys, bus.JQManager, bus.DBManager))
 	require.NoError(t, err)
 	t.Cleanup(func() { jqStore.Close() })
 	p.jq, err = jqmanager.New(jqmanager.Config{
 		Listen: "tcp://127.0.0.1:*", LeaseTimeout: 5 * time.Second, MaxAttempts: 3,
 		MaxPendingPerUser: 100, RequestTimeout: time.Second,
 		Bus: bustest.Server(t, p.keys, bus.JQManager),
-	}, jqStore, quiet())
+	}, jqStore, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -84,7 +82,7 @@ var (
 
 func (p *platform) storeAs(t *testing.T, c caller) faas.Store {
 	t.Helper()
-	s, err := dbproxy.Dial(p.db.Endpoint(), 200*time.Millisecond, quiet(), c.opt(t, p, bus.DBManager))
+	s, err := dbproxy.Dial(p.db.Endpoint(), 200*time.Millisecond, slog.New(slog.DiscardHandler), c.opt(t, p, bus.DBManager))
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	return s
@@ -92,7 +90,7 @@ func (p *platform) storeAs(t *testing.T, c caller) faas.Store {
 
 func (p *platform) queueAs(t *testing.T, c caller) faas.JobQueue {
 	t.Helper()
-	q, err := jqproxy.Dial(p.jq.Endpoint(), 200*time.Millisecond, quiet(), c.opt(t, p, bus.JQManager))
+	q, err := jqproxy.Dial(p.jq.Endpoint(), 200*time.Millisecond, slog.New(slog.DiscardHandler), c.opt(t, p, bus.JQManager))
 	require.NoError(t, err)
 	t.Cleanup(func() { q.Close() })
 	return q

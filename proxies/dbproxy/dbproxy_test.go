@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync/atomic"
 	"testing"
@@ -19,14 +18,12 @@ import (
 	"faas/proxies/wire"
 )
 
-func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
 // serve starts a DB manager over a fresh embedded store and returns a
 // client talking to it over loopback TCP.
 func serve(t *testing.T) *dbproxy.Client {
 	t.Helper()
-	m, _ := dbmanagertest.Start(t, dbmanagertest.Embedded(t.TempDir()), discard())
-	c, err := dbproxy.Dial(m.Endpoint(), 0, discard())
+	m, _ := dbmanagertest.Start(t, dbmanagertest.Embedded(t.TempDir()), slog.New(slog.DiscardHandler))
+	c, err := dbproxy.Dial(m.Endpoint(), 0, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	return c
@@ -48,7 +45,7 @@ func TestUnknownMethodIsInvalid(t *testing.T) {
 	// The mux answers only the Store's methods.
 	_, err := c.User(ctx, "")
 	require.Equal(t, faas.NotFound, faas.ErrorCode(err))
-	wc, err := wire.Dial(c.Endpoint(), 0, discard())
+	wc, err := wire.Dial(c.Endpoint(), 0, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	defer wc.Close()
 	err = wc.Call(ctx, "db.ResetDB", dbproxy.Empty{}, nil)
@@ -61,8 +58,8 @@ func TestUnknownMethodIsInvalid(t *testing.T) {
 // ZeroMQ (create, start, read, complete, read) with many jobs in flight, as
 // the JQ manager and workers produce it.
 func BenchmarkJobLifecycle(b *testing.B) {
-	m, _ := dbmanagertest.Start(b, dbmanagertest.Embedded(b.TempDir()), discard())
-	c, err := dbproxy.Dial(m.Endpoint(), 0, discard())
+	m, _ := dbmanagertest.Start(b, dbmanagertest.Embedded(b.TempDir()), slog.New(slog.DiscardHandler))
+	c, err := dbproxy.Dial(m.Endpoint(), 0, slog.New(slog.DiscardHandler))
 	require.NoError(b, err)
 	defer c.Close()
 	ctx := context.Background()

@@ -3,7 +3,6 @@ package wire_test
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -23,8 +22,6 @@ type echoReq struct {
 	Text  string        `json:"text"`
 	Sleep time.Duration `json:"sleep"`
 }
-
-func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func echoMux() *wire.Mux {
 	m := wire.NewMux()
@@ -55,7 +52,7 @@ func echoMux() *wire.Mux {
 // waits for Run to return.
 func serve(t testing.TB, addr string) (*wire.Server, func()) {
 	t.Helper()
-	srv, err := wire.Listen(addr, echoMux().Serve, discard())
+	srv, err := wire.Listen(addr, echoMux().Serve, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -78,7 +75,7 @@ func serve(t testing.TB, addr string) (*wire.Server, func()) {
 
 func dial(t testing.TB, endpoint string, timeout time.Duration) *wire.Client {
 	t.Helper()
-	c, err := wire.Dial(endpoint, timeout, discard())
+	c, err := wire.Dial(endpoint, timeout, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	return c
@@ -179,7 +176,7 @@ func TestCallGivesUpWhenContextEnds(t *testing.T) {
 func TestListenOnAddressInUseFails(t *testing.T) {
 	t.Parallel()
 	srv, _ := serve(t, "tcp://127.0.0.1:*")
-	_, err := wire.Listen(srv.Endpoint(), echoMux().Serve, discard())
+	_, err := wire.Listen(srv.Endpoint(), echoMux().Serve, slog.New(slog.DiscardHandler))
 	require.Error(t, err)
 }
 
@@ -295,7 +292,7 @@ func BenchmarkCall(b *testing.B) {
 func BenchmarkCallCurve(b *testing.B) {
 	clientPub, clientSec := keypair(b)
 	endpoint, serverKey := serveSecure(b, map[string]string{clientPub: "reader"})
-	c, err := wire.Dial(endpoint, 0, discard(), wire.WithSecurity(wire.Security{PublicKey: clientPub, SecretKey: clientSec, ServerKey: serverKey}))
+	c, err := wire.Dial(endpoint, 0, slog.New(slog.DiscardHandler), wire.WithSecurity(wire.Security{PublicKey: clientPub, SecretKey: clientSec, ServerKey: serverKey}))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -338,7 +335,7 @@ func keypair(t testing.TB) (public, secret string) {
 func serveSecure(t testing.TB, clients map[string]string) (endpoint, serverKey string) {
 	t.Helper()
 	pub, sec := keypair(t)
-	srv, err := wire.Listen("tcp://127.0.0.1:*", echoMux().Serve, discard(), wire.WithSecurity(wire.Security{
+	srv, err := wire.Listen("tcp://127.0.0.1:*", echoMux().Serve, slog.New(slog.DiscardHandler), wire.WithSecurity(wire.Security{
 		PublicKey: pub, SecretKey: sec, Clients: clients,
 		Allow: func(role, method string) bool { return role == "admin" || role == "reader" && method == "echo" },
 	}))
@@ -373,7 +370,7 @@ func TestCurveServerAcceptsOnlyKnownKeysAndChecksRoles(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			c, err := wire.Dial(endpoint, 200*time.Millisecond, discard(), tc.opts...)
+			c, err := wire.Dial(endpoint, 200*time.Millisecond, slog.New(slog.DiscardHandler), tc.opts...)
 			require.NoError(t, err)
 			defer c.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -391,7 +388,7 @@ func TestCurveServerAcceptsOnlyKnownKeysAndChecksRoles(t *testing.T) {
 func TestSecureServerNeedsClientKeys(t *testing.T) {
 	t.Parallel()
 	pub, sec := keypair(t)
-	_, err := wire.Listen("tcp://127.0.0.1:*", echoMux().Serve, discard(), wire.WithSecurity(wire.Security{PublicKey: pub, SecretKey: sec}))
+	_, err := wire.Listen("tcp://127.0.0.1:*", echoMux().Serve, slog.New(slog.DiscardHandler), wire.WithSecurity(wire.Security{PublicKey: pub, SecretKey: sec}))
 	require.ErrorContains(t, err, "no client keys")
 }
 
@@ -422,7 +419,7 @@ func TestRefusedClientGivesUpInTime(t *testing.T) {
 	t.Parallel()
 	pub, _ := keypair(t)
 	endpoint, _ := serveSecure(t, map[string]string{pub: "reader"})
-	c, err := wire.Dial(endpoint, 20*time.Millisecond, discard())
+	c, err := wire.Dial(endpoint, 20*time.Millisecond, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	defer c.Close()
 	for i := range 100 {

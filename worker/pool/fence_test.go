@@ -123,7 +123,7 @@ func holdPool() {
 		Size:    2,
 		Command: []string{os.Args[0]},
 		Env:     []string{sandboxVar + "=serve"},
-	}, quiet())
+	}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -228,7 +228,7 @@ func probeUnprivileged() {
 		// namespace here, which would itself keep the sandbox from the
 		// worker's /proc, as on a host that allows no namespaces.
 		Fence: pool.Fence{NoNetNS: true},
-	}, quiet())
+	}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -63,8 +62,6 @@ func TestMain(m *testing.M) {
 
 const canaryVar, canary = "FAAS_TEST_CANARY_SECRET", "hunter2"
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
 // testMemoryMB is the tests' memory cap: small, so that the memory tests
 // are quick, yet far above what the other jobs need.
 const testMemoryMB = 64
@@ -88,7 +85,7 @@ func startConfig(t testing.TB, kind string, cfg pool.Config) *pool.Pool {
 	cfg.Command = []string{os.Args[0]}
 	cfg.Env = []string{sandboxVar + "=" + kind}
 	cfg.MemoryMB = testMemoryMB
-	p, err := pool.Start(context.Background(), cfg, quiet())
+	p, err := pool.Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		pids := p.Pids()
@@ -379,7 +376,7 @@ func TestPoolStartFails(t *testing.T) {
 	assert.NotContains(t, logs.String(), "network namespace", "a command that cannot start is not a host refusing namespaces")
 
 	// A program that is not a sandbox exits without a hello.
-	_, err = pool.Start(context.Background(), pool.Config{Size: 1, Command: []string{os.Args[0], "-test.run=^$"}}, quiet())
+	_, err = pool.Start(context.Background(), pool.Config{Size: 1, Command: []string{os.Args[0], "-test.run=^$"}}, slog.New(slog.DiscardHandler))
 	require.Error(t, err)
 	assert.True(t, strings.Contains(err.Error(), "no hello"), err)
 	assert.False(t, errors.Is(err, context.Canceled))
@@ -388,7 +385,7 @@ func TestPoolStartFails(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
 	begin := time.Now()
-	_, err = pool.Start(ctx, pool.Config{Size: 1, Command: []string{"sleep", "60"}}, quiet())
+	_, err = pool.Start(ctx, pool.Config{Size: 1, Command: []string{"sleep", "60"}}, slog.New(slog.DiscardHandler))
 	assert.ErrorIs(t, err, context.Canceled)
 	assert.Less(t, time.Since(begin), 2*time.Second)
 }
