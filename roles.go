@@ -150,7 +150,7 @@ func runJQManager(ctx context.Context, log *slog.Logger) error {
 }
 
 func runFrontend(ctx context.Context, log *slog.Logger) error {
-	cfg, err := frontend.ConfigFromEnv()
+	cfg, err := frontend.LoadConfig()
 	if err != nil {
 		return err
 	}

@@ -118,7 +118,7 @@ func up(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 
-	feCfg, err := frontend.ConfigFromEnv()
+	feCfg, err := frontend.LoadConfig()
 	if err != nil {
 		return err
 	}

@@ -67,7 +67,7 @@ type Config struct {
 	Registration string `envconfig:"FAAS_REGISTRATION" default:"open" desc:"open, or closed (only the operator's token registers)"`
 	// AdminToken is the operator's bearer token: it reads /stats and
 	// registers users when registration is closed. Empty: no operator
-	// access. ConfigFromEnv reads it from AdminTokenFile when that is set
+	// access. LoadConfig reads it from AdminTokenFile when that is set
 	// instead, as Compose and Kubernetes secrets hand it over.
 	AdminToken     string `envconfig:"FAAS_ADMIN_TOKEN" desc:"operator's bearer token for /stats and closed registration"`
 	AdminTokenFile string `envconfig:"FAAS_ADMIN_TOKEN_FILE" desc:"file holding FAAS_ADMIN_TOKEN"`
@@ -116,9 +116,9 @@ const (
 // minAdminTokenLen keeps the operator's token out of guessing range.
 const minAdminTokenLen = 16
 
-// ConfigFromEnv reads the configuration from the environment and validates
+// LoadConfig reads the configuration from the environment and validates
 // it, so a typo in a setting stops the process at start.
-func ConfigFromEnv() (Config, error) {
+func LoadConfig() (Config, error) {
 	var cfg Config
 	if err := envconfig.Process("", &cfg); err != nil {
 		return Config{}, fmt.Errorf("frontend config: %w", err)

@@ -15,7 +15,7 @@ import (
 	"faas/proxies/faas"
 )
 
-func TestConfigFromEnv(t *testing.T) {
+func TestLoadConfig(t *testing.T) {
 	// t.Setenv rules out t.Parallel here.
 	for _, k := range []string{"PORT", "FAAS_HTTP_LISTEN", "DB_URL", "JQ_URL", "FAAS_AUTH", "FAAS_REQUEST_TIMEOUT", "FAAS_RATE_LIMIT", "FAAS_RATE_BURST",
 		"FAAS_RATE_LIMIT_PER_ADDR", "FAAS_TOKEN_LOOKUPS_PER_ADDR", "FAAS_REGISTRATION", "FAAS_ADMIN_TOKEN", "FAAS_ADMIN_TOKEN_FILE", "FAAS_MAX_REGISTRATIONS_PER_ADDR_HOUR",
@@ -24,7 +24,7 @@ func TestConfigFromEnv(t *testing.T) {
 		t.Setenv(k, "") // restores the variable after the test
 		require.NoError(t, os.Unsetenv(k))
 	}
-	cfg, err := ConfigFromEnv()
+	cfg, err := LoadConfig()
 	require.NoError(t, err)
 	require.Equal(t, Config{
 		Port:           8080,
@@ -54,7 +54,7 @@ func TestConfigFromEnv(t *testing.T) {
 	t.Setenv("FAAS_HTTP_LISTEN", "127.0.0.1:0")
 	t.Setenv("FAAS_AUTH", "off")
 	t.Setenv("DB_URL", "tcp://db:1")
-	cfg, err = ConfigFromEnv()
+	cfg, err = LoadConfig()
 	require.NoError(t, err)
 	require.Equal(t, "127.0.0.1:0", cfg.addr())
 	require.False(t, cfg.authOn())
@@ -62,12 +62,12 @@ func TestConfigFromEnv(t *testing.T) {
 
 	t.Setenv("FAAS_RATE_LIMIT", "0")
 	t.Setenv("FAAS_RATE_BURST", "0")
-	cfg, err = ConfigFromEnv()
+	cfg, err = LoadConfig()
 	require.NoError(t, err, "0 turns the rate limit off")
 	require.False(t, cfg.rateLimitOn())
 	t.Setenv("FAAS_RATE_LIMIT", "0.5")
 	t.Setenv("FAAS_RATE_BURST", "1")
-	cfg, err = ConfigFromEnv()
+	cfg, err = LoadConfig()
 	require.NoError(t, err)
 	require.Equal(t, 0.5, cfg.RateLimit)
 
@@ -94,12 +94,12 @@ func TestConfigFromEnv(t *testing.T) {
 	} {
 		t.Run(tc.k+"="+tc.v, func(t *testing.T) {
 			t.Setenv(tc.k, tc.v)
-			_, err := ConfigFromEnv()
+			_, err := LoadConfig()
 			require.ErrorContains(t, err, tc.want)
 		})
 	}
 	t.Setenv("FAAS_REQUEST_TIMEOUT", "soon")
-	_, err = ConfigFromEnv()
+	_, err = LoadConfig()
 	require.Error(t, err)
 	require.NoError(t, os.Unsetenv("FAAS_REQUEST_TIMEOUT"))
 
@@ -108,18 +108,18 @@ func TestConfigFromEnv(t *testing.T) {
 	tokenFile := filepath.Join(dir, "admin_token")
 	require.NoError(t, os.WriteFile(tokenFile, []byte("0123456789abcdef-operator\n"), 0o600))
 	t.Setenv("FAAS_ADMIN_TOKEN_FILE", tokenFile)
-	cfg, err = ConfigFromEnv()
+	cfg, err = LoadConfig()
 	require.NoError(t, err)
 	require.Equal(t, "0123456789abcdef-operator", cfg.AdminToken, "read from the file, without its newline")
 	t.Setenv("FAAS_ADMIN_TOKEN", "0123456789abcdef-inline")
-	_, err = ConfigFromEnv()
+	_, err = LoadConfig()
 	require.ErrorContains(t, err, "both FAAS_ADMIN_TOKEN and FAAS_ADMIN_TOKEN_FILE are set")
 	t.Setenv("FAAS_ADMIN_TOKEN", "")
 	require.NoError(t, os.WriteFile(tokenFile, []byte("short\n"), 0o600))
-	_, err = ConfigFromEnv()
+	_, err = LoadConfig()
 	require.ErrorContains(t, err, "FAAS_ADMIN_TOKEN has 5 characters", "a token from a file is checked as one set inline")
 	t.Setenv("FAAS_ADMIN_TOKEN_FILE", filepath.Join(dir, "nope"))
-	_, err = ConfigFromEnv()
+	_, err = LoadConfig()
 	require.ErrorContains(t, err, "FAAS_ADMIN_TOKEN_FILE")
 }
 
