@@ -20,6 +20,7 @@ import (
 
 	"faas/frontend"
 	"faas/frontend/client"
+	"faas/internal/platform"
 	"faas/proxies/faas"
 	"faas/worker/pool"
 	"faas/worker/sandbox"
@@ -46,12 +47,12 @@ func bench(ctx context.Context, log *slog.Logger, args []string) error {
 		if admin == "" {
 			admin = rand.Text()
 		}
-		p, err := startPlatform(ctx, log, admin)
+		stop, u, err := startPlatform(ctx, admin)
 		if err != nil {
 			return err
 		}
-		defer p.stop()
-		*url = p.url
+		defer stop()
+		*url = u
 	} else if admin == "" {
 		return errors.New("bench -url needs the platform's FAAS_ADMIN_TOKEN in the environment, to read /stats")
 	}
@@ -94,6 +95,49 @@ func bench(ctx context.Context, log *slog.Logger, args []string) error {
 	fmt.Printf("%-46s %14s %s\n", "sandbox process overhead per job", (pooled - fresh).Round(100*time.Nanosecond), "<= 100us")
 	fmt.Printf("%-46s %14s\n", "direct goja, one runtime, call only", reused.Round(10*time.Nanosecond))
 	return nil
+}
+
+// startPlatform starts the platform in this process, with admin as the
+// operator's token, on free loopback ports and a scratch data directory,
+// and returns its URL and how to stop it. The workers are child processes,
+// as under `faas up`.
+func startPlatform(ctx context.Context, admin string) (stop func(), url string, err error) {
+	cfg, err := platform.LoadConfig()
+	if err != nil {
+		return nil, "", err
+	}
+	dir, err := os.MkdirTemp("", "faas-bench-")
+	if err != nil {
+		return nil, "", err
+	}
+	cfg.Up = platform.UpConfig{} // free ports
+	cfg.DB.DBURL, cfg.DB.DataDir = "", dir
+	cfg.Frontend.Listen, cfg.Frontend.AdminToken = "127.0.0.1:0", admin
+	// One user submits everything from one address: lift the per-user and
+	// per-address limits.
+	cfg.Frontend.RateLimit, cfg.Frontend.RateLimitPerAddr, cfg.Frontend.MaxJobBytesPerUser = 0, 0, 0
+	cfg.JQ.MaxPendingPerUser, cfg.JQ.MaxRunningPerUser = 1000000, 0
+	// The platform's own logs would drown the figures: warnings only.
+	cfg.WorkerEnv = []string{"FAAS_LOG_LEVEL=warn"}
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	p, err := platform.New(ctx, cfg, quiet)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, "", err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := p.Run(runCtx); err != nil {
+			quiet.Error("platform", "err", err)
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		os.RemoveAll(dir)
+	}, p.URL(), nil
 }
 
 // benchClient is the bench's user of the platform, and its operator for

@@ -161,6 +161,7 @@ func New(cfg Config, store faas.Store, log *slog.Logger) (*Manager, error) {
 	// the frontends send, heartbeats get through and leases stay alive.
 	srv.Reserve(wire.MaxInFlight, jqproxy.WorkerMethods...)
 	m.server = srv
+	log.Info("serving", "endpoint", srv.Endpoint(), "db", cfg.DBURL)
 	return m, nil
 }
 

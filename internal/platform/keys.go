@@ -1,4 +1,4 @@
-package main
+package platform
 
 import (
 	"flag"
@@ -8,9 +8,9 @@ import (
 	"faas/proxies/bus"
 )
 
-// keys is `faas keys [--dir D]`: it writes a fresh keypair for every role,
+// Keys is `faas keys [--dir D]`: it writes a fresh keypair for every role,
 // and each role's environment, to D.
-func keys(args []string, out io.Writer) error {
+func Keys(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("keys", flag.ContinueOnError)
 	dir := fs.String("dir", "keys", "directory to write the keys to; it must not hold keys already")
 	if err := fs.Parse(args); err != nil {
