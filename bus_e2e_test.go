@@ -185,7 +185,7 @@ func TestManagersOnSeveralHosts(t *testing.T) {
 	// Each namespace has its ports to itself: the defaults do.
 	c.dbURL = fmt.Sprintf("tcp://%s:%d", managersIP, dbproxy.DefaultPort)
 	c.jqURL = fmt.Sprintf("tcp://%s:%d", managersIP, jqproxy.DefaultPort)
-	c.http = "http://127.0.0.1:8080"
+	c.http = fmt.Sprintf("http://127.0.0.1:%d", frontend.DefaultPort)
 	c.client = &http.Client{Transport: &http.Transport{DialContext: dialIn(managers)}}
 	c.startIn(managers, "dbmanager", "dbmanager", "FAAS_LISTEN="+c.dbURL)
 	c.startIn(managers, "jqmanager", "jqmanager", "FAAS_LISTEN="+c.jqURL)

@@ -16,12 +16,16 @@ import (
 	"faas/proxies/secretfile"
 )
 
+// DefaultPort is the REST API's port unless PORT says otherwise; a test
+// holds the struct tag to it.
+const DefaultPort = 8080
+
 // Config is the frontend's configuration. The names without a FAAS_ prefix
 // are the reference deployment's, kept so its manifests keep working.
 // DBURL and JQURL are for the process that dials the managers' proxies and
 // hands them to New; the server itself only sees the interfaces.
 type Config struct {
-	// Port is the HTTP port, on all interfaces.
+	// Port is the HTTP port, on all interfaces; DefaultPort by default.
 	Port int `envconfig:"PORT" default:"8080" desc:"HTTP port, on all interfaces"`
 	// Listen is a host:port that overrides Port, for binding to one
 	// interface or to a port chosen by the system ("127.0.0.1:0").

@@ -3,6 +3,7 @@ package frontend
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,7 +13,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"faas/proxies/dbproxy"
 	"faas/proxies/faas"
+	"faas/proxies/jqproxy"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -27,9 +30,9 @@ func TestLoadConfig(t *testing.T) {
 	cfg, err := LoadConfig()
 	require.NoError(t, err)
 	require.Equal(t, Config{
-		Port:           8080,
-		DBURL:          "tcp://127.0.0.1:27444",
-		JQURL:          "tcp://127.0.0.1:27445",
+		Port:           DefaultPort,
+		DBURL:          fmt.Sprintf("tcp://127.0.0.1:%d", dbproxy.DefaultPort),
+		JQURL:          fmt.Sprintf("tcp://127.0.0.1:%d", jqproxy.DefaultPort),
 		Auth:           "on",
 		RequestTimeout: 3 * time.Second,
 		RateLimit:      200,
@@ -49,7 +52,7 @@ func TestLoadConfig(t *testing.T) {
 		MaxWaits:        10000,
 	}, cfg)
 	require.True(t, cfg.rateLimitOn())
-	require.Equal(t, ":8080", cfg.addr())
+	require.Equal(t, fmt.Sprintf(":%d", DefaultPort), cfg.addr())
 
 	t.Setenv("FAAS_HTTP_LISTEN", "127.0.0.1:0")
 	t.Setenv("FAAS_AUTH", "off")

@@ -604,7 +604,7 @@ func TestLoadConfig(t *testing.T) {
 	t.Setenv("FAAS_REQUEST_TIMEOUT", "2s")
 	cfg, err := worker.LoadConfig()
 	require.NoError(t, err)
-	assert.Equal(t, "tcp://127.0.0.1:27444", cfg.DBURL)
+	assert.Equal(t, fmt.Sprintf("tcp://127.0.0.1:%d", dbproxy.DefaultPort), cfg.DBURL)
 	assert.Equal(t, "tcp://jq:1", cfg.JQURL)
 	assert.Equal(t, runtime.NumCPU(), cfg.Concurrency)
 	host, _ := os.Hostname()
