@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"faas/internal/backoff"
 	"faas/proxies/faas"
 )
 
@@ -15,11 +16,9 @@ import (
 // round trips.
 const eventsHold = 20 * time.Second
 
-// The watch loop's retry delays while the job queue does not answer.
-const (
-	watchBackoffMin = 100 * time.Millisecond
-	watchBackoffMax = 5 * time.Second
-)
+// watchRetry spaces out the watch loop's tries while the job queue does
+// not answer: from 100ms to 5s at the least.
+var watchRetry = backoff.Policy{Base: 200 * time.Millisecond, Max: 10 * time.Second}
 
 // Watch lets any number of callers wait for jobs without holding anything
 // on the bus. One goroutine (Run) follows the job queue's events and hands
@@ -187,22 +186,19 @@ func (w *Watch) deliver(id string, j *faas.Job) {
 // Run follows the events until ctx ends.
 func (w *Watch) Run(ctx context.Context) {
 	var since uint64
-	backoff := watchBackoffMin
+	failures := 0
 	for ctx.Err() == nil {
 		page, err := w.queue.Events(ctx, since, eventsHold)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			w.log.Warn("watch job queue events", "err", err, "retry_in", backoff)
-			select {
-			case <-ctx.Done():
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, watchBackoffMax)
+			failures++
+			w.log.Warn("watch job queue events", "err", err, "failures", failures)
+			watchRetry.Sleep(ctx, failures)
 			continue
 		}
-		backoff = watchBackoffMin
+		failures = 0
 		if page.Gap {
 			w.revoked("")
 			w.recheck(ctx)
