@@ -55,25 +55,50 @@ func TestPlatformServesAndStops(t *testing.T) {
 	l.Close()
 }
 
-// TestNewFailsOnPortInUse: an address in use fails New, not Run, and what
-// New had built is released (the DB manager's port can be bound again).
+// TestNewFailsOnPortInUse: an address in use fails New, not Run, naming
+// the address, and what New had built is released: the managers' ports can
+// be bound again.
 func TestNewFailsOnPortInUse(t *testing.T) {
 	t.Parallel()
-	busy, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer busy.Close()
-	cfg := testConfig(t)
-	cfg.Up.JQPort = busy.Addr().(*net.TCPAddr).Port
-	free, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	cfg.Up.DBPort = free.Addr().(*net.TCPAddr).Port
-	free.Close()
+	tests := []struct {
+		busy string
+		set  func(c *Config, port int)
+	}{
+		{"jqmanager", func(c *Config, port int) { c.Up.JQPort = port }},
+		{"frontend", func(c *Config, port int) { c.Frontend.Listen = net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.busy, func(t *testing.T) {
+			t.Parallel()
+			busy, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			defer busy.Close()
+			busyPort := busy.Addr().(*net.TCPAddr).Port
+			cfg := testConfig(t)
+			cfg.Up.DBPort, cfg.Up.JQPort = freePort(t), freePort(t)
+			tt.set(&cfg, busyPort)
 
-	_, err = New(t.Context(), cfg, slog.New(slog.DiscardHandler))
-	require.ErrorContains(t, err, strconv.Itoa(cfg.Up.JQPort))
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.Up.DBPort)))
-	require.NoError(t, err, "the DB manager's port stays bound after New failed")
-	l.Close()
+			_, err = New(t.Context(), cfg, slog.New(slog.DiscardHandler))
+			require.ErrorContains(t, err, strconv.Itoa(busyPort))
+			for _, port := range []int{cfg.Up.DBPort, cfg.Up.JQPort} {
+				if port == busyPort {
+					continue
+				}
+				l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+				require.NoError(t, err, "port %d stays bound after New failed", port)
+				l.Close()
+			}
+		})
+	}
+}
+
+// freePort is a TCP port on loopback that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 func TestRunRoleUnknown(t *testing.T) {
