@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"faas/internal/reexec"
 )
 
 // cliUser runs the real faas binary (this test binary re-executed) as one
@@ -30,7 +32,7 @@ func newCLIUser(t testing.TB) *cliUser {
 	t.Helper()
 	dir := t.TempDir()
 	return &cliUser{t: t, dir: dir, env: []string{
-		"FAAS_TEST_AS_MAIN=1", "XDG_CONFIG_HOME=" + dir, "HOME=" + dir,
+		reexec.Env("faas"), "XDG_CONFIG_HOME=" + dir, "HOME=" + dir,
 		"FAAS_URL=", "FAAS_USER=", "FAAS_TOKEN=",
 	}}
 }

@@ -20,21 +20,23 @@ import (
 
 	"faas/frontend"
 	"faas/frontend/client"
+	"faas/internal/reexec"
 	"faas/proxies/bus"
 	"faas/proxies/bus/bustest"
 	"faas/proxies/faas"
 	"faas/worker/proc"
 )
 
-// The test binary doubles as the faas binary: run with FAAS_TEST_AS_MAIN
-// set it is `faas` itself, so the end-to-end tests start real processes
+// The test binary doubles as the faas binary: started in the reexec mode
+// "faas" it is `faas` itself, so the end-to-end tests start real processes
 // of the very code under test, race detector included.
 func TestMain(m *testing.M) {
 	// A sandbox gets an empty environment, so it is known by its
 	// argument: `go test` never passes a bare "sandbox".
-	if os.Getenv("FAAS_TEST_AS_MAIN") == "1" || len(os.Args) == 2 && os.Args[1] == "sandbox" {
+	if len(os.Args) == 2 && os.Args[1] == "sandbox" {
 		os.Exit(faasMain(os.Args[1:]))
 	}
+	reexec.Serve(map[string]func() int{"faas": func() int { return faasMain(os.Args[1:]) }})
 	os.Exit(m.Run())
 }
 
@@ -86,7 +88,7 @@ func newCluster(t testing.TB, env ...string) *cluster {
 	}
 	require.NoError(t, os.MkdirAll(c.logsDir, 0o755))
 	c.env = append([]string{
-		"FAAS_TEST_AS_MAIN=1",
+		reexec.Env("faas"),
 		"FAAS_DATA_DIR=" + filepath.Join(dir, "data"),
 		"FAAS_LOG_LEVEL=debug",
 		"FAAS_REQUEST_TIMEOUT=1s",

@@ -14,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"faas/internal/reexec"
 )
 
 // prSetChildSubreaper is PR_SET_CHILD_SUBREAPER from linux/prctl.h.
@@ -31,7 +33,7 @@ func TestLocalWorkersDieWithScaler(t *testing.T) {
 	}
 
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), helperEnv+"=scaler", noExitDelay)
+	cmd.Env = append(os.Environ(), reexec.Env("scaler"), noExitDelay)
 	cmd.SysProcAttr = workerSysProcAttr()
 	var stderr limitedBuffer
 	cmd.Stderr = &stderr

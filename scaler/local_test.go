@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"faas/internal/reexec"
 )
 
 // settle bounds every wait for a process to start, stop or be noticed.
@@ -51,7 +53,7 @@ func newTestLocal(t testing.TB, mode string, cfg LocalConfig, n int) *Local {
 	if cfg.Stdout == nil {
 		cfg.Stdout = io.Discard
 	}
-	cfg.Env = append(cfg.Env, helperEnv+"="+mode, noExitDelay)
+	cfg.Env = append(cfg.Env, reexec.Env(mode), noExitDelay)
 	l, err := NewLocal(cfg, testLogger(t))
 	require.NoError(t, err)
 	t.Cleanup(func() { assert.NoError(t, l.Close()) })

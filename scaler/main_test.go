@@ -11,27 +11,21 @@ import (
 	"testing"
 	"time"
 
+	"faas/internal/reexec"
 	"faas/worker/pool/pooltest"
 )
-
-// helperEnv makes the test binary, started again by a test, act as one of
-// the helper programs below instead of running tests: the standard way to
-// get a real child process without building another binary.
-const helperEnv = "FAAS_SCALER_TEST_HELPER"
 
 // helperLifetime bounds every helper, so none outlives a broken test.
 const helperLifetime = time.Minute
 
 func TestMain(m *testing.M) {
-	pooltest.ServeIfSandbox()
-	if mode := os.Getenv(helperEnv); mode != "" {
-		os.Exit(runHelper(mode))
-	}
+	helpers[pooltest.Mode] = pooltest.Sandbox
+	reexec.Serve(helpers)
 	os.Exit(m.Run())
 }
 
-// helpers are the programs a test can start, by the value of helperEnv.
-// Other test files add theirs in init.
+// helpers are the programs a test can start this test binary as, by
+// reexec mode. Other test files add theirs in init.
 var helpers = map[string]func() int{
 	// worker runs until SIGTERM, then exits 0, as a real worker does. It
 	// prints ready once SIGTERM no longer kills it outright.
@@ -56,7 +50,7 @@ var helpers = map[string]func() int{
 	// scaler runs a local backend with two workers, prints their pids and
 	// waits to be killed.
 	"scaler": func() int {
-		l, err := NewLocal(LocalConfig{Path: os.Args[0], Env: []string{helperEnv + "=worker"}}, slog.Default())
+		l, err := NewLocal(LocalConfig{Path: os.Args[0], Env: []string{reexec.Env("worker")}}, slog.Default())
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 2
@@ -69,12 +63,4 @@ var helpers = map[string]func() int{
 		time.Sleep(helperLifetime)
 		return 3
 	},
-}
-
-func runHelper(mode string) int {
-	if h, ok := helpers[mode]; ok {
-		return h()
-	}
-	fmt.Fprintf(os.Stderr, "unknown helper %q\n", mode)
-	return 2
 }

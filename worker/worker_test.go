@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"faas/dbmanager/sqlite"
+	"faas/internal/reexec"
 	"faas/jqmanager"
 	"faas/proxies/dbproxy"
 	"faas/proxies/faas"
@@ -32,7 +33,7 @@ import (
 // otherwise it runs the tests and fails the package if they leave
 // goroutines behind.
 func TestMain(m *testing.M) {
-	pooltest.ServeIfSandbox()
+	reexec.Serve(map[string]func() int{pooltest.Mode: pooltest.Sandbox})
 	leakcheck.Main(m)
 }
 

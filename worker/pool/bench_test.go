@@ -8,6 +8,7 @@ import (
 
 	"faas/proxies/faas"
 	"faas/worker/pool"
+	"faas/worker/pool/pooltest"
 	"faas/worker/sandbox"
 )
 
@@ -33,7 +34,7 @@ func BenchmarkPoolRun(b *testing.B) {
 		{"fenced streamed printing", pool.Fence{}, addPrinting, true},
 	} {
 		b.Run(bb.name, func(b *testing.B) {
-			p := startFenced(b, 1, "serve", bb.fence)
+			p := startFenced(b, 1, pooltest.Mode, bb.fence)
 			j := pool.Job{
 				Key:    pool.Key{Owner: "bench", Name: "add", Version: 1},
 				Source: bb.src,

@@ -19,7 +19,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"faas/internal/reexec"
 	"faas/worker/pool"
+	"faas/worker/pool/pooltest"
 )
 
 // TestPoolFences looks at the fences from inside real sandbox processes:
@@ -47,7 +49,7 @@ func TestPoolFences(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			p := startFenced(t, 1, "serve", tt.fence)
+			p := startFenced(t, 1, pooltest.Mode, tt.fence)
 			ctx := context.Background()
 			pids := p.Pids()
 			ordinary := job("ann", `async function add(a, b) { await new Promise(r => setTimeout(r, 1)); return a + b }`, `[2,3]`, 5*time.Second)
@@ -61,7 +63,7 @@ func TestPoolFences(t *testing.T) {
 
 			// Nothing of the worker's environment: only what the pool
 			// was told to pass, this test binary's sandbox marker.
-			assert.Equal(t, []string{sandboxVar + "=serve"}, r.Environ)
+			assert.Equal(t, []string{reexec.Env(pooltest.Mode)}, r.Environ)
 			assert.NotContains(t, r.ProcEnviron, canary)
 			assert.Empty(t, r.Inheritable, "descriptors the worker inherited")
 			if root {
@@ -122,7 +124,7 @@ func holdPool() {
 	p, err := pool.Start(context.Background(), pool.Config{
 		Size:    2,
 		Command: []string{os.Args[0]},
-		Env:     []string{sandboxVar + "=serve"},
+		Env:     []string{reexec.Env(pooltest.Mode)},
 	}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -145,7 +147,7 @@ func holdPool() {
 func TestSandboxesDieWithWorker(t *testing.T) {
 	t.Parallel()
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), sandboxVar+"=holder")
+	cmd.Env = append(os.Environ(), reexec.Env("holder"))
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
@@ -182,7 +184,7 @@ func TestSandboxesDieWithWorker(t *testing.T) {
 func TestPoolWithoutNetworkNamespace(t *testing.T) {
 	t.Parallel()
 	var logs syncBuffer
-	cfg := pool.Config{Size: 2, Command: []string{os.Args[0]}, Env: []string{sandboxVar + "=serve"}}
+	cfg := pool.Config{Size: 2, Command: []string{os.Args[0]}, Env: []string{reexec.Env(pooltest.Mode)}}
 	pool.RefuseNamespaces(&cfg)
 	p, err := pool.Start(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	require.NoError(t, err)
@@ -223,7 +225,7 @@ func (b *syncBuffer) String() string {
 func probeUnprivileged() {
 	p, err := pool.Start(context.Background(), pool.Config{
 		Command: []string{os.Args[0]},
-		Env:     []string{sandboxVar + "=serve"},
+		Env:     []string{reexec.Env(pooltest.Mode)},
 		// Without the user namespace that comes with a network
 		// namespace here, which would itself keep the sandbox from the
 		// worker's /proc, as on a host that allows no namespaces.
@@ -262,7 +264,7 @@ func TestPoolUnprivileged(t *testing.T) {
 	require.NoError(t, os.WriteFile(bin, b, 0o755))
 
 	cmd := exec.Command(bin)
-	cmd.Env = []string{sandboxVar + "=unprivileged", canaryVar + "=" + canary}
+	cmd.Env = []string{reexec.Env("unprivileged"), canaryVar + "=" + canary}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}, Pdeathsig: syscall.SIGKILL}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -275,7 +277,7 @@ func TestPoolUnprivileged(t *testing.T) {
 	assert.Equal(t, 65534, r.UID, "the worker's user")
 	assert.NotContains(t, r.WorkerEnviron, canary)
 	assert.Contains(t, r.WorkerEnviron, "permission denied")
-	assert.Equal(t, []string{sandboxVar + "=serve"}, r.Environ)
+	assert.Equal(t, []string{reexec.Env(pooltest.Mode)}, r.Environ)
 	assert.Equal(t, 1, r.NoNewPrivs)
 	assert.Equal(t, 2, r.Seccomp)
 	assert.Contains(t, r.InetSocket, "operation not permitted")

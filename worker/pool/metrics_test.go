@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"faas/worker/pool"
+	"faas/worker/pool/pooltest"
 )
 
 // TestPoolMetrics checks that sandboxes replaced are counted by why, with
@@ -24,7 +25,7 @@ func TestPoolMetrics(t *testing.T) {
 		ctx        func() context.Context
 		reason     string
 	}{
-		{"stopped under its job", "serve", func() context.Context {
+		{"stopped under its job", pooltest.Mode, func() context.Context {
 			ctx, cancel := context.WithCancel(context.Background())
 			time.AfterFunc(100*time.Millisecond, cancel)
 			return ctx

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,37 +17,24 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"faas/internal/reexec"
 	"faas/proxies/faas"
 	"faas/worker/internal/leakcheck"
 	"faas/worker/pool"
+	"faas/worker/pool/pooltest"
 	"faas/worker/sandbox"
 )
 
-// sandboxVar, when set, makes this test binary a sandbox process: the
-// pools under test start the binary itself, so that their sandboxes run
-// the code under test, race detector included. "broken" makes it one that
-// crashes at its first job.
-const sandboxVar = "FAAS_POOL_TEST_SANDBOX"
-
+// TestMain lets the pools under test start this binary as their
+// sandboxes (pooltest.Mode), so that they run the code under test, race
+// detector included; "broken" is a sandbox that crashes at its first job.
 func TestMain(m *testing.M) {
-	switch os.Getenv(sandboxVar) {
-	case "serve":
-		// As the faas binary does, stop at SIGTERM.
-		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
-		err := pool.ServeProcess(ctx)
-		stop()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "sandbox:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	case "broken":
-		pool.ServeBroken()
-	case "holder":
-		holdPool()
-	case "unprivileged":
-		probeUnprivileged()
-	}
+	reexec.Serve(map[string]func() int{
+		pooltest.Mode:  pooltest.Sandbox,
+		"broken":       exits(pool.ServeBroken),
+		"holder":       exits(holdPool),
+		"unprivileged": exits(probeUnprivileged),
+	})
 	// Nothing of the worker's environment may reach a sandbox: the fence
 	// tests look for this.
 	os.Setenv(canaryVar, canary)
@@ -61,6 +47,11 @@ func TestMain(m *testing.M) {
 }
 
 const canaryVar, canary = "FAAS_TEST_CANARY_SECRET", "hunter2"
+
+// exits is a reexec mode for a function that exits the process itself.
+func exits(f func()) func() int {
+	return func() int { f(); return 0 }
+}
 
 // testMemoryMB is the tests' memory cap: small, so that the memory tests
 // are quick, yet far above what the other jobs need.
@@ -83,7 +74,7 @@ func startFenced(t testing.TB, size int, kind string, fence pool.Fence) *pool.Po
 func startConfig(t testing.TB, kind string, cfg pool.Config) *pool.Pool {
 	t.Helper()
 	cfg.Command = []string{os.Args[0]}
-	cfg.Env = []string{sandboxVar + "=" + kind}
+	cfg.Env = []string{reexec.Env(kind)}
 	cfg.MemoryMB = testMemoryMB
 	p, err := pool.Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
@@ -112,7 +103,7 @@ func job(owner, src, args string, timeout time.Duration) pool.Job {
 
 func TestPoolRunsJobs(t *testing.T) {
 	t.Parallel()
-	p := start(t, 2, "serve")
+	p := start(t, 2, pooltest.Mode)
 	ctx := context.Background()
 	add := job("ann", `function add(a, b) { console.log("adding", a, b); return a + b }`, ``, 5*time.Second)
 	for i := range 10 {
@@ -179,7 +170,7 @@ func TestPoolLimits(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			p := start(t, 2, "serve")
+			p := start(t, 2, pooltest.Mode)
 			ctx := context.Background()
 			neighbour := job("nia", `async function n(x) { await new Promise(r => setTimeout(r, 300)); let s = 0; for (let i = 0; i < 1e4; i++) s += i; return [x, s] }`, `["beside"]`, 10*time.Second)
 			// Both sandboxes have compiled the neighbour before the
@@ -228,7 +219,7 @@ func TestPoolLimits(t *testing.T) {
 // logs cut at the limit, marked.
 func TestPoolLogs(t *testing.T) {
 	t.Parallel()
-	p := start(t, 1, "serve")
+	p := start(t, 1, pooltest.Mode)
 	res := p.Run(context.Background(), job("lou", `function f() { for (let i = 0; i < 1e5; i++) console.log("line", i); return 1 }`, `[]`, 5*time.Second))
 	require.Nil(t, res.Err)
 	assert.JSONEq(t, `1`, string(res.Value))
@@ -241,7 +232,7 @@ func TestPoolLogs(t *testing.T) {
 // little of it: garbage alone must never reach the limit.
 func TestPoolMemoryGarbage(t *testing.T) {
 	t.Parallel()
-	p := start(t, 1, "serve")
+	p := start(t, 1, pooltest.Mode)
 	res := p.Run(context.Background(), job("gil", `function f() {
 		let n = 0
 		for (let i = 0; i < 20; i++) { const a = new Array(100000).fill(i); n += a.length }
@@ -254,7 +245,7 @@ func TestPoolMemoryGarbage(t *testing.T) {
 // the pool's: what fails under the pool's cap succeeds under its own.
 func TestPoolMemoryPerJob(t *testing.T) {
 	t.Parallel()
-	p := start(t, 1, "serve")
+	p := start(t, 1, pooltest.Mode)
 	grow := job("max", `function f() { const a = []; for (let i = 0; i < 3e5; i++) a.push({i}); return a.length }`, `[]`, 20*time.Second)
 	res := p.Run(context.Background(), grow)
 	require.NotNil(t, res.Err)
@@ -270,7 +261,7 @@ func TestPoolMemoryPerJob(t *testing.T) {
 // may be reachable, by name, through constructors or by reflection.
 func TestPoolHostAccess(t *testing.T) {
 	t.Parallel()
-	p := start(t, 1, "serve")
+	p := start(t, 1, pooltest.Mode)
 	tests := []struct{ name, src, want string }{
 		{"host names", `function f() { return [typeof require, typeof process, typeof module, typeof exports, typeof global, typeof fetch, typeof XMLHttpRequest, typeof WebAssembly, typeof Deno, typeof Bun, typeof os, typeof fs] }`,
 			`["undefined","undefined","undefined","undefined","undefined","undefined","undefined","undefined","undefined","undefined","undefined","undefined"]`},
@@ -314,7 +305,7 @@ func TestPoolHostAccess(t *testing.T) {
 // probe in the same sandbox: nothing the first left may reach the second.
 func TestPoolIsolation(t *testing.T) {
 	t.Parallel()
-	p := start(t, 1, "serve")
+	p := start(t, 1, pooltest.Mode)
 	ctx := context.Background()
 	res := p.Run(ctx, job("mallory", `function f() {
 		globalThis.leak = 1; var leak2 = 2; Object.prototype.polluted = "yes"
@@ -335,7 +326,7 @@ func TestPoolIsolation(t *testing.T) {
 // the run returns at once and the sandbox is replaced.
 func TestPoolCancel(t *testing.T) {
 	t.Parallel()
-	p := start(t, 1, "serve")
+	p := start(t, 1, pooltest.Mode)
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
 	begin := time.Now()
@@ -396,7 +387,7 @@ func TestPoolStartFails(t *testing.T) {
 // sandbox does not survive.
 func TestPoolMemoryPaths(t *testing.T) {
 	t.Parallel()
-	p := start(t, 1, "serve")
+	p := start(t, 1, pooltest.Mode)
 	ctx := context.Background()
 	before := p.Pids()
 	require.Len(t, before, 1)
@@ -421,7 +412,7 @@ func TestPoolMemoryPaths(t *testing.T) {
 // replacement serves the next one.
 func TestPoolKilledFromOutside(t *testing.T) {
 	t.Parallel()
-	p := start(t, 1, "serve")
+	p := start(t, 1, pooltest.Mode)
 	pids := p.Pids()
 	require.Len(t, pids, 1)
 	time.AfterFunc(200*time.Millisecond, func() { syscall.Kill(pids[0], syscall.SIGKILL) })
@@ -437,7 +428,7 @@ func TestPoolKilledFromOutside(t *testing.T) {
 // pool replaces them.
 func TestPoolIdleDeaths(t *testing.T) {
 	t.Parallel()
-	p := start(t, 2, "serve")
+	p := start(t, 2, pooltest.Mode)
 	pids := p.Pids()
 	require.Len(t, pids, 2)
 	require.NoError(t, syscall.Kill(pids[0], syscall.SIGTERM))

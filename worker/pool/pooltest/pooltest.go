@@ -7,37 +7,38 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 	"testing"
 
+	"faas/internal/reexec"
 	"faas/worker/pool"
 )
 
-// env marks a run of a test binary as a sandbox process.
-const env = "FAAS_TEST_SANDBOX"
+// Mode is the reexec mode of a test binary started as a sandbox.
+const Mode = "sandbox"
+
+// Sandbox serves as one sandbox process, until SIGTERM as the faas binary
+// does; it is the reexec mode Mode, for a TestMain with modes of its own.
+func Sandbox() int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	if err := pool.ServeProcess(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "sandbox:", err)
+		return 1
+	}
+	return 0
+}
 
 // Main serves as a sandbox when the test binary was started as one, and
 // otherwise runs the tests. Call it from TestMain.
 func Main(m *testing.M) {
-	ServeIfSandbox()
+	reexec.Serve(map[string]func() int{Mode: Sandbox})
 	os.Exit(m.Run())
-}
-
-// ServeIfSandbox serves as a sandbox and exits if the test binary was
-// started as one; otherwise it returns at once. For a TestMain that has
-// other modes of its own.
-func ServeIfSandbox() {
-	if os.Getenv(env) != "1" {
-		return
-	}
-	if err := pool.ServeProcess(context.Background()); err != nil {
-		fmt.Fprintln(os.Stderr, "sandbox:", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
 }
 
 // Command returns the worker.Config SandboxCommand and SandboxEnv that
 // start this test binary as a sandbox.
 func Command() (command, environ []string) {
-	return []string{os.Args[0]}, []string{env + "=1"}
+	return []string{os.Args[0]}, []string{reexec.Env(Mode)}
 }
