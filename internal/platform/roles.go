@@ -178,7 +178,6 @@ func runWorker(ctx context.Context, log *slog.Logger) error {
 	}
 	cfg.Metrics = reg
 	return withManagers(ctx, cfg.DBURL, cfg.JQURL, cfg.RequestTimeout, log, func(store faas.Store, queue faas.JobQueue) (runner, error) {
-		log.Info("working", "db", cfg.DBURL, "jq", cfg.JQURL, "concurrency", cfg.Concurrency)
 		w, err := worker.New(cfg, store, queue, log)
 		return withServer{w, metricsSrv}, err
 	})
