@@ -2,14 +2,21 @@ package platform
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"faas/frontend"
+	"faas/proxies/dbproxy"
+	"faas/proxies/jqproxy"
+	"faas/worker"
 )
 
 // testConfig is the platform on free loopback ports and a scratch
@@ -106,4 +113,27 @@ func TestRunRoleUnknown(t *testing.T) {
 	err := RunRole(t.Context(), "nope", slog.New(slog.DiscardHandler))
 	require.ErrorIs(t, err, ErrUnknownRole)
 	require.ErrorContains(t, err, `"nope"`)
+}
+
+// TestDefaultPorts holds the defaults written in the config structs' tags,
+// which must be literals, to the named ports.
+func TestDefaultPorts(t *testing.T) {
+	for _, k := range []string{"FAAS_DB_PORT", "FAAS_JQ_PORT", "DB_URL", "JQ_URL", "PORT", "FAAS_LISTEN", "FAAS_HTTP_LISTEN"} {
+		t.Setenv(k, "") // restores the variable after the test
+		require.NoError(t, os.Unsetenv(k))
+	}
+	cfg, err := LoadConfig()
+	require.NoError(t, err)
+	wcfg, err := worker.LoadConfig()
+	require.NoError(t, err)
+	dbURL := fmt.Sprintf("tcp://127.0.0.1:%d", dbproxy.DefaultPort)
+	jqURL := fmt.Sprintf("tcp://127.0.0.1:%d", jqproxy.DefaultPort)
+	require.Equal(t, UpConfig{DBPort: dbproxy.DefaultPort, JQPort: jqproxy.DefaultPort}, cfg.Up)
+	require.Equal(t, dbURL, cfg.DB.Endpoint())
+	require.Equal(t, jqURL, cfg.JQ.Endpoint())
+	require.Equal(t, dbURL, cfg.JQ.DBURL)
+	require.Equal(t, frontend.DefaultPort, cfg.Frontend.Port)
+	require.Equal(t, []string{dbURL, jqURL}, []string{cfg.Frontend.DBURL, cfg.Frontend.JQURL})
+	require.Equal(t, jqURL, cfg.Scaler.JQURL)
+	require.Equal(t, []string{dbURL, jqURL}, []string{wcfg.DBURL, wcfg.JQURL})
 }
