@@ -7,10 +7,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/kelseyhightower/envconfig"
 	"github.com/stretchr/testify/require"
 
 	"faas/frontend"
@@ -66,7 +69,10 @@ func TestPlatformServesAndStops(t *testing.T) {
 // the address, and what New had built is released: the managers' ports can
 // be bound again.
 func TestNewFailsOnPortInUse(t *testing.T) {
-	t.Parallel()
+	// ZeroMQ sockets close themselves when collected: with the collector
+	// on, a socket New forgot could be freed behind the test's back.
+	gc := debug.SetGCPercent(-1)
+	t.Cleanup(func() { debug.SetGCPercent(gc) })
 	tests := []struct {
 		busy string
 		set  func(c *Config, port int)
@@ -91,9 +97,15 @@ func TestNewFailsOnPortInUse(t *testing.T) {
 				if port == busyPort {
 					continue
 				}
-				l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-				require.NoError(t, err, "port %d stays bound after New failed", port)
-				l.Close()
+				// ZeroMQ unbinds in its own I/O thread, just after the
+				// socket is closed.
+				require.Eventually(t, func() bool {
+					l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+					if err == nil {
+						l.Close()
+					}
+					return err == nil
+				}, 5*time.Second, 10*time.Millisecond, "port %d stays bound after New failed", port)
 			}
 		})
 	}
@@ -136,4 +148,22 @@ func TestDefaultPorts(t *testing.T) {
 	require.Equal(t, []string{dbURL, jqURL}, []string{cfg.Frontend.DBURL, cfg.Frontend.JQURL})
 	require.Equal(t, jqURL, cfg.Scaler.JQURL)
 	require.Equal(t, []string{dbURL, jqURL}, []string{wcfg.DBURL, wcfg.JQURL})
+}
+
+// TestRolesDescribeTheirConfig: every role people start names config
+// structs envconfig can list, so its help can be generated from them.
+func TestRolesDescribeTheirConfig(t *testing.T) {
+	t.Parallel()
+	for _, r := range Roles {
+		if r.Hidden {
+			continue
+		}
+		require.NotEmpty(t, r.Config, "role %s names no config", r.Name)
+		require.NotEmpty(t, r.Short, "role %s has no summary", r.Name)
+		for _, c := range r.Config {
+			var help strings.Builder
+			require.NoError(t, envconfig.Usagef("", c, &help, "{{range .}}{{usage_key .}}\n{{end}}"), "role %s", r.Name)
+			require.NotEmpty(t, help.String(), "role %s: %T lists no variable", r.Name, c)
+		}
+	}
 }

@@ -31,12 +31,12 @@ import (
 // platform.
 type Role struct {
 	Name string
-	// Summary says in one line what the role does.
-	Summary string
-	// Configs point at the zero values of the config structs the role
+	// Short says in one line what the role does.
+	Short string
+	// Config points at the zero values of the config structs the role
 	// reads from the environment, for generating its help from their
-	// envconfig tags (envconfig.Usagef).
-	Configs []any
+	// envconfig tags.
+	Config []any
 	// Hidden roles are started by other roles, not by people.
 	Hidden bool
 	run    func(context.Context, *slog.Logger) error
@@ -44,15 +44,16 @@ type Role struct {
 
 // Roles lists every role, in the order a usage message names them.
 var Roles = []Role{
-	{Name: "frontend", Summary: "the REST API", Configs: []any{&frontend.Config{}, &bus.Config{}, &metrics.Config{}}, run: runFrontend},
-	{Name: "dbmanager", Summary: "the only component that touches the database", Configs: []any{&dbmanager.Config{}, &bus.Config{}, &metrics.Config{}}, run: runDBManager},
-	{Name: "jqmanager", Summary: "the job queue", Configs: []any{&jqmanager.Config{}, &bus.Config{}, &metrics.Config{}}, run: runJQManager},
-	{Name: "worker", Summary: "runs jobs in JavaScript sandboxes", Configs: []any{&worker.Config{}, &bus.Config{}, &metrics.Config{}}, run: runWorker},
-	{Name: "scaler", Summary: "changes the number of workers with the backlog", Configs: []any{&scaler.Config{}, &bus.Config{}}, run: runScaler},
-	{Name: "up", Summary: "the whole platform on this machine (embedded database, local worker processes)",
-		Configs: []any{&UpConfig{}, &dbmanager.Config{}, &jqmanager.Config{}, &frontend.Config{}, &scaler.Config{}, &bus.Config{}}, run: runUp},
+	{Name: "frontend", Short: "The REST API", Config: []any{&frontend.Config{}, &bus.Config{}, &metrics.Config{}}, run: runFrontend},
+	{Name: "dbmanager", Short: "The only component that touches the database", Config: []any{&dbmanager.Config{}, &bus.Config{}, &metrics.Config{}}, run: runDBManager},
+	{Name: "jqmanager", Short: "The job queue", Config: []any{&jqmanager.Config{}, &bus.Config{}, &metrics.Config{}}, run: runJQManager},
+	{Name: "worker", Short: "Runs jobs in JavaScript sandboxes", Config: []any{&worker.Config{}, &bus.Config{}, &metrics.Config{}}, run: runWorker},
+	{Name: "scaler", Short: "Changes the number of workers with the backlog", Config: []any{&scaler.Config{}, &bus.Config{}}, run: runScaler},
+	// The workers up starts read their config from the environment too.
+	{Name: "up", Short: "The whole platform on this machine (embedded database, local worker processes)",
+		Config: []any{&UpConfig{}, &dbmanager.Config{}, &jqmanager.Config{}, &frontend.Config{}, &worker.Config{}, &scaler.Config{}, &bus.Config{}}, run: runUp},
 	// The worker starts one per sandbox.
-	{Name: "sandbox", Summary: "serves one worker's jobs over stdin and stdout", Hidden: true, run: runSandbox},
+	{Name: "sandbox", Short: "Serves one worker's jobs over stdin and stdout", Hidden: true, run: runSandbox},
 }
 
 // ErrUnknownRole is RunRole's answer to a name no role has.
