@@ -99,16 +99,22 @@ func loadBus(log *slog.Logger) (bus.Config, error) {
 	return bc, err
 }
 
+// serverBus is loadBus for a manager, with the server side of its keys.
+func serverBus(log *slog.Logger) (bus.Config, wire.Security, error) {
+	bc, err := loadBus(log)
+	if err != nil {
+		return bus.Config{}, wire.Security{}, err
+	}
+	sec, err := bc.Server()
+	return bc, sec, err
+}
+
 func runDBManager(ctx context.Context, log *slog.Logger) error {
 	cfg, err := dbmanager.LoadConfig()
 	if err != nil {
 		return err
 	}
-	bc, err := loadBus(log)
-	if err != nil {
-		return err
-	}
-	if cfg.Bus, err = bc.Server(); err != nil {
+	if _, cfg.Bus, err = serverBus(log); err != nil {
 		return err
 	}
 	reg, metricsSrv, err := roleMetrics("dbmanager", log)
@@ -128,13 +134,11 @@ func runJQManager(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	bc, err := loadBus(log)
+	bc, sec, err := serverBus(log)
 	if err != nil {
 		return err
 	}
-	if cfg.Bus, err = bc.Server(); err != nil {
-		return err
-	}
+	cfg.Bus = sec
 	reg, metricsSrv, err := roleMetrics("jqmanager", log)
 	if err != nil {
 		return err
