@@ -40,8 +40,9 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# libzmq and pkg-config come from Debian's packages; as root we install
-# them, otherwise we say what is missing.
+# libzmq and pkg-config come from Debian's packages, and so does chromium,
+# the browser the dashboard's tests drive; as root we install them,
+# otherwise we say what is missing.
 deps:
 	@if ! pkg-config --exists libzmq 2>/dev/null; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -49,6 +50,14 @@ deps:
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libzmq3-dev pkg-config >/dev/null; \
 		else \
 			echo "libzmq is missing: run 'sudo apt-get install -y libzmq3-dev pkg-config'" >&2; exit 1; \
+		fi; \
+	fi
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing chromium"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "chromium is missing, so the dashboard's browser test will skip: run 'sudo apt-get install -y chromium'" >&2; \
 		fi; \
 	fi
 

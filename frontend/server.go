@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"faas/frontend/ui"
 	"faas/proxies/faas"
 	"faas/proxies/jqproxy"
 	"faas/proxies/tracing"
@@ -108,7 +110,7 @@ func New(cfg Config, store faas.Store, queue faas.JobQueue, log *slog.Logger) (*
 	s.draining, s.stopWaits = context.WithCancel(context.Background())
 	s.handler = s.routes()
 	s.srv = &http.Server{
-		Handler:           s.handler,
+		Handler:           withDashboard(s.handler),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
 		IdleTimeout:       2 * time.Minute,
@@ -124,10 +126,10 @@ func New(cfg Config, store faas.Store, queue faas.JobQueue, log *slog.Logger) (*
 // chose when the configuration asked for port 0.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// Handler is the REST API, for serving it some other way (httptest). A
-// ?wait hears of its job finishing only while Run runs the watch of the
-// queue's events; without it, a job not finished when the wait begins
-// is answered 202 once the wait is over.
+// Handler is the REST API without the dashboard, for serving it some
+// other way (httptest). A ?wait hears of its job finishing only while Run
+// runs the watch of the queue's events; without it, a job not finished
+// when the wait begins is answered 202 once the wait is over.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Run serves until ctx ends, then shuts down gracefully within a bounded
@@ -263,4 +265,27 @@ func traceRequests(c *gin.Context) {
 // client asked the request to wait.
 func (s *Server) reqCtx(c *gin.Context, extra time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(c.Request.Context(), s.cfg.RequestTimeout+extra)
+}
+
+// withDashboard serves the web dashboard's files under /ui/ beside the
+// REST API. They stay out of the Gin engine, whose routes are the API that
+// /openapi.json documents: the page is only a client of those routes, and
+// serving it needs neither a manager nor a token. Other methods on /ui go
+// to the API, which answers them as it does any unknown route.
+func withDashboard(api http.Handler) http.Handler {
+	files := ui.Handler("/ui/")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			api.ServeHTTP(w, r)
+			return
+		}
+		switch path := r.URL.Path; {
+		case path == "/ui":
+			http.Redirect(w, r, "/ui/", http.StatusMovedPermanently)
+		case strings.HasPrefix(path, "/ui/"):
+			files.ServeHTTP(w, r)
+		default:
+			api.ServeHTTP(w, r)
+		}
+	})
 }

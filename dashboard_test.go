@@ -1,0 +1,319 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+	"github.com/stretchr/testify/require"
+
+	"faas/frontend/client"
+)
+
+// chromiumPath finds the browser. Where make installs it (root on
+// Debian) its absence is a failure, so the test cannot pass by skipping.
+func chromiumPath(t testing.TB) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if _, err := os.Stat("/etc/debian_version"); err == nil && os.Geteuid() == 0 {
+		t.Fatal("chromium is not installed: run `make deps`, which installs Debian's chromium package (apt-get install -y chromium)")
+	}
+	t.Skip("chromium is not installed; the dashboard test drives Debian's chromium package (apt-get install -y chromium)")
+	return ""
+}
+
+// browser starts a headless Chromium and returns a tab's context, bounded
+// by limit. The allocator gives the browser a fresh profile directory,
+// which it removes once the browser's processes have exited: cleanup
+// closes the browser and waits for that.
+func browser(t testing.TB, limit time.Duration) context.Context {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.WindowSize(1280, 800),
+	}
+	ctx, cancelTime := context.WithTimeout(context.Background(), limit)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	tab, cancelTab := chromedp.NewContext(alloc, chromedp.WithLogf(t.Logf))
+	t.Cleanup(func() { cancelTab(); cancelAlloc(); cancelTime() })
+	require.NoError(t, chromedp.Run(tab, chromedp.EmulateViewport(1280, 800)), "start chromium")
+	return tab
+}
+
+// screenshots is where the test leaves a picture of each page:
+// FAAS_UI_SCREENSHOTS when set (to keep them), else the test's temp dir.
+func screenshots(t testing.TB) string {
+	t.Helper()
+	if dir := os.Getenv("FAAS_UI_SCREENSHOTS"); dir != "" {
+		require.NoError(t, os.MkdirAll(dir, 0o755))
+		return dir
+	}
+	return t.TempDir()
+}
+
+// shot saves the viewport as dir/name.png once the page is drawn.
+func shot(dir, name string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		var png []byte
+		if err := chromedp.CaptureScreenshot(&png).Do(ctx); err != nil {
+			return fmt.Errorf("screenshot %s: %w", name, err)
+		}
+		return os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644)
+	})
+}
+
+// waitText waits until the element's text contains want.
+func waitText(sel, want string) chromedp.Action {
+	return chromedp.Poll(fmt.Sprintf(`(() => { const e = document.querySelector(%q); return !!e && e.textContent.includes(%q) })()`, sel, want), nil, chromedp.WithPollingInterval(50*time.Millisecond))
+}
+
+// setField sets a field's value the way the user does, with the input
+// and change events that the page listens to (the editor's highlighting,
+// the jobs' filters).
+func setField(sel, value string) chromedp.Action {
+	return chromedp.Evaluate(fmt.Sprintf(`(() => {
+		const e = document.querySelector(%q)
+		e.value = %q
+		for (const kind of ['input', 'change']) e.dispatchEvent(new Event(kind, {bubbles: true}))
+	})()`, sel, value), nil)
+}
+
+// dashboardAdmin is the operator's token of the dashboard's platform.
+const dashboardAdmin = "operator-token-of-the-dashboard-test"
+
+// TestDashboard does the reference flow in a real browser against the
+// real platform, each role its own process: register, deploy, run, see the result and an error, find
+// the job in the history and follow a running one's logs, read usage and
+// the operator's view, delete the job and the function; then it looks at
+// the pages on a phone.
+func TestDashboard(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, "FAAS_ADMIN_TOKEN="+dashboardAdmin)
+	c.startAll(1)
+	ctx := browser(t, 3*time.Minute)
+	dir := screenshots(t)
+	const user = "dana"
+
+	// /ui leads to the page, which opens on sign-in for a new visitor.
+	var token string
+	require.NoError(t, chromedp.Run(ctx,
+		chromedp.Navigate(c.http+"/ui"),
+		chromedp.WaitVisible("#register-form"),
+		shot(dir, "1-signin"),
+		chromedp.SendKeys("#register-user", user),
+		chromedp.Click("#register-form button[type=submit]"),
+		chromedp.WaitVisible("#new-token"),
+		chromedp.Text("#new-token", &token),
+		shot(dir, "2-registered"),
+		chromedp.Click("#register-continue"),
+		chromedp.WaitVisible("#page-functions"),
+	), "register")
+	// The token shown is the user's real token.
+	a := &api{Client: client.New(c.http, client.WithHTTPClient(c.httpClient()), client.WithUser(user, token)), t: t}
+	r := a.do(http.MethodGet, "/u/"+user+"/time", "")
+	require.Equal(t, http.StatusOK, r.Status, "the token the page showed: %s", r.Res)
+
+	// Deploy with a timeout and memory cap, in the editor.
+	var memory string
+	require.NoError(t, chromedp.Run(ctx,
+		chromedp.Click("#fn-new"),
+		chromedp.SendKeys("#fn-name", "add"),
+		setField("#fn-timeout", "5"),
+		setField("#fn-memory", "64"),
+		setField("#fn-src", "// adds two numbers\nfunction add(a, b) {\n  console.log('adding', a, b)\n  return a + b\n}\n"),
+		chromedp.Click("#fn-save"),
+		chromedp.WaitVisible(`#fn-table tr[data-fn="add"]`),
+		chromedp.Text(`#fn-table tr[data-fn="add"] td:nth-child(3)`, &memory),
+		// The highlighter coloured the keyword.
+		waitText("#fn-highlight .tok-kw", "function"),
+		shot(dir, "3-functions"),
+	), "deploy")
+	require.Equal(t, "64 MB", memory)
+	for name, src := range map[string]string{
+		// What a function prints is text, never markup in the page.
+		"boom": "function boom(){ console.log('<img src=x id=pwned>'); throw new Error('kaboom') }",
+		"slow": "async function slow(){ console.log('first'); await new Promise(r => setTimeout(r, 3000)); console.log('second'); return 'done' }",
+	} {
+		r := a.do(http.MethodPost, "/u/"+user+"/fn/"+name, src)
+		require.Equal(t, http.StatusCreated, r.Status, "upload %s: %s", name, r.Res)
+	}
+
+	// Run from the list's Run button: result, logs and duration.
+	require.NoError(t, chromedp.Run(ctx,
+		chromedp.Click(`#fn-table tr[data-fn="add"] button[aria-label="Run add"]`),
+		chromedp.WaitVisible("#page-run"),
+		waitText("#run-fn", "add"),
+		setField("#run-args", "[4, 5]"),
+		chromedp.Click("#run-go"),
+		waitText("#run-meta", "took"),
+		waitText("#run-result", "9"),
+		waitText("#run-logs", "adding 4 5"),
+		waitText("#run-state", "succeeded"),
+		shot(dir, "4-run"),
+	), "run add")
+
+	// A function's failure shows its code and message; so does a bad
+	// argument list, before any request.
+	var injected bool
+	require.NoError(t, chromedp.Run(ctx,
+		chromedp.SetValue("#run-fn", "boom"),
+		chromedp.Click("#run-go"),
+		waitText("#run-result", "function_error"),
+		waitText("#run-result", "kaboom"),
+		waitText("#run-logs", "<img src=x id=pwned>"),
+		chromedp.Evaluate(`document.getElementById('pwned') !== null`, &injected),
+		shot(dir, "5-run-error"),
+		setField("#run-args", "{\"a\": 1}"),
+		chromedp.Click("#run-go"),
+		waitText("#error-text", "invalid: arguments"),
+		chromedp.Click("#error-close"),
+	), "run errors")
+	require.False(t, injected, "a log line became an element of the page")
+
+	// A slow job, followed live on the jobs page while it runs. The run
+	// page waits for it; the jobs page opens it from the history.
+	require.NoError(t, chromedp.Run(ctx,
+		setField("#run-args", "[]"),
+		chromedp.SetValue("#run-fn", "slow"),
+		chromedp.Click("#run-go"),
+		waitText("#run-logs", "first"),
+		chromedp.Click(`#nav a[href="#jobs"]`),
+		chromedp.WaitVisible(`#jobs-table tr[data-job]`),
+	), "start slow")
+	var rows []*cdp.Node
+	require.NoError(t, chromedp.Run(ctx,
+		waitText("#jobs-table tbody", "running"),
+		// Open it with the keyboard.
+		chromedp.Focus(`#jobs-table tbody tr:first-child`),
+		chromedp.KeyEvent(kb.Enter),
+		chromedp.WaitVisible("#job-live"),
+		waitText("#job-logs", "first"),
+		shot(dir, "6-job-live"),
+		waitText("#job-logs", "second"),
+		waitText("#job-state", "succeeded"),
+		waitText("#job-result", "done"),
+		// Filters: only the failed job, then only add's.
+		setField("#jobs-state", "failed"),
+		chromedp.WaitNotPresent(`#jobs-table tbody tr:nth-child(2)`),
+		waitText("#jobs-table tbody", "boom"),
+		setField("#jobs-state", ""),
+		setField("#jobs-fn", "add"),
+		waitText("#jobs-table tbody", "add"),
+		chromedp.Nodes(`#jobs-table tbody tr`, &rows),
+	), "jobs")
+	require.Len(t, rows, 1, "the function filter leaves add's one job")
+	require.NoError(t, chromedp.Run(ctx,
+		chromedp.Click(`#jobs-table tbody tr:first-child`),
+		waitText("#job-result", "9"),
+		waitText("#job-record", `"duration_ms"`),
+		shot(dir, "7-jobs"),
+	), "job record")
+
+	// Usage: billed time and the day's jobs per hour.
+	require.NoError(t, chromedp.Run(ctx,
+		chromedp.Click(`#nav a[href="#usage"]`),
+		waitText("#usage-jobs", "3"),
+		waitText("#usage-failed", "1"),
+		waitText("#usage-billed", "s"),
+		chromedp.WaitVisible("#usage-chart rect.bar"),
+		shot(dir, "8-usage"),
+	), "usage")
+
+	// The operator's view: a wrong token is refused out loud, the right
+	// one shows the queue and, after two samples, the charts.
+	require.NoError(t, chromedp.Run(ctx,
+		chromedp.Click(`#nav a[href="#ops"]`),
+		chromedp.SendKeys("#ops-token", "not-the-operator-token"+kb.Enter),
+		waitText("#error-text", "operator token was refused"),
+		chromedp.WaitVisible("#ops-form"),
+		chromedp.SendKeys("#ops-token", dashboardAdmin+kb.Enter),
+		chromedp.WaitVisible("#ops-view"),
+		waitText("#ops-workers", "1"),
+		chromedp.WaitVisible("#ops-rate path.line"),
+		chromedp.WaitVisible("#ops-latency path.line"),
+		shot(dir, "9-operator"),
+	), "operator")
+
+	// Delete the job, then the function, each with a second press.
+	require.NoError(t, chromedp.Run(ctx,
+		chromedp.Click(`#nav a[href="#jobs"]`),
+		waitText("#jobs-table tbody", "add"),
+		setField("#jobs-fn", "add"),
+		chromedp.Click(`#jobs-table tbody tr:first-child`),
+		waitText("#job-result", "9"),
+		chromedp.Click("#job-delete"),
+		waitText("#job-delete", "Confirm"),
+		chromedp.Click("#job-delete"),
+		chromedp.WaitVisible("#job-idle"),
+		chromedp.WaitVisible("#jobs-empty"),
+		chromedp.Click(`#nav a[href="#functions"]`),
+		chromedp.WaitVisible(`#fn-table tr[data-fn="add"]`),
+		chromedp.Click(`button[aria-label="Delete add"]`),
+		waitText(`button[aria-label="Delete add"]`, "Confirm"),
+		chromedp.Click(`button[aria-label="Delete add"]`),
+		chromedp.WaitNotPresent(`#fn-table tr[data-fn="add"]`),
+	), "delete")
+	r = a.do(http.MethodGet, "/u/"+user+"/fn/add", "")
+	require.Equal(t, http.StatusNotFound, r.Status, "add after deleting it in the page: %s", r.Res)
+
+	// A phone: every page stacks into one column.
+	require.NoError(t, chromedp.Run(ctx,
+		chromedp.EmulateViewport(390, 844),
+		chromedp.Click(`#nav a[href="#functions"]`),
+		chromedp.WaitVisible(`#fn-table tr[data-fn="slow"]`),
+		shot(dir, "10-phone-functions"),
+		chromedp.Click(`#nav a[href="#jobs"]`),
+		setField("#jobs-fn", ""),
+		chromedp.WaitVisible(`#jobs-table tr[data-job]`),
+		chromedp.Click(`#jobs-table tbody tr:first-child`),
+		waitText("#job-result", "done"),
+		shot(dir, "11-phone-jobs"),
+		chromedp.Click(`#nav a[href="#ops"]`),
+		chromedp.WaitVisible("#ops-view"),
+		shot(dir, "12-phone-operator"),
+	), "phone")
+	// Nothing is wider than the phone's screen.
+	var wide bool
+	require.NoError(t, chromedp.Run(ctx, chromedp.Evaluate(`document.documentElement.scrollWidth > innerWidth`, &wide)))
+	require.False(t, wide, "the page scrolls sideways on a phone")
+
+	// Signing out forgets the token; signing in with a wrong one says so.
+	var stored bool
+	require.NoError(t, chromedp.Run(ctx,
+		chromedp.Click("#signout"),
+		chromedp.WaitVisible("#signin-form"),
+		chromedp.Evaluate(`sessionStorage.getItem('faas.token') !== null`, &stored),
+		chromedp.SendKeys("#signin-user", user),
+		chromedp.SendKeys("#signin-token", "wrong-token"+kb.Enter),
+		waitText("#error-text", "unauthorized"),
+		chromedp.SetValue("#signin-token", token),
+		chromedp.SendKeys("#signin-token", kb.Enter),
+		chromedp.WaitVisible("#page-functions"),
+	), "sign out and in")
+	require.False(t, stored, "the token outlived signing out")
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	t.Logf("%d screenshots in %s", len(entries), dir)
+	require.True(t, strings.HasSuffix(entries[0].Name(), ".png"))
+}
