@@ -7,7 +7,7 @@ CUE_VER   := v0.17.1
 export FAAS_FERRETDB_BIN := $(BIN)/ferretdb
 export CUE := $(BIN)/cue
 
-.PHONY: run test bench build deps tools lint clean
+.PHONY: run test bench build deps browser tools lint clean
 
 run: deps build
 	$(BIN)/faas up
@@ -15,7 +15,7 @@ run: deps build
 build: deps
 	$(GO) build -o $(BIN)/faas .
 
-test: deps tools lint
+test: deps browser tools lint
 	bash deploy/check.sh
 	@# The images cannot be built without a Docker engine; their definitions
 	@# can still be checked where buildx is installed.
@@ -40,9 +40,8 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# libzmq and pkg-config come from Debian's packages, and so does chromium,
-# the browser the dashboard's tests drive; as root we install them,
-# otherwise we say what is missing.
+# libzmq and pkg-config come from Debian's packages; as root we install
+# them, otherwise we say what is missing.
 deps:
 	@if ! pkg-config --exists libzmq 2>/dev/null; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -52,6 +51,9 @@ deps:
 			echo "libzmq is missing: run 'sudo apt-get install -y libzmq3-dev pkg-config'" >&2; exit 1; \
 		fi; \
 	fi
+
+# The dashboard's test drives Debian's chromium; only the tests need it.
+browser:
 	@if ! command -v chromium >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			echo "installing chromium"; \
