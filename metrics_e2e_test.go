@@ -97,6 +97,8 @@ func TestUpServesEveryRegistry(t *testing.T) {
 	awaitSeries(t, c.http+"/metrics", "",
 		fmt.Sprintf(`faas_jobs_finished_total{component="jqmanager",outcome="ok"} %d`, jobs),
 		fmt.Sprintf(`faas_http_requests_total{component="frontend",route="/u/:u/fn/:f/run",status="2xx"} %d`, jobs),
-		fmt.Sprintf(`faas_store_operation_duration_seconds_count{component="dbmanager",operation="db.CreateJob"} %d`, jobs))
+		fmt.Sprintf(`faas_store_operation_duration_seconds_count{component="dbmanager",operation="db.CreateJob"} %d`, jobs),
+		// The scaler started the one worker the minimum asks for.
+		`faas_scaler_scalings_total{component="scaler",direction="up"} 1`)
 	require.NoError(t, c.stop("up"))
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The backends a Config may name.
@@ -47,6 +48,9 @@ type Config struct {
 	// WorkerEnv is added to the environment of the workers the local
 	// backend starts: their bus key, which is not the scaler's own.
 	WorkerEnv []string `ignored:"true"`
+	// Metrics is where the scaler registers its series; nil keeps them
+	// to itself.
+	Metrics prometheus.Registerer `ignored:"true"`
 
 	// KumoriDeployment is the deployment name as kumorictl knows it
 	// (domain/name).

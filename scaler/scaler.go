@@ -35,6 +35,7 @@ type Scaler struct {
 	log     *slog.Logger
 	policy  Policy
 	now     func() time.Time
+	metrics *scalerMetrics
 }
 
 // New returns a scaler for queue and backend. The scaler owns the backend
@@ -56,6 +57,7 @@ func New(cfg Config, queue faas.JobQueue, backend Backend, log *slog.Logger) (*S
 		log:     log.With("backend", cfg.Backend),
 		policy:  cfg.policy(),
 		now:     time.Now,
+		metrics: newScalerMetrics(cfg.Metrics),
 	}, nil
 }
 
@@ -87,6 +89,7 @@ func (s *Scaler) Run(ctx context.Context) error {
 			// Shutting down: the error is the cancellation itself.
 		default:
 			failures++
+			s.metrics.failures.Inc()
 			wait = retryPolicy(s.cfg.Interval).Delay(failures)
 			s.log.Warn("scaling step failed", "err", err, "failures", failures, "retry_in", wait.Round(time.Millisecond))
 		}
@@ -117,6 +120,8 @@ func (s *Scaler) tick(ctx context.Context, target int) (int, error) {
 		return target, fmt.Errorf("queue stats: %w", err)
 	}
 	d := s.policy.Decide(s.now(), stats, target)
+	s.metrics.workers.Set(float64(actual))
+	s.metrics.target.Set(float64(d.Target))
 	attrs := []any{"queued", stats.Queued, "running", stats.Running,
 		"seen_workers", stats.Workers, "avg_duration", stats.AvgDuration,
 		"need", d.Need, "busy", d.Busy, "workers", actual, "target", d.Target,
@@ -137,6 +142,7 @@ func (s *Scaler) scale(ctx context.Context, from, to int, why string) error {
 	if err := s.backend.Scale(ctx, to); err != nil {
 		return fmt.Errorf("scale from %d to %d workers (%s): %w", from, to, why, err)
 	}
+	s.metrics.scaled(from, to)
 	s.log.Info("scaled", "from", from, "to", to, "reason", why)
 	return nil
 }

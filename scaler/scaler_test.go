@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -84,7 +87,10 @@ func TestRunScalesUpAndDown(t *testing.T) {
 	l := newTestLocal(t, "worker", LocalConfig{}, 0)
 	q := &statsQueue{}
 	var log limitedBuffer
-	stop := runScaler(t, fastConfig(), q, l, &log)
+	cfg := fastConfig()
+	reg := prometheus.NewPedanticRegistry()
+	cfg.Metrics = reg
+	stop := runScaler(t, cfg, q, l, &log)
 
 	require.Eventually(t, func() bool { return workers(t, l) == 1 }, settle, 10*time.Millisecond, "min workers at start")
 
@@ -100,6 +106,16 @@ func TestRunScalesUpAndDown(t *testing.T) {
 	// down would come within an interval.
 	assert.GreaterOrEqual(t, time.Since(idle), 200*time.Millisecond, "not before the cooldown")
 	require.Eventually(t, func() bool { return workers(t, l) == 1 }, settle, 10*time.Millisecond, "back to min")
+	// Up from none to the minimum, then to the maximum; down twice.
+	require.Eventually(t, func() bool {
+		return gaugeValue(t, reg, "faas_scaler_target_workers") == 1
+	}, settle, 10*time.Millisecond, "the target gauge follows")
+	scalings := counts(t, reg, "faas_scaler_scalings_total")
+	assert.GreaterOrEqual(t, scalings["up"], 2.0, "scalings up")
+	assert.GreaterOrEqual(t, scalings["down"], 2.0, "scalings down")
+	lint, err := testutil.GatherAndLint(reg)
+	require.NoError(t, err)
+	assert.Empty(t, lint)
 
 	procs := l.procs()
 	require.NoError(t, stop())
@@ -107,6 +123,39 @@ func TestRunScalesUpAndDown(t *testing.T) {
 		waitDone(t, p) // Run stopped the workers before returning
 	}
 	assert.Error(t, l.Scale(t.Context(), 1), "Run closed the backend")
+}
+
+// gaugeValue returns the value of the registry's unlabelled gauge called
+// name, or -1 if it has none.
+func gaugeValue(t testing.TB, reg prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	for _, mf := range gather(t, reg) {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return -1
+}
+
+// counts returns the values of the counter called name by its one label.
+func counts(t testing.TB, reg prometheus.Gatherer, name string) map[string]float64 {
+	t.Helper()
+	out := map[string]float64{}
+	for _, mf := range gather(t, reg) {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				out[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	return out
+}
+
+func gather(t testing.TB, reg prometheus.Gatherer) []*dto.MetricFamily {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	return mfs
 }
 
 func TestRunBacksOffWhileQueueUnreachable(t *testing.T) {

@@ -48,7 +48,7 @@ var Roles = []Role{
 	{Name: "dbmanager", Short: "The only component that touches the database", Config: []any{&dbmanager.Config{}, &bus.Config{}, &metrics.Config{}}, run: runDBManager},
 	{Name: "jqmanager", Short: "The job queue", Config: []any{&jqmanager.Config{}, &bus.Config{}, &metrics.Config{}}, run: runJQManager},
 	{Name: "worker", Short: "Runs jobs in JavaScript sandboxes", Config: []any{&worker.Config{}, &bus.Config{}, &metrics.Config{}}, run: runWorker},
-	{Name: "scaler", Short: "Changes the number of workers with the backlog", Config: []any{&scaler.Config{}, &bus.Config{}}, run: runScaler},
+	{Name: "scaler", Short: "Changes the number of workers with the backlog", Config: []any{&scaler.Config{}, &bus.Config{}, &metrics.Config{}}, run: runScaler},
 	// The workers up starts read their config from the environment too.
 	{Name: "up", Short: "The whole platform on this machine (embedded database, local worker processes)",
 		Config: []any{&UpConfig{}, &dbmanager.Config{}, &jqmanager.Config{}, &frontend.Config{}, &worker.Config{}, &scaler.Config{}, &bus.Config{}}, run: runUp},
@@ -256,6 +256,11 @@ func runScaler(ctx context.Context, log *slog.Logger) error {
 			return err
 		}
 	}
+	reg, metricsSrv, err := roleMetrics("scaler", log)
+	if err != nil {
+		return err
+	}
+	cfg.Metrics = reg
 	backend, err := scaler.NewBackend(cfg, log)
 	if err != nil {
 		return err
@@ -264,7 +269,7 @@ func runScaler(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	return s.Run(ctx)
+	return runAll(ctx, s.Run, metricsSrv.Run)
 }
 
 // dialDB returns a proxy for the DB manager, secured with the process's

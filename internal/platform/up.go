@@ -119,9 +119,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Platform, err er
 	cfg.DB.Listen = loopback(cfg.Up.DBPort)
 	// One registry per role, as apart; the frontend's /metrics serves
 	// them all, told apart by their component label.
-	dbMetrics, jqMetrics, feMetrics := metrics.NewRegistry("dbmanager"), metrics.NewRegistry("jqmanager"), metrics.NewRegistry("frontend")
-	cfg.DB.Metrics, cfg.JQ.Metrics, cfg.Frontend.Metrics = dbMetrics, jqMetrics, feMetrics
-	cfg.Frontend.Scrape = prometheus.Gatherers{feMetrics.Gatherer(), jqMetrics.Gatherer(), dbMetrics.Gatherer()}
+	dbMetrics, jqMetrics, feMetrics, scMetrics := metrics.NewRegistry("dbmanager"), metrics.NewRegistry("jqmanager"), metrics.NewRegistry("frontend"), metrics.NewRegistry("scaler")
+	cfg.DB.Metrics, cfg.JQ.Metrics, cfg.Frontend.Metrics, cfg.Scaler.Metrics = dbMetrics, jqMetrics, feMetrics, scMetrics
+	cfg.Frontend.Scrape = prometheus.Gatherers{feMetrics.Gatherer(), jqMetrics.Gatherer(), dbMetrics.Gatherer(), scMetrics.Gatherer()}
 	if cfg.DB.SecretKey == "" {
 		// One machine, one operator: keep a generated key beside the
 		// data it protects, so that secrets work out of the box.
