@@ -98,7 +98,9 @@ func TestUpServesEveryRegistry(t *testing.T) {
 		fmt.Sprintf(`faas_jobs_finished_total{component="jqmanager",outcome="ok"} %d`, jobs),
 		fmt.Sprintf(`faas_http_requests_total{component="frontend",route="/u/:u/fn/:f/run",status="2xx"} %d`, jobs),
 		fmt.Sprintf(`faas_store_operation_duration_seconds_count{component="dbmanager",operation="db.CreateJob"} %d`, jobs),
-		// The scaler started the one worker the minimum asks for.
-		`faas_scaler_scalings_total{component="scaler",direction="up"} 1`)
+		// The scaler started the one worker the minimum asks for, which
+		// ran the jobs; its series are read from the worker process.
+		`faas_scaler_scalings_total{component="scaler",direction="up"} 1`,
+		fmt.Sprintf(`faas_job_duration_seconds_count{component="worker",instance="worker-1",outcome="ok"} %d`, jobs))
 	require.NoError(t, c.stop("up"))
 }

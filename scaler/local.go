@@ -32,6 +32,10 @@ type LocalConfig struct {
 	// Stdout and Stderr receive the workers' output; the scaler's own if
 	// nil, so the workers' logs land where the scaler's do.
 	Stdout, Stderr io.Writer
+	// ServeMetrics gives each worker a loopback port for its /metrics,
+	// which Gatherer reads: `faas up` serves the workers' series with the
+	// rest.
+	ServeMetrics bool
 }
 
 // Local is the backend that runs workers as child processes of the scaler.
@@ -59,6 +63,8 @@ var _ Backend = (*Local)(nil)
 type process struct {
 	cmd  *exec.Cmd
 	name string
+	// metricsAddr is where the worker serves /metrics; empty for none.
+	metricsAddr string
 	// done is closed once the process has been reaped; err is Wait's
 	// result, set before.
 	done chan struct{}
@@ -178,6 +184,14 @@ func (l *Local) start() (*process, error) {
 	name := fmt.Sprintf("worker-%d", l.seq)
 	cmd := exec.Command(l.cfg.Path, l.cfg.Args...)
 	cmd.Env = append(workerEnv(os.Environ()), l.cfg.Env...)
+	var metricsAddr string
+	if l.cfg.ServeMetrics {
+		var err error
+		if metricsAddr, err = freeMetricsAddr(); err != nil {
+			return nil, err
+		}
+		cmd.Env = append(cmd.Env, "FAAS_METRICS_LISTEN="+metricsAddr)
+	}
 	cmd.Stdout, cmd.Stderr = l.cfg.Stdout, l.cfg.Stderr
 	cmd.SysProcAttr = workerSysProcAttr()
 	// Bounds Wait when Stdout is not a file and a grandchild keeps the
@@ -186,7 +200,7 @@ func (l *Local) start() (*process, error) {
 	if err := l.starter.Start(cmd); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &process{cmd: cmd, name: name, done: make(chan struct{})}
+	p := &process{cmd: cmd, name: name, metricsAddr: metricsAddr, done: make(chan struct{})}
 	log := l.log.With("worker", name, "pid", cmd.Process.Pid)
 	log.Info("worker started")
 	go func() {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"faas/dbmanager"
 	"faas/frontend"
@@ -121,7 +122,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Platform, err er
 	// them all, told apart by their component label.
 	dbMetrics, jqMetrics, feMetrics, scMetrics := metrics.NewRegistry("dbmanager"), metrics.NewRegistry("jqmanager"), metrics.NewRegistry("frontend"), metrics.NewRegistry("scaler")
 	cfg.DB.Metrics, cfg.JQ.Metrics, cfg.Frontend.Metrics, cfg.Scaler.Metrics = dbMetrics, jqMetrics, feMetrics, scMetrics
-	cfg.Frontend.Scrape = prometheus.Gatherers{feMetrics.Gatherer(), jqMetrics.Gatherer(), dbMetrics.Gatherer(), scMetrics.Gatherer()}
+	// The workers' series come from the worker processes the scaler's
+	// local backend starts below, each read on its own loopback port.
+	var workers *scaler.Local
+	workerSeries := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		if workers == nil {
+			return nil, nil
+		}
+		return workers.Gatherer().Gather()
+	})
+	cfg.Frontend.Scrape = prometheus.Gatherers{feMetrics.Gatherer(), jqMetrics.Gatherer(), dbMetrics.Gatherer(), scMetrics.Gatherer(), workerSeries}
 	if cfg.DB.SecretKey == "" {
 		// One machine, one operator: keep a generated key beside the
 		// data it protects, so that secrets work out of the box.
@@ -169,11 +179,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Platform, err er
 	}
 
 	cfg.Scaler.JQURL = p.jqURL
-	workers, err := scaler.NewLocal(scaler.LocalConfig{
+	workers, err = scaler.NewLocal(scaler.LocalConfig{
 		// The workers are processes of their own: an address for
-		// metrics set for `faas up` is not theirs to bind.
-		Env:   slices.Concat([]string{"DB_URL=" + p.dbURL, "JQ_URL=" + p.jqURL, "FAAS_METRICS_LISTEN="}, workerEnv, cfg.WorkerEnv),
-		Grace: cfg.Scaler.StopGrace,
+		// metrics set for `faas up` is not theirs to bind; each gets a
+		// loopback port of its own instead.
+		Env:          slices.Concat([]string{"DB_URL=" + p.dbURL, "JQ_URL=" + p.jqURL, "FAAS_METRICS_LISTEN=", "FAAS_METRICS_TOKEN="}, workerEnv, cfg.WorkerEnv),
+		Grace:        cfg.Scaler.StopGrace,
+		ServeMetrics: true,
 	}, logOf("scaler"))
 	if err != nil {
 		return nil, err
