@@ -6,6 +6,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -157,5 +160,14 @@ func TestTraceFollowsAJobThroughEveryProcess(t *testing.T) {
 		}
 		p, _ := byName(st.parent)
 		require.Equal(t, p.id, s.parent, "parent of span %q is %q", st.name, st.parent)
+	}
+
+	// The processes' log lines about the job name its trace: the access
+	// line of the submission, the queue's job line, the worker's.
+	for _, name := range []string{"frontend", "jqmanager", "worker0"} {
+		require.Eventually(t, func() bool {
+			b, err := os.ReadFile(filepath.Join(c.logsDir, name+".log"))
+			return err == nil && strings.Contains(string(b), "trace_id="+info.TraceID)
+		}, 10*time.Second, 50*time.Millisecond, "%s's log names trace %s", name, info.TraceID)
 	}
 }

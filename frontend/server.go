@@ -232,9 +232,13 @@ func (s *Server) logRequests(c *gin.Context) {
 		took := time.Since(start)
 		route := routeOf(c)
 		s.metrics.observe(c, route, took)
-		s.log.Info("request", "method", c.Request.Method, "route", route,
+		attrs := []any{"method", c.Request.Method, "route", route,
 			"status", c.Writer.Status(), "code", c.GetString(codeKey), "user", c.GetString(userKey),
-			"duration_ms", millis(took))
+			"duration_ms", millis(took)}
+		if sc := trace.SpanContextFromContext(c.Request.Context()); sc.IsValid() {
+			attrs = append(attrs, "trace_id", sc.TraceID().String())
+		}
+		s.log.Info("request", attrs...)
 	}()
 	c.Next()
 }

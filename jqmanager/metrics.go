@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"faas/proxies/faas"
+	"faas/proxies/tracing"
 )
 
 // queueMetrics are the JQ manager's series. No label names a user or a
@@ -93,6 +94,9 @@ func (m *Manager) jobFinished(j faas.Job) {
 		"duration_ms", float64(j.Duration.Microseconds()) / 1000, "attempt", j.Attempt}
 	if j.Error != nil {
 		attrs = append(attrs, "error", j.Error.Message)
+	}
+	if id := tracing.ID(j.Trace); id != "" {
+		attrs = append(attrs, "trace_id", id)
 	}
 	m.log.Log(context.Background(), level, "job finished", attrs...)
 }
