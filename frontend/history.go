@@ -80,12 +80,9 @@ func jobPageParams(c *gin.Context) (faas.JobPage, error) {
 	if page.State != "" && !page.State.Valid() {
 		return page, faas.Errorf(faas.Invalid, "invalid state %.40q: want queued, running, succeeded or failed", page.State)
 	}
-	if v, present := c.GetQuery("limit"); present {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxJobLimit {
-			return page, faas.Errorf(faas.Invalid, "invalid limit %.40q: want a number from 1 to %d", v, maxJobLimit)
-		}
-		page.Limit = n
+	var err error
+	if page.Limit, err = limitParam(c, defaultJobLimit, maxJobLimit); err != nil {
+		return page, err
 	}
 	if v, present := c.GetQuery("cursor"); present {
 		created, id, err := decodeJobCursor(v)
@@ -95,6 +92,20 @@ func jobPageParams(c *gin.Context) (faas.JobPage, error) {
 		page.BeforeCreated, page.BeforeID = created, id
 	}
 	return page, nil
+}
+
+// limitParam reads ?limit, def when absent, which must be from 1 to most:
+// every listing is bounded.
+func limitParam(c *gin.Context, def, most int) (int, error) {
+	v, present := c.GetQuery("limit")
+	if !present {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > most {
+		return 0, faas.Errorf(faas.Invalid, "invalid limit %.40q: want a number from 1 to %d", v, most)
+	}
+	return n, nil
 }
 
 // encodeJobCursor is the cursor of the page after job j: its creation

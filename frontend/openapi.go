@@ -74,6 +74,9 @@ var operations = []operation{
 	{method: "GET", path: "/healthz", summary: "the process is up", ok: map[int]schema{200: str}},
 	{method: "GET", path: "/readyz", summary: "both managers answered a ping (503 otherwise)", ok: map[int]schema{200: str}},
 	{method: "GET", path: "/stats", summary: "operator view: queued, running, workers, jobs/s", auth: "admin", ok: map[int]schema{200: ref("Stats")}},
+	{method: "GET", path: "/admin/failures", summary: "operator view: the newest failed jobs of every user, newest first", auth: "admin",
+		params: []param{{name: "limit", in: "query", schema: integer, description: "how many, 1 to 100; default 20"}},
+		ok:     map[int]schema{200: ref("FailureList")}},
 	{method: "GET", path: "/openapi.json", summary: "this document, not in the envelope", raw: "application/json", ok: map[int]schema{200: schema{"type": "object"}}},
 	{method: "GET", path: "/metrics", summary: "Prometheus metrics of every role this frontend serves, in the text exposition format", auth: "metrics",
 		raw: "text/plain", ok: map[int]schema{200: str}},
@@ -174,6 +177,12 @@ var schemas = map[string]schema{
 		"args": schema{"type": "array", "items": anyJSON, "description": "the arguments, default []"},
 	}},
 	"LogLine": {"type": "object", "properties": map[string]schema{"offset": integer, "stream": str, "line": str}},
+	"FailureList": {"type": "object", "properties": map[string]schema{
+		"failures": {"type": "array", "items": schema{"type": "object", "properties": map[string]schema{
+			"id": str, "owner": str, "function": str, "finished": {"type": "string", "format": "date-time"},
+			"error_code": str, "error_message": str,
+		}}},
+	}},
 	"Stats": {"type": "object", "properties": map[string]schema{
 		"queued": integer, "running": integer, "held": integer, "workers": integer, "completed": integer,
 		"avg_duration_ms": number, "jobs_per_sec": number,

@@ -98,6 +98,55 @@ func (s *Server) getStats(c *gin.Context) {
 	ok(c, http.StatusOK, Stats{Stats: st, AvgDurationMS: millis(st.AvgDuration), JobsPerSec: s.rate.rate(st.Completed, time.Now())})
 }
 
+// The sizes of the operator's list of recent failures.
+const (
+	defaultFailureLimit = 20
+	maxFailureLimit     = 100
+)
+
+// Failure is one failed job in the operator's list: whose, of which
+// function, when it ended and why.
+type Failure struct {
+	ID           string    `json:"id"`
+	Owner        string    `json:"owner"`
+	Function     string    `json:"function"`
+	Finished     time.Time `json:"finished"`
+	ErrorCode    faas.Code `json:"error_code"`
+	ErrorMessage string    `json:"error_message"`
+}
+
+// FailureList is what GET /admin/failures answers, newest first.
+type FailureList struct {
+	Failures []Failure `json:"failures"`
+}
+
+// getFailures answers the newest failed jobs of every user (?limit of
+// them). Only the operator may see them (requireAdmin): they name other
+// users and their functions.
+func (s *Server) getFailures(c *gin.Context) {
+	limit, err := limitParam(c, defaultFailureLimit, maxFailureLimit)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx, cancel := s.reqCtx(c, 0)
+	defer cancel()
+	jobs, err := s.store.FailedJobs(ctx, limit)
+	if err != nil {
+		s.fail(c, fmt.Errorf("list failed jobs: %w", err))
+		return
+	}
+	list := FailureList{Failures: make([]Failure, 0, len(jobs))}
+	for _, j := range jobs {
+		f := Failure{ID: j.ID, Owner: j.Owner, Function: j.Function, Finished: j.Finished}
+		if j.Error != nil {
+			f.ErrorCode, f.ErrorMessage = j.Error.Code, j.Error.Message
+		}
+		list.Failures = append(list.Failures, f)
+	}
+	ok(c, http.StatusOK, list)
+}
+
 // rateWindow is the shortest span over which a rate is computed: shorter
 // spans make it jump with every completion.
 const rateWindow = time.Second

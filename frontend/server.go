@@ -191,6 +191,7 @@ func (s *Server) routes() http.Handler {
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.limitAddr, s.readyz)
 	r.GET("/stats", s.limitAddr, s.requireAdmin, s.getStats)
+	r.GET("/admin/failures", s.limitAddr, s.requireAdmin, s.getFailures)
 	r.GET("/openapi.json", s.openAPI)
 	// Scrapers come often from one address: only the token guards this.
 	r.GET("/metrics", s.serveMetrics)

@@ -604,9 +604,24 @@ func (s *Store) Jobs(ctx context.Context, owner string, page faas.JobPage) ([]fa
 	}
 	opts := options.Find().SetSort(bson.D{{Key: "created", Value: -1}, {Key: "_id", Value: -1}}).
 		SetLimit(int64(page.Limit)).
-		SetProjection(bson.D{{Key: "args", Value: 0}, {Key: "result", Value: 0}, {Key: "logs", Value: 0}})
+		SetProjection(listProjection)
 	return findJobs(ctx, s.jobs, filter, "jobs of "+owner, opts)
 }
+
+// FailedJobs lists the newest failed jobs of every user; the (state,
+// created) index serves both the filter and the order.
+func (s *Store) FailedJobs(ctx context.Context, limit int) ([]faas.Job, error) {
+	if err := lifecycle.FailedLimit(limit); err != nil {
+		return nil, err
+	}
+	opts := options.Find().SetSort(bson.D{{Key: "created", Value: -1}, {Key: "_id", Value: -1}}).
+		SetLimit(int64(limit)).
+		SetProjection(listProjection)
+	return findJobs(ctx, s.jobs, bson.D{{Key: "state", Value: string(faas.Failed)}}, "failed jobs", opts)
+}
+
+// listProjection leaves out what a listing of jobs does not show.
+var listProjection = bson.D{{Key: "args", Value: 0}, {Key: "result", Value: 0}, {Key: "logs", Value: 0}}
 
 // DeleteJob removes a job; its ledger entry, if any, stays.
 func (s *Store) DeleteJob(ctx context.Context, id string) error {

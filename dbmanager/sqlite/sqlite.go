@@ -131,6 +131,7 @@ DROP INDEX IF EXISTS jobs_owner;
 CREATE INDEX IF NOT EXISTS jobs_version ON jobs(owner, function, version);
 CREATE INDEX IF NOT EXISTS jobs_history ON jobs(owner, created, id);
 CREATE INDEX IF NOT EXISTS jobs_pending ON jobs(created, id) WHERE state IN ('queued', 'running');
+CREATE INDEX IF NOT EXISTS jobs_failed ON jobs(created, id) WHERE state = 'failed';
 CREATE TRIGGER IF NOT EXISTS jobs_bill AFTER UPDATE OF billed ON jobs WHEN NEW.billed <> OLD.billed
 BEGIN
 	UPDATE users SET billed = billed + NEW.billed - OLD.billed WHERE name = NEW.owner;
@@ -741,6 +742,18 @@ func (s *Store) Jobs(ctx context.Context, owner string, page faas.JobPage) ([]fa
 	rows, err := s.stmts.jobs.QueryContext(ctx, owner, before, page.BeforeID, page.Function, string(page.State), limit)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs of %s: %w", owner, err)
+	}
+	return collect(rows, scanJob)
+}
+
+// FailedJobs lists the newest failed jobs of every user.
+func (s *Store) FailedJobs(ctx context.Context, limit int) ([]faas.Job, error) {
+	if err := lifecycle.FailedLimit(limit); err != nil {
+		return nil, err
+	}
+	rows, err := s.stmts.failedJobs.QueryContext(ctx, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list failed jobs: %w", err)
 	}
 	return collect(rows, scanJob)
 }

@@ -18,7 +18,7 @@ type statements struct {
 
 	// On the readers.
 	user, userByToken, billedTime, readFunction, functions, readJob, pendingJobs *sql.Stmt
-	purgeable, usage, userCount, readVersion, jobs                               *sql.Stmt
+	purgeable, usage, userCount, readVersion, jobs, failedJobs                   *sql.Stmt
 }
 
 const functionColumns = `owner, name, source, version, timeout, memory_mb, updated, settings, created`
@@ -51,6 +51,14 @@ const jobPage = `SELECT id, owner, function, version, NULL, state, attempt, work
 	FROM jobs WHERE owner = ?1 AND (created, id) < (?2, ?3)
 		AND (?4 = '' OR function = ?4) AND (?5 = '' OR state = ?5)
 	ORDER BY created DESC, id DESC LIMIT ?6`
+
+// failedJobs lists the newest ?1 failed jobs of every user. The partial
+// index jobs_failed holds only failed jobs in (created, id) order, so the
+// query walks it backwards and reads just the rows it returns, however
+// many jobs succeed; TestFailedJobsUsesIndex checks the plan.
+const failedJobs = `SELECT id, owner, function, version, NULL, state, attempt, worker, created, started,
+		finished, NULL, error, duration, billed, '', lost, trace
+	FROM jobs WHERE state = 'failed' ORDER BY created DESC, id DESC LIMIT ?1`
 
 // usage sums what user ?1 keeps; no row if there is no such user. The
 // length of a BLOB and octet_length of a TEXT come from the record header,
@@ -121,6 +129,7 @@ func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error
 		{&st.readFunction, reader, `SELECT ` + functionColumns + ` FROM functions WHERE owner = ? AND name = ?`},
 		{&st.functions, reader, functionPage},
 		{&st.jobs, reader, jobPage},
+		{&st.failedJobs, reader, failedJobs},
 		{&st.readJob, reader, `SELECT ` + jobColumns + ` FROM jobs WHERE id = ?`},
 		{&st.purgeable, reader, purgeable},
 		{&st.readVersion, reader, `SELECT ` + functionColumns + ` FROM versions WHERE owner = ? AND name = ? AND version = ?`},

@@ -32,6 +32,19 @@ func TestJobPageUsesIndex(t *testing.T) {
 	}
 }
 
+// TestFailedJobsUsesIndex keeps the operator's list of failures a walk of
+// the partial index jobs_failed: without it, the list would read every job
+// of every user.
+func TestFailedJobsUsesIndex(t *testing.T) {
+	t.Parallel()
+	s, ctx := openTemp(t)
+	plan := queryPlan(t, ctx, s, failedJobs, 20)
+	require.Contains(t, plan, "SCAN jobs USING INDEX jobs_failed")
+	for _, step := range plan {
+		require.NotContains(t, step, "TEMP B-TREE", "the list must not sort the failed jobs")
+	}
+}
+
 // olderDatabase makes a database with user ada, her function add and a
 // queued job j1 of it, turns it into one an earlier release wrote by
 // running past, and opens it again, closed at the end of the test.

@@ -5,6 +5,7 @@
 package storetest
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -33,6 +34,9 @@ func Run(t *testing.T, open func(t *testing.T) faas.Store) {
 	t.Run("Concurrent", func(t *testing.T) { runConcurrent(t, open) })
 	t.Run("PurgeJobs", func(t *testing.T) { testPurgeJobs(t, open(t)) })
 	t.Run("UserCount", func(t *testing.T) { testUserCount(t, open(t)) })
+	// FailedJobs spans every user, so it too runs alone: then the newest
+	// failed jobs in the store are its own.
+	t.Run("FailedJobs", func(t *testing.T) { testFailedJobs(t, open(t)) })
 }
 
 func runConcurrent(t *testing.T, open func(t *testing.T) faas.Store) {
@@ -923,6 +927,38 @@ func testUserCount(t *testing.T, s faas.Store) {
 	n, err = s.UserCount(ctx)
 	require.NoError(t, err)
 	require.Equal(t, before+1, n)
+}
+
+// testFailedJobs checks that the failed jobs of every user, and only
+// those, are listed newest first up to the limit, without their bulk.
+func testFailedJobs(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	var failed []faas.Job
+	for i := range 3 {
+		fx := newFixture(t, ctx, s)
+		ok := fx.running(t, ctx, s)
+		_, err := s.CompleteJob(ctx, completion(ok, time.Millisecond))
+		require.NoError(t, err)
+		j := fx.running(t, ctx, s)
+		c := faas.Completion{JobID: j.ID, Attempt: 1, Error: faas.Errorf(faas.FunctionError, "failure %d", i), Duration: time.Millisecond, Logs: "log line\n"}
+		done, err := s.CompleteJob(ctx, c)
+		require.NoError(t, err)
+		done.Args, done.Logs = nil, ""
+		failed = append(failed, done)
+	}
+	// Newest first: by creation time, then ID, as the listing orders ties.
+	slices.SortFunc(failed, func(a, b faas.Job) int {
+		return cmp.Or(b.Created.Compare(a.Created), cmp.Compare(b.ID, a.ID))
+	})
+	for _, limit := range []int{1, 3} {
+		got, err := s.FailedJobs(ctx, limit)
+		require.NoError(t, err)
+		require.Equal(t, failed[:limit], got, "limit %d", limit)
+	}
+	for _, limit := range []int{0, -1} {
+		_, err := s.FailedJobs(ctx, limit)
+		requireCode(t, err, faas.Invalid)
+	}
 }
 
 // testFunctionVersions checks that a job's version, limits included,

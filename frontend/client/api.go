@@ -292,6 +292,18 @@ func (c *Client) Stats(ctx context.Context) (frontend.Stats, error) {
 	return st, err
 }
 
+// Failures lists the newest failed jobs of every user, at most limit of
+// them (0: the server's default); the client must hold the operator's token.
+func (c *Client) Failures(ctx context.Context, limit int) (frontend.FailureList, error) {
+	q := url.Values{}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var list frontend.FailureList
+	_, err := c.call(ctx, Request{Method: http.MethodGet, Path: "/admin/failures" + query(q)}, &list)
+	return list, err
+}
+
 // Healthz checks that the frontend serves HTTP.
 func (c *Client) Healthz(ctx context.Context) error {
 	_, err := c.call(ctx, Request{Method: http.MethodGet, Path: "/healthz", NoAuth: true}, nil)

@@ -58,6 +58,7 @@ var calls = map[string][]Role{
 	dbproxy.MethodCreateJob:      {JQManager},
 	dbproxy.MethodJob:            {Frontend},
 	dbproxy.MethodJobs:           {Frontend},
+	dbproxy.MethodFailedJobs:     {Frontend},
 	dbproxy.MethodDeleteJob:      {Frontend},
 	dbproxy.MethodStartJob:       {JQManager},
 	dbproxy.MethodRequeueJob:     {JQManager},

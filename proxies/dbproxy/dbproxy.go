@@ -30,6 +30,7 @@ const (
 	MethodCreateJob      = "db.CreateJob"
 	MethodJob            = "db.Job"
 	MethodJobs           = "db.Jobs"
+	MethodFailedJobs     = "db.FailedJobs"
 	MethodDeleteJob      = "db.DeleteJob"
 	MethodStartJob       = "db.StartJob"
 	MethodRequeueJob     = "db.RequeueJob"
@@ -238,6 +239,11 @@ func (c *Client) CompleteJob(ctx context.Context, cm faas.Completion) (faas.Job,
 	return call[faas.Job](ctx, c, MethodCompleteJob, cm)
 }
 
+// FailedJobs implements faas.Store.
+func (c *Client) FailedJobs(ctx context.Context, limit int) ([]faas.Job, error) {
+	return call[[]faas.Job](ctx, c, MethodFailedJobs, limit)
+}
+
 // PendingJobs implements faas.Store.
 func (c *Client) PendingJobs(ctx context.Context) ([]faas.Job, error) {
 	return call[[]faas.Job](ctx, c, MethodPendingJobs, Empty{})
@@ -320,6 +326,9 @@ func NewMux(s faas.Store) *wire.Mux {
 	})
 	wire.Handle(m, MethodCompleteJob, func(ctx context.Context, c faas.Completion) (faas.Job, error) {
 		return s.CompleteJob(ctx, c)
+	})
+	wire.Handle(m, MethodFailedJobs, func(ctx context.Context, limit int) ([]faas.Job, error) {
+		return s.FailedJobs(ctx, limit)
 	})
 	wire.Handle(m, MethodPendingJobs, func(ctx context.Context, _ Empty) ([]faas.Job, error) {
 		return s.PendingJobs(ctx)

@@ -285,6 +285,11 @@ type Store interface {
 	// and a user without jobs both answer an empty list. A page costs the
 	// jobs it walks, not all of the user's jobs.
 	Jobs(ctx context.Context, owner string, page JobPage) ([]Job, error)
+	// FailedJobs lists the newest failed jobs of every user, newest
+	// created first, at most limit of them (which must be positive),
+	// without arguments, results and logs: the operator's view of what
+	// went wrong. Its cost is the jobs it returns, not the whole store.
+	FailedJobs(ctx context.Context, limit int) ([]Job, error)
 	DeleteJob(ctx context.Context, id string) error
 	// StartJob leases a queued job to worker as the given attempt, which must
 	// be one more than the job's current attempt (or equal to it, when the

@@ -127,6 +127,15 @@ func JobPage(p faas.JobPage) error {
 	return nil
 }
 
+// FailedLimit validates FailedJobs' limit: a positive one, since the
+// listing spans every user and must stay bounded.
+func FailedLimit(limit int) error {
+	if limit <= 0 {
+		return faas.Errorf(faas.Invalid, "failed jobs limit is %d, want > 0", limit)
+	}
+	return nil
+}
+
 // NextVersion is the version of a function stored at now whose previous
 // version was prev (0 if there was none): max(prev+1, now in Unix
 // microseconds). It grows on every replacement, and a function deleted and
