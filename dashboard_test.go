@@ -241,7 +241,8 @@ func TestDashboard(t *testing.T) {
 	), "usage")
 
 	// The operator's view: a wrong token is refused out loud, the right
-	// one shows the queue and, after two samples, the charts.
+	// one shows the queue, after two samples the charts, and the failed
+	// job of boom among the recent failures, with its owner and error.
 	require.NoError(t, chromedp.Run(ctx,
 		chromedp.Click(`#nav a[href="#ops"]`),
 		chromedp.SendKeys("#ops-token", "not-the-operator-token"+kb.Enter),
@@ -252,6 +253,10 @@ func TestDashboard(t *testing.T) {
 		waitText("#ops-workers", "1"),
 		chromedp.WaitVisible("#ops-rate path.line"),
 		chromedp.WaitVisible("#ops-latency path.line"),
+		waitText("#ops-failures tbody", "kaboom"),
+		waitText("#ops-failures tbody", "function_error"),
+		waitText("#ops-failures tbody", user),
+		waitText("#ops-failures tbody", "boom"),
 		shot(dir, "9-operator"),
 	), "operator")
 

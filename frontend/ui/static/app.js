@@ -591,6 +591,17 @@ async function pollStats() {
   samples = samples.slice(-SAMPLES);
   lineChart($('#ops-rate'), samples.map((s) => [s.t, s.rate]));
   lineChart($('#ops-latency'), samples.map((s) => [s.t, s.latency]));
+  await pollFailures();
+}
+
+// pollFailures lists the newest failed jobs of every user, which only the
+// operator may see; pollStats has checked the token just before.
+async function pollFailures() {
+  const { res } = await api('GET', '/admin/failures?limit=20', { token: session.admin });
+  $('#ops-failures-empty').hidden = res.failures.length > 0;
+  $('#ops-failures tbody').replaceChildren(...res.failures.map((f) => el('tr', { 'data-job': f.id },
+    el('td', {}, el('code', { title: f.id }, f.id.slice(0, 8))), el('td', {}, f.owner), el('td', {}, f.function),
+    el('td', {}, fmtTime(f.finished)), el('td', { class: 'error-cell' }, el('code', {}, f.error_code), ' ', f.error_message))));
 }
 
 $('#ops-form').addEventListener('submit', (ev) => {
