@@ -73,7 +73,7 @@ type Config struct {
 	// registers users when registration is closed. Empty: no operator
 	// access. LoadConfig reads it from AdminTokenFile when that is set
 	// instead, as Compose and Kubernetes secrets hand it over.
-	AdminToken     string `envconfig:"FAAS_ADMIN_TOKEN" desc:"operator's bearer token for /stats and closed registration"`
+	AdminToken     string `envconfig:"FAAS_ADMIN_TOKEN" desc:"operator's bearer token for /stats, /admin/failures and closed registration"`
 	AdminTokenFile string `envconfig:"FAAS_ADMIN_TOKEN_FILE" desc:"file holding FAAS_ADMIN_TOKEN"`
 	// MaxRegistrationsPerAddrHour is how many registrations one client
 	// address may attempt per hour (a bucket of that many, refilled over
