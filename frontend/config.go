@@ -70,9 +70,10 @@ type Config struct {
 	// request bearing AdminToken may).
 	Registration string `envconfig:"FAAS_REGISTRATION" default:"open" desc:"open, or closed (only the operator's token registers)"`
 	// AdminToken is the operator's bearer token: it reads /stats and
-	// registers users when registration is closed. Empty: no operator
-	// access. LoadConfig reads it from AdminTokenFile when that is set
-	// instead, as Compose and Kubernetes secrets hand it over.
+	// /admin/failures and registers users when registration is closed.
+	// Empty: no operator access. LoadConfig reads it from AdminTokenFile
+	// when that is set instead, as Compose and Kubernetes secrets hand it
+	// over.
 	AdminToken     string `envconfig:"FAAS_ADMIN_TOKEN" desc:"operator's bearer token for /stats, /admin/failures and closed registration"`
 	AdminTokenFile string `envconfig:"FAAS_ADMIN_TOKEN_FILE" desc:"file holding FAAS_ADMIN_TOKEN"`
 	// MaxRegistrationsPerAddrHour is how many registrations one client
