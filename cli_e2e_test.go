@@ -184,11 +184,11 @@ func TestCLIReferenceFlow(t *testing.T) {
 		Stream, Line string
 	}
 	require.NoError(t, json.Unmarshal([]byte(alice.ok("job", "logs", talkID, "-o", "json")), &lines))
-	// A finished job's stored output keeps the text only, so the streams
-	// are not checked here (the live follow above carries them).
+	// A finished job's stored output keeps each line's stream.
 	require.Len(t, lines, 2)
 	require.Equal(t, 1, lines[1].Offset)
 	require.Equal(t, "two", lines[1].Line)
+	require.Equal(t, []string{"log", "warn"}, []string{lines[0].Stream, lines[1].Stream})
 	boomID := strings.TrimSpace(alice.ok("run", "--async", "boom"))
 	alice.fails(1, "error: function_error: ", "job", "logs", "-f", boomID)
 	bob0 := newCLIUser(t)

@@ -176,11 +176,11 @@ func TestLiveLogsAcrossProcesses(t *testing.T) {
 
 	// The client reads the same stream of the finished job, resuming
 	// after a line as faas job logs -f does when a stream breaks. A
-	// finished job's output is the Store's text, whose lines all read as
-	// stream log.
+	// finished job's output comes from the Store, which the worker's
+	// completion gave each line's stream.
 	for from, want := range map[int][]faas.LogLine{
-		-1: {{Offset: 0, Stream: "log", Line: "first"}, {Offset: 1, Stream: "log", Line: "second"}},
-		0:  {{Offset: 1, Stream: "log", Line: "second"}},
+		-1: {{Offset: 0, Stream: "log", Line: "first"}, {Offset: 1, Stream: "warn", Line: "second"}},
+		0:  {{Offset: 1, Stream: "warn", Line: "second"}},
 	} {
 		var lines []faas.LogLine
 		state, err := a.FollowLogs(ctx, id, from, func(l faas.LogLine) error {

@@ -100,7 +100,7 @@ func (s *Server) logsSoFar(ctx context.Context, job faas.Job, from int) (faas.Jo
 }
 
 // storedLines cuts the output the Store holds into lines from line from
-// on. The Store keeps the text only: every line reads as stream log.
+// on, each with the stream the job's stream record gives it.
 func storedLines(job faas.Job, from int) []faas.LogLine {
 	lines := []faas.LogLine{}
 	if job.Logs == "" {
@@ -108,7 +108,7 @@ func storedLines(job faas.Job, from int) []faas.LogLine {
 	}
 	for i, l := range strings.Split(strings.TrimSuffix(job.Logs, "\n"), "\n") {
 		if i >= from {
-			lines = append(lines, faas.LogLine{Offset: i, Stream: faas.StreamLog, Line: l})
+			lines = append(lines, faas.LogLine{Offset: i, Stream: faas.LineStream(job.Streams, i), Line: l})
 		}
 	}
 	return lines
@@ -175,8 +175,7 @@ func (s *Server) followLogs(c *gin.Context, job faas.Job, from int) {
 		case <-f.Missed:
 		case <-f.Done:
 			// The job's last lines were published before its end: send
-			// them as published, with their streams, before the Store's
-			// copy, which has the text only.
+			// them as published, without asking the Store for them.
 			for drained := false; !drained; {
 				select {
 				case lines := <-f.Lines:

@@ -133,8 +133,8 @@ func TestLiveLogs(t *testing.T) {
 			h     http.Header
 			want  []sseEvent
 		}{
-			{"Last-Event-ID", "", http.Header{"Last-Event-ID": {"0"}}, []sseEvent{{"1", "log", "second"}, {"2", "log", "third"}}},
-			{"from", "&from=1", nil, []sseEvent{{"2", "log", "third"}}},
+			{"Last-Event-ID", "", http.Header{"Last-Event-ID": {"0"}}, []sseEvent{{"1", "warn", "second"}, {"2", "error", "third"}}},
+			{"from", "&from=1", nil, []sseEvent{{"2", "error", "third"}}},
 			{"past the end", "&from=7", nil, nil},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
@@ -152,7 +152,7 @@ func TestLiveLogs(t *testing.T) {
 		t.Parallel()
 		var lines []faas.LogLine
 		require.NoError(t, json.Unmarshal(p.expect(t, http.StatusOK, "GET", "/j/"+id+"/logs?format=lines&from=0", token, nil).Res, &lines))
-		require.Equal(t, []faas.LogLine{{Offset: 1, Stream: "log", Line: "second"}, {Offset: 2, Stream: "log", Line: "third"}}, lines)
+		require.Equal(t, []faas.LogLine{{Offset: 1, Stream: "warn", Line: "second"}, {Offset: 2, Stream: "error", Line: "third"}}, lines)
 		require.Equal(t, "first\nsecond\nthird\n", p.expect(t, http.StatusOK, "GET", "/j/"+id+"/logs?from=0", token, nil).str(t), "the text is the whole output")
 	})
 	t.Run("bad input", func(t *testing.T) {
@@ -177,6 +177,41 @@ func TestLiveLogs(t *testing.T) {
 		require.Equal(t, sseEvent{"", "end", `{"state":"failed"}`}, next(t, events))
 		ended(t, events)
 	})
+}
+
+// TestFinishedLogsKeepStreams: once a job has ended its lines come from
+// the Store, which keeps each line's stream, so a read and a follower
+// that come late see the streams the live stream showed. A message with
+// a newline is two lines of the stored text, both on its stream.
+func TestFinishedLogsKeepStreams(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	user, token := p.newUser(t, "streams")
+	p.upload(t, user, token, "speak", `function speak(){ console.log("a"); console.info("b"); console.warn("c\nd"); console.error("e"); console.debug("f"); return 1 }`)
+	id := p.submit(t, user, token, "speak", "")
+	p.awaitJob(t, token, id)
+	want := []faas.LogLine{
+		{Offset: 0, Stream: "log", Line: "a"}, {Offset: 1, Stream: "info", Line: "b"}, {Offset: 2, Stream: "warn", Line: "c"},
+		{Offset: 3, Stream: "warn", Line: "d"}, {Offset: 4, Stream: "error", Line: "e"}, {Offset: 5, Stream: "log", Line: "f"},
+	}
+	var lines []faas.LogLine
+	require.NoError(t, json.Unmarshal(p.expect(t, http.StatusOK, "GET", "/j/"+id+"/logs?format=lines", token, nil).Res, &lines))
+	require.Equal(t, want, lines)
+	for _, tc := range []struct {
+		name  string
+		query string
+		from  int
+	}{{"whole", "", 0}, {"from", "&from=2", 3}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			events := p.follow(t, token, id, tc.query, nil)
+			for _, l := range want[tc.from:] {
+				require.Equal(t, sseEvent{fmt.Sprint(l.Offset), l.Stream, l.Line}, next(t, events))
+			}
+			require.Equal(t, sseEvent{"", "end", `{"state":"succeeded"}`}, next(t, events))
+			ended(t, events)
+		})
+	}
 }
 
 // TestFollowersAreCapped: a follower counts as a wait against

@@ -16,7 +16,9 @@ import (
 // in its next call. The Store gets the whole output with the completion
 // whatever becomes of these calls, so a failed one is only logged; but
 // the run's last lines are shipped before the completion, so that the
-// queue publishes them, with their streams, before the job's end.
+// queue publishes them, with their streams, before the job's end. It
+// also keeps the lines' stream record, which the completion carries so
+// that the Store keeps each line's stream after the job ends.
 type liveLogs struct {
 	w     *Worker
 	lease faas.Lease
@@ -26,6 +28,7 @@ type liveLogs struct {
 
 	mu      sync.Mutex
 	pending []faas.LogLine
+	streams []byte
 	sending bool
 	sent    sync.WaitGroup
 }
@@ -41,6 +44,7 @@ func (l *liveLogs) add(lines []faas.LogLine) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.pending = append(l.pending, lines...)
+	l.streams = faas.AppendStreams(l.streams, lines)
 	if !l.sending {
 		l.sending = true
 		l.sent.Add(1)
@@ -67,6 +71,13 @@ func (l *liveLogs) send() {
 			l.log.Debug("live logs not shipped", "err", err, "lines", len(batch))
 		}
 	}
+}
+
+// record is the stream record of the lines added so far.
+func (l *liveLogs) record() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return faas.TrimStreams(l.streams)
 }
 
 // close waits, once the run is over, for its lines to be shipped, but

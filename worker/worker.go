@@ -378,6 +378,7 @@ func (w *Worker) handle(stop context.Context, j faas.Job) {
 			return
 		}
 		c = outcome(c, res, fn.timeout, log)
+		c.Streams = live.record()
 	case faas.ErrorCode(err) == faas.FunctionDeleted || faas.ErrorCode(err) == faas.Invalid || faas.ErrorCode(err) == faas.TooLarge:
 		c.Error = faas.AsError(err)
 	case errors.Is(context.Cause(ctx), errLeaseLost):
@@ -545,7 +546,7 @@ func (w *Worker) finish(ctx context.Context, c faas.Completion, log *slog.Logger
 				w.jobs.recorded(job)
 			}
 			// Waiters need the outcome, not the arguments or the logs.
-			job.Args, job.Logs = nil, ""
+			job.Args, job.Logs, job.Streams = nil, "", ""
 			w.done(ctx, job, log)
 			return
 		}

@@ -621,7 +621,7 @@ func (s *Store) FailedJobs(ctx context.Context, limit int) ([]faas.Job, error) {
 }
 
 // listProjection leaves out what a listing of jobs does not show.
-var listProjection = bson.D{{Key: "args", Value: 0}, {Key: "result", Value: 0}, {Key: "logs", Value: 0}}
+var listProjection = bson.D{{Key: "args", Value: 0}, {Key: "result", Value: 0}, {Key: "logs", Value: 0}, {Key: "streams", Value: 0}}
 
 // DeleteJob removes a job; its ledger entry, if any, stays.
 func (s *Store) DeleteJob(ctx context.Context, id string) error {
@@ -712,6 +712,7 @@ func (s *Store) CompleteJob(ctx context.Context, c faas.Completion) (faas.Job, e
 			{Key: "duration", Value: d.Duration},
 			{Key: "billed", Value: d.Billed},
 			{Key: "logs", Value: d.Logs},
+			{Key: "streams", Value: d.Streams},
 			{Key: "bytes", Value: d.Bytes},
 			{Key: "billing_pending", Value: true},
 		}); err != nil {

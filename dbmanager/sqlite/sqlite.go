@@ -125,7 +125,8 @@ CREATE TABLE IF NOT EXISTS jobs (
 	billed   INTEGER NOT NULL,
 	logs     TEXT NOT NULL,
 	lost     TEXT,
-	trace    TEXT NOT NULL DEFAULT ''
+	trace    TEXT NOT NULL DEFAULT '',
+	streams  TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
 DROP INDEX IF EXISTS jobs_owner;
 CREATE INDEX IF NOT EXISTS jobs_version ON jobs(owner, function, version);
@@ -211,6 +212,10 @@ var migrations = []func(ctx context.Context, tx *sql.Tx) error{
 	// Jobs had no trace context.
 	func(ctx context.Context, tx *sql.Tx) error {
 		return addColumn(ctx, tx, "jobs", "trace", "TEXT NOT NULL DEFAULT ''")
+	},
+	// Finished jobs kept their output's text but not its lines' streams.
+	func(ctx context.Context, tx *sql.Tx) error {
+		return addColumn(ctx, tx, "jobs", "streams", "TEXT NOT NULL DEFAULT ''")
 	},
 }
 
@@ -711,7 +716,7 @@ func (s *Store) CompleteJob(ctx context.Context, c faas.Completion) (faas.Job, e
 		result = c.Result
 	}
 	return s.transition(ctx, c.JobID, s.stmts.completeJob,
-		[]any{string(state), lifecycle.Micros(lifecycle.Now()), result, jobErr, int64(c.Duration), int64(c.Duration), c.Logs, c.JobID, c.Attempt},
+		[]any{string(state), lifecycle.Micros(lifecycle.Now()), result, jobErr, int64(c.Duration), int64(c.Duration), c.Logs, c.JobID, c.Attempt, c.Streams},
 		func(_ *sql.Tx, j faas.Job) (faas.Job, error) { return lifecycle.CompleteRefused(j, c.Attempt) })
 }
 
@@ -820,7 +825,7 @@ func (s *Store) purgeFinished(ctx context.Context, before time.Time) (int, error
 
 // jobColumns is the column order scanJob reads.
 const jobColumns = `id, owner, function, version, args, state, attempt, worker, created, started,
-	finished, result, error, duration, billed, logs, lost, trace`
+	finished, result, error, duration, billed, logs, lost, trace, streams`
 
 func scanJob(row scanner) (faas.Job, error) {
 	var j faas.Job
@@ -829,7 +834,7 @@ func scanJob(row scanner) (faas.Job, error) {
 	var created, started, finished, duration, billed int64
 	var jobErr, lost sql.NullString
 	err := row.Scan(&j.ID, &j.Owner, &j.Function, &j.Version, &args, &state, &j.Attempt, &j.Worker,
-		&created, &started, &finished, &result, &jobErr, &duration, &billed, &j.Logs, &lost, &j.Trace)
+		&created, &started, &finished, &result, &jobErr, &duration, &billed, &j.Logs, &lost, &j.Trace, &j.Streams)
 	if err != nil {
 		return faas.Job{}, err
 	}

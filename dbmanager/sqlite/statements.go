@@ -47,7 +47,7 @@ const functionPage = `SELECT owner, name, CASE WHEN ?3 THEN '' ELSE source END, 
 // returns, which TestJobPageUsesIndex checks; a filter skips the rows it
 // rejects on the way. Arguments, results and logs are left unread.
 const jobPage = `SELECT id, owner, function, version, NULL, state, attempt, worker, created, started,
-		finished, NULL, error, duration, billed, '', lost, trace
+		finished, NULL, error, duration, billed, '', lost, trace, ''
 	FROM jobs WHERE owner = ?1 AND (created, id) < (?2, ?3)
 		AND (?4 = '' OR function = ?4) AND (?5 = '' OR state = ?5)
 	ORDER BY created DESC, id DESC LIMIT ?6`
@@ -115,7 +115,7 @@ func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error
 			WHERE id = ?2 AND state = 'running' AND attempt = ?3
 			RETURNING ` + jobColumns},
 		{&st.completeJob, writer, `UPDATE jobs SET state = ?1, finished = ?2, result = ?3, error = ?4,
-				duration = ?5, billed = ?6, logs = ?7
+				duration = ?5, billed = ?6, logs = ?7, streams = ?10
 			WHERE id = ?8 AND state = 'running' AND attempt = ?9
 			RETURNING ` + jobColumns},
 		{&st.purgeJobs, writer, purgeJobs},

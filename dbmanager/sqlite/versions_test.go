@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -107,4 +108,20 @@ func TestCreatedOfOlderDatabase(t *testing.T) {
 	kept, err := s.FunctionVersion(ctx, "ada", "add", v2.Version)
 	require.NoError(t, err)
 	require.Equal(t, v2, kept, "the triggers created anew copy the creation time")
+}
+
+// TestStreamsOfOlderDatabase opens a database written before jobs kept
+// their lines' streams: its jobs read with none, and a job finished now
+// keeps them.
+func TestStreamsOfOlderDatabase(t *testing.T) {
+	t.Parallel()
+	ctx, s, _ := olderDatabase(t, `ALTER TABLE jobs DROP COLUMN streams; PRAGMA user_version = 4`)
+	j, err := s.Job(ctx, "j1")
+	require.NoError(t, err)
+	require.Empty(t, j.Streams)
+	_, err = s.StartJob(ctx, "j1", 1, "w1")
+	require.NoError(t, err)
+	done, err := s.CompleteJob(ctx, faas.Completion{JobID: "j1", Attempt: 1, Result: json.RawMessage("1"), Logs: "a\nb\n", Streams: "lw"})
+	require.NoError(t, err)
+	require.Equal(t, "lw", done.Streams)
 }

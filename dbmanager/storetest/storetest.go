@@ -145,8 +145,10 @@ func (fx fixture) running(t *testing.T, ctx context.Context, s faas.Store) faas.
 	return j
 }
 
+// completion reports attempt j.Attempt of j a success that printed one
+// line with console.error, whose stream the Store must keep.
 func completion(j faas.Job, d time.Duration) faas.Completion {
-	return faas.Completion{JobID: j.ID, Attempt: j.Attempt, Result: json.RawMessage(`9`), Duration: d, Logs: "log line\n"}
+	return faas.Completion{JobID: j.ID, Attempt: j.Attempt, Result: json.RawMessage(`9`), Duration: d, Logs: "log line\n", Streams: "e"}
 }
 
 func testPing(t *testing.T, s faas.Store) {
@@ -558,10 +560,12 @@ func testCompleteJob(t *testing.T, s faas.Store) {
 	require.Equal(t, d, done.Duration)
 	require.Equal(t, d, done.Billed)
 	require.Equal(t, "log line\n", done.Logs)
+	require.Equal(t, "e", done.Streams)
 	requireStoredTime(t, done.Finished)
 	require.False(t, done.Finished.Before(done.Started))
 	want := j
 	want.State, want.Result, want.Duration, want.Billed, want.Logs, want.Finished = faas.Succeeded, done.Result, d, d, "log line\n", done.Finished
+	want.Streams = "e"
 	require.Equal(t, want, done)
 
 	got, err := s.Job(ctx, j.ID)
@@ -1227,7 +1231,7 @@ func testJobPages(t *testing.T, s faas.Store) {
 	require.Empty(t, listed[0].Args)
 	require.Empty(t, listed[0].Result)
 	require.Empty(t, listed[0].Logs)
-	stored.Args, stored.Result, stored.Logs = listed[0].Args, nil, ""
+	stored.Args, stored.Result, stored.Logs, stored.Streams = listed[0].Args, nil, "", ""
 	require.Equal(t, stored, listed[0])
 
 	// Another user sees none of them, nor does a user who does not exist.

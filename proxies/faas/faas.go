@@ -7,6 +7,7 @@ package faas
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -87,6 +88,9 @@ type Job struct {
 	Duration time.Duration `json:"duration"`
 	Billed   time.Duration `json:"billed"`
 	Logs     string        `json:"logs,omitempty"`
+	// Streams records the console stream of each line of Logs (see
+	// LineStreams); empty when every line is console.log's.
+	Streams string `json:"streams,omitempty"`
 	// Lost says, oldest first, why each earlier attempt lost its lease.
 	Lost []*Error `json:"lost,omitempty"`
 	// Trace is the W3C traceparent of the span that queued the job, kept
@@ -105,6 +109,8 @@ type Completion struct {
 	Error    *Error          `json:"error,omitempty"`
 	Duration time.Duration   `json:"duration"`
 	Logs     string          `json:"logs,omitempty"`
+	// Streams is the stream record of Logs, as in Job.
+	Streams string `json:"streams,omitempty"`
 }
 
 // LogLine is one line a job printed on the console, without its newline.
@@ -124,6 +130,53 @@ const (
 	StreamWarn  = "warn"
 	StreamError = "error"
 )
+
+// streamLetters are the letters of a stream record (AppendStreams), in
+// the order of the streams; a line past a record's end is StreamLog's.
+var streamLetters = [...]struct {
+	letter byte
+	stream string
+}{{'l', StreamLog}, {'i', StreamInfo}, {'w', StreamWarn}, {'e', StreamError}}
+
+// AppendStreams appends to record one letter per line of the output that
+// lines print, in order: a LogLine whose text holds newlines is several
+// lines once the output is stored as text. The record keeps the streams
+// of a finished job's lines at one byte a line; a job that only used
+// console.log needs none, so TrimStreams drops the trailing 'l's.
+func AppendStreams(record []byte, lines []LogLine) []byte {
+	for _, l := range lines {
+		letter := streamLetters[0].letter
+		for _, s := range streamLetters {
+			if s.stream == l.Stream {
+				letter = s.letter
+			}
+		}
+		for range strings.Count(l.Line, "\n") + 1 {
+			record = append(record, letter)
+		}
+	}
+	return record
+}
+
+// TrimStreams is the record to store: without its trailing 'l's, which
+// a reader assumes, so that an ordinary job stores an empty one.
+func TrimStreams(record []byte) string {
+	return strings.TrimRight(string(record), string(streamLetters[0].letter))
+}
+
+// LineStream is the stream of line i (0-based) of an output whose stream
+// record is record: StreamLog past its end (the lines of console.log, and
+// the marker of truncated output) or for a letter it does not know.
+func LineStream(record string, i int) string {
+	if i < len(record) {
+		for _, s := range streamLetters {
+			if s.letter == record[i] {
+				return s.stream
+			}
+		}
+	}
+	return StreamLog
+}
 
 // Lease names one attempt of a job held by a worker.
 type Lease struct {

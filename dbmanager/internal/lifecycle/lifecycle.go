@@ -335,7 +335,7 @@ func Completed(j faas.Job, c faas.Completion, state faas.JobState, now time.Time
 	if len(j.Result) == 0 || c.Error != nil {
 		j.Result = nil
 	}
-	j.Duration, j.Billed, j.Logs = c.Duration, c.Duration, c.Logs
+	j.Duration, j.Billed, j.Logs, j.Streams = c.Duration, c.Duration, c.Logs, c.Streams
 	return j
 }
 
