@@ -57,7 +57,7 @@ const jobPage = `SELECT id, owner, function, version, NULL, state, attempt, work
 // query walks it backwards and reads just the rows it returns, however
 // many jobs succeed; TestFailedJobsUsesIndex checks the plan.
 const failedJobs = `SELECT id, owner, function, version, NULL, state, attempt, worker, created, started,
-		finished, NULL, error, duration, billed, '', lost, trace
+		finished, NULL, error, duration, billed, '', lost, trace, ''
 	FROM jobs WHERE state = 'failed' ORDER BY created DESC, id DESC LIMIT ?1`
 
 // usage sums what user ?1 keeps; no row if there is no such user. The
