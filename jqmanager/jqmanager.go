@@ -234,7 +234,7 @@ func (m *Manager) restore(jobs []faas.Job) {
 		case faas.Running:
 			e.state = stateRunning
 			e.leased, e.renewed = now, now
-			m.queue.occupy(e.owner)
+			m.queue.occupy(e)
 			running++
 		}
 	}
@@ -293,7 +293,7 @@ func (m *Manager) finish(e *entry) {
 	}
 	delete(m.jobs, e.id)
 	m.unreserve(e.owner)
-	if e.state != stateQueued && m.queue.vacate(e.owner) {
+	if e.state != stateQueued && m.queue.vacate(e) {
 		m.wakeOne()
 	}
 	for _, ch := range e.waiters {
@@ -307,7 +307,7 @@ func (m *Manager) finish(e *entry) {
 // back the slot it held. Callers hold mu.
 func (m *Manager) enqueue(e *entry) {
 	if e.state != stateQueued {
-		m.queue.vacate(e.owner)
+		m.queue.vacate(e)
 	}
 	e.state = stateQueued
 	e.worker = ""

@@ -303,6 +303,52 @@ func TestRunningLimitPerUser(t *testing.T) {
 	require.False(t, ok, "a restarted queue leased past the running limit")
 }
 
+// TestFunctionConcurrencyLimit checks that a burst of a function limited
+// to 2 never has more than 2 jobs out, held and not counted as backlog,
+// while the owner's other function runs freely, and that the limit holds
+// across a restart of the queue.
+func TestFunctionConcurrencyLimit(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, config(), "ada")
+	_, _, err := r.store.PutFunction(r.ctx, faas.Function{Owner: "ada", Name: "limited", Source: "x => x", Concurrency: 2})
+	require.NoError(t, err)
+	for range 6 {
+		_, err := r.m.Submit(r.ctx, faas.Job{ID: uuid.NewString(), Owner: "ada", Function: "limited", Args: json.RawMessage("[1]")})
+		require.NoError(t, err)
+	}
+	for range 3 {
+		r.submit("ada")
+	}
+	out := map[string][]faas.Job{}
+	for {
+		j, ok := r.next("w", 50*time.Millisecond)
+		if !ok {
+			break
+		}
+		out[j.Function] = append(out[j.Function], j)
+	}
+	require.Len(t, out["limited"], 2, "the limited function ran more jobs at once than its limit")
+	require.Len(t, out["f"], 3, "the other function waited behind the limited one")
+	st, err := r.m.Stats(r.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 4, st.Queued)
+	require.Equal(t, 4, st.Held, "held jobs would make the scaler add workers")
+
+	// A finished job frees a slot of its function, and only one.
+	require.NoError(t, r.complete(out["limited"][0]))
+	j, ok := r.next("w", time.Second)
+	require.True(t, ok, "a job of the limited function finished but the next did not start")
+	require.Equal(t, "limited", j.Function)
+	_, ok = r.next("w", 50*time.Millisecond)
+	require.False(t, ok, "the limited function went past its limit")
+
+	// A restarted queue reads the limit from the stored jobs.
+	r.stop()
+	r.start(config())
+	_, ok = r.next("w", 50*time.Millisecond)
+	require.False(t, ok, "a restarted queue leased past the function's limit")
+}
+
 func TestExpiredLeaseIsRequeuedAndLateResultFenced(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, config(), "ann")

@@ -11,8 +11,11 @@ import (
 type entry struct {
 	id    string
 	owner string
-	// function is for the line logged when the queue itself fails the job.
+	// function names the job's function: the queue counts its running
+	// jobs against limit, the function's concurrency (0: no limit), and
+	// logs it when the queue itself fails the job.
 	function string
+	limit    int
 	attempt  int
 	// losses counts the attempts that lost their lease.
 	losses int
@@ -57,7 +60,10 @@ const (
 // popped and not yet back in the queue or gone (being leased, running or
 // being requeued), and skips a user who has maxRunning of them, so that no
 // user can hold every worker slot; their jobs wait, in order, for one of
-// theirs to finish.
+// theirs to finish. It counts the same per function too, and passes over a
+// job whose function has as many jobs out as its concurrency limit allows
+// for the owner's next job, so that a limited function waits without
+// delaying the owner's other functions or other users.
 type fairQueue struct {
 	users map[string][]*entry
 	// ring lists the users with queued jobs in serving order.
@@ -67,10 +73,22 @@ type fairQueue struct {
 	// meaning no cap.
 	running    map[string]int
 	maxRunning int
+	// functions counts the popped jobs of each function, by functionKey.
+	functions map[string]int
 }
 
 func newFairQueue(maxRunning int) *fairQueue {
-	return &fairQueue{users: make(map[string][]*entry), running: make(map[string]int), maxRunning: maxRunning}
+	return &fairQueue{users: make(map[string][]*entry), running: make(map[string]int), maxRunning: maxRunning,
+		functions: make(map[string]int)}
+}
+
+// functionKey names e's function across users.
+func functionKey(e *entry) string { return e.owner + "/" + e.function }
+
+// startable reports whether e's function may start another job now, given
+// taken more about to start in the same count.
+func (q *fairQueue) startable(e *entry, taken int) bool {
+	return e.limit == 0 || q.functions[functionKey(e)]+taken < e.limit
 }
 
 // atCap reports whether owner may not start another job now.
@@ -80,16 +98,24 @@ func (q *fairQueue) atCap(owner string) bool {
 
 // occupy counts a job of owner's that holds a worker slot without having
 // been popped: one found running when the queue is rebuilt.
-func (q *fairQueue) occupy(owner string) { q.running[owner]++ }
+func (q *fairQueue) occupy(e *entry) {
+	q.running[e.owner]++
+	q.functions[functionKey(e)]++
+}
 
 // vacate counts a popped job of owner's that left its slot: it finished,
 // was deleted, or is queued again. It reports whether the owner has jobs
 // waiting that may start now, for which an idle worker should be woken.
-func (q *fairQueue) vacate(owner string) bool {
-	if q.running[owner]--; q.running[owner] <= 0 {
-		delete(q.running, owner)
+func (q *fairQueue) vacate(e *entry) bool {
+	if q.running[e.owner]--; q.running[e.owner] <= 0 {
+		delete(q.running, e.owner)
 	}
-	return len(q.users[owner]) > 0
+	if k := functionKey(e); q.functions[k] <= 1 {
+		delete(q.functions, k)
+	} else {
+		q.functions[k]--
+	}
+	return len(q.users[e.owner]) > 0
 }
 
 func (q *fairQueue) push(e *entry) {
@@ -101,15 +127,24 @@ func (q *fairQueue) push(e *entry) {
 	q.len++
 }
 
-// held counts the queued jobs that cannot start before a job of their
-// owner's ends: beyond the slots the owner has left under the cap.
+// held counts the queued jobs that cannot start before a running job
+// ends: beyond the slots their function has left under its limit, or the
+// owner under the per-user cap.
 func (q *fairQueue) held() int {
-	if q.maxRunning == 0 {
-		return 0
-	}
 	n := 0
+	taken := make(map[string]int)
 	for owner, jobs := range q.users {
-		n += max(len(jobs)-max(q.maxRunning-q.running[owner], 0), 0)
+		free := 0
+		for _, e := range jobs {
+			if q.startable(e, taken[functionKey(e)]) {
+				taken[functionKey(e)]++
+				free++
+			}
+		}
+		if q.maxRunning > 0 {
+			free = min(free, max(q.maxRunning-q.running[owner], 0))
+		}
+		n += len(jobs) - free
 	}
 	return n
 }
@@ -117,7 +152,7 @@ func (q *fairQueue) held() int {
 // pushFront puts back a job that could not be leased, ahead of its owner's
 // other jobs, giving back the slot pop counted.
 func (q *fairQueue) pushFront(e *entry) {
-	q.vacate(e.owner)
+	q.vacate(e)
 	jobs := q.users[e.owner]
 	if len(jobs) == 0 {
 		q.ring = append([]string{e.owner}, q.ring...)
@@ -126,28 +161,34 @@ func (q *fairQueue) pushFront(e *entry) {
 	q.len++
 }
 
-// pop returns the oldest job of the next user below the running cap and
-// moves that user to the back. Users at the cap keep their place, so they
-// are served first once a job of theirs ends.
+// pop returns the oldest job whose function is below its limit of the
+// next user below the running cap, and moves that user to the back. Users
+// with nothing to start keep their place, so they are served first once a
+// job of theirs ends.
 func (q *fairQueue) pop() (*entry, bool) {
-	i := slices.IndexFunc(q.ring, func(owner string) bool { return !q.atCap(owner) })
-	if i < 0 {
-		return nil, false
+	for i, owner := range q.ring {
+		if q.atCap(owner) {
+			continue
+		}
+		jobs := q.users[owner]
+		k := slices.IndexFunc(jobs, func(e *entry) bool { return q.startable(e, 0) })
+		if k < 0 {
+			continue
+		}
+		e := jobs[k]
+		q.ring = slices.Delete(q.ring, i, i+1)
+		if len(jobs) == 1 {
+			delete(q.users, owner)
+		} else {
+			q.users[owner] = slices.Delete(jobs, k, k+1)
+			q.ring = append(q.ring, owner)
+		}
+		q.len--
+		q.running[owner]++
+		q.functions[functionKey(e)]++
+		return e, true
 	}
-	owner := q.ring[i]
-	q.ring = slices.Delete(q.ring, i, i+1)
-	jobs := q.users[owner]
-	e := jobs[0]
-	jobs[0] = nil
-	if len(jobs) == 1 {
-		delete(q.users, owner)
-	} else {
-		q.users[owner] = jobs[1:]
-		q.ring = append(q.ring, owner)
-	}
-	q.len--
-	q.running[owner]++
-	return e, true
+	return nil, false
 }
 
 // remove drops a queued job that was deleted.
@@ -170,5 +211,5 @@ func (q *fairQueue) remove(e *entry) {
 
 // newEntry makes the queue's record of a stored job.
 func newEntry(j faas.Job) *entry {
-	return &entry{id: j.ID, owner: j.Owner, function: j.Function, attempt: j.Attempt, worker: j.Worker, losses: len(j.Lost), trace: j.Trace}
+	return &entry{id: j.ID, owner: j.Owner, function: j.Function, limit: j.Concurrency, attempt: j.Attempt, worker: j.Worker, losses: len(j.Lost), trace: j.Trace}
 }

@@ -77,10 +77,10 @@ func TestFairQueueRunningCap(t *testing.T) {
 	for _, id := range []string{"a0", "a1", "b0", "b1"} {
 		q.push(&entry{id: id, owner: id[:1]})
 	}
-	e, _ := q.pop()
-	require.Equal(t, "a0", e.id)
-	e, _ = q.pop()
-	require.Equal(t, "b0", e.id)
+	a0, _ := q.pop()
+	require.Equal(t, "a0", a0.id)
+	b0, _ := q.pop()
+	require.Equal(t, "b0", b0.id)
 	_, ok := q.pop()
 	require.False(t, ok, "both users are at the cap")
 	require.Equal(t, 2, q.len)
@@ -88,12 +88,52 @@ func TestFairQueueRunningCap(t *testing.T) {
 	require.Equal(t, 2, q.held(), "a1 and b1 wait for their owners")
 	q.push(&entry{id: "c0", owner: "c"})
 	require.Equal(t, 2, q.held(), "c0 can start")
-	require.True(t, q.vacate("b"), "b has a job waiting")
+	require.True(t, q.vacate(b0), "b has a job waiting")
 	require.Equal(t, 1, q.held())
-	e, _ = q.pop()
-	require.Equal(t, "b1", e.id)
-	require.False(t, q.vacate("b"), "b has nothing waiting")
-	require.True(t, q.vacate("a"))
+	b1, _ := q.pop()
+	require.Equal(t, "b1", b1.id)
+	require.False(t, q.vacate(b1), "b has nothing waiting")
+	require.True(t, q.vacate(a0))
 	require.Zero(t, q.held())
 	require.Equal(t, []string{"a1", "c0"}, drain(q))
+}
+
+// TestFairQueueFunctionLimit checks that a function at its concurrency
+// limit waits without holding back its owner's other functions or other
+// users, counts as held, and is served again once one of its jobs ends.
+func TestFairQueueFunctionLimit(t *testing.T) {
+	t.Parallel()
+	q := newFairQueue(0)
+	for i := range 4 {
+		q.push(&entry{id: fmt.Sprintf("slow%d", i), owner: "a", function: "slow", limit: 2})
+	}
+	q.push(&entry{id: "fast0", owner: "a", function: "fast"})
+	q.push(&entry{id: "b0", owner: "b", function: "slow", limit: 2})
+	require.Equal(t, 2, q.held(), "two of a's four slow jobs can start")
+
+	var out []*entry
+	for {
+		e, ok := q.pop()
+		if !ok {
+			break
+		}
+		out = append(out, e)
+	}
+	ids := make([]string, len(out))
+	for i, e := range out {
+		ids[i] = e.id
+	}
+	require.Equal(t, []string{"slow0", "b0", "slow1", "fast0"}, ids,
+		"a's third slow job waits; fast0 and b's function of the same name do not")
+	require.Equal(t, 2, q.len)
+	require.Equal(t, 2, q.held())
+
+	require.True(t, q.vacate(out[0]), "a has jobs waiting")
+	require.Equal(t, 1, q.held())
+	e, ok := q.pop()
+	require.True(t, ok)
+	require.Equal(t, "slow2", e.id)
+	_, ok = q.pop()
+	require.False(t, ok, "slow is at its limit again")
+	require.Equal(t, 1, q.held())
 }

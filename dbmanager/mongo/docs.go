@@ -28,6 +28,9 @@ type functionDoc struct {
 	Version     int64 `bson:"version"`
 	Timeout     int64 `bson:"timeout"`
 	MemoryMB    int   `bson:"memory_mb"`
+	// Concurrency is absent, so 0 (no limit), in documents stored before
+	// it existed.
+	Concurrency int   `bson:"concurrency,omitempty"`
 	Updated     int64 `bson:"updated"`
 	// Env and Secrets are stored as the DB manager hands them over:
 	// secrets already encrypted.
@@ -44,7 +47,7 @@ func (d functionDoc) function() faas.Function {
 		created = d.Updated
 	}
 	return faas.Function{Owner: d.Owner, Name: d.Name, Source: d.Source, Version: d.Version,
-		Timeout: time.Duration(d.Timeout), MemoryMB: d.MemoryMB, Updated: lifecycle.Time(d.Updated), Created: lifecycle.Time(created),
+		Timeout: time.Duration(d.Timeout), MemoryMB: d.MemoryMB, Concurrency: d.Concurrency, Updated: lifecycle.Time(d.Updated), Created: lifecycle.Time(created),
 		Env: d.Env, Secrets: d.Secrets}
 }
 
@@ -91,6 +94,8 @@ type jobDoc struct {
 	Trace string `bson:"trace,omitempty"`
 	// Streams is the job's faas.Job.Streams, left out when empty.
 	Streams string `bson:"streams,omitempty"`
+	// Concurrency is the job's faas.Job.Concurrency.
+	Concurrency int `bson:"concurrency,omitempty"`
 }
 
 func newJobDoc(j faas.Job, billingPending bool) jobDoc {
@@ -98,7 +103,7 @@ func newJobDoc(j faas.Job, billingPending bool) jobDoc {
 		State: string(j.State), Attempt: j.Attempt, Worker: j.Worker,
 		Created: lifecycle.Micros(j.Created), Started: lifecycle.Micros(j.Started), Finished: lifecycle.Micros(j.Finished),
 		Result: string(j.Result), Duration: int64(j.Duration), Billed: int64(j.Billed), Logs: j.Logs,
-		Lost: errorDocs(j.Lost), BillingPending: billingPending, Trace: j.Trace, Streams: j.Streams}
+		Lost: errorDocs(j.Lost), BillingPending: billingPending, Trace: j.Trace, Streams: j.Streams, Concurrency: j.Concurrency}
 	d.Bytes = int64(len(d.Args) + len(d.Result) + len(d.Logs))
 	if j.Error != nil {
 		d.Error = &errorDoc{Code: string(j.Error.Code), Message: j.Error.Message}
@@ -110,7 +115,7 @@ func (d jobDoc) job() (faas.Job, error) {
 	j := faas.Job{ID: d.ID, Owner: d.Owner, Function: d.Function, Version: d.Version,
 		State: faas.JobState(d.State), Attempt: d.Attempt, Worker: d.Worker,
 		Created: lifecycle.Time(d.Created), Started: lifecycle.Time(d.Started), Finished: lifecycle.Time(d.Finished),
-		Duration: time.Duration(d.Duration), Billed: time.Duration(d.Billed), Logs: d.Logs, Trace: d.Trace, Streams: d.Streams}
+		Duration: time.Duration(d.Duration), Billed: time.Duration(d.Billed), Logs: d.Logs, Trace: d.Trace, Streams: d.Streams, Concurrency: d.Concurrency}
 	// A listing leaves the arguments out: nil, not an empty JSON value.
 	if d.Args != "" {
 		j.Args = json.RawMessage(d.Args)

@@ -411,7 +411,7 @@ func (s *Store) PutFunction(ctx context.Context, f faas.Function) (faas.Function
 	f.Created = lifecycle.Created(old, created, f.Updated)
 	d := functionDoc{ID: functionID(f.Owner, f.Name), Owner: f.Owner, Name: f.Name, Source: f.Source,
 		SourceBytes: int64(len(f.Source)), Version: f.Version,
-		Timeout: int64(f.Timeout), MemoryMB: f.MemoryMB, Updated: lifecycle.Micros(f.Updated), Created: lifecycle.Micros(f.Created),
+		Timeout: int64(f.Timeout), MemoryMB: f.MemoryMB, Concurrency: f.Concurrency, Updated: lifecycle.Micros(f.Updated), Created: lifecycle.Micros(f.Created),
 		Env: f.Env, Secrets: f.Secrets}
 	if err := s.putVersion(ctx, d); err != nil {
 		return f, false, err
@@ -544,7 +544,7 @@ func (s *Store) CreateJob(ctx context.Context, j faas.Job) (faas.Job, error) {
 	if err != nil {
 		return faas.Job{}, err
 	}
-	j.Version = f.Version
+	j.Version, j.Concurrency = f.Version, f.Concurrency
 	if _, err := s.jobs.InsertOne(ctx, newJobDoc(j, false)); err != nil {
 		return faas.Job{}, fmt.Errorf("create job %s: %w", j.ID, err)
 	}

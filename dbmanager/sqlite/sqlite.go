@@ -105,6 +105,7 @@ CREATE TABLE IF NOT EXISTS functions (
 	updated   INTEGER NOT NULL,
 	settings  TEXT NOT NULL DEFAULT '',
 	created   INTEGER NOT NULL DEFAULT 0,
+	concurrency INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY (owner, name)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS jobs (
@@ -126,7 +127,8 @@ CREATE TABLE IF NOT EXISTS jobs (
 	logs     TEXT NOT NULL,
 	lost     TEXT,
 	trace    TEXT NOT NULL DEFAULT '',
-	streams  TEXT NOT NULL DEFAULT ''
+	streams  TEXT NOT NULL DEFAULT '',
+	concurrency INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 DROP INDEX IF EXISTS jobs_owner;
 CREATE INDEX IF NOT EXISTS jobs_version ON jobs(owner, function, version);
@@ -147,6 +149,7 @@ CREATE TABLE IF NOT EXISTS versions (
 	updated   INTEGER NOT NULL,
 	settings  TEXT NOT NULL DEFAULT '',
 	created   INTEGER NOT NULL DEFAULT 0,
+	concurrency INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY (owner, name, version)
 ) WITHOUT ROWID;
 ` + versionTriggers + `
@@ -161,13 +164,13 @@ END;
 const versionTriggers = `
 CREATE TRIGGER IF NOT EXISTS functions_created AFTER INSERT ON functions
 BEGIN
-	INSERT OR REPLACE INTO versions (owner, name, version, source, timeout, memory_mb, updated, settings, created)
-	VALUES (NEW.owner, NEW.name, NEW.version, NEW.source, NEW.timeout, NEW.memory_mb, NEW.updated, NEW.settings, NEW.created);
+	INSERT OR REPLACE INTO versions (owner, name, version, source, timeout, memory_mb, updated, settings, created, concurrency)
+	VALUES (NEW.owner, NEW.name, NEW.version, NEW.source, NEW.timeout, NEW.memory_mb, NEW.updated, NEW.settings, NEW.created, NEW.concurrency);
 END;
 CREATE TRIGGER IF NOT EXISTS functions_replaced AFTER UPDATE ON functions
 BEGIN
-	INSERT OR REPLACE INTO versions (owner, name, version, source, timeout, memory_mb, updated, settings, created)
-	VALUES (NEW.owner, NEW.name, NEW.version, NEW.source, NEW.timeout, NEW.memory_mb, NEW.updated, NEW.settings, NEW.created);
+	INSERT OR REPLACE INTO versions (owner, name, version, source, timeout, memory_mb, updated, settings, created, concurrency)
+	VALUES (NEW.owner, NEW.name, NEW.version, NEW.source, NEW.timeout, NEW.memory_mb, NEW.updated, NEW.settings, NEW.created, NEW.concurrency);
 	DELETE FROM versions WHERE owner = NEW.owner AND name = NEW.name AND version <> NEW.version
 		AND NOT EXISTS (` + versionPending + `);
 END;`
@@ -216,6 +219,19 @@ var migrations = []func(ctx context.Context, tx *sql.Tx) error{
 	// Finished jobs kept their output's text but not its lines' streams.
 	func(ctx context.Context, tx *sql.Tx) error {
 		return addColumn(ctx, tx, "jobs", "streams", "TEXT NOT NULL DEFAULT ''")
+	},
+	// Functions had no concurrency limit, and jobs did not carry it. The
+	// triggers copy the new column, so they are recreated once it is in.
+	func(ctx context.Context, tx *sql.Tx) error {
+		if err := execSQL(`DROP TRIGGER IF EXISTS functions_created; DROP TRIGGER IF EXISTS functions_replaced`)(ctx, tx); err != nil {
+			return err
+		}
+		for _, table := range []string{"functions", "versions", "jobs"} {
+			if err := addColumn(ctx, tx, table, "concurrency", "INTEGER NOT NULL DEFAULT 0"); err != nil {
+				return err
+			}
+		}
+		return execSQL(versionTriggers)(ctx, tx)
 	},
 }
 
@@ -492,7 +508,7 @@ func (s *Store) PutFunction(ctx context.Context, f faas.Function) (stored faas.F
 		f.Created = lifecycle.Created(old, created, f.Updated)
 		_, err = in(ctx, tx, s.stmts.putFunction).ExecContext(ctx,
 			f.Owner, f.Name, f.Source, f.Version, int64(f.Timeout), f.MemoryMB, lifecycle.Micros(f.Updated), lifecycle.EncodeSettings(f),
-			lifecycle.Micros(f.Created))
+			lifecycle.Micros(f.Created), f.Concurrency)
 		if err != nil {
 			return fmt.Errorf("put function %s: %w", f.Name, err)
 		}
@@ -555,7 +571,7 @@ func scanFunction(row scanner) (faas.Function, error) {
 	var f faas.Function
 	var timeout, updated, created int64
 	var settings string
-	err := row.Scan(&f.Owner, &f.Name, &f.Source, &f.Version, &timeout, &f.MemoryMB, &updated, &settings, &created)
+	err := row.Scan(&f.Owner, &f.Name, &f.Source, &f.Version, &timeout, &f.MemoryMB, &updated, &settings, &created, &f.Concurrency)
 	if err != nil {
 		return f, err
 	}
@@ -578,7 +594,7 @@ func (s *Store) CreateJob(ctx context.Context, j faas.Job) (faas.Job, error) {
 		return j, err
 	}
 	args := []any{j.ID, []byte(j.Args), lifecycle.Micros(j.Created), j.Owner, j.Function, j.Trace}
-	scan := func(row *sql.Row) error { return row.Scan(&j.Version) }
+	scan := func(row *sql.Row) error { return row.Scan(&j.Version, &j.Concurrency) }
 	if ok, err := s.firstTry(ctx, s.stmts.createJob, scan, args...); ok || err != nil {
 		if err != nil {
 			return faas.Job{}, fmt.Errorf("create job %s: %w", j.ID, err)
@@ -825,7 +841,7 @@ func (s *Store) purgeFinished(ctx context.Context, before time.Time) (int, error
 
 // jobColumns is the column order scanJob reads.
 const jobColumns = `id, owner, function, version, args, state, attempt, worker, created, started,
-	finished, result, error, duration, billed, logs, lost, trace, streams`
+	finished, result, error, duration, billed, logs, lost, trace, streams, concurrency`
 
 func scanJob(row scanner) (faas.Job, error) {
 	var j faas.Job
@@ -834,7 +850,7 @@ func scanJob(row scanner) (faas.Job, error) {
 	var created, started, finished, duration, billed int64
 	var jobErr, lost sql.NullString
 	err := row.Scan(&j.ID, &j.Owner, &j.Function, &j.Version, &args, &state, &j.Attempt, &j.Worker,
-		&created, &started, &finished, &result, &jobErr, &duration, &billed, &j.Logs, &lost, &j.Trace, &j.Streams)
+		&created, &started, &finished, &result, &jobErr, &duration, &billed, &j.Logs, &lost, &j.Trace, &j.Streams, &j.Concurrency)
 	if err != nil {
 		return faas.Job{}, err
 	}

@@ -21,7 +21,7 @@ type statements struct {
 	purgeable, usage, userCount, readVersion, jobs, failedJobs                   *sql.Stmt
 }
 
-const functionColumns = `owner, name, source, version, timeout, memory_mb, updated, settings, created`
+const functionColumns = `owner, name, source, version, timeout, memory_mb, updated, settings, created, concurrency`
 
 // purgeable lists, in key order, up to ?3 jobs after the key ?1 that
 // finished before ?2; purgeJobs deletes those of the JSON array of keys ?1
@@ -37,7 +37,7 @@ const (
 // functionPage lists the functions of owner ?1 named after ?2, at most ?4
 // of them (-1: all), without their sources if ?3. The CASE keeps SQLite
 // from reading a source it does not return, overflow pages and all.
-const functionPage = `SELECT owner, name, CASE WHEN ?3 THEN '' ELSE source END, version, timeout, memory_mb, updated, settings, created
+const functionPage = `SELECT owner, name, CASE WHEN ?3 THEN '' ELSE source END, version, timeout, memory_mb, updated, settings, created, concurrency
 	FROM functions WHERE owner = ?1 AND name > ?2 ORDER BY name LIMIT ?4`
 
 // jobPage lists the jobs of owner ?1 created before (?2, ?3) in (created,
@@ -47,7 +47,7 @@ const functionPage = `SELECT owner, name, CASE WHEN ?3 THEN '' ELSE source END, 
 // returns, which TestJobPageUsesIndex checks; a filter skips the rows it
 // rejects on the way. Arguments, results and logs are left unread.
 const jobPage = `SELECT id, owner, function, version, NULL, state, attempt, worker, created, started,
-		finished, NULL, error, duration, billed, '', lost, trace, ''
+		finished, NULL, error, duration, billed, '', lost, trace, '', concurrency
 	FROM jobs WHERE owner = ?1 AND (created, id) < (?2, ?3)
 		AND (?4 = '' OR function = ?4) AND (?5 = '' OR state = ?5)
 	ORDER BY created DESC, id DESC LIMIT ?6`
@@ -57,7 +57,7 @@ const jobPage = `SELECT id, owner, function, version, NULL, state, attempt, work
 // query walks it backwards and reads just the rows it returns, however
 // many jobs succeed; TestFailedJobsUsesIndex checks the plan.
 const failedJobs = `SELECT id, owner, function, version, NULL, state, attempt, worker, created, started,
-		finished, NULL, error, duration, billed, '', lost, trace, ''
+		finished, NULL, error, duration, billed, '', lost, trace, '', concurrency
 	FROM jobs WHERE state = 'failed' ORDER BY created DESC, id DESC LIMIT ?1`
 
 // usage sums what user ?1 keeps; no row if there is no such user. The
@@ -89,18 +89,18 @@ func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error
 			AND NOT EXISTS (SELECT 1 FROM users WHERE token_hash = ?2 AND name <> ?1)`},
 		{&st.deleteUser, writer, `DELETE FROM users WHERE name = ?`},
 		{&st.function, writer, `SELECT ` + functionColumns + ` FROM functions WHERE owner = ? AND name = ?`},
-		{&st.putFunction, writer, `INSERT INTO functions (owner, name, source, version, timeout, memory_mb, updated, settings, created)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		{&st.putFunction, writer, `INSERT INTO functions (owner, name, source, version, timeout, memory_mb, updated, settings, created, concurrency)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (owner, name) DO UPDATE SET source = excluded.source, version = excluded.version,
 				timeout = excluded.timeout, memory_mb = excluded.memory_mb, updated = excluded.updated,
-				settings = excluded.settings`},
+				settings = excluded.settings, concurrency = excluded.concurrency`},
 		{&st.deleteFunction, writer, `DELETE FROM functions WHERE owner = ? AND name = ?`},
 		{&st.createJob, writer, `INSERT INTO jobs (id, owner, function, version, args, state, attempt, worker,
-				created, started, finished, duration, billed, logs, trace)
-			SELECT ?1, owner, name, version, ?2, 'queued', 0, '', ?3, 0, 0, 0, 0, '', ?6
+				created, started, finished, duration, billed, logs, trace, concurrency)
+			SELECT ?1, owner, name, version, ?2, 'queued', 0, '', ?3, 0, 0, 0, 0, '', ?6, concurrency
 			FROM functions WHERE owner = ?4 AND name = ?5
 			ON CONFLICT (id) DO NOTHING
-			RETURNING version`},
+			RETURNING version, concurrency`},
 		{&st.deleteJob, writer, `DELETE FROM jobs WHERE id = ?`},
 		{&st.startJob, writer, `UPDATE jobs SET state = 'running', attempt = ?1, worker = ?2, started = ?3
 			WHERE id = ?4 AND state = 'queued' AND attempt = ?5

@@ -980,13 +980,29 @@ func testFunctionVersions(t *testing.T, s faas.Store) {
 	queued := fx.job(t, ctx, s)
 	running := fx.running(t, ctx, s)
 	require.Equal(t, v1.Version, queued.Version)
-	v2, _, err := s.PutFunction(ctx, faas.Function{Owner: owner, Name: "add", Source: "(a,b)=>a*b", Timeout: 5 * time.Second, MemoryMB: 512})
+	v2, _, err := s.PutFunction(ctx, faas.Function{Owner: owner, Name: "add", Source: "(a,b)=>a*b", Timeout: 5 * time.Second, MemoryMB: 512, Concurrency: 3})
 	require.NoError(t, err)
+	require.Equal(t, 3, v2.Concurrency)
 	for _, want := range []faas.Function{v1, v2} {
 		got, err := s.FunctionVersion(ctx, owner, "add", want.Version)
 		require.NoError(t, err)
 		require.Equal(t, want, got, "version %d", want.Version)
 	}
+	// A job carries its version's concurrency limit, stored with it, so
+	// the job queue needs no other read to enforce it, even after a
+	// restart; v1's jobs keep v1's (none).
+	require.Zero(t, queued.Concurrency)
+	limited := fx.job(t, ctx, s)
+	require.Equal(t, 3, limited.Concurrency)
+	stored, err := s.Job(ctx, limited.ID)
+	require.NoError(t, err)
+	require.Equal(t, 3, stored.Concurrency)
+	pending, err := s.PendingJobs(ctx)
+	require.NoError(t, err)
+	i := slices.IndexFunc(pending, func(j faas.Job) bool { return j.ID == limited.ID })
+	require.GreaterOrEqual(t, i, 0)
+	require.Equal(t, 3, pending[i].Concurrency)
+	require.NoError(t, s.DeleteJob(ctx, limited.ID))
 
 	// v2 has no job: the next replacement drops it; v1 still has two.
 	v3, _, err := s.PutFunction(ctx, faas.Function{Owner: owner, Name: "add", Source: "(a,b)=>a-b"})

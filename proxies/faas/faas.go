@@ -31,6 +31,9 @@ type Function struct {
 	Timeout time.Duration `json:"timeout"`
 	// MemoryMB is the sandbox memory cap; 0 means the worker's default.
 	MemoryMB int `json:"memory_mb,omitempty"`
+	// Concurrency is the most jobs of the function that may run at once
+	// across the platform; 0 means no limit beyond the per-user one.
+	Concurrency int `json:"concurrency,omitempty"`
 	// Created is when the function was first stored; replacements keep
 	// it, so it tells how long the name has held a function.
 	Created time.Time `json:"created"`
@@ -69,6 +72,10 @@ type Job struct {
 	Function string `json:"function"`
 	// Version is the function version current when the job was submitted.
 	Version int64 `json:"version"`
+	// Concurrency is that version's Function.Concurrency, copied by the
+	// Store when it creates the job, so that the job queue enforces the
+	// limit without reading the function, also after a restart.
+	Concurrency int `json:"concurrency,omitempty"`
 	// Args is nil, and left out of the JSON, in a listing of jobs.
 	Args  json.RawMessage `json:"args,omitempty"`
 	State JobState        `json:"state"`

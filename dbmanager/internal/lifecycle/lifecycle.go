@@ -98,7 +98,7 @@ func Function(f faas.Function) (faas.Function, error) {
 	if f.Owner == "" || f.Name == "" {
 		return f, faas.Errorf(faas.Invalid, "function needs an owner and a name")
 	}
-	if f.Timeout < 0 || f.MemoryMB < 0 {
+	if f.Timeout < 0 || f.MemoryMB < 0 || f.Concurrency < 0 {
 		return f, faas.Errorf(faas.Invalid, "function %s has negative limits", f.Name)
 	}
 	f.Updated = Now()
@@ -157,7 +157,7 @@ func Created(old faas.Function, created bool, now time.Time) time.Time {
 // SameFunction reports whether a replacement changes nothing a worker runs,
 // so that a retried PutFunction does not bump the version again.
 func SameFunction(a, b faas.Function) bool {
-	return a.Source == b.Source && a.Timeout == b.Timeout && a.MemoryMB == b.MemoryMB &&
+	return a.Source == b.Source && a.Timeout == b.Timeout && a.MemoryMB == b.MemoryMB && a.Concurrency == b.Concurrency &&
 		maps.Equal(a.Env, b.Env) && maps.Equal(a.Secrets, b.Secrets)
 }
 
