@@ -140,6 +140,8 @@ func TestFunctionEnvAndSecrets(t *testing.T) {
 		{"unknown field", map[string]any{"src": src, "secret": map[string]string{"K": secretValue}}, `unknown field "secret"`},
 		{"bad timeout", map[string]any{"src": src, "timeout": "soon"}, `invalid timeout "soon"`},
 		{"bad memory", map[string]any{"src": src, "memory": 1}, `invalid memory "1"`},
+		{"negative concurrency", map[string]any{"src": src, "concurrency": -2}, `invalid concurrency "-2"`},
+		{"fractional concurrency", map[string]any{"src": src, "concurrency": 1.5}, "concurrency must be a number"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, rep := p.form(t, user, token, "f", tc.form)

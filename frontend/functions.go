@@ -98,6 +98,16 @@ func checkMemory(v string, ceiling int) (int, error) {
 	return mb, nil
 }
 
+// checkConcurrency parses a function's concurrency limit: the most of its
+// jobs that may run at once, 0 meaning no limit.
+func checkConcurrency(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, faas.Errorf(faas.Invalid, "invalid concurrency %q: want a whole number of jobs, 0 or more (0: no limit)", v)
+	}
+	return n, nil
+}
+
 // settingParams reads a function's ?timeout and ?memory, with their
 // defaults when absent.
 func (s *Server) settingParams(c *gin.Context) (timeout time.Duration, memory int, err error) {
@@ -157,16 +167,16 @@ func (s *Server) putFunction(c *gin.Context) {
 // limits it names, in the query or the form.
 type upload struct {
 	faas.Function
-	timeoutSet, memorySet bool
+	timeoutSet, memorySet, concurrencySet bool
 }
 
-// keepLimits gives the upload the timeout and memory cap of the function
+// keepLimits gives the upload the timeout, memory cap and concurrency limit of the function
 // it replaces where it names none, so that uploading new source does not
 // silently reset them (the Store keeps env and secrets the same way).
 // Callers hold the owner's upload lock, so no other upload here changes
 // them in between.
 func (s *Server) keepLimits(ctx context.Context, up *upload) error {
-	if up.timeoutSet && up.memorySet {
+	if up.timeoutSet && up.memorySet && up.concurrencySet {
 		return nil
 	}
 	f := &up.Function
@@ -182,6 +192,9 @@ func (s *Server) keepLimits(ctx context.Context, up *upload) error {
 	}
 	if !up.memorySet {
 		f.MemoryMB = old.MemoryMB
+	}
+	if !up.concurrencySet {
+		f.Concurrency = old.Concurrency
 	}
 	return nil
 }
@@ -200,12 +213,15 @@ type uploadForm struct {
 	Secrets map[string]string `json:"secrets"`
 	Timeout *string           `json:"timeout"`
 	Memory  *int              `json:"memory"`
+	// Concurrency is a pointer, like Memory, so that 0 (no limit) can be
+	// told from a field left out (keep the previous limit).
+	Concurrency *int `json:"concurrency"`
 }
 
 // readUpload reads an upload: the JSON form when the body is declared
 // JSON and is an object with a src string, else the raw source, as it
-// always was, with ?timeout and ?memory. In the form, timeout and memory
-// take the query's place. Secrets are checked here, so that a bad one is
+// always was, with ?timeout, ?memory and ?concurrency. In the form,
+// timeout, memory and concurrency take the query's place. Secrets are checked here, so that a bad one is
 // refused before anything is stored; messages name the secret, never its
 // value.
 func (s *Server) readUpload(c *gin.Context) (upload, error) {
@@ -216,6 +232,12 @@ func (s *Server) readUpload(c *gin.Context) (upload, error) {
 	}
 	_, f.timeoutSet = c.GetQuery("timeout")
 	_, f.memorySet = c.GetQuery("memory")
+	if v, present := c.GetQuery("concurrency"); present {
+		if f.Concurrency, err = checkConcurrency(v); err != nil {
+			return f, err
+		}
+		f.concurrencySet = true
+	}
 	limit := int64(maxSourceBytes)
 	form := c.ContentType() == "application/json"
 	if form {
@@ -240,7 +262,7 @@ func (s *Server) readUpload(c *gin.Context) (upload, error) {
 		if errors.As(err, &ute) {
 			return f, faas.Errorf(faas.Invalid, "invalid upload form: %s, not a JSON %s", want(ute), ute.Value)
 		}
-		return f, faas.Errorf(faas.Invalid, "invalid upload form: %v: want {\"src\": \"...\", \"env\": {\"NAME\": \"value\"}, \"secrets\": {...}, \"timeout\": \"5s\", \"memory\": 128}", err)
+		return f, faas.Errorf(faas.Invalid, "invalid upload form: %v: want {\"src\": \"...\", \"env\": {\"NAME\": \"value\"}, \"secrets\": {...}, \"timeout\": \"5s\", \"memory\": 128, \"concurrency\": 2}", err)
 	}
 	if len(*up.Source) > maxSourceBytes {
 		return f, faas.Errorf(faas.TooLarge, "function source is larger than %d bytes", maxSourceBytes)
@@ -260,6 +282,12 @@ func (s *Server) readUpload(c *gin.Context) (upload, error) {
 			return f, err
 		}
 		f.memorySet = true
+	}
+	if up.Concurrency != nil {
+		if f.Concurrency, err = checkConcurrency(strconv.Itoa(*up.Concurrency)); err != nil {
+			return f, err
+		}
+		f.concurrencySet = true
 	}
 	return f, nil
 }
@@ -385,9 +413,12 @@ type FunctionView struct {
 	Version   int64   `json:"version"`
 	TimeoutMS float64 `json:"timeout_ms"`
 	// MemoryMB is the sandbox memory cap; 0 means the worker's default.
-	MemoryMB int       `json:"memory_mb"`
-	Created  time.Time `json:"created"`
-	Updated  time.Time `json:"updated"`
+	MemoryMB int `json:"memory_mb"`
+	// Concurrency is the most jobs of the function running at once; 0
+	// means no limit.
+	Concurrency int       `json:"concurrency"`
+	Created     time.Time `json:"created"`
+	Updated     time.Time `json:"updated"`
 	// Env and Secrets name the function's env values and secrets, in
 	// order; never their values.
 	Env     []string `json:"env"`
@@ -396,7 +427,7 @@ type FunctionView struct {
 
 func newFunctionView(f faas.Function, withSource bool) FunctionView {
 	v := FunctionView{Name: f.Name, Version: f.Version, TimeoutMS: millis(f.Timeout),
-		MemoryMB: f.MemoryMB, Created: f.Created, Updated: f.Updated, Env: names(f.Env), Secrets: names(f.Secrets)}
+		MemoryMB: f.MemoryMB, Concurrency: f.Concurrency, Created: f.Created, Updated: f.Updated, Env: names(f.Env), Secrets: names(f.Secrets)}
 	if withSource {
 		v.Source = f.Source
 	}

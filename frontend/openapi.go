@@ -65,6 +65,8 @@ var (
 		description: "the function's time limit, a Go duration up to 5m; default 30s, or on a replacement the previous value"}
 	docMemory = param{name: "memory", in: "query", schema: integer,
 		description: "the sandbox memory cap in MB, 32 to FAAS_SANDBOX_MAX_MEMORY_MB; default the worker's, or on a replacement the previous value"}
+	docConcurrency = param{name: "concurrency", in: "query", schema: integer,
+		description: "the most jobs of the function running at once across the platform, 0 or more; 0 (the default) is no limit, and a replacement without it keeps the previous value"}
 	docIdempotency = param{name: "Idempotency-Key", in: "header", schema: str,
 		description: "makes a retried submission return the first one's job instead of running again"}
 )
@@ -98,7 +100,7 @@ var operations = []operation{
 	{method: "GET", path: "/u/:u/fn/:f", summary: "one function with its settings and source", auth: "user",
 		params: []param{docUser, docFn}, ok: map[int]schema{200: ref("Function")}},
 	{method: "POST", path: "/u/:u/fn/:f", summary: "create or replace a function; a setting the upload does not name keeps its previous value", auth: "user",
-		params: []param{docUser, docFn, docTimeout, docMemory},
+		params: []param{docUser, docFn, docTimeout, docMemory, docConcurrency},
 		body: []media{
 			{"text/plain", schema{"type": "string", "description": "the JavaScript source, at most 256 KiB"}},
 			{"application/json", ref("Upload")},
@@ -148,12 +150,12 @@ var schemas = map[string]schema{
 	}},
 	"Token": {"type": "object", "properties": map[string]schema{"name": str, "token": str}},
 	"Function": {"type": "object", "properties": map[string]schema{
-		"name": str, "src": str, "version": integer, "timeout_ms": number, "memory_mb": integer,
+		"name": str, "src": str, "version": integer, "timeout_ms": number, "memory_mb": integer, "concurrency": integer,
 		"created": {"type": "string", "format": "date-time"}, "updated": {"type": "string", "format": "date-time"},
 		"env": strList, "secrets": schema{"type": "array", "items": str, "description": "names only, never values"},
 	}},
 	"Upload": {"type": "object", "required": []string{"src"}, "properties": map[string]schema{
-		"src": str, "timeout": str, "memory": integer,
+		"src": str, "timeout": str, "memory": integer, "concurrency": integer,
 		"env":     {"type": "object", "additionalProperties": str},
 		"secrets": {"type": "object", "additionalProperties": str, "description": "stored encrypted, never answered"},
 	}},

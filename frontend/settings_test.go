@@ -24,32 +24,35 @@ func TestFunctionSettings(t *testing.T) {
 	t.Parallel()
 	p := startPlatform(t)
 	user, token := p.newUser(t, "settings")
-	p.expect(t, http.StatusCreated, "POST", "/u/"+user+"/fn/add?timeout=5s&memory=64", token, []byte(addSrc))
+	p.expect(t, http.StatusCreated, "POST", "/u/"+user+"/fn/add?timeout=5s&memory=64&concurrency=3", token, []byte(addSrc))
 	first := p.getFunction(t, user, token, "add")
 	require.Equal(t, "add", first.Name)
 	require.Equal(t, addSrc, first.Source)
 	require.Equal(t, 5000.0, first.TimeoutMS)
 	require.Equal(t, 64, first.MemoryMB)
+	require.Equal(t, 3, first.Concurrency)
 	require.Positive(t, first.Version)
 	require.False(t, first.Created.IsZero())
 	require.Equal(t, first.Created, first.Updated)
 
 	const src2 = `function add(a,b){return b+a}`
 	for _, tc := range []struct {
-		query, src string
-		timeoutMS  float64
-		memoryMB   int
+		query, src  string
+		timeoutMS   float64
+		memoryMB    int
+		concurrency int
 	}{
-		{"", src2, 5000, 64},
-		{"?timeout=2s", addSrc, 2000, 64},
-		{"?memory=128", src2, 2000, 128},
-		{"?timeout=1s&memory=96", addSrc, 1000, 96},
+		{"", src2, 5000, 64, 3},
+		{"?timeout=2s", addSrc, 2000, 64, 3},
+		{"?memory=128&concurrency=0", src2, 2000, 128, 0},
+		{"?timeout=1s&memory=96&concurrency=5", addSrc, 1000, 96, 5},
 	} {
 		p.expect(t, http.StatusOK, "POST", "/u/"+user+"/fn/add"+tc.query, token, []byte(tc.src))
 		got := p.getFunction(t, user, token, "add")
 		require.Equal(t, tc.src, got.Source, tc.query)
 		require.Equal(t, tc.timeoutMS, got.TimeoutMS, tc.query)
 		require.Equal(t, tc.memoryMB, got.MemoryMB, tc.query)
+		require.Equal(t, tc.concurrency, got.Concurrency, tc.query)
 		require.Equal(t, first.Created, got.Created, tc.query)
 		require.Greater(t, got.Version, first.Version, tc.query)
 		require.True(t, got.Updated.After(first.Updated), tc.query)
@@ -61,12 +64,14 @@ func TestFunctionSettings(t *testing.T) {
 	got := p.getFunction(t, user, token, "add")
 	require.Equal(t, 1000.0, got.TimeoutMS)
 	require.Equal(t, 96, got.MemoryMB)
+	require.Equal(t, 5, got.Concurrency)
 	require.Equal(t, []string{"K"}, got.Env)
-	status, rep = p.form(t, user, token, "add", map[string]any{"src": src2, "timeout": "3s", "memory": 64})
+	status, rep = p.form(t, user, token, "add", map[string]any{"src": src2, "timeout": "3s", "memory": 64, "concurrency": 0})
 	require.Equal(t, http.StatusOK, status, "%s", rep.Res)
 	got = p.getFunction(t, user, token, "add")
 	require.Equal(t, 3000.0, got.TimeoutMS)
 	require.Equal(t, 64, got.MemoryMB)
+	require.Zero(t, got.Concurrency)
 	require.Equal(t, []string{"K"}, got.Env)
 
 	// A new function without settings gets the defaults.
