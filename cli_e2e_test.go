@@ -148,6 +148,15 @@ func TestCLIReferenceFlow(t *testing.T) {
 	require.Contains(t, ls, "add")
 	require.Contains(t, ls, "5s")
 	require.Contains(t, alice.ok("fn", "get", "add"), "return a + b")
+	require.Contains(t, alice.ok("fn", "get", "add"), "no limit")
+
+	// --concurrency sets the limit; a deploy without it keeps it; 0 lifts it.
+	alice.ok("fn", "deploy", "add", src, "--concurrency", "2")
+	alice.ok("fn", "deploy", "add", src, "--timeout", "5s")
+	require.Contains(t, alice.ok("fn", "get", "add"), "2 jobs at once")
+	alice.ok("fn", "deploy", "add", src, "--concurrency", "0")
+	require.Contains(t, alice.ok("fn", "get", "add"), "no limit")
+	alice.fails(2, "cannot be negative", "fn", "deploy", "add", src, "--concurrency", "-1")
 
 	// Env values and secrets, read as faas.env; secrets never shown again.
 	const secret = "sk-live-4f9c2b7e"

@@ -64,12 +64,64 @@ func TestRunningLimitAcrossProcesses(t *testing.T) {
 	c.startAll(1)
 	a := c.register(t, "alice")
 	b := c.register(t, "bob")
-	a.upload("slow", client.Deploy{Source: fmt.Sprintf(`async function slow() { await new Promise(r => setTimeout(r, %d)); return 1 }`, slow.Milliseconds())})
+	a.upload("slow", client.Deploy{Source: sleeper(slow)})
 	b.upload("quick", client.Deploy{Source: `() => 2`})
 
+	ids := burst(t, a, "slow", jobs, limit)
+
+	start := time.Now()
+	r := b.do(http.MethodPost, "/u/bob/fn/quick/run?wait=10s", "[]")
+	require.Equal(t, http.StatusOK, r.Status, "%s", r.Res)
+	require.Less(t, time.Since(start), slow/2, "bob waited for alice's jobs")
+
+	require.Equal(t, limit, mostAtOnce(t, a, ids), "the most of alice's jobs running at once")
+}
+
+// TestFunctionConcurrencyAcrossProcesses gives one function a concurrency
+// limit of 2 and a burst of long jobs, on a worker with more slots and no
+// per-user limit in the way: no more than 2 run at once, and the same
+// user's other function runs at once beside them.
+func TestFunctionConcurrencyAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	const limit, jobs = 2, 5
+	c := newCluster(t, "FAAS_MAX_RUNNING_PER_USER=0", "FAAS_WORKER_CONCURRENCY=4", "FAAS_RATE_LIMIT=0")
+	c.startAll(1)
+	a := c.register(t, "alice")
+	// Long, so that the other function's wait is told apart from the
+	// slow jobs even on a loaded machine.
+	const slow = 3 * time.Second
+	n := limit
+	a.upload("slow", client.Deploy{Concurrency: &n, Source: sleeper(slow)})
+	a.upload("quick", client.Deploy{Source: `() => 2`})
+	r := a.do(http.MethodGet, "/u/alice/fn/slow", "")
+	require.Equal(t, http.StatusOK, r.Status, "%s", r.Res)
+	var view struct {
+		Concurrency int `json:"concurrency"`
+	}
+	require.NoError(t, json.Unmarshal(r.Res, &view))
+	require.Equal(t, limit, view.Concurrency)
+
+	ids := burst(t, a, "slow", jobs, limit)
+
+	start := time.Now()
+	r = a.do(http.MethodPost, "/u/alice/fn/quick/run?wait=10s", "[]")
+	require.Equal(t, http.StatusOK, r.Status, "%s", r.Res)
+	require.Less(t, time.Since(start), slow/2, "the other function waited for the limited one")
+
+	require.Equal(t, limit, mostAtOnce(t, a, ids), "the most of the function's jobs running at once")
+}
+
+// sleeper is the source of a function slow that answers after d.
+func sleeper(d time.Duration) string {
+	return fmt.Sprintf(`async function slow() { await new Promise(r => setTimeout(r, %d)); return 1 }`, d.Milliseconds())
+}
+
+// burst submits jobs jobs of fn and waits until limit of them run.
+func burst(t *testing.T, a *api, fn string, jobs, limit int) []string {
+	t.Helper()
 	var ids []string
 	for range jobs {
-		ids = append(ids, a.submit("slow", "[]"))
+		ids = append(ids, a.submit(fn, "[]"))
 	}
 	running := func() int {
 		n := 0
@@ -81,15 +133,15 @@ func TestRunningLimitAcrossProcesses(t *testing.T) {
 		return n
 	}
 	require.Eventually(t, func() bool { return running() == limit }, 10*time.Second, 20*time.Millisecond)
+	return ids
+}
 
-	start := time.Now()
-	r := b.do(http.MethodPost, "/u/bob/fn/quick/run?wait=10s", "[]")
-	require.Equal(t, http.StatusOK, r.Status, "%s", r.Res)
-	require.Less(t, time.Since(start), slow/2, "bob waited for alice's jobs")
-
-	// Each job held its slot from its start to its finish, as the Store
-	// recorded them: the slot is given back only after the finish is
-	// recorded, so a sweep over those times counts exactly.
+// mostAtOnce awaits the jobs ids and counts the most of them that ran at
+// once. Each job held its slot from its start to its finish, as the Store
+// recorded them: the slot is given back only after the finish is
+// recorded, so a sweep over those times counts exactly.
+func mostAtOnce(t *testing.T, a *api, ids []string) int {
+	t.Helper()
 	type event struct {
 		at    time.Time
 		delta int
@@ -115,5 +167,5 @@ func TestRunningLimitAcrossProcesses(t *testing.T) {
 		now += e.delta
 		most = max(most, now)
 	}
-	require.Equal(t, limit, most, "the most of alice's jobs running at once")
+	return most
 }

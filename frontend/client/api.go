@@ -50,8 +50,11 @@ type Deploy struct {
 	Source   string
 	Timeout  time.Duration
 	MemoryMB int
-	Env      map[string]string
-	Secrets  map[string]string
+	// Concurrency is the most jobs running at once, 0 for no limit; nil
+	// keeps the function's, since 0 is a setting of its own.
+	Concurrency *int
+	Env         map[string]string
+	Secrets     map[string]string
 }
 
 // PutFunction creates or replaces the function name; created reports
@@ -66,7 +69,9 @@ func (c *Client) PutFunction(ctx context.Context, name string, d Deploy) (settin
 			Secrets map[string]string `json:"secrets,omitempty"`
 			Timeout string            `json:"timeout,omitempty"`
 			Memory  int               `json:"memory,omitempty"`
-		}{Source: d.Source, Env: d.Env, Secrets: d.Secrets, Memory: d.MemoryMB}
+			// Concurrency is left out when nil, keeping the function's.
+			Concurrency *int `json:"concurrency,omitempty"`
+		}{Source: d.Source, Env: d.Env, Secrets: d.Secrets, Memory: d.MemoryMB, Concurrency: d.Concurrency}
 		if d.Timeout > 0 {
 			form.Timeout = d.Timeout.String()
 		}
@@ -81,6 +86,9 @@ func (c *Client) PutFunction(ctx context.Context, name string, d Deploy) (settin
 		}
 		if d.MemoryMB > 0 {
 			q.Set("memory", strconv.Itoa(d.MemoryMB))
+		}
+		if d.Concurrency != nil {
+			q.Set("concurrency", strconv.Itoa(*d.Concurrency))
 		}
 		r.Path += query(q)
 		r.Body = strings.NewReader(d.Source)

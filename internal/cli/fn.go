@@ -29,6 +29,9 @@ type FnDeployOptions struct {
 	File     string
 	Timeout  time.Duration
 	MemoryMB int
+	// Concurrency is --concurrency, nil when not given: 0 means no limit,
+	// so it cannot also mean keep.
+	Concurrency *int
 	// Env and Secrets are the K=V flags as given.
 	Env     []string
 	Secrets []string
@@ -37,17 +40,25 @@ type FnDeployOptions struct {
 
 func newFnDeployCmd(f *Factory) *cobra.Command {
 	o := &FnDeployOptions{F: f}
-	cmd := &cobra.Command{
+	var concurrency int
+	var cmd *cobra.Command
+	cmd = &cobra.Command{
 		Use:   "deploy <name> <file.js>",
 		Short: "Create or replace a function from a file",
 		Long: `Create or replace a function from a JavaScript file. Settings left out keep
 their previous values. --env and --secret set values the function reads as
 faas.env.K; secrets are stored encrypted and never shown again.`,
 		Args: exactArgs("name", "file.js"),
-		RunE: withJSON(&o.JSON, func(args []string) { o.Name, o.File = args[0], args[1] }, func(ctx context.Context) error { return runFnDeploy(ctx, o) }),
+		RunE: withJSON(&o.JSON, func(args []string) {
+			o.Name, o.File = args[0], args[1]
+			if cmd.Flags().Changed("concurrency") {
+				o.Concurrency = &concurrency
+			}
+		}, func(ctx context.Context) error { return runFnDeploy(ctx, o) }),
 	}
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", 0, "the function's time limit, such as 5s (default: keep, or 30s)")
 	cmd.Flags().IntVar(&o.MemoryMB, "memory", 0, "the sandbox's memory cap in MB (default: keep, or the worker's)")
+	cmd.Flags().IntVar(&concurrency, "concurrency", 0, "the most jobs of the function running at once, 0 for no limit (default: keep, or no limit)")
 	cmd.Flags().StringArrayVar(&o.Env, "env", nil, "K=V the function reads as faas.env.K (repeatable)")
 	cmd.Flags().StringArrayVar(&o.Secrets, "secret", nil, "K=V stored encrypted, read as faas.env.K (repeatable)")
 	return cmd
@@ -85,8 +96,8 @@ func runFnDeploy(ctx context.Context, o *FnDeployOptions) error {
 	if err != nil {
 		return err
 	}
-	if o.Timeout < 0 || o.MemoryMB < 0 {
-		return usagef("--timeout and --memory cannot be negative")
+	if o.Timeout < 0 || o.MemoryMB < 0 || (o.Concurrency != nil && *o.Concurrency < 0) {
+		return usagef("--timeout, --memory and --concurrency cannot be negative")
 	}
 	src, err := os.ReadFile(o.File)
 	if err != nil {
@@ -96,7 +107,7 @@ func runFnDeploy(ctx context.Context, o *FnDeployOptions) error {
 	if err != nil {
 		return err
 	}
-	st, created, err := c.PutFunction(ctx, o.Name, client.Deploy{Source: string(src), Timeout: o.Timeout, MemoryMB: o.MemoryMB, Env: env, Secrets: secrets})
+	st, created, err := c.PutFunction(ctx, o.Name, client.Deploy{Source: string(src), Timeout: o.Timeout, MemoryMB: o.MemoryMB, Concurrency: o.Concurrency, Env: env, Secrets: secrets})
 	if err != nil {
 		return err
 	}
@@ -196,6 +207,7 @@ func runFnGet(ctx context.Context, o *FnGetOptions) error {
 		fmt.Fprintf(tw, "version:\t%d\n", fn.Version)
 		fmt.Fprintf(tw, "timeout:\t%s\n", msDuration(fn.TimeoutMS))
 		fmt.Fprintf(tw, "memory:\t%s\n", memory(fn.MemoryMB))
+		fmt.Fprintf(tw, "concurrency:\t%s\n", concurrencyLimit(fn.Concurrency))
 		fmt.Fprintf(tw, "updated:\t%s\n", fn.Updated.Local().Format(time.DateTime))
 	}
 	if len(fn.Env) > 0 {
@@ -251,6 +263,14 @@ func msDuration(ms float64) string {
 }
 
 // memory shows a memory cap; 0 is the worker's default.
+// concurrencyLimit shows a function's concurrency limit.
+func concurrencyLimit(n int) string {
+	if n == 0 {
+		return "no limit"
+	}
+	return fmt.Sprintf("%d jobs at once", n)
+}
+
 func memory(mb int) string {
 	if mb == 0 {
 		return "default"
