@@ -196,7 +196,8 @@ type Stats struct {
 	Queued  int `json:"queued"`
 	Running int `json:"running"`
 	// Held counts the queued jobs that cannot start until a job of their
-	// user's ends, because the user is at the running limit. They are part
+	// user's, or of their function's, ends, because the user is at the
+	// running limit or the function at its concurrency limit. They are part
 	// of Queued, but more workers would not start them sooner.
 	Held int `json:"held"`
 	// Workers is the number of workers seen recently.
