@@ -202,6 +202,7 @@ func (m *Manager) loadPending(ctx context.Context) error {
 		jobs, err := m.store.PendingJobs(ctx)
 		if err == nil {
 			m.restore(jobs)
+			m.restoreCounts(ctx)
 			return nil
 		}
 		if faas.ErrorCode(err) != faas.Unavailable {
@@ -211,6 +212,25 @@ func (m *Manager) loadPending(ctx context.Context) error {
 		if !storeRetry.Sleep(ctx, failures) {
 			return ctx.Err()
 		}
+	}
+}
+
+// restoreCounts starts the finished counters from the Store's totals, so
+// that a restart does not reset them. Read after the pending jobs, before
+// any is served: a job that finishes in between is counted twice, never
+// lost. Without the totals (a DB manager of an older release) the
+// counters start at zero, which is no reason to keep the queue down.
+func (m *Manager) restoreCounts(ctx context.Context) {
+	counts, err := m.store.FinishedCounts(ctx)
+	if err != nil {
+		m.log.Warn("finished job counters start at zero", "err", err)
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for outcome, n := range counts {
+		m.metrics.finished.WithLabelValues(outcome).Add(float64(n))
+		m.done += n
 	}
 }
 

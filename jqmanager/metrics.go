@@ -22,10 +22,6 @@ type queueMetrics struct {
 	queueWait prometheus.Histogram
 }
 
-// outcomeOK is the outcome of a job that succeeded; the others are the
-// codes of the errors jobs failed with.
-const outcomeOK = "ok"
-
 func newQueueMetrics(reg prometheus.Registerer, m *Manager) *queueMetrics {
 	q := &queueMetrics{
 		submitted: prometheus.NewCounter(prometheus.CounterOpts{
@@ -55,7 +51,7 @@ func newQueueMetrics(reg prometheus.Registerer, m *Manager) *queueMetrics {
 		}),
 	}
 	// Series that should start at zero, so that rate() sees the first job.
-	q.finished.WithLabelValues(outcomeOK)
+	q.finished.WithLabelValues(faas.OutcomeOK)
 	q.finished.WithLabelValues(string(faas.FunctionError))
 	q.finished.WithLabelValues(string(faas.Timeout))
 	stat := func(name, help string, read func(faas.Stats) int) prometheus.Collector {
@@ -72,22 +68,14 @@ func newQueueMetrics(reg prometheus.Registerer, m *Manager) *queueMetrics {
 	return q
 }
 
-// outcome is the label value of a finished job.
-func outcome(j faas.Job) string {
-	if j.Error == nil {
-		return outcomeOK
-	}
-	return string(j.Error.Code)
-}
-
 // jobFinished counts a finished job and logs its one line: at info when it
 // succeeded, at warn when it failed, so that an operator who reads warn
 // and above sees every failure and timeout.
 func (m *Manager) jobFinished(j faas.Job) {
-	out := outcome(j)
+	out := faas.Outcome(j)
 	m.metrics.finished.WithLabelValues(out).Inc()
 	level := slog.LevelInfo
-	if out != outcomeOK {
+	if out != faas.OutcomeOK {
 		level = slog.LevelWarn
 	}
 	attrs := []any{"job_id", j.ID, "user", j.Owner, "function", j.Function, "outcome", out,

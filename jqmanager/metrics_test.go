@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"faas/proxies/faas"
+	"faas/proxies/jqproxy"
 )
 
 // syncBuffer is a log sink the manager's goroutines may share.
@@ -149,4 +150,28 @@ faas_jobs_running 0
 		require.Contains(t, l, "duration_ms")
 	}
 	require.Equal(t, 5.0, byJob[good.ID]["duration_ms"])
+
+	// A restart starts from the Store's totals, even once the jobs are
+	// purged. Over the wire, Stats is answered only after the rebuild.
+	r.stop()
+	n, err := r.store.PurgeJobs(r.ctx, time.Now().Add(time.Minute))
+	require.NoError(t, err)
+	require.Equal(t, 3, n)
+	reg = prometheus.NewRegistry()
+	cfg.Metrics = reg
+	r.start(cfg)
+	c, err := jqproxy.Dial(r.m.Endpoint(), 5*time.Second, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	st, err := c.Stats(r.ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, st.Completed)
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP faas_jobs_finished_total Jobs finished, by outcome: ok or the error code (function_error, timeout, memory_limit, lost, ...).
+# TYPE faas_jobs_finished_total counter
+faas_jobs_finished_total{outcome="function_error"} 1
+faas_jobs_finished_total{outcome="lost"} 1
+faas_jobs_finished_total{outcome="ok"} 1
+faas_jobs_finished_total{outcome="timeout"} 0
+`), "faas_jobs_finished_total"))
 }

@@ -136,4 +136,8 @@ type ledgerDoc struct {
 	JobID  string `bson:"_id"`
 	Owner  string `bson:"owner"`
 	Billed int64  `bson:"billed"`
+	// Outcome is faas.Outcome of the job, which FinishedCounts groups
+	// by; entries written before it was kept have none and are not
+	// counted.
+	Outcome string `bson:"outcome,omitempty"`
 }

@@ -654,6 +654,11 @@ func (s *Store) StartJob(ctx context.Context, id string, attempt int, worker str
 			}); err != nil {
 				return faas.Job{}, err
 			}
+			// Its ledger entry bills nothing; it counts the job as
+			// finished. A crash before it leaves the job uncounted.
+			if err := s.settle(ctx, gone, true); err != nil {
+				return faas.Job{}, err
+			}
 			return faas.Job{}, gone.Error
 		case err != nil:
 			return faas.Job{}, err
@@ -728,7 +733,7 @@ func (s *Store) settle(ctx context.Context, j faas.Job, pending bool) error {
 	if !pending {
 		return nil
 	}
-	_, err := s.ledger.InsertOne(ctx, ledgerDoc{JobID: j.ID, Owner: j.Owner, Billed: int64(j.Billed)})
+	_, err := s.ledger.InsertOne(ctx, ledgerDoc{JobID: j.ID, Owner: j.Owner, Billed: int64(j.Billed), Outcome: faas.Outcome(j)})
 	if err != nil && !mongo.IsDuplicateKeyError(err) {
 		return fmt.Errorf("bill job %s to %s: %w", j.ID, j.Owner, err)
 	}
@@ -883,6 +888,30 @@ func (s *Store) Usage(ctx context.Context, owner string) (faas.Usage, error) {
 		return faas.Usage{}, err
 	}
 	return faas.Usage{Functions: int(fns), SourceBytes: sources, JobBytes: jobs}, nil
+}
+
+// FinishedCounts groups the ledger by outcome: every finished job has an
+// entry, which purging the job keeps and deleting its user removes.
+func (s *Store) FinishedCounts(ctx context.Context) (map[string]int64, error) {
+	cur, err := s.ledger.Aggregate(ctx, mongo.Pipeline{
+		{{Key: "$match", Value: bson.D{{Key: "outcome", Value: bson.D{{Key: "$exists", Value: true}}}}}},
+		{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$outcome"}, {Key: "jobs", Value: bson.D{{Key: "$sum", Value: 1}}}}}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count finished jobs: %w", err)
+	}
+	var groups []struct {
+		Outcome string `bson:"_id"`
+		Jobs    int64  `bson:"jobs"`
+	}
+	if err := cur.All(ctx, &groups); err != nil {
+		return nil, fmt.Errorf("count finished jobs: %w", err)
+	}
+	counts := make(map[string]int64, len(groups))
+	for _, g := range groups {
+		counts[g.Outcome] = g.Jobs
+	}
+	return counts, nil
 }
 
 // UserCount counts the users.

@@ -33,6 +33,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -139,6 +140,16 @@ CREATE TRIGGER IF NOT EXISTS jobs_bill AFTER UPDATE OF billed ON jobs WHEN NEW.b
 BEGIN
 	UPDATE users SET billed = billed + NEW.billed - OLD.billed WHERE name = NEW.owner;
 END;
+CREATE TABLE IF NOT EXISTS finished (
+	outcome TEXT PRIMARY KEY,
+	jobs    INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS jobs_finished AFTER UPDATE OF state ON jobs
+	WHEN NEW.state IN ('succeeded', 'failed') AND OLD.state IN ('queued', 'running')
+BEGIN
+	INSERT INTO finished (outcome, jobs) VALUES (` + outcomeSQL + `, 1)
+	ON CONFLICT (outcome) DO UPDATE SET jobs = jobs + 1;
+END;
 CREATE TABLE IF NOT EXISTS versions (
 	owner     TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
 	name      TEXT NOT NULL,
@@ -158,6 +169,9 @@ BEGIN
 	DELETE FROM versions WHERE owner = OLD.owner AND name = OLD.name;
 END;
 `
+
+// outcomeSQL is faas.Outcome of the row NEW in a trigger on jobs.
+const outcomeSQL = `CASE WHEN NEW.error IS NULL THEN '` + faas.OutcomeOK + `' ELSE json_extract(NEW.error, '$.code') END`
 
 // versionTriggers copy each version stored in functions into versions.
 // The settings migration recreates them, so they are written once here.
@@ -233,6 +247,11 @@ var migrations = []func(ctx context.Context, tx *sql.Tx) error{
 		}
 		return execSQL(versionTriggers)(ctx, tx)
 	},
+	// Finished jobs were not counted: count those still kept, the best
+	// known (purged ones are gone).
+	execSQL(`INSERT INTO finished (outcome, jobs)
+		SELECT ` + strings.ReplaceAll(outcomeSQL, "NEW.", "") + `, count(*) FROM jobs
+		WHERE state IN ('succeeded', 'failed') GROUP BY 1`),
 }
 
 func execSQL(q string) func(ctx context.Context, tx *sql.Tx) error {
@@ -905,6 +924,29 @@ func (s *Store) Usage(ctx context.Context, owner string) (faas.Usage, error) {
 		return faas.Usage{}, fmt.Errorf("usage of %s: %w", owner, err)
 	}
 	return u, nil
+}
+
+// FinishedCounts reads the finished table, which the jobs_finished
+// trigger keeps in the statement that finishes each job.
+func (s *Store) FinishedCounts(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.stmts.finished.QueryContext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("count finished jobs: %w", err)
+	}
+	defer rows.Close()
+	counts := make(map[string]int64)
+	for rows.Next() {
+		var outcome string
+		var n int64
+		if err := rows.Scan(&outcome, &n); err != nil {
+			return nil, fmt.Errorf("count finished jobs: %w", err)
+		}
+		counts[outcome] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count finished jobs: %w", err)
+	}
+	return counts, nil
 }
 
 // UserCount counts the users.

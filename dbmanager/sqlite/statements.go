@@ -18,7 +18,7 @@ type statements struct {
 
 	// On the readers.
 	user, userByToken, billedTime, readFunction, functions, readJob, pendingJobs *sql.Stmt
-	purgeable, usage, userCount, readVersion, jobs, failedJobs                   *sql.Stmt
+	purgeable, usage, userCount, readVersion, jobs, failedJobs, finished         *sql.Stmt
 }
 
 const functionColumns = `owner, name, source, version, timeout, memory_mb, updated, settings, created, concurrency`
@@ -137,6 +137,7 @@ func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error
 			WHERE state IN ('queued', 'running') ORDER BY created, id`},
 		{&st.usage, reader, usage},
 		{&st.userCount, reader, `SELECT count(*) FROM users`},
+		{&st.finished, reader, `SELECT outcome, jobs FROM finished`},
 	} {
 		stmt, err := p.db.PrepareContext(ctx, p.query)
 		if err != nil {

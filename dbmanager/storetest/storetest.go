@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -37,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) faas.Store) {
 	// FailedJobs spans every user, so it too runs alone: then the newest
 	// failed jobs in the store are its own.
 	t.Run("FailedJobs", func(t *testing.T) { testFailedJobs(t, open(t)) })
+	t.Run("FinishedCounts", func(t *testing.T) { testFinishedCounts(t, open(t)) })
 }
 
 func runConcurrent(t *testing.T, open func(t *testing.T) faas.Store) {
@@ -911,6 +913,66 @@ func testUsage(t *testing.T, s faas.Store) {
 
 	_, err = s.Usage(ctx, unique("nobody"))
 	requireCode(t, err, faas.NotFound)
+}
+
+// testFinishedCounts runs alone: the totals are the whole store's. Each
+// job counts once, when it finishes, by outcome, whatever retries and
+// stale attempts follow, and purging or deleting it does not uncount it.
+func testFinishedCounts(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	before, err := s.FinishedCounts(ctx)
+	require.NoError(t, err)
+	fx := newFixture(t, ctx, s)
+	fail := func(code faas.Code) {
+		t.Helper()
+		c := faas.Completion{JobID: fx.running(t, ctx, s).ID, Attempt: 1, Error: faas.Errorf(code, "%s here", code), Duration: time.Millisecond}
+		_, err := s.CompleteJob(ctx, c)
+		require.NoError(t, err)
+		_, err = s.CompleteJob(ctx, c) // a retry
+		require.NoError(t, err)
+	}
+	for range 3 {
+		c := completion(fx.running(t, ctx, s), time.Millisecond)
+		_, err := s.CompleteJob(ctx, c)
+		require.NoError(t, err)
+		_, err = s.CompleteJob(ctx, c) // a retry
+		require.NoError(t, err)
+	}
+	fail(faas.Timeout)
+	fail(faas.Timeout)
+	fail(faas.FunctionError)
+
+	// A lost lease is not an outcome; the attempt it lost is fenced off.
+	lost := fx.running(t, ctx, s)
+	_, err = s.RequeueJob(ctx, lost.ID, 1, faas.Errorf(faas.Timeout, "lease expired"))
+	require.NoError(t, err)
+	_, err = s.CompleteJob(ctx, completion(lost, time.Millisecond))
+	requireCode(t, err, faas.Conflict)
+	// Neither is a job still queued or running, nor deleting one.
+	fx.running(t, ctx, s)
+	deleted := fx.running(t, ctx, s)
+	require.NoError(t, s.DeleteJob(ctx, deleted.ID))
+
+	// A queued job whose function was deleted fails without running.
+	gone := fx.job(t, ctx, s)
+	require.NoError(t, s.DeleteFunction(ctx, fx.user.Name, fx.fn.Name))
+	_, err = s.StartJob(ctx, gone.ID, 1, "w1")
+	requireCode(t, err, faas.FunctionDeleted)
+
+	want := maps.Clone(before)
+	want[faas.OutcomeOK] += 3
+	want[string(faas.Timeout)] += 2
+	want[string(faas.FunctionError)]++
+	want[string(faas.FunctionDeleted)]++
+	got, err := s.FinishedCounts(ctx)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+
+	_, err = s.PurgeJobs(ctx, time.Now().Add(time.Minute))
+	require.NoError(t, err)
+	got, err = s.FinishedCounts(ctx)
+	require.NoError(t, err)
+	require.Equal(t, want, got, "purged jobs still count")
 }
 
 // testUserCount runs alone: the concurrent subtests create users.

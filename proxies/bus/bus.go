@@ -66,6 +66,7 @@ var calls = map[string][]Role{
 	dbproxy.MethodPendingJobs:    {JQManager},
 	dbproxy.MethodUsage:          {Frontend},
 	dbproxy.MethodUserCount:      {Frontend},
+	dbproxy.MethodFinishedCounts: {JQManager},
 
 	jqproxy.MethodSubmit:     {Frontend},
 	jqproxy.MethodWait:       {Frontend},

@@ -39,6 +39,7 @@ const (
 	MethodPurgeJobs      = "db.PurgeJobs"
 	MethodUsage          = "db.Usage"
 	MethodUserCount      = "db.UserCount"
+	MethodFinishedCounts = "db.FinishedCounts"
 )
 
 // DefaultPort is the DB manager's port unless PORT says otherwise; the
@@ -260,6 +261,11 @@ func (c *Client) Usage(ctx context.Context, owner string) (faas.Usage, error) {
 	return call[faas.Usage](ctx, c, MethodUsage, NameRequest{Name: owner})
 }
 
+// FinishedCounts implements faas.Store.
+func (c *Client) FinishedCounts(ctx context.Context) (map[string]int64, error) {
+	return call[map[string]int64](ctx, c, MethodFinishedCounts, Empty{})
+}
+
 // UserCount implements faas.Store.
 func (c *Client) UserCount(ctx context.Context) (int, error) {
 	return call[int](ctx, c, MethodUserCount, Empty{})
@@ -341,6 +347,9 @@ func NewMux(s faas.Store) *wire.Mux {
 	})
 	wire.Handle(m, MethodUserCount, func(ctx context.Context, _ Empty) (int, error) {
 		return s.UserCount(ctx)
+	})
+	wire.Handle(m, MethodFinishedCounts, func(ctx context.Context, _ Empty) (map[string]int64, error) {
+		return s.FinishedCounts(ctx)
 	})
 	return m
 }

@@ -384,6 +384,23 @@ type Store interface {
 	Usage(ctx context.Context, owner string) (Usage, error)
 	// UserCount is the number of registered users.
 	UserCount(ctx context.Context) (int, error)
+	// FinishedCounts is how many jobs have ever finished, by outcome (see
+	// Outcome). The counts are kept apart from the jobs, so purging or
+	// deleting a job does not lower them: a restarted job queue starts its
+	// counters from them.
+	FinishedCounts(ctx context.Context) (map[string]int64, error)
+}
+
+// OutcomeOK is the outcome of a job that finished without an error.
+const OutcomeOK = "ok"
+
+// Outcome is how a finished job is counted: OutcomeOK, or the code of the
+// error it failed with.
+func Outcome(j Job) string {
+	if j.Error == nil {
+		return OutcomeOK
+	}
+	return string(j.Error.Code)
 }
 
 // JobQueue hands jobs to workers. The JQ manager implements it; its proxy
