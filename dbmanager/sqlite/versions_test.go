@@ -125,3 +125,27 @@ func TestStreamsOfOlderDatabase(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "lw", done.Streams)
 }
+
+// TestFinishedOfOlderDatabase opens a database written before finished
+// jobs were counted: the upgrade counts the ones it still holds, by
+// outcome, and from then on the trigger counts.
+func TestFinishedOfOlderDatabase(t *testing.T) {
+	t.Parallel()
+	ctx, s, _ := olderDatabase(t, `DROP TRIGGER jobs_finished; DROP TABLE finished;
+		INSERT INTO jobs SELECT 'j2', owner, function, version, args, 'failed', attempt, worker, created, started,
+			finished, result, '{"code":"timeout","message":"slow"}', duration, billed, logs, lost, trace, streams, concurrency FROM jobs WHERE id = 'j1';
+		INSERT INTO jobs SELECT 'j3', owner, function, version, args, 'succeeded', attempt, worker, created, started,
+			finished, result, NULL, duration, billed, logs, lost, trace, streams, concurrency FROM jobs WHERE id = 'j1';
+		PRAGMA user_version = 6`)
+	got, err := s.FinishedCounts(ctx)
+	require.NoError(t, err)
+	require.Equal(t, map[string]int64{faas.OutcomeOK: 1, string(faas.Timeout): 1}, got)
+
+	_, err = s.StartJob(ctx, "j1", 1, "w1")
+	require.NoError(t, err)
+	_, err = s.CompleteJob(ctx, faas.Completion{JobID: "j1", Attempt: 1, Error: faas.Errorf(faas.Timeout, "slow"), Duration: time.Millisecond})
+	require.NoError(t, err)
+	got, err = s.FinishedCounts(ctx)
+	require.NoError(t, err)
+	require.Equal(t, map[string]int64{faas.OutcomeOK: 1, string(faas.Timeout): 2}, got)
+}
