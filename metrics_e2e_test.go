@@ -80,6 +80,15 @@ func TestMetricsOfSeparateProcesses(t *testing.T) {
 	awaitSeries(t, c.http+"/metrics", "",
 		fmt.Sprintf(`faas_http_requests_total{component="frontend",route="/u/:u/fn/:f/run",status="2xx"} %d`, jobs))
 
+	// A restarted JQ manager starts its finished counter from the
+	// database's totals; its own counters start at zero.
+	require.NoError(t, c.stop("jqmanager"), "jqmanager exit status")
+	c.start("jqmanager", "jqmanager", listen(1), "FAAS_METRICS_TOKEN="+token)
+	runAdds(t, c, "ned", 1)
+	awaitSeries(t, url(1), token,
+		fmt.Sprintf(`faas_jobs_finished_total{component="jqmanager",outcome="ok"} %d`, jobs+1),
+		`faas_jobs_submitted_total{component="jqmanager"} 1`)
+
 	for _, name := range []string{"frontend", "worker0", "jqmanager", "dbmanager"} {
 		require.NoError(t, c.stop(name), "%s exit status", name)
 	}
