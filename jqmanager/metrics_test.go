@@ -45,6 +45,30 @@ func (s *syncBuffer) lines(t testing.TB, msg string) []map[string]any {
 	return out
 }
 
+// finishedAfterWorkload is faas_jobs_finished_total after the workload
+// of TestFinishedJobsCountedAndLogged, before and after a restart.
+const finishedAfterWorkload = `
+# HELP faas_jobs_finished_total Jobs finished, by outcome: ok or the error code (function_error, timeout, memory_limit, lost, ...).
+# TYPE faas_jobs_finished_total counter
+faas_jobs_finished_total{outcome="function_error"} 1
+faas_jobs_finished_total{outcome="lost"} 1
+faas_jobs_finished_total{outcome="ok"} 1
+faas_jobs_finished_total{outcome="timeout"} 0
+`
+
+// awaitServing waits until the manager has rebuilt its queue and
+// restored its counters, which in-process calls do not wait for, and
+// returns its Stats then.
+func (r *rig) awaitServing() faas.Stats {
+	r.t.Helper()
+	c, err := jqproxy.Dial(r.m.Endpoint(), 5*time.Second, slog.New(slog.DiscardHandler))
+	require.NoError(r.t, err)
+	defer c.Close()
+	st, err := c.Stats(r.ctx)
+	require.NoError(r.t, err)
+	return st
+}
+
 // TestFinishedJobsCountedAndLogged finishes one job of each kind the
 // manager sees (succeeded, failed by its function, lost too often) and
 // checks the counters exactly, the lint, and that each job has exactly one
@@ -60,6 +84,7 @@ func TestFinishedJobsCountedAndLogged(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	cfg.Metrics = reg
 	r.start(cfg)
+	r.awaitServing()
 
 	good, bad, lost := r.submit("ann"), r.submit("ann"), r.submit("ann")
 	for range 2 {
@@ -87,13 +112,7 @@ func TestFinishedJobsCountedAndLogged(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, finished)
 
-	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP faas_jobs_finished_total Jobs finished, by outcome: ok or the error code (function_error, timeout, memory_limit, lost, ...).
-# TYPE faas_jobs_finished_total counter
-faas_jobs_finished_total{outcome="function_error"} 1
-faas_jobs_finished_total{outcome="lost"} 1
-faas_jobs_finished_total{outcome="ok"} 1
-faas_jobs_finished_total{outcome="timeout"} 0
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(finishedAfterWorkload+`
 # HELP faas_jobs_submitted_total Jobs accepted into the queue.
 # TYPE faas_jobs_submitted_total counter
 faas_jobs_submitted_total 3
@@ -160,18 +179,6 @@ faas_jobs_running 0
 	reg = prometheus.NewRegistry()
 	cfg.Metrics = reg
 	r.start(cfg)
-	c, err := jqproxy.Dial(r.m.Endpoint(), 5*time.Second, slog.New(slog.DiscardHandler))
-	require.NoError(t, err)
-	t.Cleanup(func() { c.Close() })
-	st, err := c.Stats(r.ctx)
-	require.NoError(t, err)
-	require.EqualValues(t, 3, st.Completed)
-	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP faas_jobs_finished_total Jobs finished, by outcome: ok or the error code (function_error, timeout, memory_limit, lost, ...).
-# TYPE faas_jobs_finished_total counter
-faas_jobs_finished_total{outcome="function_error"} 1
-faas_jobs_finished_total{outcome="lost"} 1
-faas_jobs_finished_total{outcome="ok"} 1
-faas_jobs_finished_total{outcome="timeout"} 0
-`), "faas_jobs_finished_total"))
+	require.EqualValues(t, 3, r.awaitServing().Completed)
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(finishedAfterWorkload), "faas_jobs_finished_total"))
 }
