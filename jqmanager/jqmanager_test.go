@@ -77,7 +77,8 @@ func config() jqmanager.Config {
 	}
 }
 
-// start runs a fresh Manager over the rig's store (a restart, if one ran).
+// start runs a fresh Manager over the rig's store (a restart, if one ran)
+// and waits until it serves.
 func (r *rig) start(cfg jqmanager.Config) {
 	r.t.Helper()
 	log := r.log
@@ -98,6 +99,20 @@ func (r *rig) start(cfg jqmanager.Config) {
 		})
 	}
 	r.t.Cleanup(r.stop)
+	// In-process calls do not wait for the rebuild; tests start from a
+	// rebuilt queue with its counters restored.
+	r.awaitServing()
+}
+
+// awaitServing waits until the manager has rebuilt its queue and restored
+// its counters: a client over the bus is answered only then.
+func (r *rig) awaitServing() {
+	r.t.Helper()
+	c, err := jqproxy.Dial(r.m.Endpoint(), 5*time.Second, slog.New(slog.DiscardHandler))
+	require.NoError(r.t, err)
+	defer c.Close()
+	_, err = c.Stats(r.ctx)
+	require.NoError(r.t, err)
 }
 
 func (r *rig) submit(owner string) faas.Job {

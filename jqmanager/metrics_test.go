@@ -14,7 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"faas/proxies/faas"
-	"faas/proxies/jqproxy"
 )
 
 // syncBuffer is a log sink the manager's goroutines may share.
@@ -56,19 +55,6 @@ faas_jobs_finished_total{outcome="ok"} 1
 faas_jobs_finished_total{outcome="timeout"} 0
 `
 
-// awaitServing waits until the manager has rebuilt its queue and
-// restored its counters, which in-process calls do not wait for, and
-// returns its Stats then.
-func (r *rig) awaitServing() faas.Stats {
-	r.t.Helper()
-	c, err := jqproxy.Dial(r.m.Endpoint(), 5*time.Second, slog.New(slog.DiscardHandler))
-	require.NoError(r.t, err)
-	defer c.Close()
-	st, err := c.Stats(r.ctx)
-	require.NoError(r.t, err)
-	return st
-}
-
 // TestFinishedJobsCountedAndLogged finishes one job of each kind the
 // manager sees (succeeded, failed by its function, lost too often) and
 // checks the counters exactly, the lint, and that each job has exactly one
@@ -84,7 +70,6 @@ func TestFinishedJobsCountedAndLogged(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	cfg.Metrics = reg
 	r.start(cfg)
-	r.awaitServing()
 
 	good, bad, lost := r.submit("ann"), r.submit("ann"), r.submit("ann")
 	for range 2 {
@@ -179,6 +164,8 @@ faas_jobs_running 0
 	reg = prometheus.NewRegistry()
 	cfg.Metrics = reg
 	r.start(cfg)
-	require.EqualValues(t, 3, r.awaitServing().Completed)
+	st, err := r.m.Stats(r.ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, st.Completed)
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(finishedAfterWorkload), "faas_jobs_finished_total"))
 }
