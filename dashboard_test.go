@@ -99,6 +99,13 @@ func setField(sel, value string) chromedp.Action {
 	})()`, sel, value), nil)
 }
 
+// onlyAddRows is true once the history table shows rows of the function
+// add alone.
+const onlyAddRows = `(() => {
+	const rows = [...document.querySelectorAll('#jobs-table tbody tr')]
+	return rows.length > 0 && rows.every(r => r.children[1] && r.children[1].textContent.trim() === 'add')
+})()`
+
 // dashboardAdmin is the operator's token of the dashboard's platform.
 const dashboardAdmin = "operator-token-of-the-dashboard-test"
 
@@ -219,7 +226,9 @@ func TestDashboard(t *testing.T) {
 		waitText("#jobs-table tbody", "boom"),
 		setField("#jobs-state", ""),
 		setField("#jobs-fn", "add"),
-		waitText("#jobs-table tbody", "add"),
+		// Each filter reloads the table; wait for the last reload, where
+		// every row is add's, before counting them.
+		chromedp.Poll(onlyAddRows, nil),
 		chromedp.Nodes(`#jobs-table tbody tr`, &rows),
 	), "jobs")
 	require.Len(t, rows, 1, "the function filter leaves add's one job")
@@ -264,10 +273,13 @@ func TestDashboard(t *testing.T) {
 	require.NoError(t, chromedp.Run(ctx,
 		chromedp.Click(`#nav a[href="#jobs"]`),
 		waitText("#jobs-table tbody", "add"),
+		// Auto-refresh redraws the rows every few seconds; a click on a
+		// row being replaced finds no node.
+		chromedp.Evaluate(`document.querySelector('#jobs-auto').checked = false`, nil),
 		setField("#jobs-fn", "add"),
 		// The filter reloads the table: click only once every row left
 		// is add's, or the click may land on a row being replaced.
-		chromedp.Poll(`[...document.querySelectorAll('#jobs-table tbody tr')].every(r => r.dataset.fn === 'add' || r.textContent.includes('add')) && document.querySelectorAll('#jobs-table tbody tr').length === 1`, nil),
+		chromedp.Poll(onlyAddRows, nil),
 		chromedp.Click(`#jobs-table tbody tr:first-child`),
 		waitText("#job-result", "9"),
 		chromedp.Click("#job-delete"),
