@@ -84,6 +84,7 @@ type Store struct {
 	versions  *mongo.Collection
 	jobs      *mongo.Collection
 	ledger    *mongo.Collection
+	hooks     *mongo.Collection
 	// meta holds one document per migration applied to the database.
 	meta *mongo.Collection
 
@@ -114,6 +115,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		versions:  db.Collection("versions"),
 		jobs:      db.Collection("jobs"),
 		ledger:    db.Collection("billing"),
+		hooks:     db.Collection("hooks"),
 		meta:      db.Collection("meta"),
 	}
 	if err := s.init(ctx); err != nil {
@@ -141,6 +143,7 @@ func (s *Store) init(ctx context.Context) error {
 		{s.jobs, mongo.IndexModel{Keys: bson.D{{Key: "owner", Value: 1}, {Key: "created", Value: -1}, {Key: "_id", Value: -1}}}},
 		{s.jobs, mongo.IndexModel{Keys: bson.D{{Key: "billing_pending", Value: 1}}}},
 		{s.ledger, mongo.IndexModel{Keys: bson.D{{Key: "owner", Value: 1}}}},
+		{s.hooks, mongo.IndexModel{Keys: bson.D{{Key: "owner", Value: 1}, {Key: "function", Value: 1}, {Key: "id", Value: 1}}}},
 	} {
 		if _, err := ix.coll.Indexes().CreateOne(ctx, ix.model); err != nil {
 			return fmt.Errorf("create index on %s: %w", ix.coll.Name(), err)
@@ -342,7 +345,7 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 		return err
 	}
 	owned := bson.D{{Key: "owner", Value: name}}
-	for _, coll := range []*mongo.Collection{s.jobs, s.versions, s.functions, s.ledger} {
+	for _, coll := range []*mongo.Collection{s.jobs, s.versions, s.hooks, s.functions, s.ledger} {
 		if _, err := coll.DeleteMany(ctx, owned); err != nil {
 			return fmt.Errorf("delete %s of user %s: %w", coll.Name(), name, err)
 		}
@@ -522,7 +525,76 @@ func (s *Store) DeleteFunction(ctx context.Context, owner, name string) error {
 	if _, err := s.versions.DeleteMany(ctx, bson.D{{Key: "owner", Value: owner}, {Key: "name", Value: name}}); err != nil {
 		return fmt.Errorf("delete versions of function %s: %w", name, err)
 	}
+	if _, err := s.hooks.DeleteMany(ctx, bson.D{{Key: "owner", Value: owner}, {Key: "function", Value: name}}); err != nil {
+		return fmt.Errorf("delete hooks of function %s: %w", name, err)
+	}
 	return deleteOne(ctx, s.functions, bson.D{{Key: "_id", Value: functionID(owner, name)}}, "function "+name, lifecycle.FunctionNotFound(owner, name))
+}
+
+// hookDoc is a hook as stored, keyed by its hash.
+type hookDoc struct {
+	Hash     string `bson:"_id"`
+	ID       string `bson:"id"`
+	Owner    string `bson:"owner"`
+	Function string `bson:"function"`
+	Created  int64  `bson:"created"`
+}
+
+func (d hookDoc) hook() faas.Hook {
+	return faas.Hook{Hash: d.Hash, ID: d.ID, Owner: d.Owner, Function: d.Function, Created: lifecycle.Time(d.Created)}
+}
+
+// CreateHook stores a hook under the owner's read lock, which keeps
+// DeleteFunction (a writer) from running between the check that the
+// function exists and the insert.
+func (s *Store) CreateHook(ctx context.Context, h faas.Hook) error {
+	h, err := lifecycle.Hook(h)
+	if err != nil {
+		return err
+	}
+	defer s.lockUser(h.Owner, false)()
+	existing, err := s.HookByHash(ctx, h.Hash)
+	if err == nil {
+		return lifecycle.ExistingHook(h, existing)
+	}
+	if faas.ErrorCode(err) != faas.NotFound {
+		return err
+	}
+	if _, err := s.Function(ctx, h.Owner, h.Function); err != nil {
+		return err
+	}
+	d := hookDoc{Hash: h.Hash, ID: h.ID, Owner: h.Owner, Function: h.Function, Created: lifecycle.Micros(h.Created)}
+	if _, err := s.hooks.InsertOne(ctx, d); err != nil {
+		return fmt.Errorf("create hook %s: %w", h.ID, err)
+	}
+	return nil
+}
+
+// HookByHash reads a hook by its key.
+func (s *Store) HookByHash(ctx context.Context, hash string) (faas.Hook, error) {
+	var d hookDoc
+	err := findOne(ctx, s.hooks, bson.D{{Key: "_id", Value: hash}}, &d, lifecycle.HookNotFound(hash))
+	return d.hook(), err
+}
+
+// Hooks lists a function's hooks, oldest first.
+func (s *Store) Hooks(ctx context.Context, owner, function string) ([]faas.Hook, error) {
+	docs, err := findAll[hookDoc](ctx, s.hooks, bson.D{{Key: "owner", Value: owner}, {Key: "function", Value: function}},
+		"hooks of "+function, options.Find().SetSort(bson.D{{Key: "created", Value: 1}, {Key: "id", Value: 1}}))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]faas.Hook, len(docs))
+	for i, d := range docs {
+		out[i] = d.hook()
+	}
+	return out, nil
+}
+
+// DeleteHook revokes a hook by its function and ID.
+func (s *Store) DeleteHook(ctx context.Context, owner, function, id string) error {
+	return deleteOne(ctx, s.hooks, bson.D{{Key: "owner", Value: owner}, {Key: "function", Value: function}, {Key: "id", Value: id}},
+		"hook "+id, lifecycle.HookNotFound(id))
 }
 
 // CreateJob stores a queued job unless its ID exists.

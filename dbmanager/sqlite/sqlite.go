@@ -164,6 +164,18 @@ CREATE TABLE IF NOT EXISTS versions (
 	PRIMARY KEY (owner, name, version)
 ) WITHOUT ROWID;
 ` + versionTriggers + `
+CREATE TABLE IF NOT EXISTS hooks (
+	hash     TEXT PRIMARY KEY,
+	id       TEXT NOT NULL,
+	owner    TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+	function TEXT NOT NULL,
+	created  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS hooks_function ON hooks(owner, function, id);
+CREATE TRIGGER IF NOT EXISTS hooks_function_deleted AFTER DELETE ON functions
+BEGIN
+	DELETE FROM hooks WHERE owner = OLD.owner AND function = OLD.name;
+END;
 CREATE TRIGGER IF NOT EXISTS functions_deleted AFTER DELETE ON functions
 BEGIN
 	DELETE FROM versions WHERE owner = OLD.owner AND name = OLD.name;
@@ -603,6 +615,70 @@ func scanFunction(row scanner) (faas.Function, error) {
 // ran and what it cost.
 func (s *Store) DeleteFunction(ctx context.Context, owner, name string) error {
 	return s.deleteOne(ctx, s.stmts.deleteFunction, "function "+name, lifecycle.FunctionNotFound(owner, name), owner, name)
+}
+
+// CreateHook inserts a hook in one statement that also checks that its
+// function exists; when it inserts nothing, the stored hook, if any, tells
+// a retry from a missing function.
+func (s *Store) CreateHook(ctx context.Context, h faas.Hook) error {
+	h, err := lifecycle.Hook(h)
+	if err != nil {
+		return err
+	}
+	res, err := s.writer.ExecContext(ctx, `INSERT INTO hooks (hash, id, owner, function, created)
+		SELECT ?1, ?2, owner, name, ?5 FROM functions WHERE owner = ?3 AND name = ?4
+		ON CONFLICT DO NOTHING`, h.Hash, h.ID, h.Owner, h.Function, lifecycle.Micros(h.Created))
+	if err != nil {
+		return fmt.Errorf("create hook %s: %w", h.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return err
+	}
+	existing, err := s.HookByHash(ctx, h.Hash)
+	if faas.ErrorCode(err) == faas.NotFound {
+		return lifecycle.FunctionNotFound(h.Owner, h.Function)
+	}
+	if err != nil {
+		return err
+	}
+	return lifecycle.ExistingHook(h, existing)
+}
+
+const hookColumns = `hash, id, owner, function, created`
+
+func scanHook(row scanner) (faas.Hook, error) {
+	var h faas.Hook
+	var created int64
+	err := row.Scan(&h.Hash, &h.ID, &h.Owner, &h.Function, &created)
+	h.Created = lifecycle.Time(created)
+	return h, err
+}
+
+// HookByHash reads a hook by its key.
+func (s *Store) HookByHash(ctx context.Context, hash string) (faas.Hook, error) {
+	h, err := scanHook(s.reader.QueryRowContext(ctx, `SELECT `+hookColumns+` FROM hooks WHERE hash = ?`, hash))
+	if errors.Is(err, sql.ErrNoRows) {
+		return h, lifecycle.HookNotFound(hash)
+	}
+	if err != nil {
+		return h, fmt.Errorf("read hook: %w", err)
+	}
+	return h, nil
+}
+
+// Hooks lists a function's hooks through the hooks_function index.
+func (s *Store) Hooks(ctx context.Context, owner, function string) ([]faas.Hook, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+hookColumns+` FROM hooks
+		WHERE owner = ? AND function = ? ORDER BY created, id`, owner, function)
+	if err != nil {
+		return nil, fmt.Errorf("list hooks of %s/%s: %w", owner, function, err)
+	}
+	return collect(rows, scanHook)
+}
+
+// DeleteHook revokes a hook by its function and ID.
+func (s *Store) DeleteHook(ctx context.Context, owner, function, id string) error {
+	return s.deleteOne(ctx, s.stmts.deleteHook, "hook "+id, lifecycle.HookNotFound(id), owner, function, id)
 }
 
 // CreateJob stores a queued job in one statement that also reads the

@@ -15,6 +15,7 @@ type statements struct {
 	createUser, deleteUser, function, putFunction, deleteFunction        *sql.Stmt
 	createJob, deleteJob, startJob, requeueJob, completeJob, jobW, userW *sql.Stmt
 	purgeJobs, failGone, pruneVersions, setTokenHash                     *sql.Stmt
+	deleteHook                                                           *sql.Stmt
 
 	// On the readers.
 	user, userByToken, billedTime, readFunction, functions, readJob, pendingJobs *sql.Stmt
@@ -95,6 +96,7 @@ func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error
 				timeout = excluded.timeout, memory_mb = excluded.memory_mb, updated = excluded.updated,
 				settings = excluded.settings, concurrency = excluded.concurrency`},
 		{&st.deleteFunction, writer, `DELETE FROM functions WHERE owner = ? AND name = ?`},
+		{&st.deleteHook, writer, `DELETE FROM hooks WHERE owner = ? AND function = ? AND id = ?`},
 		{&st.createJob, writer, `INSERT INTO jobs (id, owner, function, version, args, state, attempt, worker,
 				created, started, finished, duration, billed, logs, trace, concurrency)
 			SELECT ?1, owner, name, version, ?2, 'queued', 0, '', ?3, 0, 0, 0, 0, '', ?6, concurrency

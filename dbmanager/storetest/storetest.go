@@ -7,6 +7,8 @@ package storetest
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -69,6 +71,8 @@ func runConcurrent(t *testing.T, open func(t *testing.T) faas.Store) {
 		{"FunctionVersions", testFunctionVersions},
 		{"FunctionSettings", testFunctionSettings},
 		{"DeletedFunctionFailsQueuedJobs", testDeletedFunctionFailsQueuedJobs},
+		{"Hooks", testHooks},
+		{"HooksGoWithTheirOwner", testHooksGoWithTheirOwner},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -1330,4 +1334,72 @@ func testJobPages(t *testing.T, s faas.Store) {
 		_, err := s.Jobs(ctx, owner, bad)
 		requireCode(t, err, faas.Invalid)
 	}
+}
+
+// newHook returns an unstored hook of fx's function with a hash of its own.
+func (fx fixture) newHook() faas.Hook {
+	sum := sha256.Sum256([]byte(unique("hook")))
+	hash := hex.EncodeToString(sum[:])
+	return faas.Hook{Hash: hash, ID: hash[:faas.HookIDLen], Owner: fx.user.Name, Function: fx.fn.Name}
+}
+
+func testHooks(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	fx := newFixture(t, ctx, s)
+	a, b := fx.newHook(), fx.newHook()
+	require.NoError(t, s.CreateHook(ctx, a))
+	require.NoError(t, s.CreateHook(ctx, a), "a retried creation is a no-op")
+	require.NoError(t, s.CreateHook(ctx, b))
+
+	got, err := s.HookByHash(ctx, a.Hash)
+	require.NoError(t, err)
+	requireStoredTime(t, got.Created)
+	a.Created = got.Created
+	require.Equal(t, a, got)
+
+	list, err := s.Hooks(ctx, fx.user.Name, fx.fn.Name)
+	require.NoError(t, err)
+	require.Len(t, list, 2)
+	require.ElementsMatch(t, []string{a.ID, b.ID}, []string{list[0].ID, list[1].ID})
+
+	// Hooks bind to an existing function only, and a hash to one function.
+	other := a
+	other.Function = "missing"
+	requireCode(t, s.CreateHook(ctx, other), faas.Conflict)
+	missing := fx.newHook()
+	missing.Function = "missing"
+	requireCode(t, s.CreateHook(ctx, missing), faas.NotFound)
+	bad := fx.newHook()
+	bad.ID = "not-the-prefix"
+	requireCode(t, s.CreateHook(ctx, bad), faas.Invalid)
+
+	// Revoking one leaves the other.
+	require.NoError(t, s.DeleteHook(ctx, fx.user.Name, fx.fn.Name, a.ID))
+	requireCode(t, s.DeleteHook(ctx, fx.user.Name, fx.fn.Name, a.ID), faas.NotFound)
+	_, err = s.HookByHash(ctx, a.Hash)
+	requireCode(t, err, faas.NotFound)
+	require.NotContains(t, err.Error(), a.Hash, "an error shows the ID, never the whole hash")
+	_, err = s.HookByHash(ctx, b.Hash)
+	require.NoError(t, err)
+
+	// Deleting the function takes its hooks; a new function of the same
+	// name does not get them back.
+	require.NoError(t, s.DeleteFunction(ctx, fx.user.Name, fx.fn.Name))
+	_, err = s.HookByHash(ctx, b.Hash)
+	requireCode(t, err, faas.NotFound)
+	_, _, err = s.PutFunction(ctx, fx.fn)
+	require.NoError(t, err)
+	list, err = s.Hooks(ctx, fx.user.Name, fx.fn.Name)
+	require.NoError(t, err)
+	require.Empty(t, list)
+}
+
+func testHooksGoWithTheirOwner(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	fx := newFixture(t, ctx, s)
+	h := fx.newHook()
+	require.NoError(t, s.CreateHook(ctx, h))
+	require.NoError(t, s.DeleteUser(ctx, fx.user.Name))
+	_, err := s.HookByHash(ctx, h.Hash)
+	requireCode(t, err, faas.NotFound)
 }

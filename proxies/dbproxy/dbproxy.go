@@ -27,6 +27,10 @@ const (
 	MethodVersion        = "db.FunctionVersion"
 	MethodFunctions      = "db.Functions"
 	MethodDeleteFunction = "db.DeleteFunction"
+	MethodCreateHook     = "db.CreateHook"
+	MethodHookByHash     = "db.HookByHash"
+	MethodHooks          = "db.Hooks"
+	MethodDeleteHook     = "db.DeleteHook"
 	MethodCreateJob      = "db.CreateJob"
 	MethodJob            = "db.Job"
 	MethodJobs           = "db.Jobs"
@@ -61,6 +65,13 @@ type SetTokenHashRequest struct {
 type FunctionRequest struct {
 	Owner string `json:"owner"`
 	Name  string `json:"name"`
+}
+
+// HookRequest names one hook of a function.
+type HookRequest struct {
+	Owner    string `json:"owner"`
+	Function string `json:"function"`
+	ID       string `json:"id"`
 }
 
 // FunctionsRequest is Functions' arguments.
@@ -256,6 +267,26 @@ func (c *Client) PurgeJobs(ctx context.Context, before time.Time) (int, error) {
 	return call[int](ctx, c, MethodPurgeJobs, PurgeJobsRequest{Before: before})
 }
 
+// CreateHook implements faas.Store.
+func (c *Client) CreateHook(ctx context.Context, h faas.Hook) error {
+	return c.wc.Call(ctx, MethodCreateHook, h, nil)
+}
+
+// HookByHash implements faas.Store.
+func (c *Client) HookByHash(ctx context.Context, hash string) (faas.Hook, error) {
+	return call[faas.Hook](ctx, c, MethodHookByHash, NameRequest{Name: hash})
+}
+
+// Hooks implements faas.Store.
+func (c *Client) Hooks(ctx context.Context, owner, function string) ([]faas.Hook, error) {
+	return call[[]faas.Hook](ctx, c, MethodHooks, FunctionRequest{Owner: owner, Name: function})
+}
+
+// DeleteHook implements faas.Store.
+func (c *Client) DeleteHook(ctx context.Context, owner, function, id string) error {
+	return c.wc.Call(ctx, MethodDeleteHook, HookRequest{Owner: owner, Function: function, ID: id}, nil)
+}
+
 // Usage implements faas.Store.
 func (c *Client) Usage(ctx context.Context, owner string) (faas.Usage, error) {
 	return call[faas.Usage](ctx, c, MethodUsage, NameRequest{Name: owner})
@@ -311,6 +342,18 @@ func NewMux(s faas.Store) *wire.Mux {
 	})
 	wire.Handle(m, MethodDeleteFunction, func(ctx context.Context, r FunctionRequest) (Empty, error) {
 		return Empty{}, s.DeleteFunction(ctx, r.Owner, r.Name)
+	})
+	wire.Handle(m, MethodCreateHook, func(ctx context.Context, h faas.Hook) (Empty, error) {
+		return Empty{}, s.CreateHook(ctx, h)
+	})
+	wire.Handle(m, MethodHookByHash, func(ctx context.Context, r NameRequest) (faas.Hook, error) {
+		return s.HookByHash(ctx, r.Name)
+	})
+	wire.Handle(m, MethodHooks, func(ctx context.Context, r FunctionRequest) ([]faas.Hook, error) {
+		return s.Hooks(ctx, r.Owner, r.Name)
+	})
+	wire.Handle(m, MethodDeleteHook, func(ctx context.Context, r HookRequest) (Empty, error) {
+		return Empty{}, s.DeleteHook(ctx, r.Owner, r.Function, r.ID)
 	})
 	wire.Handle(m, MethodCreateJob, func(ctx context.Context, j faas.Job) (faas.Job, error) {
 		return s.CreateJob(ctx, j)

@@ -50,6 +50,23 @@ type Function struct {
 	Secrets map[string]string `json:"secrets"`
 }
 
+// Hook is a webhook: whoever holds its URL, /hook/<secret>, runs the
+// function as its owner. Only the SHA-256 of the secret is stored, so a
+// read of the database yields no live URL.
+type Hook struct {
+	// Hash is the hex SHA-256 of the secret in the URL; the Store's key.
+	Hash string `json:"hash"`
+	// ID is the first HookIDLen hex digits of Hash: it names the hook in
+	// listings and revocations without being the capability.
+	ID       string    `json:"id"`
+	Owner    string    `json:"owner"`
+	Function string    `json:"function"`
+	Created  time.Time `json:"created"`
+}
+
+// HookIDLen is the length of a Hook's ID.
+const HookIDLen = 16
+
 // JobState is where a job is in its life.
 type JobState string
 
@@ -331,10 +348,23 @@ type Store interface {
 	// Functions lists one page of owner's functions in name order; no
 	// user and a user without functions both answer an empty list.
 	Functions(ctx context.Context, owner string, page FunctionPage) ([]Function, error)
-	// DeleteFunction removes a function with all its versions: its queued
+	// DeleteFunction removes a function with all its versions and hooks: its queued
 	// jobs fail with FunctionDeleted instead of starting, and its jobs
 	// stay as the user's record.
 	DeleteFunction(ctx context.Context, owner, name string) error
+
+	// CreateHook stores a hook of an existing function; NotFound if the
+	// function does not exist. Creating the same hash twice for the same
+	// function is a no-op.
+	CreateHook(ctx context.Context, h Hook) error
+	// HookByHash returns the hook whose secret hashes to hash; NotFound if
+	// there is none (never created, revoked, or its function deleted).
+	HookByHash(ctx context.Context, hash string) (Hook, error)
+	// Hooks lists a function's hooks, oldest first.
+	Hooks(ctx context.Context, owner, function string) ([]Hook, error)
+	// DeleteHook revokes the hook of the function with this ID; NotFound
+	// if there is none.
+	DeleteHook(ctx context.Context, owner, function, id string) error
 
 	// CreateJob stores a queued job, filling in the function's version;
 	// NotFound if the function does not exist. Creating the same ID twice

@@ -354,3 +354,30 @@ func stamp(t time.Time) time.Time {
 	}
 	return t.UTC().Truncate(time.Microsecond)
 }
+
+// Hook validates h and fills in its creation time.
+func Hook(h faas.Hook) (faas.Hook, error) {
+	if len(h.Hash) < faas.HookIDLen || h.ID != h.Hash[:faas.HookIDLen] {
+		return h, faas.Errorf(faas.Invalid, "hook id %q is not the first %d digits of its hash", h.ID, faas.HookIDLen)
+	}
+	if h.Owner == "" || h.Function == "" {
+		return h, faas.Errorf(faas.Invalid, "hook %s names no function", h.ID)
+	}
+	h.Created = stamp(h.Created)
+	return h, nil
+}
+
+// ExistingHook is CreateHook's answer when the hash is already stored:
+// a retry of the same creation succeeds, anything else conflicts.
+func ExistingHook(h, existing faas.Hook) error {
+	if existing.Owner == h.Owner && existing.Function == h.Function {
+		return nil
+	}
+	return faas.Errorf(faas.Conflict, "hook %s exists for another function", h.ID)
+}
+
+// HookNotFound is the answer for an unknown or revoked hook, named by its
+// ID or its hash; of a hash it shows only the ID, never the whole key.
+func HookNotFound(id string) error {
+	return faas.Errorf(faas.NotFound, "hook %.*s not found", faas.HookIDLen, id)
+}
