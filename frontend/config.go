@@ -102,6 +102,10 @@ type Config struct {
 	MaxWaitsPerUser int `envconfig:"FAAS_MAX_WAITS_PER_USER" default:"100" desc:"most requests of one user waiting for a job at once (?wait)"`
 	MaxWaits        int `envconfig:"FAAS_MAX_WAITS" default:"10000" desc:"most requests waiting for a job at once (?wait), all users"`
 
+	// HookRate is the requests per second one webhook may sustain, in
+	// bursts of twice that: a leaked URL costs its owner at most this.
+	HookRate float64 `envconfig:"FAAS_HOOK_RATE" default:"10" desc:"requests per second each webhook may sustain (bursts of twice that); 0 is no limit"`
+
 	// MetricsToken, when set, is the bearer token /metrics asks for.
 	MetricsToken string `envconfig:"FAAS_METRICS_TOKEN" desc:"bearer token /metrics asks for; empty leaves it open"`
 	// Metrics is where the server registers its series and Scrape what
@@ -157,7 +161,7 @@ func (c Config) Validate() error {
 	for _, r := range []struct {
 		name string
 		v    float64
-	}{{"FAAS_RATE_LIMIT_PER_ADDR", c.RateLimitPerAddr}, {"FAAS_TOKEN_LOOKUPS_PER_ADDR", c.TokenLookupsPerAddr}} {
+	}{{"FAAS_RATE_LIMIT_PER_ADDR", c.RateLimitPerAddr}, {"FAAS_TOKEN_LOOKUPS_PER_ADDR", c.TokenLookupsPerAddr}, {"FAAS_HOOK_RATE", c.HookRate}} {
 		if !(r.v >= 0) || math.IsInf(r.v, 1) {
 			return fmt.Errorf("frontend config: %s is %v, want a finite number >= 0 (0 turns it off)", r.name, r.v)
 		}

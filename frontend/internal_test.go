@@ -23,7 +23,7 @@ func TestLoadConfig(t *testing.T) {
 	for _, k := range []string{"PORT", "FAAS_HTTP_LISTEN", "DB_URL", "JQ_URL", "FAAS_AUTH", "FAAS_REQUEST_TIMEOUT", "FAAS_RATE_LIMIT", "FAAS_RATE_BURST",
 		"FAAS_RATE_LIMIT_PER_ADDR", "FAAS_TOKEN_LOOKUPS_PER_ADDR", "FAAS_REGISTRATION", "FAAS_ADMIN_TOKEN", "FAAS_ADMIN_TOKEN_FILE", "FAAS_MAX_REGISTRATIONS_PER_ADDR_HOUR",
 		"FAAS_MAX_USERS", "FAAS_MAX_FUNCTIONS_PER_USER", "FAAS_MAX_SOURCE_BYTES_PER_USER", "FAAS_MAX_JOB_BYTES_PER_USER", "FAAS_SANDBOX_MAX_MEMORY_MB", "FAAS_TRUSTED_PROXIES",
-		"FAAS_MAX_WAITS_PER_USER", "FAAS_MAX_WAITS"} {
+		"FAAS_MAX_WAITS_PER_USER", "FAAS_MAX_WAITS", "FAAS_HOOK_RATE"} {
 		t.Setenv(k, "") // restores the variable after the test
 		require.NoError(t, os.Unsetenv(k))
 	}
@@ -50,6 +50,7 @@ func TestLoadConfig(t *testing.T) {
 		// Set in full, though 0 would take the same defaults.
 		MaxWaitsPerUser: 100,
 		MaxWaits:        10000,
+		HookRate:        10,
 	}, cfg)
 	require.True(t, cfg.rateLimitOn())
 	require.Equal(t, fmt.Sprintf(":%d", DefaultPort), cfg.addr())
@@ -84,6 +85,7 @@ func TestLoadConfig(t *testing.T) {
 		{"FAAS_RATE_BURST", "0", "FAAS_RATE_BURST"}, // while the rate is 0.5
 		{"FAAS_RATE_LIMIT_PER_ADDR", "-1", "FAAS_RATE_LIMIT_PER_ADDR"},
 		{"FAAS_TOKEN_LOOKUPS_PER_ADDR", "NaN", "FAAS_TOKEN_LOOKUPS_PER_ADDR"},
+		{"FAAS_HOOK_RATE", "-1", "FAAS_HOOK_RATE"},
 		{"FAAS_REGISTRATION", "invite", "FAAS_REGISTRATION"},
 		{"FAAS_REGISTRATION", "closed", "FAAS_ADMIN_TOKEN is empty"},
 		{"FAAS_ADMIN_TOKEN", "short", "FAAS_ADMIN_TOKEN has 5 characters"},

@@ -46,6 +46,9 @@ func (s *Server) initLimits() {
 	if n := cfg.MaxRegistrationsPerAddrHour; n > 0 {
 		s.registrations = newLimiter(float64(n)/time.Hour.Seconds(), n, maxBuckets)
 	}
+	if cfg.HookRate > 0 {
+		s.hookLimits = newLimiter(cfg.HookRate, burstOf(cfg.HookRate), maxBuckets)
+	}
 	s.badTokens = newTokenCache(badTokenTTL, badTokenCacheSize)
 	s.jobTallies = newJobTallies(jobTallyTTL, jobTallySize)
 }

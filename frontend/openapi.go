@@ -67,6 +67,7 @@ var (
 		description: "the sandbox memory cap in MB, 32 to FAAS_SANDBOX_MAX_MEMORY_MB; default the worker's, or on a replacement the previous value"}
 	docConcurrency = param{name: "concurrency", in: "query", schema: integer,
 		description: "the most jobs of the function running at once across the platform, 0 or more; 0 (the default) is no limit, and a replacement without it keeps the previous value"}
+	docHook        = param{name: "id", in: "path", required: true, schema: str, description: "the hook's id, as listed (16 hex digits)"}
 	docIdempotency = param{name: "Idempotency-Key", in: "header", schema: str,
 		description: "makes a retried submission return the first one's job instead of running again"}
 )
@@ -116,6 +117,17 @@ var operations = []operation{
 		params: []param{docUser, {name: "wait", in: "query", schema: str, description: "how long to wait for the result, a Go duration, default 30s, at most 60s"}, docTimeout, docMemory},
 		body:   []media{{"application/json", ref("Try")}},
 		ok:     map[int]schema{200: anyJSON, 202: schema{"type": "string", "description": "the job id, when the wait ran out; Location names the job"}}},
+	{method: "POST", path: "/u/:u/fn/:f/hooks", summary: "create a webhook; its url, /hook/ and 32 hex digits, is shown only in this answer", auth: "user",
+		params: []param{docUser, docFn}, ok: map[int]schema{201: ref("Hook")}},
+	{method: "GET", path: "/u/:u/fn/:f/hooks", summary: "the function's webhooks, oldest first, without their urls", auth: "user",
+		params: []param{docUser, docFn}, ok: map[int]schema{200: schema{"type": "array", "items": ref("Hook")}}},
+	{method: "DELETE", path: "/u/:u/fn/:f/hooks/:id", summary: "revoke a webhook: its url answers 404 from then on", auth: "user",
+		params: []param{docUser, docFn, docHook}, ok: map[int]schema{200: str}},
+	{method: "POST", path: "/hook/:id", summary: "run the hook's function as its owner with one argument, {method, path, query, headers, body, json}; no token: the url is the credential. Any body and content type, at most the size of arguments; Authorization and Cookie are not passed on. 404 for an unknown or revoked hook, 429 past FAAS_HOOK_RATE",
+		params: []param{{name: "id", in: "path", required: true, schema: str, description: "the hook's secret, 32 lowercase hex digits"},
+			{name: "wait", in: "query", schema: str, description: "how long to wait for the result, a Go duration, default 10s, at most 60s"}},
+		body: []media{{"*/*", schema{"type": "string", "format": "binary"}}},
+		ok:   map[int]schema{200: anyJSON, 202: schema{"type": "string", "description": "the job id, when the wait ran out; Location names the job"}}},
 	{method: "GET", path: "/u/:u/jobs", summary: "a page of the user's jobs, newest first", auth: "user",
 		params: []param{docUser,
 			{name: "fn", in: "query", schema: str, description: "only this function's jobs"},
@@ -177,6 +189,10 @@ var schemas = map[string]schema{
 	"Try": {"type": "object", "required": []string{"src"}, "properties": map[string]schema{
 		"src":  schema{"type": "string", "description": "the JavaScript source, checked as an upload is"},
 		"args": schema{"type": "array", "items": anyJSON, "description": "the arguments, default []"},
+	}},
+	"Hook": {"type": "object", "properties": map[string]schema{
+		"id": str, "function": str, "created": {"type": "string", "format": "date-time"},
+		"url": schema{"type": "string", "description": "/hook/<secret>, only when the hook is created"},
 	}},
 	"LogLine": {"type": "object", "properties": map[string]schema{"offset": integer, "stream": str, "line": str}},
 	"FailureList": {"type": "object", "properties": map[string]schema{

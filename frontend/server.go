@@ -50,6 +50,7 @@ type Server struct {
 	addrLimits    *limiter
 	lookups       *limiter
 	registrations *limiter
+	hookLimits    *limiter
 	badTokens     *tokenCache
 	jobTallies    *jobTallies
 	uploads       stripedLocks
@@ -208,8 +209,14 @@ func (s *Server) routes() http.Handler {
 	u.POST("/fn/:f", s.putFunction)
 	u.DELETE("/fn/:f", s.deleteFunction)
 	u.POST("/fn/:f/run", s.runFunction)
+	u.POST("/fn/:f/hooks", s.createHook)
+	u.GET("/fn/:f/hooks", s.listHooks)
+	u.DELETE("/fn/:f/hooks/:id", s.deleteHook)
 	u.GET("/jobs", s.listJobs)
 	u.POST("/try", s.tryFunction)
+
+	// A hook's URL is its own credential: no token, limited per hook.
+	r.POST("/hook/:id", s.limitAddr, s.runHook)
 
 	j := r.Group("/j/:id", s.limitAddr, s.authenticate, s.limitRate)
 	j.GET("", s.jobState)
