@@ -148,7 +148,7 @@ func (s *Server) runHook(c *gin.Context) {
 		return
 	}
 	defer done()
-	job, _, err := s.submit(ctx, faas.Job{Owner: h.Owner, Function: h.Function, Args: args}, "")
+	job, _, err := s.submit(ctx, faas.Job{Owner: h.Owner, Function: h.Function, Args: args, Trigger: faas.TriggerWebhook}, "")
 	if err != nil {
 		s.fail(c, fmt.Errorf("submit job of hook %s: %w", id, err))
 		return

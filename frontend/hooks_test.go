@@ -1,6 +1,7 @@
 package frontend_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -59,6 +60,9 @@ func TestHookRunsWithoutTokenAndDiesOnRevoke(t *testing.T) {
 	require.NotContains(t, ev.Headers, "Cookie")
 	require.Equal(t, `{"a": 1}`, ev.Body)
 	require.JSONEq(t, `{"a": 1}`, string(ev.JSON))
+	info, err := p.rest().As(user, token).Info(context.Background(), strings.TrimPrefix(rep.Header.Get("Location"), "/j/"))
+	require.NoError(t, err)
+	require.Equal(t, "webhook", info.Trigger)
 
 	// A body that is not JSON arrives as text only.
 	status, rep = p.callHook(t, h.URL, "a=1&b=2", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}})

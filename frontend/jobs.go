@@ -243,6 +243,9 @@ type JobInfo struct {
 	// completion in the tracing backend; "" if it was submitted while
 	// tracing was off.
 	TraceID string `json:"trace_id"`
+	// Trigger is what submitted the job, "webhook"; absent for a run
+	// requested through the API.
+	Trigger string `json:"trigger,omitempty"`
 }
 
 // timeOrNil turns the zero time into JSON null. time.Time marshals as
@@ -269,6 +272,7 @@ func newJobInfo(j faas.Job) JobInfo {
 		Error:      j.Error,
 		Lost:       j.Lost,
 		TraceID:    tracing.ID(j.Trace),
+		Trigger:    j.Trigger,
 	}
 	if len(info.Args) == 0 {
 		info.Args = json.RawMessage("[]")

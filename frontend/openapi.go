@@ -183,8 +183,9 @@ var schemas = map[string]schema{
 		"created": {"type": "string", "format": "date-time", "nullable": true},
 		"started": {"type": "string", "format": "date-time", "nullable": true}, "finished": {"type": "string", "format": "date-time", "nullable": true},
 		"wait_ms": {"type": "number", "nullable": true}, "duration_ms": number, "billed_ms": number,
-		"error": schema{"type": "object", "nullable": true, "properties": map[string]schema{"code": str, "message": str}},
-		"lost":  schema{"type": "array", "items": schema{"type": "object", "properties": map[string]schema{"code": str, "message": str}}},
+		"error":   schema{"type": "object", "nullable": true, "properties": map[string]schema{"code": str, "message": str}},
+		"trigger": schema{"type": "string", "description": "webhook for a job a webhook submitted; absent for a run requested through the API"},
+		"lost":    schema{"type": "array", "items": schema{"type": "object", "properties": map[string]schema{"code": str, "message": str}}},
 	}},
 	"Try": {"type": "object", "required": []string{"src"}, "properties": map[string]schema{
 		"src":  schema{"type": "string", "description": "the JavaScript source, checked as an upload is"},

@@ -95,7 +95,8 @@ type jobDoc struct {
 	// Streams is the job's faas.Job.Streams, left out when empty.
 	Streams string `bson:"streams,omitempty"`
 	// Concurrency is the job's faas.Job.Concurrency.
-	Concurrency int `bson:"concurrency,omitempty"`
+	Concurrency int    `bson:"concurrency,omitempty"`
+	Trigger     string `bson:"trigger,omitempty"`
 }
 
 func newJobDoc(j faas.Job, billingPending bool) jobDoc {
@@ -103,7 +104,7 @@ func newJobDoc(j faas.Job, billingPending bool) jobDoc {
 		State: string(j.State), Attempt: j.Attempt, Worker: j.Worker,
 		Created: lifecycle.Micros(j.Created), Started: lifecycle.Micros(j.Started), Finished: lifecycle.Micros(j.Finished),
 		Result: string(j.Result), Duration: int64(j.Duration), Billed: int64(j.Billed), Logs: j.Logs,
-		Lost: errorDocs(j.Lost), BillingPending: billingPending, Trace: j.Trace, Streams: j.Streams, Concurrency: j.Concurrency}
+		Lost: errorDocs(j.Lost), BillingPending: billingPending, Trace: j.Trace, Streams: j.Streams, Concurrency: j.Concurrency, Trigger: j.Trigger}
 	d.Bytes = int64(len(d.Args) + len(d.Result) + len(d.Logs))
 	if j.Error != nil {
 		d.Error = &errorDoc{Code: string(j.Error.Code), Message: j.Error.Message}
@@ -115,7 +116,7 @@ func (d jobDoc) job() (faas.Job, error) {
 	j := faas.Job{ID: d.ID, Owner: d.Owner, Function: d.Function, Version: d.Version,
 		State: faas.JobState(d.State), Attempt: d.Attempt, Worker: d.Worker,
 		Created: lifecycle.Time(d.Created), Started: lifecycle.Time(d.Started), Finished: lifecycle.Time(d.Finished),
-		Duration: time.Duration(d.Duration), Billed: time.Duration(d.Billed), Logs: d.Logs, Trace: d.Trace, Streams: d.Streams, Concurrency: d.Concurrency}
+		Duration: time.Duration(d.Duration), Billed: time.Duration(d.Billed), Logs: d.Logs, Trace: d.Trace, Streams: d.Streams, Concurrency: d.Concurrency, Trigger: d.Trigger}
 	// A listing leaves the arguments out: nil, not an empty JSON value.
 	if d.Args != "" {
 		j.Args = json.RawMessage(d.Args)

@@ -129,7 +129,8 @@ CREATE TABLE IF NOT EXISTS jobs (
 	lost     TEXT,
 	trace    TEXT NOT NULL DEFAULT '',
 	streams  TEXT NOT NULL DEFAULT '',
-	concurrency INTEGER NOT NULL DEFAULT 0
+	concurrency INTEGER NOT NULL DEFAULT 0,
+	triggered_by TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
 DROP INDEX IF EXISTS jobs_owner;
 CREATE INDEX IF NOT EXISTS jobs_version ON jobs(owner, function, version);
@@ -264,6 +265,10 @@ var migrations = []func(ctx context.Context, tx *sql.Tx) error{
 	execSQL(`INSERT INTO finished (outcome, jobs)
 		SELECT ` + strings.ReplaceAll(outcomeSQL, "NEW.", "") + `, count(*) FROM jobs
 		WHERE state IN ('succeeded', 'failed') GROUP BY 1`),
+	// Jobs had no trigger. The column is not named trigger, a keyword.
+	func(ctx context.Context, tx *sql.Tx) error {
+		return addColumn(ctx, tx, "jobs", "triggered_by", "TEXT NOT NULL DEFAULT ''")
+	},
 }
 
 func execSQL(q string) func(ctx context.Context, tx *sql.Tx) error {
@@ -688,7 +693,7 @@ func (s *Store) CreateJob(ctx context.Context, j faas.Job) (faas.Job, error) {
 	if err != nil {
 		return j, err
 	}
-	args := []any{j.ID, []byte(j.Args), lifecycle.Micros(j.Created), j.Owner, j.Function, j.Trace}
+	args := []any{j.ID, []byte(j.Args), lifecycle.Micros(j.Created), j.Owner, j.Function, j.Trace, j.Trigger}
 	scan := func(row *sql.Row) error { return row.Scan(&j.Version, &j.Concurrency) }
 	if ok, err := s.firstTry(ctx, s.stmts.createJob, scan, args...); ok || err != nil {
 		if err != nil {
@@ -936,7 +941,7 @@ func (s *Store) purgeFinished(ctx context.Context, before time.Time) (int, error
 
 // jobColumns is the column order scanJob reads.
 const jobColumns = `id, owner, function, version, args, state, attempt, worker, created, started,
-	finished, result, error, duration, billed, logs, lost, trace, streams, concurrency`
+	finished, result, error, duration, billed, logs, lost, trace, streams, concurrency, triggered_by`
 
 func scanJob(row scanner) (faas.Job, error) {
 	var j faas.Job
@@ -945,7 +950,7 @@ func scanJob(row scanner) (faas.Job, error) {
 	var created, started, finished, duration, billed int64
 	var jobErr, lost sql.NullString
 	err := row.Scan(&j.ID, &j.Owner, &j.Function, &j.Version, &args, &state, &j.Attempt, &j.Worker,
-		&created, &started, &finished, &result, &jobErr, &duration, &billed, &j.Logs, &lost, &j.Trace, &j.Streams, &j.Concurrency)
+		&created, &started, &finished, &result, &jobErr, &duration, &billed, &j.Logs, &lost, &j.Trace, &j.Streams, &j.Concurrency, &j.Trigger)
 	if err != nil {
 		return faas.Job{}, err
 	}

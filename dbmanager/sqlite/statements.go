@@ -48,7 +48,7 @@ const functionPage = `SELECT owner, name, CASE WHEN ?3 THEN '' ELSE source END, 
 // returns, which TestJobPageUsesIndex checks; a filter skips the rows it
 // rejects on the way. Arguments, results and logs are left unread.
 const jobPage = `SELECT id, owner, function, version, NULL, state, attempt, worker, created, started,
-		finished, NULL, error, duration, billed, '', lost, trace, '', concurrency
+		finished, NULL, error, duration, billed, '', lost, trace, '', concurrency, triggered_by
 	FROM jobs WHERE owner = ?1 AND (created, id) < (?2, ?3)
 		AND (?4 = '' OR function = ?4) AND (?5 = '' OR state = ?5)
 	ORDER BY created DESC, id DESC LIMIT ?6`
@@ -58,7 +58,7 @@ const jobPage = `SELECT id, owner, function, version, NULL, state, attempt, work
 // query walks it backwards and reads just the rows it returns, however
 // many jobs succeed; TestFailedJobsUsesIndex checks the plan.
 const failedJobs = `SELECT id, owner, function, version, NULL, state, attempt, worker, created, started,
-		finished, NULL, error, duration, billed, '', lost, trace, '', concurrency
+		finished, NULL, error, duration, billed, '', lost, trace, '', concurrency, triggered_by
 	FROM jobs WHERE state = 'failed' ORDER BY created DESC, id DESC LIMIT ?1`
 
 // usage sums what user ?1 keeps; no row if there is no such user. The
@@ -98,8 +98,8 @@ func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error
 		{&st.deleteFunction, writer, `DELETE FROM functions WHERE owner = ? AND name = ?`},
 		{&st.deleteHook, writer, `DELETE FROM hooks WHERE owner = ? AND function = ? AND id = ?`},
 		{&st.createJob, writer, `INSERT INTO jobs (id, owner, function, version, args, state, attempt, worker,
-				created, started, finished, duration, billed, logs, trace, concurrency)
-			SELECT ?1, owner, name, version, ?2, 'queued', 0, '', ?3, 0, 0, 0, 0, '', ?6, concurrency
+				created, started, finished, duration, billed, logs, trace, concurrency, triggered_by)
+			SELECT ?1, owner, name, version, ?2, 'queued', 0, '', ?3, 0, 0, 0, 0, '', ?6, concurrency, ?7
 			FROM functions WHERE owner = ?4 AND name = ?5
 			ON CONFLICT (id) DO NOTHING
 			RETURNING version, concurrency`},

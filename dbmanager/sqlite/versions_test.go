@@ -133,9 +133,9 @@ func TestFinishedOfOlderDatabase(t *testing.T) {
 	t.Parallel()
 	ctx, s, _ := olderDatabase(t, `DROP TRIGGER jobs_finished; DROP TABLE finished;
 		INSERT INTO jobs SELECT 'j2', owner, function, version, args, 'failed', attempt, worker, created, started,
-			finished, result, '{"code":"timeout","message":"slow"}', duration, billed, logs, lost, trace, streams, concurrency FROM jobs WHERE id = 'j1';
+			finished, result, '{"code":"timeout","message":"slow"}', duration, billed, logs, lost, trace, streams, concurrency, triggered_by FROM jobs WHERE id = 'j1';
 		INSERT INTO jobs SELECT 'j3', owner, function, version, args, 'succeeded', attempt, worker, created, started,
-			finished, result, NULL, duration, billed, logs, lost, trace, streams, concurrency FROM jobs WHERE id = 'j1';
+			finished, result, NULL, duration, billed, logs, lost, trace, streams, concurrency, triggered_by FROM jobs WHERE id = 'j1';
 		PRAGMA user_version = 6`)
 	got, err := s.FinishedCounts(ctx)
 	require.NoError(t, err)

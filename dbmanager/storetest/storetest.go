@@ -1362,6 +1362,18 @@ func testHooks(t *testing.T, s faas.Store) {
 	require.Len(t, list, 2)
 	require.ElementsMatch(t, []string{a.ID, b.ID}, []string{list[0].ID, list[1].ID})
 
+	// A hook's job says so, in the record and in listings.
+	j, err := s.CreateJob(ctx, faas.Job{ID: unique("job"), Owner: fx.user.Name, Function: fx.fn.Name,
+		Args: json.RawMessage(`[{}]`), Trigger: faas.TriggerWebhook})
+	require.NoError(t, err)
+	got2, err := s.Job(ctx, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, faas.TriggerWebhook, got2.Trigger)
+	page, err := s.Jobs(ctx, fx.user.Name, faas.JobPage{})
+	require.NoError(t, err)
+	require.Len(t, page, 1)
+	require.Equal(t, faas.TriggerWebhook, page[0].Trigger)
+
 	// Hooks bind to an existing function only, and a hash to one function.
 	other := a
 	other.Function = "missing"

@@ -122,7 +122,13 @@ type Job struct {
 	// completion, in other processes and later, join the submission's
 	// trace. Empty for jobs submitted outside a trace.
 	Trace string `json:"trace,omitempty"`
+	// Trigger says what submitted the job when it was not a request to
+	// run it: TriggerWebhook. Empty for a run requested through the API.
+	Trigger string `json:"trigger,omitempty"`
 }
+
+// TriggerWebhook is the Trigger of a job a webhook submitted.
+const TriggerWebhook = "webhook"
 
 // Completion is a worker's report that it finished one attempt of a job.
 type Completion struct {
