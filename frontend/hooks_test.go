@@ -77,13 +77,14 @@ func TestHookRunsWithoutTokenAndDiesOnRevoke(t *testing.T) {
 	require.Positive(t, billed)
 
 	// The listing shows the hook without its URL; revoking kills the URL.
-	list := p.expect(t, http.StatusOK, "GET", "/u/"+user+"/fn/echo/hooks", token, nil)
-	var hooks []frontend.HookView
-	require.NoError(t, json.Unmarshal(list.Res, &hooks))
+	// Through the typed client, which the CLI uses.
+	c := p.rest().As(user, token)
+	hooks, err := c.Hooks(context.Background(), "echo")
+	require.NoError(t, err)
 	require.Len(t, hooks, 1)
 	require.Equal(t, h.ID, hooks[0].ID)
 	require.Empty(t, hooks[0].URL)
-	p.expect(t, http.StatusOK, "DELETE", "/u/"+user+"/fn/echo/hooks/"+h.ID, token, nil)
+	require.NoError(t, c.DeleteHook(context.Background(), "echo", h.ID))
 	status, rep = p.callHook(t, h.URL, "{}", nil)
 	require.Equal(t, http.StatusNotFound, status)
 	require.Equal(t, "not_found", rep.Code)
@@ -139,7 +140,8 @@ func TestHookRateLimit(t *testing.T) {
 	user, token := p.newUser(t, "hookrate")
 	p.upload(t, user, token, "echo", echoEvent)
 	h := p.createHook(t, user, token, "echo")
-	other := p.createHook(t, user, token, "echo")
+	other, err := p.rest().As(user, token).CreateHook(context.Background(), "echo")
+	require.NoError(t, err)
 	// The burst is one request: the second is refused with a wait.
 	status, rep := p.callHook(t, h.URL+"?wait=1ms", "{}", nil)
 	require.Contains(t, []int{http.StatusOK, http.StatusAccepted}, status, "res %s", rep.Res)

@@ -127,6 +127,31 @@ func (c *Client) DeleteFunction(ctx context.Context, name string) error {
 	return err
 }
 
+// CreateHook creates a webhook of the function; the answer's URL is the
+// only time it is shown.
+func (c *Client) CreateHook(ctx context.Context, function string) (frontend.HookView, error) {
+	var h frontend.HookView
+	_, err := c.call(ctx, Request{Method: http.MethodPost, Path: c.hooksPath(function)}, &h)
+	return h, err
+}
+
+// Hooks lists the function's webhooks, without their URLs.
+func (c *Client) Hooks(ctx context.Context, function string) ([]frontend.HookView, error) {
+	var hs []frontend.HookView
+	_, err := c.call(ctx, Request{Method: http.MethodGet, Path: c.hooksPath(function)}, &hs)
+	return hs, err
+}
+
+// DeleteHook revokes the function's webhook with this listed id.
+func (c *Client) DeleteHook(ctx context.Context, function, id string) error {
+	_, err := c.call(ctx, Request{Method: http.MethodDelete, Path: c.hooksPath(function) + "/" + url.PathEscape(id)}, nil)
+	return err
+}
+
+func (c *Client) hooksPath(function string) string {
+	return c.userPath("/fn/" + url.PathEscape(function) + "/hooks")
+}
+
 // Run says how to submit a job.
 type Run struct {
 	// Args is the JSON array of arguments; nil means none.
