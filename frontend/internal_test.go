@@ -240,18 +240,6 @@ func TestTokenCache(t *testing.T) {
 	require.False(t, ok, "cached across a forget")
 }
 
-func TestRateMeter(t *testing.T) {
-	t.Parallel()
-	var m rateMeter
-	t0 := time.Now()
-	require.Zero(t, m.rate(100, t0), "no rate from one sample")
-	require.Zero(t, m.rate(150, t0.Add(100*time.Millisecond)), "too soon: the last rate")
-	require.InDelta(t, 50.0, m.rate(200, t0.Add(2*time.Second)), 1e-9)
-	require.InDelta(t, 50.0, m.rate(210, t0.Add(2100*time.Millisecond)), 1e-9, "too soon: the last rate")
-	require.Zero(t, m.rate(5, t0.Add(4*time.Second)), "the counter restarted")
-	require.InDelta(t, 10.0, m.rate(15, t0.Add(5*time.Second)), 1e-9)
-}
-
 func TestParseArgs(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{

@@ -79,12 +79,10 @@ func (s *Server) managersDown(ctx context.Context) []string {
 type Stats struct {
 	faas.Stats
 	AvgDurationMS float64 `json:"avg_duration_ms"`
-	// JobsPerSec is the completion rate between two samples of the queue's
-	// counter, at least rateWindow apart.
-	JobsPerSec float64 `json:"jobs_per_sec"`
 }
 
-// getStats answers the queue's statistics and the recent completion rate.
+// getStats answers the queue's statistics, the recent completion rate
+// among them.
 // Only the operator may see them (requireAdmin): they tell how busy the
 // platform is, which helps whoever times an attack.
 func (s *Server) getStats(c *gin.Context) {
@@ -95,7 +93,7 @@ func (s *Server) getStats(c *gin.Context) {
 		s.fail(c, fmt.Errorf("queue stats: %w", err))
 		return
 	}
-	ok(c, http.StatusOK, Stats{Stats: st, AvgDurationMS: millis(st.AvgDuration), JobsPerSec: s.rate.rate(st.Completed, time.Now())})
+	ok(c, http.StatusOK, Stats{Stats: st, AvgDurationMS: millis(st.AvgDuration)})
 }
 
 // The sizes of the operator's list of recent failures.
@@ -145,34 +143,4 @@ func (s *Server) getFailures(c *gin.Context) {
 		list.Failures = append(list.Failures, f)
 	}
 	ok(c, http.StatusOK, list)
-}
-
-// rateWindow is the shortest span over which a rate is computed: shorter
-// spans make it jump with every completion.
-const rateWindow = time.Second
-
-// rateMeter turns successive samples of a growing counter into a rate.
-type rateMeter struct {
-	mu       sync.Mutex
-	at       time.Time
-	count    int64
-	lastRate float64
-}
-
-// rate records the sample (count at now) and returns the rate since the
-// previous sample kept. A counter that went down (the queue restarted)
-// starts the measure over.
-func (m *rateMeter) rate(count int64, now time.Time) float64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	switch elapsed := now.Sub(m.at); {
-	case m.at.IsZero() || count < m.count:
-		m.lastRate = 0
-	case elapsed < rateWindow:
-		return m.lastRate
-	default:
-		m.lastRate = float64(count-m.count) / elapsed.Seconds()
-	}
-	m.at, m.count = now, count
-	return m.lastRate
 }

@@ -43,7 +43,6 @@ type Server struct {
 	// caps bounds the requests waiting for jobs; watch makes them wait.
 	caps  *waitCaps
 	watch *jqproxy.Watch
-	rate  rateMeter
 	// limits is nil when rate limiting is off.
 	limits *limiter
 	// The limits and quotas of limits.go; each limiter is nil when off.

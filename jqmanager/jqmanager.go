@@ -122,6 +122,7 @@ type Manager struct {
 	idle    []chan struct{}
 	workers map[string]time.Time
 	done    int64
+	rate    *rateMeter
 	avg     time.Duration
 	events  *ring
 	metrics *queueMetrics
@@ -147,6 +148,7 @@ func New(cfg Config, store faas.Store, log *slog.Logger) (*Manager, error) {
 		pending: make(map[string]int),
 		workers: make(map[string]time.Time),
 		events:  newRing(cfg.EventRing, time.Now()),
+		rate:    newRateMeter(time.Now()),
 	}
 	reg := cfg.Metrics
 	if reg == nil {
@@ -487,6 +489,7 @@ func (m *Manager) Done(ctx context.Context, j faas.Job) error {
 	}
 	m.workers[e.worker] = time.Now()
 	m.done++
+	m.rate.add(time.Now())
 	took := time.Since(e.leased)
 	if m.avg == 0 {
 		m.avg = took
@@ -719,6 +722,7 @@ func (m *Manager) Stats(ctx context.Context) (faas.Stats, error) {
 		Running:     len(m.jobs) - m.queue.len,
 		Workers:     present,
 		Completed:   m.done,
+		JobsPerSec:  m.rate.perSecond(now),
 		AvgDuration: m.avg,
 	}, nil
 }

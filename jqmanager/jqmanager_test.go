@@ -177,8 +177,9 @@ func TestJobLifecycle(t *testing.T) {
 	require.Empty(t, late.ID)
 
 	st, _ = r.m.Stats(r.ctx)
-	require.Equal(t, faas.Stats{Completed: 1, Workers: 1, AvgDuration: st.AvgDuration}, st)
+	require.Equal(t, faas.Stats{Completed: 1, Workers: 1, AvgDuration: st.AvgDuration, JobsPerSec: st.JobsPerSec}, st)
 	require.Positive(t, st.AvgDuration)
+	require.Positive(t, st.JobsPerSec, "the rate is known from the first completion on")
 
 	// Resubmitting the same ID (a retried request) does not queue it again.
 	again, err := r.m.Submit(r.ctx, faas.Job{ID: j.ID, Owner: "ann", Function: "f"})

@@ -227,6 +227,9 @@ type Stats struct {
 	Workers int `json:"workers"`
 	// Completed counts jobs finished since the queue started.
 	Completed int64 `json:"completed"`
+	// JobsPerSec is the completion rate over the last minute (or since
+	// the queue started, if that is shorter).
+	JobsPerSec float64 `json:"jobs_per_sec"`
 	// AvgDuration is the recent average execution time of a job.
 	AvgDuration time.Duration `json:"avg_duration"`
 }
