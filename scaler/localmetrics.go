@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,16 +45,26 @@ func (l *Local) Gatherer() prometheus.Gatherer {
 			}
 		}
 		l.mu.Unlock()
+		// Read every worker at once, so that a scrape waits for the
+		// slowest worker, not for the sum of them.
+		scraped := make([]map[string]*dto.MetricFamily, len(workers))
+		var wg sync.WaitGroup
+		for i, p := range workers {
+			wg.Go(func() {
+				got, err := scrape(p.metricsAddr)
+				if err != nil {
+					l.log.Debug("scrape worker", "worker", p.name, "err", err)
+					return
+				}
+				scraped[i] = got
+			})
+		}
+		wg.Wait()
 		families := map[string]*dto.MetricFamily{}
-		for _, p := range workers {
-			got, err := scrape(p.metricsAddr)
-			if err != nil {
-				l.log.Debug("scrape worker", "worker", p.name, "err", err)
-				continue
-			}
+		for i, got := range scraped {
 			for name, mf := range got {
 				for _, m := range mf.Metric {
-					m.Label = append(m.Label, &dto.LabelPair{Name: proto.String("instance"), Value: proto.String(p.name)})
+					m.Label = append(m.Label, &dto.LabelPair{Name: proto.String("instance"), Value: proto.String(workers[i].name)})
 					sort.Slice(m.Label, func(i, j int) bool { return m.Label[i].GetName() < m.Label[j].GetName() })
 				}
 				if have, ok := families[name]; ok {
