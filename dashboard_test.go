@@ -277,6 +277,7 @@ func TestDashboard(t *testing.T) {
 	), "operator")
 
 	// Delete the job, then the function, each with a second press.
+	var armed string
 	require.NoError(t, chromedp.Run(ctx,
 		chromedp.Click(`#nav a[href="#jobs"]`),
 		waitText("#jobs-table tbody", "add"),
@@ -296,13 +297,20 @@ func TestDashboard(t *testing.T) {
 		chromedp.Click("#job-delete"),
 		chromedp.WaitVisible("#job-idle"),
 		chromedp.WaitVisible("#jobs-empty"),
-		chromedp.Click(`#nav a[href="#functions"]`),
+		clickNow(`#nav a[href="#functions"]`),
 		chromedp.WaitVisible(`#fn-table tr[data-fn="add"]`),
-		chromedp.Click(`button[aria-label="Delete add"]`),
-		waitText(`button[aria-label="Delete add"]`, "Confirm"),
-		chromedp.Click(`button[aria-label="Delete add"]`),
+		// Both presses on one button in one go: the list may be redrawn
+		// by the page's own load, and a new button is not armed.
+		chromedp.Evaluate(`(() => {
+			const b = document.querySelector('button[aria-label="Delete add"]')
+			b.click()
+			const armed = b.textContent
+			b.click()
+			return armed
+		})()`, &armed),
 		chromedp.WaitNotPresent(`#fn-table tr[data-fn="add"]`),
 	), "delete")
+	require.Equal(t, "Confirm", armed, "the first press asks for confirmation")
 	r = a.do(http.MethodGet, "/u/"+user+"/fn/add", "")
 	require.Equal(t, http.StatusNotFound, r.Status, "add after deleting it in the page: %s", r.Res)
 
