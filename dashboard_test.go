@@ -51,6 +51,10 @@ func browser(t testing.TB, limit time.Duration) context.Context {
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
+		// Chromium's renderers share memory through /dev/shm, which is
+		// small on many machines; run out of it under load, the browser
+		// dies and every step after ends "context canceled".
+		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.WindowSize(1280, 800),
 	}
 	ctx, cancelTime := context.WithTimeout(context.Background(), limit)
@@ -323,7 +327,7 @@ func TestDashboard(t *testing.T) {
 		chromedp.Click(`#nav a[href="#jobs"]`),
 		setField("#jobs-fn", ""),
 		chromedp.WaitVisible(`#jobs-table tr[data-job]`),
-		chromedp.Click(`#jobs-table tbody tr:first-child`),
+		clickNow(`#jobs-table tbody tr:first-child`),
 		waitText("#job-result", "done"),
 		shot(dir, "11-phone-jobs"),
 		chromedp.Click(`#nav a[href="#ops"]`),
