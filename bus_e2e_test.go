@@ -133,7 +133,7 @@ func TestUpSecuresItsBus(t *testing.T) {
 		wc, err := wire.Dial(endpoint, 200*time.Millisecond, slog.New(slog.DiscardHandler))
 		require.NoError(t, err)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err = wc.Call(ctx, dbproxy.MethodPing, dbproxy.Empty{}, nil)
+		err = wc.Call(ctx, dbproxy.MethodPing, struct{}{}, nil)
 		cancel()
 		wc.Close()
 		require.Equal(t, faas.Unavailable, faas.ErrorCode(err), "plaintext call to %s: %v", endpoint, err)

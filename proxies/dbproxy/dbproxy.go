@@ -50,77 +50,73 @@ const (
 // clients' default DB_URL points at it on loopback.
 const DefaultPort = 27444
 
-// NameRequest names a user or a job.
-type NameRequest struct {
+// nameRequest names a user or a job.
+type nameRequest struct {
 	Name string `json:"name"`
 }
 
-// SetTokenHashRequest is SetTokenHash's arguments.
-type SetTokenHashRequest struct {
+// setTokenHashRequest is SetTokenHash's arguments.
+type setTokenHashRequest struct {
 	Name      string `json:"name"`
 	TokenHash string `json:"token_hash"`
 }
 
-// FunctionRequest names one function of a user.
-type FunctionRequest struct {
+// functionRequest names one function of a user.
+type functionRequest struct {
 	Owner string `json:"owner"`
 	Name  string `json:"name"`
 }
 
-// HookRequest names one hook of a function.
-type HookRequest struct {
+// hookRequest names one hook of a function.
+type hookRequest struct {
 	Owner    string `json:"owner"`
 	Function string `json:"function"`
 	ID       string `json:"id"`
 }
 
-// FunctionsRequest is Functions' arguments.
-type FunctionsRequest struct {
+// functionsRequest is Functions' arguments.
+type functionsRequest struct {
 	Owner string            `json:"owner"`
 	Page  faas.FunctionPage `json:"page"`
 }
 
-// JobsRequest is Jobs' arguments.
-type JobsRequest struct {
+// jobsRequest is Jobs' arguments.
+type jobsRequest struct {
 	Owner string       `json:"owner"`
 	Page  faas.JobPage `json:"page"`
 }
 
-// VersionRequest names one version of a function.
-type VersionRequest struct {
+// versionRequest names one version of a function.
+type versionRequest struct {
 	Owner   string `json:"owner"`
 	Name    string `json:"name"`
 	Version int64  `json:"version"`
 }
 
-// PutFunctionReply is PutFunction's result.
-type PutFunctionReply struct {
+// putFunctionReply is PutFunction's result.
+type putFunctionReply struct {
 	Function faas.Function `json:"function"`
 	Created  bool          `json:"created"`
 }
 
-// StartJobRequest is StartJob's arguments.
-type StartJobRequest struct {
+// startJobRequest is StartJob's arguments.
+type startJobRequest struct {
 	ID      string `json:"id"`
 	Attempt int    `json:"attempt"`
 	Worker  string `json:"worker"`
 }
 
-// RequeueJobRequest is RequeueJob's arguments.
-type RequeueJobRequest struct {
+// requeueJobRequest is RequeueJob's arguments.
+type requeueJobRequest struct {
 	ID      string      `json:"id"`
 	Attempt int         `json:"attempt"`
 	Reason  *faas.Error `json:"reason"`
 }
 
-// PurgeJobsRequest is PurgeJobs' arguments.
-type PurgeJobsRequest struct {
+// purgeJobsRequest is PurgeJobs' arguments.
+type purgeJobsRequest struct {
 	Before time.Time `json:"before"`
 }
-
-// Empty is the body of requests without arguments and the result of
-// methods that return only an error.
-type Empty struct{}
 
 var _ faas.Store = (*Client)(nil)
 
@@ -148,16 +144,9 @@ func (c *Client) Endpoint() string { return c.wc.Endpoint() }
 // Close releases the client's sockets.
 func (c *Client) Close() error { return c.wc.Close() }
 
-// call is a round trip with a typed result.
-func call[Resp any](ctx context.Context, c *Client, method string, req any) (Resp, error) {
-	var resp Resp
-	err := c.wc.Call(ctx, method, req, &resp)
-	return resp, err
-}
-
 // Ping asks the DB manager whether its database answers.
 func (c *Client) Ping(ctx context.Context) error {
-	return c.wc.Call(ctx, MethodPing, Empty{}, nil)
+	return c.wc.Call(ctx, MethodPing, struct{}{}, nil)
 }
 
 // CreateUser implements faas.Store.
@@ -167,104 +156,104 @@ func (c *Client) CreateUser(ctx context.Context, u faas.User) error {
 
 // User implements faas.Store.
 func (c *Client) User(ctx context.Context, name string) (faas.User, error) {
-	return call[faas.User](ctx, c, MethodUser, NameRequest{Name: name})
+	return wire.Invoke[faas.User](ctx, c.wc, MethodUser, nameRequest{Name: name})
 }
 
 // UserByToken implements faas.Store.
 func (c *Client) UserByToken(ctx context.Context, tokenHash string) (faas.User, error) {
-	return call[faas.User](ctx, c, MethodUserByToken, NameRequest{Name: tokenHash})
+	return wire.Invoke[faas.User](ctx, c.wc, MethodUserByToken, nameRequest{Name: tokenHash})
 }
 
 // SetTokenHash implements faas.Store.
 func (c *Client) SetTokenHash(ctx context.Context, name, tokenHash string) error {
-	return c.wc.Call(ctx, MethodSetTokenHash, SetTokenHashRequest{Name: name, TokenHash: tokenHash}, nil)
+	return c.wc.Call(ctx, MethodSetTokenHash, setTokenHashRequest{Name: name, TokenHash: tokenHash}, nil)
 }
 
 // DeleteUser implements faas.Store.
 func (c *Client) DeleteUser(ctx context.Context, name string) error {
-	return c.wc.Call(ctx, MethodDeleteUser, NameRequest{Name: name}, nil)
+	return c.wc.Call(ctx, MethodDeleteUser, nameRequest{Name: name}, nil)
 }
 
 // BilledTime implements faas.Store.
 func (c *Client) BilledTime(ctx context.Context, name string) (time.Duration, error) {
-	return call[time.Duration](ctx, c, MethodBilledTime, NameRequest{Name: name})
+	return wire.Invoke[time.Duration](ctx, c.wc, MethodBilledTime, nameRequest{Name: name})
 }
 
 // PutFunction implements faas.Store.
 func (c *Client) PutFunction(ctx context.Context, f faas.Function) (faas.Function, bool, error) {
-	r, err := call[PutFunctionReply](ctx, c, MethodPutFunction, f)
+	r, err := wire.Invoke[putFunctionReply](ctx, c.wc, MethodPutFunction, f)
 	return r.Function, r.Created, err
 }
 
 // Function implements faas.Store.
 func (c *Client) Function(ctx context.Context, owner, name string) (faas.Function, error) {
-	return call[faas.Function](ctx, c, MethodFunction, FunctionRequest{Owner: owner, Name: name})
+	return wire.Invoke[faas.Function](ctx, c.wc, MethodFunction, functionRequest{Owner: owner, Name: name})
 }
 
 // FunctionVersion implements faas.Store.
 func (c *Client) FunctionVersion(ctx context.Context, owner, name string, version int64) (faas.Function, error) {
-	return call[faas.Function](ctx, c, MethodVersion, VersionRequest{Owner: owner, Name: name, Version: version})
+	return wire.Invoke[faas.Function](ctx, c.wc, MethodVersion, versionRequest{Owner: owner, Name: name, Version: version})
 }
 
 // Functions implements faas.Store.
 func (c *Client) Functions(ctx context.Context, owner string, page faas.FunctionPage) ([]faas.Function, error) {
-	return call[[]faas.Function](ctx, c, MethodFunctions, FunctionsRequest{Owner: owner, Page: page})
+	return wire.Invoke[[]faas.Function](ctx, c.wc, MethodFunctions, functionsRequest{Owner: owner, Page: page})
 }
 
 // DeleteFunction implements faas.Store.
 func (c *Client) DeleteFunction(ctx context.Context, owner, name string) error {
-	return c.wc.Call(ctx, MethodDeleteFunction, FunctionRequest{Owner: owner, Name: name}, nil)
+	return c.wc.Call(ctx, MethodDeleteFunction, functionRequest{Owner: owner, Name: name}, nil)
 }
 
 // CreateJob implements faas.Store.
 func (c *Client) CreateJob(ctx context.Context, j faas.Job) (faas.Job, error) {
-	return call[faas.Job](ctx, c, MethodCreateJob, j)
+	return wire.Invoke[faas.Job](ctx, c.wc, MethodCreateJob, j)
 }
 
 // Job implements faas.Store.
 func (c *Client) Job(ctx context.Context, id string) (faas.Job, error) {
-	return call[faas.Job](ctx, c, MethodJob, NameRequest{Name: id})
+	return wire.Invoke[faas.Job](ctx, c.wc, MethodJob, nameRequest{Name: id})
 }
 
 // Jobs implements faas.Store.
 func (c *Client) Jobs(ctx context.Context, owner string, page faas.JobPage) ([]faas.Job, error) {
-	return call[[]faas.Job](ctx, c, MethodJobs, JobsRequest{Owner: owner, Page: page})
+	return wire.Invoke[[]faas.Job](ctx, c.wc, MethodJobs, jobsRequest{Owner: owner, Page: page})
 }
 
 // DeleteJob implements faas.Store.
 func (c *Client) DeleteJob(ctx context.Context, id string) error {
-	return c.wc.Call(ctx, MethodDeleteJob, NameRequest{Name: id}, nil)
+	return c.wc.Call(ctx, MethodDeleteJob, nameRequest{Name: id}, nil)
 }
 
 // StartJob implements faas.Store.
 func (c *Client) StartJob(ctx context.Context, id string, attempt int, worker string) (faas.Job, error) {
-	return call[faas.Job](ctx, c, MethodStartJob, StartJobRequest{ID: id, Attempt: attempt, Worker: worker})
+	return wire.Invoke[faas.Job](ctx, c.wc, MethodStartJob, startJobRequest{ID: id, Attempt: attempt, Worker: worker})
 }
 
 // RequeueJob implements faas.Store.
 func (c *Client) RequeueJob(ctx context.Context, id string, attempt int, reason *faas.Error) (faas.Job, error) {
-	return call[faas.Job](ctx, c, MethodRequeueJob, RequeueJobRequest{ID: id, Attempt: attempt, Reason: reason})
+	return wire.Invoke[faas.Job](ctx, c.wc, MethodRequeueJob, requeueJobRequest{ID: id, Attempt: attempt, Reason: reason})
 }
 
 // CompleteJob implements faas.Store.
 func (c *Client) CompleteJob(ctx context.Context, cm faas.Completion) (faas.Job, error) {
-	return call[faas.Job](ctx, c, MethodCompleteJob, cm)
+	return wire.Invoke[faas.Job](ctx, c.wc, MethodCompleteJob, cm)
 }
 
 // FailedJobs implements faas.Store.
 func (c *Client) FailedJobs(ctx context.Context, limit int) ([]faas.Job, error) {
-	return call[[]faas.Job](ctx, c, MethodFailedJobs, limit)
+	return wire.Invoke[[]faas.Job](ctx, c.wc, MethodFailedJobs, limit)
 }
 
 // PendingJobs implements faas.Store.
 func (c *Client) PendingJobs(ctx context.Context) ([]faas.Job, error) {
-	return call[[]faas.Job](ctx, c, MethodPendingJobs, Empty{})
+	return wire.Invoke[[]faas.Job](ctx, c.wc, MethodPendingJobs, struct{}{})
 }
 
 // PurgeJobs implements faas.Store. A retry after a lost reply purges
 // nothing more and answers 0: the count is of this call's deletions.
 func (c *Client) PurgeJobs(ctx context.Context, before time.Time) (int, error) {
-	return call[int](ctx, c, MethodPurgeJobs, PurgeJobsRequest{Before: before})
+	return wire.Invoke[int](ctx, c.wc, MethodPurgeJobs, purgeJobsRequest{Before: before})
 }
 
 // CreateHook implements faas.Store.
@@ -274,124 +263,116 @@ func (c *Client) CreateHook(ctx context.Context, h faas.Hook) error {
 
 // HookByHash implements faas.Store.
 func (c *Client) HookByHash(ctx context.Context, hash string) (faas.Hook, error) {
-	return call[faas.Hook](ctx, c, MethodHookByHash, NameRequest{Name: hash})
+	return wire.Invoke[faas.Hook](ctx, c.wc, MethodHookByHash, nameRequest{Name: hash})
 }
 
 // Hooks implements faas.Store.
 func (c *Client) Hooks(ctx context.Context, owner, function string) ([]faas.Hook, error) {
-	return call[[]faas.Hook](ctx, c, MethodHooks, FunctionRequest{Owner: owner, Name: function})
+	return wire.Invoke[[]faas.Hook](ctx, c.wc, MethodHooks, functionRequest{Owner: owner, Name: function})
 }
 
 // DeleteHook implements faas.Store.
 func (c *Client) DeleteHook(ctx context.Context, owner, function, id string) error {
-	return c.wc.Call(ctx, MethodDeleteHook, HookRequest{Owner: owner, Function: function, ID: id}, nil)
+	return c.wc.Call(ctx, MethodDeleteHook, hookRequest{Owner: owner, Function: function, ID: id}, nil)
 }
 
 // Usage implements faas.Store.
 func (c *Client) Usage(ctx context.Context, owner string) (faas.Usage, error) {
-	return call[faas.Usage](ctx, c, MethodUsage, NameRequest{Name: owner})
+	return wire.Invoke[faas.Usage](ctx, c.wc, MethodUsage, nameRequest{Name: owner})
 }
 
 // FinishedCounts implements faas.Store.
 func (c *Client) FinishedCounts(ctx context.Context) (map[string]int64, error) {
-	return call[map[string]int64](ctx, c, MethodFinishedCounts, Empty{})
+	return wire.Invoke[map[string]int64](ctx, c.wc, MethodFinishedCounts, struct{}{})
 }
 
 // UserCount implements faas.Store.
 func (c *Client) UserCount(ctx context.Context) (int, error) {
-	return call[int](ctx, c, MethodUserCount, Empty{})
+	return wire.Invoke[int](ctx, c.wc, MethodUserCount, struct{}{})
 }
 
-// NewMux serves s: every method above dispatches to it. Errors go back as
-// the *faas.Error values s returned; anything else becomes Internal.
+// NewMux serves s to Clients: every method above dispatches to it. Errors
+// go back as the *faas.Error values s returned; anything else becomes
+// Internal. A route is the interface method itself where its signature
+// fits, else a closure that unpacks the request.
 func NewMux(s faas.Store) *wire.Mux {
 	m := wire.NewMux()
-	wire.Handle(m, MethodPing, func(ctx context.Context, _ Empty) (Empty, error) {
-		return Empty{}, s.Ping(ctx)
+	wire.HandleErr(m, MethodPing, func(ctx context.Context, _ struct{}) error {
+		return s.Ping(ctx)
 	})
-	wire.Handle(m, MethodCreateUser, func(ctx context.Context, u faas.User) (Empty, error) {
-		return Empty{}, s.CreateUser(ctx, u)
-	})
-	wire.Handle(m, MethodUser, func(ctx context.Context, r NameRequest) (faas.User, error) {
+	wire.HandleErr(m, MethodCreateUser, s.CreateUser)
+	wire.Handle(m, MethodUser, func(ctx context.Context, r nameRequest) (faas.User, error) {
 		return s.User(ctx, r.Name)
 	})
-	wire.Handle(m, MethodUserByToken, func(ctx context.Context, r NameRequest) (faas.User, error) {
+	wire.Handle(m, MethodUserByToken, func(ctx context.Context, r nameRequest) (faas.User, error) {
 		return s.UserByToken(ctx, r.Name)
 	})
-	wire.Handle(m, MethodSetTokenHash, func(ctx context.Context, r SetTokenHashRequest) (Empty, error) {
-		return Empty{}, s.SetTokenHash(ctx, r.Name, r.TokenHash)
+	wire.HandleErr(m, MethodSetTokenHash, func(ctx context.Context, r setTokenHashRequest) error {
+		return s.SetTokenHash(ctx, r.Name, r.TokenHash)
 	})
-	wire.Handle(m, MethodDeleteUser, func(ctx context.Context, r NameRequest) (Empty, error) {
-		return Empty{}, s.DeleteUser(ctx, r.Name)
+	wire.HandleErr(m, MethodDeleteUser, func(ctx context.Context, r nameRequest) error {
+		return s.DeleteUser(ctx, r.Name)
 	})
-	wire.Handle(m, MethodBilledTime, func(ctx context.Context, r NameRequest) (time.Duration, error) {
+	wire.Handle(m, MethodBilledTime, func(ctx context.Context, r nameRequest) (time.Duration, error) {
 		return s.BilledTime(ctx, r.Name)
 	})
-	wire.Handle(m, MethodPutFunction, func(ctx context.Context, f faas.Function) (PutFunctionReply, error) {
+	wire.Handle(m, MethodPutFunction, func(ctx context.Context, f faas.Function) (putFunctionReply, error) {
 		stored, created, err := s.PutFunction(ctx, f)
-		return PutFunctionReply{Function: stored, Created: created}, err
+		return putFunctionReply{Function: stored, Created: created}, err
 	})
-	wire.Handle(m, MethodFunction, func(ctx context.Context, r FunctionRequest) (faas.Function, error) {
+	wire.Handle(m, MethodFunction, func(ctx context.Context, r functionRequest) (faas.Function, error) {
 		return s.Function(ctx, r.Owner, r.Name)
 	})
-	wire.Handle(m, MethodVersion, func(ctx context.Context, r VersionRequest) (faas.Function, error) {
+	wire.Handle(m, MethodVersion, func(ctx context.Context, r versionRequest) (faas.Function, error) {
 		return s.FunctionVersion(ctx, r.Owner, r.Name, r.Version)
 	})
-	wire.Handle(m, MethodFunctions, func(ctx context.Context, r FunctionsRequest) ([]faas.Function, error) {
+	wire.Handle(m, MethodFunctions, func(ctx context.Context, r functionsRequest) ([]faas.Function, error) {
 		return s.Functions(ctx, r.Owner, r.Page)
 	})
-	wire.Handle(m, MethodDeleteFunction, func(ctx context.Context, r FunctionRequest) (Empty, error) {
-		return Empty{}, s.DeleteFunction(ctx, r.Owner, r.Name)
+	wire.HandleErr(m, MethodDeleteFunction, func(ctx context.Context, r functionRequest) error {
+		return s.DeleteFunction(ctx, r.Owner, r.Name)
 	})
-	wire.Handle(m, MethodCreateHook, func(ctx context.Context, h faas.Hook) (Empty, error) {
-		return Empty{}, s.CreateHook(ctx, h)
-	})
-	wire.Handle(m, MethodHookByHash, func(ctx context.Context, r NameRequest) (faas.Hook, error) {
+	wire.HandleErr(m, MethodCreateHook, s.CreateHook)
+	wire.Handle(m, MethodHookByHash, func(ctx context.Context, r nameRequest) (faas.Hook, error) {
 		return s.HookByHash(ctx, r.Name)
 	})
-	wire.Handle(m, MethodHooks, func(ctx context.Context, r FunctionRequest) ([]faas.Hook, error) {
+	wire.Handle(m, MethodHooks, func(ctx context.Context, r functionRequest) ([]faas.Hook, error) {
 		return s.Hooks(ctx, r.Owner, r.Name)
 	})
-	wire.Handle(m, MethodDeleteHook, func(ctx context.Context, r HookRequest) (Empty, error) {
-		return Empty{}, s.DeleteHook(ctx, r.Owner, r.Function, r.ID)
+	wire.HandleErr(m, MethodDeleteHook, func(ctx context.Context, r hookRequest) error {
+		return s.DeleteHook(ctx, r.Owner, r.Function, r.ID)
 	})
-	wire.Handle(m, MethodCreateJob, func(ctx context.Context, j faas.Job) (faas.Job, error) {
-		return s.CreateJob(ctx, j)
-	})
-	wire.Handle(m, MethodJob, func(ctx context.Context, r NameRequest) (faas.Job, error) {
+	wire.Handle(m, MethodCreateJob, s.CreateJob)
+	wire.Handle(m, MethodJob, func(ctx context.Context, r nameRequest) (faas.Job, error) {
 		return s.Job(ctx, r.Name)
 	})
-	wire.Handle(m, MethodJobs, func(ctx context.Context, r JobsRequest) ([]faas.Job, error) {
+	wire.Handle(m, MethodJobs, func(ctx context.Context, r jobsRequest) ([]faas.Job, error) {
 		return s.Jobs(ctx, r.Owner, r.Page)
 	})
-	wire.Handle(m, MethodDeleteJob, func(ctx context.Context, r NameRequest) (Empty, error) {
-		return Empty{}, s.DeleteJob(ctx, r.Name)
+	wire.HandleErr(m, MethodDeleteJob, func(ctx context.Context, r nameRequest) error {
+		return s.DeleteJob(ctx, r.Name)
 	})
-	wire.Handle(m, MethodStartJob, func(ctx context.Context, r StartJobRequest) (faas.Job, error) {
+	wire.Handle(m, MethodStartJob, func(ctx context.Context, r startJobRequest) (faas.Job, error) {
 		return s.StartJob(ctx, r.ID, r.Attempt, r.Worker)
 	})
-	wire.Handle(m, MethodRequeueJob, func(ctx context.Context, r RequeueJobRequest) (faas.Job, error) {
+	wire.Handle(m, MethodRequeueJob, func(ctx context.Context, r requeueJobRequest) (faas.Job, error) {
 		return s.RequeueJob(ctx, r.ID, r.Attempt, r.Reason)
 	})
-	wire.Handle(m, MethodCompleteJob, func(ctx context.Context, c faas.Completion) (faas.Job, error) {
-		return s.CompleteJob(ctx, c)
-	})
-	wire.Handle(m, MethodFailedJobs, func(ctx context.Context, limit int) ([]faas.Job, error) {
-		return s.FailedJobs(ctx, limit)
-	})
-	wire.Handle(m, MethodPendingJobs, func(ctx context.Context, _ Empty) ([]faas.Job, error) {
+	wire.Handle(m, MethodCompleteJob, s.CompleteJob)
+	wire.Handle(m, MethodFailedJobs, s.FailedJobs)
+	wire.Handle(m, MethodPendingJobs, func(ctx context.Context, _ struct{}) ([]faas.Job, error) {
 		return s.PendingJobs(ctx)
 	})
-	wire.Handle(m, MethodPurgeJobs, func(ctx context.Context, r PurgeJobsRequest) (int, error) {
+	wire.Handle(m, MethodPurgeJobs, func(ctx context.Context, r purgeJobsRequest) (int, error) {
 		return s.PurgeJobs(ctx, r.Before)
 	})
-	wire.Handle(m, MethodUsage, func(ctx context.Context, r NameRequest) (faas.Usage, error) {
+	wire.Handle(m, MethodUsage, func(ctx context.Context, r nameRequest) (faas.Usage, error) {
 		return s.Usage(ctx, r.Name)
 	})
-	wire.Handle(m, MethodUserCount, func(ctx context.Context, _ Empty) (int, error) {
+	wire.Handle(m, MethodUserCount, func(ctx context.Context, _ struct{}) (int, error) {
 		return s.UserCount(ctx)
 	})
-	wire.Handle(m, MethodFinishedCounts, func(ctx context.Context, _ Empty) (map[string]int64, error) {
+	wire.Handle(m, MethodFinishedCounts, func(ctx context.Context, _ struct{}) (map[string]int64, error) {
 		return s.FinishedCounts(ctx)
 	})
 	return m

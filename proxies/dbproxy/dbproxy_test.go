@@ -48,7 +48,7 @@ func TestUnknownMethodIsInvalid(t *testing.T) {
 	wc, err := wire.Dial(c.Endpoint(), 0, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	defer wc.Close()
-	err = wc.Call(ctx, "db.ResetDB", dbproxy.Empty{}, nil)
+	err = wc.Call(ctx, "db.ResetDB", struct{}{}, nil)
 	require.Equal(t, faas.Invalid, faas.ErrorCode(err))
 	err = wc.Call(ctx, dbproxy.MethodStartJob, []int{1}, nil)
 	require.Equal(t, faas.Invalid, faas.ErrorCode(err))

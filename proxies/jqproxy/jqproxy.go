@@ -1,6 +1,7 @@
-// Package jqproxy is the JQ manager's protocol, both ends: Client
-// implements faas.JobQueue over ZeroMQ, and NewMux serves any
-// faas.JobQueue to such clients.
+// Package jqproxy is the JQ manager's protocol, both ends in one place: the
+// method names and request bodies, a Client that implements faas.JobQueue
+// over ZeroMQ, and NewMux, which serves any faas.JobQueue. Keeping the two
+// ends together means a method cannot be added to one side only.
 package jqproxy
 
 import (
@@ -13,7 +14,7 @@ import (
 	"faas/proxies/wire"
 )
 
-// The protocol's method names.
+// The method names on the wire, one per faas.JobQueue method.
 const (
 	MethodSubmit     = "jq.submit"
 	MethodNext       = "jq.next"
@@ -43,39 +44,47 @@ var WorkerMethods = []string{MethodNext, MethodDone, MethodRenew, MethodRelease,
 // hostile or buggy client cannot park handlers forever.
 const MaxHold = time.Minute
 
+// nextRequest is Next's arguments.
 type nextRequest struct {
 	Worker string        `json:"worker"`
 	Wait   time.Duration `json:"wait"`
 }
 
+// nextReply is Next's result; Job is nil when none came.
 type nextReply struct {
 	Job *faas.Job `json:"job,omitempty"`
 }
 
+// waitReply is Wait's result.
 type waitReply struct {
 	Finished bool      `json:"finished"`
 	Job      *faas.Job `json:"job,omitempty"`
 }
 
+// waitRequest is Wait's arguments.
 type waitRequest struct {
 	ID   string        `json:"id"`
 	Wait time.Duration `json:"wait"`
 }
 
+// renewRequest is Renew's arguments.
 type renewRequest struct {
 	Worker string       `json:"worker"`
 	Leases []faas.Lease `json:"leases"`
 }
 
+// releaseRequest is Release's arguments.
 type releaseRequest struct {
 	Lease  faas.Lease `json:"lease"`
 	Reason string     `json:"reason"`
 }
 
+// forgetRequest names the job to forget.
 type forgetRequest struct {
 	ID string `json:"id"`
 }
 
+// eventsRequest is Events' arguments.
 type eventsRequest struct {
 	Since uint64        `json:"since"`
 	Hold  time.Duration `json:"hold"`
@@ -86,27 +95,32 @@ type userRequest struct {
 	Name string `json:"name"`
 }
 
+// appendLogsRequest is AppendLogs' arguments.
 type appendLogsRequest struct {
 	Worker string         `json:"worker"`
 	Lease  faas.Lease     `json:"lease"`
 	Lines  []faas.LogLine `json:"lines"`
 }
 
+// logsRequest is Logs' arguments.
 type logsRequest struct {
 	ID   string `json:"id"`
 	From int    `json:"from"`
 }
 
+// logsReply is Logs' result.
 type logsReply struct {
 	Lines   []faas.LogLine `json:"lines,omitempty"`
 	Running bool           `json:"running"`
 }
 
-type empty struct{}
+var _ faas.JobQueue = (*Client)(nil)
 
-// Client is a faas.JobQueue reached over ZeroMQ.
+// Client is a faas.JobQueue served by a JQ manager. It inherits
+// wire.Client's Lazy Pirate retries, which is safe because every JobQueue
+// method is idempotent under retry.
 type Client struct {
-	c       *wire.Client
+	wc      *wire.Client
 	timeout time.Duration
 	log     *slog.Logger
 
@@ -117,21 +131,23 @@ type Client struct {
 	closed    bool
 }
 
-var _ faas.JobQueue = (*Client)(nil)
-
 // Dial returns a client for the JQ manager at endpoint; timeout is the wait
 // for one reply before the request is resent (wire.DefaultTimeout if zero);
 // opts say how the bus is secured.
 func Dial(endpoint string, timeout time.Duration, log *slog.Logger, opts ...wire.Option) (*Client, error) {
-	c, err := wire.Dial(endpoint, timeout, log, opts...)
+	log = log.With("proxy", "jqmanager")
+	wc, err := wire.Dial(endpoint, timeout, log, opts...)
 	if err != nil {
 		return nil, err
 	}
 	if timeout <= 0 {
 		timeout = wire.DefaultTimeout
 	}
-	return &Client{c: c, timeout: timeout, log: log}, nil
+	return &Client{wc: wc, timeout: timeout, log: log}, nil
 }
+
+// Endpoint is the JQ manager's address.
+func (c *Client) Endpoint() string { return c.wc.Endpoint() }
 
 // Close stops the client's watch, if a Wait started one, and releases its
 // sockets.
@@ -143,31 +159,26 @@ func (c *Client) Close() error {
 	if stop != nil {
 		stop()
 	}
-	return c.c.Close()
+	return c.wc.Close()
 }
 
 // Submit implements faas.JobQueue.
 func (c *Client) Submit(ctx context.Context, j faas.Job) (faas.Job, error) {
-	var out faas.Job
-	err := c.c.Call(ctx, MethodSubmit, j, &out)
-	return out, err
+	return wire.Invoke[faas.Job](ctx, c.wc, MethodSubmit, j)
 }
 
 // Next implements faas.JobQueue.
 func (c *Client) Next(ctx context.Context, worker string, wait time.Duration) (faas.Job, bool, error) {
-	var out nextReply
-	if err := c.c.CallHold(ctx, wait, MethodNext, nextRequest{Worker: worker, Wait: wait}, &out); err != nil {
+	out, err := wire.InvokeHold[nextReply](ctx, c.wc, wait, MethodNext, nextRequest{Worker: worker, Wait: wait})
+	if err != nil || out.Job == nil {
 		return faas.Job{}, false, err
-	}
-	if out.Job == nil {
-		return faas.Job{}, false, nil
 	}
 	return *out.Job, true, nil
 }
 
 // Done implements faas.JobQueue.
 func (c *Client) Done(ctx context.Context, j faas.Job) error {
-	return c.c.Call(ctx, MethodDone, j, nil)
+	return c.wc.Call(ctx, MethodDone, j, nil)
 }
 
 // Wait implements faas.JobQueue. Asked to wait, it holds no socket: the
@@ -189,7 +200,7 @@ func (c *Client) watcher() (*Watch, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return nil, faas.Errorf(faas.Unavailable, "job queue client for %s is closed", c.c.Endpoint())
+		return nil, faas.Errorf(faas.Unavailable, "job queue client for %s is closed", c.wc.Endpoint())
 	}
 	if c.watch == nil {
 		c.watch = NewWatch(c, c.timeout, nil, c.log)
@@ -203,8 +214,8 @@ func (c *Client) watcher() (*Watch, error) {
 
 // probe asks the queue once whether job id left it.
 func (c *Client) probe(ctx context.Context, id string) (faas.Job, bool, error) {
-	var out waitReply
-	if err := c.c.Call(ctx, MethodWait, waitRequest{ID: id}, &out); err != nil {
+	out, err := wire.Invoke[waitReply](ctx, c.wc, MethodWait, waitRequest{ID: id})
+	if err != nil {
 		return faas.Job{}, false, err
 	}
 	if out.Job == nil {
@@ -215,59 +226,55 @@ func (c *Client) probe(ctx context.Context, id string) (faas.Job, bool, error) {
 
 // Renew implements faas.JobQueue.
 func (c *Client) Renew(ctx context.Context, worker string, leases []faas.Lease) ([]faas.Lease, error) {
-	var lost []faas.Lease
-	err := c.c.Call(ctx, MethodRenew, renewRequest{Worker: worker, Leases: leases}, &lost)
-	return lost, err
+	return wire.Invoke[[]faas.Lease](ctx, c.wc, MethodRenew, renewRequest{Worker: worker, Leases: leases})
 }
 
 // Release implements faas.JobQueue.
 func (c *Client) Release(ctx context.Context, l faas.Lease, reason string) error {
-	return c.c.Call(ctx, MethodRelease, releaseRequest{Lease: l, Reason: reason}, nil)
+	return c.wc.Call(ctx, MethodRelease, releaseRequest{Lease: l, Reason: reason}, nil)
 }
 
 // Forget implements faas.JobQueue.
 func (c *Client) Forget(ctx context.Context, id string) error {
-	return c.c.Call(ctx, MethodForget, forgetRequest{ID: id}, nil)
+	return c.wc.Call(ctx, MethodForget, forgetRequest{ID: id}, nil)
 }
 
 // Events implements faas.JobQueue. It holds one socket for up to hold:
 // a process calls it from one watch loop, never once per wait.
 func (c *Client) Events(ctx context.Context, since uint64, hold time.Duration) (faas.Events, error) {
-	var out faas.Events
-	err := c.c.CallHold(ctx, hold, MethodEvents, eventsRequest{Since: since, Hold: hold}, &out)
-	return out, err
+	return wire.InvokeHold[faas.Events](ctx, c.wc, hold, MethodEvents, eventsRequest{Since: since, Hold: hold})
 }
 
 // AppendLogs implements faas.JobQueue.
 func (c *Client) AppendLogs(ctx context.Context, worker string, l faas.Lease, lines []faas.LogLine) error {
-	return c.c.Call(ctx, MethodAppendLogs, appendLogsRequest{Worker: worker, Lease: l, Lines: lines}, nil)
+	return c.wc.Call(ctx, MethodAppendLogs, appendLogsRequest{Worker: worker, Lease: l, Lines: lines}, nil)
 }
 
 // Logs implements faas.JobQueue.
 func (c *Client) Logs(ctx context.Context, id string, from int) ([]faas.LogLine, bool, error) {
-	var out logsReply
-	err := c.c.Call(ctx, MethodLogs, logsRequest{ID: id, From: from}, &out)
+	out, err := wire.Invoke[logsReply](ctx, c.wc, MethodLogs, logsRequest{ID: id, From: from})
 	return out.Lines, out.Running, err
 }
 
 // ForgetUser implements faas.JobQueue.
 func (c *Client) ForgetUser(ctx context.Context, name string) error {
-	return c.c.Call(ctx, MethodForgetUser, userRequest{Name: name}, nil)
+	return c.wc.Call(ctx, MethodForgetUser, userRequest{Name: name}, nil)
 }
 
 // RevokeTokens implements faas.JobQueue.
 func (c *Client) RevokeTokens(ctx context.Context, name string) error {
-	return c.c.Call(ctx, MethodRevoke, userRequest{Name: name}, nil)
+	return c.wc.Call(ctx, MethodRevoke, userRequest{Name: name}, nil)
 }
 
 // Stats implements faas.JobQueue.
 func (c *Client) Stats(ctx context.Context) (faas.Stats, error) {
-	var out faas.Stats
-	err := c.c.Call(ctx, MethodStats, empty{}, &out)
-	return out, err
+	return wire.Invoke[faas.Stats](ctx, c.wc, MethodStats, struct{}{})
 }
 
-// NewMux serves q to Clients.
+// NewMux serves q to Clients: every method above dispatches to it. Errors
+// go back as the *faas.Error values q returned; anything else becomes
+// Internal. A route is the interface method itself where its signature
+// fits, else a closure that unpacks the request.
 func NewMux(q faas.JobQueue) *wire.Mux {
 	m := wire.NewMux()
 	wire.Handle(m, MethodSubmit, q.Submit)
@@ -281,9 +288,7 @@ func NewMux(q faas.JobQueue) *wire.Mux {
 		}
 		return nextReply{Job: &j}, nil
 	})
-	wire.Handle(m, MethodDone, func(ctx context.Context, j faas.Job) (any, error) {
-		return nil, q.Done(ctx, j)
-	})
+	wire.HandleErr(m, MethodDone, q.Done)
 	wire.Handle(m, MethodWait, func(ctx context.Context, r waitRequest) (waitReply, error) {
 		if err := checkHold(r.Wait); err != nil {
 			return waitReply{}, err
@@ -297,11 +302,11 @@ func NewMux(q faas.JobQueue) *wire.Mux {
 	wire.Handle(m, MethodRenew, func(ctx context.Context, r renewRequest) ([]faas.Lease, error) {
 		return q.Renew(ctx, r.Worker, r.Leases)
 	})
-	wire.Handle(m, MethodRelease, func(ctx context.Context, r releaseRequest) (any, error) {
-		return nil, q.Release(ctx, r.Lease, r.Reason)
+	wire.HandleErr(m, MethodRelease, func(ctx context.Context, r releaseRequest) error {
+		return q.Release(ctx, r.Lease, r.Reason)
 	})
-	wire.Handle(m, MethodForget, func(ctx context.Context, r forgetRequest) (any, error) {
-		return nil, q.Forget(ctx, r.ID)
+	wire.HandleErr(m, MethodForget, func(ctx context.Context, r forgetRequest) error {
+		return q.Forget(ctx, r.ID)
 	})
 	wire.Handle(m, MethodEvents, func(ctx context.Context, r eventsRequest) (faas.Events, error) {
 		if err := checkHold(r.Hold); err != nil {
@@ -309,25 +314,26 @@ func NewMux(q faas.JobQueue) *wire.Mux {
 		}
 		return q.Events(ctx, r.Since, r.Hold)
 	})
-	wire.Handle(m, MethodForgetUser, func(ctx context.Context, r userRequest) (any, error) {
-		return nil, q.ForgetUser(ctx, r.Name)
+	wire.HandleErr(m, MethodForgetUser, func(ctx context.Context, r userRequest) error {
+		return q.ForgetUser(ctx, r.Name)
 	})
-	wire.Handle(m, MethodAppendLogs, func(ctx context.Context, r appendLogsRequest) (any, error) {
-		return nil, q.AppendLogs(ctx, r.Worker, r.Lease, r.Lines)
+	wire.HandleErr(m, MethodAppendLogs, func(ctx context.Context, r appendLogsRequest) error {
+		return q.AppendLogs(ctx, r.Worker, r.Lease, r.Lines)
 	})
 	wire.Handle(m, MethodLogs, func(ctx context.Context, r logsRequest) (logsReply, error) {
 		lines, running, err := q.Logs(ctx, r.ID, r.From)
 		return logsReply{Lines: lines, Running: running}, err
 	})
-	wire.Handle(m, MethodRevoke, func(ctx context.Context, r userRequest) (any, error) {
-		return nil, q.RevokeTokens(ctx, r.Name)
+	wire.HandleErr(m, MethodRevoke, func(ctx context.Context, r userRequest) error {
+		return q.RevokeTokens(ctx, r.Name)
 	})
-	wire.Handle(m, MethodStats, func(ctx context.Context, _ empty) (faas.Stats, error) {
+	wire.Handle(m, MethodStats, func(ctx context.Context, _ struct{}) (faas.Stats, error) {
 		return q.Stats(ctx)
 	})
 	return m
 }
 
+// checkHold refuses a hold outside 0..MaxHold.
 func checkHold(d time.Duration) error {
 	if d < 0 || d > MaxHold {
 		return faas.Errorf(faas.Invalid, "wait %v outside 0..%v", d, MaxHold)
