@@ -33,28 +33,20 @@ func conformanceConfig() jqmanager.Config {
 // suite calls every method): values and error codes must come back alike.
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		name   string
-		wire   bool
-		secure bool
-	}{
-		{"in-process", false, false},
-		{"over the wire", true, false},
-		{"over CURVE", true, true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+	for _, via := range []string{"in-process", "plaintext", "CURVE"} {
+		t.Run(via, func(t *testing.T) {
 			t.Parallel()
 			queuetest.Run(t, func(t *testing.T) (faas.JobQueue, faas.Store) {
 				t.Helper()
 				r := openRig(t)
 				cfg := conformanceConfig()
-				if tc.secure {
+				if via == "CURVE" {
 					ring := bustest.Keyring(t)
 					cfg.Bus = bustest.Server(t, ring, bus.JQManager)
 					r.dial = []wire.Option{bustest.Dial(t, ring, bus.Admin, bus.JQManager)}
 				}
 				r.start(cfg)
-				if !tc.wire {
+				if via == "in-process" {
 					return r.m, r.store
 				}
 				c, err := jqproxy.Dial(r.m.Endpoint(), time.Second, slog.New(slog.DiscardHandler), r.dial...)
