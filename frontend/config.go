@@ -102,6 +102,12 @@ type Config struct {
 	MaxWaitsPerUser int `envconfig:"FAAS_MAX_WAITS_PER_USER" default:"100" desc:"most requests of one user waiting for a job at once (?wait)"`
 	MaxWaits        int `envconfig:"FAAS_MAX_WAITS" default:"10000" desc:"most requests waiting for a job at once (?wait), all users"`
 
+	// StatusCacheBytes bounds the finished jobs each frontend remembers
+	// to answer polling clients without the Store (status.go), and
+	// StatusCacheTTL how long it remembers one. 0 takes the default.
+	StatusCacheBytes int64         `envconfig:"FAAS_STATUS_CACHE_BYTES" default:"33554432" desc:"bytes of finished jobs remembered to answer status reads without the store"`
+	StatusCacheTTL   time.Duration `envconfig:"FAAS_STATUS_CACHE_TTL" default:"1m" desc:"how long a finished job is remembered for status reads"`
+
 	// HookRate is the requests per second one webhook may sustain, in
 	// bursts of twice that: a leaked URL costs its owner at most this.
 	HookRate float64 `envconfig:"FAAS_HOOK_RATE" default:"10" desc:"requests per second each webhook may sustain (bursts of twice that); 0 is no limit"`
@@ -120,6 +126,12 @@ type Config struct {
 const (
 	defaultMaxWaitsPerUser = 100
 	defaultMaxWaits        = 10000
+)
+
+// The defaults of the status cache, for a Config built in code.
+const (
+	defaultStatusCacheBytes = 32 << 20
+	defaultStatusCacheTTL   = time.Minute
 )
 
 // minAdminTokenLen keeps the operator's token out of guessing range.
@@ -199,6 +211,12 @@ func (c Config) Validate() error {
 	if c.MaxWaitsPerUser < 0 {
 		return fmt.Errorf("frontend config: FAAS_MAX_WAITS_PER_USER is %d, want >= 1 (0 takes the default, %d)", c.MaxWaitsPerUser, defaultMaxWaitsPerUser)
 	}
+	if c.StatusCacheBytes < 0 {
+		return fmt.Errorf("frontend config: FAAS_STATUS_CACHE_BYTES is %d, want >= 1 (0 takes the default, %d)", c.StatusCacheBytes, defaultStatusCacheBytes)
+	}
+	if c.StatusCacheTTL < 0 {
+		return fmt.Errorf("frontend config: FAAS_STATUS_CACHE_TTL is %v, want > 0 (0 takes the default, %v)", c.StatusCacheTTL, defaultStatusCacheTTL)
+	}
 	if c.MaxWaits < 0 {
 		return fmt.Errorf("frontend config: FAAS_MAX_WAITS is %d, want >= 1 (0 takes the default, %d)", c.MaxWaits, defaultMaxWaits)
 	}
@@ -215,6 +233,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxWaits == 0 {
 		c.MaxWaits = defaultMaxWaits
+	}
+	if c.StatusCacheBytes == 0 {
+		c.StatusCacheBytes = defaultStatusCacheBytes
+	}
+	if c.StatusCacheTTL == 0 {
+		c.StatusCacheTTL = defaultStatusCacheTTL
 	}
 	if c.Metrics == nil {
 		reg := metrics.NewRegistry("frontend")

@@ -178,9 +178,9 @@ func (s *Server) answerResult(c *gin.Context, job faas.Job) {
 // job id, or belongs to someone else: they must be indistinguishable.
 var errJobNotFound = faas.Errorf(faas.NotFound, "job not found")
 
-// ownJob loads the job named in the path if the caller may see it;
-// otherwise it answers and reports false.
-func (s *Server) ownJob(c *gin.Context) (faas.Job, bool) {
+// ownJob loads as much of the job named in the path as needs asks for, if
+// the caller may see it; otherwise it answers and reports false.
+func (s *Server) ownJob(c *gin.Context, needs jobNeeds) (faas.Job, bool) {
 	id := c.Param("id")
 	if !validJobID(id) {
 		s.fail(c, errJobNotFound)
@@ -188,7 +188,7 @@ func (s *Server) ownJob(c *gin.Context) (faas.Job, bool) {
 	}
 	ctx, cancel := s.reqCtx(c, 0)
 	defer cancel()
-	job, err := s.store.Job(ctx, id)
+	job, err := s.readJob(ctx, id, needs)
 	if faas.ErrorCode(err) == faas.NotFound || err == nil && !s.mayRead(c, job.Owner) {
 		s.fail(c, errJobNotFound)
 		return faas.Job{}, false
@@ -203,7 +203,7 @@ func (s *Server) ownJob(c *gin.Context) (faas.Job, bool) {
 // jobState answers 1 once the job finished (either way), 0 before, as the
 // reference project did.
 func (s *Server) jobState(c *gin.Context) {
-	job, found := s.ownJob(c)
+	job, found := s.ownJob(c, needStatus)
 	if !found {
 		return
 	}
@@ -215,7 +215,7 @@ func (s *Server) jobState(c *gin.Context) {
 }
 
 func (s *Server) jobResult(c *gin.Context) {
-	if job, found := s.ownJob(c); found {
+	if job, found := s.ownJob(c, needStatus); found {
 		s.answerResult(c, job)
 	}
 }
@@ -288,7 +288,7 @@ func newJobInfo(j faas.Job) JobInfo {
 }
 
 func (s *Server) jobInfo(c *gin.Context) {
-	if job, found := s.ownJob(c); found {
+	if job, found := s.ownJob(c, needArgs); found {
 		ok(c, http.StatusOK, newJobInfo(job))
 	}
 }
@@ -296,7 +296,7 @@ func (s *Server) jobInfo(c *gin.Context) {
 // deleteJob removes a job. The store refuses to start a deleted job, so a
 // queued one is never run.
 func (s *Server) deleteJob(c *gin.Context) {
-	job, found := s.ownJob(c)
+	job, found := s.ownJob(c, needStatus)
 	if !found {
 		return
 	}
@@ -317,6 +317,10 @@ func (s *Server) dropJob(ctx context.Context, id string) error {
 	if err := s.store.DeleteJob(ctx, id); err != nil {
 		return err
 	}
+	// Here at once; on the other frontends when the queue's JobDeleted
+	// event reaches them. After the Store's delete, so that no read begun
+	// before it caches the job again.
+	s.finished.forgetJob(id)
 	// The job is gone either way; telling the queue stops a running copy
 	// now rather than when it ends. If the queue does not hear, it finds
 	// out when it next tries to lease or requeue the job.

@@ -24,7 +24,7 @@ const followPing = 5 * time.Second
 // A running job's lines come from the queue, a finished job's from the
 // Store.
 func (s *Server) jobLogs(c *gin.Context) {
-	job, found := s.ownJob(c)
+	job, found := s.ownJob(c, needLogs)
 	if !found {
 		return
 	}

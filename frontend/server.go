@@ -43,6 +43,8 @@ type Server struct {
 	// caps bounds the requests waiting for jobs; watch makes them wait.
 	caps  *waitCaps
 	watch *jqproxy.Watch
+	// finished answers the reads of finished jobs (status.go).
+	finished *finishedCache
 	// limits is nil when rate limiting is off.
 	limits *limiter
 	// The limits and quotas of limits.go; each limiter is nil when off.
@@ -102,6 +104,8 @@ func New(cfg Config, store faas.Store, queue faas.JobQueue, log *slog.Logger) (*
 	s.metrics = newHTTPMetrics(cfg.Metrics, s.caps.admitted)
 	// A user deleted through any frontend loses their cached tokens here.
 	s.watch = jqproxy.NewWatch(queue, cfg.RequestTimeout, s.tokens.forget, log)
+	s.finished = newFinishedCache(cfg.StatusCacheBytes, cfg.StatusCacheTTL)
+	s.watch.Observe(s.finished.observe)
 	if cfg.rateLimitOn() {
 		s.limits = newLimiter(cfg.RateLimit, cfg.RateBurst, maxBuckets)
 	}

@@ -58,6 +58,8 @@ func (s *Server) deleteUser(c *gin.Context) {
 		s.fail(c, fmt.Errorf("delete user %s: %w", name, err))
 		return
 	}
+	// Their jobs are gone: here at once, elsewhere through UserRevoked.
+	s.finished.forgetUser(name)
 	s.log.Info("user deleted", "user", name)
 	ok(c, http.StatusOK, name)
 }

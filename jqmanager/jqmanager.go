@@ -441,6 +441,7 @@ func (m *Manager) lease(ctx context.Context, e *entry, worker string) (faas.Job,
 		e.state = stateRunning
 		e.attempt = j.Attempt
 		e.leased, e.renewed = now, now
+		e.recorded(j)
 		m.jobStarted(j, now)
 		// A new attempt prints from the first line again.
 		e.logs, e.logBase, e.logBytes = nil, 0, 0
@@ -550,6 +551,9 @@ func (m *Manager) Forget(ctx context.Context, id string) error {
 	if e, ok := m.jobs[id]; ok {
 		m.forget(e)
 	}
+	// Also for a job the queue no longer holds: the frontends may
+	// remember it finished.
+	m.events.add(faas.Event{Kind: faas.JobDeleted, JobID: id})
 	return nil
 }
 
@@ -632,7 +636,10 @@ func (m *Manager) expired(now time.Time) []*entry {
 // so the next reaping pass tries again.
 func (m *Manager) requeue(ctx context.Context, e *entry, reason *faas.Error) {
 	log := m.log.With("job_id", e.id, "attempt", e.attempt, "user", e.owner)
-	var err error
+	var (
+		requeued faas.Job
+		err      error
+	)
 	giveUp := e.losses+1 >= m.cfg.MaxAttempts
 	failure := faas.Errorf(faas.Lost, "job lost %d times, the most allowed; last: %s", e.losses+1, reason.Message)
 	if giveUp {
@@ -642,7 +649,7 @@ func (m *Manager) requeue(ctx context.Context, e *entry, reason *faas.Error) {
 			Error:   failure,
 		})
 	} else {
-		_, err = m.store.RequeueJob(ctx, e.id, e.attempt, reason)
+		requeued, err = m.store.RequeueJob(ctx, e.id, e.attempt, reason)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -656,6 +663,7 @@ func (m *Manager) requeue(ctx context.Context, e *entry, reason *faas.Error) {
 		m.metrics.leaseLost.Inc()
 		log.Info("job queued again", "reason", reason.Message)
 		e.losses++
+		e.recorded(requeued)
 		m.enqueue(e)
 	case code == faas.Conflict || code == faas.NotFound:
 		// Finished by its worker just in time, or deleted.
@@ -692,6 +700,17 @@ func (m *Manager) Wait(ctx context.Context, id string, wait time.Duration) (faas
 		m.stopWaiting(e, ch)
 		return faas.Job{}, false, ctx.Err()
 	}
+}
+
+// Status implements faas.JobQueue.
+func (m *Manager) Status(ctx context.Context, id string) (faas.Job, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.jobs[id]
+	if !ok {
+		return faas.Job{}, false, nil
+	}
+	return e.record, true, nil
 }
 
 // stopWaiting removes a waiter that gave up, so that a job polled with

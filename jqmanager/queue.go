@@ -31,6 +31,8 @@ type entry struct {
 	// set if the job finished through Done.
 	waiters []chan struct{}
 	outcome faas.Job
+	// record is the job as the Store last recorded it (recorded).
+	record faas.Job
 	// logs is what the running attempt printed so far (AppendLogs), from
 	// line logBase on, and logBytes the size of its lines.
 	logs     []faas.LogLine
@@ -211,5 +213,15 @@ func (q *fairQueue) remove(e *entry) {
 
 // newEntry makes the queue's record of a stored job.
 func newEntry(j faas.Job) *entry {
-	return &entry{id: j.ID, owner: j.Owner, function: j.Function, limit: j.Concurrency, attempt: j.Attempt, worker: j.Worker, losses: len(j.Lost), trace: j.Trace}
+	e := &entry{id: j.ID, owner: j.Owner, function: j.Function, limit: j.Concurrency, attempt: j.Attempt, worker: j.Worker, losses: len(j.Lost), trace: j.Trace}
+	e.recorded(j)
+	return e
+}
+
+// recorded keeps j, the job as the Store just recorded it, for Status:
+// without its arguments, result and logs, which could be large and which
+// a live job's status does not show.
+func (e *entry) recorded(j faas.Job) {
+	j.Args, j.Result, j.Logs, j.Streams = nil, nil, "", ""
+	e.record = j
 }

@@ -85,6 +85,7 @@ var calls = map[string][]Role{
 	jqproxy.MethodRelease:    {Worker},
 	jqproxy.MethodAppendLogs: {Worker},
 	jqproxy.MethodLogs:       {Frontend},
+	jqproxy.MethodStatus:     {Frontend},
 }
 
 // Allowed reports whether role may call method.

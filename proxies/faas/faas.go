@@ -292,6 +292,9 @@ const (
 	// JobLogs: the running job printed Lines. Lines is empty when the
 	// batch was too large to carry: the reader asks the queue's Logs.
 	JobLogs EventKind = "job_logs"
+	// JobDeleted: the job was deleted from the Store (Forget), so that
+	// every frontend drops what it remembers of it.
+	JobDeleted EventKind = "job_deleted"
 )
 
 // Event is something the job queue tells every frontend at once, in the
@@ -466,7 +469,8 @@ type JobQueue interface {
 	Release(ctx context.Context, l Lease, reason string) error
 	// Forget tells the queue that the job was deleted from the Store: a
 	// queued job leaves the queue, and a running job's lease is revoked,
-	// so its worker stops it at its next heartbeat.
+	// so its worker stops it at its next heartbeat; a JobDeleted event
+	// tells every frontend, whether or not the queue held the job.
 	Forget(ctx context.Context, id string) error
 	// Wait blocks up to wait for the job to leave the queue; finished is
 	// false if it is still queued or running when the time is up. If the
@@ -489,6 +493,13 @@ type JobQueue interface {
 	// running is false when the job is not running in the queue (queued,
 	// finished or unknown): the caller reads the Store.
 	Logs(ctx context.Context, id string, from int) (lines []LogLine, running bool, err error)
+	// Status returns job id as the queue holds it while it is queued or
+	// running: the Store's record as of the queue's last change to it,
+	// without arguments, result or logs, which the queue does not keep.
+	// held is false when the queue does not hold the job (finished,
+	// deleted, or never queued): the caller reads the Store. It spares a
+	// polling client's every read a trip to the Store.
+	Status(ctx context.Context, id string) (j Job, held bool, err error)
 	// ForgetUser tells the queue that the user was deleted from the Store:
 	// their queued jobs leave the queue, their running jobs' leases are
 	// revoked, and a UserRevoked event tells every frontend.

@@ -29,6 +29,7 @@ const (
 	MethodAppendLogs = "jq.append_logs"
 	MethodLogs       = "jq.logs"
 	MethodRevoke     = "jq.revoke_tokens"
+	MethodStatus     = "jq.status"
 )
 
 // DefaultPort is the JQ manager's port unless PORT says otherwise; the
@@ -100,6 +101,17 @@ type appendLogsRequest struct {
 	Worker string         `json:"worker"`
 	Lease  faas.Lease     `json:"lease"`
 	Lines  []faas.LogLine `json:"lines"`
+}
+
+// statusRequest names the job of Status.
+type statusRequest struct {
+	ID string `json:"id"`
+}
+
+// statusReply is Status' result; Job is nil when the queue does not hold
+// the job.
+type statusReply struct {
+	Job *faas.Job `json:"job,omitempty"`
 }
 
 // logsRequest is Logs' arguments.
@@ -256,6 +268,15 @@ func (c *Client) Logs(ctx context.Context, id string, from int) ([]faas.LogLine,
 	return out.Lines, out.Running, err
 }
 
+// Status implements faas.JobQueue.
+func (c *Client) Status(ctx context.Context, id string) (faas.Job, bool, error) {
+	out, err := wire.Invoke[statusReply](ctx, c.wc, MethodStatus, statusRequest{ID: id})
+	if err != nil || out.Job == nil {
+		return faas.Job{}, false, err
+	}
+	return *out.Job, true, nil
+}
+
 // ForgetUser implements faas.JobQueue.
 func (c *Client) ForgetUser(ctx context.Context, name string) error {
 	return c.wc.Call(ctx, MethodForgetUser, userRequest{Name: name}, nil)
@@ -323,6 +344,13 @@ func NewMux(q faas.JobQueue) *wire.Mux {
 	wire.Handle(m, MethodLogs, func(ctx context.Context, r logsRequest) (logsReply, error) {
 		lines, running, err := q.Logs(ctx, r.ID, r.From)
 		return logsReply{Lines: lines, Running: running}, err
+	})
+	wire.Handle(m, MethodStatus, func(ctx context.Context, r statusRequest) (statusReply, error) {
+		j, held, err := q.Status(ctx, r.ID)
+		if err != nil || !held {
+			return statusReply{}, err
+		}
+		return statusReply{Job: &j}, nil
 	})
 	wire.HandleErr(m, MethodRevoke, func(ctx context.Context, r userRequest) error {
 		return q.RevokeTokens(ctx, r.Name)

@@ -35,6 +35,8 @@ type Watch struct {
 	timeout time.Duration
 	revoked func(user string)
 	log     *slog.Logger
+	// observe is told of every event followed, and of nil after a gap.
+	observe func(ev *faas.Event)
 
 	mu    sync.Mutex
 	byJob map[string][]*waiter
@@ -117,8 +119,14 @@ func NewWatch(q faas.JobQueue, timeout time.Duration, revoked func(user string),
 	if revoked == nil {
 		revoked = func(string) {}
 	}
-	return &Watch{queue: q, timeout: timeout, revoked: revoked, log: log, byJob: make(map[string][]*waiter)}
+	return &Watch{queue: q, timeout: timeout, revoked: revoked, log: log, observe: func(*faas.Event) {}, byJob: make(map[string][]*waiter)}
 }
+
+// Observe has f told of every event the watch follows, in order, before
+// the waiters hear of it, and of nil after a gap, when any event may have
+// been missed: what a caller keeps in step with the queue (the frontend's
+// cache of finished jobs) is kept in step by it. Call it before Run.
+func (w *Watch) Observe(f func(ev *faas.Event)) { w.observe = f }
 
 // Wait blocks up to wait for job id to leave the queue, with the meaning of
 // faas.JobQueue's Wait.
@@ -200,10 +208,13 @@ func (w *Watch) Run(ctx context.Context) {
 		}
 		failures = 0
 		if page.Gap {
+			w.observe(nil)
 			w.revoked("")
 			w.recheck(ctx)
 		}
-		for _, ev := range page.List {
+		for i := range page.List {
+			ev := &page.List[i]
+			w.observe(ev)
 			switch ev.Kind {
 			case faas.JobFinished:
 				w.deliver(ev.JobID, ev.Job)
