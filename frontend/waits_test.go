@@ -14,6 +14,7 @@ import (
 
 	"faas/frontend"
 	"faas/frontend/client"
+	"faas/proxies/faas"
 	"faas/proxies/wire/wiretest"
 )
 
@@ -168,7 +169,15 @@ func TestWaitFlood(t *testing.T) {
 // end of the test, and returns p as seen through it once it is ready.
 func (p *platform) secondFrontend(t *testing.T) *platform {
 	t.Helper()
-	fe, err := frontend.New(frontend.Config{Listen: "127.0.0.1:0", Auth: "on", RequestTimeout: 10 * time.Second}, p.store, p.queue, p.log)
+	return p.frontendOn(t, frontend.Config{}, p.store, p.queue)
+}
+
+// frontendOn is secondFrontend with cfg (the listen address, auth and
+// request timeout are set here) over store and queue, which may wrap p's.
+func (p *platform) frontendOn(t *testing.T, cfg frontend.Config, store faas.Store, queue faas.JobQueue) *platform {
+	t.Helper()
+	cfg.Listen, cfg.Auth, cfg.RequestTimeout = "127.0.0.1:0", "on", 10*time.Second
+	fe, err := frontend.New(cfg, store, queue, p.log)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
