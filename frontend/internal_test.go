@@ -23,7 +23,7 @@ func TestLoadConfig(t *testing.T) {
 	for _, k := range []string{"PORT", "FAAS_HTTP_LISTEN", "DB_URL", "JQ_URL", "FAAS_AUTH", "FAAS_REQUEST_TIMEOUT", "FAAS_RATE_LIMIT", "FAAS_RATE_BURST",
 		"FAAS_RATE_LIMIT_PER_ADDR", "FAAS_TOKEN_LOOKUPS_PER_ADDR", "FAAS_REGISTRATION", "FAAS_ADMIN_TOKEN", "FAAS_ADMIN_TOKEN_FILE", "FAAS_MAX_REGISTRATIONS_PER_ADDR_HOUR",
 		"FAAS_MAX_USERS", "FAAS_MAX_FUNCTIONS_PER_USER", "FAAS_MAX_SOURCE_BYTES_PER_USER", "FAAS_MAX_JOB_BYTES_PER_USER", "FAAS_SANDBOX_MAX_MEMORY_MB", "FAAS_TRUSTED_PROXIES",
-		"FAAS_MAX_WAITS_PER_USER", "FAAS_MAX_WAITS", "FAAS_HOOK_RATE"} {
+		"FAAS_MAX_WAITS_PER_USER", "FAAS_MAX_WAITS", "FAAS_HOOK_RATE", "FAAS_STATUS_CACHE_BYTES", "FAAS_STATUS_CACHE_TTL"} {
 		t.Setenv(k, "") // restores the variable after the test
 		require.NoError(t, os.Unsetenv(k))
 	}
@@ -48,9 +48,11 @@ func TestLoadConfig(t *testing.T) {
 		MaxJobBytesPerUser:          64 << 20,
 		SandboxMaxMemoryMB:          1024,
 		// Set in full, though 0 would take the same defaults.
-		MaxWaitsPerUser: 100,
-		MaxWaits:        10000,
-		HookRate:        10,
+		MaxWaitsPerUser:  100,
+		MaxWaits:         10000,
+		StatusCacheBytes: 32 << 20,
+		StatusCacheTTL:   time.Minute,
+		HookRate:         10,
 	}, cfg)
 	require.True(t, cfg.rateLimitOn())
 	require.Equal(t, fmt.Sprintf(":%d", DefaultPort), cfg.addr())
@@ -96,6 +98,8 @@ func TestLoadConfig(t *testing.T) {
 		{"FAAS_SANDBOX_MAX_MEMORY_MB", "8192", "FAAS_SANDBOX_MAX_MEMORY_MB is 8192"},
 		{"FAAS_MAX_WAITS_PER_USER", "-1", "FAAS_MAX_WAITS_PER_USER is -1"},
 		{"FAAS_MAX_WAITS", "-5", "FAAS_MAX_WAITS is -5"},
+		{"FAAS_STATUS_CACHE_BYTES", "-1", "FAAS_STATUS_CACHE_BYTES is -1"},
+		{"FAAS_STATUS_CACHE_TTL", "-1s", "FAAS_STATUS_CACHE_TTL is -1s"},
 	} {
 		t.Run(tc.k+"="+tc.v, func(t *testing.T) {
 			t.Setenv(tc.k, tc.v)
