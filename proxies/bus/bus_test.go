@@ -161,6 +161,7 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 		"Forget":     func(ctx context.Context, q faas.JobQueue) error { return q.Forget(ctx, job.ID) },
 		"ForgetUser": func(ctx context.Context, q faas.JobQueue) error { return q.ForgetUser(ctx, "alice") },
 		"Stats":      func(ctx context.Context, q faas.JobQueue) error { _, err := q.Stats(ctx); return err },
+		"Status":     func(ctx context.Context, q faas.JobQueue) error { _, _, err := q.Status(ctx, job.ID); return err },
 	}
 	// The attacks run in parallel; the group ends when all have.
 	t.Run("attacks", func(t *testing.T) {
@@ -173,8 +174,8 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 			{plaintext, []string{"DeleteUser", "PurgeJobs", "UserByToken"}, []string{"Next", "Stats"}, faas.Unavailable},
 			{stranger, []string{"DeleteUser", "CompleteJob", "CreateUser"}, []string{"Next", "Submit"}, faas.Unavailable},
 			{as(bus.Scaler), []string{"UserByToken", "PendingJobs"}, nil, faas.Unavailable}, // the DB manager does not take the scaler at all
-			{as(bus.Scaler), nil, []string{"Next", "Submit", "Forget", "ForgetUser"}, faas.Forbidden},
-			{as(bus.Worker), []string{"DeleteUser", "PurgeJobs", "UserByToken", "CreateUser", "PutFunction", "StartJob", "PendingJobs"}, []string{"Submit", "Forget", "ForgetUser", "Stats"}, faas.Forbidden},
+			{as(bus.Scaler), nil, []string{"Next", "Submit", "Forget", "ForgetUser", "Status"}, faas.Forbidden},
+			{as(bus.Worker), []string{"DeleteUser", "PurgeJobs", "UserByToken", "CreateUser", "PutFunction", "StartJob", "PendingJobs"}, []string{"Submit", "Forget", "ForgetUser", "Stats", "Status"}, faas.Forbidden},
 			{as(bus.Frontend), []string{"PurgeJobs", "CompleteJob", "StartJob", "PendingJobs"}, []string{"Next"}, faas.Forbidden},
 			{as(bus.JQManager), []string{"DeleteUser", "PurgeJobs", "UserByToken", "PutFunction"}, nil, faas.Forbidden},
 		} {
