@@ -60,6 +60,7 @@ func runConcurrent(t *testing.T, open func(t *testing.T) faas.Store) {
 		{"RequeueJob", testRequeueJob},
 		{"CompleteJob", testCompleteJob},
 		{"CompleteJobFailed", testCompleteJobFailed},
+		{"TransitionsAnswerTheRecord", testTransitionsAnswerTheRecord},
 		{"StaleAttemptIsFenced", testStaleAttemptIsFenced},
 		{"ConcurrentCompletionBillsOnce", testConcurrentCompletionBillsOnce},
 		{"ConcurrentStartHasOneWinner", testConcurrentStartHasOneWinner},
@@ -607,6 +608,32 @@ func testCompleteJobFailed(t *testing.T, s faas.Store) {
 	require.NoError(t, err)
 	require.Equal(t, done, got)
 	requireBilled(t, ctx, s, fx.user.Name, c.Duration)
+}
+
+// testTransitionsAnswerTheRecord: every change of a job answers the job
+// exactly as Job reads it afterwards, since the JQ manager answers status
+// reads (Status) and the frontends cache finished jobs from these
+// answers instead of reading the Store.
+func testTransitionsAnswerTheRecord(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	fx := newFixture(t, ctx, s)
+	requireRecord := func(answered faas.Job, err error) faas.Job {
+		t.Helper()
+		require.NoError(t, err)
+		stored, err := s.Job(ctx, answered.ID)
+		require.NoError(t, err)
+		require.Equal(t, stored, answered)
+		return answered
+	}
+	j := requireRecord(s.CreateJob(ctx, faas.Job{ID: unique("job"), Owner: fx.user.Name, Function: fx.fn.Name, Args: json.RawMessage(`[4,5]`),
+		Trace: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", Trigger: faas.TriggerWebhook}))
+	j = requireRecord(s.StartJob(ctx, j.ID, 1, "w1"))
+	j = requireRecord(s.RequeueJob(ctx, j.ID, 1, faas.Errorf(faas.Lost, "worker w1 vanished")))
+	j = requireRecord(s.StartJob(ctx, j.ID, 2, "w2"))
+	requireRecord(s.CompleteJob(ctx, completion(j, 3*time.Millisecond)))
+
+	failed := fx.running(t, ctx, s)
+	requireRecord(s.CompleteJob(ctx, faas.Completion{JobID: failed.ID, Attempt: failed.Attempt, Error: faas.Errorf(faas.FunctionError, "boom"), Duration: time.Millisecond}))
 }
 
 func testStaleAttemptIsFenced(t *testing.T, s faas.Store) {
