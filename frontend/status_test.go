@@ -115,22 +115,30 @@ func TestStatusReadsAnswerAsTheStore(t *testing.T) {
 	}
 }
 
-// TestDeletedJobLeavesEveryCache: a finished job that two frontends
-// remember, deleted through one, is gone from both: at once from the
-// one, through the queue's JobDeleted event from the other.
-func TestDeletedJobLeavesEveryCache(t *testing.T) {
-	t.Parallel()
-	p := startPlatform(t)
-	other := p.secondFrontend(t)
-	user, token := p.newUser(t, "del")
+// finishedOnTwo runs a job to its end on a platform with two frontends
+// and has both read it, so that both remember it; it returns the
+// platform, the second frontend, the job's owner, their token and the job.
+func finishedOnTwo(t *testing.T) (p, other *platform, user, token, id string) {
+	t.Helper()
+	p = startPlatform(t)
+	other = p.secondFrontend(t)
+	user, token = p.newUser(t, "cached")
 	p.upload(t, user, token, "add", addSrc)
-	id := p.submit(t, user, token, "add", "[1,2]")
+	id = p.submit(t, user, token, "add", "[1,2]")
 	p.awaitJob(t, token, id)
 	for _, fe := range []*platform{p, other} {
 		status, body := fe.raw(t, "/j/"+id+"/res", token)
 		require.Equal(t, http.StatusOK, status, body)
 	}
+	return p, other, user, token, id
+}
 
+// TestDeletedJobLeavesEveryCache: a finished job that two frontends
+// remember, deleted through one, is gone from both: at once from the
+// one, through the queue's JobDeleted event from the other.
+func TestDeletedJobLeavesEveryCache(t *testing.T) {
+	t.Parallel()
+	p, other, _, token, id := finishedOnTwo(t)
 	p.expect(t, http.StatusOK, "DELETE", "/j/"+id, token, nil)
 	status, _ := p.raw(t, "/j/"+id+"/res", token)
 	require.Equal(t, http.StatusNotFound, status, "the deleting frontend still answers the job")
@@ -144,17 +152,7 @@ func TestDeletedJobLeavesEveryCache(t *testing.T) {
 // answered to a new user of the same name, on any frontend.
 func TestDeletedUserLeavesEveryCache(t *testing.T) {
 	t.Parallel()
-	p := startPlatform(t)
-	other := p.secondFrontend(t)
-	user, token := p.newUser(t, "gone")
-	p.upload(t, user, token, "add", addSrc)
-	id := p.submit(t, user, token, "add", "[1,2]")
-	p.awaitJob(t, token, id)
-	for _, fe := range []*platform{p, other} {
-		status, body := fe.raw(t, "/j/"+id+"/res", token)
-		require.Equal(t, http.StatusOK, status, body)
-	}
-
+	p, other, user, token, id := finishedOnTwo(t)
 	p.expect(t, http.StatusOK, "DELETE", "/u/"+user, token, nil)
 	newToken := p.register(t, user)
 	status, _ := p.raw(t, "/j/"+id+"/res", newToken)
