@@ -202,6 +202,11 @@ const (
 	needLogs
 )
 
+// eventLag bounds how long a status read waits for the watch loop to
+// hear of a job that left the queue: longer than an event takes to
+// arrive, short enough that a watch behind costs a poll little.
+const eventLag = 25 * time.Millisecond
+
 // readJob returns job id as cheaply as needs allows: a finished job from
 // the cache, a live one from the queue, else from the Store, whose
 // finished jobs are then cached for the next read.
@@ -212,14 +217,20 @@ func (s *Server) readJob(ctx context.Context, id string, needs jobNeeds) (faas.J
 		}
 	}
 	if needs == needStatus {
-		j, held, err := s.queue.Status(ctx, id)
+		st, err := s.queue.Status(ctx, id)
 		switch {
 		case err != nil:
 			// The Store knows as well; the queue's trouble is for those
 			// who need it to report it.
 			s.log.Debug("job status from the queue", "job_id", id, "err", err)
-		case held:
-			return j, nil
+		case st.Job != nil:
+			return *st.Job, nil
+		case s.watch.Reached(ctx, st.Seq, eventLag):
+			// A poll that comes just after its job finished is answered
+			// by the job's event, usually a moment away, not the Store.
+			if j, ok := s.finished.get(id, false); ok {
+				return j, nil
+			}
 		}
 	}
 	gen := s.finished.generation()

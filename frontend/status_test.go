@@ -2,6 +2,7 @@ package frontend_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"sync/atomic"
@@ -29,8 +30,8 @@ func (s *jobReads) Job(ctx context.Context, id string) (faas.Job, error) {
 // frontend reads every job from the Store, as all did before Status.
 type noStatus struct{ faas.JobQueue }
 
-func (noStatus) Status(context.Context, string) (faas.Job, bool, error) {
-	return faas.Job{}, false, nil
+func (noStatus) Status(context.Context, string) (faas.JobStatus, error) {
+	return faas.JobStatus{}, nil
 }
 
 // raw is the status and body of a GET, byte for byte.
@@ -161,4 +162,35 @@ func TestDeletedUserLeavesEveryCache(t *testing.T) {
 		status, _ := other.raw(t, "/j/"+id+"/res", newToken)
 		return status == http.StatusNotFound
 	}, 5*time.Second, 10*time.Millisecond, "another frontend answers the old user's job")
+}
+
+// TestPollingSparesTheStore polls jobs as the reference client does,
+// every 2 ms from submission to the end: the polls of a live job are the
+// queue's, and the one that finds the job gone waits for its finished
+// event rather than reading the Store, so that polling reads the Store
+// only when an event is late.
+func TestPollingSparesTheStore(t *testing.T) {
+	t.Parallel()
+	reads := &jobReads{}
+	p := startPlatform(t, func(s *settings) {
+		s.wrapStore = func(st faas.Store) faas.Store { reads.Store = st; return reads }
+	})
+	user, token := p.newUser(t, "spare")
+	p.upload(t, user, token, "add", addSrc)
+	const jobs = 20
+	polls := 0
+	for i := range jobs {
+		id := p.submit(t, user, token, "add", fmt.Sprintf("[%d,1]", i))
+		for {
+			status, body := p.raw(t, "/j/"+id, token)
+			require.Equal(t, http.StatusOK, status, body)
+			polls++
+			if body == `{"error":false,"res":1}` {
+				break
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	t.Logf("%d jobs, %d polls, %d reads of the Store", jobs, polls, reads.n.Load())
+	require.LessOrEqual(t, reads.n.Load(), int64(jobs/10), "polling read the Store")
 }

@@ -703,14 +703,15 @@ func (m *Manager) Wait(ctx context.Context, id string, wait time.Duration) (faas
 }
 
 // Status implements faas.JobQueue.
-func (m *Manager) Status(ctx context.Context, id string) (faas.Job, bool, error) {
+func (m *Manager) Status(ctx context.Context, id string) (faas.JobStatus, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, ok := m.jobs[id]
-	if !ok {
-		return faas.Job{}, false, nil
+	st := faas.JobStatus{Seq: m.events.head}
+	if e, ok := m.jobs[id]; ok {
+		j := e.record
+		st.Job = &j
 	}
-	return e.record, true, nil
+	return st, nil
 }
 
 // stopWaiting removes a waiter that gave up, so that a job polled with

@@ -13,7 +13,7 @@ import (
 // answers the Store's record of it as the Store has it now, through every
 // change the queue makes (queued, running, queued again after a lost
 // lease), without the arguments and result the queue does not keep; once
-// the job left the queue, Status says so and the caller reads the Store.
+// the job left the queue, Status says so, with how far the events go.
 func TestStatusIsTheStoresRecord(t *testing.T) {
 	t.Parallel()
 	eachQueue(t, func(t *testing.T, r *rig, q faas.JobQueue) {
@@ -22,16 +22,16 @@ func TestStatusIsTheStoresRecord(t *testing.T) {
 			stored, err := r.store.Job(r.ctx, id)
 			require.NoError(t, err)
 			stored.Args, stored.Result, stored.Logs, stored.Streams = nil, nil, "", ""
-			got, held, err := q.Status(r.ctx, id)
+			st, err := q.Status(r.ctx, id)
 			require.NoError(t, err)
-			require.True(t, held, "job %s not held", id)
-			require.Equal(t, stored, got)
+			require.NotNil(t, st.Job, "job %s not held", id)
+			require.Equal(t, stored, *st.Job)
 		}
 		requireGone := func(id string) {
 			t.Helper()
-			_, held, err := q.Status(r.ctx, id)
+			st, err := q.Status(r.ctx, id)
 			require.NoError(t, err)
-			require.False(t, held, "job %s still held", id)
+			require.Nil(t, st.Job, "job %s still held", id)
 		}
 
 		j := r.submit("ann")
@@ -43,16 +43,25 @@ func TestStatusIsTheStoresRecord(t *testing.T) {
 
 		require.NoError(t, r.m.Release(r.ctx, faas.Lease{ID: j.ID, Attempt: leased.Attempt}, "stopping"))
 		requireStatus(j.ID)
-		got, _, err := q.Status(r.ctx, j.ID)
+		st, err := q.Status(r.ctx, j.ID)
 		require.NoError(t, err)
-		require.Equal(t, faas.Queued, got.State)
-		require.Len(t, got.Lost, 1, "the lost attempt is in the record")
+		require.Equal(t, faas.Queued, st.Job.State)
+		require.Len(t, st.Job.Lost, 1, "the lost attempt is in the record")
 
 		leased, ok = r.next("w", time.Second)
 		require.True(t, ok)
 		requireStatus(j.ID)
+		before, err := q.Events(r.ctx, 0, 0)
+		require.NoError(t, err)
 		require.NoError(t, r.complete(leased))
 		requireGone(j.ID)
+		// The answer tells how far to follow the events to hear of it.
+		st, err = q.Status(r.ctx, j.ID)
+		require.NoError(t, err)
+		page, err := q.Events(r.ctx, before.Next, 0)
+		require.NoError(t, err)
+		require.Equal(t, faas.JobFinished, page.List[0].Kind)
+		require.GreaterOrEqual(t, st.Seq, page.List[0].Seq, "the job's event is after the status's Seq")
 		requireGone("no-such-job")
 	}, "ann")
 }

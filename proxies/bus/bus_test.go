@@ -161,7 +161,7 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 		"Forget":     func(ctx context.Context, q faas.JobQueue) error { return q.Forget(ctx, job.ID) },
 		"ForgetUser": func(ctx context.Context, q faas.JobQueue) error { return q.ForgetUser(ctx, "alice") },
 		"Stats":      func(ctx context.Context, q faas.JobQueue) error { _, err := q.Stats(ctx); return err },
-		"Status":     func(ctx context.Context, q faas.JobQueue) error { _, _, err := q.Status(ctx, job.ID); return err },
+		"Status":     func(ctx context.Context, q faas.JobQueue) error { _, err := q.Status(ctx, job.ID); return err },
 	}
 	// The attacks run in parallel; the group ends when all have.
 	t.Run("attacks", func(t *testing.T) {

@@ -320,6 +320,21 @@ type Events struct {
 	Gap bool `json:"gap,omitempty"`
 }
 
+// JobStatus is the job queue's answer about one job (JobQueue.Status).
+type JobStatus struct {
+	// Job is the job while the queue holds it, queued or running: the
+	// Store's record as of the queue's last change to it, without the
+	// arguments, result and logs, which the queue does not keep. Nil when
+	// the queue does not hold the job (finished, deleted, or never
+	// queued): the caller reads the Store.
+	Job *Job `json:"job,omitempty"`
+	// Seq is the sequence number of the queue's newest event when it
+	// answered. A job that had left the queue by then has its JobFinished
+	// (or JobDeleted) event at or before Seq, so a reader of the events
+	// that got that far has heard of it.
+	Seq uint64 `json:"seq"`
+}
+
 // Store is the platform's durable state. The DB manager implements it over a
 // database; its proxy implements it over ZeroMQ.
 //
@@ -493,13 +508,9 @@ type JobQueue interface {
 	// running is false when the job is not running in the queue (queued,
 	// finished or unknown): the caller reads the Store.
 	Logs(ctx context.Context, id string, from int) (lines []LogLine, running bool, err error)
-	// Status returns job id as the queue holds it while it is queued or
-	// running: the Store's record as of the queue's last change to it,
-	// without arguments, result or logs, which the queue does not keep.
-	// held is false when the queue does not hold the job (finished,
-	// deleted, or never queued): the caller reads the Store. It spares a
-	// polling client's every read a trip to the Store.
-	Status(ctx context.Context, id string) (j Job, held bool, err error)
+	// Status returns what the queue knows of job id (JobStatus). It
+	// spares a polling client's every read a trip to the Store.
+	Status(ctx context.Context, id string) (JobStatus, error)
 	// ForgetUser tells the queue that the user was deleted from the Store:
 	// their queued jobs leave the queue, their running jobs' leases are
 	// revoked, and a UserRevoked event tells every frontend.

@@ -108,12 +108,6 @@ type statusRequest struct {
 	ID string `json:"id"`
 }
 
-// statusReply is Status' result; Job is nil when the queue does not hold
-// the job.
-type statusReply struct {
-	Job *faas.Job `json:"job,omitempty"`
-}
-
 // logsRequest is Logs' arguments.
 type logsRequest struct {
 	ID   string `json:"id"`
@@ -269,12 +263,8 @@ func (c *Client) Logs(ctx context.Context, id string, from int) ([]faas.LogLine,
 }
 
 // Status implements faas.JobQueue.
-func (c *Client) Status(ctx context.Context, id string) (faas.Job, bool, error) {
-	out, err := wire.Invoke[statusReply](ctx, c.wc, MethodStatus, statusRequest{ID: id})
-	if err != nil || out.Job == nil {
-		return faas.Job{}, false, err
-	}
-	return *out.Job, true, nil
+func (c *Client) Status(ctx context.Context, id string) (faas.JobStatus, error) {
+	return wire.Invoke[faas.JobStatus](ctx, c.wc, MethodStatus, statusRequest{ID: id})
 }
 
 // ForgetUser implements faas.JobQueue.
@@ -345,12 +335,8 @@ func NewMux(q faas.JobQueue) *wire.Mux {
 		lines, running, err := q.Logs(ctx, r.ID, r.From)
 		return logsReply{Lines: lines, Running: running}, err
 	})
-	wire.Handle(m, MethodStatus, func(ctx context.Context, r statusRequest) (statusReply, error) {
-		j, held, err := q.Status(ctx, r.ID)
-		if err != nil || !held {
-			return statusReply{}, err
-		}
-		return statusReply{Job: &j}, nil
+	wire.Handle(m, MethodStatus, func(ctx context.Context, r statusRequest) (faas.JobStatus, error) {
+		return q.Status(ctx, r.ID)
 	})
 	wire.HandleErr(m, MethodRevoke, func(ctx context.Context, r userRequest) error {
 		return q.RevokeTokens(ctx, r.Name)

@@ -40,6 +40,10 @@ type Watch struct {
 
 	mu    sync.Mutex
 	byJob map[string][]*waiter
+	// seen is the sequence number of the last event followed, and
+	// advanced is closed and replaced whenever it grows (Reached).
+	seen     uint64
+	advanced chan struct{}
 }
 
 // waiter is one caller waiting for a job. done receives the job's
@@ -119,7 +123,7 @@ func NewWatch(q faas.JobQueue, timeout time.Duration, revoked func(user string),
 	if revoked == nil {
 		revoked = func(string) {}
 	}
-	return &Watch{queue: q, timeout: timeout, revoked: revoked, log: log, observe: func(*faas.Event) {}, byJob: make(map[string][]*waiter)}
+	return &Watch{queue: q, timeout: timeout, revoked: revoked, log: log, observe: func(*faas.Event) {}, byJob: make(map[string][]*waiter), advanced: make(chan struct{})}
 }
 
 // Observe has f told of every event the watch follows, in order, before
@@ -127,6 +131,45 @@ func NewWatch(q faas.JobQueue, timeout time.Duration, revoked func(user string),
 // been missed: what a caller keeps in step with the queue (the frontend's
 // cache of finished jobs) is kept in step by it. Call it before Run.
 func (w *Watch) Observe(f func(ev *faas.Event)) { w.observe = f }
+
+// Reached waits up to wait until the watch has followed the events up to
+// seq (a JobStatus's Seq), and reports whether it has: what those events
+// told is then known to the observer. A watch that is not running never
+// gets there.
+func (w *Watch) Reached(ctx context.Context, seq uint64, wait time.Duration) bool {
+	var timeout <-chan time.Time
+	for {
+		w.mu.Lock()
+		seen, advanced := w.seen, w.advanced
+		w.mu.Unlock()
+		if seen >= seq {
+			return true
+		}
+		if timeout == nil {
+			timer := time.NewTimer(wait)
+			defer timer.Stop()
+			timeout = timer.C
+		}
+		select {
+		case <-advanced:
+		case <-timeout:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// advance records that the events up to seq were followed.
+func (w *Watch) advance(seq uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if seq != w.seen {
+		w.seen = seq
+		close(w.advanced)
+		w.advanced = make(chan struct{})
+	}
+}
 
 // Wait blocks up to wait for job id to leave the queue, with the meaning of
 // faas.JobQueue's Wait.
@@ -225,6 +268,7 @@ func (w *Watch) Run(ctx context.Context) {
 			}
 		}
 		since = page.Next
+		w.advance(since)
 	}
 }
 

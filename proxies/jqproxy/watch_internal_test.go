@@ -180,3 +180,31 @@ func TestFollow(t *testing.T) {
 	stop()
 	require.Empty(t, w.byJob)
 }
+
+// TestReached: a caller told a sequence number waits until the watch has
+// followed the events that far and its observer has seen them, or gives
+// up after its wait.
+func TestReached(t *testing.T) {
+	t.Parallel()
+	q := &scriptedQueue{pages: make(chan faas.Events, 4)}
+	w := newTestWatch(q, &revocations{})
+	var observed atomic.Int64
+	w.Observe(func(ev *faas.Event) {
+		if ev != nil {
+			observed.Store(int64(ev.Seq))
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { defer close(ran); w.Run(ctx) }()
+	defer func() { cancel(); <-ran }()
+
+	require.False(t, w.Reached(ctx, 5, 10*time.Millisecond), "reached events not yet followed")
+	reached := make(chan bool, 1)
+	go func() { reached <- w.Reached(ctx, 5, 10*time.Second) }()
+	q.pages <- faas.Events{Next: 4, List: []faas.Event{{Seq: 4, Kind: faas.JobDeleted, JobID: "a"}}}
+	q.pages <- faas.Events{Next: 5, List: []faas.Event{{Seq: 5, Kind: faas.JobDeleted, JobID: "b"}}}
+	require.True(t, <-reached)
+	require.Equal(t, int64(5), observed.Load(), "reached before the observer saw the events")
+	require.True(t, w.Reached(ctx, 3, 0), "an earlier point is reached at once")
+}
