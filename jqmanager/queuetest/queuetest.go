@@ -78,6 +78,8 @@ func Run(t *testing.T, open func(t *testing.T) (faas.JobQueue, faas.Store)) {
 		{"ForgetUser", testForgetUser},
 		{"RevokeTokens", testRevokeTokens},
 		{"Events", testEvents},
+		{"Status", testStatus},
+		{"ForgetIsPublished", testForgetIsPublished},
 		{"LiveLogs", testLiveLogs},
 		{"Stats", testStats},
 	} {
@@ -729,6 +731,70 @@ func testEvents(t *testing.T, fx *fixture) {
 	require.JSONEq(t, "1", string(ev.Job.Result))
 	require.Empty(t, ev.Job.Logs, "events stay small")
 	require.Equal(t, ev.Seq, p.ev.Next)
+}
+
+// testStatus: while the queue holds a job, Status answers the Store's
+// record of it as the Store has it now, through every change the queue
+// makes (queued, running, queued again after a lost lease), without the
+// arguments and result the queue does not keep; once the job left the
+// queue, Status says so, with how far the events go to tell of it.
+func testStatus(t *testing.T, fx *fixture) {
+	fx.users("ann")
+	requireStatus := func(id string) faas.Job {
+		t.Helper()
+		stored, err := fx.s.Job(fx.ctx, id)
+		require.NoError(t, err)
+		stored.Args, stored.Result, stored.Logs, stored.Streams = nil, nil, "", ""
+		st, err := fx.q.Status(fx.ctx, id)
+		require.NoError(t, err)
+		require.NotNil(t, st.Job, "job %s not held", id)
+		require.Equal(t, stored, *st.Job)
+		return *st.Job
+	}
+	j := fx.submit("ann")
+	requireStatus(j.ID)
+	leased := fx.mustNext("w")
+	require.Equal(t, faas.Running, requireStatus(j.ID).State)
+	require.NoError(t, fx.q.Release(fx.ctx, lease(leased), "stopping"))
+	requeued := requireStatus(j.ID)
+	require.Equal(t, faas.Queued, requeued.State)
+	require.Len(t, requeued.Lost, 1, "the lost attempt is not in the record")
+	leased = fx.mustNext("w")
+	requireStatus(j.ID)
+
+	before, err := fx.q.Events(fx.ctx, 0, 0)
+	require.NoError(t, err)
+	require.NoError(t, fx.complete(leased))
+	st, err := fx.q.Status(fx.ctx, j.ID)
+	require.NoError(t, err)
+	require.Nil(t, st.Job, "a finished job is still held")
+	page, err := fx.q.Events(fx.ctx, before.Next, 0)
+	require.NoError(t, err)
+	require.NotEmpty(t, page.List)
+	require.Equal(t, faas.JobFinished, page.List[0].Kind)
+	require.GreaterOrEqual(t, st.Seq, page.List[0].Seq, "the job's event is past the status's Seq")
+
+	st, err = fx.q.Status(fx.ctx, "no-such-job")
+	require.NoError(t, err)
+	require.Nil(t, st.Job)
+}
+
+// testForgetIsPublished: every deletion is published, also of a job the
+// queue no longer holds, since a frontend may remember it finished.
+func testForgetIsPublished(t *testing.T, fx *fixture) {
+	first, err := fx.q.Events(fx.ctx, 0, 0)
+	require.NoError(t, err)
+	ids := []string{"finished-long-ago", "another"}
+	for _, id := range ids {
+		require.NoError(t, fx.q.Forget(fx.ctx, id))
+	}
+	page, err := fx.q.Events(fx.ctx, first.Next, 0)
+	require.NoError(t, err)
+	require.Len(t, page.List, len(ids))
+	for i, id := range ids {
+		require.Equal(t, faas.JobDeleted, page.List[i].Kind)
+		require.Equal(t, id, page.List[i].JobID)
+	}
 }
 
 // testLiveLogs: a running attempt's lines are kept and published, fenced
