@@ -133,7 +133,9 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // Handler is the REST API without the dashboard, for serving it some
 // other way (httptest). A ?wait hears of its job finishing only while Run
 // runs the watch of the queue's events; without it, a job not finished
-// when the wait begins is answered 202 once the wait is over.
+// when the wait begins is answered 202 once the wait is over, and a
+// finished job's status is read from the Store, after waiting a moment
+// for its event.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Run serves until ctx ends, then shuts down gracefully within a bounded
