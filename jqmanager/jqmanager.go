@@ -485,7 +485,7 @@ func (m *Manager) Done(ctx context.Context, j faas.Job) error {
 		return nil
 	}
 	if j.State.Finished() {
-		e.outcome = j
+		e.record = j
 		m.jobFinished(j)
 	}
 	m.workers[e.worker] = time.Now()
@@ -691,8 +691,12 @@ func (m *Manager) Wait(ctx context.Context, id string, wait time.Duration) (faas
 	defer timer.Stop()
 	select {
 	case <-ch:
-		// Closed after outcome was set, never written again.
-		return e.outcome, true, nil
+		// Closed after the outcome, if any, was recorded; never written
+		// again. A job that left without one is read from the Store.
+		if !e.record.State.Finished() {
+			return faas.Job{}, true, nil
+		}
+		return e.record, true, nil
 	case <-timer.C:
 		m.stopWaiting(e, ch)
 		return faas.Job{}, false, nil

@@ -27,11 +27,14 @@ type entry struct {
 	// released is set when the attempt being leased was released before
 	// the lease was recorded here; the lease then ends at once.
 	released *faas.Error
-	// waiters are closed when the job leaves the queue, after outcome is
-	// set if the job finished through Done.
+	// waiters are closed when the job leaves the queue, after record is
+	// set to the outcome if the job finished through Done.
 	waiters []chan struct{}
-	outcome faas.Job
-	// record is the job as the Store last recorded it (recorded).
+	// record is the job as the Store last recorded it: while the job is
+	// live, less its arguments and logs (recorded), for Status; once it
+	// finished through Done, its outcome, for waiters and the event. One
+	// field for both keeps an entry as small as it was with the outcome
+	// alone.
 	record faas.Job
 	// logs is what the running attempt printed so far (AppendLogs), from
 	// line logBase on, and logBytes the size of its lines.
