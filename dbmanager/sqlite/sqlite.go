@@ -693,7 +693,7 @@ func (s *Store) CreateJob(ctx context.Context, j faas.Job) (faas.Job, error) {
 	if err != nil {
 		return j, err
 	}
-	args := []any{j.ID, []byte(j.Args), lifecycle.Micros(j.Created), j.Owner, j.Function, j.Trace, j.Trigger}
+	args := createJobArgs(j)
 	scan := func(row *sql.Row) error { return row.Scan(&j.Version, &j.Concurrency) }
 	if ok, err := s.firstTry(ctx, s.stmts.createJob, scan, args...); ok || err != nil {
 		if err != nil {
@@ -722,6 +722,12 @@ func (s *Store) CreateJob(ctx context.Context, j faas.Job) (faas.Job, error) {
 		return err
 	})
 	return stored, err
+}
+
+// createJobArgs are the arguments of the createJob statement for a job
+// lifecycle.Job has checked.
+func createJobArgs(j faas.Job) []any {
+	return []any{j.ID, []byte(j.Args), lifecycle.Micros(j.Created), j.Owner, j.Function, j.Trace, j.Trigger}
 }
 
 // Job returns one job.
@@ -776,8 +782,7 @@ func (s *Store) StartJob(ctx context.Context, id string, attempt int, worker str
 		return faas.Job{}, err
 	}
 	var goneErr error
-	j, err := s.transition(ctx, id, s.stmts.startJob,
-		[]any{attempt, worker, lifecycle.Micros(lifecycle.Now()), id, attempt - 1},
+	j, err := s.transition(ctx, id, s.stmts.startJob, startJobArgs(id, attempt, worker),
 		func(tx *sql.Tx, j faas.Job) (faas.Job, error) {
 			if j.State != faas.Queued || j.Attempt != attempt-1 {
 				return lifecycle.StartRefused(j, attempt, worker)
@@ -799,6 +804,11 @@ func (s *Store) StartJob(ctx context.Context, id string, attempt int, worker str
 	return j, err
 }
 
+// startJobArgs are the arguments of the startJob statement.
+func startJobArgs(id string, attempt int, worker string) []any {
+	return []any{attempt, worker, lifecycle.Micros(lifecycle.Now()), id, attempt - 1}
+}
+
 // RequeueJob returns a running job to the queue in one conditional update.
 func (s *Store) RequeueJob(ctx context.Context, id string, attempt int, reason *faas.Error) (faas.Job, error) {
 	if err := lifecycle.Requeue(id, attempt, reason); err != nil {
@@ -815,15 +825,26 @@ func (s *Store) RequeueJob(ctx context.Context, id string, attempt int, reason *
 // CompleteJob finishes a running job and bills its owner (through the
 // jobs_bill trigger) in one statement, so both happen or neither does.
 func (s *Store) CompleteJob(ctx context.Context, c faas.Completion) (faas.Job, error) {
-	state, err := lifecycle.Complete(c)
+	args, err := completeJobArgs(c)
 	if err != nil {
 		return faas.Job{}, err
+	}
+	return s.transition(ctx, c.JobID, s.stmts.completeJob, args,
+		func(_ *sql.Tx, j faas.Job) (faas.Job, error) { return lifecycle.CompleteRefused(j, c.Attempt) })
+}
+
+// completeJobArgs checks a completion and makes the arguments of the
+// completeJob statement.
+func completeJobArgs(c faas.Completion) ([]any, error) {
+	state, err := lifecycle.Complete(c)
+	if err != nil {
+		return nil, err
 	}
 	var jobErr sql.NullString
 	if c.Error != nil {
 		enc, err := json.Marshal(c.Error)
 		if err != nil {
-			return faas.Job{}, fmt.Errorf("complete job %s: %w", c.JobID, err)
+			return nil, fmt.Errorf("complete job %s: %w", c.JobID, err)
 		}
 		jobErr = sql.NullString{String: string(enc), Valid: true}
 	}
@@ -831,9 +852,7 @@ func (s *Store) CompleteJob(ctx context.Context, c faas.Completion) (faas.Job, e
 	if len(c.Result) > 0 {
 		result = c.Result
 	}
-	return s.transition(ctx, c.JobID, s.stmts.completeJob,
-		[]any{string(state), lifecycle.Micros(lifecycle.Now()), result, jobErr, int64(c.Duration), int64(c.Duration), c.Logs, c.JobID, c.Attempt, c.Streams},
-		func(_ *sql.Tx, j faas.Job) (faas.Job, error) { return lifecycle.CompleteRefused(j, c.Attempt) })
+	return []any{string(state), lifecycle.Micros(lifecycle.Now()), result, jobErr, int64(c.Duration), int64(c.Duration), c.Logs, c.JobID, c.Attempt, c.Streams}, nil
 }
 
 // PendingJobs lists queued and running jobs, oldest first.
