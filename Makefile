@@ -32,8 +32,16 @@ test: deps browser tools lint
 	if [ -n "$$compose" ]; then $$compose config -q && echo "docker-compose.yml: ok ($$compose)"; fi
 	$(GO) test -race -count=1 -timeout 20m ./...
 
+# `make bench` measures every target of the performance issue (README,
+# Performance). PEERS is the folder of the systems to run side by side
+# (River, BullMQ), ../shared/peers when it exists; PRELOAD=1 measures a
+# store of 1,000,000 finished jobs too; BENCH_FLAGS adds flags of `faas
+# bench` (-quick, -jobs N, ...).
+PEERS   ?= $(wildcard ../shared/peers)
+PRELOAD ?=
 bench: deps build
-	$(BIN)/faas bench
+	@if [ -z "$(PEERS)" ]; then echo "bench: no peers folder (PEERS is empty and ../shared/peers missing): River and BullMQ are skipped"; fi
+	$(BIN)/faas bench $(if $(PEERS),-peers $(PEERS)) $(if $(PRELOAD),-preload) $(BENCH_FLAGS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

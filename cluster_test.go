@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -359,18 +358,4 @@ func (a *api) await(id string, within time.Duration) {
 		}
 		return done
 	}, within, 20*time.Millisecond, "job %s did not finish", id)
-}
-
-// freePorts asks the kernel for n distinct free TCP ports on loopback.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }

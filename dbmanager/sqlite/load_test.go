@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"faas/proxies/faas"
@@ -114,5 +115,32 @@ func TestLoadFinishedIsAllOrNothing(t *testing.T) {
 			require.NoError(t, err)
 			require.Empty(t, counts)
 		})
+	}
+}
+
+// BenchmarkLoadFinished is the bench's preload: a job per op, written in
+// batches of 10,000 with random IDs, as the frontend makes them.
+func BenchmarkLoadFinished(b *testing.B) {
+	s, err := Open(context.Background(), b.TempDir())
+	require.NoError(b, err)
+	b.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	require.NoError(b, s.CreateUser(ctx, faas.User{Name: "ada", TokenHash: "h"}))
+	_, _, err = s.PutFunction(ctx, faas.Function{Owner: "ada", Name: "add", Source: "function add(a, b) { return a + b }"})
+	require.NoError(b, err)
+	batch := make([]Finished, 0, 10000)
+	flush := func() {
+		require.NoError(b, s.LoadFinished(ctx, "bench", batch))
+		batch = batch[:0]
+	}
+	for b.Loop() {
+		batch = append(batch, Finished{Job: faas.Job{ID: uuid.NewString(), Owner: "ada", Function: "add", Args: json.RawMessage(`[1,2]`)},
+			Completion: faas.Completion{Result: json.RawMessage(`3`), Duration: time.Millisecond}})
+		if len(batch) == cap(batch) {
+			flush()
+		}
+	}
+	if len(batch) > 0 {
+		flush()
 	}
 }
