@@ -25,7 +25,7 @@ func roleList() []cli.Role {
 	}
 	up := slices.IndexFunc(platform.Roles, func(r platform.Role) bool { return r.Name == "up" })
 	return append(roles,
-		cli.Role{Name: "bench", Short: "Start the platform (or use one with -url) and measure throughput and latency", Config: platform.Roles[up].Config, Flags: true, Run: bench},
+		cli.Role{Name: "bench", Short: "Start the platform (or use one with -url) and measure it against the performance targets (README, Performance)", Config: platform.Roles[up].Config, Flags: true, Run: bench},
 		cli.Role{Name: "keys", Short: "Write a bus keypair for every role: faas keys [--dir D]", Flags: true, Run: func(_ context.Context, _ *slog.Logger, args []string) error {
 			return platform.Keys(args, os.Stdout)
 		}},
