@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -287,6 +288,7 @@ func preload(ctx context.Context, log *slog.Logger, dir string, jobs, users int)
 				Completion: faas.Completion{Result: json.RawMessage(`3`), Duration: time.Millisecond},
 			})
 		}
+		slices.SortFunc(batch, func(x, y sqlite.Finished) int { return strings.Compare(x.Job.ID, y.Job.ID) })
 		if err := s.LoadFinished(ctx, "preload", batch); err != nil {
 			return err
 		}

@@ -3,6 +3,8 @@ package sqlite
 import (
 	"context"
 	"encoding/json"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,7 +121,8 @@ func TestLoadFinishedIsAllOrNothing(t *testing.T) {
 }
 
 // BenchmarkLoadFinished is the bench's preload: a job per op, written in
-// batches of 10,000 with random IDs, as the frontend makes them.
+// batches of 10,000 with random IDs, as the frontend makes them, each
+// batch in ID order.
 func BenchmarkLoadFinished(b *testing.B) {
 	s, err := Open(context.Background(), b.TempDir())
 	require.NoError(b, err)
@@ -130,6 +133,7 @@ func BenchmarkLoadFinished(b *testing.B) {
 	require.NoError(b, err)
 	batch := make([]Finished, 0, 10000)
 	flush := func() {
+		slices.SortFunc(batch, func(x, y Finished) int { return strings.Compare(x.Job.ID, y.Job.ID) })
 		require.NoError(b, s.LoadFinished(ctx, "bench", batch))
 		batch = batch[:0]
 	}
