@@ -39,8 +39,10 @@ func startPlatform(ctx context.Context, admin, dir string) (stop func(), url str
 	cfg.DB.DBURL, cfg.DB.DataDir = "", dir
 	cfg.Frontend.Listen, cfg.Frontend.AdminToken = "127.0.0.1:0", admin
 	// One user submits everything from one address: lift the per-user and
-	// per-address limits.
+	// per-address limits, and the cap on users, which a preloaded store
+	// already passes.
 	cfg.Frontend.RateLimit, cfg.Frontend.RateLimitPerAddr, cfg.Frontend.MaxJobBytesPerUser = 0, 0, 0
+	cfg.Frontend.MaxUsers = 0
 	cfg.JQ.MaxPendingPerUser, cfg.JQ.MaxRunningPerUser = 1000000, 0
 	// The platform's own logs would drown the figures: warnings only.
 	cfg.WorkerEnv = []string{"FAAS_LOG_LEVEL=warn"}

@@ -76,13 +76,15 @@ func fakePeers(t *testing.T) string {
 // TestBenchQuick runs `faas bench` end to end with small sizes, as its
 // own process with the platform's workers as its children, and checks
 // that the table has every row with sane values (not that the targets
-// are met: that is the benchmark's business, on a quiet machine).
+// are met: that is the benchmark's business, on a quiet machine). The
+// preload has more users than FAAS_MAX_USERS allows by default, which the
+// preloaded platform must still let the bench's own user register past.
 func TestBenchQuick(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "bench", "-quick", "-jobs", "60", "-clients", "8", "-sync", "30",
-		"-idle", "100ms", "-preload", "-preload-jobs", "300", "-preload-users", "10", "-backlog", "300", "-goja", "50",
+		"-idle", "100ms", "-preload", "-preload-jobs", "1001", "-preload-users", "1001", "-backlog", "300", "-goja", "50",
 		"-peers", fakePeers(t))
 	cmd.Env = append(os.Environ(), reexec.Env("faas"), "FAAS_ADMIN_TOKEN=")
 	var stdout, stderr bytes.Buffer
@@ -104,7 +106,7 @@ func TestBenchQuick(t *testing.T) {
 	require.Contains(t, stderr.String(), "jobs 60", "the peers get JOBS")
 
 	rows := benchTable(t, out, "measure")
-	pre := "preloaded (300 jobs, 10 users): "
+	pre := "preloaded (1001 jobs, 1001 users): "
 	for _, tt := range []struct {
 		measure string
 		min     float64 // the smallest sane value, in the cell's unit
