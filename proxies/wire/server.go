@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
@@ -29,22 +28,19 @@ const MaxInFlight = 4096
 // drainTimeout bounds how long Run waits for in-flight handlers at shutdown.
 const drainTimeout = 5 * time.Second
 
-var serverSeq atomic.Int64
-
 // Server answers requests on a ROUTER socket.
 //
-// One goroutine owns the ROUTER socket. Handlers hand their replies to a
-// second goroutine that owns an inproc PUSH socket; the owner polls the
-// matching PULL socket beside the ROUTER, so replies need no lock on the
-// ROUTER and no polling timeout adds latency.
+// One goroutine owns the ROUTER socket. Handlers hand their replies to it
+// through an outlet (an inproc PUSH socket whose PULL end it polls beside
+// the ROUTER), so replies need no lock on the ROUTER, no goroutine
+// between the handler and the owner, and no polling timeout adds latency.
 type Server struct {
 	router   *zmq.Socket
 	pull     *zmq.Socket
-	push     *zmq.Socket
+	out      *outlet
 	endpoint string
 	handler  Handler
 	log      *slog.Logger
-	replies  chan [][]byte
 	inflight sync.WaitGroup
 	slots    chan struct{}
 	sec      Security
@@ -60,7 +56,7 @@ type Server struct {
 // WithSecurity the socket is plaintext and open to anyone who reaches it.
 func Listen(addr string, h Handler, log *slog.Logger, opts ...Option) (*Server, error) {
 	o := applyOptions(opts)
-	s := &Server{handler: h, log: log, replies: make(chan [][]byte, 256), slots: make(chan struct{}, MaxInFlight), sec: o.sec}
+	s := &Server{handler: h, log: log, slots: make(chan struct{}, MaxInFlight), sec: o.sec}
 	var err error
 	if s.router, err = newSocket(zmq.ROUTER, MaxRequestSize); err != nil {
 		return nil, err
@@ -77,19 +73,9 @@ func Listen(addr string, h Handler, log *slog.Logger, opts ...Option) (*Server, 
 		s.closeSockets()
 		return nil, fmt.Errorf("bound endpoint: %w", err)
 	}
-	inproc := fmt.Sprintf("inproc://wire-replies-%d", serverSeq.Add(1))
-	if s.pull, err = newSocket(zmq.PULL, -1); err == nil {
-		err = s.pull.Bind(inproc)
-	}
-	if err == nil {
-		s.push, err = newSocket(zmq.PUSH, -1)
-	}
-	if err == nil {
-		err = s.push.Connect(inproc)
-	}
-	if err != nil {
+	if s.out, s.pull, err = newOutlet("replies"); err != nil {
 		s.closeSockets()
-		return nil, fmt.Errorf("reply channel: %w", err)
+		return nil, err
 	}
 	return s, nil
 }
@@ -114,9 +100,9 @@ func (s *Server) Endpoint() string { return s.endpoint }
 // reply and closes the sockets.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.closeSockets()
-	stop := make(chan struct{})
-	senderDone := make(chan struct{})
-	go s.sendReplies(ctx, stop, senderDone)
+	quit := make(chan struct{})
+	defer close(quit)
+	go s.drain(ctx, quit)
 
 	poller := zmq.NewPoller()
 	poller.Add(s.router, zmq.POLLIN)
@@ -144,12 +130,10 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 			switch {
 			case isMarker(msg, stopMarker):
-				// ctx has ended: drain in-flight handlers.
+				// ctx has ended: serve no more, let handlers finish.
 				stopping = true
-				go func() { s.inflight.Wait(); close(stop) }()
 			case isMarker(msg, doneMarker):
-				// The sender has forwarded every reply.
-				<-senderDone
+				// Every handler has replied, or the drain timed out.
 				return nil
 			default:
 				if _, err := s.router.SendMessage(msg); err != nil {
@@ -160,15 +144,36 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 }
 
-// The sender's control messages to the polling loop: one frame, never a
-// reply (replies carry a routing envelope).
-var (
-	stopMarker = []byte{}
-	doneMarker = []byte{1}
-)
+// drain waits for ctx to end, tells the polling loop to stop taking
+// requests, and once in-flight handlers have replied (or drainTimeout
+// passed) tells it to return. Replies travel the same outlet ahead of
+// the done marker, so none is lost. quit ends it if Run returned first.
+func (s *Server) drain(ctx context.Context, quit chan struct{}) {
+	select {
+	case <-ctx.Done():
+	case <-quit:
+		return
+	}
+	s.mark(stopMarker)
+	handled := make(chan struct{})
+	go func() { s.inflight.Wait(); close(handled) }()
+	deadline := time.NewTimer(drainTimeout)
+	defer deadline.Stop()
+	select {
+	case <-handled:
+	case <-deadline.C:
+		s.log.Warn("shutdown: handlers still running, closing anyway")
+	case <-quit:
+		return
+	}
+	s.mark(doneMarker)
+}
 
-func isMarker(msg [][]byte, marker []byte) bool {
-	return len(msg) == 1 && string(msg[0]) == string(marker)
+// mark sends a control message to the polling loop.
+func (s *Server) mark(marker [][]byte) {
+	if err := s.out.send(marker); err != nil {
+		s.log.Warn("signal server loop", "err", err)
+	}
 }
 
 // receive reads one request from the ROUTER with the role of its sender.
@@ -218,6 +223,11 @@ func (s *Server) dispatch(ctx context.Context, role string, msg [][]byte) {
 		s.reply(envelope, nil, faas.Errorf(faas.Invalid, "malformed request: %v", err))
 		return
 	}
+	if req.HasBudget && req.Budget <= 0 {
+		// The caller has given up: nobody would read the reply.
+		s.log.Debug("dropped request past its deadline", "method", req.Method)
+		return
+	}
 	method := req.Method
 	if !s.sec.Plaintext() && s.sec.Allow != nil && !s.sec.Allow(role, method) {
 		s.log.Warn("refused call", "role", role, "method", method)
@@ -238,7 +248,14 @@ func (s *Server) dispatch(ctx context.Context, role string, msg [][]byte) {
 	go func() {
 		defer s.inflight.Done()
 		defer func() { <-slots }()
-		res, err := s.serveTraced(ctx, req)
+		hctx := ctx
+		if req.HasBudget {
+			// The handler stops when its caller stops waiting.
+			var cancel context.CancelFunc
+			hctx, cancel = context.WithTimeout(ctx, req.Budget)
+			defer cancel()
+		}
+		res, err := s.serveTraced(hctx, req)
 		s.reply(envelope, res, err)
 	}()
 }
@@ -279,63 +296,18 @@ func (s *Server) serve(ctx context.Context, method string, body []byte) (res any
 func (s *Server) reply(envelope [][]byte, res any, err error) {
 	msg := make([][]byte, 0, len(envelope)+1)
 	msg = append(msg, envelope...)
-	s.replies <- append(msg, encodeReply(res, err))
-}
-
-// sendReplies owns the PUSH socket. When ctx ends it sends the stop
-// marker, keeps forwarding replies until stop closes (all handlers done) or
-// the drain times out, then sends the done marker and closes done.
-func (s *Server) sendReplies(ctx context.Context, stop, done chan struct{}) {
-	defer close(done)
-	send := func(msg [][]byte) {
-		if _, err := s.push.SendMessage(msg); err != nil {
-			s.log.Warn("queue reply", "err", err)
-		}
-	}
-	for {
-		select {
-		case msg := <-s.replies:
-			send(msg)
-			continue
-		case <-ctx.Done():
-		}
-		break
-	}
-	s.mark(stopMarker)
-	deadline := time.NewTimer(drainTimeout)
-	defer deadline.Stop()
-	for {
-		select {
-		case msg := <-s.replies:
-			send(msg)
-		case <-stop:
-			// Replies queued before the last handler returned.
-			for {
-				select {
-				case msg := <-s.replies:
-					send(msg)
-				default:
-					s.mark(doneMarker)
-					return
-				}
-			}
-		case <-deadline.C:
-			s.log.Warn("shutdown: handlers still running, closing anyway")
-			s.mark(doneMarker)
-			return
-		}
-	}
-}
-
-// mark sends a control message to the polling loop.
-func (s *Server) mark(marker []byte) {
-	if _, err := s.push.SendBytes(marker, 0); err != nil {
-		s.log.Warn("signal server loop", "err", err)
+	if err := s.out.send(append(msg, encodeReply(res, err))); err != nil {
+		// Only after Run has returned: the reply is dropped, and the
+		// caller sends the request again to whichever server is there.
+		s.log.Warn("queue reply", "err", err)
 	}
 }
 
 func (s *Server) closeSockets() {
-	for _, sock := range []*zmq.Socket{s.router, s.pull, s.push} {
+	if s.out != nil {
+		s.out.close()
+	}
+	for _, sock := range []*zmq.Socket{s.router, s.pull} {
 		if sock != nil {
 			sock.Close()
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -274,17 +276,42 @@ func TestTraceContextCrossesTheBus(t *testing.T) {
 	}
 }
 
+// BenchmarkCall is one caller's round trip, one call at a time; it
+// reports the median and 99th percentile beside the mean.
 func BenchmarkCall(b *testing.B) {
 	srv, _ := serve(b, "tcp://127.0.0.1:*")
 	c := dial(b, srv.Endpoint(), 0)
 	ctx := context.Background()
-	b.ResetTimer()
+	var took []time.Duration
 	for b.Loop() {
+		start := time.Now()
 		var got string
 		if err := c.Call(ctx, "echo", echoReq{Text: "x"}, &got); err != nil {
 			b.Fatal(err)
 		}
+		took = append(took, time.Since(start))
 	}
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(took[len(took)*99/100].Microseconds()), "p99-µs")
+}
+
+// BenchmarkCall32 is 32 callers sharing one client: ns/op is the inverse
+// of its throughput.
+func BenchmarkCall32(b *testing.B) {
+	srv, _ := serve(b, "tcp://127.0.0.1:*")
+	c := dial(b, srv.Endpoint(), 0)
+	ctx := context.Background()
+	b.SetParallelism((32 + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			var got string
+			if err := c.Call(ctx, "echo", echoReq{Text: "x"}, &got); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
 
 // BenchmarkCallCurve is BenchmarkCall over CURVE: the price of the
