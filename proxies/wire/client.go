@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
@@ -32,12 +31,12 @@ const maxBusy = 256
 const idLen = 8
 
 // Client sends requests to one server over one DEALER socket, many at
-// once: the zguide's asynchronous client. One goroutine owns the socket;
-// a request carries an id in its routing envelope, [id, empty, request
-// frames...], which the ROUTER echoes back, and the owner hands each
-// reply to the caller waiting on that id. Calls therefore neither wait
-// for a free socket nor for each other, and a slow one (a long poll)
-// holds up nobody.
+// once: the zguide's asynchronous client. A request carries an id in its
+// routing envelope, [id, empty, request frames...], which the ROUTER
+// echoes back, and each reply goes to the caller waiting on that id.
+// Calls therefore neither wait for a free socket nor for each other, and
+// a slow one (a long poll) holds up nobody. Callers send on the socket
+// themselves, one at a time; one goroutine reads it (see conn).
 //
 // It keeps the Lazy Pirate's guarantees: a reply that does not come in
 // time means the request is sent again, with the same id, until the
@@ -53,20 +52,14 @@ type Client struct {
 
 	busy chan struct{}
 	seq  atomic.Uint64
-	in   *outlet       // requests to the owner
-	done chan struct{} // closed when the owner has returned
+	conn *conn
+	done chan struct{} // closed when the reading goroutine has returned
 
 	mu      sync.Mutex
-	pending map[uint64]*call
+	pending map[uint64]chan []byte // by request id; buffered, never waited on
 	closed  bool
 
 	closeOnce sync.Once
-}
-
-// call is one request waiting for its reply.
-type call struct {
-	deadline time.Time   // the caller's: the budget the server is given
-	reply    chan []byte // buffered: the owner never waits on a caller
 }
 
 // Dial returns a client for the server at endpoint. Like ZeroMQ itself it
@@ -84,23 +77,32 @@ func Dial(endpoint string, timeout time.Duration, log *slog.Logger, opts ...Opti
 	if err != nil {
 		return nil, err
 	}
-	in, pull, err := newOutlet("client")
-	if err != nil {
-		dealer.Close()
-		return nil, err
-	}
 	c := &Client{
 		endpoint: endpoint, timeout: timeout, log: log,
-		busy: make(chan struct{}, maxBusy), in: in, done: make(chan struct{}),
-		pending: make(map[uint64]*call),
+		busy: make(chan struct{}, maxBusy), done: make(chan struct{}),
+		pending: make(map[uint64]chan []byte),
 	}
-	go c.run(dealer, pull)
+	recv := func(sock *zmq.Socket) (inbound, error) {
+		msg, err := sock.RecvMessageBytes(zmq.DONTWAIT)
+		return inbound{msg: msg}, err
+	}
+	if c.conn, err = newConn(dealer, recv, c.deliver); err != nil {
+		return nil, err
+	}
+	go func() {
+		defer close(c.done)
+		if err := c.conn.serve(); err != nil {
+			c.log.Error("bus client stopped", "endpoint", c.endpoint, "err", err)
+		}
+	}()
 	return c, nil
 }
 
 // newDealer opens the client's socket to the server. Failing to open one
 // means the process ran out of sockets or files for now: unavailable,
 // worth a retry, not an internal fault. A malformed endpoint fails here.
+// Requests sent before the connection is up (or while it is down) wait
+// in the socket's queue and leave once it is.
 func newDealer(endpoint string, timeout time.Duration, sec Security) (*zmq.Socket, error) {
 	sock, err := newSocket(zmq.DEALER, MaxReplySize)
 	if err != nil {
@@ -108,11 +110,6 @@ func newDealer(endpoint string, timeout time.Duration, sec Security) (*zmq.Socke
 	}
 	for _, step := range []func() error{
 		func() error { return secureClient(sock, sec) },
-		// Queue requests only on a live connection: while the server is
-		// down (or refuses our handshake) they wait in the owner's outbox,
-		// where those whose caller gave up are dropped, instead of
-		// reaching a restarted server in a burst nobody waits for.
-		func() error { return sock.SetImmediate(true) },
 		// A peer that vanished without closing its connection (a host
 		// gone) would otherwise swallow requests until TCP gives up.
 		func() error { return sock.SetHeartbeatIvl(timeout) },
@@ -158,22 +155,30 @@ func (c *Client) CallHold(ctx context.Context, hold time.Duration, method string
 	}
 	deadline, _ := ctx.Deadline()
 	id := c.seq.Add(1)
-	cl := &call{deadline: deadline, reply: make(chan []byte, 1)}
-	if err := c.register(id, cl); err != nil {
+	reply := make(chan []byte, 1)
+	if err := c.register(id, reply); err != nil {
 		return err
 	}
 	defer c.unregister(id)
-	// The last frame is the budget, which the owner fills in when it puts
-	// the request on the socket: only then is it known what is left.
 	frames := [][]byte{binary.BigEndian.AppendUint64(nil, id), nil, []byte(method), body, []byte(tracing.Parent(ctx)), nil}
 	wait := time.NewTimer(c.timeout + hold)
 	defer wait.Stop()
 	for try := 1; ; try++ {
-		if err := c.in.send(frames); err != nil {
-			return faas.Errorf(faas.Unavailable, "%s to %s: %v", method, c.endpoint, err)
+		// The budget is what is left now, not when the call began.
+		if frames[5] = encodeBudget(deadline); frames[5] == nil {
+			return faas.Errorf(faas.Unavailable, "%s: no reply from %s: %v", method, c.endpoint, context.DeadlineExceeded)
+		}
+		err := c.conn.send(frames)
+		if errors.Is(err, errClosed) {
+			return faas.Errorf(faas.Unavailable, "%s: client for %s is closed", method, c.endpoint)
+		}
+		if err != nil {
+			// Not queued (no server yet and the queue full): like a lost
+			// request, sent again when the reply is overdue.
+			c.log.Debug("request not sent", "endpoint", c.endpoint, "method", method, "err", err)
 		}
 		select {
-		case frame := <-cl.reply:
+		case frame := <-reply:
 			return decodeReply(frame, resp)
 		case <-ctx.Done():
 			return faas.Errorf(faas.Unavailable, "%s: no reply from %s: %v", method, c.endpoint, ctx.Err())
@@ -186,13 +191,13 @@ func (c *Client) CallHold(ctx context.Context, hold time.Duration, method string
 	}
 }
 
-func (c *Client) register(id uint64, cl *call) error {
+func (c *Client) register(id uint64, reply chan []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return faas.Errorf(faas.Unavailable, "client for %s is closed", c.endpoint)
 	}
-	c.pending[id] = cl
+	c.pending[id] = reply
 	return nil
 }
 
@@ -202,108 +207,22 @@ func (c *Client) unregister(id uint64) {
 	c.mu.Unlock()
 }
 
-// waiting returns the call still waiting under the id in an envelope
-// frame, or nil.
-func (c *Client) waiting(frame []byte) *call {
-	if len(frame) != idLen {
-		return nil
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.pending[binary.BigEndian.Uint64(frame)]
-}
-
-// run owns the DEALER socket: it sends the requests callers hand it
-// through the outlet, and hands each reply to the caller waiting for it.
-// A request the socket cannot take yet (no live connection) waits in the
-// outbox, while its caller does.
-func (c *Client) run(dealer, pull *zmq.Socket) {
-	defer close(c.done)
-	defer dealer.Close()
-	defer pull.Close()
-	poller := zmq.NewPoller()
-	poller.Add(pull, zmq.POLLIN)
-	dealerID := poller.Add(dealer, zmq.POLLIN)
-	var outbox [][][]byte
-	for {
-		events := zmq.POLLIN
-		if len(outbox) > 0 {
-			events |= zmq.POLLOUT
-		}
-		if _, err := poller.Update(dealerID, events); err != nil {
-			c.log.Error("bus client stopped", "endpoint", c.endpoint, "err", err)
-			return
-		}
-		if _, err := poller.Poll(-1); err != nil {
-			c.log.Error("bus client stopped", "endpoint", c.endpoint, "err", err)
-			return
-		}
-		// Read everything ready, not one message per poll: a poll is a
-		// system call, and under load many requests and replies are.
-		for {
-			msg, err := pull.RecvMessageBytes(zmq.DONTWAIT)
-			if err != nil {
-				break
-			}
-			if isMarker(msg, stopMarker) {
-				return
-			}
-			outbox = append(outbox, msg)
-		}
-		for {
-			msg, err := dealer.RecvMessageBytes(zmq.DONTWAIT)
-			if err != nil {
-				break
-			}
-			c.deliver(msg)
-		}
-		outbox = c.flush(dealer, outbox)
-	}
-}
-
 // deliver hands a reply, [id, empty, reply], to its caller, if it still
 // waits: a duplicate (the answer to a request sent twice) or the answer
 // to a caller that gave up is dropped.
-func (c *Client) deliver(msg [][]byte) {
-	if len(msg) != 3 || len(msg[1]) != 0 {
+func (c *Client) deliver(in inbound) {
+	msg := in.msg
+	if len(msg) != 3 || len(msg[0]) != idLen || len(msg[1]) != 0 {
 		c.log.Warn("dropped malformed reply", "endpoint", c.endpoint, "frames", len(msg))
 		return
 	}
-	if cl := c.waiting(msg[0]); cl != nil {
-		select {
-		case cl.reply <- msg[2]:
-		default: // a duplicate is already there
-		}
+	c.mu.Lock()
+	reply := c.pending[binary.BigEndian.Uint64(msg[0])]
+	c.mu.Unlock()
+	select {
+	case reply <- msg[2]: // a nil channel (nobody waits) never takes it
+	default: // a duplicate is already there
 	}
-}
-
-// flush sends what it can of the outbox, oldest first, and returns the
-// rest. A request whose caller has gone is dropped unsent.
-func (c *Client) flush(dealer *zmq.Socket, outbox [][][]byte) [][][]byte {
-	for len(outbox) > 0 {
-		msg := outbox[0]
-		cl := c.waiting(msg[0])
-		if cl != nil {
-			msg[len(msg)-1] = encodeBudget(cl.deadline)
-		}
-		if cl == nil || msg[len(msg)-1] == nil {
-			outbox = outbox[1:]
-			continue
-		}
-		_, err := dealer.SendMessageDontwait(msg)
-		if zmq.AsErrno(err) == zmq.Errno(syscall.EAGAIN) {
-			break // no live connection: POLLOUT says when there is one
-		}
-		if err != nil {
-			// The caller sends it again when its reply is overdue.
-			c.log.Warn("send request", "endpoint", c.endpoint, "err", err)
-		}
-		outbox = outbox[1:]
-	}
-	if len(outbox) == 0 {
-		return nil // let the backing array of a burst go
-	}
-	return outbox
 }
 
 func decodeReply(frame []byte, resp any) error {
@@ -330,11 +249,8 @@ func (c *Client) Close() error {
 		c.mu.Lock()
 		c.closed = true
 		c.mu.Unlock()
-		if err := c.in.send(stopMarker); err != nil {
-			c.log.Warn("stop bus client", "endpoint", c.endpoint, "err", err)
-		}
+		c.conn.close()
 		<-c.done
-		c.in.close()
 	})
 	return nil
 }

@@ -30,24 +30,30 @@ const drainTimeout = 5 * time.Second
 
 // Server answers requests on a ROUTER socket.
 //
-// One goroutine owns the ROUTER socket. Handlers hand their replies to it
-// through an outlet (an inproc PUSH socket whose PULL end it polls beside
-// the ROUTER), so replies need no lock on the ROUTER, no goroutine
-// between the handler and the owner, and no polling timeout adds latency.
+// One goroutine reads the ROUTER socket and starts a handler for each
+// request; handlers send their replies on it themselves, one at a time
+// (see conn), so a reply goes out without a hop through another
+// goroutine or socket.
 type Server struct {
-	router   *zmq.Socket
-	pull     *zmq.Socket
-	out      *outlet
+	conn     *conn
 	endpoint string
 	handler  Handler
 	log      *slog.Logger
-	inflight sync.WaitGroup
 	slots    chan struct{}
 	sec      Security
+	// ctx is Run's, under which handlers run; set before any request is
+	// read.
+	ctx context.Context
 	// unregister withdraws the server's keys from the ZAP handler.
 	unregister func()
 	// reserved holds the budgets of methods that do not share slots.
 	reserved map[string]chan struct{}
+
+	// mu orders admitting a request (inflight.Add) before shutdown's
+	// inflight.Wait.
+	mu       sync.Mutex
+	stopping bool
+	inflight sync.WaitGroup
 }
 
 // Listen binds a ROUTER socket to addr (for example "tcp://127.0.0.1:27444",
@@ -57,24 +63,26 @@ type Server struct {
 func Listen(addr string, h Handler, log *slog.Logger, opts ...Option) (*Server, error) {
 	o := applyOptions(opts)
 	s := &Server{handler: h, log: log, slots: make(chan struct{}, MaxInFlight), sec: o.sec}
-	var err error
-	if s.router, err = newSocket(zmq.ROUTER, MaxRequestSize); err != nil {
+	router, err := newSocket(zmq.ROUTER, MaxRequestSize)
+	if err != nil {
 		return nil, err
 	}
-	if s.unregister, err = secureServer(s.router, o.sec); err != nil {
-		s.router.Close()
+	if s.unregister, err = secureServer(router, o.sec); err != nil {
+		router.Close()
 		return nil, err
 	}
-	if err = s.router.Bind(addr); err != nil {
-		s.closeSockets()
+	if err = router.Bind(addr); err != nil {
+		router.Close()
+		s.unregister()
 		return nil, fmt.Errorf("bind %s: %w", addr, err)
 	}
-	if s.endpoint, err = s.router.GetLastEndpoint(); err != nil {
-		s.closeSockets()
+	if s.endpoint, err = router.GetLastEndpoint(); err != nil {
+		router.Close()
+		s.unregister()
 		return nil, fmt.Errorf("bound endpoint: %w", err)
 	}
-	if s.out, s.pull, err = newOutlet("replies"); err != nil {
-		s.closeSockets()
+	if s.conn, err = newConn(router, receive, func(in inbound) { s.dispatch(s.ctx, in.role, in.msg) }); err != nil {
+		s.unregister()
 		return nil, err
 	}
 	return s, nil
@@ -97,112 +105,70 @@ func (s *Server) Reserve(n int, methods ...string) {
 func (s *Server) Endpoint() string { return s.endpoint }
 
 // Run serves until ctx ends, then waits (briefly) for in-flight handlers to
-// reply and closes the sockets.
+// reply and closes the socket.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.closeSockets()
-	quit := make(chan struct{})
-	defer close(quit)
-	go s.drain(ctx, quit)
-
-	poller := zmq.NewPoller()
-	poller.Add(s.router, zmq.POLLIN)
-	poller.Add(s.pull, zmq.POLLIN)
-	stopping := false
-	for {
-		polled, err := poller.Poll(-1)
-		if err != nil {
-			return fmt.Errorf("poll: %w", err)
-		}
-		for _, p := range polled {
-			if p.Socket == s.router {
-				role, msg, err := s.receive()
-				if err != nil {
-					return fmt.Errorf("receive: %w", err)
-				}
-				if !stopping {
-					s.dispatch(ctx, role, msg)
-				}
-				continue
-			}
-			msg, err := p.Socket.RecvMessageBytes(0)
-			if err != nil {
-				return fmt.Errorf("receive: %w", err)
-			}
-			switch {
-			case isMarker(msg, stopMarker):
-				// ctx has ended: serve no more, let handlers finish.
-				stopping = true
-			case isMarker(msg, doneMarker):
-				// Every handler has replied, or the drain timed out.
-				return nil
-			default:
-				if _, err := s.router.SendMessage(msg); err != nil {
-					s.log.Warn("send reply", "err", err)
-				}
-			}
-		}
-	}
-}
-
-// drain waits for ctx to end, tells the polling loop to stop taking
-// requests, and once in-flight handlers have replied (or drainTimeout
-// passed) tells it to return. Replies travel the same outlet ahead of
-// the done marker, so none is lost. quit ends it if Run returned first.
-func (s *Server) drain(ctx context.Context, quit chan struct{}) {
+	s.ctx = ctx
+	served := make(chan error, 1)
+	go func() { served <- s.conn.serve() }()
 	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
-	case <-quit:
-		return
 	}
-	s.mark(stopMarker)
+	s.mu.Lock()
+	s.stopping = true
+	s.mu.Unlock()
 	handled := make(chan struct{})
 	go func() { s.inflight.Wait(); close(handled) }()
-	deadline := time.NewTimer(drainTimeout)
-	defer deadline.Stop()
 	select {
 	case <-handled:
-	case <-deadline.C:
+	case <-time.After(drainTimeout):
 		s.log.Warn("shutdown: handlers still running, closing anyway")
-	case <-quit:
-		return
 	}
-	s.mark(doneMarker)
+	s.conn.close()
+	return <-served
 }
 
-// mark sends a control message to the polling loop.
-func (s *Server) mark(marker [][]byte) {
-	if err := s.out.send(marker); err != nil {
-		s.log.Warn("signal server loop", "err", err)
+// admit counts a request in, unless the server is stopping.
+func (s *Server) admit() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		return false
 	}
+	s.inflight.Add(1)
+	return true
 }
 
 // receive reads one request from the ROUTER with the role of its sender.
 // The ZAP handler stamped the role on the connection as its user id, which
 // every frame from the peer carries; the first frame, the routing id, is
-// made by the ROUTER itself and carries none.
-func (s *Server) receive() (role string, msg [][]byte, err error) {
-	first, err := s.router.RecvBytes(0)
+// made by the ROUTER itself and carries none. The frames of a message
+// arrive together, so only the first may find nothing there.
+func receive(sock *zmq.Socket) (inbound, error) {
+	first, err := sock.RecvBytes(zmq.DONTWAIT)
 	if err != nil {
-		return "", nil, err
+		return inbound{}, err
 	}
-	msg = [][]byte{first}
+	in := inbound{msg: [][]byte{first}}
 	for {
-		more, err := s.router.GetRcvmore()
+		more, err := sock.GetRcvmore()
 		if err != nil || !more {
-			return role, msg, err
+			return in, err
 		}
 		var frame []byte
-		if len(msg) == 1 {
+		if len(in.msg) == 1 {
 			var meta map[string]string
-			frame, meta, err = s.router.RecvBytesWithMetadata(0, userID)
-			role = meta[userID]
+			frame, meta, err = sock.RecvBytesWithMetadata(0, userID)
+			in.role = meta[userID]
 		} else {
-			frame, err = s.router.RecvBytes(0)
+			frame, err = sock.RecvBytes(0)
 		}
 		if err != nil {
-			return "", nil, err
+			return inbound{}, err
 		}
-		msg = append(msg, frame)
+		in.msg = append(in.msg, frame)
 	}
 }
 
@@ -244,7 +210,10 @@ func (s *Server) dispatch(ctx context.Context, role string, msg [][]byte) {
 		s.reply(envelope, nil, faas.Errorf(faas.Unavailable, "server busy"))
 		return
 	}
-	s.inflight.Add(1)
+	if !s.admit() {
+		<-slots
+		return
+	}
 	go func() {
 		defer s.inflight.Done()
 		defer func() { <-slots }()
@@ -296,25 +265,16 @@ func (s *Server) serve(ctx context.Context, method string, body []byte) (res any
 func (s *Server) reply(envelope [][]byte, res any, err error) {
 	msg := make([][]byte, 0, len(envelope)+1)
 	msg = append(msg, envelope...)
-	if err := s.out.send(append(msg, encodeReply(res, err))); err != nil {
-		// Only after Run has returned: the reply is dropped, and the
-		// caller sends the request again to whichever server is there.
-		s.log.Warn("queue reply", "err", err)
+	if err := s.conn.send(append(msg, encodeReply(res, err))); err != nil {
+		// Closed, after a drain that timed out: the caller sends the
+		// request again to whichever server is there.
+		s.log.Warn("send reply", "err", err)
 	}
 }
 
 func (s *Server) closeSockets() {
-	if s.out != nil {
-		s.out.close()
-	}
-	for _, sock := range []*zmq.Socket{s.router, s.pull} {
-		if sock != nil {
-			sock.Close()
-		}
-	}
-	if s.unregister != nil {
-		s.unregister()
-	}
+	s.conn.close()
+	s.unregister()
 }
 
 // newSocket returns a socket that never blocks its closing on unsent
