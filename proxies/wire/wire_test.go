@@ -202,6 +202,7 @@ func TestMalformedRequestsGetStructuredErrors(t *testing.T) {
 	for _, frames := range [][]string{
 		{"echo"},
 		{"echo", "{}", "00-trace", "extra"},
+		{"echo", "{}", "", "12345678", "extra"},
 		{"echo", "{}", strings.Repeat("0", 129)},
 		{"bad method!", "{}"},
 		{"echo", "not json"},
@@ -216,13 +217,18 @@ func TestMalformedRequestsGetStructuredErrors(t *testing.T) {
 }
 
 func FuzzDecodeRequest(f *testing.F) {
-	f.Add([]byte("echo"), []byte(`{"text":"x"}`), []byte(nil))
-	f.Add([]byte(""), []byte(""), []byte(""))
-	f.Add([]byte("a.b_C9"), []byte("\x00\xff"), []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"))
-	f.Fuzz(func(t *testing.T, method, body, parent []byte) {
+	f.Add([]byte("echo"), []byte(`{"text":"x"}`), []byte(nil), []byte(nil))
+	f.Add([]byte(""), []byte(""), []byte(""), []byte(""))
+	f.Add([]byte("a.b_C9"), []byte("\x00\xff"), []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"), []byte(nil))
+	f.Add([]byte("echo"), []byte("{}"), []byte(""), []byte("\x00\x00\x00\x00\x3b\x9a\xca\x00"))
+	f.Add([]byte("echo"), []byte("{}"), []byte(""), []byte("\xff\xff\xff\xff\xff\xff\xff\xff"))
+	f.Fuzz(func(t *testing.T, method, body, parent, budget []byte) {
 		frames := [][]byte{method, body}
-		if len(parent) > 0 {
+		if len(parent) > 0 || len(budget) > 0 {
 			frames = append(frames, parent)
+		}
+		if len(budget) > 0 {
+			frames = append(frames, budget)
 		}
 		r, err := wire.DecodeRequest(frames)
 		if err != nil {
@@ -237,6 +243,9 @@ func FuzzDecodeRequest(f *testing.F) {
 		if len(r.Parent) > tracing.MaxParentLen {
 			t.Fatalf("accepted trace frame of %d bytes", len(r.Parent))
 		}
+		if r.HasBudget != (len(budget) > 0) || len(budget) > 0 && len(budget) != 8 {
+			t.Fatalf("budget %v from a frame of %d bytes", r.HasBudget, len(budget))
+		}
 		// Whatever the frame holds, reading it as trace context must not
 		// panic.
 		tracing.WithParent(context.Background(), r.Parent)
@@ -244,9 +253,9 @@ func FuzzDecodeRequest(f *testing.F) {
 }
 
 // TestTraceContextCrossesTheBus checks that a handler runs in the trace
-// of its caller, that callers outside a trace still send the two frames
-// older servers expect, and that a trace frame that is not a traceparent
-// is ignored rather than failing the request.
+// of its caller, that REQ peers sending two or three frames are still
+// served, and that a trace frame that is not a traceparent is ignored
+// rather than failing the request.
 func TestTraceContextCrossesTheBus(t *testing.T) {
 	t.Parallel()
 	srv, _ := serve(t, "tcp://127.0.0.1:*")
