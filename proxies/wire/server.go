@@ -113,6 +113,7 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { served <- s.conn.serve() }()
 	select {
 	case err := <-served:
+		// Only a socket failure ends serve before ctx does.
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -257,7 +258,12 @@ func (s *Server) serve(ctx context.Context, method string, body []byte) (res any
 	}()
 	res, err = s.handler(ctx, method, body)
 	if err != nil && faas.ErrorCode(err) == faas.Internal {
-		s.log.Error("request failed", "method", method, "err", err)
+		if ctx.Err() != nil {
+			// Its caller gave up: work cut short, not a fault.
+			s.log.Debug("request abandoned by its caller", "method", method, "err", err)
+		} else {
+			s.log.Error("request failed", "method", method, "err", err)
+		}
 	}
 	return res, err
 }

@@ -9,8 +9,10 @@ import (
 )
 
 // OpenSockets counts this process's eventfds. Every ZeroMQ socket has one
-// for its mailbox and HTTP connections have none, so the count follows the
-// bus sockets open, whatever else the process has open. Linux only.
+// for its mailbox (a bus client's or server's socket a second: the
+// duplicate that Go's poller watches) and HTTP connections have none, so
+// the count follows the bus sockets open, whatever else the process has
+// open. Linux only.
 func OpenSockets(t testing.TB) int {
 	t.Helper()
 	fds, err := os.ReadDir("/proc/self/fd")
