@@ -48,9 +48,11 @@ func (s *Store) batchWrites() {
 				break fill
 			}
 		}
-		s.commit(batch)
+		// Counted first: commit answers the writers, and a caller that
+		// reads the metrics next must find its write counted.
 		s.commits.Add(1)
 		s.batched.Add(uint64(len(batch)))
+		s.commit(batch)
 	}
 }
 
