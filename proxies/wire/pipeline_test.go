@@ -3,7 +3,6 @@ package wire_test
 import (
 	"context"
 	"encoding/binary"
-	"fmt"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -29,41 +28,6 @@ func serveMux(t testing.TB, m *wire.Mux) string {
 	go func() { done <- srv.Run(ctx) }()
 	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
 	return srv.Endpoint()
-}
-
-// TestPipelinedCallsMatchTheirReplies sends many calls at once on one
-// client, answered in the reverse of the order they were sent: each
-// caller gets its own reply, and all are in flight together.
-func TestPipelinedCallsMatchTheirReplies(t *testing.T) {
-	t.Parallel()
-	srv, _ := serve(t, "tcp://127.0.0.1:*")
-	c := dial(t, srv.Endpoint(), 5*time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-
-	const n = 200
-	start := time.Now()
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := range n {
-		wg.Go(func() {
-			want := fmt.Sprint("call ", i)
-			var got string
-			sleep := time.Duration(n-i) * time.Millisecond
-			if err := c.Call(ctx, "echo", echoReq{Text: want, Sleep: sleep}, &got); err != nil {
-				errs <- err
-			} else if got != want {
-				errs <- fmt.Errorf("call %d got the reply %q", i, got)
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		require.NoError(t, err)
-	}
-	// One at a time, the sleeps alone add up to n*(n+1)/2 ms, 20 s.
-	require.Less(t, time.Since(start), 5*time.Second)
 }
 
 // TestLostReplyIsResent: the first try's reply comes too late, so the
