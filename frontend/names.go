@@ -1,33 +1,17 @@
 package frontend
 
 import (
-	"strings"
-
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
 	"faas/proxies/faas"
 )
 
-// maxNameLen bounds user and function names.
-const maxNameLen = 64
+// maxNameLen and validName are the platform's name rules (see
+// faas.ValidName), which workers apply to the names functions call.
+const maxNameLen = faas.MaxNameLen
 
-// validName reports whether s is a user or function name: 1-64 letters,
-// digits, '_', '.' or '-', not dots alone. Names go into URLs, logs and
-// database keys, so nothing that needs escaping in any of them is
-// allowed, and nothing a path would read as "here" or "up" (".", "..").
-func validName(s string) bool {
-	if len(s) == 0 || len(s) > maxNameLen || strings.Trim(s, ".") == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+var validName = faas.ValidName
 
 // checkNames answers 400 for a malformed :u or :f before anything else
 // happens, so bad names never reach the store.

@@ -30,6 +30,8 @@ var statusOf = map[faas.Code]int{
 	faas.QuotaExceeded: http.StatusRequestEntityTooLarge,
 	// FunctionDeleted ends a job too, one whose function went before it ran.
 	faas.FunctionDeleted: http.StatusUnprocessableEntity,
+	// CallDepth ends a job whose fused calls went too deep.
+	faas.CallDepth: http.StatusUnprocessableEntity,
 }
 
 // httpStatus maps a code to its status, 500 for codes the table lacks.

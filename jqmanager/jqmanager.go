@@ -295,6 +295,38 @@ func (m *Manager) Submit(ctx context.Context, j faas.Job) (faas.Job, error) {
 	return stored, err
 }
 
+// SubmitChild implements faas.JobQueue. The child is submitted as the
+// leased job's owner, whatever j says, so a worker can act only for the
+// users whose jobs it runs, and only while it runs them.
+func (m *Manager) SubmitChild(ctx context.Context, worker string, l faas.Lease, j faas.Job) (faas.Job, error) {
+	if !faas.ValidName(j.Function) {
+		return faas.Job{}, faas.Errorf(faas.Invalid, "invalid function name %.80q: want 1-%d letters, digits, '_', '.' or '-', not dots alone", j.Function, faas.MaxNameLen)
+	}
+	m.mu.Lock()
+	parent, ok := m.holds(worker, l)
+	if !ok {
+		m.mu.Unlock()
+		return faas.Job{}, faas.Errorf(faas.Conflict, "job %s attempt %d is not held by worker %s", l.ID, l.Attempt, worker)
+	}
+	_, retried := m.jobs[j.ID]
+	if !retried {
+		if parent.children >= faas.MaxChildren {
+			m.mu.Unlock()
+			return faas.Job{}, faas.Errorf(faas.TooMany, "job %s submitted %d jobs, the most one job may", l.ID, faas.MaxChildren)
+		}
+		parent.children++
+	}
+	m.mu.Unlock()
+	j.Owner, j.Parent, j.Trigger = parent.owner, parent.id, faas.TriggerJob
+	stored, err := m.Submit(ctx, j)
+	if err != nil && !retried {
+		m.mu.Lock()
+		parent.children--
+		m.mu.Unlock()
+	}
+	return stored, err
+}
+
 // add records a job the queue tracks. Callers hold mu.
 func (m *Manager) add(e *entry) {
 	m.jobs[e.id] = e

@@ -19,9 +19,12 @@ type entry struct {
 	attempt  int
 	// losses counts the attempts that lost their lease.
 	losses int
-	state  entryState
-	worker string
-	leased time.Time
+	// children counts the jobs the job submitted (SubmitChild) since this
+	// manager started, and those under way: MaxChildren bounds it.
+	children int
+	state    entryState
+	worker   string
+	leased   time.Time
 	// renewed is the last heartbeat of the lease holder.
 	renewed time.Time
 	// released is set when the attempt being leased was released before

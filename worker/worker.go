@@ -58,6 +58,8 @@ type Config struct {
 	// A stopping worker finishes the poll under way, so it also bounds
 	// how long a stop waits for an idle worker.
 	PollWait time.Duration `envconfig:"FAAS_WORKER_POLL" default:"5s" desc:"how long one request for a job waits for one"`
+	// MaxCallDepth bounds how deep fused calls (faas.call) nest.
+	MaxCallDepth int `envconfig:"FAAS_MAX_CALL_DEPTH" default:"8" desc:"most nested faas.call calls; deeper ones reject with call_depth"`
 	// CacheSize bounds the function versions kept.
 	CacheSize int `envconfig:"FAAS_WORKER_CACHE" default:"1024" desc:"most compiled function versions kept"`
 	// SandboxMemoryMB caps the memory of a job whose function sets no cap
@@ -125,6 +127,9 @@ func (c Config) withDefaults() Config {
 	if c.CacheSize == 0 {
 		c.CacheSize = 1024
 	}
+	if c.MaxCallDepth == 0 {
+		c.MaxCallDepth = sandbox.DefaultMaxCallDepth
+	}
 	if c.SandboxMemoryMB == 0 {
 		c.SandboxMemoryMB = pool.DefaultMemoryMB
 	}
@@ -158,6 +163,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("worker config: FAAS_WORKER_DRAIN_GRACE is %v, want at least 0", c.DrainGrace)
 	case c.PollWait <= 0 || c.PollWait > jqproxy.MaxHold:
 		return fmt.Errorf("worker config: FAAS_WORKER_POLL is %v, want more than 0 and at most %v", c.PollWait, jqproxy.MaxHold)
+	case c.MaxCallDepth < 1 || c.MaxCallDepth > maxCallDepth:
+		return fmt.Errorf("worker config: FAAS_MAX_CALL_DEPTH is %d, want 1 to %d", c.MaxCallDepth, maxCallDepth)
 	case c.CacheSize < 1:
 		return fmt.Errorf("worker config: FAAS_WORKER_CACHE is %d, want at least 1", c.CacheSize)
 	case c.SandboxMemoryMB < pool.MinMemoryMB || c.SandboxMemoryMB > pool.MaxMemoryMB:
@@ -360,9 +367,10 @@ func (w *Worker) handle(stop context.Context, j faas.Job) {
 			Source:   fn.source,
 			Env:      fn.env,
 			Args:     j.Args,
-			Limits:   sandbox.Limits{Timeout: fn.timeout},
+			Limits:   sandbox.Limits{Timeout: fn.timeout, MaxCallDepth: w.cfg.MaxCallDepth},
 			MemoryMB: memoryMB,
 			OnLines:  live.add,
+			Host:     jobHost{w: w, stop: stop, owner: j.Owner, lease: lease, log: log},
 		})
 		if res.Err != nil {
 			span.SetStatus(codes.Error, string(res.Err.Code))
@@ -448,6 +456,12 @@ func outcome(c faas.Completion, res sandbox.Result, limit time.Duration, log *sl
 		limit = sandbox.DefaultTimeout
 	}
 	c.Duration, c.Logs = min(res.Duration, limit), res.Logs
+	c.Calls, c.CallsTruncated = res.Calls, res.CallsTruncated
+	for i := range c.Calls {
+		if e := c.Calls[i].Error; e != nil && e.Code == faas.Internal {
+			c.Calls[i].Error = faas.Errorf(faas.Internal, "internal error")
+		}
+	}
 	switch {
 	case res.Err == nil:
 		c.Result = res.Value

@@ -44,14 +44,15 @@ var Roles = []Role{DBManager, JQManager, Frontend, Worker, Scaler, Admin}
 // purpose: the DB manager purges in-process, and operators use the admin
 // key.
 var calls = map[string][]Role{
-	dbproxy.MethodPing:           {Frontend},
-	dbproxy.MethodCreateUser:     {Frontend},
-	dbproxy.MethodUserByToken:    {Frontend},
-	dbproxy.MethodDeleteUser:     {Frontend},
-	dbproxy.MethodSetTokenHash:   {Frontend},
-	dbproxy.MethodBilledTime:     {Frontend},
-	dbproxy.MethodPutFunction:    {Frontend},
-	dbproxy.MethodFunction:       {Frontend},
+	dbproxy.MethodPing:         {Frontend},
+	dbproxy.MethodCreateUser:   {Frontend},
+	dbproxy.MethodUserByToken:  {Frontend},
+	dbproxy.MethodDeleteUser:   {Frontend},
+	dbproxy.MethodSetTokenHash: {Frontend},
+	dbproxy.MethodBilledTime:   {Frontend},
+	dbproxy.MethodPutFunction:  {Frontend},
+	// Workers read a function's current version for faas.call.
+	dbproxy.MethodFunction:       {Frontend, Worker},
 	dbproxy.MethodVersion:        {Worker},
 	dbproxy.MethodFunctions:      {Frontend},
 	dbproxy.MethodDeleteFunction: {Frontend},
@@ -84,8 +85,11 @@ var calls = map[string][]Role{
 	jqproxy.MethodRenew:      {Worker},
 	jqproxy.MethodRelease:    {Worker},
 	jqproxy.MethodAppendLogs: {Worker},
-	jqproxy.MethodLogs:       {Frontend},
-	jqproxy.MethodStatus:     {Frontend},
+	// SubmitChild is fenced by a lease the worker holds: it is not the
+	// power to submit for any user that Submit would be.
+	jqproxy.MethodSubmitChild: {Worker},
+	jqproxy.MethodLogs:        {Frontend},
+	jqproxy.MethodStatus:      {Frontend},
 }
 
 // Allowed reports whether role may call method.

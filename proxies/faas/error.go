@@ -38,6 +38,9 @@ const (
 	QuotaExceeded Code = "quota_exceeded"
 	// FunctionDeleted: the job's function was deleted before the job ran.
 	FunctionDeleted Code = "function_deleted"
+	// CallDepth: a faas.call went deeper than the worker's
+	// FAAS_MAX_CALL_DEPTH (a cycle of calls ends there too).
+	CallDepth Code = "call_depth"
 )
 
 // Error is an error with a code, safe to show to the user who caused it.

@@ -123,12 +123,74 @@ type Job struct {
 	// trace. Empty for jobs submitted outside a trace.
 	Trace string `json:"trace,omitempty"`
 	// Trigger says what submitted the job when it was not a request to
-	// run it: TriggerWebhook. Empty for a run requested through the API.
+	// run it: TriggerWebhook or TriggerJob. Empty for a run requested
+	// through the API.
 	Trigger string `json:"trigger,omitempty"`
+	// Parent is the job whose faas.submit created this one; empty for
+	// any other job.
+	Parent string `json:"parent,omitempty"`
+	// Children are the jobs this one created with faas.submit, oldest
+	// first. The Store derives them from the children's Parent when it
+	// reads one job; a listing leaves them out.
+	Children []string `json:"children,omitempty"`
+	// Calls are the fused calls (faas.call) of the attempt that finished
+	// the job, in the order they started, at most MaxCalls of them;
+	// CallsTruncated says that more were made.
+	Calls          []Call `json:"calls,omitempty"`
+	CallsTruncated bool   `json:"calls_truncated,omitempty"`
 }
 
-// TriggerWebhook is the Trigger of a job a webhook submitted.
-const TriggerWebhook = "webhook"
+// The Triggers of jobs not requested through the API.
+const (
+	// TriggerWebhook is the Trigger of a job a webhook submitted.
+	TriggerWebhook = "webhook"
+	// TriggerJob is the Trigger of a job another job submitted with
+	// faas.submit; its Parent names that job.
+	TriggerJob = "job"
+)
+
+// Call is one fused call a job made with faas.call: the callee ran inside
+// the caller's sandbox, billed as part of the caller's time.
+type Call struct {
+	Function string `json:"function"`
+	// Version is the callee's version the call ran; 0 when the call
+	// failed before one was found.
+	Version int64 `json:"version,omitempty"`
+	// Duration is the call's wall time, the callee's async waits
+	// included.
+	Duration time.Duration `json:"duration"`
+	// Error says why the call's promise rejected; nil if it resolved.
+	Error *Error `json:"error,omitempty"`
+}
+
+// The bounds of what one job may do to other functions.
+const (
+	// MaxCalls bounds the fused calls a job's record lists; the calls
+	// themselves are bounded by the job's time only.
+	MaxCalls = 100
+	// MaxChildren bounds the jobs one job may submit with faas.submit.
+	MaxChildren = 100
+)
+
+// MaxNameLen bounds user and function names.
+const MaxNameLen = 64
+
+// ValidName reports whether s is a user or function name: 1-64 letters,
+// digits, '_', '.' or '-', not dots alone. Names go into URLs, logs and
+// database keys, so nothing that needs escaping in any of them is
+// allowed, and nothing a path would read as "here" or "up" (".", "..").
+func ValidName(s string) bool {
+	if len(s) == 0 || len(s) > MaxNameLen || strings.Trim(s, ".") == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // Completion is a worker's report that it finished one attempt of a job.
 type Completion struct {
@@ -141,6 +203,9 @@ type Completion struct {
 	Logs     string          `json:"logs,omitempty"`
 	// Streams is the stream record of Logs, as in Job.
 	Streams string `json:"streams,omitempty"`
+	// Calls and CallsTruncated are the attempt's fused calls, as in Job.
+	Calls          []Call `json:"calls,omitempty"`
+	CallsTruncated bool   `json:"calls_truncated,omitempty"`
 }
 
 // LogLine is one line a job printed on the console, without its newline.
@@ -466,6 +531,12 @@ type JobQueue interface {
 	// Submit makes the job durable through the Store, then queues it. The
 	// caller chooses j.ID so that a retried submission is not duplicated.
 	Submit(ctx context.Context, j Job) (Job, error)
+	// SubmitChild is Submit for a running job's faas.submit: accepted only
+	// while worker holds l (Conflict otherwise), with the owner and the
+	// Parent taken from the leased job, whatever j says, and at most
+	// MaxChildren per job (TooMany past it). It gives a worker the power
+	// to submit jobs only for the users whose jobs it runs.
+	SubmitChild(ctx context.Context, worker string, l Lease, j Job) (Job, error)
 	// Next leases the next job to worker, waiting up to wait for one; ok is
 	// false when none came.
 	Next(ctx context.Context, worker string, wait time.Duration) (j Job, ok bool, err error)

@@ -16,20 +16,21 @@ import (
 
 // The method names on the wire, one per faas.JobQueue method.
 const (
-	MethodSubmit     = "jq.submit"
-	MethodNext       = "jq.next"
-	MethodDone       = "jq.done"
-	MethodWait       = "jq.wait"
-	MethodStats      = "jq.stats"
-	MethodRenew      = "jq.renew"
-	MethodRelease    = "jq.release"
-	MethodForget     = "jq.forget"
-	MethodEvents     = "jq.events"
-	MethodForgetUser = "jq.forget_user"
-	MethodAppendLogs = "jq.append_logs"
-	MethodLogs       = "jq.logs"
-	MethodRevoke     = "jq.revoke_tokens"
-	MethodStatus     = "jq.status"
+	MethodSubmit      = "jq.submit"
+	MethodNext        = "jq.next"
+	MethodDone        = "jq.done"
+	MethodWait        = "jq.wait"
+	MethodStats       = "jq.stats"
+	MethodRenew       = "jq.renew"
+	MethodRelease     = "jq.release"
+	MethodForget      = "jq.forget"
+	MethodEvents      = "jq.events"
+	MethodForgetUser  = "jq.forget_user"
+	MethodAppendLogs  = "jq.append_logs"
+	MethodLogs        = "jq.logs"
+	MethodRevoke      = "jq.revoke_tokens"
+	MethodStatus      = "jq.status"
+	MethodSubmitChild = "jq.submit_child"
 )
 
 // DefaultPort is the JQ manager's port unless PORT says otherwise; the
@@ -39,7 +40,7 @@ const DefaultPort = 27445
 // WorkerMethods are the methods workers call. The JQ manager gives them a
 // budget of requests of their own, so that no load from the frontends can
 // refuse a heartbeat and cost a running job its lease.
-var WorkerMethods = []string{MethodNext, MethodDone, MethodRenew, MethodRelease, MethodAppendLogs}
+var WorkerMethods = []string{MethodNext, MethodDone, MethodRenew, MethodRelease, MethodAppendLogs, MethodSubmitChild}
 
 // MaxHold caps how long a caller may ask the queue to hold a request, so a
 // hostile or buggy client cannot park handlers forever.
@@ -108,6 +109,13 @@ type statusRequest struct {
 	ID string `json:"id"`
 }
 
+// submitChildRequest is SubmitChild's arguments.
+type submitChildRequest struct {
+	Worker string     `json:"worker"`
+	Lease  faas.Lease `json:"lease"`
+	Job    faas.Job   `json:"job"`
+}
+
 // logsRequest is Logs' arguments.
 type logsRequest struct {
 	ID   string `json:"id"`
@@ -171,6 +179,11 @@ func (c *Client) Close() error {
 // Submit implements faas.JobQueue.
 func (c *Client) Submit(ctx context.Context, j faas.Job) (faas.Job, error) {
 	return wire.Invoke[faas.Job](ctx, c.wc, MethodSubmit, j)
+}
+
+// SubmitChild implements faas.JobQueue.
+func (c *Client) SubmitChild(ctx context.Context, worker string, l faas.Lease, j faas.Job) (faas.Job, error) {
+	return wire.Invoke[faas.Job](ctx, c.wc, MethodSubmitChild, submitChildRequest{Worker: worker, Lease: l, Job: j})
 }
 
 // Next implements faas.JobQueue.
@@ -289,6 +302,9 @@ func (c *Client) Stats(ctx context.Context) (faas.Stats, error) {
 func NewMux(q faas.JobQueue) *wire.Mux {
 	m := wire.NewMux()
 	wire.Handle(m, MethodSubmit, q.Submit)
+	wire.Handle(m, MethodSubmitChild, func(ctx context.Context, r submitChildRequest) (faas.Job, error) {
+		return q.SubmitChild(ctx, r.Worker, r.Lease, r.Job)
+	})
 	wire.Handle(m, MethodNext, func(ctx context.Context, r nextRequest) (nextReply, error) {
 		if err := checkHold(r.Wait); err != nil {
 			return nextReply{}, err

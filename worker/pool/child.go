@@ -200,12 +200,10 @@ func (s *server) handle(ctx context.Context, req request, parts []byte) error {
 		if !req.HasSource {
 			return s.send(reply{NeedSource: true})
 		}
-		prog, err = sandbox.Compile(string(source), req.Key.Name)
+		prog, err = s.program(req.Key, string(source), req.Env)
 		if err != nil {
 			return s.send(reply{Err: faas.AsError(err)})
 		}
-		prog = prog.WithEnv(req.Env)
-		s.programs.Put(req.Key, prog)
 		if err := s.send(reply{Compiled: true}); err != nil {
 			return err
 		}
@@ -219,11 +217,26 @@ func (s *server) handle(ctx context.Context, req request, parts []byte) error {
 		emit = s.sendLines
 	}
 	res := s.run(ctx, prog, args, req.Limits, req.MemoryMB, emit)
-	rep := reply{Err: res.Err, Duration: res.Duration, LogsLen: len(res.Logs)}
+	rep := reply{Err: res.Err, Duration: res.Duration, LogsLen: len(res.Logs), Calls: res.Calls, CallsTruncated: res.CallsTruncated}
 	if res.Err == nil {
 		rep.ValueLen = len(res.Value)
 	}
 	return s.send(rep, res.Value, []byte(res.Logs))
+}
+
+// program is the compiled function version key, from the cache or
+// compiled from source with env.
+func (s *server) program(key Key, source string, env map[string]string) (*sandbox.Program, error) {
+	if prog, ok := s.programs.Get(key); ok {
+		return prog, nil
+	}
+	prog, err := sandbox.Compile(source, key.Name)
+	if err != nil {
+		return nil, err
+	}
+	prog = prog.WithEnv(env)
+	s.programs.Put(key, prog)
+	return prog, nil
 }
 
 // sendLines sends console lines of the running job. A pipe that fails
@@ -248,12 +261,12 @@ func (s *server) run(ctx context.Context, prog *sandbox.Program, args []byte, li
 		stop:    cancel,
 		verdict: memoryError(memoryMB),
 	})
-	res := sandbox.RunStreaming(jctx, prog, args, lim, emit)
+	res := sandbox.RunStreaming(jctx, prog, args, lim, emit, link{s})
 	s.watch.disarm(w)
 	if w.tripped.Load() {
 		// Whatever the run did after the watchdog spoke, it used more
 		// than its share.
-		res = sandbox.Result{Err: w.verdict, Duration: res.Duration, Logs: res.Logs}
+		res = sandbox.Result{Err: w.verdict, Duration: res.Duration, Logs: res.Logs, Calls: res.Calls, CallsTruncated: res.CallsTruncated}
 	}
 	return res
 }

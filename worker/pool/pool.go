@@ -132,6 +132,9 @@ type Job struct {
 	// runs, in batches (sandbox.RunStreaming), on the goroutine calling
 	// Run; Result.Logs has them all in the end.
 	OnLines func([]faas.LogLine)
+	// Host, if not nil, serves the job's faas.call and faas.submit, on
+	// the goroutine calling Run; without it they reject.
+	Host Host
 
 	// probe makes the job a test's look at the sandbox's fences.
 	probe bool
@@ -480,7 +483,7 @@ func (c *child) run(ctx context.Context, j Job, grace time.Duration) (sandbox.Re
 		case err == nil && rep.NeedSource:
 			err = errors.New("sandbox asked twice for the source")
 		case err == nil:
-			res := sandbox.Result{Err: rep.Err, Duration: rep.Duration, Logs: string(logs)}
+			res := sandbox.Result{Err: rep.Err, Duration: rep.Duration, Logs: string(logs), Calls: rep.Calls, CallsTruncated: rep.CallsTruncated}
 			if rep.Err == nil {
 				res.Value = json.RawMessage(append([]byte(nil), value...))
 			}
@@ -515,12 +518,12 @@ func (c *child) exchange(ctx context.Context, j Job, withSource bool, grace time
 	if err != nil {
 		return reply{}, nil, nil, started, err
 	}
-	deadline := started.Add(j.Limits.Timeout + grace)
+	readBy := started.Add(j.Limits.Timeout + grace)
 	if withSource {
-		deadline = started.Add(compileGrace)
+		readBy = started.Add(compileGrace)
 	}
-	c.in.SetWriteDeadline(deadline)
-	c.out.SetReadDeadline(deadline)
+	c.in.SetWriteDeadline(readBy)
+	c.out.SetReadDeadline(readBy)
 	// Once ctx ends, the deadlines are in the past and stay there.
 	var mu sync.Mutex
 	stopped := false
@@ -549,13 +552,20 @@ func (c *child) exchange(ctx context.Context, j Job, withSource bool, grace time
 			err = c.lines(j, rep, parts)
 			continue
 		}
+		if err == nil && rep.Host != "" {
+			// The answer must come while the job may still run.
+			err = c.answerHost(ctx, readBy, j, rep, parts)
+			continue
+		}
 		if err != nil || !rep.Compiled {
 			break
 		}
 		started = time.Now()
+		readBy = started.Add(j.Limits.Timeout + grace)
 		mu.Lock()
 		if !stopped {
-			c.out.SetReadDeadline(started.Add(j.Limits.Timeout + grace))
+			c.in.SetWriteDeadline(readBy)
+			c.out.SetReadDeadline(readBy)
 		}
 		mu.Unlock()
 	}

@@ -72,6 +72,14 @@ type reply struct {
 	// LinesLen is the length of a JSON array of faas.LogLine the job
 	// printed: such a reply is news of a running job, and more follow.
 	LinesLen int `json:"ln,omitempty"`
+	// Host names a request of the running job's to its worker (see
+	// host.go), whose argument, HostLen bytes of JSON, is the part; the
+	// worker answers with a hostAnswer frame, and more replies follow.
+	Host    string `json:"h,omitempty"`
+	HostLen int    `json:"hl,omitempty"`
+	// Calls are the fused calls of the job, with its result.
+	Calls          []faas.Call `json:"calls,omitempty"`
+	CallsTruncated bool        `json:"ct,omitempty"`
 }
 
 // hello is the first frame a sandbox sends, once it is ready for jobs.

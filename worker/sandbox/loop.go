@@ -178,12 +178,16 @@ func (r *runner) printer(stream string) func(goja.FunctionCall) goja.Value {
 
 // print implements the console methods: the arguments separated by spaces,
 // strings as they are and other values in their JSON form, one line each.
+// A callee's lines start with its prefix, so that the job's output tells
+// them from the caller's.
 func (r *runner) print(stream string, call goja.FunctionCall) goja.Value {
-	if r.logs.full {
+	o := r.out
+	if o.logs.full {
 		// Formatting costs time; nothing more will be kept.
 		return goja.Undefined()
 	}
 	var line strings.Builder
+	line.WriteString(r.prefix)
 	for i, a := range call.Arguments {
 		if i > 0 {
 			line.WriteByte(' ')
@@ -198,31 +202,48 @@ func (r *runner) print(stream string, call goja.FunctionCall) goja.Value {
 	}
 	text := line.String()
 	line.WriteByte('\n')
-	r.logs.write(line.String())
-	if r.emit != nil && !r.logs.full {
-		r.stream(faas.LogLine{Offset: r.lines, Stream: stream, Line: text})
+	o.logs.write(line.String())
+	if o.emit != nil && !o.logs.full {
+		o.stream(faas.LogLine{Offset: o.lines, Stream: stream, Line: text})
 	}
-	r.lines++
+	o.lines++
 	return goja.Undefined()
 }
 
+// output is what a run and the fused calls inside it produce besides
+// their values, together: the console, and the record of the calls.
+type output struct {
+	logs logBuffer
+	// emit, pending, since and lines stream the console (RunStreaming):
+	// the lines not yet emitted, when the first of them was printed, and
+	// how many lines were printed in all.
+	emit    func([]faas.LogLine)
+	pending []faas.LogLine
+	since   time.Time
+	lines   int
+	// calls are the fused calls made, at most faas.MaxCalls of them;
+	// callsTruncated says that more were made.
+	calls          []faas.Call
+	callsTruncated bool
+}
+
 // stream queues l for emit, and emits the batch when it is due.
-func (r *runner) stream(l faas.LogLine) {
+func (o *output) stream(l faas.LogLine) {
 	now := time.Now()
-	if len(r.pending) == 0 {
-		r.since = now
+	if len(o.pending) == 0 {
+		o.since = now
 	}
-	r.pending = append(r.pending, l)
-	if len(r.pending) >= FlushLines || now.Sub(r.since) >= FlushEvery {
-		r.flush()
+	o.pending = append(o.pending, l)
+	if len(o.pending) >= FlushLines || now.Sub(o.since) >= FlushEvery {
+		o.flush()
 	}
 }
 
 // flush emits the pending lines, if any.
-func (r *runner) flush() {
-	if len(r.pending) > 0 {
-		r.emit(r.pending)
-		r.pending = nil
+func (o *output) flush() {
+	if len(o.pending) > 0 {
+		o.emit(o.pending)
+		o.pending = nil
 	}
 }
 

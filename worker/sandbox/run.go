@@ -29,8 +29,13 @@ type Result struct {
 	// Duration is the wall time from the start of the program to the
 	// settlement of its result, async waits included, to the microsecond.
 	Duration time.Duration
-	// Logs is what the function printed on the console, bounded.
+	// Logs is what the function printed on the console, bounded; the
+	// lines of fused calls are among them, marked with the callee's name.
 	Logs string
+	// Calls are the fused calls the run made, in the order they started,
+	// at most faas.MaxCalls; CallsTruncated says that more were made.
+	Calls          []faas.Call
+	CallsTruncated bool
 }
 
 // The values the watchdogs interrupt the runtime with, so the interrupted
@@ -47,40 +52,55 @@ var (
 // *faas.Error as its cause (a memory watchdog's verdict) fails the run with
 // that error. Run never panics; every failure is in Result.Err.
 func Run(ctx context.Context, p *Program, args json.RawMessage, lim Limits) Result {
-	return RunStreaming(ctx, p, args, lim, nil)
+	return RunStreaming(ctx, p, args, lim, nil, nil)
 }
 
 // RunStreaming is Run that also hands the console lines, as they are
 // printed, to emit (if not nil), in batches: when the run waits for a
 // timer, when it ends, and otherwise every FlushLines lines or
-// FlushEvery. emit is called on the goroutine calling RunStreaming.
-func RunStreaming(ctx context.Context, p *Program, args json.RawMessage, lim Limits, emit func([]faas.LogLine)) (res Result) {
+// FlushEvery. emit is called on the goroutine calling RunStreaming. host,
+// if not nil, serves faas.call and faas.submit (see Host); without it
+// they reject with code unavailable.
+func RunStreaming(ctx context.Context, p *Program, args json.RawMessage, lim Limits, emit func([]faas.LogLine), host Host) Result {
 	lim = lim.withDefaults()
-	r := &runner{ctx: ctx, lim: lim, logs: logBuffer{max: lim.MaxLogs}, emit: emit}
+	out := &output{logs: logBuffer{max: lim.MaxLogs}, emit: emit}
+	r := &runner{ctx: ctx, lim: lim, out: out, host: host}
+	res := r.run(p, args)
+	res.Logs = out.logs.String()
+	if emit != nil {
+		out.flush()
+	}
+	res.Calls, res.CallsTruncated = out.calls, out.callsTruncated
+	return res
+}
+
+// run runs p in a fresh runtime of r's, for a job or for a fused call
+// inside one. It never panics.
+func (r *runner) run(p *Program, args json.RawMessage) (res Result) {
 	if p != nil {
 		r.env = p.env
 	}
+	lim := r.lim
 	start := time.Now()
 	defer func() {
 		if v := recover(); v != nil {
 			res = Result{Err: faas.Errorf(faas.Internal, "sandbox panic: %v", v)}
 		}
 		res.Duration = time.Since(start).Truncate(time.Microsecond)
-		res.Logs = r.logs.String()
-		if r.emit != nil {
-			r.flush()
-		}
 		res.Err = boundError(res.Err)
 	}()
 	if p == nil || p.prog == nil {
 		return Result{Err: faas.Errorf(faas.Internal, "run: no program")}
 	}
-	if ctx.Err() != nil {
+	if r.ctx.Err() != nil {
 		return Result{Err: r.stopped()}
 	}
 
 	r.vm = goja.New()
 	r.vm.SetMaxCallStackSize(lim.MaxCallStack)
+	// Taken before any user code runs, so it is the real one: arguments
+	// and the results of fused calls go through it.
+	r.parse, _ = goja.AssertFunction(r.vm.Get("JSON").ToObject(r.vm).Get("parse"))
 	r.install()
 	if p.module {
 		r.commonJS()
@@ -93,14 +113,15 @@ func RunStreaming(ctx context.Context, p *Program, args json.RawMessage, lim Lim
 	// The watchdogs stop JavaScript that is running; waits between timers
 	// watch r.expired and ctx directly. The clock starts with them.
 	start = time.Now()
+	r.deadline = start.Add(lim.Timeout)
 	r.expired = make(chan struct{})
 	deadline := time.AfterFunc(lim.Timeout, func() {
 		r.vm.Interrupt(errDeadline)
 		close(r.expired)
 	})
 	defer deadline.Stop()
-	if ctx.Done() != nil {
-		stopCancel := context.AfterFunc(ctx, func() { r.vm.Interrupt(errCancelled) })
+	if r.ctx.Done() != nil {
+		stopCancel := context.AfterFunc(r.ctx, func() { r.vm.Interrupt(errCancelled) })
 		defer stopCancel()
 	}
 
@@ -116,7 +137,7 @@ func RunStreaming(ctx context.Context, p *Program, args json.RawMessage, lim Lim
 	if err != nil {
 		return Result{Err: r.failure(err)}
 	}
-	v, ferr = r.settle(ctx, v)
+	v, ferr = r.settle(r.ctx, v)
 	if ferr != nil {
 		return Result{Err: ferr}
 	}
@@ -147,23 +168,26 @@ func boundError(e *faas.Error) *faas.Error {
 // runner is the state of one run. It belongs to the goroutine calling Run;
 // only the watchdogs touch the runtime from elsewhere, through Interrupt.
 type runner struct {
-	ctx     context.Context
-	vm      *goja.Runtime
-	lim     Limits
-	logs    logBuffer
-	expired chan struct{}
-	// emit, pending, since and lines stream the console (RunStreaming):
-	// the lines not yet emitted, when the first of them was printed, and
-	// how many lines were printed in all.
-	emit    func([]faas.LogLine)
-	pending []faas.LogLine
-	since   time.Time
-	lines   int
-	parse   goja.Callable
-	timers  timerQueue
+	ctx context.Context
+	vm  *goja.Runtime
+	lim Limits
+	// out is shared by a job's run and the fused calls inside it.
+	out *output
+	// deadline is when lim.Timeout runs out: a fused call gets what is
+	// left of it.
+	deadline time.Time
+	expired  chan struct{}
+	parse    goja.Callable
+	timers   timerQueue
 	// webGet makes the Web globals once web.js has run (see webGlobal).
 	webGet goja.Callable
 	env    map[string]string
+	// host serves faas.call and faas.submit; depth is how many fused
+	// calls deep the run is (0 for a job's own), and prefix marks the
+	// console lines of a callee.
+	host   Host
+	depth  int
+	prefix string
 }
 
 // faasGlobal is the faas object: env holds the function's env values and
@@ -180,6 +204,8 @@ func (r *runner) faasGlobal() goja.Value {
 	}
 	obj := r.vm.NewObject()
 	must(obj.Set("env", env))
+	must(obj.Set("call", r.native("call", r.call)))
+	must(obj.Set("submit", r.native("submit", r.submit)))
 	for _, o := range []*goja.Object{env, obj} {
 		if _, err := freeze(goja.Undefined(), o); err != nil {
 			panic(err)
@@ -253,10 +279,6 @@ func (r *runner) argument(a json.RawMessage) (goja.Value, error) {
 		}
 		return r.vm.ToValue(s), nil
 	case '{', '[':
-		if r.parse == nil {
-			// Taken before any user code runs, so it is the real one.
-			r.parse, _ = goja.AssertFunction(r.vm.Get("JSON").ToObject(r.vm).Get("parse"))
-		}
 		return r.parse(goja.Undefined(), r.vm.ToValue(string(a)))
 	default:
 		// Out-of-range numbers fail here as they do inside JSON.parse.
@@ -290,7 +312,7 @@ func (r *runner) settle(ctx context.Context, v goja.Value) (goja.Value, *faas.Er
 		if wait := time.Until(t.due); wait > 0 {
 			// Whatever was printed before a wait is news to a reader
 			// following the job.
-			r.flush()
+			r.out.flush()
 			if wake == nil {
 				wake = time.NewTimer(wait)
 				defer wake.Stop()

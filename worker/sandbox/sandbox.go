@@ -39,6 +39,7 @@ const (
 	DefaultMaxLogs      = 64 << 10
 	DefaultMaxResult    = 1 << 20
 	DefaultMaxCallStack = 3000
+	DefaultMaxCallDepth = 8
 )
 
 // MaxErrorMessage bounds the message of a failed run, in bytes; a longer
@@ -63,6 +64,10 @@ type Limits struct {
 	MaxResult int
 	// MaxCallStack bounds the JavaScript call depth.
 	MaxCallStack int
+	// MaxCallDepth bounds how deep fused calls (faas.call) nest: a call
+	// from a run MaxCallDepth calls deep rejects with code call_depth,
+	// which also ends a cycle of calls.
+	MaxCallDepth int
 }
 
 // withDefaults returns l with every zero field set to its default.
@@ -78,6 +83,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxCallStack <= 0 {
 		l.MaxCallStack = DefaultMaxCallStack
+	}
+	if l.MaxCallDepth <= 0 {
+		l.MaxCallDepth = DefaultMaxCallDepth
 	}
 	return l
 }

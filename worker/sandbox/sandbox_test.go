@@ -228,7 +228,7 @@ func TestRunConsole(t *testing.T) {
 						b = append(b, fmt.Sprintf("%d:%s:%s", l.Offset, l.Stream, l.Line))
 					}
 					got = append(got, b)
-				})
+				}, nil)
 				require.Nil(t, res.Err)
 				assert.Equal(t, tt.want, got)
 			})

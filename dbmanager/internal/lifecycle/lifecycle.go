@@ -241,6 +241,7 @@ func Job(j faas.Job) (faas.Job, error) {
 	j.Started, j.Finished = time.Time{}, time.Time{}
 	j.Result, j.Error, j.Logs, j.Lost = nil, nil, "", nil
 	j.Duration, j.Billed = 0, 0
+	j.Children, j.Calls, j.CallsTruncated = nil, nil, false
 	return j, nil
 }
 

@@ -1,0 +1,181 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/dop251/goja"
+
+	"faas/proxies/faas"
+)
+
+// Host is what a run asks of the platform beyond its sandbox, for the job's
+// owner: the functions faas.call runs and the jobs faas.submit creates.
+// Its errors are *faas.Error, shown to the function as they are, so they
+// must say nothing of other users. A new request of a function to the
+// platform (say faas.publish) is one more method here, one native in
+// faasGlobal and one request the pool carries.
+type Host interface {
+	// Function is the current version of the owner's function name,
+	// compiled, and that version's number: a fused call runs it, pinned
+	// for the call. NotFound if there is no such function, Invalid if
+	// name is not a function name.
+	Function(name string) (*Program, int64, error)
+	// Submit queues a job of the owner's function name with args, a JSON
+	// array, as a child of the running job, and returns its ID.
+	Submit(name string, args json.RawMessage) (string, error)
+}
+
+// call implements faas.call(name, ...args): it runs the owner's function
+// name in a fresh runtime of its own, in this process, with the arguments
+// and the result crossing as JSON, and returns a promise of the result.
+// The callee runs to the end before call returns, under what is left of
+// the caller's time and within its memory; the caller's timers wait
+// meanwhile. A failure rejects the promise with an Error whose code
+// property is the failure's code and whose function property is name.
+func (r *runner) call(c goja.FunctionCall) goja.Value {
+	name := nameOf(c)
+	started := time.Now()
+	i := r.out.beginCall(name)
+	var version int64
+	value, err := func() (goja.Value, *faas.Error) {
+		if !goja.IsString(c.Argument(0)) {
+			return nil, faas.Errorf(faas.Invalid, "faas.call wants a function name first")
+		}
+		if r.depth >= r.lim.MaxCallDepth {
+			return nil, faas.Errorf(faas.CallDepth, "faas.call %.80q: calls nest deeper than %d (FAAS_MAX_CALL_DEPTH)", name, r.lim.MaxCallDepth)
+		}
+		args, err := r.hostArgs(c.Arguments[1:])
+		if err != nil {
+			return nil, err
+		}
+		if r.host == nil {
+			return nil, faas.Errorf(faas.Unavailable, "faas.call is not available here")
+		}
+		p, v, herr := r.host.Function(name)
+		if herr != nil {
+			return nil, faas.AsError(herr)
+		}
+		version = v
+		callee := &runner{ctx: r.ctx, lim: r.lim, out: r.out, host: r.host, depth: r.depth + 1, prefix: "[" + name + "] "}
+		callee.lim.Timeout = time.Until(r.deadline)
+		if callee.lim.Timeout <= 0 {
+			return nil, r.timeout()
+		}
+		res := callee.run(p, args)
+		if res.Err != nil {
+			return nil, faas.Errorf(res.Err.Code, "%s: %s", name, res.Err.Message)
+		}
+		v2, perr := r.argument(res.Value)
+		if perr != nil {
+			return nil, faas.Errorf(faas.Internal, "faas.call %s: result: %v", name, perr)
+		}
+		return v2, nil
+	}()
+	r.out.endCall(i, version, time.Since(started), err)
+	return r.settled(value, name, err)
+}
+
+// submit implements faas.submit(name, ...args): a promise of the ID of a
+// new job of the owner's function name, whose parent is the running job.
+func (r *runner) submit(c goja.FunctionCall) goja.Value {
+	name := nameOf(c)
+	value, err := func() (goja.Value, *faas.Error) {
+		if !goja.IsString(c.Argument(0)) {
+			return nil, faas.Errorf(faas.Invalid, "faas.submit wants a function name first")
+		}
+		args, err := r.hostArgs(c.Arguments[1:])
+		if err != nil {
+			return nil, err
+		}
+		if r.host == nil {
+			return nil, faas.Errorf(faas.Unavailable, "faas.submit is not available here")
+		}
+		id, herr := r.host.Submit(name, args)
+		if herr != nil {
+			return nil, faas.AsError(herr)
+		}
+		return r.vm.ToValue(id), nil
+	}()
+	return r.settled(value, name, err)
+}
+
+// nameOf is the function name a call of faas.call or faas.submit names:
+// its first argument when that is a string. Anything else is not turned
+// into a string, which could run the function's own code.
+func nameOf(c goja.FunctionCall) string {
+	if goja.IsString(c.Argument(0)) {
+		return c.Argument(0).String()
+	}
+	return ""
+}
+
+// hostArgs encodes the arguments of faas.call or faas.submit as a JSON
+// array, bounded like a result. What a toJSON method throws rejects the
+// call; an interrupt goes on stopping the run.
+func (r *runner) hostArgs(args []goja.Value) (json.RawMessage, *faas.Error) {
+	out, err := r.marshal(r.vm.NewArray(toAny(args)...))
+	if err != nil {
+		if isUncatchable(err) {
+			panic(err)
+		}
+		return nil, faas.Errorf(faas.Invalid, "arguments cannot be encoded as JSON: %v", err)
+	}
+	if len(out) > r.lim.MaxResult {
+		return nil, faas.Errorf(faas.TooLarge, "arguments of %d bytes exceed the %s limit", len(out), size(r.lim.MaxResult))
+	}
+	return out, nil
+}
+
+func toAny(vs []goja.Value) []any {
+	out := make([]any, len(vs))
+	for i, v := range vs {
+		out[i] = v
+	}
+	return out
+}
+
+// settled is a promise resolved with value, or rejected with an Error
+// carrying err's message, its code as code and the callee's name as
+// function.
+func (r *runner) settled(value goja.Value, name string, err *faas.Error) goja.Value {
+	p, resolve, reject := r.vm.NewPromise()
+	if err == nil {
+		must(resolve(value))
+		return r.vm.ToValue(p)
+	}
+	err = boundError(err)
+	var e *goja.Object
+	if ctor, ok := goja.AssertConstructor(r.vm.Get("Error")); ok {
+		e, _ = ctor(nil, r.vm.ToValue(err.Message))
+	}
+	if e == nil {
+		// The function replaced its own Error with something that is
+		// not a constructor.
+		e = r.vm.NewTypeError(err.Message)
+	}
+	must(e.Set("code", string(err.Code)))
+	must(e.Set("function", name))
+	must(reject(e))
+	return r.vm.ToValue(p)
+}
+
+// beginCall records a call to name starting, and returns its place in the
+// record, -1 when the record is full.
+func (o *output) beginCall(name string) int {
+	if len(o.calls) >= faas.MaxCalls {
+		o.callsTruncated = true
+		return -1
+	}
+	o.calls = append(o.calls, faas.Call{Function: name})
+	return len(o.calls) - 1
+}
+
+// endCall fills in call i's outcome.
+func (o *output) endCall(i int, version int64, took time.Duration, err *faas.Error) {
+	if i < 0 {
+		return
+	}
+	c := &o.calls[i]
+	c.Version, c.Duration, c.Error = version, took.Truncate(time.Microsecond), err
+}
