@@ -243,9 +243,25 @@ type JobInfo struct {
 	// completion in the tracing backend; "" if it was submitted while
 	// tracing was off.
 	TraceID string `json:"trace_id"`
-	// Trigger is what submitted the job, "webhook"; absent for a run
-	// requested through the API.
+	// Trigger is what submitted the job, "webhook" or "job"; absent for a
+	// run requested through the API.
 	Trigger string `json:"trigger,omitempty"`
+	// Parent is the job whose faas.submit submitted this one, and
+	// Children the jobs this one submitted, oldest first.
+	Parent   string   `json:"parent,omitempty"`
+	Children []string `json:"children,omitempty"`
+	// Calls are the job's fused calls (faas.call), at most faas.MaxCalls;
+	// CallsTruncated says that it made more.
+	Calls          []CallInfo `json:"calls,omitempty"`
+	CallsTruncated bool       `json:"calls_truncated,omitempty"`
+}
+
+// CallInfo is one fused call in a JobInfo.
+type CallInfo struct {
+	Function   string      `json:"function"`
+	Version    int64       `json:"version,omitempty"`
+	DurationMS float64     `json:"duration_ms"`
+	Error      *faas.Error `json:"error"`
 }
 
 // timeOrNil turns the zero time into JSON null. time.Time marshals as
@@ -259,20 +275,26 @@ func timeOrNil(t time.Time) *time.Time {
 
 func newJobInfo(j faas.Job) JobInfo {
 	info := JobInfo{
-		ID:         j.ID,
-		Function:   j.Function,
-		Args:       j.Args,
-		State:      j.State,
-		Attempts:   j.Attempt,
-		Created:    timeOrNil(j.Created),
-		Started:    timeOrNil(j.Started),
-		Finished:   timeOrNil(j.Finished),
-		DurationMS: millis(j.Duration),
-		BilledMS:   millis(j.Billed),
-		Error:      j.Error,
-		Lost:       j.Lost,
-		TraceID:    tracing.ID(j.Trace),
-		Trigger:    j.Trigger,
+		ID:             j.ID,
+		Function:       j.Function,
+		Args:           j.Args,
+		State:          j.State,
+		Attempts:       j.Attempt,
+		Created:        timeOrNil(j.Created),
+		Started:        timeOrNil(j.Started),
+		Finished:       timeOrNil(j.Finished),
+		DurationMS:     millis(j.Duration),
+		BilledMS:       millis(j.Billed),
+		Error:          j.Error,
+		Lost:           j.Lost,
+		TraceID:        tracing.ID(j.Trace),
+		Trigger:        j.Trigger,
+		Parent:         j.Parent,
+		Children:       j.Children,
+		CallsTruncated: j.CallsTruncated,
+	}
+	for _, c := range j.Calls {
+		info.Calls = append(info.Calls, CallInfo{Function: c.Function, Version: c.Version, DurationMS: millis(c.Duration), Error: c.Error})
 	}
 	if len(info.Args) == 0 {
 		info.Args = json.RawMessage("[]")

@@ -97,6 +97,19 @@ type jobDoc struct {
 	// Concurrency is the job's faas.Job.Concurrency.
 	Concurrency int    `bson:"concurrency,omitempty"`
 	Trigger     string `bson:"trigger,omitempty"`
+	// Parent is the job's faas.Job.Parent; the jobs_parent index finds
+	// a job's children by it.
+	Parent         string    `bson:"parent,omitempty"`
+	Calls          []callDoc `bson:"calls,omitempty"`
+	CallsTruncated bool      `bson:"calls_truncated,omitempty"`
+}
+
+// callDoc is a faas.Call.
+type callDoc struct {
+	Function string    `bson:"function"`
+	Version  int64     `bson:"version,omitempty"`
+	Duration int64     `bson:"duration"`
+	Error    *errorDoc `bson:"error,omitempty"`
 }
 
 func newJobDoc(j faas.Job, billingPending bool) jobDoc {
@@ -104,7 +117,15 @@ func newJobDoc(j faas.Job, billingPending bool) jobDoc {
 		State: string(j.State), Attempt: j.Attempt, Worker: j.Worker,
 		Created: lifecycle.Micros(j.Created), Started: lifecycle.Micros(j.Started), Finished: lifecycle.Micros(j.Finished),
 		Result: string(j.Result), Duration: int64(j.Duration), Billed: int64(j.Billed), Logs: j.Logs,
-		Lost: errorDocs(j.Lost), BillingPending: billingPending, Trace: j.Trace, Streams: j.Streams, Concurrency: j.Concurrency, Trigger: j.Trigger}
+		Lost: errorDocs(j.Lost), BillingPending: billingPending, Trace: j.Trace, Streams: j.Streams, Concurrency: j.Concurrency, Trigger: j.Trigger,
+		Parent: j.Parent, CallsTruncated: j.CallsTruncated}
+	for _, c := range j.Calls {
+		cd := callDoc{Function: c.Function, Version: c.Version, Duration: int64(c.Duration)}
+		if c.Error != nil {
+			cd.Error = &errorDoc{Code: string(c.Error.Code), Message: c.Error.Message}
+		}
+		d.Calls = append(d.Calls, cd)
+	}
 	d.Bytes = int64(len(d.Args) + len(d.Result) + len(d.Logs))
 	if j.Error != nil {
 		d.Error = &errorDoc{Code: string(j.Error.Code), Message: j.Error.Message}
@@ -116,7 +137,15 @@ func (d jobDoc) job() (faas.Job, error) {
 	j := faas.Job{ID: d.ID, Owner: d.Owner, Function: d.Function, Version: d.Version,
 		State: faas.JobState(d.State), Attempt: d.Attempt, Worker: d.Worker,
 		Created: lifecycle.Time(d.Created), Started: lifecycle.Time(d.Started), Finished: lifecycle.Time(d.Finished),
-		Duration: time.Duration(d.Duration), Billed: time.Duration(d.Billed), Logs: d.Logs, Trace: d.Trace, Streams: d.Streams, Concurrency: d.Concurrency, Trigger: d.Trigger}
+		Duration: time.Duration(d.Duration), Billed: time.Duration(d.Billed), Logs: d.Logs, Trace: d.Trace, Streams: d.Streams, Concurrency: d.Concurrency, Trigger: d.Trigger,
+		Parent: d.Parent, CallsTruncated: d.CallsTruncated}
+	for _, cd := range d.Calls {
+		c := faas.Call{Function: cd.Function, Version: cd.Version, Duration: time.Duration(cd.Duration)}
+		if cd.Error != nil {
+			c.Error = &faas.Error{Code: faas.Code(cd.Error.Code), Message: cd.Error.Message}
+		}
+		j.Calls = append(j.Calls, c)
+	}
 	// A listing leaves the arguments out: nil, not an empty JSON value.
 	if d.Args != "" {
 		j.Args = json.RawMessage(d.Args)

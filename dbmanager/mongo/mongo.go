@@ -142,6 +142,10 @@ func (s *Store) init(ctx context.Context) error {
 		// A user's jobs newest first, a page at a time.
 		{s.jobs, mongo.IndexModel{Keys: bson.D{{Key: "owner", Value: 1}, {Key: "created", Value: -1}, {Key: "_id", Value: -1}}}},
 		{s.jobs, mongo.IndexModel{Keys: bson.D{{Key: "billing_pending", Value: 1}}}},
+		// A job's children. Sparse, so that only child jobs are in it
+		// (FerretDB has no partial indexes); a job's at most
+		// faas.MaxChildren children are sorted after the lookup.
+		{s.jobs, mongo.IndexModel{Keys: bson.D{{Key: "parent", Value: 1}}, Options: options.Index().SetSparse(true)}},
 		{s.ledger, mongo.IndexModel{Keys: bson.D{{Key: "owner", Value: 1}}}},
 		{s.hooks, mongo.IndexModel{Keys: bson.D{{Key: "owner", Value: 1}, {Key: "function", Value: 1}, {Key: "id", Value: 1}}}},
 	} {
@@ -623,10 +627,28 @@ func (s *Store) CreateJob(ctx context.Context, j faas.Job) (faas.Job, error) {
 	return j, nil
 }
 
-// Job returns one job.
+// Job returns one job, with its children.
 func (s *Store) Job(ctx context.Context, id string) (faas.Job, error) {
 	j, _, err := s.findJob(ctx, id)
-	return j, err
+	if err != nil {
+		return j, err
+	}
+	cur, err := s.jobs.Find(ctx, bson.D{{Key: "parent", Value: id}}, options.Find().
+		SetSort(bson.D{{Key: "created", Value: 1}, {Key: "_id", Value: 1}}).
+		SetLimit(faas.MaxChildren).SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return faas.Job{}, fmt.Errorf("list children of job %s: %w", id, err)
+	}
+	var children []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &children); err != nil {
+		return faas.Job{}, fmt.Errorf("list children of job %s: %w", id, err)
+	}
+	for _, c := range children {
+		j.Children = append(j.Children, c.ID)
+	}
+	return j, nil
 }
 
 func (s *Store) findJob(ctx context.Context, id string) (j faas.Job, billingPending bool, err error) {
@@ -693,7 +715,8 @@ func (s *Store) FailedJobs(ctx context.Context, limit int) ([]faas.Job, error) {
 }
 
 // listProjection leaves out what a listing of jobs does not show.
-var listProjection = bson.D{{Key: "args", Value: 0}, {Key: "result", Value: 0}, {Key: "logs", Value: 0}, {Key: "streams", Value: 0}}
+var listProjection = bson.D{{Key: "args", Value: 0}, {Key: "result", Value: 0}, {Key: "logs", Value: 0}, {Key: "streams", Value: 0},
+	{Key: "calls", Value: 0}, {Key: "calls_truncated", Value: 0}}
 
 // DeleteJob removes a job; its ledger entry, if any, stays.
 func (s *Store) DeleteJob(ctx context.Context, id string) error {
@@ -790,6 +813,8 @@ func (s *Store) CompleteJob(ctx context.Context, c faas.Completion) (faas.Job, e
 			{Key: "billed", Value: d.Billed},
 			{Key: "logs", Value: d.Logs},
 			{Key: "streams", Value: d.Streams},
+			{Key: "calls", Value: d.Calls},
+			{Key: "calls_truncated", Value: d.CallsTruncated},
 			{Key: "bytes", Value: d.Bytes},
 			{Key: "billing_pending", Value: true},
 		}); err != nil {

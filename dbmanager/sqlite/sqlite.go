@@ -130,7 +130,9 @@ CREATE TABLE IF NOT EXISTS jobs (
 	trace    TEXT NOT NULL DEFAULT '',
 	streams  TEXT NOT NULL DEFAULT '',
 	concurrency INTEGER NOT NULL DEFAULT 0,
-	triggered_by TEXT NOT NULL DEFAULT ''
+	triggered_by TEXT NOT NULL DEFAULT '',
+	parent   TEXT NOT NULL DEFAULT '',
+	calls    TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
 DROP INDEX IF EXISTS jobs_owner;
 CREATE INDEX IF NOT EXISTS jobs_version ON jobs(owner, function, version);
@@ -269,7 +271,24 @@ var migrations = []func(ctx context.Context, tx *sql.Tx) error{
 	func(ctx context.Context, tx *sql.Tx) error {
 		return addColumn(ctx, tx, "jobs", "triggered_by", "TEXT NOT NULL DEFAULT ''")
 	},
+	// Jobs had no parent (faas.submit) and no record of fused calls.
+	func(ctx context.Context, tx *sql.Tx) error {
+		for _, column := range []string{"parent", "calls"} {
+			if err := addColumn(ctx, tx, "jobs", column, "TEXT NOT NULL DEFAULT ''"); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
 }
+
+// indexes are the indexes on columns a migration may have added: they go
+// in after the migrations, on every start, since the schema runs before
+// the migrations and cannot name such a column. jobs_parent finds a job's
+// children; only child jobs are in it, so other jobs cost it nothing.
+const indexes = `
+CREATE INDEX IF NOT EXISTS jobs_parent ON jobs(parent, created, id) WHERE parent <> '';
+`
 
 func execSQL(q string) func(ctx context.Context, tx *sql.Tx) error {
 	return func(ctx context.Context, tx *sql.Tx) error {
@@ -349,6 +368,10 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	if err := migrate(ctx, writer, tables == 0); err != nil {
 		writer.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
+	}
+	if _, err := writer.ExecContext(ctx, indexes); err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("create indexes in %s: %w", path, err)
 	}
 	reader, err := openDB(path, "deferred", max(4, runtime.GOMAXPROCS(0)))
 	if err != nil {
@@ -727,12 +750,24 @@ func (s *Store) CreateJob(ctx context.Context, j faas.Job) (faas.Job, error) {
 // createJobArgs are the arguments of the createJob statement for a job
 // lifecycle.Job has checked.
 func createJobArgs(j faas.Job) []any {
-	return []any{j.ID, []byte(j.Args), lifecycle.Micros(j.Created), j.Owner, j.Function, j.Trace, j.Trigger}
+	return []any{j.ID, []byte(j.Args), lifecycle.Micros(j.Created), j.Owner, j.Function, j.Trace, j.Trigger, j.Parent}
 }
 
-// Job returns one job.
+// Job returns one job, with its children.
 func (s *Store) Job(ctx context.Context, id string) (faas.Job, error) {
-	return s.job(ctx, s.stmts.readJob, id)
+	j, err := s.job(ctx, s.stmts.readJob, id)
+	if err != nil {
+		return j, err
+	}
+	rows, err := s.stmts.children.QueryContext(ctx, id, faas.MaxChildren)
+	if err != nil {
+		return faas.Job{}, fmt.Errorf("list children of job %s: %w", id, err)
+	}
+	j.Children, err = collect(rows, func(row scanner) (child string, err error) { return child, row.Scan(&child) })
+	if len(j.Children) == 0 {
+		j.Children = nil
+	}
+	return j, err
 }
 
 func (s *Store) job(ctx context.Context, stmt *sql.Stmt, id string) (faas.Job, error) {
@@ -852,7 +887,11 @@ func completeJobArgs(c faas.Completion) ([]any, error) {
 	if len(c.Result) > 0 {
 		result = c.Result
 	}
-	return []any{string(state), lifecycle.Micros(lifecycle.Now()), result, jobErr, int64(c.Duration), int64(c.Duration), c.Logs, c.JobID, c.Attempt, c.Streams}, nil
+	calls, err := encodeCalls(c.Calls, c.CallsTruncated)
+	if err != nil {
+		return nil, fmt.Errorf("complete job %s: %w", c.JobID, err)
+	}
+	return []any{string(state), lifecycle.Micros(lifecycle.Now()), result, jobErr, int64(c.Duration), int64(c.Duration), c.Logs, c.JobID, c.Attempt, c.Streams, calls}, nil
 }
 
 // PendingJobs lists queued and running jobs, oldest first.
@@ -960,7 +999,7 @@ func (s *Store) purgeFinished(ctx context.Context, before time.Time) (int, error
 
 // jobColumns is the column order scanJob reads.
 const jobColumns = `id, owner, function, version, args, state, attempt, worker, created, started,
-	finished, result, error, duration, billed, logs, lost, trace, streams, concurrency, triggered_by`
+	finished, result, error, duration, billed, logs, lost, trace, streams, concurrency, triggered_by, parent, calls`
 
 func scanJob(row scanner) (faas.Job, error) {
 	var j faas.Job
@@ -968,10 +1007,19 @@ func scanJob(row scanner) (faas.Job, error) {
 	var state string
 	var created, started, finished, duration, billed int64
 	var jobErr, lost sql.NullString
+	var calls string
 	err := row.Scan(&j.ID, &j.Owner, &j.Function, &j.Version, &args, &state, &j.Attempt, &j.Worker,
-		&created, &started, &finished, &result, &jobErr, &duration, &billed, &j.Logs, &lost, &j.Trace, &j.Streams, &j.Concurrency, &j.Trigger)
+		&created, &started, &finished, &result, &jobErr, &duration, &billed, &j.Logs, &lost, &j.Trace, &j.Streams, &j.Concurrency, &j.Trigger,
+		&j.Parent, &calls)
 	if err != nil {
 		return faas.Job{}, err
+	}
+	if calls != "" {
+		var rec callRecord
+		if err := json.Unmarshal([]byte(calls), &rec); err != nil {
+			return faas.Job{}, fmt.Errorf("decode calls of job %s: %w", j.ID, err)
+		}
+		j.Calls, j.CallsTruncated = rec.List, rec.Truncated
 	}
 	j.Args, j.State = args, faas.JobState(state)
 	if len(result) > 0 {
@@ -993,6 +1041,21 @@ func scanJob(row scanner) (faas.Job, error) {
 		}
 	}
 	return j, nil
+}
+
+// callRecord is how the calls column holds a job's fused calls; empty
+// for a job that made none.
+type callRecord struct {
+	List      []faas.Call `json:"list"`
+	Truncated bool        `json:"truncated,omitempty"`
+}
+
+func encodeCalls(calls []faas.Call, truncated bool) (string, error) {
+	if len(calls) == 0 && !truncated {
+		return "", nil
+	}
+	b, err := json.Marshal(callRecord{List: calls, Truncated: truncated})
+	return string(b), err
 }
 
 // deleteOne runs a DELETE that should remove one row, answering missing

@@ -18,8 +18,8 @@ type statements struct {
 	deleteHook                                                           *sql.Stmt
 
 	// On the readers.
-	user, userByToken, billedTime, readFunction, functions, readJob, pendingJobs *sql.Stmt
-	purgeable, usage, userCount, readVersion, jobs, failedJobs, finished         *sql.Stmt
+	user, userByToken, billedTime, readFunction, functions, readJob, pendingJobs, children *sql.Stmt
+	purgeable, usage, userCount, readVersion, jobs, failedJobs, finished                   *sql.Stmt
 }
 
 const functionColumns = `owner, name, source, version, timeout, memory_mb, updated, settings, created, concurrency`
@@ -48,7 +48,7 @@ const functionPage = `SELECT owner, name, CASE WHEN ?3 THEN '' ELSE source END, 
 // returns, which TestJobPageUsesIndex checks; a filter skips the rows it
 // rejects on the way. Arguments, results and logs are left unread.
 const jobPage = `SELECT id, owner, function, version, NULL, state, attempt, worker, created, started,
-		finished, NULL, error, duration, billed, '', lost, trace, '', concurrency, triggered_by
+		finished, NULL, error, duration, billed, '', lost, trace, '', concurrency, triggered_by, parent, ''
 	FROM jobs WHERE owner = ?1 AND (created, id) < (?2, ?3)
 		AND (?4 = '' OR function = ?4) AND (?5 = '' OR state = ?5)
 	ORDER BY created DESC, id DESC LIMIT ?6`
@@ -58,8 +58,13 @@ const jobPage = `SELECT id, owner, function, version, NULL, state, attempt, work
 // query walks it backwards and reads just the rows it returns, however
 // many jobs succeed; TestFailedJobsUsesIndex checks the plan.
 const failedJobs = `SELECT id, owner, function, version, NULL, state, attempt, worker, created, started,
-		finished, NULL, error, duration, billed, '', lost, trace, '', concurrency, triggered_by
+		finished, NULL, error, duration, billed, '', lost, trace, '', concurrency, triggered_by, parent, ''
 	FROM jobs WHERE state = 'failed' ORDER BY created DESC, id DESC LIMIT ?1`
+
+// children lists the IDs of the first ?2 jobs job ?1 submitted, oldest
+// first, from the partial index jobs_parent; TestChildrenUseIndex checks
+// the plan.
+const children = `SELECT id FROM jobs WHERE parent = ?1 AND parent <> '' ORDER BY created, id LIMIT ?2`
 
 // usage sums what user ?1 keeps; no row if there is no such user. The
 // length of a BLOB and octet_length of a TEXT come from the record header,
@@ -98,8 +103,8 @@ func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error
 		{&st.deleteFunction, writer, `DELETE FROM functions WHERE owner = ? AND name = ?`},
 		{&st.deleteHook, writer, `DELETE FROM hooks WHERE owner = ? AND function = ? AND id = ?`},
 		{&st.createJob, writer, `INSERT INTO jobs (id, owner, function, version, args, state, attempt, worker,
-				created, started, finished, duration, billed, logs, trace, concurrency, triggered_by)
-			SELECT ?1, owner, name, version, ?2, 'queued', 0, '', ?3, 0, 0, 0, 0, '', ?6, concurrency, ?7
+				created, started, finished, duration, billed, logs, trace, concurrency, triggered_by, parent)
+			SELECT ?1, owner, name, version, ?2, 'queued', 0, '', ?3, 0, 0, 0, 0, '', ?6, concurrency, ?7, ?8
 			FROM functions WHERE owner = ?4 AND name = ?5
 			ON CONFLICT (id) DO NOTHING
 			RETURNING version, concurrency`},
@@ -117,7 +122,7 @@ func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error
 			WHERE id = ?2 AND state = 'running' AND attempt = ?3
 			RETURNING ` + jobColumns},
 		{&st.completeJob, writer, `UPDATE jobs SET state = ?1, finished = ?2, result = ?3, error = ?4,
-				duration = ?5, billed = ?6, logs = ?7, streams = ?10
+				duration = ?5, billed = ?6, logs = ?7, streams = ?10, calls = ?11
 			WHERE id = ?8 AND state = 'running' AND attempt = ?9
 			RETURNING ` + jobColumns},
 		{&st.purgeJobs, writer, purgeJobs},
@@ -133,6 +138,7 @@ func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error
 		{&st.jobs, reader, jobPage},
 		{&st.failedJobs, reader, failedJobs},
 		{&st.readJob, reader, `SELECT ` + jobColumns + ` FROM jobs WHERE id = ?`},
+		{&st.children, reader, children},
 		{&st.purgeable, reader, purgeable},
 		{&st.readVersion, reader, `SELECT ` + functionColumns + ` FROM versions WHERE owner = ? AND name = ? AND version = ?`},
 		{&st.pendingJobs, reader, `SELECT ` + jobColumns + ` FROM jobs

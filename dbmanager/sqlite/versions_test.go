@@ -133,9 +133,9 @@ func TestFinishedOfOlderDatabase(t *testing.T) {
 	t.Parallel()
 	ctx, s, _ := olderDatabase(t, `DROP TRIGGER jobs_finished; DROP TABLE finished;
 		INSERT INTO jobs SELECT 'j2', owner, function, version, args, 'failed', attempt, worker, created, started,
-			finished, result, '{"code":"timeout","message":"slow"}', duration, billed, logs, lost, trace, streams, concurrency, triggered_by FROM jobs WHERE id = 'j1';
+			finished, result, '{"code":"timeout","message":"slow"}', duration, billed, logs, lost, trace, streams, concurrency, triggered_by, parent, calls FROM jobs WHERE id = 'j1';
 		INSERT INTO jobs SELECT 'j3', owner, function, version, args, 'succeeded', attempt, worker, created, started,
-			finished, result, NULL, duration, billed, logs, lost, trace, streams, concurrency, triggered_by FROM jobs WHERE id = 'j1';
+			finished, result, NULL, duration, billed, logs, lost, trace, streams, concurrency, triggered_by, parent, calls FROM jobs WHERE id = 'j1';
 		PRAGMA user_version = 6`)
 	got, err := s.FinishedCounts(ctx)
 	require.NoError(t, err)
@@ -148,4 +148,40 @@ func TestFinishedOfOlderDatabase(t *testing.T) {
 	got, err = s.FinishedCounts(ctx)
 	require.NoError(t, err)
 	require.Equal(t, map[string]int64{faas.OutcomeOK: 1, string(faas.Timeout): 2}, got)
+}
+
+// TestChildrenUseIndex keeps the children of a job a lookup in the
+// partial index jobs_parent, not a scan of every job.
+func TestChildrenUseIndex(t *testing.T) {
+	t.Parallel()
+	s, ctx := openTemp(t)
+	plan := queryPlan(t, ctx, s, children, "j1", 100)
+	require.Contains(t, plan, "SEARCH jobs USING COVERING INDEX jobs_parent (parent=?)")
+	for _, step := range plan {
+		require.NotContains(t, step, "TEMP B-TREE", "the children must come in index order")
+	}
+}
+
+// TestParentOfOlderDatabase opens a database written before jobs had a
+// parent or calls: its jobs have neither, and new ones get both.
+func TestParentOfOlderDatabase(t *testing.T) {
+	t.Parallel()
+	ctx, s, _ := olderDatabase(t, `DROP INDEX jobs_parent; ALTER TABLE jobs DROP COLUMN parent; ALTER TABLE jobs DROP COLUMN calls; PRAGMA user_version = 8`)
+	old, err := s.Job(ctx, "j1")
+	require.NoError(t, err)
+	require.Empty(t, old.Parent)
+	require.Nil(t, old.Children)
+
+	_, err = s.CreateJob(ctx, faas.Job{ID: "j2", Owner: "ada", Function: "add", Parent: "j1"})
+	require.NoError(t, err)
+	old, err = s.Job(ctx, "j1")
+	require.NoError(t, err)
+	require.Equal(t, []string{"j2"}, old.Children)
+	_, err = s.StartJob(ctx, "j1", 1, "w1")
+	require.NoError(t, err)
+	done, err := s.CompleteJob(ctx, faas.Completion{JobID: "j1", Attempt: 1, Result: json.RawMessage(`1`),
+		Calls: []faas.Call{{Function: "add", Version: 3, Duration: time.Millisecond}}, CallsTruncated: true})
+	require.NoError(t, err)
+	require.Equal(t, []faas.Call{{Function: "add", Version: 3, Duration: time.Millisecond}}, done.Calls)
+	require.True(t, done.CallsTruncated)
 }

@@ -74,6 +74,8 @@ func runConcurrent(t *testing.T, open func(t *testing.T) faas.Store) {
 		{"DeletedFunctionFailsQueuedJobs", testDeletedFunctionFailsQueuedJobs},
 		{"Hooks", testHooks},
 		{"HooksGoWithTheirOwner", testHooksGoWithTheirOwner},
+		{"ParentAndChildren", testParentAndChildren},
+		{"Calls", testCalls},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -1441,4 +1443,75 @@ func testHooksGoWithTheirOwner(t *testing.T, s faas.Store) {
 	require.NoError(t, s.DeleteUser(ctx, fx.user.Name))
 	_, err := s.HookByHash(ctx, h.Hash)
 	requireCode(t, err, faas.NotFound)
+}
+
+// testParentAndChildren: a child names its parent, and the parent, read
+// alone, lists its children oldest first; a listing shows neither.
+func testParentAndChildren(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	fx := newFixture(t, ctx, s)
+	parent := fx.running(t, ctx, s)
+	got, err := s.Job(ctx, parent.ID)
+	require.NoError(t, err)
+	require.Nil(t, got.Children)
+	var want []string
+	for range 3 {
+		child, err := s.CreateJob(ctx, faas.Job{ID: unique("child"), Owner: fx.user.Name, Function: fx.fn.Name,
+			Parent: parent.ID, Trigger: faas.TriggerJob, Children: []string{"forged"}})
+		require.NoError(t, err)
+		require.Equal(t, parent.ID, child.Parent)
+		require.Nil(t, child.Children, "a new job has no children, whatever it says")
+		want = append(want, child.ID)
+		stored, err := s.Job(ctx, child.ID)
+		require.NoError(t, err)
+		require.Equal(t, parent.ID, stored.Parent)
+		require.Equal(t, faas.TriggerJob, stored.Trigger)
+	}
+	got, err = s.Job(ctx, parent.ID)
+	require.NoError(t, err)
+	require.Equal(t, want, got.Children)
+	done, err := s.CompleteJob(ctx, completion(parent, time.Millisecond))
+	require.NoError(t, err)
+	require.Empty(t, done.Parent)
+	page, err := s.Jobs(ctx, fx.user.Name, faas.JobPage{})
+	require.NoError(t, err)
+	require.Len(t, page, 4)
+	for _, j := range page {
+		require.Nil(t, j.Children, "a listing leaves children out")
+	}
+}
+
+// testCalls: the fused calls of a completion are kept with the job, and a
+// completion listing more than faas.MaxCalls is refused.
+func testCalls(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	fx := newFixture(t, ctx, s)
+	j := fx.running(t, ctx, s)
+	c := completion(j, 5*time.Millisecond)
+	c.Calls = make([]faas.Call, faas.MaxCalls+1)
+	_, err := s.CompleteJob(ctx, c)
+	requireCode(t, err, faas.Invalid)
+
+	calls := []faas.Call{
+		{Function: "add", Version: fx.fn.Version, Duration: 1500 * time.Microsecond},
+		{Function: "nope", Duration: 20 * time.Microsecond, Error: faas.Errorf(faas.NotFound, "function nope not found")},
+	}
+	c.Calls, c.CallsTruncated = calls, true
+	done, err := s.CompleteJob(ctx, c)
+	require.NoError(t, err)
+	require.Equal(t, calls, done.Calls)
+	require.True(t, done.CallsTruncated)
+	got, err := s.Job(ctx, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, calls, got.Calls)
+	require.True(t, got.CallsTruncated)
+	again, err := s.CompleteJob(ctx, c)
+	require.NoError(t, err, "a retried completion")
+	require.Equal(t, calls, again.Calls)
+
+	plain := fx.running(t, ctx, s)
+	done, err = s.CompleteJob(ctx, completion(plain, time.Millisecond))
+	require.NoError(t, err)
+	require.Nil(t, done.Calls)
+	require.False(t, done.CallsTruncated)
 }

@@ -162,6 +162,12 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 		"ForgetUser": func(ctx context.Context, q faas.JobQueue) error { return q.ForgetUser(ctx, "alice") },
 		"Stats":      func(ctx context.Context, q faas.JobQueue) error { _, err := q.Stats(ctx); return err },
 		"Status":     func(ctx context.Context, q faas.JobQueue) error { _, err := q.Status(ctx, job.ID); return err },
+		// A lease nobody holds: a worker's forged child job is refused
+		// by the queue, anyone else's by the table.
+		"SubmitChild": func(ctx context.Context, q faas.JobQueue) error {
+			_, err := q.SubmitChild(ctx, "fake-worker", faas.Lease{ID: job.ID, Attempt: 1}, faas.Job{ID: "job-c", Owner: "alice", Function: "f"})
+			return err
+		},
 	}
 	// The attacks run in parallel; the group ends when all have.
 	t.Run("attacks", func(t *testing.T) {
@@ -174,9 +180,10 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 			{plaintext, []string{"DeleteUser", "PurgeJobs", "UserByToken"}, []string{"Next", "Stats"}, faas.Unavailable},
 			{stranger, []string{"DeleteUser", "CompleteJob", "CreateUser"}, []string{"Next", "Submit"}, faas.Unavailable},
 			{as(bus.Scaler), []string{"UserByToken", "PendingJobs"}, nil, faas.Unavailable}, // the DB manager does not take the scaler at all
-			{as(bus.Scaler), nil, []string{"Next", "Submit", "Forget", "ForgetUser", "Status"}, faas.Forbidden},
+			{as(bus.Scaler), nil, []string{"Next", "Submit", "Forget", "ForgetUser", "Status", "SubmitChild"}, faas.Forbidden},
 			{as(bus.Worker), []string{"DeleteUser", "PurgeJobs", "UserByToken", "CreateUser", "PutFunction", "StartJob", "PendingJobs"}, []string{"Submit", "Forget", "ForgetUser", "Stats", "Status"}, faas.Forbidden},
-			{as(bus.Frontend), []string{"PurgeJobs", "CompleteJob", "StartJob", "PendingJobs"}, []string{"Next"}, faas.Forbidden},
+			{as(bus.Frontend), []string{"PurgeJobs", "CompleteJob", "StartJob", "PendingJobs"}, []string{"Next", "SubmitChild"}, faas.Forbidden},
+			{as(bus.Worker), nil, []string{"SubmitChild"}, faas.Conflict},
 			{as(bus.JQManager), []string{"DeleteUser", "PurgeJobs", "UserByToken", "PutFunction"}, nil, faas.Forbidden},
 		} {
 			for _, m := range tc.db {
@@ -213,6 +220,9 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, faas.Queued, j.State)
 	require.Zero(t, j.Attempt)
+	require.Empty(t, j.Children, "no forged child job")
+	_, err = p.store.Job(ctx, "job-c")
+	require.Equal(t, faas.NotFound, faas.ErrorCode(err))
 	j, err = p.store.Job(ctx, running.ID)
 	require.NoError(t, err)
 	require.Equal(t, faas.Running, j.State)
@@ -282,7 +292,7 @@ func TestTableNamesRealMethods(t *testing.T) {
 			require.True(t, bus.Allowed(string(bus.Admin), m))
 		}
 	}
-	require.Equal(t, []string{"db.CompleteJob", "db.FunctionVersion"}, bus.Methods(bus.Worker, "db."))
+	require.Equal(t, []string{"db.CompleteJob", "db.Function", "db.FunctionVersion"}, bus.Methods(bus.Worker, "db."))
 	require.Equal(t, []string{"jq.stats"}, bus.Methods(bus.Scaler, "jq."))
 	require.Empty(t, bus.Methods(bus.Scaler, "db."))
 	require.False(t, bus.Allowed("", dbproxy.MethodPing), "an empty role is no role")

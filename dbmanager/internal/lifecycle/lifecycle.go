@@ -322,6 +322,8 @@ func Complete(c faas.Completion) (faas.JobState, error) {
 		return "", faas.Errorf(faas.Invalid, "complete job %s: negative duration", c.JobID)
 	case c.Error != nil && len(c.Result) > 0:
 		return "", faas.Errorf(faas.Invalid, "complete job %s: both a result and an error", c.JobID)
+	case len(c.Calls) > faas.MaxCalls:
+		return "", faas.Errorf(faas.Invalid, "complete job %s: %d calls, at most %d are kept", c.JobID, len(c.Calls), faas.MaxCalls)
 	case c.Error != nil:
 		return faas.Failed, nil
 	default:
@@ -337,6 +339,7 @@ func Completed(j faas.Job, c faas.Completion, state faas.JobState, now time.Time
 		j.Result = nil
 	}
 	j.Duration, j.Billed, j.Logs, j.Streams = c.Duration, c.Duration, c.Logs, c.Streams
+	j.Calls, j.CallsTruncated = c.Calls, c.CallsTruncated
 	return j
 }
 
