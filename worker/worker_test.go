@@ -597,7 +597,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 func TestLoadConfig(t *testing.T) {
 	// Set, then unset: t.Setenv restores the environment afterwards.
 	for _, name := range []string{"DB_URL", "FAAS_WORKER_CONCURRENCY", "FAAS_WORKER_ID", "FAAS_WORKER_POLL", "FAAS_SANDBOX_MEMORY_MB",
-		"FAAS_SANDBOX_MAX_MEMORY_MB", "FAAS_WORKER_MEMORY_MB"} {
+		"FAAS_SANDBOX_MAX_MEMORY_MB", "FAAS_WORKER_MEMORY_MB", "FAAS_MAX_CALL_DEPTH"} {
 		t.Setenv(name, "")
 		require.NoError(t, os.Unsetenv(name))
 	}
@@ -615,6 +615,7 @@ func TestLoadConfig(t *testing.T) {
 	assert.Equal(t, 256, cfg.SandboxMemoryMB)
 	assert.Equal(t, 1024, cfg.SandboxMaxMemoryMB)
 	assert.Equal(t, max(runtime.NumCPU()*256, 1024), cfg.MemoryMB)
+	assert.Equal(t, 8, cfg.MaxCallDepth)
 
 	t.Setenv("FAAS_WORKER_CONCURRENCY", "-2")
 	_, err = worker.LoadConfig()
@@ -630,6 +631,12 @@ func TestLoadConfig(t *testing.T) {
 	t.Setenv("FAAS_WORKER_MEMORY_MB", "1000")
 	_, err = worker.LoadConfig()
 	assert.ErrorContains(t, err, "FAAS_WORKER_MEMORY_MB is 1000, want at least the most one job may have, 1024")
+	t.Setenv("FAAS_WORKER_MEMORY_MB", "4096")
+	for _, depth := range []string{"-1", "65"} {
+		t.Setenv("FAAS_MAX_CALL_DEPTH", depth)
+		_, err = worker.LoadConfig()
+		assert.ErrorContains(t, err, "FAAS_MAX_CALL_DEPTH is "+depth+", want 1 to 64")
+	}
 }
 
 // memoryFunction stores a function of eve's that asks for mb of memory
