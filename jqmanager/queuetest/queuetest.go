@@ -82,6 +82,7 @@ func Run(t *testing.T, open func(t *testing.T) (faas.JobQueue, faas.Store)) {
 		{"ForgetIsPublished", testForgetIsPublished},
 		{"LiveLogs", testLiveLogs},
 		{"Stats", testStats},
+		{"SubmitChild", testSubmitChild},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -883,4 +884,57 @@ func testStats(t *testing.T, fx *fixture) {
 	require.Equal(t, faas.Stats{Queued: 1, Completed: 1, Workers: 1, AvgDuration: st.AvgDuration, JobsPerSec: st.JobsPerSec}, st)
 	require.Positive(t, st.AvgDuration)
 	require.Positive(t, st.JobsPerSec, "the rate is known from the first completion on")
+}
+
+// testSubmitChild: a worker holding a job's lease submits jobs as that
+// job's owner, whatever the request says, and nothing else: another
+// worker, an old attempt, a job not running, another user's function name
+// are refused and leave no job; children count against their owner's
+// pending limit.
+func testSubmitChild(t *testing.T, fx *fixture) {
+	fx.users("ann", "bob")
+	fx.submit("ann")
+	parent := fx.mustNext("w1")
+	l := lease(parent)
+	child := func(worker string, l faas.Lease, function string) (faas.Job, error) {
+		return fx.q.SubmitChild(fx.ctx, worker, l, faas.Job{ID: uuid.NewString(), Owner: "bob", Function: function, Args: json.RawMessage(`[2]`)})
+	}
+	c, err := child("w1", l, "f")
+	require.NoError(t, err)
+	require.Equal(t, "ann", c.Owner, "the owner is the leased job's, not the request's")
+	require.Equal(t, parent.ID, c.Parent)
+	require.Equal(t, faas.TriggerJob, c.Trigger)
+	require.Equal(t, faas.Queued, c.State)
+
+	for _, tc := range []struct {
+		name     string
+		worker   string
+		lease    faas.Lease
+		function string
+		want     faas.Code
+	}{
+		{"another worker", "w2", l, "f", faas.Conflict},
+		{"an old attempt", "w1", faas.Lease{ID: parent.ID, Attempt: parent.Attempt - 1}, "f", faas.Conflict},
+		{"a queued job", "w1", faas.Lease{ID: c.ID, Attempt: 1}, "f", faas.Conflict},
+		{"an unknown job", "w1", faas.Lease{ID: uuid.NewString(), Attempt: 1}, "f", faas.Conflict},
+		{"another user's function", "w1", l, "bob/f", faas.Invalid},
+		{"not a name", "w1", l, "..", faas.Invalid},
+		{"an unknown function", "w1", l, "nope", faas.NotFound},
+	} {
+		_, err := child(tc.worker, tc.lease, tc.function)
+		requireCode(t, err, tc.want)
+	}
+	stored, err := fx.s.Job(fx.ctx, parent.ID)
+	require.NoError(t, err)
+	require.Equal(t, []string{c.ID}, stored.Children, "refused submissions leave no job")
+	bobs, err := fx.s.Jobs(fx.ctx, "bob", faas.JobPage{})
+	require.NoError(t, err)
+	require.Empty(t, bobs)
+
+	for range MaxPendingPerUser - 2 {
+		_, err := child("w1", l, "f")
+		require.NoError(t, err)
+	}
+	_, err = child("w1", l, "f")
+	requireCode(t, err, faas.TooMany)
 }
