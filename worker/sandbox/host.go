@@ -63,6 +63,12 @@ func (r *runner) call(c goja.FunctionCall) goja.Value {
 			return nil, r.timeout()
 		}
 		res := callee.run(p, args)
+		if res.Err != nil && res.Err.Code == faas.Timeout && !time.Now().Before(r.deadline) {
+			// The caller's time is up too. Its own timer interrupts it,
+			// but on another goroutine, which may run after the caller
+			// has caught this rejection and returned: interrupt it now.
+			r.vm.Interrupt(errDeadline)
+		}
 		if res.Err != nil {
 			return nil, faas.Errorf(res.Err.Code, "%s: %s", name, res.Err.Message)
 		}
