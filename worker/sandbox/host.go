@@ -1,7 +1,9 @@
 package sandbox
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/dop251/goja"
@@ -72,7 +74,7 @@ func (r *runner) call(c goja.FunctionCall) goja.Value {
 		if res.Err != nil {
 			return nil, faas.Errorf(res.Err.Code, "%s: %s", name, res.Err.Message)
 		}
-		v2, perr := r.argument(res.Value)
+		v2, perr := r.fromJSON(json.NewDecoder(bytes.NewReader(res.Value)))
 		if perr != nil {
 			return nil, faas.Errorf(faas.Internal, "faas.call %s: result: %v", name, perr)
 		}
@@ -104,6 +106,63 @@ func (r *runner) submit(c goja.FunctionCall) goja.Value {
 		return r.vm.ToValue(id), nil
 	}()
 	return r.settled(value, name, err)
+}
+
+// fromJSON makes the next JSON value of dec into ordinary JavaScript
+// values of r's runtime, as JSON.parse would, for a callee's result. It
+// cannot use r.parse: that is taken before any user code runs, or never
+// (taking it costs every run that does not need it), and by the time a
+// call returns the caller may have replaced JSON.parse. The decoder bounds
+// the nesting.
+func (r *runner) fromJSON(dec *json.Decoder) (goja.Value, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	switch t := tok.(type) {
+	case json.Delim:
+		switch t {
+		case '[':
+			var items []any
+			for dec.More() {
+				v, err := r.fromJSON(dec)
+				if err != nil {
+					return nil, err
+				}
+				items = append(items, v)
+			}
+			_, err := dec.Token()
+			return r.vm.NewArray(items...), err
+		case '{':
+			obj := r.vm.NewObject()
+			for dec.More() {
+				k, err := dec.Token()
+				if err != nil {
+					return nil, err
+				}
+				v, err := r.fromJSON(dec)
+				if err != nil {
+					return nil, err
+				}
+				// Defined, not set, so that "__proto__" is an own
+				// property as JSON.parse makes it, not a prototype.
+				if err := obj.DefineDataProperty(k.(string), v, goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_TRUE); err != nil {
+					return nil, err
+				}
+			}
+			_, err := dec.Token()
+			return obj, err
+		}
+	case string:
+		return r.vm.ToValue(t), nil
+	case float64:
+		return r.vm.ToValue(t), nil
+	case bool:
+		return r.vm.ToValue(t), nil
+	case nil:
+		return goja.Null(), nil
+	}
+	return nil, errors.New("unexpected JSON token")
 }
 
 // nameOf is the function name a call of faas.call or faas.submit names:

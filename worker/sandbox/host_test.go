@@ -66,6 +66,10 @@ func TestFusedCall(t *testing.T) {
 			"main": `async function main() { return await faas.call("sq", 3, {a: [1, "x"]}, undefined) }`,
 			"sq":   `function sq(n, o, u) { return {n: n * n, o, u: u === null, proto: Object.getPrototypeOf(o) === Object.prototype} }`,
 		}, `{"n":9,"o":{"a":[1,"x"]},"u":true,"proto":true}`},
+		{"results are plain values, in order, whatever JSON.parse is", map[string]string{
+			"main": `async function main() { JSON.parse = () => "hijacked"; const r = await faas.call("odd"); return [r, Object.keys(r), Object.getPrototypeOf(r) === Object.prototype, Object.getPrototypeOf(r.__proto__) === Object.prototype, Array.isArray(r.list)] }`,
+			"odd":  `function odd() { const o = {z: 1, a: [1.5, "é", null, true, {}], list: []}; Object.defineProperty(o, "__proto__", {value: {x: 1}, enumerable: true}); return o }`,
+		}, `[{"z":1,"a":[1.5,"é",null,true,{}],"list":[],"__proto__":{"x":1}},["z","a","list","__proto__"],true,true,true]`},
 		{"no globals shared either way", map[string]string{
 			"main": `async function main() { globalThis.secret = 1; Array.prototype.evil = 1; const r = await faas.call("peek"); return [r, typeof leaked] }`,
 			"peek": `function peek() { globalThis.leaked = 1; return [typeof secret, typeof [].evil] }`,

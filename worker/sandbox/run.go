@@ -63,8 +63,13 @@ func Run(ctx context.Context, p *Program, args json.RawMessage, lim Limits) Resu
 // they reject with code unavailable.
 func RunStreaming(ctx context.Context, p *Program, args json.RawMessage, lim Limits, emit func([]faas.LogLine), host Host) Result {
 	lim = lim.withDefaults()
-	out := &output{logs: logBuffer{max: lim.MaxLogs}, emit: emit}
-	r := &runner{ctx: ctx, lim: lim, out: out, host: host}
+	// One allocation for both, as when they were one struct.
+	job := &struct {
+		r   runner
+		out output
+	}{runner{ctx: ctx, lim: lim, host: host}, output{logs: logBuffer{max: lim.MaxLogs}, emit: emit}}
+	r, out := &job.r, &job.out
+	r.out = out
 	res := r.run(p, args)
 	res.Logs = out.logs.String()
 	if emit != nil {
@@ -98,9 +103,6 @@ func (r *runner) run(p *Program, args json.RawMessage) (res Result) {
 
 	r.vm = goja.New()
 	r.vm.SetMaxCallStackSize(lim.MaxCallStack)
-	// Taken before any user code runs, so it is the real one: arguments
-	// and the results of fused calls go through it.
-	r.parse, _ = goja.AssertFunction(r.vm.Get("JSON").ToObject(r.vm).Get("parse"))
 	r.install()
 	if p.module {
 		r.commonJS()
@@ -279,6 +281,10 @@ func (r *runner) argument(a json.RawMessage) (goja.Value, error) {
 		}
 		return r.vm.ToValue(s), nil
 	case '{', '[':
+		if r.parse == nil {
+			// Taken before any user code runs, so it is the real one.
+			r.parse, _ = goja.AssertFunction(r.vm.Get("JSON").ToObject(r.vm).Get("parse"))
+		}
 		return r.parse(goja.Undefined(), r.vm.ToValue(string(a)))
 	default:
 		// Out-of-range numbers fail here as they do inside JSON.parse.
