@@ -56,3 +56,33 @@ func BenchmarkPoolRun(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPoolFusedCall is a job that makes one fused call, against the
+// same job doing the work itself: the difference is the cost of a
+// faas.call, the request to the worker and the callee's fresh runtime
+// included (its program is cached after the first call).
+func BenchmarkPoolFusedCall(b *testing.B) {
+	for _, bb := range []struct{ name, src string }{
+		{"inline", `async function f() { return 3 * 3 }`},
+		{"fused", `async function f() { return await faas.call("sq", 3) }`},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			p := start(b, 1, pooltest.Mode)
+			j := pool.Job{
+				Key:    pool.Key{Owner: "hal", Name: "f", Version: 1},
+				Source: bb.src,
+				Limits: sandbox.Limits{Timeout: 5 * time.Second},
+				Host:   &testHost{},
+			}
+			ctx := context.Background()
+			p.Run(ctx, j)
+			b.ReportAllocs()
+			for b.Loop() {
+				res := p.Run(ctx, j)
+				if res.Err != nil || string(res.Value) != "9" {
+					b.Fatalf("got %s %v", res.Value, res.Err)
+				}
+			}
+		})
+	}
+}
