@@ -126,6 +126,7 @@ type Manager struct {
 	avg     time.Duration
 	events  *ring
 	metrics *queueMetrics
+	sched   *scheduler
 }
 
 var _ faas.JobQueue = (*Manager)(nil)
@@ -155,6 +156,7 @@ func New(cfg Config, store faas.Store, log *slog.Logger) (*Manager, error) {
 		reg = prometheus.NewRegistry()
 	}
 	m.metrics = newQueueMetrics(reg, m)
+	m.sched = newScheduler(store, m.Submit, log)
 	srv, err := wire.Listen(cfg.Endpoint(), jqproxy.NewMux(m).Serve, log, wire.WithSecurity(cfg.Bus))
 	if err != nil {
 		return nil, fmt.Errorf("jqmanager: %w", err)
@@ -170,8 +172,8 @@ func New(cfg Config, store faas.Store, log *slog.Logger) (*Manager, error) {
 // Endpoint is the bound ZeroMQ endpoint.
 func (m *Manager) Endpoint() string { return m.server.Endpoint() }
 
-// Run rebuilds the queue from the Store, then serves and reaps expired
-// leases until ctx ends. Requests that come during the rebuild wait in
+// Run rebuilds the queue from the Store, then serves, reaps expired
+// leases and fires the schedules' ticks until ctx ends. Requests that come during the rebuild wait in
 // the socket: answered earlier, a worker would find no work and a waiter
 // would hear that a pending job is gone. A Store that answers the rebuild
 // with an error other than unavailable will not do better on a retry, and
@@ -190,7 +192,15 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- m.server.Run(ctx) }()
+	// The scheduler submits through the rebuilt queue, so that its jobs
+	// count against the limits with the pending ones.
+	scheduled := make(chan struct{})
+	go func() {
+		defer close(scheduled)
+		m.sched.run(ctx)
+	}()
 	m.reap(ctx)
+	<-scheduled
 	return <-errc
 }
 
@@ -603,6 +613,13 @@ func (m *Manager) ForgetUser(ctx context.Context, name string) error {
 		}
 	}
 	m.events.add(faas.Event{Kind: faas.UserRevoked, User: name})
+	return nil
+}
+
+// Reschedule implements faas.JobQueue: the scheduler rereads the
+// schedules at once.
+func (m *Manager) Reschedule(context.Context) error {
+	m.sched.poke()
 	return nil
 }
 

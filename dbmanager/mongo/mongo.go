@@ -50,6 +50,7 @@ package mongo
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -85,6 +86,7 @@ type Store struct {
 	jobs      *mongo.Collection
 	ledger    *mongo.Collection
 	hooks     *mongo.Collection
+	schedules *mongo.Collection
 	// meta holds one document per migration applied to the database.
 	meta *mongo.Collection
 
@@ -116,6 +118,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		jobs:      db.Collection("jobs"),
 		ledger:    db.Collection("billing"),
 		hooks:     db.Collection("hooks"),
+		schedules: db.Collection("schedules"),
 		meta:      db.Collection("meta"),
 	}
 	if err := s.init(ctx); err != nil {
@@ -349,7 +352,7 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 		return err
 	}
 	owned := bson.D{{Key: "owner", Value: name}}
-	for _, coll := range []*mongo.Collection{s.jobs, s.versions, s.hooks, s.functions, s.ledger} {
+	for _, coll := range []*mongo.Collection{s.jobs, s.versions, s.hooks, s.schedules, s.functions, s.ledger} {
 		if _, err := coll.DeleteMany(ctx, owned); err != nil {
 			return fmt.Errorf("delete %s of user %s: %w", coll.Name(), name, err)
 		}
@@ -529,8 +532,10 @@ func (s *Store) DeleteFunction(ctx context.Context, owner, name string) error {
 	if _, err := s.versions.DeleteMany(ctx, bson.D{{Key: "owner", Value: owner}, {Key: "name", Value: name}}); err != nil {
 		return fmt.Errorf("delete versions of function %s: %w", name, err)
 	}
-	if _, err := s.hooks.DeleteMany(ctx, bson.D{{Key: "owner", Value: owner}, {Key: "function", Value: name}}); err != nil {
-		return fmt.Errorf("delete hooks of function %s: %w", name, err)
+	for _, coll := range []*mongo.Collection{s.hooks, s.schedules} {
+		if _, err := coll.DeleteMany(ctx, bson.D{{Key: "owner", Value: owner}, {Key: "function", Value: name}}); err != nil {
+			return fmt.Errorf("delete %s of function %s: %w", coll.Name(), name, err)
+		}
 	}
 	return deleteOne(ctx, s.functions, bson.D{{Key: "_id", Value: functionID(owner, name)}}, "function "+name, lifecycle.FunctionNotFound(owner, name))
 }
@@ -599,6 +604,87 @@ func (s *Store) Hooks(ctx context.Context, owner, function string) ([]faas.Hook,
 func (s *Store) DeleteHook(ctx context.Context, owner, function, id string) error {
 	return deleteOne(ctx, s.hooks, bson.D{{Key: "owner", Value: owner}, {Key: "function", Value: function}, {Key: "id", Value: id}},
 		"hook "+id, lifecycle.HookNotFound(id))
+}
+
+// scheduleDoc is a schedule as stored, keyed like its function.
+type scheduleDoc struct {
+	ID       string `bson:"_id"`
+	Owner    string `bson:"owner"`
+	Function string `bson:"function"`
+	Cron     string `bson:"cron"`
+	Timezone string `bson:"timezone"`
+	Args     string `bson:"args"`
+	Updated  int64  `bson:"updated"`
+	LastTick int64  `bson:"last_tick"`
+}
+
+func (d scheduleDoc) schedule() faas.Schedule {
+	sc := faas.Schedule{Owner: d.Owner, Function: d.Function, Cron: d.Cron, Timezone: d.Timezone,
+		Args: json.RawMessage(d.Args), Updated: lifecycle.Time(d.Updated)}
+	if d.LastTick != 0 {
+		sc.LastTick = lifecycle.Time(d.LastTick)
+	}
+	return sc
+}
+
+// PutSchedule upserts a schedule under the owner's read lock, which keeps
+// DeleteFunction (a writer) from running between the check that the
+// function exists and the write.
+func (s *Store) PutSchedule(ctx context.Context, sc faas.Schedule) (faas.Schedule, error) {
+	sc, err := lifecycle.Schedule(sc)
+	if err != nil {
+		return sc, err
+	}
+	defer s.lockUser(sc.Owner, false)()
+	if _, err := s.Function(ctx, sc.Owner, sc.Function); err != nil {
+		return sc, err
+	}
+	id := functionID(sc.Owner, sc.Function)
+	d := scheduleDoc{ID: id, Owner: sc.Owner, Function: sc.Function, Cron: sc.Cron, Timezone: sc.Timezone,
+		Args: string(sc.Args), Updated: lifecycle.Micros(sc.Updated)}
+	if _, err := s.schedules.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, d, options.Replace().SetUpsert(true)); err != nil {
+		return sc, fmt.Errorf("put schedule of %s/%s: %w", sc.Owner, sc.Function, err)
+	}
+	return sc, nil
+}
+
+// Schedule reads a function's schedule.
+func (s *Store) Schedule(ctx context.Context, owner, function string) (faas.Schedule, error) {
+	var d scheduleDoc
+	err := findOne(ctx, s.schedules, bson.D{{Key: "_id", Value: functionID(owner, function)}}, &d, lifecycle.ScheduleNotFound(owner, function))
+	return d.schedule(), err
+}
+
+// Schedules lists every schedule.
+func (s *Store) Schedules(ctx context.Context) ([]faas.Schedule, error) {
+	docs, err := findAll[scheduleDoc](ctx, s.schedules, bson.D{}, "schedules",
+		options.Find().SetSort(bson.D{{Key: "owner", Value: 1}, {Key: "function", Value: 1}}))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]faas.Schedule, len(docs))
+	for i, d := range docs {
+		out[i] = d.schedule()
+	}
+	return out, nil
+}
+
+// DeleteSchedule removes a function's schedule.
+func (s *Store) DeleteSchedule(ctx context.Context, owner, function string) error {
+	return deleteOne(ctx, s.schedules, bson.D{{Key: "_id", Value: functionID(owner, function)}},
+		"schedule of "+function, lifecycle.ScheduleNotFound(owner, function))
+}
+
+// ScheduleFired moves last_tick forward, fenced by the time the schedule
+// was put.
+func (s *Store) ScheduleFired(ctx context.Context, owner, function string, updated, tick time.Time) error {
+	_, err := s.schedules.UpdateOne(ctx, bson.D{{Key: "_id", Value: functionID(owner, function)},
+		{Key: "updated", Value: lifecycle.Micros(updated)}, {Key: "last_tick", Value: bson.D{{Key: "$lt", Value: lifecycle.Micros(tick)}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "last_tick", Value: lifecycle.Micros(tick)}}}})
+	if err != nil {
+		return fmt.Errorf("record tick of schedule of %s/%s: %w", owner, function, err)
+	}
+	return nil
 }
 
 // CreateJob stores a queued job unless its ID exists.

@@ -179,6 +179,20 @@ CREATE TRIGGER IF NOT EXISTS hooks_function_deleted AFTER DELETE ON functions
 BEGIN
 	DELETE FROM hooks WHERE owner = OLD.owner AND function = OLD.name;
 END;
+CREATE TABLE IF NOT EXISTS schedules (
+	owner     TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+	function  TEXT NOT NULL,
+	cron      TEXT NOT NULL,
+	timezone  TEXT NOT NULL,
+	args      BLOB NOT NULL,
+	updated   INTEGER NOT NULL,
+	last_tick INTEGER NOT NULL,
+	PRIMARY KEY (owner, function)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS schedules_function_deleted AFTER DELETE ON functions
+BEGIN
+	DELETE FROM schedules WHERE owner = OLD.owner AND function = OLD.name;
+END;
 CREATE TRIGGER IF NOT EXISTS functions_deleted AFTER DELETE ON functions
 BEGIN
 	DELETE FROM versions WHERE owner = OLD.owner AND name = OLD.name;
@@ -707,6 +721,81 @@ func (s *Store) Hooks(ctx context.Context, owner, function string) ([]faas.Hook,
 // DeleteHook revokes a hook by its function and ID.
 func (s *Store) DeleteHook(ctx context.Context, owner, function, id string) error {
 	return s.deleteOne(ctx, s.stmts.deleteHook, "hook "+id, lifecycle.HookNotFound(id), owner, function, id)
+}
+
+// PutSchedule upserts a schedule in one statement that also checks that
+// its function exists: when it writes nothing, the function is missing.
+func (s *Store) PutSchedule(ctx context.Context, sc faas.Schedule) (faas.Schedule, error) {
+	sc, err := lifecycle.Schedule(sc)
+	if err != nil {
+		return sc, err
+	}
+	res, err := s.writer.ExecContext(ctx, `INSERT INTO schedules (owner, function, cron, timezone, args, updated, last_tick)
+		SELECT owner, name, ?3, ?4, ?5, ?6, 0 FROM functions WHERE owner = ?1 AND name = ?2
+		ON CONFLICT (owner, function) DO UPDATE SET cron = excluded.cron, timezone = excluded.timezone,
+			args = excluded.args, updated = excluded.updated, last_tick = 0`,
+		sc.Owner, sc.Function, sc.Cron, sc.Timezone, []byte(sc.Args), lifecycle.Micros(sc.Updated))
+	if err != nil {
+		return sc, fmt.Errorf("put schedule of %s/%s: %w", sc.Owner, sc.Function, err)
+	}
+	n, err := res.RowsAffected()
+	if err == nil && n == 0 {
+		err = lifecycle.FunctionNotFound(sc.Owner, sc.Function)
+	}
+	return sc, err
+}
+
+const scheduleColumns = `owner, function, cron, timezone, args, updated, last_tick`
+
+func scanSchedule(row scanner) (faas.Schedule, error) {
+	var sc faas.Schedule
+	var args []byte
+	var updated, last int64
+	err := row.Scan(&sc.Owner, &sc.Function, &sc.Cron, &sc.Timezone, &args, &updated, &last)
+	sc.Args, sc.Updated = json.RawMessage(args), lifecycle.Time(updated)
+	if last != 0 {
+		sc.LastTick = lifecycle.Time(last)
+	}
+	return sc, err
+}
+
+// Schedule reads a function's schedule.
+func (s *Store) Schedule(ctx context.Context, owner, function string) (faas.Schedule, error) {
+	sc, err := scanSchedule(s.reader.QueryRowContext(ctx, `SELECT `+scheduleColumns+` FROM schedules
+		WHERE owner = ? AND function = ?`, owner, function))
+	if errors.Is(err, sql.ErrNoRows) {
+		return sc, lifecycle.ScheduleNotFound(owner, function)
+	}
+	if err != nil {
+		return sc, fmt.Errorf("read schedule of %s/%s: %w", owner, function, err)
+	}
+	return sc, nil
+}
+
+// Schedules lists every schedule.
+func (s *Store) Schedules(ctx context.Context) ([]faas.Schedule, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+scheduleColumns+` FROM schedules ORDER BY owner, function`)
+	if err != nil {
+		return nil, fmt.Errorf("list schedules: %w", err)
+	}
+	return collect(rows, scanSchedule)
+}
+
+// DeleteSchedule removes a function's schedule.
+func (s *Store) DeleteSchedule(ctx context.Context, owner, function string) error {
+	return s.deleteOne(ctx, s.stmts.deleteSchedule, "schedule of "+function, lifecycle.ScheduleNotFound(owner, function), owner, function)
+}
+
+// ScheduleFired moves last_tick forward, fenced by the time the schedule
+// was put.
+func (s *Store) ScheduleFired(ctx context.Context, owner, function string, updated, tick time.Time) error {
+	_, err := s.writer.ExecContext(ctx, `UPDATE schedules SET last_tick = ?4
+		WHERE owner = ?1 AND function = ?2 AND updated = ?3 AND last_tick < ?4`,
+		owner, function, lifecycle.Micros(updated), lifecycle.Micros(tick))
+	if err != nil {
+		return fmt.Errorf("record tick of schedule of %s/%s: %w", owner, function, err)
+	}
+	return nil
 }
 
 // CreateJob stores a queued job in one statement that also reads the

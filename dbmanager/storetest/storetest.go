@@ -76,6 +76,8 @@ func runConcurrent(t *testing.T, open func(t *testing.T) faas.Store) {
 		{"HooksGoWithTheirOwner", testHooksGoWithTheirOwner},
 		{"ParentAndChildren", testParentAndChildren},
 		{"Calls", testCalls},
+		{"Schedules", testSchedules},
+		{"SchedulesGoWithTheirOwner", testSchedulesGoWithTheirOwner},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -1514,4 +1516,89 @@ func testCalls(t *testing.T, s faas.Store) {
 	require.NoError(t, err)
 	require.Nil(t, done.Calls)
 	require.False(t, done.CallsTruncated)
+}
+
+// schedulesOf is the part of the Store's every schedule that is owner's:
+// other tests put theirs in the same Store at the same time.
+func schedulesOf(t *testing.T, ctx context.Context, s faas.Store, owner string) []faas.Schedule {
+	t.Helper()
+	all, err := s.Schedules(ctx)
+	require.NoError(t, err)
+	var out []faas.Schedule
+	for _, sc := range all {
+		if sc.Owner == owner {
+			out = append(out, sc)
+		}
+	}
+	return out
+}
+
+func testSchedules(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	fx := newFixture(t, ctx, s)
+	_, err := s.Schedule(ctx, fx.user.Name, fx.fn.Name)
+	requireCode(t, err, faas.NotFound)
+
+	put, err := s.PutSchedule(ctx, faas.Schedule{Owner: fx.user.Name, Function: fx.fn.Name, Cron: "@every 10s",
+		Timezone: "Europe/Madrid", Args: json.RawMessage(`[1,{"a":2}]`)})
+	require.NoError(t, err)
+	requireStoredTime(t, put.Updated)
+	got, err := s.Schedule(ctx, fx.user.Name, fx.fn.Name)
+	require.NoError(t, err)
+	require.Equal(t, put, got)
+	require.True(t, got.LastTick.IsZero())
+	require.Equal(t, []faas.Schedule{put}, schedulesOf(t, ctx, s, fx.user.Name))
+
+	// A tick moves LastTick forward only, and only for the schedule put
+	// at the time given: a retry, a late call or a stale one is a no-op.
+	tick := put.Updated.Add(10 * time.Second)
+	require.NoError(t, s.ScheduleFired(ctx, fx.user.Name, fx.fn.Name, put.Updated, tick))
+	require.NoError(t, s.ScheduleFired(ctx, fx.user.Name, fx.fn.Name, put.Updated, tick))
+	require.NoError(t, s.ScheduleFired(ctx, fx.user.Name, fx.fn.Name, put.Updated, tick.Add(-5*time.Second)))
+	require.NoError(t, s.ScheduleFired(ctx, fx.user.Name, fx.fn.Name, put.Updated.Add(time.Microsecond), tick.Add(time.Hour)))
+	got, err = s.Schedule(ctx, fx.user.Name, fx.fn.Name)
+	require.NoError(t, err)
+	require.Equal(t, tick, got.LastTick)
+
+	// Putting it again replaces it, from scratch.
+	again, err := s.PutSchedule(ctx, faas.Schedule{Owner: fx.user.Name, Function: fx.fn.Name, Cron: "@hourly",
+		Updated: put.Updated.Add(time.Second)})
+	require.NoError(t, err)
+	got, err = s.Schedule(ctx, fx.user.Name, fx.fn.Name)
+	require.NoError(t, err)
+	require.Equal(t, again, got)
+	require.Equal(t, "@hourly", got.Cron)
+	require.JSONEq(t, `[]`, string(got.Args))
+	require.True(t, got.LastTick.IsZero(), "a replaced schedule starts over")
+	require.Len(t, schedulesOf(t, ctx, s, fx.user.Name), 1, "one schedule per function")
+
+	// Only an existing function gets one.
+	_, err = s.PutSchedule(ctx, faas.Schedule{Owner: fx.user.Name, Function: "missing", Cron: "@hourly"})
+	requireCode(t, err, faas.NotFound)
+	_, err = s.PutSchedule(ctx, faas.Schedule{Owner: fx.user.Name, Function: fx.fn.Name})
+	requireCode(t, err, faas.Invalid)
+
+	require.NoError(t, s.DeleteSchedule(ctx, fx.user.Name, fx.fn.Name))
+	requireCode(t, s.DeleteSchedule(ctx, fx.user.Name, fx.fn.Name), faas.NotFound)
+	require.Empty(t, schedulesOf(t, ctx, s, fx.user.Name))
+
+	// Deleting the function takes its schedule; a new function of the
+	// same name does not get it back.
+	_, err = s.PutSchedule(ctx, faas.Schedule{Owner: fx.user.Name, Function: fx.fn.Name, Cron: "@hourly"})
+	require.NoError(t, err)
+	require.NoError(t, s.DeleteFunction(ctx, fx.user.Name, fx.fn.Name))
+	_, err = s.Schedule(ctx, fx.user.Name, fx.fn.Name)
+	requireCode(t, err, faas.NotFound)
+	_, _, err = s.PutFunction(ctx, fx.fn)
+	require.NoError(t, err)
+	require.Empty(t, schedulesOf(t, ctx, s, fx.user.Name))
+}
+
+func testSchedulesGoWithTheirOwner(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	fx := newFixture(t, ctx, s)
+	_, err := s.PutSchedule(ctx, faas.Schedule{Owner: fx.user.Name, Function: fx.fn.Name, Cron: "@hourly"})
+	require.NoError(t, err)
+	require.NoError(t, s.DeleteUser(ctx, fx.user.Name))
+	require.Empty(t, schedulesOf(t, ctx, s, fx.user.Name))
 }

@@ -31,6 +31,11 @@ const (
 	MethodHookByHash     = "db.HookByHash"
 	MethodHooks          = "db.Hooks"
 	MethodDeleteHook     = "db.DeleteHook"
+	MethodPutSchedule    = "db.PutSchedule"
+	MethodSchedule       = "db.Schedule"
+	MethodSchedules      = "db.Schedules"
+	MethodDeleteSchedule = "db.DeleteSchedule"
+	MethodScheduleFired  = "db.ScheduleFired"
 	MethodCreateJob      = "db.CreateJob"
 	MethodJob            = "db.Job"
 	MethodJobs           = "db.Jobs"
@@ -72,6 +77,14 @@ type hookRequest struct {
 	Owner    string `json:"owner"`
 	Function string `json:"function"`
 	ID       string `json:"id"`
+}
+
+// scheduleFiredRequest is ScheduleFired's arguments.
+type scheduleFiredRequest struct {
+	Owner    string    `json:"owner"`
+	Function string    `json:"function"`
+	Updated  time.Time `json:"updated"`
+	Tick     time.Time `json:"tick"`
 }
 
 // functionsRequest is Functions' arguments.
@@ -276,6 +289,31 @@ func (c *Client) DeleteHook(ctx context.Context, owner, function, id string) err
 	return c.wc.Call(ctx, MethodDeleteHook, hookRequest{Owner: owner, Function: function, ID: id}, nil)
 }
 
+// PutSchedule implements faas.Store.
+func (c *Client) PutSchedule(ctx context.Context, sc faas.Schedule) (faas.Schedule, error) {
+	return wire.Invoke[faas.Schedule](ctx, c.wc, MethodPutSchedule, sc)
+}
+
+// Schedule implements faas.Store.
+func (c *Client) Schedule(ctx context.Context, owner, function string) (faas.Schedule, error) {
+	return wire.Invoke[faas.Schedule](ctx, c.wc, MethodSchedule, functionRequest{Owner: owner, Name: function})
+}
+
+// Schedules implements faas.Store.
+func (c *Client) Schedules(ctx context.Context) ([]faas.Schedule, error) {
+	return wire.Invoke[[]faas.Schedule](ctx, c.wc, MethodSchedules, struct{}{})
+}
+
+// DeleteSchedule implements faas.Store.
+func (c *Client) DeleteSchedule(ctx context.Context, owner, function string) error {
+	return c.wc.Call(ctx, MethodDeleteSchedule, functionRequest{Owner: owner, Name: function}, nil)
+}
+
+// ScheduleFired implements faas.Store.
+func (c *Client) ScheduleFired(ctx context.Context, owner, function string, updated, tick time.Time) error {
+	return c.wc.Call(ctx, MethodScheduleFired, scheduleFiredRequest{Owner: owner, Function: function, Updated: updated, Tick: tick}, nil)
+}
+
 // Usage implements faas.Store.
 func (c *Client) Usage(ctx context.Context, owner string) (faas.Usage, error) {
 	return wire.Invoke[faas.Usage](ctx, c.wc, MethodUsage, nameRequest{Name: owner})
@@ -341,6 +379,19 @@ func NewMux(s faas.Store) *wire.Mux {
 	})
 	wire.HandleErr(m, MethodDeleteHook, func(ctx context.Context, r hookRequest) error {
 		return s.DeleteHook(ctx, r.Owner, r.Function, r.ID)
+	})
+	wire.Handle(m, MethodPutSchedule, s.PutSchedule)
+	wire.Handle(m, MethodSchedule, func(ctx context.Context, r functionRequest) (faas.Schedule, error) {
+		return s.Schedule(ctx, r.Owner, r.Name)
+	})
+	wire.Handle(m, MethodSchedules, func(ctx context.Context, _ struct{}) ([]faas.Schedule, error) {
+		return s.Schedules(ctx)
+	})
+	wire.HandleErr(m, MethodDeleteSchedule, func(ctx context.Context, r functionRequest) error {
+		return s.DeleteSchedule(ctx, r.Owner, r.Name)
+	})
+	wire.HandleErr(m, MethodScheduleFired, func(ctx context.Context, r scheduleFiredRequest) error {
+		return s.ScheduleFired(ctx, r.Owner, r.Function, r.Updated, r.Tick)
 	})
 	wire.Handle(m, MethodCreateJob, s.CreateJob)
 	wire.Handle(m, MethodJob, func(ctx context.Context, r nameRequest) (faas.Job, error) {

@@ -67,6 +67,26 @@ type Hook struct {
 // HookIDLen is the length of a Hook's ID.
 const HookIDLen = 16
 
+// Schedule runs a function on the ticks of a cron expression: each tick
+// submits one job with Args. A function has at most one schedule.
+type Schedule struct {
+	Owner    string `json:"owner"`
+	Function string `json:"function"`
+	// Cron is a five-field cron expression, a descriptor such as @hourly,
+	// or @every and a duration of whole seconds, at least 1s.
+	Cron string `json:"cron"`
+	// Timezone is the IANA zone the cron fields are read in.
+	Timezone string          `json:"timezone"`
+	Args     json.RawMessage `json:"args"`
+	// Updated is when the schedule was put: its ticks are those after it.
+	// It also tells one schedule of a function from the one replacing it.
+	Updated time.Time `json:"updated"`
+	// LastTick is the latest tick fired, or, when ticks missed while the
+	// platform was down were fired as one, when that happened: no tick up
+	// to it fires again. Zero until the first tick.
+	LastTick time.Time `json:"last_tick,omitzero"`
+}
+
 // JobState is where a job is in its life.
 type JobState string
 
@@ -123,8 +143,8 @@ type Job struct {
 	// trace. Empty for jobs submitted outside a trace.
 	Trace string `json:"trace,omitempty"`
 	// Trigger says what submitted the job when it was not a request to
-	// run it: TriggerWebhook or TriggerJob. Empty for a run requested
-	// through the API.
+	// run it: TriggerWebhook, TriggerSchedule or TriggerJob. Empty for a
+	// run requested through the API.
 	Trigger string `json:"trigger,omitempty"`
 	// Parent is the job whose faas.submit created this one; empty for
 	// any other job.
@@ -144,6 +164,8 @@ type Job struct {
 const (
 	// TriggerWebhook is the Trigger of a job a webhook submitted.
 	TriggerWebhook = "webhook"
+	// TriggerSchedule is the Trigger of a job a schedule's tick submitted.
+	TriggerSchedule = "schedule"
 	// TriggerJob is the Trigger of a job another job submitted with
 	// faas.submit; its Parent names that job.
 	TriggerJob = "job"
@@ -440,9 +462,9 @@ type Store interface {
 	// Functions lists one page of owner's functions in name order; no
 	// user and a user without functions both answer an empty list.
 	Functions(ctx context.Context, owner string, page FunctionPage) ([]Function, error)
-	// DeleteFunction removes a function with all its versions and hooks: its queued
-	// jobs fail with FunctionDeleted instead of starting, and its jobs
-	// stay as the user's record.
+	// DeleteFunction removes a function with all its versions, its hooks
+	// and its schedule: its queued jobs fail with FunctionDeleted instead
+	// of starting, and its jobs stay as the user's record.
 	DeleteFunction(ctx context.Context, owner, name string) error
 
 	// CreateHook stores a hook of an existing function; NotFound if the
@@ -457,6 +479,22 @@ type Store interface {
 	// DeleteHook revokes the hook of the function with this ID; NotFound
 	// if there is none.
 	DeleteHook(ctx context.Context, owner, function, id string) error
+
+	// PutSchedule creates or replaces the schedule of an existing
+	// function, stamping Updated and clearing LastTick; NotFound if the
+	// function does not exist.
+	PutSchedule(ctx context.Context, s Schedule) (Schedule, error)
+	// Schedule returns a function's schedule; NotFound if it has none.
+	Schedule(ctx context.Context, owner, function string) (Schedule, error)
+	// Schedules lists every schedule of every user: the job queue's
+	// scheduler reads them all, which one per function bounds.
+	Schedules(ctx context.Context) ([]Schedule, error)
+	// DeleteSchedule removes a function's schedule; NotFound if it has none.
+	DeleteSchedule(ctx context.Context, owner, function string) error
+	// ScheduleFired records tick as the LastTick of the schedule put at
+	// updated. A schedule replaced or deleted since, or past tick already,
+	// is left alone, so a retry or a late call is a no-op.
+	ScheduleFired(ctx context.Context, owner, function string, updated, tick time.Time) error
 
 	// CreateJob stores a queued job, filling in the function's version;
 	// NotFound if the function does not exist. Creating the same ID twice
@@ -589,6 +627,9 @@ type JobQueue interface {
 	// RevokeTokens tells every frontend, through a UserRevoked event,
 	// that the user's token was replaced; their jobs are left alone.
 	RevokeTokens(ctx context.Context, name string) error
+	// Reschedule tells the queue's scheduler that a schedule was put or
+	// deleted, so that it rereads them now rather than at its next tick.
+	Reschedule(ctx context.Context) error
 	Stats(ctx context.Context) (Stats, error)
 }
 

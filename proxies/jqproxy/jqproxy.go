@@ -31,6 +31,7 @@ const (
 	MethodRevoke      = "jq.revoke_tokens"
 	MethodStatus      = "jq.status"
 	MethodSubmitChild = "jq.submit_child"
+	MethodReschedule  = "jq.reschedule"
 )
 
 // DefaultPort is the JQ manager's port unless PORT says otherwise; the
@@ -285,6 +286,11 @@ func (c *Client) ForgetUser(ctx context.Context, name string) error {
 	return c.wc.Call(ctx, MethodForgetUser, userRequest{Name: name}, nil)
 }
 
+// Reschedule implements faas.JobQueue.
+func (c *Client) Reschedule(ctx context.Context) error {
+	return c.wc.Call(ctx, MethodReschedule, struct{}{}, nil)
+}
+
 // RevokeTokens implements faas.JobQueue.
 func (c *Client) RevokeTokens(ctx context.Context, name string) error {
 	return c.wc.Call(ctx, MethodRevoke, userRequest{Name: name}, nil)
@@ -356,6 +362,9 @@ func NewMux(q faas.JobQueue) *wire.Mux {
 	})
 	wire.HandleErr(m, MethodRevoke, func(ctx context.Context, r userRequest) error {
 		return q.RevokeTokens(ctx, r.Name)
+	})
+	wire.HandleErr(m, MethodReschedule, func(ctx context.Context, _ struct{}) error {
+		return q.Reschedule(ctx)
 	})
 	wire.Handle(m, MethodStats, func(ctx context.Context, _ struct{}) (faas.Stats, error) {
 		return q.Stats(ctx)

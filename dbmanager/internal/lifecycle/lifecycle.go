@@ -385,3 +385,23 @@ func ExistingHook(h, existing faas.Hook) error {
 func HookNotFound(id string) error {
 	return faas.Errorf(faas.NotFound, "hook %.*s not found", faas.HookIDLen, id)
 }
+
+// Schedule validates s for PutSchedule and stamps it put now, with no
+// tick fired. The cron expression and zone are the frontend's to check:
+// the Store keeps them as text.
+func Schedule(s faas.Schedule) (faas.Schedule, error) {
+	if s.Owner == "" || s.Function == "" || s.Cron == "" {
+		return s, faas.Errorf(faas.Invalid, "schedule of %q needs an owner, a function and a cron expression", s.Function)
+	}
+	if len(s.Args) == 0 || string(s.Args) == "null" {
+		// A proxy's JSON turns missing arguments into null.
+		s.Args = json.RawMessage("[]")
+	}
+	s.Updated, s.LastTick = stamp(s.Updated), time.Time{}
+	return s, nil
+}
+
+// ScheduleNotFound is the answer for a function without a schedule.
+func ScheduleNotFound(owner, function string) error {
+	return faas.Errorf(faas.NotFound, "function %s/%s has no schedule", owner, function)
+}
