@@ -29,6 +29,9 @@ type JobSummary struct {
 	DurationMS float64       `json:"duration_ms"`
 	// ErrorCode says why a failed job failed.
 	ErrorCode faas.Code `json:"error_code,omitempty"`
+	// Trigger is the job's faas.Job.Trigger, so that a listing tells a
+	// schedule's or a webhook's jobs from the user's runs.
+	Trigger string `json:"trigger,omitempty"`
 }
 
 // JobList is what GET /u/:u/jobs answers: a page of jobs, newest first,
@@ -62,7 +65,7 @@ func (s *Server) listJobs(c *gin.Context) {
 		list.NextCursor = encodeJobCursor(jobs[limit-1])
 	}
 	for _, j := range jobs {
-		sum := JobSummary{ID: j.ID, Function: j.Function, State: j.State, Created: j.Created, DurationMS: millis(j.Duration)}
+		sum := JobSummary{ID: j.ID, Function: j.Function, State: j.State, Created: j.Created, DurationMS: millis(j.Duration), Trigger: j.Trigger}
 		if j.Error != nil {
 			sum.ErrorCode = j.Error.Code
 		}

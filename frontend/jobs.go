@@ -243,8 +243,8 @@ type JobInfo struct {
 	// completion in the tracing backend; "" if it was submitted while
 	// tracing was off.
 	TraceID string `json:"trace_id"`
-	// Trigger is what submitted the job, "webhook" or "job"; absent for a
-	// run requested through the API.
+	// Trigger is what submitted the job, "webhook", "schedule" or "job";
+	// absent for a run requested through the API.
 	Trigger string `json:"trigger,omitempty"`
 	// Parent is the job whose faas.submit submitted this one, and
 	// Children the jobs this one submitted, oldest first.

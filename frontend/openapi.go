@@ -123,6 +123,14 @@ var operations = []operation{
 		params: []param{docUser, docFn}, ok: map[int]schema{200: schema{"type": "array", "items": ref("Hook")}}},
 	{method: "DELETE", path: "/u/:u/fn/:f/hooks/:id", summary: "revoke a webhook: its url answers 404 from then on", auth: "user",
 		params: []param{docUser, docFn, docHook}, ok: map[int]schema{200: str}},
+	{method: "PUT", path: "/u/:u/fn/:f/schedule", summary: "run the function on a schedule, replacing its schedule if it has one: each tick submits one job with args, whose record says trigger schedule. Ticks missed while the platform was down fire once, as their latest tick", auth: "user",
+		params: []param{docUser, docFn},
+		body:   []media{{"application/json", ref("ScheduleRequest")}},
+		ok:     map[int]schema{200: ref("Schedule")}},
+	{method: "GET", path: "/u/:u/fn/:f/schedule", summary: "the function's schedule and its next five fire times; 404 if it has none", auth: "user",
+		params: []param{docUser, docFn}, ok: map[int]schema{200: ref("Schedule")}},
+	{method: "DELETE", path: "/u/:u/fn/:f/schedule", summary: "stop the function's schedule", auth: "user",
+		params: []param{docUser, docFn}, ok: map[int]schema{200: str}},
 	{method: "POST", path: "/hook/:id", summary: "run the hook's function as its owner with one argument, {method, path, query, headers, body, json}; no token: the url is the credential. Any body and content type, at most the size of arguments; Authorization and Cookie are not passed on. 404 for an unknown or revoked hook, 429 past FAAS_HOOK_RATE",
 		params: []param{{name: "id", in: "path", required: true, schema: str, description: "the hook's secret, 32 lowercase hex digits"},
 			{name: "wait", in: "query", schema: str, description: "how long to wait for the result, a Go duration, default 10s, at most 60s"}},
@@ -174,7 +182,7 @@ var schemas = map[string]schema{
 	"JobList": {"type": "object", "properties": map[string]schema{
 		"jobs": {"type": "array", "items": schema{"type": "object", "properties": map[string]schema{
 			"id": str, "function": str, "state": str, "created": {"type": "string", "format": "date-time"},
-			"duration_ms": number, "error_code": str,
+			"duration_ms": number, "error_code": str, "trigger": schema{"type": "string", "description": "webhook or schedule; absent for a run requested through the API"},
 		}}},
 		"next_cursor": schema{"type": "string", "description": "absent on the last page"},
 	}},
@@ -184,7 +192,7 @@ var schemas = map[string]schema{
 		"started": {"type": "string", "format": "date-time", "nullable": true}, "finished": {"type": "string", "format": "date-time", "nullable": true},
 		"wait_ms": {"type": "number", "nullable": true}, "duration_ms": number, "billed_ms": number,
 		"error":    schema{"type": "object", "nullable": true, "properties": map[string]schema{"code": str, "message": str}},
-		"trigger":  schema{"type": "string", "description": "webhook for a job a webhook submitted, job for one another job's faas.submit submitted; absent for a run requested through the API"},
+		"trigger":  schema{"type": "string", "description": "webhook or schedule for a job a webhook or a schedule submitted, job for one another job's faas.submit submitted; absent for a run requested through the API"},
 		"lost":     schema{"type": "array", "items": schema{"type": "object", "properties": map[string]schema{"code": str, "message": str}}},
 		"parent":   schema{"type": "string", "description": "the job whose faas.submit submitted this one; absent otherwise"},
 		"children": schema{"type": "array", "items": str, "description": "the jobs this one submitted with faas.submit, oldest first; absent if none"},
@@ -202,6 +210,17 @@ var schemas = map[string]schema{
 	"Hook": {"type": "object", "properties": map[string]schema{
 		"id": str, "function": str, "created": {"type": "string", "format": "date-time"},
 		"url": schema{"type": "string", "description": "/hook/<secret>, only when the hook is created"},
+	}},
+	"ScheduleRequest": {"type": "object", "required": []string{"cron"}, "properties": map[string]schema{
+		"cron":     schema{"type": "string", "description": "five fields (minute hour day-of-month month day-of-week), @yearly, @monthly, @weekly, @daily, @hourly, or @every and a duration of whole seconds, at least 1s (@every 10s)"},
+		"args":     schema{"type": "array", "items": anyJSON, "description": "the arguments of each tick's job, default [], at most the size of a run's"},
+		"timezone": schema{"type": "string", "description": "the IANA zone the cron fields are read in, default UTC"},
+	}},
+	"Schedule": {"type": "object", "properties": map[string]schema{
+		"function": str, "cron": str, "timezone": str, "args": schema{"type": "array", "items": anyJSON},
+		"updated":   {"type": "string", "format": "date-time", "description": "when the schedule was put; its ticks are those after it"},
+		"last_tick": {"type": "string", "format": "date-time", "nullable": true, "description": "the latest tick fired; null until the first"},
+		"next":      {"type": "array", "items": schema{"type": "string", "format": "date-time"}, "description": "the next five fire times"},
 	}},
 	"LogLine": {"type": "object", "properties": map[string]schema{"offset": integer, "stream": str, "line": str}},
 	"FailureList": {"type": "object", "properties": map[string]schema{

@@ -217,6 +217,9 @@ func (s *Server) routes() http.Handler {
 	u.POST("/fn/:f/hooks", s.createHook)
 	u.GET("/fn/:f/hooks", s.listHooks)
 	u.DELETE("/fn/:f/hooks/:id", s.deleteHook)
+	u.PUT("/fn/:f/schedule", s.putSchedule)
+	u.GET("/fn/:f/schedule", s.getSchedule)
+	u.DELETE("/fn/:f/schedule", s.deleteSchedule)
 	u.GET("/jobs", s.listJobs)
 	u.POST("/try", s.tryFunction)
 

@@ -115,7 +115,7 @@ func (s *scheduler) fireDue(ctx context.Context, now time.Time) (next time.Time,
 // user at their pending limit, the function deleted meanwhile) still
 // records the tick: it is skipped, not retried forever.
 func (s *scheduler) fire(ctx context.Context, sc faas.Schedule, tick time.Time) error {
-	j := faas.Job{ID: tickJobID(sc.Owner, sc.Function, tick), Owner: sc.Owner, Function: sc.Function,
+	j := faas.Job{ID: TickJobID(sc.Owner, sc.Function, tick), Owner: sc.Owner, Function: sc.Function,
 		Args: sc.Args, Trigger: faas.TriggerSchedule}
 	_, err := s.submit(ctx, j)
 	switch {
@@ -138,8 +138,8 @@ func retryable(err error) bool {
 // tickNamespace makes tick job ids their own space of name-based UUIDs.
 var tickNamespace = uuid.MustParse("0b7c3a4e-5f1d-4d2b-9a8e-6c0f2e9d7b31")
 
-// tickJobID is the id of the job a schedule's tick submits: the same for
+// TickJobID is the id of the job a schedule's tick submits: the same for
 // the same function and tick, whichever scheduler fires it.
-func tickJobID(owner, function string, tick time.Time) string {
+func TickJobID(owner, function string, tick time.Time) string {
 	return uuid.NewSHA1(tickNamespace, []byte(owner+"\x00"+function+"\x00"+strconv.FormatInt(tick.UnixMicro(), 10))).String()
 }

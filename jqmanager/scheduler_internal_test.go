@@ -56,7 +56,7 @@ func TestTickFiresOnceAcrossCrash(t *testing.T) {
 	jobs, err := db.Jobs(ctx, "ann", faas.JobPage{})
 	require.NoError(t, err)
 	require.Len(t, jobs, 1, "one job for the tick")
-	require.Equal(t, tickJobID("ann", "f", now), jobs[0].ID)
+	require.Equal(t, TickJobID("ann", "f", now), jobs[0].ID)
 	require.Equal(t, faas.TriggerSchedule, jobs[0].Trigger)
 	sc, err := db.Schedule(ctx, "ann", "f")
 	require.NoError(t, err)

@@ -152,6 +152,34 @@ func (c *Client) hooksPath(function string) string {
 	return c.userPath("/fn/" + url.PathEscape(function) + "/hooks")
 }
 
+// PutSchedule runs the function on a schedule, replacing the one it has.
+func (c *Client) PutSchedule(ctx context.Context, function string, sc frontend.ScheduleRequest) (frontend.ScheduleView, error) {
+	var v frontend.ScheduleView
+	body, err := jsonBody(sc)
+	if err != nil {
+		return v, err
+	}
+	_, err = c.call(ctx, Request{Method: http.MethodPut, Path: c.schedulePath(function), Body: body, Header: jsonHeader()}, &v)
+	return v, err
+}
+
+// Schedule returns the function's schedule with its next fire times.
+func (c *Client) Schedule(ctx context.Context, function string) (frontend.ScheduleView, error) {
+	var v frontend.ScheduleView
+	_, err := c.call(ctx, Request{Method: http.MethodGet, Path: c.schedulePath(function)}, &v)
+	return v, err
+}
+
+// DeleteSchedule stops the function's schedule.
+func (c *Client) DeleteSchedule(ctx context.Context, function string) error {
+	_, err := c.call(ctx, Request{Method: http.MethodDelete, Path: c.schedulePath(function)}, nil)
+	return err
+}
+
+func (c *Client) schedulePath(function string) string {
+	return c.userPath("/fn/" + url.PathEscape(function) + "/schedule")
+}
+
 // Run says how to submit a job.
 type Run struct {
 	// Args is the JSON array of arguments; nil means none.

@@ -28,8 +28,10 @@ const MaxExprLen = 256
 type Spec struct {
 	cron cron.Schedule
 	// every is the interval of an @every schedule, whose ticks are the
-	// multiples of it since the Unix epoch, so that they stay the same
-	// across restarts of the scheduler; 0 for a cron schedule.
+	// multiples of it since time.Time's zero (time.Truncate's grid, on
+	// which an interval that divides a day ticks at UTC midnight), so
+	// that they stay the same across restarts of the scheduler; 0 for a
+	// cron schedule.
 	every time.Duration
 }
 
