@@ -77,6 +77,7 @@ func Run(t *testing.T, open func(t *testing.T) (faas.JobQueue, faas.Store)) {
 		{"DeletedJobIsNeverRun", testDeletedJobIsNeverRun},
 		{"ForgetUser", testForgetUser},
 		{"RevokeTokens", testRevokeTokens},
+		{"Schedules", testSchedules},
 		{"Events", testEvents},
 		{"Status", testStatus},
 		{"ForgetIsPublished", testForgetIsPublished},
@@ -692,6 +693,30 @@ func testRevokeTokens(t *testing.T, fx *fixture) {
 	require.Equal(t, faas.UserRevoked, page.List[0].Kind)
 	require.Equal(t, "eve", page.List[0].User)
 	require.Equal(t, queued.ID, fx.mustNext("w").ID, "the user's queued job stays")
+}
+
+// testSchedules: a schedule put in the Store fires once Reschedule tells
+// the queue, as jobs that a worker leases like any other, each tick its
+// own job, marked as the schedule's; deleted, it fires no more.
+func testSchedules(t *testing.T, fx *fixture) {
+	fx.users("sam")
+	_, err := fx.s.PutSchedule(fx.ctx, faas.Schedule{Owner: "sam", Function: "f", Cron: "@every 1s", Args: json.RawMessage(`[3]`)})
+	require.NoError(t, err)
+	require.NoError(t, fx.q.Reschedule(fx.ctx))
+	a, b := fx.mustNext("w"), fx.mustNext("w")
+	require.NotEqual(t, a.ID, b.ID)
+	for _, j := range []faas.Job{a, b} {
+		require.Equal(t, faas.TriggerSchedule, j.Trigger)
+		require.JSONEq(t, `[3]`, string(j.Args))
+		require.NoError(t, fx.complete(j))
+	}
+	require.NoError(t, fx.s.DeleteSchedule(fx.ctx, "sam", "f"))
+	require.NoError(t, fx.q.Reschedule(fx.ctx))
+	// A tick under way when it was deleted may still come: take it, then
+	// nothing more.
+	fx.next("w", 1500*time.Millisecond)
+	_, ok := fx.next("w", 1500*time.Millisecond)
+	require.False(t, ok, "a deleted schedule fired")
 }
 
 // testEvents: a first read reports a gap; a read with nothing new ends
