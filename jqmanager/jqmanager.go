@@ -156,7 +156,7 @@ func New(cfg Config, store faas.Store, log *slog.Logger) (*Manager, error) {
 		reg = prometheus.NewRegistry()
 	}
 	m.metrics = newQueueMetrics(reg, m)
-	m.sched = newScheduler(store, m.Submit, log)
+	m.sched = newScheduler(store, m.Submit, m.metrics.ticks, log)
 	srv, err := wire.Listen(cfg.Endpoint(), jqproxy.NewMux(m).Serve, log, wire.WithSecurity(cfg.Bus))
 	if err != nil {
 		return nil, fmt.Errorf("jqmanager: %w", err)

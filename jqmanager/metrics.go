@@ -20,6 +20,9 @@ type queueMetrics struct {
 	leaseLost prometheus.Counter
 	exhausted prometheus.Counter
 	queueWait prometheus.Histogram
+	// ticks counts the schedules' ticks by outcome: fired, or skipped
+	// because the queue refused the job for good.
+	ticks *prometheus.CounterVec
 }
 
 func newQueueMetrics(reg prometheus.Registerer, m *Manager) *queueMetrics {
@@ -49,18 +52,24 @@ func newQueueMetrics(reg prometheus.Registerer, m *Manager) *queueMetrics {
 			Help:    "Time from submission to the first attempt's start.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10), // 1ms to ~4min
 		}),
+		ticks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "faas_schedule_ticks_total",
+			Help: "Ticks of schedules, by outcome: fired (a job submitted) or skipped (the job refused, as by the pending limit).",
+		}, []string{"outcome"}),
 	}
 	// Series that should start at zero, so that rate() sees the first job.
 	q.finished.WithLabelValues(faas.OutcomeOK)
 	q.finished.WithLabelValues(string(faas.FunctionError))
 	q.finished.WithLabelValues(string(faas.Timeout))
+	q.ticks.WithLabelValues(tickFired)
+	q.ticks.WithLabelValues(tickSkipped)
 	stat := func(name, help string, read func(faas.Stats) int) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
 			st, _ := m.Stats(context.Background()) // reads memory only, never fails
 			return float64(read(st))
 		})
 	}
-	reg.MustRegister(q.submitted, q.started, q.finished, q.leaseLost, q.exhausted, q.queueWait,
+	reg.MustRegister(q.submitted, q.started, q.finished, q.leaseLost, q.exhausted, q.queueWait, q.ticks,
 		stat("faas_jobs_queued", "Jobs waiting for a worker.", func(s faas.Stats) int { return s.Queued }),
 		stat("faas_jobs_running", "Jobs a worker holds.", func(s faas.Stats) int { return s.Running }),
 		stat("faas_workers_connected", "Workers that polled or sent a heartbeat within three lease periods.", func(s faas.Stats) int { return s.Workers }),

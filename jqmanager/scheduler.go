@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"faas/internal/schedule"
 	"faas/proxies/faas"
@@ -23,13 +24,21 @@ type scheduler struct {
 	store  faas.Store
 	submit func(context.Context, faas.Job) (faas.Job, error)
 	log    *slog.Logger
+	// ticks counts the ticks recorded, by outcome.
+	ticks *prometheus.CounterVec
 	// wake holds one pending wake-up: more while it is full add nothing,
 	// since one reread sees every change.
 	wake chan struct{}
 }
 
-func newScheduler(store faas.Store, submit func(context.Context, faas.Job) (faas.Job, error), log *slog.Logger) *scheduler {
-	return &scheduler{store: store, submit: submit, log: log.With("component", "scheduler"), wake: make(chan struct{}, 1)}
+// The outcomes of a tick in faas_schedule_ticks_total.
+const (
+	tickFired   = "fired"
+	tickSkipped = "skipped"
+)
+
+func newScheduler(store faas.Store, submit func(context.Context, faas.Job) (faas.Job, error), ticks *prometheus.CounterVec, log *slog.Logger) *scheduler {
+	return &scheduler{store: store, submit: submit, ticks: ticks, log: log.With("component", "scheduler"), wake: make(chan struct{}, 1)}
 }
 
 // poke makes the scheduler reread the schedules now.
@@ -118,15 +127,22 @@ func (s *scheduler) fire(ctx context.Context, sc faas.Schedule, tick time.Time) 
 	j := faas.Job{ID: TickJobID(sc.Owner, sc.Function, tick), Owner: sc.Owner, Function: sc.Function,
 		Args: sc.Args, Trigger: faas.TriggerSchedule}
 	_, err := s.submit(ctx, j)
+	outcome := tickFired
 	switch {
 	case err == nil:
 		s.log.Debug("tick fired", "user", sc.Owner, "function", sc.Function, "tick", tick, "job_id", j.ID)
 	case retryable(err):
 		return err
 	default:
+		outcome = tickSkipped
 		s.log.Warn("tick skipped", "user", sc.Owner, "function", sc.Function, "tick", tick, "err", err)
 	}
-	return s.store.ScheduleFired(ctx, sc.Owner, sc.Function, sc.Updated, tick)
+	if err := s.store.ScheduleFired(ctx, sc.Owner, sc.Function, sc.Updated, tick); err != nil {
+		return err
+	}
+	// Counted once recorded: a tick fired again after a crash counts once.
+	s.ticks.WithLabelValues(outcome).Inc()
+	return nil
 }
 
 // retryable reports whether a failed submission may succeed if tried
