@@ -113,7 +113,8 @@ func (s *Server) getSchedule(c *gin.Context) {
 	}
 	sp, err := schedule.Parse(sc.Cron, sc.Timezone)
 	if err != nil {
-		s.fail(c, fmt.Errorf("stored schedule of %s/%s: %w", owner, name, err))
+		// The frontend checked it when it was put: not the client's fault.
+		s.fail(c, fmt.Errorf("stored schedule of %s/%s: %v", owner, name, err))
 		return
 	}
 	ok(c, http.StatusOK, newScheduleView(sc, sp, time.Now()))

@@ -40,16 +40,16 @@ func TestMissedTicksFireOnce(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, config(), "ann")
 	r.stop()
-	// Put a minute ago: six ticks of @every 10s were missed.
-	_, err := r.store.PutSchedule(r.ctx, faas.Schedule{Owner: "ann", Function: "f", Cron: "@every 10s",
+	// Put a minute ago: twenty ticks of @every 3s were missed.
+	_, err := r.store.PutSchedule(r.ctx, faas.Schedule{Owner: "ann", Function: "f", Cron: "@every 3s",
 		Updated: time.Now().Add(-time.Minute)})
 	require.NoError(t, err)
 	r.start(config())
 	jobs := r.awaitScheduled("ann", 1, 5*time.Second)
 	sc, err := r.store.Schedule(r.ctx, "ann", "f")
 	require.NoError(t, err)
-	require.WithinDuration(t, time.Now(), sc.LastTick, 10*time.Second, "the latest missed tick fired")
+	require.WithinDuration(t, time.Now(), sc.LastTick, 3*time.Second, "the latest missed tick fired")
 	// Until the next tick, nothing else fires.
-	time.Sleep(time.Until(sc.LastTick.Add(9 * time.Second)))
+	time.Sleep(time.Until(sc.LastTick.Add(2500 * time.Millisecond)))
 	require.Len(t, r.scheduledJobs("ann"), 1, "%v", jobs)
 }
