@@ -38,7 +38,7 @@ const (
 )
 
 func newScheduler(store faas.Store, submit func(context.Context, faas.Job) (faas.Job, error), ticks *prometheus.CounterVec, log *slog.Logger) *scheduler {
-	return &scheduler{store: store, submit: submit, ticks: ticks, log: log.With("component", "scheduler"), wake: make(chan struct{}, 1)}
+	return &scheduler{store: store, submit: submit, ticks: ticks, log: log, wake: make(chan struct{}, 1)}
 }
 
 // poke makes the scheduler reread the schedules now.
