@@ -101,7 +101,7 @@ func TestHoldIsBounded(t *testing.T) {
 	c, err := jqproxy.Dial(r.m.Endpoint(), time.Second, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	defer c.Close()
-	_, _, err = c.Next(r.ctx, "w", 2*jqproxy.MaxHold)
+	_, err = c.Next(r.ctx, "w", 1, 2*jqproxy.MaxHold)
 	require.Equal(t, faas.Invalid, faas.ErrorCode(err))
 	_, err = c.Events(r.ctx, 0, 2*jqproxy.MaxHold)
 	require.Equal(t, faas.Invalid, faas.ErrorCode(err))

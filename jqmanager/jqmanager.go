@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"faas/internal/backoff"
+	"faas/internal/batch"
 	"faas/proxies/faas"
 	"faas/proxies/jqproxy"
 	"faas/proxies/tracing"
@@ -127,6 +128,8 @@ type Manager struct {
 	events  *ring
 	metrics *queueMetrics
 	sched   *scheduler
+	// creates coalesces concurrent submissions into CreateJobs batches.
+	creates *batch.Coalescer[faas.Job, faas.JobResult]
 }
 
 var _ faas.JobQueue = (*Manager)(nil)
@@ -150,6 +153,7 @@ func New(cfg Config, store faas.Store, log *slog.Logger) (*Manager, error) {
 		workers: make(map[string]time.Time),
 		events:  newRing(cfg.EventRing, time.Now()),
 		rate:    newRateMeter(time.Now()),
+		creates: batch.New(faas.MaxBatch, store.CreateJobs),
 	}
 	reg := cfg.Metrics
 	if reg == nil {
@@ -265,7 +269,12 @@ func (m *Manager) restore(jobs []faas.Job) {
 			queued++
 		case faas.Running:
 			e.state = stateRunning
-			e.leased, e.renewed = now, now
+			// The lease began when the Store started the job: a
+			// completion is billed at most the time since.
+			e.leased, e.renewed = j.Started, now
+			if e.leased.IsZero() {
+				e.leased = now
+			}
 			m.queue.occupy(e)
 			running++
 		}
@@ -290,7 +299,9 @@ func (m *Manager) Submit(ctx context.Context, j faas.Job) (faas.Job, error) {
 	// caller sent in the job is not trusted to name a trace.
 	j.Trace = tracing.Parent(ctx)
 
-	stored, err := m.store.CreateJob(ctx, j)
+	// Concurrent submissions reach the Store in one batch; each caller
+	// is still answered only once its own job is durable.
+	stored, err := m.create(ctx, j)
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -335,6 +346,18 @@ func (m *Manager) SubmitChild(ctx context.Context, worker string, l faas.Lease, 
 		m.mu.Unlock()
 	}
 	return stored, err
+}
+
+// create stores j through the submissions' coalescer.
+func (m *Manager) create(ctx context.Context, j faas.Job) (faas.Job, error) {
+	r, err := m.creates.Do(ctx, j)
+	if err != nil {
+		return faas.Job{}, fmt.Errorf("create job %s: %w", j.ID, err)
+	}
+	if r.Error != nil {
+		return faas.Job{}, r.Error
+	}
+	return r.Job, nil
 }
 
 // add records a job the queue tracks. Callers hold mu.
@@ -389,22 +412,23 @@ func (m *Manager) wakeOne() {
 }
 
 // Next implements faas.JobQueue. A worker with nothing to do waits on its
-// own channel; a new job wakes exactly one such worker.
-func (m *Manager) Next(ctx context.Context, worker string, wait time.Duration) (faas.Job, bool, error) {
+// own channel; a new job wakes exactly one such worker. The jobs popped
+// together are leased in the Store in one batch.
+func (m *Manager) Next(ctx context.Context, worker string, max int, wait time.Duration) ([]faas.Job, error) {
 	if worker == "" {
-		return faas.Job{}, false, faas.Errorf(faas.Invalid, "worker name is empty")
+		return nil, faas.Errorf(faas.Invalid, "worker name is empty")
+	}
+	if max < 1 || max > faas.MaxBatch {
+		return nil, faas.Errorf(faas.Invalid, "worker %s asks for %d jobs: want 1 to %d", worker, max, faas.MaxBatch)
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	wake := make(chan struct{}, 1)
 	for {
-		if e := m.popOrIdle(worker, wake); e != nil {
-			j, err := m.lease(ctx, e, worker)
-			if err != nil {
-				return faas.Job{}, false, err
-			}
-			if j.ID != "" {
-				return j, true, nil
+		if es := m.popOrIdle(worker, max, wake); len(es) > 0 {
+			js, err := m.lease(ctx, es, worker)
+			if err != nil || len(js) > 0 {
+				return js, err
 			}
 			continue // deleted or finished meanwhile
 		}
@@ -415,23 +439,31 @@ func (m *Manager) Next(ctx context.Context, worker string, wait time.Duration) (
 		case <-ctx.Done():
 		}
 		m.leaveIdle(wake)
-		return faas.Job{}, false, ctx.Err()
+		return nil, ctx.Err()
 	}
 }
 
-// popOrIdle pops the next job, or registers wake to be signalled when one
-// comes. Both under one lock, so no job can slip in between unnoticed.
-func (m *Manager) popOrIdle(worker string, wake chan struct{}) *entry {
+// popOrIdle pops up to max jobs, in the fair queue's order and within its
+// caps, or registers wake to be signalled when one comes. Both under one
+// lock, so no job can slip in between unnoticed.
+func (m *Manager) popOrIdle(worker string, max int, wake chan struct{}) []*entry {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.workers[worker] = time.Now()
-	if e, ok := m.queue.pop(); ok {
+	var es []*entry
+	for len(es) < max {
+		e, ok := m.queue.pop()
+		if !ok {
+			break
+		}
 		e.state = stateLeasing
 		e.worker = worker
-		return e
+		es = append(es, e)
 	}
-	m.idle = append(m.idle, wake)
-	return nil
+	if len(es) == 0 {
+		m.idle = append(m.idle, wake)
+	}
+	return es
 }
 
 // leaveIdle unregisters a worker that stops waiting. If it was woken in
@@ -454,18 +486,66 @@ func (m *Manager) leaveIdle(wake chan struct{}) {
 	}
 }
 
-// lease records in the Store that worker runs the job. It returns a zero
-// Job if the job can no longer run (deleted, finished by a retry, or
-// released while it was being leased).
-func (m *Manager) lease(ctx context.Context, e *entry, worker string) (faas.Job, error) {
-	// The wait and the lease join the job's trace, not the poll's: a
-	// worker's poll belongs to no trace.
-	attrs := trace.WithAttributes(attribute.String("faas.job_id", e.id), attribute.String("faas.worker", worker))
-	_, wait := tracing.Start(ctx, e.trace, "queue wait", trace.WithTimestamp(e.queued), attrs)
-	wait.End()
-	ctx, span := tracing.Start(ctx, e.trace, "lease", attrs)
-	defer span.End()
-	j, err := m.store.StartJob(ctx, e.id, e.attempt+1, worker)
+// lease records in the Store, in one batch, that worker runs the jobs
+// es. It returns the jobs leased, without those that can no longer run
+// (deleted, finished by a retry, or released while being leased). If the
+// Store did not answer, the jobs go back to the front of the queue and
+// the error is returned, unless some were leased.
+func (m *Manager) lease(ctx context.Context, es []*entry, worker string) ([]faas.Job, error) {
+	// The wait and the lease join each job's trace, not the poll's: a
+	// worker's poll belongs to no trace. The Store's span hangs under the
+	// first job's lease.
+	leases := make([]faas.Lease, len(es))
+	spans := make([]trace.Span, len(es))
+	storeCtx := ctx
+	for i, e := range es {
+		attrs := trace.WithAttributes(attribute.String("faas.job_id", e.id), attribute.String("faas.worker", worker))
+		_, wait := tracing.Start(ctx, e.trace, "queue wait", trace.WithTimestamp(e.queued), attrs)
+		wait.End()
+		var sctx context.Context
+		sctx, spans[i] = tracing.Start(ctx, e.trace, "lease", attrs)
+		if i == 0 {
+			storeCtx = sctx
+		}
+		leases[i] = faas.Lease{ID: e.id, Attempt: e.attempt + 1}
+	}
+	res, err := m.store.StartJobs(storeCtx, worker, leases)
+	for _, span := range spans {
+		span.End()
+	}
+	if err == nil && len(res) != len(es) {
+		err = faas.Errorf(faas.Internal, "store answered %d of %d leases", len(res), len(es))
+	}
+	var jobs []faas.Job
+	var failed error
+	for i := len(es) - 1; i >= 0; i-- {
+		// Backwards, so that jobs put back keep their order at the front.
+		var j faas.Job
+		rowErr := err
+		if err == nil && res[i].Error != nil {
+			rowErr = res[i].Error
+		} else if err == nil {
+			j = res[i].Job
+		}
+		j, rowErr = m.leased(ctx, es[i], j, rowErr)
+		if rowErr != nil {
+			failed = rowErr
+		}
+		if j.ID != "" {
+			jobs = append(jobs, j)
+		}
+	}
+	slices.Reverse(jobs)
+	if len(jobs) == 0 && failed != nil {
+		return nil, failed
+	}
+	return jobs, nil
+}
+
+// leased applies the Store's answer to one lease: j is the started job
+// when err is nil. It returns j if the worker is to run it, a zero Job if
+// the job can no longer run, and an error if the Store did not answer.
+func (m *Manager) leased(ctx context.Context, e *entry, j faas.Job, err error) (faas.Job, error) {
 	m.mu.Lock()
 	code := faas.ErrorCode(err)
 	switch {
@@ -517,23 +597,85 @@ func (m *Manager) holds(worker string, l faas.Lease) (*entry, bool) {
 	return e, ok && e.state == stateRunning && e.attempt == l.Attempt && e.worker == worker
 }
 
-// Done implements faas.JobQueue. A report for an attempt that no longer
-// holds the job is ignored: its outcome was fenced off by the Store.
-func (m *Manager) Done(ctx context.Context, j faas.Job) error {
+// Complete implements faas.JobQueue. The queue, not the worker, writes
+// the outcomes, so that it can fence them by the leases it granted and
+// bound what they bill; the Store, fencing by attempt, stays the judge, so
+// a completion the queue let through after losing track of a lease (a
+// restart) is still refused there if another attempt holds the job.
+func (m *Manager) Complete(ctx context.Context, worker string, cs []faas.Completion) ([]*faas.Error, error) {
+	if worker == "" {
+		return nil, faas.Errorf(faas.Invalid, "worker name is empty")
+	}
+	if len(cs) > faas.MaxBatch {
+		return nil, faas.Errorf(faas.Invalid, "worker %s completes %d jobs at once: at most %d are allowed", worker, len(cs), faas.MaxBatch)
+	}
+	out := make([]*faas.Error, len(cs))
+	held := make([]faas.Completion, 0, len(cs))
+	var at []int
+	var entries []*entry
+	m.mu.Lock()
+	now := time.Now()
+	m.workers[worker] = now
+	for i, c := range cs {
+		e, ok := m.holds(worker, faas.Lease{ID: c.JobID, Attempt: c.Attempt})
+		if !ok {
+			out[i] = faas.Errorf(faas.Conflict, "worker %s does not hold attempt %d of job %s", worker, c.Attempt, c.JobID)
+			continue
+		}
+		e.renewed = now
+		// No attempt runs longer than its lease has lasted: a worker,
+		// or whoever holds its key, cannot bill more.
+		c.Duration = min(c.Duration, now.Sub(e.leased))
+		held = append(held, c)
+		at = append(at, i)
+		entries = append(entries, e)
+	}
+	m.mu.Unlock()
+	if len(held) == 0 {
+		return out, nil
+	}
+	res, err := m.store.CompleteJobs(ctx, held)
+	if err == nil && len(res) != len(held) {
+		err = faas.Errorf(faas.Internal, "store answered %d of %d completions", len(res), len(held))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("record %d outcomes: %w", len(held), err)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, ok := m.jobs[j.ID]
-	if !ok || e.state != stateRunning || e.attempt != j.Attempt {
-		return nil
+	for k, r := range res {
+		i, e := at[k], entries[k]
+		if r.Error == nil {
+			m.recorded(e, r.Job)
+			continue
+		}
+		out[i] = r.Error
+		if r.Error.Code == faas.Conflict || r.Error.Code == faas.NotFound {
+			// Fenced off or deleted in the Store: the attempt is over
+			// all the same.
+			m.recorded(e, faas.Job{ID: e.id, Attempt: held[k].Attempt})
+		}
+	}
+	return out, nil
+}
+
+// recorded ends the attempt j.Attempt of e, whose outcome j is in the
+// Store, unless the queue moved on meanwhile (the lease expired, the job
+// was forgotten). Callers hold mu.
+func (m *Manager) recorded(e *entry, j faas.Job) {
+	if m.jobs[e.id] != e || e.state != stateRunning || e.attempt != j.Attempt {
+		return
 	}
 	if j.State.Finished() {
+		// Waiters need the outcome, not the arguments or the logs.
+		j.Args, j.Logs, j.Streams = nil, "", ""
 		e.record = j
 		m.jobFinished(j)
 	}
-	m.workers[e.worker] = time.Now()
+	now := time.Now()
 	m.done++
-	m.rate.add(time.Now())
-	took := time.Since(e.leased)
+	m.rate.add(now)
+	took := now.Sub(e.leased)
 	if m.avg == 0 {
 		m.avg = took
 	} else {
@@ -541,7 +683,6 @@ func (m *Manager) Done(ctx context.Context, j faas.Job) error {
 		m.avg += (took - m.avg) / 20
 	}
 	m.finish(e)
-	return nil
 }
 
 // Renew implements faas.JobQueue.

@@ -135,7 +135,28 @@ func (r *rig) next(worker string, wait time.Duration) (faas.Job, bool) {
 	return queuetest.Next(r.t, r.ctx, r.m, worker, wait)
 }
 
-func (r *rig) complete(j faas.Job) error { return queuetest.Complete(r.ctx, r.m, r.store, j) }
+func (r *rig) complete(j faas.Job) error { return queuetest.Complete(r.ctx, r.m, j) }
+
+// nextOne leases one job, or none when the wait is over.
+func nextOne(q faas.JobQueue, ctx context.Context, worker string, wait time.Duration) (faas.Job, bool, error) {
+	js, err := q.Next(ctx, worker, 1, wait)
+	if err != nil || len(js) == 0 {
+		return faas.Job{}, false, err
+	}
+	return js[0], true, nil
+}
+
+// completeOne hands one completion to q and returns its answer.
+func completeOne(ctx context.Context, q faas.JobQueue, worker string, c faas.Completion) error {
+	errs, err := q.Complete(ctx, worker, []faas.Completion{c})
+	if err != nil {
+		return err
+	}
+	if errs[0] != nil {
+		return errs[0]
+	}
+	return nil
+}
 
 func TestRestartRebuildsQueue(t *testing.T) {
 	t.Parallel()
@@ -159,7 +180,7 @@ func TestRestartRebuildsQueue(t *testing.T) {
 	require.NoError(t, r.complete(running))
 }
 
-// slowStart is the real store whose first StartJob waits for a signal,
+// slowStart is the real store whose first StartJobs waits for a signal,
 // holding a job in the window between being popped and being leased.
 type slowStart struct {
 	*sqlite.Store
@@ -168,12 +189,12 @@ type slowStart struct {
 	proceed chan struct{}
 }
 
-func (s *slowStart) StartJob(ctx context.Context, id string, attempt int, worker string) (faas.Job, error) {
+func (s *slowStart) StartJobs(ctx context.Context, worker string, leases []faas.Lease) ([]faas.JobResult, error) {
 	s.once.Do(func() {
 		close(s.entered)
 		<-s.proceed
 	})
-	return s.Store.StartJob(ctx, id, attempt, worker)
+	return s.Store.StartJobs(ctx, worker, leases)
 }
 
 func TestReleaseWhileLeasing(t *testing.T) {
@@ -192,7 +213,7 @@ func TestReleaseWhileLeasing(t *testing.T) {
 	require.NoError(t, err)
 	got := make(chan faas.Job, 1)
 	go func() {
-		j, _, _ := m.Next(r.ctx, "w1", time.Second)
+		j, _, _ := nextOne(m, r.ctx, "w1", time.Second)
 		got <- j
 	}()
 	<-slow.entered

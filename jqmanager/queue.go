@@ -31,11 +31,11 @@ type entry struct {
 	// the lease was recorded here; the lease then ends at once.
 	released *faas.Error
 	// waiters are closed when the job leaves the queue, after record is
-	// set to the outcome if the job finished through Done.
+	// set to the outcome if the job finished through Complete.
 	waiters []chan struct{}
 	// record is the job as the Store last recorded it: while the job is
 	// live, less its arguments and logs (recorded), for Status; once it
-	// finished through Done, its outcome, for waiters and the event. One
+	// finished through Complete, its outcome, for waiters and the event. One
 	// field for both keeps an entry as small as it was with the outcome
 	// alone.
 	record faas.Job

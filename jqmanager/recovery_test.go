@@ -19,7 +19,7 @@ import (
 
 // faultyStore is the real store with a fault put in one call: pending
 // blocks PendingJobs until it is closed (nil: no block) and pendingErr
-// fails it; startFails fails that many StartJob calls as unavailable.
+// fails it; startFails fails that many StartJobs calls as unavailable.
 type faultyStore struct {
 	*sqlite.Store
 	pending    chan struct{}
@@ -41,11 +41,11 @@ func (s *faultyStore) PendingJobs(ctx context.Context) ([]faas.Job, error) {
 	return s.Store.PendingJobs(ctx)
 }
 
-func (s *faultyStore) StartJob(ctx context.Context, id string, attempt int, worker string) (faas.Job, error) {
+func (s *faultyStore) StartJobs(ctx context.Context, worker string, leases []faas.Lease) ([]faas.JobResult, error) {
 	if s.startFails.Add(-1) >= 0 {
-		return faas.Job{}, faas.Errorf(faas.Unavailable, "store down for a moment")
+		return nil, faas.Errorf(faas.Unavailable, "store down for a moment")
 	}
-	return s.Store.StartJob(ctx, id, attempt, worker)
+	return s.Store.StartJobs(ctx, worker, leases)
 }
 
 // runOver starts a Manager over store and returns it with a channel
@@ -162,7 +162,7 @@ func TestStoreErrorWakesIdleWorker(t *testing.T) {
 	for _, w := range []string{"w1", "w2"} {
 		go func() {
 			begin := time.Now()
-			j, _, err := m.Next(r.ctx, w, poll)
+			j, _, err := nextOne(m, r.ctx, w, poll)
 			results <- polled{j, err, time.Since(begin)}
 		}()
 	}

@@ -54,7 +54,7 @@ func TestLeasedJobJoinsItsSubmissionsTrace(t *testing.T) {
 		require.Equal(t, j.Trace, stored.Trace)
 
 		time.Sleep(20 * time.Millisecond) // a queue wait long enough to measure
-		leased, ok, err := q.Next(context.Background(), "w1", time.Second)
+		leased, ok, err := nextOne(q, context.Background(), "w1", time.Second)
 		require.NoError(t, err)
 		require.True(t, ok)
 		require.Equal(t, j.Trace, leased.Trace)

@@ -30,14 +30,16 @@ func newJobMetrics(reg prometheus.Registerer) *jobMetrics {
 	return m
 }
 
-// recorded counts a job whose outcome the Store holds now.
-func (m *jobMetrics) recorded(j faas.Job) {
+// recorded counts a job whose outcome the Store holds now. The Store
+// bills what the completion says, which the queue caps only for attempts
+// that claim more than their lease lasted, which this worker never does.
+func (m *jobMetrics) recorded(c faas.Completion) {
 	out := "ok"
-	if j.Error != nil {
-		out = string(j.Error.Code)
+	if c.Error != nil {
+		out = string(c.Error.Code)
 	}
-	m.duration.WithLabelValues(out).Observe(j.Duration.Seconds())
-	m.billed.Add(j.Billed.Seconds())
+	m.duration.WithLabelValues(out).Observe(c.Duration.Seconds())
+	m.billed.Add(c.Duration.Seconds())
 }
 
 // registries builds the worker's series and its pool's on reg, or on a

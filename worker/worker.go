@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"faas/internal/backoff"
+	"faas/internal/batch"
 	"faas/proxies/faas"
 	"faas/proxies/jqproxy"
 	"faas/proxies/tracing"
@@ -197,6 +198,10 @@ type Worker struct {
 	jobs *jobMetrics
 	pool *pool.Metrics
 
+	// completions coalesces the outcomes of the slots into Complete
+	// batches.
+	completions *batch.Coalescer[faas.Completion, *faas.Error]
+
 	mu sync.Mutex
 	// running holds the lease of each job being handled, with the function
 	// that stops its run when the queue says the lease is lost.
@@ -214,7 +219,7 @@ func New(cfg Config, store faas.Store, queue faas.JobQueue, log *slog.Logger) (*
 		return nil, errors.New("worker: store, queue and logger are required")
 	}
 	jobs, poolMetrics := registries(cfg.Metrics)
-	return &Worker{
+	w := &Worker{
 		jobs:    jobs,
 		pool:    poolMetrics,
 		cfg:     cfg,
@@ -224,7 +229,11 @@ func New(cfg Config, store faas.Store, queue faas.JobQueue, log *slog.Logger) (*
 		cache:   lru.New[pool.Key, function](cfg.CacheSize),
 		memory:  semaphore.NewWeighted(int64(cfg.MemoryMB)),
 		running: make(map[faas.Lease]context.CancelCauseFunc),
-	}, nil
+	}
+	w.completions = batch.New(faas.MaxBatch, func(ctx context.Context, cs []faas.Completion) ([]*faas.Error, error) {
+		return queue.Complete(ctx, cfg.ID, cs)
+	})
+	return w, nil
 }
 
 // ID is the name the worker gives the queue.
@@ -260,10 +269,20 @@ func (w *Worker) Run(ctx context.Context) error {
 		defer close(beatDone)
 		w.heartbeat(beatCtx)
 	}()
+	jobs := make(chan faas.Job)
+	free := make(chan struct{}, w.cfg.Concurrency)
 	var slots sync.WaitGroup
 	for range w.cfg.Concurrency {
-		slots.Go(func() { w.slot(ctx) })
+		free <- struct{}{}
+		slots.Go(func() {
+			for j := range jobs {
+				w.handle(ctx, j)
+				free <- struct{}{}
+			}
+		})
 	}
+	w.poll(ctx, free, jobs)
+	close(jobs)
 	slots.Wait()
 	stopBeat()
 	<-beatDone
@@ -271,10 +290,28 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
-// slot takes and handles one job after another until ctx ends.
-func (w *Worker) slot(ctx context.Context) {
+// poll leases jobs for the free slots, one token in free each, and hands
+// them to the slots through jobs, until ctx ends. One request asks for as
+// many jobs as there are free slots, so that a worker catching up on a
+// backlog takes several jobs per round trip.
+func (w *Worker) poll(ctx context.Context, free chan struct{}, jobs chan<- faas.Job) {
 	failures := 0
 	for ctx.Err() == nil {
+		select {
+		case <-free:
+		case <-ctx.Done():
+			return
+		}
+		n := 1
+	more:
+		for n < faas.MaxBatch {
+			select {
+			case <-free:
+				n++
+			default:
+				break more
+			}
+		}
 		if !w.roomForAJob(ctx) {
 			return
 		}
@@ -282,8 +319,14 @@ func (w *Worker) slot(ctx context.Context) {
 		// while it stops is still run, rather than left to wait for its
 		// lease to expire.
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.PollWait+w.cfg.RequestTimeout)
-		j, ok, err := w.queue.Next(pctx, w.cfg.ID, w.cfg.PollWait)
+		leased, err := w.queue.Next(pctx, w.cfg.ID, n, w.cfg.PollWait)
 		cancel()
+		for range n - len(leased) {
+			free <- struct{}{}
+		}
+		for _, j := range leased {
+			jobs <- j
+		}
 		if err != nil {
 			failures++
 			w.logFailure(failures, "poll job queue", err)
@@ -295,9 +338,6 @@ func (w *Worker) slot(ctx context.Context) {
 		if failures > 0 {
 			w.log.Info("job queue answers again", "failures", failures)
 			failures = 0
-		}
-		if ok {
-			w.handle(ctx, j)
 		}
 	}
 }
@@ -540,8 +580,10 @@ func mergeEnv(f faas.Function) map[string]string {
 // worker lets the lease go, and the queue runs the job again.
 const maxRecordWait = 30 * time.Second
 
-// finish records the outcome in the Store, then tells the queue. A lease
-// lost meanwhile, or the job deleted, is normal and ends here quietly.
+// finish hands the outcome to the queue, which records it in the Store
+// with the outcomes of the other slots in one batch, and retries while
+// the queue or the Store does not answer. A lease lost meanwhile, or the
+// job deleted, is normal and ends here quietly.
 func (w *Worker) finish(ctx context.Context, c faas.Completion, log *slog.Logger) {
 	log = log.With("duration", c.Duration)
 	if c.Error != nil {
@@ -549,48 +591,29 @@ func (w *Worker) finish(ctx context.Context, c faas.Completion, log *slog.Logger
 	}
 	deadline := time.Now().Add(maxRecordWait)
 	for failures := 1; ; failures++ {
-		job, err := w.store.CompleteJob(ctx, c)
-		code := faas.ErrorCode(err)
-		if err == nil || code == faas.Conflict || code == faas.NotFound {
-			if err != nil {
-				log.Info("job no longer ours, outcome dropped", "reason", err)
-				job = faas.Job{ID: c.JobID, Attempt: c.Attempt}
-			} else {
-				log.Debug("job finished")
-				w.jobs.recorded(job)
-			}
-			// Waiters need the outcome, not the arguments or the logs.
-			job.Args, job.Logs, job.Streams = nil, "", ""
-			w.done(ctx, job, log)
-			return
+		refused, err := w.completions.Do(ctx, c)
+		if err == nil && refused != nil {
+			err = refused
 		}
-		if ctx.Err() != nil {
+		code := faas.ErrorCode(err)
+		switch {
+		case err == nil:
+			log.Debug("job finished")
+			w.jobs.recorded(c)
+			return
+		case code == faas.Conflict || code == faas.NotFound:
+			log.Info("job no longer ours, outcome dropped", "reason", err)
+			return
+		case ctx.Err() != nil:
 			log.Info("lease lost while recording outcome")
 			return
-		}
-		if code == faas.Invalid || time.Now().After(deadline) {
+		case code == faas.Invalid || time.Now().After(deadline):
 			log.Error("could not record outcome, the queue will run the job again", "err", err)
 			return
 		}
 		w.logFailure(failures, "record outcome", err)
 		if !retry.Sleep(ctx, failures) {
 			log.Info("lease lost while recording outcome")
-			return
-		}
-	}
-}
-
-// done releases the lease in the queue. It is a courtesy: if the queue
-// does not hear it, the lease expires and the Store, which already holds
-// the outcome, refuses to run the job again.
-func (w *Worker) done(ctx context.Context, j faas.Job, log *slog.Logger) {
-	for failures := 1; ; failures++ {
-		err := w.queue.Done(ctx, j)
-		if err == nil {
-			return
-		}
-		if failures == 3 || !retry.Sleep(ctx, failures) {
-			log.Warn("could not tell the queue the job is done", "err", err)
 			return
 		}
 	}

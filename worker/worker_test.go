@@ -551,9 +551,9 @@ type countingQueue struct {
 	polls atomic.Int64
 }
 
-func (q *countingQueue) Next(ctx context.Context, worker string, wait time.Duration) (faas.Job, bool, error) {
+func (q *countingQueue) Next(ctx context.Context, worker string, max int, wait time.Duration) ([]faas.Job, error) {
 	q.polls.Add(1)
-	return q.JobQueue.Next(ctx, worker, wait)
+	return q.JobQueue.Next(ctx, worker, max, wait)
 }
 
 // TestWorkerQueueUnreachable points a worker at a queue client that fails
@@ -695,10 +695,10 @@ type inFlightQueue struct {
 	polling atomic.Int64
 }
 
-func (q *inFlightQueue) Next(ctx context.Context, worker string, wait time.Duration) (faas.Job, bool, error) {
+func (q *inFlightQueue) Next(ctx context.Context, worker string, max int, wait time.Duration) ([]faas.Job, error) {
 	q.polling.Add(1)
 	defer q.polling.Add(-1)
-	return q.JobQueue.Next(ctx, worker, wait)
+	return q.JobQueue.Next(ctx, worker, max, wait)
 }
 
 // TestWorkerLeavesJobsItHasNoMemoryFor fills a worker's memory budget with

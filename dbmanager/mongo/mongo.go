@@ -79,6 +79,9 @@ var _ faas.Store = (*Store)(nil)
 
 // Store is a faas.Store over one MongoDB database.
 type Store struct {
+	// JobBatches serves the batch job writes through the one-row ones, run
+	// at once so that their round trips overlap.
+	lifecycle.JobBatches
 	client    *mongo.Client
 	users     *mongo.Collection
 	functions *mongo.Collection
@@ -121,6 +124,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		schedules: db.Collection("schedules"),
 		meta:      db.Collection("meta"),
 	}
+	s.JobBatches = lifecycle.JobBatches{Rows: s}
 	if err := s.init(ctx); err != nil {
 		client.Disconnect(context.WithoutCancel(ctx))
 		return nil, err

@@ -55,6 +55,9 @@ var _ faas.Store = (*Store)(nil)
 
 // Store is a faas.Store over one SQLite database file.
 type Store struct {
+	// JobBatches serves the batch job writes through the one-row ones, which
+	// the batcher below commits together.
+	lifecycle.JobBatches
 	writer *sql.DB
 	reader *sql.DB
 	stmts  statements
@@ -394,6 +397,7 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	}
 	s := &Store{writer: writer, reader: reader,
 		writes: make(chan *rowWrite), closing: make(chan struct{}), batcherDone: make(chan struct{})}
+	s.JobBatches = lifecycle.JobBatches{Rows: s}
 	go s.batchWrites()
 	if err := s.stmts.prepare(ctx, writer, reader); err != nil {
 		s.Close()

@@ -72,7 +72,9 @@ func Run(t *testing.T, open func(t *testing.T) (faas.JobQueue, faas.Store)) {
 		{"HeartbeatsKeepLease", testHeartbeatsKeepLease},
 		{"LostTooOftenFails", testLostTooOftenFails},
 		{"Release", testRelease},
-		{"StaleDoneIsIgnored", testStaleDoneIsIgnored},
+		{"StaleCompletionIsRefused", testStaleCompletionIsRefused},
+		{"NextLeasesSeveral", testNextLeasesSeveral},
+		{"CompleteIsFencedAndCapped", testCompleteIsFencedAndCapped},
 		{"Forget", testForget},
 		{"DeletedJobIsNeverRun", testDeletedJobIsNeverRun},
 		{"ForgetUser", testForgetUser},
@@ -188,9 +190,13 @@ func Submit(t testing.TB, ctx context.Context, q faas.JobQueue, owner, function 
 // error. Other tests of a queue use it too.
 func Next(t testing.TB, ctx context.Context, q faas.JobQueue, worker string, wait time.Duration) (faas.Job, bool) {
 	t.Helper()
-	j, ok, err := q.Next(ctx, worker, wait)
+	js, err := q.Next(ctx, worker, 1, wait)
 	require.NoError(t, err)
-	return j, ok
+	if len(js) == 0 {
+		return faas.Job{}, false
+	}
+	require.Len(t, js, 1)
+	return js[0], true
 }
 
 // next leases a job to worker, waiting up to wait, and keeps its lease
@@ -226,8 +232,9 @@ func (fx *fixture) mustNext(worker string) faas.Job {
 func (fx *fixture) nextLater(worker string) <-chan faas.Job {
 	got := make(chan faas.Job, 1)
 	go func() {
-		j, ok, _ := fx.q.Next(fx.ctx, worker, 2*soon)
-		if ok {
+		var j faas.Job
+		if js, _ := fx.q.Next(fx.ctx, worker, 1, 2*soon); len(js) > 0 {
+			j = js[0]
 			fx.mu.Lock()
 			fx.held[worker] = append(fx.held[worker], lease(j))
 			fx.mu.Unlock()
@@ -255,17 +262,24 @@ func receive[T any](t *testing.T, ch <-chan T, msg string) T {
 // late gets an answer that is right too, only not the one under test.
 func parked() { time.Sleep(100 * time.Millisecond) }
 
-// Complete records attempt j.Attempt's success (result 1, 1ms) in s, then
-// tells q, as a worker does; other tests of a queue use it too.
-func Complete(ctx context.Context, q faas.JobQueue, s faas.Store, j faas.Job) error {
-	done, err := s.CompleteJob(ctx, faas.Completion{JobID: j.ID, Attempt: j.Attempt, Result: json.RawMessage("1"), Duration: time.Millisecond})
+// Complete hands q the success of attempt j.Attempt (result 1, 1ms) from
+// the worker that leased it, as a worker does, and returns the queue's
+// answer for it; other tests of a queue use it too.
+func Complete(ctx context.Context, q faas.JobQueue, j faas.Job) error {
+	// An attempt bills at most the time its lease has lasted: let the
+	// millisecond it claims pass.
+	time.Sleep(time.Millisecond)
+	refused, err := q.Complete(ctx, j.Worker, []faas.Completion{{JobID: j.ID, Attempt: j.Attempt, Result: json.RawMessage("1"), Duration: time.Millisecond}})
 	if err != nil {
 		return err
 	}
-	return q.Done(ctx, done)
+	if refused[0] != nil {
+		return refused[0]
+	}
+	return nil
 }
 
-func (fx *fixture) complete(j faas.Job) error { return Complete(fx.ctx, fx.q, fx.s, j) }
+func (fx *fixture) complete(j faas.Job) error { return Complete(fx.ctx, fx.q, j) }
 
 func (fx *fixture) stats() faas.Stats {
 	fx.t.Helper()
@@ -320,7 +334,15 @@ func testUnknownFunction(t *testing.T, fx *fixture) {
 
 // testInvalidInput: the calls name what they need.
 func testInvalidInput(t *testing.T, fx *fixture) {
-	_, _, err := fx.q.Next(fx.ctx, "", 0)
+	_, err := fx.q.Next(fx.ctx, "", 1, 0)
+	requireCode(t, err, faas.Invalid)
+	for _, max := range []int{0, faas.MaxBatch + 1} {
+		_, err = fx.q.Next(fx.ctx, "w", max, 0)
+		requireCode(t, err, faas.Invalid)
+	}
+	_, err = fx.q.Complete(fx.ctx, "", nil)
+	requireCode(t, err, faas.Invalid)
+	_, err = fx.q.Complete(fx.ctx, "w", make([]faas.Completion, faas.MaxBatch+1))
 	requireCode(t, err, faas.Invalid)
 	_, err = fx.q.Renew(fx.ctx, "", nil)
 	requireCode(t, err, faas.Invalid)
@@ -577,23 +599,110 @@ func testRelease(t *testing.T, fx *fixture) {
 	require.NoError(t, fx.q.Release(fx.ctx, faas.Lease{ID: "unknown", Attempt: 1}, "never held"))
 }
 
-// testStaleDoneIsIgnored: Done for an attempt that no longer holds the
-// job neither ends it nor wakes its waiters.
-func testStaleDoneIsIgnored(t *testing.T, fx *fixture) {
+// testStaleCompletionIsRefused: a completion from an attempt that no
+// longer holds the job is refused, neither ends it nor wakes its waiters,
+// and bills nothing.
+func testStaleCompletionIsRefused(t *testing.T, fx *fixture) {
 	fx.users("ann")
 	fx.submit("ann")
 	first := fx.mustNext("w1")
 	require.NoError(t, fx.q.Release(fx.ctx, lease(first), "moving"))
 	second := fx.mustNext("w2")
-	stale := first
-	stale.State = faas.Succeeded
-	require.NoError(t, fx.q.Done(fx.ctx, stale))
+	requireCode(t, fx.complete(first), faas.Conflict)
 	_, finished, err := fx.q.Wait(fx.ctx, first.ID, 50*time.Millisecond)
 	require.NoError(t, err)
 	require.False(t, finished, "a stale attempt ended the job")
 	lost, err := fx.q.Renew(fx.ctx, "w2", []faas.Lease{lease(second)})
 	require.NoError(t, err)
 	require.Empty(t, lost)
+	billed, err := fx.s.BilledTime(fx.ctx, "ann")
+	require.NoError(t, err)
+	require.Zero(t, billed)
+}
+
+// testNextLeasesSeveral: one Next for more jobs than the running limit
+// allows hands out the users' jobs in turn, each leased in the Store, and
+// none past the limit.
+func testNextLeasesSeveral(t *testing.T, fx *fixture) {
+	fx.users("flood", "quiet")
+	for range MaxRunningPerUser + 2 {
+		fx.submit("flood")
+	}
+	quiet := fx.submit("quiet")
+	js, err := fx.q.Next(fx.ctx, "w1", MaxRunningPerUser+2, soon)
+	require.NoError(t, err)
+	owners := make([]string, len(js))
+	for i, j := range js {
+		owners[i] = j.Owner
+		require.Equal(t, "w1", j.Worker)
+		stored, err := fx.s.Job(fx.ctx, j.ID)
+		require.NoError(t, err)
+		require.Equal(t, faas.Running, stored.State, "a job handed out was not leased in the Store")
+	}
+	require.Equal(t, []string{"flood", "quiet", "flood", "flood"}, owners, "users served in turn, flood up to its limit")
+	require.Equal(t, quiet.ID, js[1].ID)
+	st := fx.stats()
+	require.Equal(t, 2, st.Queued)
+	require.Equal(t, 2, st.Held)
+}
+
+// testCompleteIsFencedAndCapped: Complete refuses the completions of a
+// worker that does not hold their leases, and bills one that claims more
+// time than its lease has lasted no more than that wall time; each
+// completion of a batch is answered on its own.
+func testCompleteIsFencedAndCapped(t *testing.T, fx *fixture) {
+	fx.users("ann")
+	a, b := fx.submit("ann"), fx.submit("ann")
+	js, err := fx.q.Next(fx.ctx, "w1", 2, soon)
+	require.NoError(t, err)
+	require.Len(t, js, 2)
+	begin := time.Now()
+
+	forged := []faas.Completion{
+		{JobID: a.ID, Attempt: 1, Result: json.RawMessage("666"), Duration: time.Microsecond},
+		{JobID: b.ID, Attempt: 2, Result: json.RawMessage("666"), Duration: time.Microsecond},
+	}
+	refused, err := fx.q.Complete(fx.ctx, "w2", forged)
+	require.NoError(t, err)
+	require.Len(t, refused, 2)
+	for i := range refused {
+		require.NotNil(t, refused[i], "forged completion %d was accepted", i)
+		require.Equal(t, faas.Conflict, refused[i].Code)
+	}
+	for _, id := range []string{a.ID, b.ID} {
+		got, err := fx.s.Job(fx.ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, faas.Running, got.State)
+	}
+
+	// The lease holder claims a thousand hours for one job; the queue
+	// does not believe it.
+	time.Sleep(5 * time.Millisecond)
+	refused, err = fx.q.Complete(fx.ctx, "w1", []faas.Completion{
+		{JobID: a.ID, Attempt: 1, Result: json.RawMessage("1"), Duration: 1000 * time.Hour},
+		{JobID: b.ID, Attempt: 1, Error: faas.Errorf(faas.FunctionError, "boom"), Duration: time.Microsecond},
+	})
+	lasted := time.Since(begin)
+	require.NoError(t, err)
+	require.Equal(t, []*faas.Error{nil, nil}, refused)
+	done, err := fx.s.Job(fx.ctx, a.ID)
+	require.NoError(t, err)
+	require.Equal(t, faas.Succeeded, done.State)
+	require.GreaterOrEqual(t, done.Billed, 5*time.Millisecond)
+	require.LessOrEqual(t, done.Billed, lasted, "billed past the lease's wall time")
+	failed, err := fx.s.Job(fx.ctx, b.ID)
+	require.NoError(t, err)
+	require.Equal(t, faas.Failed, failed.State)
+	require.Equal(t, time.Microsecond, failed.Billed, "an honest duration is billed as claimed")
+
+	// The leases are released: a retry is refused and bills nothing more.
+	refused, err = fx.q.Complete(fx.ctx, "w1", forged[:1])
+	require.NoError(t, err)
+	require.Equal(t, faas.Conflict, refused[0].Code)
+	billed, err := fx.s.BilledTime(fx.ctx, "ann")
+	require.NoError(t, err)
+	require.Equal(t, done.Billed+failed.Billed, billed)
+	require.Zero(t, fx.stats().Running)
 }
 
 // testForget: a job deleted from the Store leaves the queue; a running

@@ -45,6 +45,9 @@ const (
 	MethodRequeueJob     = "db.RequeueJob"
 	MethodCompleteJob    = "db.CompleteJob"
 	MethodPendingJobs    = "db.PendingJobs"
+	MethodCreateJobs     = "db.CreateJobs"
+	MethodStartJobs      = "db.StartJobs"
+	MethodCompleteJobs   = "db.CompleteJobs"
 	MethodPurgeJobs      = "db.PurgeJobs"
 	MethodUsage          = "db.Usage"
 	MethodUserCount      = "db.UserCount"
@@ -117,6 +120,12 @@ type startJobRequest struct {
 	ID      string `json:"id"`
 	Attempt int    `json:"attempt"`
 	Worker  string `json:"worker"`
+}
+
+// startJobsRequest is StartJobs' arguments.
+type startJobsRequest struct {
+	Worker string       `json:"worker"`
+	Leases []faas.Lease `json:"leases"`
 }
 
 // requeueJobRequest is RequeueJob's arguments.
@@ -251,6 +260,21 @@ func (c *Client) RequeueJob(ctx context.Context, id string, attempt int, reason 
 // CompleteJob implements faas.Store.
 func (c *Client) CompleteJob(ctx context.Context, cm faas.Completion) (faas.Job, error) {
 	return wire.Invoke[faas.Job](ctx, c.wc, MethodCompleteJob, cm)
+}
+
+// CreateJobs implements faas.Store.
+func (c *Client) CreateJobs(ctx context.Context, js []faas.Job) ([]faas.JobResult, error) {
+	return wire.Invoke[[]faas.JobResult](ctx, c.wc, MethodCreateJobs, js)
+}
+
+// StartJobs implements faas.Store.
+func (c *Client) StartJobs(ctx context.Context, worker string, leases []faas.Lease) ([]faas.JobResult, error) {
+	return wire.Invoke[[]faas.JobResult](ctx, c.wc, MethodStartJobs, startJobsRequest{Worker: worker, Leases: leases})
+}
+
+// CompleteJobs implements faas.Store.
+func (c *Client) CompleteJobs(ctx context.Context, cs []faas.Completion) ([]faas.JobResult, error) {
+	return wire.Invoke[[]faas.JobResult](ctx, c.wc, MethodCompleteJobs, cs)
 }
 
 // FailedJobs implements faas.Store.
@@ -410,6 +434,11 @@ func NewMux(s faas.Store) *wire.Mux {
 		return s.RequeueJob(ctx, r.ID, r.Attempt, r.Reason)
 	})
 	wire.Handle(m, MethodCompleteJob, s.CompleteJob)
+	wire.Handle(m, MethodCreateJobs, s.CreateJobs)
+	wire.Handle(m, MethodStartJobs, func(ctx context.Context, r startJobsRequest) ([]faas.JobResult, error) {
+		return s.StartJobs(ctx, r.Worker, r.Leases)
+	})
+	wire.Handle(m, MethodCompleteJobs, s.CompleteJobs)
 	wire.Handle(m, MethodFailedJobs, s.FailedJobs)
 	wire.Handle(m, MethodPendingJobs, func(ctx context.Context, _ struct{}) ([]faas.Job, error) {
 		return s.PendingJobs(ctx)

@@ -295,6 +295,18 @@ func LineStream(record string, i int) string {
 	return StreamLog
 }
 
+// JobResult is the outcome of one row of a batch: the job as stored, or
+// why that row was refused.
+type JobResult struct {
+	Job   Job    `json:"job,omitzero"`
+	Error *Error `json:"error,omitempty"`
+}
+
+// MaxBatch bounds the rows of one batch call (CreateJobs, StartJobs,
+// CompleteJobs, a worker's Next and Complete), so that one request stays
+// small on the bus and one transaction short in the database.
+const MaxBatch = 64
+
 // Lease names one attempt of a job held by a worker.
 type Lease struct {
 	ID      string `json:"id"`
@@ -530,6 +542,18 @@ type Store interface {
 	// whose worker vanished): Conflict if the attempt no longer holds the
 	// job, NotFound if it was deleted.
 	CompleteJob(ctx context.Context, c Completion) (Job, error)
+	// CreateJobs is CreateJob for several jobs in one write: results[i]
+	// answers js[i], and one job refused (its function missing, its ID
+	// another user's) fails alone. The error is for the whole batch
+	// (unreachable, invalid batch), when no job was answered.
+	CreateJobs(ctx context.Context, js []Job) ([]JobResult, error)
+	// StartJobs is StartJob for several leases of one worker in one
+	// write, answered per lease as CreateJobs is.
+	StartJobs(ctx context.Context, worker string, leases []Lease) ([]JobResult, error)
+	// CompleteJobs is CompleteJob for several completions in one write,
+	// answered per completion as CreateJobs is; each is fenced and billed
+	// exactly once on its own.
+	CompleteJobs(ctx context.Context, cs []Completion) ([]JobResult, error)
 	// PendingJobs lists queued and running jobs, oldest first, so a
 	// restarted job queue can rebuild itself.
 	PendingJobs(ctx context.Context) ([]Job, error)
@@ -575,14 +599,20 @@ type JobQueue interface {
 	// MaxChildren per job (TooMany past it). It gives a worker the power
 	// to submit jobs only for the users whose jobs it runs.
 	SubmitChild(ctx context.Context, worker string, l Lease, j Job) (Job, error)
-	// Next leases the next job to worker, waiting up to wait for one; ok is
-	// false when none came.
-	Next(ctx context.Context, worker string, wait time.Duration) (j Job, ok bool, err error)
-	// Done tells the queue that attempt j.Attempt of job j.ID is over and
-	// its outcome is in the Store; j is the job as the Store recorded it.
-	// The lease is released and waiters are handed j, which spares them a
-	// read of the Store.
-	Done(ctx context.Context, j Job) error
+	// Next leases to worker up to max (1 to MaxBatch) of the next jobs, in
+	// the queue's fair order and within its caps, waiting up to wait for
+	// the first; it answers as soon as one is leased, with those ready
+	// then, and with none when the wait is over.
+	Next(ctx context.Context, worker string, max int, wait time.Duration) ([]Job, error)
+	// Complete records the outcomes of attempts worker holds, at most
+	// MaxBatch of them, in the Store in one batch, releases their leases
+	// and hands each finished job to its waiters. The answer has one
+	// entry per completion: nil when it is recorded; Conflict or NotFound
+	// when its lease is lost or the job gone (the outcome is dropped);
+	// any other code when the Store did not answer (retry it). A
+	// completion is fenced by its lease, and bills at most the wall time
+	// the lease has lasted, whatever duration it claims.
+	Complete(ctx context.Context, worker string, cs []Completion) ([]*Error, error)
 	// Renew is a worker's heartbeat: it extends the leases the worker holds
 	// and returns those it no longer holds (expired and given to another
 	// worker, or the job deleted). A worker with no jobs renews nothing

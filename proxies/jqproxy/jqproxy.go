@@ -18,7 +18,7 @@ import (
 const (
 	MethodSubmit      = "jq.submit"
 	MethodNext        = "jq.next"
-	MethodDone        = "jq.done"
+	MethodComplete    = "jq.complete"
 	MethodWait        = "jq.wait"
 	MethodStats       = "jq.stats"
 	MethodRenew       = "jq.renew"
@@ -41,7 +41,7 @@ const DefaultPort = 27445
 // WorkerMethods are the methods workers call. The JQ manager gives them a
 // budget of requests of their own, so that no load from the frontends can
 // refuse a heartbeat and cost a running job its lease.
-var WorkerMethods = []string{MethodNext, MethodDone, MethodRenew, MethodRelease, MethodAppendLogs, MethodSubmitChild}
+var WorkerMethods = []string{MethodNext, MethodComplete, MethodRenew, MethodRelease, MethodAppendLogs, MethodSubmitChild}
 
 // MaxHold caps how long a caller may ask the queue to hold a request, so a
 // hostile or buggy client cannot park handlers forever.
@@ -50,12 +50,14 @@ const MaxHold = time.Minute
 // nextRequest is Next's arguments.
 type nextRequest struct {
 	Worker string        `json:"worker"`
+	Max    int           `json:"max"`
 	Wait   time.Duration `json:"wait"`
 }
 
-// nextReply is Next's result; Job is nil when none came.
-type nextReply struct {
-	Job *faas.Job `json:"job,omitempty"`
+// completeRequest is Complete's arguments.
+type completeRequest struct {
+	Worker      string            `json:"worker"`
+	Completions []faas.Completion `json:"completions"`
 }
 
 // waitReply is Wait's result.
@@ -188,17 +190,13 @@ func (c *Client) SubmitChild(ctx context.Context, worker string, l faas.Lease, j
 }
 
 // Next implements faas.JobQueue.
-func (c *Client) Next(ctx context.Context, worker string, wait time.Duration) (faas.Job, bool, error) {
-	out, err := wire.InvokeHold[nextReply](ctx, c.wc, wait, MethodNext, nextRequest{Worker: worker, Wait: wait})
-	if err != nil || out.Job == nil {
-		return faas.Job{}, false, err
-	}
-	return *out.Job, true, nil
+func (c *Client) Next(ctx context.Context, worker string, max int, wait time.Duration) ([]faas.Job, error) {
+	return wire.InvokeHold[[]faas.Job](ctx, c.wc, wait, MethodNext, nextRequest{Worker: worker, Max: max, Wait: wait})
 }
 
-// Done implements faas.JobQueue.
-func (c *Client) Done(ctx context.Context, j faas.Job) error {
-	return c.wc.Call(ctx, MethodDone, j, nil)
+// Complete implements faas.JobQueue.
+func (c *Client) Complete(ctx context.Context, worker string, cs []faas.Completion) ([]*faas.Error, error) {
+	return wire.Invoke[[]*faas.Error](ctx, c.wc, MethodComplete, completeRequest{Worker: worker, Completions: cs})
 }
 
 // Wait implements faas.JobQueue. Asked to wait, it holds no socket: the
@@ -311,17 +309,15 @@ func NewMux(q faas.JobQueue) *wire.Mux {
 	wire.Handle(m, MethodSubmitChild, func(ctx context.Context, r submitChildRequest) (faas.Job, error) {
 		return q.SubmitChild(ctx, r.Worker, r.Lease, r.Job)
 	})
-	wire.Handle(m, MethodNext, func(ctx context.Context, r nextRequest) (nextReply, error) {
+	wire.Handle(m, MethodNext, func(ctx context.Context, r nextRequest) ([]faas.Job, error) {
 		if err := checkHold(r.Wait); err != nil {
-			return nextReply{}, err
+			return nil, err
 		}
-		j, ok, err := q.Next(ctx, r.Worker, r.Wait)
-		if err != nil || !ok {
-			return nextReply{}, err
-		}
-		return nextReply{Job: &j}, nil
+		return q.Next(ctx, r.Worker, r.Max, r.Wait)
 	})
-	wire.HandleErr(m, MethodDone, q.Done)
+	wire.Handle(m, MethodComplete, func(ctx context.Context, r completeRequest) ([]*faas.Error, error) {
+		return q.Complete(ctx, r.Worker, r.Completions)
+	})
 	wire.Handle(m, MethodWait, func(ctx context.Context, r waitRequest) (waitReply, error) {
 		if err := checkHold(r.Wait); err != nil {
 			return waitReply{}, err

@@ -1,0 +1,99 @@
+package batch_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"faas/internal/batch"
+)
+
+// TestCoalescerBatchesWaitingCallers holds the first flush until the other
+// callers are queued behind it, and checks that they then go in batches
+// of at most max, each caller answered with its own item's result.
+func TestCoalescerBatchesWaitingCallers(t *testing.T) {
+	t.Parallel()
+	const callers, max = 20, 8
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var sizes []int
+	first := true
+	c := batch.New(max, func(ctx context.Context, items []int) ([]int, error) {
+		mu.Lock()
+		sizes = append(sizes, len(items))
+		wait := first
+		first = false
+		mu.Unlock()
+		if wait {
+			<-release
+		}
+		out := make([]int, len(items))
+		for i, v := range items {
+			out[i] = v * 10
+		}
+		return out, nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	results := make([]int, callers)
+	errs := make([]error, callers)
+	wg.Go(func() { results[0], errs[0] = c.Do(ctx, 0) })
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(sizes) == 1 }, 5*time.Second, time.Millisecond)
+	for i := 1; i < callers; i++ {
+		wg.Go(func() { results[i], errs[i] = c.Do(ctx, i) })
+	}
+	// Let the others queue behind the held flush before releasing it.
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	for i := range callers {
+		require.NoError(t, errs[i])
+		require.Equal(t, i*10, results[i], "caller %d got another's answer", i)
+	}
+	require.Equal(t, []int{1, max, max, callers - 1 - 2*max}, sizes, "batch sizes")
+}
+
+// TestCoalescerErrorFailsItsBatchOnly checks that a failed flush fails
+// the callers of that batch, and that later callers are served.
+func TestCoalescerErrorFailsItsBatchOnly(t *testing.T) {
+	t.Parallel()
+	boom := errors.New("boom")
+	calls := 0
+	c := batch.New(4, func(ctx context.Context, items []string) ([]string, error) {
+		calls++
+		if calls == 1 {
+			return nil, boom
+		}
+		if calls == 2 {
+			return items[:0], nil // a callee that answers too few
+		}
+		return items, nil
+	})
+	ctx := context.Background()
+	_, err := c.Do(ctx, "a")
+	require.ErrorIs(t, err, boom)
+	_, err = c.Do(ctx, "b")
+	require.ErrorContains(t, err, "answered with 0 results")
+	got, err := c.Do(ctx, "c")
+	require.NoError(t, err)
+	require.Equal(t, "c", got)
+}
+
+// TestCoalescerLeaderContextEnded checks that the leader's ended context
+// does not reach the flush, which others' items ride in.
+func TestCoalescerLeaderContextEnded(t *testing.T) {
+	t.Parallel()
+	c := batch.New(4, func(ctx context.Context, items []int) ([]int, error) {
+		return items, ctx.Err()
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	got, err := c.Do(ctx, 7)
+	require.NoError(t, err)
+	require.Equal(t, 7, got)
+}

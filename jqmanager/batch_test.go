@@ -1,0 +1,81 @@
+package jqmanager_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"faas/dbmanager/sqlite"
+	"faas/proxies/faas"
+)
+
+// countingCreates is the real store, counting the CreateJobs batches and
+// holding the first until released, so that submissions pile up.
+type countingCreates struct {
+	*sqlite.Store
+	batches, rows atomic.Int64
+	hold          chan struct{}
+	once          sync.Once
+}
+
+func (s *countingCreates) CreateJobs(ctx context.Context, js []faas.Job) ([]faas.JobResult, error) {
+	s.batches.Add(1)
+	s.rows.Add(int64(len(js)))
+	s.once.Do(func() { <-s.hold })
+	return s.Store.CreateJobs(ctx, js)
+}
+
+// TestSubmissionsAreCoalesced submits concurrently while the Store is
+// busy: the submissions reach it in fewer batches than jobs, every job is
+// durable when its caller hears so, and a submission that cannot be
+// stored fails alone.
+func TestSubmissionsAreCoalesced(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, config(), "ann")
+	r.stop()
+	store := &countingCreates{Store: r.store, hold: make(chan struct{})}
+	m, _, _ := runOver(t, store)
+
+	const n = 20
+	type submitted struct {
+		job faas.Job
+		err error
+	}
+	results := make(chan submitted, n)
+	for i := range n {
+		function := "f"
+		if i == n/2 {
+			function = "missing"
+		}
+		go func() {
+			j, err := m.Submit(r.ctx, faas.Job{ID: uuid.NewString(), Owner: "ann", Function: function})
+			results <- submitted{j, err}
+		}()
+	}
+	require.Eventually(t, func() bool { return store.batches.Load() == 1 }, 5*time.Second, time.Millisecond)
+	time.Sleep(50 * time.Millisecond) // the rest queue behind the held batch
+	close(store.hold)
+	failed := 0
+	for range n {
+		s := <-results
+		if s.err != nil {
+			require.Equal(t, faas.NotFound, faas.ErrorCode(s.err), "err %v", s.err)
+			failed++
+			continue
+		}
+		stored, err := r.store.Job(r.ctx, s.job.ID)
+		require.NoError(t, err, "a job was acknowledged before it was durable")
+		require.Equal(t, faas.Queued, stored.State)
+	}
+	require.Equal(t, 1, failed, "one bad submission failed, alone")
+	require.EqualValues(t, n, store.rows.Load())
+	require.Less(t, store.batches.Load(), int64(n/2), "submissions were not coalesced")
+	st, err := m.Stats(r.ctx)
+	require.NoError(t, err)
+	require.Equal(t, n-1, st.Queued)
+}
