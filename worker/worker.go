@@ -281,7 +281,13 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 		})
 	}
-	w.poll(ctx, free, jobs)
+	// As many polls as slots may be under way: a slot that frees up while
+	// another poll waits for the Store is not kept waiting behind it.
+	var polls sync.WaitGroup
+	for range w.cfg.Concurrency {
+		polls.Go(func() { w.poll(ctx, free, jobs) })
+	}
+	polls.Wait()
 	close(jobs)
 	slots.Wait()
 	stopBeat()
@@ -292,8 +298,8 @@ func (w *Worker) Run(ctx context.Context) error {
 
 // poll leases jobs for the free slots, one token in free each, and hands
 // them to the slots through jobs, until ctx ends. One request asks for as
-// many jobs as there are free slots, so that a worker catching up on a
-// backlog takes several jobs per round trip.
+// many jobs as there are free slots not claimed by another poll, so that a
+// worker catching up on a backlog takes several jobs per round trip.
 func (w *Worker) poll(ctx context.Context, free chan struct{}, jobs chan<- faas.Job) {
 	failures := 0
 	for ctx.Err() == nil {
