@@ -128,8 +128,11 @@ type Manager struct {
 	events  *ring
 	metrics *queueMetrics
 	sched   *scheduler
-	// creates coalesces concurrent submissions into CreateJobs batches.
-	creates *batch.Coalescer[faas.Job, faas.JobResult]
+	// creates and completes coalesce concurrent submissions, and the
+	// completions of all workers, into CreateJobs and CompleteJobs
+	// batches.
+	creates   *batch.Coalescer[faas.Job, faas.JobResult]
+	completes *batch.Coalescer[faas.Completion, faas.JobResult]
 }
 
 var _ faas.JobQueue = (*Manager)(nil)
@@ -144,16 +147,17 @@ func New(cfg Config, store faas.Store, log *slog.Logger) (*Manager, error) {
 		cfg.EventRing = defaultEventRing
 	}
 	m := &Manager{
-		cfg:     cfg,
-		store:   store,
-		log:     log,
-		jobs:    make(map[string]*entry),
-		queue:   newFairQueue(cfg.MaxRunningPerUser),
-		pending: make(map[string]int),
-		workers: make(map[string]time.Time),
-		events:  newRing(cfg.EventRing, time.Now()),
-		rate:    newRateMeter(time.Now()),
-		creates: batch.New(faas.MaxBatch, store.CreateJobs),
+		cfg:       cfg,
+		store:     store,
+		log:       log,
+		jobs:      make(map[string]*entry),
+		queue:     newFairQueue(cfg.MaxRunningPerUser),
+		pending:   make(map[string]int),
+		workers:   make(map[string]time.Time),
+		events:    newRing(cfg.EventRing, time.Now()),
+		rate:      newRateMeter(time.Now()),
+		creates:   batch.New(faas.MaxBatch, store.CreateJobs),
+		completes: batch.New(faas.MaxBatch, store.CompleteJobs),
 	}
 	reg := cfg.Metrics
 	if reg == nil {
@@ -634,17 +638,18 @@ func (m *Manager) Complete(ctx context.Context, worker string, cs []faas.Complet
 	if len(held) == 0 {
 		return out, nil
 	}
-	res, err := m.store.CompleteJobs(ctx, held)
-	if err == nil && len(res) != len(held) {
-		err = faas.Errorf(faas.Internal, "store answered %d of %d completions", len(res), len(held))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("record %d outcomes: %w", len(held), err)
-	}
+	// Other workers' completions arriving meanwhile share the batch.
+	res, errs := m.completes.DoAll(ctx, held)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for k, r := range res {
 		i, e := at[k], entries[k]
+		if errs[k] != nil {
+			// The Store did not answer: the worker retries.
+			m.log.Warn("could not record outcome", "job_id", e.id, "err", errs[k])
+			out[i] = faas.AsError(errs[k])
+			continue
+		}
 		if r.Error == nil {
 			m.recorded(e, r.Job)
 			continue

@@ -10,11 +10,12 @@ import (
 	"sync"
 )
 
-// Coalescer turns concurrent Do calls into calls of flush with up to max
+// Coalescer turns concurrent calls into calls of flush with up to max
 // items each, one flush at a time. There is no goroutine to start or
 // stop: the first caller to find the coalescer idle runs the flush for
-// everyone waiting, and hands the next batch to the first of the callers
-// that arrived meanwhile, so no caller runs more than one flush.
+// everyone waiting, and hands the next batch to the caller of the oldest
+// item still pending, so a caller runs a flush only for a batch that
+// holds one of its own items.
 type Coalescer[T, R any] struct {
 	max   int
 	flush func(ctx context.Context, items []T) ([]R, error)
@@ -28,10 +29,11 @@ type call[T, R any] struct {
 	item T
 	res  R
 	err  error
-	// done is closed when res and err are set, or when lead is: then
-	// this caller flushes the next batch.
+	// done is closed once res and err are set; lead is closed when this
+	// item is the oldest pending and its caller is to flush the next
+	// batch.
 	done chan struct{}
-	lead bool
+	lead chan struct{}
 }
 
 // New returns a Coalescer that flushes at most max items at once. flush
@@ -41,33 +43,50 @@ func New[T, R any](max int, flush func(ctx context.Context, items []T) ([]R, err
 	return &Coalescer[T, R]{max: max, flush: flush}
 }
 
-// Do adds item to the next batch and returns its answer. Once added, the
-// item is flushed even if ctx ends, and Do waits for its answer: the
-// flush is bounded by the callee's own timeouts, and the caller must not
-// mistake a written row for a lost one. The flush a caller leads runs
-// under its context, without its cancellation, so that one caller
-// leaving does not fail the others.
+// Do adds item to the next batch and returns its answer; see DoAll.
 func (c *Coalescer[T, R]) Do(ctx context.Context, item T) (R, error) {
-	me := &call[T, R]{item: item, done: make(chan struct{})}
+	res, errs := c.DoAll(ctx, []T{item})
+	return res[0], errs[0]
+}
+
+// DoAll adds items to the next batches, in order, and returns their
+// answers: errs[i] is the error of the batch that held items[i]. Once
+// added, the items are flushed even if ctx ends, and DoAll waits for
+// their answers: the flush is bounded by the callee's own timeouts, and
+// a caller must not mistake a written row for a lost one. The flush a
+// caller leads runs under its context, without its cancellation, so
+// that one caller leaving does not fail the others.
+func (c *Coalescer[T, R]) DoAll(ctx context.Context, items []T) (res []R, errs []error) {
+	calls := make([]*call[T, R], len(items))
+	for i, item := range items {
+		calls[i] = &call[T, R]{item: item, done: make(chan struct{}), lead: make(chan struct{})}
+	}
 	c.mu.Lock()
-	c.pending = append(c.pending, me)
+	c.pending = append(c.pending, calls...)
 	leading := !c.busy
 	c.busy = true
 	c.mu.Unlock()
-	if !leading {
-		<-me.done
-		leading = me.lead // written before done was closed
-	}
+	ctx = context.WithoutCancel(ctx)
 	if leading {
-		c.lead(context.WithoutCancel(ctx))
+		c.run(ctx)
 	}
-	return me.res, me.err
+	res, errs = make([]R, len(items)), make([]error, len(items))
+	for i, cl := range calls {
+		select {
+		case <-cl.done:
+		case <-cl.lead:
+			// The items before it are answered: pending is in order.
+			c.run(ctx)
+			<-cl.done
+		}
+		res[i], errs[i] = cl.res, cl.err
+	}
+	return res, errs
 }
 
-// lead flushes the oldest pending items, the leader's among them (it is
-// the first), answers them, and passes the lead to the first caller
-// still pending, if any.
-func (c *Coalescer[T, R]) lead(ctx context.Context) {
+// run flushes the oldest pending items, answers them, and passes the lead
+// to the caller of the oldest item still pending, if any.
+func (c *Coalescer[T, R]) run(ctx context.Context) {
 	c.mu.Lock()
 	n := min(len(c.pending), c.max)
 	batch := c.pending[:n:n]
@@ -88,18 +107,14 @@ func (c *Coalescer[T, R]) lead(ctx context.Context) {
 		} else {
 			cl.res = res[i]
 		}
+		close(cl.done)
 	}
 
 	c.mu.Lock()
-	if len(c.pending) > 0 {
-		next := c.pending[0]
-		next.lead = true
-		close(next.done)
-	} else {
+	defer c.mu.Unlock()
+	if len(c.pending) == 0 {
 		c.busy = false
+		return
 	}
-	c.mu.Unlock()
-	for _, cl := range batch[1:] {
-		close(cl.done)
-	}
+	close(c.pending[0].lead)
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"faas/internal/batch"
@@ -96,4 +97,50 @@ func TestCoalescerLeaderContextEnded(t *testing.T) {
 	got, err := c.Do(ctx, 7)
 	require.NoError(t, err)
 	require.Equal(t, 7, got)
+}
+
+// TestCoalescerDoAll sends more items than one batch holds from several
+// callers at once, while the first flush is held: every item is answered
+// with its own result, in batches of at most max.
+func TestCoalescerDoAll(t *testing.T) {
+	t.Parallel()
+	const callers, each, max = 4, 5, 3
+	release := make(chan struct{})
+	var once sync.Once
+	var mu sync.Mutex
+	total := 0
+	c := batch.New(max, func(ctx context.Context, items []int) ([]int, error) {
+		once.Do(func() { <-release })
+		mu.Lock()
+		total += len(items)
+		mu.Unlock()
+		if len(items) > max {
+			return nil, errors.New("batch too big")
+		}
+		out := make([]int, len(items))
+		for i, v := range items {
+			out[i] = -v
+		}
+		return out, nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for k := range callers {
+		wg.Go(func() {
+			items := make([]int, each)
+			for i := range items {
+				items[i] = k*100 + i
+			}
+			res, errs := c.DoAll(ctx, items)
+			for i := range items {
+				assert.NoError(t, errs[i])
+				assert.Equal(t, -items[i], res[i])
+			}
+		})
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	require.Equal(t, callers*each, total)
 }
