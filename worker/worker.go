@@ -269,38 +269,37 @@ func (w *Worker) Run(ctx context.Context) error {
 		defer close(beatDone)
 		w.heartbeat(beatCtx)
 	}()
-	jobs := make(chan faas.Job)
+	// A slot is a token in free, taken for a job and given back when its
+	// run is over: the job's outcome is handed over while the slot runs
+	// the next job, so that the outcomes of jobs run one after another
+	// travel together.
 	free := make(chan struct{}, w.cfg.Concurrency)
-	var slots sync.WaitGroup
 	for range w.cfg.Concurrency {
 		free <- struct{}{}
-		slots.Go(func() {
-			for j := range jobs {
-				w.handle(ctx, j)
-				free <- struct{}{}
-			}
-		})
+	}
+	var handlers sync.WaitGroup
+	start := func(j faas.Job) {
+		handlers.Go(func() { w.handle(ctx, j, func() { free <- struct{}{} }) })
 	}
 	// As many polls as slots may be under way: a slot that frees up while
 	// another poll waits for the Store is not kept waiting behind it.
 	var polls sync.WaitGroup
 	for range w.cfg.Concurrency {
-		polls.Go(func() { w.poll(ctx, free, jobs) })
+		polls.Go(func() { w.poll(ctx, free, start) })
 	}
 	polls.Wait()
-	close(jobs)
-	slots.Wait()
+	handlers.Wait()
 	stopBeat()
 	<-beatDone
 	w.log.Info("stopped")
 	return nil
 }
 
-// poll leases jobs for the free slots, one token in free each, and hands
-// them to the slots through jobs, until ctx ends. One request asks for as
+// poll leases jobs for the free slots, one token in free each, and starts
+// each with start, until ctx ends. One request asks for as
 // many jobs as there are free slots not claimed by another poll, so that a
 // worker catching up on a backlog takes several jobs per round trip.
-func (w *Worker) poll(ctx context.Context, free chan struct{}, jobs chan<- faas.Job) {
+func (w *Worker) poll(ctx context.Context, free chan struct{}, start func(faas.Job)) {
 	failures := 0
 	for ctx.Err() == nil {
 		select {
@@ -331,7 +330,7 @@ func (w *Worker) poll(ctx context.Context, free chan struct{}, jobs chan<- faas.
 			free <- struct{}{}
 		}
 		for _, j := range leased {
-			jobs <- j
+			start(j)
 		}
 		if err != nil {
 			failures++
@@ -379,8 +378,12 @@ var errLeaseLost = errors.New("lease lost")
 // is over; the job goes back to the queue.
 var errDrained = errors.New("drain grace over")
 
-// handle runs one leased job and records its outcome.
-func (w *Worker) handle(stop context.Context, j faas.Job) {
+// handle runs one leased job and records its outcome. It calls ran once
+// the job no longer needs its slot: when the run is over, before the
+// outcome is handed over, or when the job will not run.
+func (w *Worker) handle(stop context.Context, j faas.Job, ran func()) {
+	ran = sync.OnceFunc(ran)
+	defer ran()
 	log := w.log.With("job_id", j.ID, "user", j.Owner, "function", j.Function, "attempt", j.Attempt)
 	if id := tracing.ID(j.Trace); id != "" {
 		log = log.With("trace_id", id)
@@ -418,6 +421,7 @@ func (w *Worker) handle(stop context.Context, j faas.Job) {
 			OnLines:  live.add,
 			Host:     jobHost{w: w, stop: stop, owner: j.Owner, lease: lease, log: log},
 		})
+		ran()
 		if res.Err != nil {
 			span.SetStatus(codes.Error, string(res.Err.Code))
 		}
