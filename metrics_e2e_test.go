@@ -76,7 +76,7 @@ func TestMetricsOfSeparateProcesses(t *testing.T) {
 	awaitSeries(t, url(2), "",
 		fmt.Sprintf(`faas_job_duration_seconds_count{component="worker",outcome="ok"} %d`, jobs))
 	awaitSeries(t, url(0), "",
-		fmt.Sprintf(`faas_store_operation_duration_seconds_count{component="dbmanager",operation="db.CreateJob"} %d`, jobs))
+		fmt.Sprintf(`faas_store_operation_duration_seconds_count{component="dbmanager",operation="db.CreateJobs"} %d`, jobs))
 	awaitSeries(t, c.http+"/metrics", "",
 		fmt.Sprintf(`faas_http_requests_total{component="frontend",route="/u/:u/fn/:f/run",status="2xx"} %d`, jobs))
 
@@ -106,7 +106,7 @@ func TestUpServesEveryRegistry(t *testing.T) {
 	awaitSeries(t, c.http+"/metrics", "",
 		fmt.Sprintf(`faas_jobs_finished_total{component="jqmanager",outcome="ok"} %d`, jobs),
 		fmt.Sprintf(`faas_http_requests_total{component="frontend",route="/u/:u/fn/:f/run",status="2xx"} %d`, jobs),
-		fmt.Sprintf(`faas_store_operation_duration_seconds_count{component="dbmanager",operation="db.CreateJob"} %d`, jobs),
+		fmt.Sprintf(`faas_store_operation_duration_seconds_count{component="dbmanager",operation="db.CreateJobs"} %d`, jobs),
 		// The scaler started the one worker the minimum asks for, which
 		// ran the jobs; its series are read from the worker process.
 		`faas_scaler_scalings_total{component="scaler",direction="up"} 1`,

@@ -122,14 +122,14 @@ func TestTraceFollowsAJobThroughEveryProcess(t *testing.T) {
 	steps := []struct{ name, service, parent string }{
 		{"POST /u/:u/fn/:f/run", "faas-frontend", ""},
 		{"jq.submit", "faas-jqmanager", "POST /u/:u/fn/:f/run"},
-		{"db.CreateJob", "faas-dbmanager", "jq.submit"},
+		{"db.CreateJobs", "faas-dbmanager", "jq.submit"},
 		{"queue wait", "faas-jqmanager", "jq.submit"},
 		{"lease", "faas-jqmanager", "jq.submit"},
-		{"db.StartJob", "faas-dbmanager", "lease"},
+		{"db.StartJobs", "faas-dbmanager", "lease"},
 		{"sandbox run", "faas-worker", "jq.submit"},
 		{"completion", "faas-worker", "jq.submit"},
-		{"db.CompleteJob", "faas-dbmanager", "completion"},
-		{"jq.done", "faas-jqmanager", "completion"},
+		{"jq.complete", "faas-jqmanager", "completion"},
+		{"db.CompleteJobs", "faas-dbmanager", "jq.complete"},
 	}
 	var spans []span
 	byName := func(name string) (span, bool) {
