@@ -2,6 +2,8 @@ package jqmanager_test
 
 import (
 	"context"
+	"encoding/json"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,21 +21,31 @@ import (
 type countingCreates struct {
 	*sqlite.Store
 	batches, rows atomic.Int64
-	hold          chan struct{}
-	once          sync.Once
+	// overweight counts the batches of several rows over MaxBatchBytes.
+	overweight atomic.Int64
+	hold       chan struct{}
+	once       sync.Once
 }
 
 func (s *countingCreates) CreateJobs(ctx context.Context, js []faas.Job) ([]faas.JobResult, error) {
 	s.batches.Add(1)
 	s.rows.Add(int64(len(js)))
+	bytes := 0
+	for _, j := range js {
+		bytes += len(j.Args)
+	}
+	if len(js) > 1 && bytes > faas.MaxBatchBytes {
+		s.overweight.Add(1)
+	}
 	s.once.Do(func() { <-s.hold })
 	return s.Store.CreateJobs(ctx, js)
 }
 
 // TestSubmissionsAreCoalesced submits concurrently while the Store is
-// busy: the submissions reach it in fewer batches than jobs, every job is
-// durable when its caller hears so, and a submission that cannot be
-// stored fails alone.
+// busy: the submissions reach it in fewer batches than jobs, none carrying
+// more than MaxBatchBytes of arguments unless alone (a bigger message
+// would be refused by the bus), every job is durable when its caller
+// hears so, and a submission that cannot be stored fails alone.
 func TestSubmissionsAreCoalesced(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, config(), "ann")
@@ -52,8 +64,12 @@ func TestSubmissionsAreCoalesced(t *testing.T) {
 		if i == n/2 {
 			function = "missing"
 		}
+		var args json.RawMessage
+		if i%4 == 0 {
+			args = json.RawMessage(`"` + strings.Repeat("a", 2<<20) + `"`)
+		}
 		go func() {
-			j, err := m.Submit(r.ctx, faas.Job{ID: uuid.NewString(), Owner: "ann", Function: function})
+			j, err := m.Submit(r.ctx, faas.Job{ID: uuid.NewString(), Owner: "ann", Function: function, Args: args})
 			results <- submitted{j, err}
 		}()
 	}
@@ -75,6 +91,7 @@ func TestSubmissionsAreCoalesced(t *testing.T) {
 	require.Equal(t, 1, failed, "one bad submission failed, alone")
 	require.EqualValues(t, n, store.rows.Load())
 	require.Less(t, store.batches.Load(), int64(n/2), "submissions were not coalesced")
+	require.Zero(t, store.overweight.Load(), "a batch carried more than MaxBatchBytes")
 	st, err := m.Stats(r.ctx)
 	require.NoError(t, err)
 	require.Equal(t, n-1, st.Queued)

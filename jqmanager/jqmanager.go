@@ -147,17 +147,18 @@ func New(cfg Config, store faas.Store, log *slog.Logger) (*Manager, error) {
 		cfg.EventRing = defaultEventRing
 	}
 	m := &Manager{
-		cfg:       cfg,
-		store:     store,
-		log:       log,
-		jobs:      make(map[string]*entry),
-		queue:     newFairQueue(cfg.MaxRunningPerUser),
-		pending:   make(map[string]int),
-		workers:   make(map[string]time.Time),
-		events:    newRing(cfg.EventRing, time.Now()),
-		rate:      newRateMeter(time.Now()),
-		creates:   batch.New(faas.MaxBatch, store.CreateJobs),
-		completes: batch.New(faas.MaxBatch, store.CompleteJobs),
+		cfg:     cfg,
+		store:   store,
+		log:     log,
+		jobs:    make(map[string]*entry),
+		queue:   newFairQueue(cfg.MaxRunningPerUser),
+		pending: make(map[string]int),
+		workers: make(map[string]time.Time),
+		events:  newRing(cfg.EventRing, time.Now()),
+		rate:    newRateMeter(time.Now()),
+		creates: batch.New(faas.MaxBatch, store.CreateJobs).
+			Bytes(faas.MaxBatchBytes, func(j faas.Job) int { return len(j.Args) }),
+		completes: batch.New(faas.MaxBatch, store.CompleteJobs).Bytes(faas.MaxBatchBytes, faas.Completion.Bytes),
 	}
 	reg := cfg.Metrics
 	if reg == nil {

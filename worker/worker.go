@@ -232,7 +232,7 @@ func New(cfg Config, store faas.Store, queue faas.JobQueue, log *slog.Logger) (*
 	}
 	w.completions = batch.New(faas.MaxBatch, func(ctx context.Context, cs []faas.Completion) ([]*faas.Error, error) {
 		return queue.Complete(ctx, cfg.ID, cs)
-	})
+	}).Bytes(faas.MaxBatchBytes, faas.Completion.Bytes)
 	return w, nil
 }
 

@@ -19,6 +19,10 @@ import (
 type Coalescer[T, R any] struct {
 	max   int
 	flush func(ctx context.Context, items []T) ([]R, error)
+	// maxBytes bounds the sum of size over a batch's items, when size is
+	// set; a single item bigger than that goes alone.
+	maxBytes int
+	size     func(T) int
 
 	mu      sync.Mutex
 	pending []*call[T, R]
@@ -41,6 +45,15 @@ type call[T, R any] struct {
 // batch.
 func New[T, R any](max int, flush func(ctx context.Context, items []T) ([]R, error)) *Coalescer[T, R] {
 	return &Coalescer[T, R]{max: max, flush: flush}
+}
+
+// Bytes bounds a batch's items to maxBytes in all, as size measures them,
+// so that a batch of big items stays within what one message may carry;
+// an item bigger than that goes in a batch of its own. Call it before the
+// first Do.
+func (c *Coalescer[T, R]) Bytes(maxBytes int, size func(T) int) *Coalescer[T, R] {
+	c.maxBytes, c.size = maxBytes, size
+	return c
 }
 
 // Do adds item to the next batch and returns its answer; see DoAll.
@@ -89,6 +102,15 @@ func (c *Coalescer[T, R]) DoAll(ctx context.Context, items []T) (res []R, errs [
 func (c *Coalescer[T, R]) run(ctx context.Context) {
 	c.mu.Lock()
 	n := min(len(c.pending), c.max)
+	if c.size != nil {
+		bytes := c.size(c.pending[0].item)
+		for i := 1; i < n; i++ {
+			if bytes += c.size(c.pending[i].item); bytes > c.maxBytes {
+				n = i
+				break
+			}
+		}
+	}
 	batch := c.pending[:n:n]
 	c.pending = c.pending[n:]
 	c.mu.Unlock()

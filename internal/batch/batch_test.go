@@ -144,3 +144,33 @@ func TestCoalescerDoAll(t *testing.T) {
 	wg.Wait()
 	require.Equal(t, callers*each, total)
 }
+
+// TestCoalescerBytes checks that batches stop at the byte bound, and that
+// an item bigger than the bound still goes, alone.
+func TestCoalescerBytes(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	var once sync.Once
+	var mu sync.Mutex
+	var batches [][]int
+	c := batch.New(64, func(ctx context.Context, items []int) ([]int, error) {
+		mu.Lock()
+		batches = append(batches, items)
+		mu.Unlock()
+		once.Do(func() { <-release })
+		return items, nil
+	}).Bytes(10, func(v int) int { return v })
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	wg.Go(func() { c.Do(ctx, 1) })
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(batches) == 1 }, 5*time.Second, time.Millisecond)
+	wg.Go(func() {
+		res, errs := c.DoAll(ctx, []int{4, 4, 4, 20, 3})
+		assert.Equal(t, []int{4, 4, 4, 20, 3}, res)
+		assert.Equal(t, make([]error, 5), errs)
+	})
+	time.Sleep(50 * time.Millisecond) // the second caller's items queue up
+	close(release)
+	wg.Wait()
+	require.Equal(t, [][]int{{1}, {4, 4}, {4}, {20}, {3}}, batches)
+}

@@ -230,6 +230,15 @@ type Completion struct {
 	CallsTruncated bool   `json:"calls_truncated,omitempty"`
 }
 
+// Bytes is what c carries, for MaxBatchBytes.
+func (c Completion) Bytes() int {
+	n := len(c.Result) + len(c.Logs) + len(c.Streams)
+	if c.Error != nil {
+		n += len(c.Error.Message)
+	}
+	return n
+}
+
 // LogLine is one line a job printed on the console, without its newline.
 // Offset is its 0-based line number in the job's output, so a reader can
 // resume after the last line it saw.
@@ -306,6 +315,12 @@ type JobResult struct {
 // CompleteJobs, a worker's Next and Complete), so that one request stays
 // small on the bus and one transaction short in the database.
 const MaxBatch = 64
+
+// MaxBatchBytes bounds what the rows of one batch carry (arguments,
+// results, logs), as Completion.Bytes and the length of a Job's Args
+// measure it: JSON may grow that sixfold by escaping, and the bus refuses
+// a message over 32 MiB. A row bigger than that goes in a batch alone.
+const MaxBatchBytes = 4 << 20
 
 // Lease names one attempt of a job held by a worker.
 type Lease struct {
