@@ -653,10 +653,12 @@ func testNextLeasesSeveral(t *testing.T, fx *fixture) {
 func testCompleteIsFencedAndCapped(t *testing.T, fx *fixture) {
 	fx.users("ann")
 	a, b := fx.submit("ann"), fx.submit("ann")
+	// The leases begin after this, in the queue, and end before the
+	// answer to Complete comes back.
+	begin := time.Now()
 	js, err := fx.q.Next(fx.ctx, "w1", 2, soon)
 	require.NoError(t, err)
 	require.Len(t, js, 2)
-	begin := time.Now()
 
 	forged := []faas.Completion{
 		{JobID: a.ID, Attempt: 1, Result: json.RawMessage("666"), Duration: time.Microsecond},
