@@ -11,11 +11,13 @@ import (
 
 // MaxRequestSize is every server socket's ZMQ_MAXMSGSIZE: libzmq drops the
 // connection of a peer that announces a bigger frame, before allocating
-// it. The largest legitimate request is a jq.done carrying a whole job:
-// up to 1 MiB of arguments (the frontend's limit) and 1 MiB of result (the
-// sandbox's), both raw JSON that encoding/json may grow up to six times by
-// escaping <, > and & as \u003c, plus 64 KiB of logs escaped the same way:
-// about 12.4 MiB at worst. 32 MiB leaves room for that to grow.
+// it. The largest legitimate requests are batches (jq.complete,
+// db.CreateJobs, db.CompleteJobs): at most faas.MaxBatchBytes, 4 MiB, of
+// arguments, results and logs when they hold several rows, and one row of
+// 1 MiB of arguments (the frontend's limit), 1 MiB of result (the
+// sandbox's) and 64 KiB of logs when alone; encoding/json may grow that
+// up to six times by escaping <, > and & as \u003c: about 24 MiB at worst.
+// 32 MiB leaves room for the envelope.
 const MaxRequestSize = 32 << 20
 
 // MaxReplySize is every client socket's ZMQ_MAXMSGSIZE. Replies come only
