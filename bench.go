@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"time"
 
 	"faas/frontend/client"
@@ -33,6 +34,7 @@ type benchOptions struct {
 	backlog      int
 	goja         int
 	peers        string
+	cpuProfile   string
 }
 
 // quickSizes are the phases' sizes of `faas bench -quick`, a smoke run of
@@ -57,6 +59,7 @@ func parseBench(args []string) (benchOptions, error) {
 	fs.IntVar(&o.backlog, "backlog", 100000, "queued jobs whose cost in the JQ manager's memory is measured; 0 skips it")
 	fs.IntVar(&o.goja, "goja", 2000, "runs of the function for the sandbox overhead")
 	fs.StringVar(&o.peers, "peers", "", "directory of the peers (river/, bullmq/) to run side by side; empty skips them")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (frontend, JQ and DB managers) over the workloads to this file")
 	quick := fs.Bool("quick", false, "small sizes for a smoke run of about a minute")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -204,6 +207,13 @@ func measurePlatform(ctx context.Context, log *slog.Logger, o benchOptions, dir 
 	}
 	var f figures
 	var err error
+	if o.cpuProfile != "" {
+		stop, err := startCPUProfile(o.cpuProfile)
+		if err != nil {
+			return f, err
+		}
+		defer stop()
+	}
 	log.Info("bench: async throughput", "jobs", o.jobs, "clients", o.clients)
 	if f.async, err = b.asyncThroughput(ctx, o.jobs, o.clients); err != nil {
 		return f, err
@@ -380,4 +390,22 @@ func (r *benchResults) print(w io.Writer, o benchOptions) {
 	for _, x := range r.rows(o) {
 		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", x.measure, x.value, x.target, x.verdict)
 	}
+}
+
+// startCPUProfile profiles this process, which runs the frontend and the
+// managers when the bench started the platform; the workers are child
+// processes and are not in it.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("bench -cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("bench -cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
