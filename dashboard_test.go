@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -129,7 +130,7 @@ func TestDashboard(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, "FAAS_ADMIN_TOKEN="+dashboardAdmin)
 	c.startAll(1)
-	ctx := browser(t, 3*time.Minute)
+	ctx := browser(t, 4*time.Minute)
 	dir := screenshots(t)
 	const user = "dana"
 
@@ -353,6 +354,75 @@ func TestDashboard(t *testing.T) {
 		chromedp.WaitVisible("#page-functions"),
 	), "sign out and in")
 	require.False(t, stored, "the token outlived signing out")
+
+	// A function's concurrency limit and webhooks, in its editor. A bad
+	// limit goes to the API, whose refusal the banner shows.
+	r = a.do(http.MethodPost, "/u/"+user+"/fn/echo", "function echo(ev) { return ev.json }")
+	require.Equal(t, http.StatusCreated, r.Status, "upload echo: %s", r.Res)
+	var hookURL string
+	require.NoError(t, chromedp.Run(ctx,
+		chromedp.EmulateViewport(1280, 800),
+		// Through another page, so that the list is read again with echo.
+		clickNow(`#nav a[href="#run"]`),
+		chromedp.WaitVisible("#page-run"),
+		clickNow(`#nav a[href="#functions"]`),
+		chromedp.WaitVisible(`#fn-table tr[data-fn="echo"]`),
+		clickNow(`#fn-table button[aria-label="Edit echo"]`),
+		waitText("#hooks-fn", "echo"),
+		chromedp.WaitVisible("#hooks-empty"),
+		setField("#fn-concurrency", "-1"),
+		clickNow("#fn-save"),
+		waitText("#error-text", `invalid: invalid concurrency "-1"`),
+		setField("#fn-concurrency", "2"),
+		clickNow("#fn-save"),
+		waitText("#fn-saved", "Saved echo"),
+		chromedp.WaitNotVisible("#error"),
+		clickNow("#hook-new"),
+		chromedp.WaitVisible("#hook-url"),
+		chromedp.Text("#hook-url", &hookURL),
+		chromedp.WaitVisible(`#hooks-table tr[data-hook]`),
+		shot(dir, "13-webhooks"),
+	), "concurrency and a webhook")
+	var fn struct{ Concurrency int }
+	r = a.do(http.MethodGet, "/u/"+user+"/fn/echo", "")
+	require.NoError(t, json.Unmarshal(r.Res, &fn), "%s", r.Res)
+	require.Equal(t, 2, fn.Concurrency, "the limit saved in the page")
+
+	// The URL runs echo for anyone, with no token.
+	require.True(t, strings.HasPrefix(hookURL, c.http+"/hook/"), "hook URL %q", hookURL)
+	anyone := &api{Client: client.New(c.http, client.WithHTTPClient(c.httpClient())), t: t}
+	hookPath := strings.TrimPrefix(hookURL, c.http)
+	r = anyone.do(http.MethodPost, hookPath, `{"n": 7}`, "Content-Type", "application/json")
+	require.Equal(t, http.StatusOK, r.Status, "the hook's URL: %s", r.Res)
+	require.JSONEq(t, `{"n": 7}`, string(r.Res))
+
+	// The history tells the webhook's job from the others; revoking the
+	// hook in the editor, with a second press, kills its URL.
+	var revokeArmed string
+	require.NoError(t, chromedp.Run(ctx,
+		clickNow(`#nav a[href="#jobs"]`),
+		waitText("#jobs-table tbody", "webhook"),
+		clickNow(`#jobs-table tbody tr:first-child`),
+		waitText("#job-trigger", "run by a webhook"),
+		waitText("#job-result", "7"),
+		clickNow(`#nav a[href="#functions"]`),
+		chromedp.WaitVisible(`#fn-table tr[data-fn="echo"]`),
+		clickNow(`#fn-table button[aria-label="Edit echo"]`),
+		chromedp.WaitVisible(`#hooks-table tr[data-hook]`),
+		// The URL was shown once: editing again does not show it.
+		chromedp.WaitNotVisible("#hook-done"),
+		chromedp.Evaluate(`(() => {
+			const b = document.querySelector('#hooks-table button.danger')
+			b.click()
+			const armed = b.textContent
+			b.click()
+			return armed
+		})()`, &revokeArmed),
+		chromedp.WaitVisible("#hooks-empty"),
+	), "revoke the webhook")
+	require.Equal(t, "Confirm", revokeArmed, "the first press asks for confirmation")
+	r = anyone.do(http.MethodPost, hookPath, `{"n": 8}`, "Content-Type", "application/json")
+	require.Equal(t, http.StatusNotFound, r.Status, "the hook's URL after revoking it in the page: %s", r.Res)
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	t.Logf("%d screenshots in %s", len(entries), dir)

@@ -63,6 +63,10 @@ func TestHookRunsWithoutTokenAndDiesOnRevoke(t *testing.T) {
 	info, err := p.rest().As(user, token).Info(context.Background(), strings.TrimPrefix(rep.Header.Get("Location"), "/j/"))
 	require.NoError(t, err)
 	require.Equal(t, "webhook", info.Trigger)
+	// The history says so too, where the dashboard reads it.
+	list := p.listJobs(t, user, token, "")
+	require.Len(t, list.Jobs, 1)
+	require.Equal(t, "webhook", list.Jobs[0].Trigger)
 
 	// A body that is not JSON arrives as text only.
 	status, rep = p.callHook(t, h.URL, "a=1&b=2", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}})

@@ -150,17 +150,19 @@ $('#register-form').addEventListener('submit', (ev) => {
   });
 });
 
-$('#copy-token').addEventListener('click', async () => {
-  const token = $('#new-token').textContent;
+// copyText copies the text of the element code, a secret shown once,
+// and says so in state.
+async function copyText(code, state) {
   try {
-    await navigator.clipboard.writeText(token);
-    $('#copy-state').textContent = 'Copied to the clipboard.';
+    await navigator.clipboard.writeText(code.textContent);
+    state.textContent = 'Copied to the clipboard.';
   } catch {
     // Without clipboard access, select it for the user to copy.
-    getSelection().selectAllChildren($('#new-token'));
-    $('#copy-state').textContent = 'Selected: press Ctrl+C (⌘C) to copy.';
+    getSelection().selectAllChildren(code);
+    state.textContent = 'Selected: press Ctrl+C (⌘C) to copy.';
   }
-});
+}
+$('#copy-token').addEventListener('click', () => copyText($('#new-token'), $('#copy-state')));
 
 $('#register-continue').addEventListener('click', () => {
   $('#register-done').hidden = true;
@@ -246,10 +248,12 @@ async function editFunction(name) {
   $('#fn-name').value = name;
   $('#fn-timeout').value = s.timeout_ms ? s.timeout_ms / 1000 : 30;
   $('#fn-memory').value = s.memory_mb || '';
+  $('#fn-concurrency').value = res.concurrency || '';
   $('#fn-src').value = res.src;
   $('#fn-saved').textContent = '';
   highlight();
   $('#fn-src').focus();
+  await showHooks(name);
 }
 
 function newFunction() {
@@ -257,8 +261,10 @@ function newFunction() {
   $('#fn-name').value = '';
   $('#fn-timeout').value = 30;
   $('#fn-memory').value = '';
+  $('#fn-concurrency').value = '';
   $('#fn-src').value = 'function main() {\n  return "hello"\n}\n';
   $('#fn-saved').textContent = '';
+  hideHooks();
   highlight();
   $('#fn-name').focus();
 }
@@ -272,14 +278,76 @@ $('#fn-form').addEventListener('submit', (ev) => {
   if (!(timeout > 0)) { showError(new ApiError('invalid', `timeout ${$('#fn-timeout').value || '(empty)'}: want a number of seconds above 0`)); $('#fn-timeout').focus(); return; }
   let q = '?timeout=' + encodeURIComponent(timeout + 's');
   if (memory) q += '&memory=' + encodeURIComponent(memory);
+  // Always named, so that emptying the field lifts the limit; the API
+  // checks the value and its refusal names it in the banner.
+  q += '&concurrency=' + encodeURIComponent($('#fn-concurrency').value.trim() || '0');
   busy($('#fn-save'), async () => {
     const { status } = await api('POST', fnPath(name, q), { body: $('#fn-src').value, type: 'text/plain' });
     clearError();
     $('#fn-form-title').textContent = 'Edit ' + name;
     $('#fn-saved').textContent = (status === 201 ? 'Created ' : 'Saved ') + name + ' at ' + new Date().toLocaleTimeString();
     await loadFunctions();
+    if (hooksOf !== name) await showHooks(name);
   });
 });
+
+// ---- webhooks of the function in the editor ----
+
+let hooksOf = null; // the function whose webhooks the panel shows
+let hooksRead = 0; // counts the panel's readings, so only the last is drawn
+
+async function showHooks(name) {
+  hooksOf = name;
+  $('#hooks-fn').textContent = name;
+  hideHookURL();
+  $('#hooks').hidden = false;
+  await loadHooks();
+}
+
+function hideHooks() {
+  hooksOf = null;
+  hideHookURL();
+  $('#hooks').hidden = true;
+}
+
+// hideHookURL forgets a new hook's URL: the page shows it once only.
+function hideHookURL() {
+  $('#hook-done').hidden = true;
+  $('#hook-url').textContent = '';
+  delete $('#hook-done').dataset.hook;
+}
+
+async function loadHooks() {
+  const name = hooksOf, n = ++hooksRead;
+  const { res } = await api('GET', fnPath(name, '/hooks'));
+  // A later reading (another function opened, a hook revoked) may have
+  // answered first; this one is stale.
+  if (n !== hooksRead) return;
+  $('#hooks-table tbody').replaceChildren(...res.map((h) => {
+    const rm = el('button', { type: 'button', class: 'small danger', 'aria-label': 'Revoke webhook ' + h.id }, 'Revoke');
+    rm.addEventListener('click', () => confirmThen(rm, () => revokeHook(name, h.id)));
+    return el('tr', { 'data-hook': h.id }, el('td', {}, el('code', {}, h.id)), el('td', {}, fmtTime(h.created)), el('td', { class: 'actions' }, rm));
+  }));
+  $('#hooks-empty').hidden = res.length > 0;
+}
+
+$('#hook-new').addEventListener('click', (ev) => busy(ev.currentTarget, async () => {
+  const { res } = await api('POST', fnPath(hooksOf, '/hooks'));
+  clearError();
+  $('#hook-url').textContent = new URL(res.url, location.origin).href;
+  $('#hook-copy-state').textContent = '';
+  $('#hook-done').dataset.hook = res.id;
+  $('#hook-done').hidden = false;
+  await loadHooks();
+}));
+$('#copy-hook').addEventListener('click', () => copyText($('#hook-url'), $('#hook-copy-state')));
+
+async function revokeHook(name, id) {
+  await api('DELETE', fnPath(name, '/hooks/' + encodeURIComponent(id)));
+  clearError();
+  if ($('#hook-done').dataset.hook === id) hideHookURL();
+  await loadHooks();
+}
 
 // The editor's highlighter: enough of JavaScript's lexical grammar to
 // colour comments, strings, numbers and keywords as the user types.
@@ -404,7 +472,7 @@ async function refreshJobs() {
   body.replaceChildren(...jobs.map((j) => {
     const st = el('span'); badge(st, j.state);
     const row = el('tr', { class: 'pick' + (j.id === selectedJob ? ' selected' : ''), tabindex: '0', 'data-job': j.id, 'aria-label': `job ${j.id} of ${j.function}, ${j.state}` },
-      el('td', {}, el('code', {}, j.id.slice(0, 8))), el('td', {}, j.function), el('td', {}, st),
+      el('td', {}, el('code', {}, j.id.slice(0, 8))), el('td', {}, j.function, ...triggerBadge(j)), el('td', {}, st),
       el('td', {}, fmtTime(j.created)), el('td', {}, j.state === 'succeeded' || j.state === 'failed' ? fmtMs(j.duration_ms) : '–'));
     const open = () => openJob(j.id).catch(showError);
     row.addEventListener('click', open);
@@ -420,6 +488,10 @@ async function refreshJobs() {
 }
 $('#jobs-state').addEventListener('change', () => refreshJobs().catch(showError));
 $('#jobs-fn').addEventListener('change', () => refreshJobs().catch(showError));
+
+// triggerBadge names what submitted a job other than a run request: a
+// webhook, a schedule, a topic.
+const triggerBadge = (j) => j.trigger ? [' ', el('span', { class: 'badge trigger' }, j.trigger)] : [];
 
 async function openJob(id) {
   stopFollow();
@@ -441,6 +513,7 @@ async function showJobRecord(info) {
   $('#job-body').hidden = false;
   badge($('#job-state'), info.state);
   $('#job-id').textContent = info.id;
+  $('#job-trigger').textContent = info.trigger ? 'run by a ' + info.trigger : '';
   $('#job-record').textContent = pretty(info);
   $('#job-follow').hidden = info.state !== 'queued' && info.state !== 'running';
   await showOutcome(info, $('#job-result'));
