@@ -111,6 +111,19 @@ func clickNow(sel string) chromedp.Action {
 	return chromedp.Evaluate(fmt.Sprintf(`document.querySelector(%q).click()`, sel), nil)
 }
 
+// pressTwice presses a button that asks for a second press, both presses
+// in one go in the page: a list redrawn in between would hold a new
+// button, not armed. armed gets the button's text after the first press.
+func pressTwice(sel string, armed *string) chromedp.Action {
+	return chromedp.Evaluate(fmt.Sprintf(`(() => {
+		const b = document.querySelector(%q)
+		b.click()
+		const armed = b.textContent
+		b.click()
+		return armed
+	})()`, sel), armed)
+}
+
 // onlyAddRows is true once the history table shows rows of the function
 // add alone.
 const onlyAddRows = `(() => {
@@ -304,15 +317,7 @@ func TestDashboard(t *testing.T) {
 		chromedp.WaitVisible("#jobs-empty"),
 		clickNow(`#nav a[href="#functions"]`),
 		chromedp.WaitVisible(`#fn-table tr[data-fn="add"]`),
-		// Both presses on one button in one go: the list may be redrawn
-		// by the page's own load, and a new button is not armed.
-		chromedp.Evaluate(`(() => {
-			const b = document.querySelector('button[aria-label="Delete add"]')
-			b.click()
-			const armed = b.textContent
-			b.click()
-			return armed
-		})()`, &armed),
+		pressTwice(`button[aria-label="Delete add"]`, &armed),
 		chromedp.WaitNotPresent(`#fn-table tr[data-fn="add"]`),
 	), "delete")
 	require.Equal(t, "Confirm", armed, "the first press asks for confirmation")
@@ -411,13 +416,7 @@ func TestDashboard(t *testing.T) {
 		chromedp.WaitVisible(`#hooks-table tr[data-hook]`),
 		// The URL was shown once: editing again does not show it.
 		chromedp.WaitNotVisible("#hook-done"),
-		chromedp.Evaluate(`(() => {
-			const b = document.querySelector('#hooks-table button.danger')
-			b.click()
-			const armed = b.textContent
-			b.click()
-			return armed
-		})()`, &revokeArmed),
+		pressTwice(`#hooks-table button.danger`, &revokeArmed),
 		chromedp.WaitVisible("#hooks-empty"),
 	), "revoke the webhook")
 	require.Equal(t, "Confirm", revokeArmed, "the first press asks for confirmation")
