@@ -422,6 +422,40 @@ func TestDashboard(t *testing.T) {
 	require.Equal(t, "Confirm", revokeArmed, "the first press asks for confirmation")
 	r = anyone.do(http.MethodPost, hookPath, `{"n": 8}`, "Content-Type", "application/json")
 	require.Equal(t, http.StatusNotFound, r.Status, "the hook's URL after revoking it in the page: %s", r.Res)
+
+	// A job's fused calls and child jobs, and links between parent and
+	// child in the job record.
+	for name, src := range map[string]string{
+		"sq":  "function sq(x) { return x * x }",
+		"fam": "async function fam(x) { const y = await faas.call('sq', x); await faas.submit('sq', 3); return y }",
+	} {
+		r := a.do(http.MethodPost, "/u/"+user+"/fn/"+name, src)
+		require.Equal(t, http.StatusCreated, r.Status, "upload %s: %s", name, r.Res)
+	}
+	r = a.do(http.MethodPost, "/u/"+user+"/fn/fam/run?wait=60s", "[4]")
+	require.Equal(t, http.StatusOK, r.Status, "run fam: %s", r.Res)
+	require.JSONEq(t, "16", string(r.Res))
+	famID := strings.TrimPrefix(r.Header.Get("Location"), "/j/")
+	require.NotEmpty(t, famID, "fam's job id")
+	var childID, backTo string
+	require.NoError(t, chromedp.Run(ctx,
+		clickNow(`#nav a[href="#jobs"]`),
+		chromedp.WaitVisible(fmt.Sprintf(`#jobs-table tr[data-job=%q]`, famID)),
+		clickNow(fmt.Sprintf(`#jobs-table tr[data-job=%q]`, famID)),
+		waitText("#job-id", famID),
+		waitText("#job-calls tbody", "sq"),
+		chromedp.WaitVisible("#job-children a[data-job]"),
+		chromedp.Text("#job-children a[data-job]", &childID),
+		chromedp.ScrollIntoView("#job-calls"),
+		shot(dir, "16-fused-calls"),
+		clickNow("#job-children a[data-job]"),
+		chromedp.WaitVisible("#job-parent-row"),
+		chromedp.Text("#job-id", &backTo),
+		waitText("#job-parent", famID),
+		clickNow("#job-parent a"),
+		waitText("#job-id", famID),
+	), "fused calls and child jobs")
+	require.Equal(t, childID, backTo, "the child's link opens the child")
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	t.Logf("%d screenshots in %s", len(entries), dir)

@@ -515,8 +515,35 @@ async function showJobRecord(info) {
   $('#job-id').textContent = info.id;
   $('#job-trigger').textContent = info.trigger ? 'run by a ' + info.trigger : '';
   $('#job-record').textContent = pretty(info);
+  showFamily(info);
   $('#job-follow').hidden = info.state !== 'queued' && info.state !== 'running';
   await showOutcome(info, $('#job-result'));
+}
+
+// showFamily shows the jobs a job is related to, each a link that opens
+// it, and the fused calls it made.
+function showFamily(info) {
+  $('#job-parent-row').hidden = !info.parent;
+  $('#job-parent').replaceChildren(...(info.parent ? [jobLink(info.parent)] : []));
+  const children = info.children || [], calls = info.calls || [];
+  $('#job-children-box').hidden = children.length === 0;
+  $('#job-children').replaceChildren(...children.map((id) => el('li', {}, jobLink(id))));
+  $('#job-calls-box').hidden = calls.length === 0;
+  $('#job-calls tbody').replaceChildren(...calls.map((c) => el('tr', {},
+    el('td', {}, el('code', {}, c.function)), el('td', {}, c.version ? String(c.version) : '–'), el('td', {}, fmtMs(c.duration_ms)),
+    el('td', { class: 'error-cell' }, c.error ? `${c.error.code}: ${c.error.message}` : ''))));
+  $('#job-calls-more').hidden = !info.calls_truncated;
+}
+
+// jobLink is a link that opens the job id on the Jobs page, from there
+// or from another page.
+function jobLink(id) {
+  return el('a', { href: '#jobs', 'data-job': id, onclick: (ev) => {
+    selectedJob = id;
+    if (location.hash !== '#jobs') return; // entering the page opens it
+    ev.preventDefault();
+    openJob(id).catch(showError);
+  } }, el('code', {}, id));
 }
 
 $('#job-follow').addEventListener('click', () => { if (selectedJob) { followLogs(selectedJob).catch(showError); } });
