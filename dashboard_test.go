@@ -386,6 +386,7 @@ func TestDashboard(t *testing.T) {
 		chromedp.WaitVisible("#hook-url"),
 		chromedp.Text("#hook-url", &hookURL),
 		chromedp.WaitVisible(`#hooks-table tr[data-hook]`),
+		chromedp.ScrollIntoView("#hooks"),
 		shot(dir, "13-webhooks"),
 	), "concurrency and a webhook")
 	var fn struct{ Concurrency int }
@@ -422,6 +423,44 @@ func TestDashboard(t *testing.T) {
 	require.Equal(t, "Confirm", revokeArmed, "the first press asks for confirmation")
 	r = anyone.do(http.MethodPost, hookPath, `{"n": 8}`, "Content-Type", "application/json")
 	require.Equal(t, http.StatusNotFound, r.Status, "the hook's URL after revoking it in the page: %s", r.Res)
+
+	// A schedule, set and removed in the editor; a bad expression shows
+	// the API's refusal.
+	require.NoError(t, chromedp.Run(ctx,
+		// Opening echo last read its schedule too; edits must come after.
+		chromedp.WaitVisible("#schedule:not([aria-busy])"),
+		setField("#schedule-cron", "every minute"),
+		clickNow("#schedule-save"),
+		waitText("#error-text", `invalid cron expression "every minute"`),
+		setField("#schedule-cron", "0 9 * * 1-5"),
+		setField("#schedule-tz", "Europe/Madrid"),
+		setField("#schedule-args", `[{"team": "core"}]`),
+		clickNow("#schedule-save"),
+		chromedp.WaitVisible("#schedule-next li:nth-child(5)"),
+		chromedp.WaitNotVisible("#error"),
+		chromedp.ScrollIntoView("#schedule"),
+		shot(dir, "14-schedule"),
+	), "set a schedule")
+	var sc struct {
+		Cron, Timezone string
+		Args           json.RawMessage
+		Next           []time.Time
+	}
+	r = a.do(http.MethodGet, "/u/"+user+"/fn/echo/schedule", "")
+	require.Equal(t, http.StatusOK, r.Status, "the schedule set in the page: %s", r.Res)
+	require.NoError(t, json.Unmarshal(r.Res, &sc), "%s", r.Res)
+	require.Equal(t, "0 9 * * 1-5", sc.Cron)
+	require.Equal(t, "Europe/Madrid", sc.Timezone)
+	require.JSONEq(t, `[{"team": "core"}]`, string(sc.Args))
+	require.Len(t, sc.Next, 5)
+	var removeArmed string
+	require.NoError(t, chromedp.Run(ctx,
+		pressTwice("#schedule-rm", &removeArmed),
+		chromedp.WaitVisible("#schedule-none"),
+	), "remove the schedule")
+	require.Equal(t, "Confirm", removeArmed, "the first press asks for confirmation")
+	r = a.do(http.MethodGet, "/u/"+user+"/fn/echo/schedule", "")
+	require.Equal(t, http.StatusNotFound, r.Status, "the schedule after removing it in the page: %s", r.Res)
 
 	// A job's fused calls and child jobs, and links between parent and
 	// child in the job record.

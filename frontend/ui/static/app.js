@@ -253,7 +253,7 @@ async function editFunction(name) {
   $('#fn-saved').textContent = '';
   highlight();
   $('#fn-src').focus();
-  await showHooks(name);
+  await showPanels(name);
 }
 
 function newFunction() {
@@ -264,7 +264,7 @@ function newFunction() {
   $('#fn-concurrency').value = '';
   $('#fn-src').value = 'function main() {\n  return "hello"\n}\n';
   $('#fn-saved').textContent = '';
-  hideHooks();
+  hidePanels();
   highlight();
   $('#fn-name').focus();
 }
@@ -287,28 +287,37 @@ $('#fn-form').addEventListener('submit', (ev) => {
     $('#fn-form-title').textContent = 'Edit ' + name;
     $('#fn-saved').textContent = (status === 201 ? 'Created ' : 'Saved ') + name + ' at ' + new Date().toLocaleTimeString();
     await loadFunctions();
-    if (hooksOf !== name) await showHooks(name);
+    if (panelsOf !== name) await showPanels(name);
   });
 });
 
-// ---- webhooks of the function in the editor ----
+// ---- the panels under the editor: the function's webhooks and schedule ----
 
-let hooksOf = null; // the function whose webhooks the panel shows
-let hooksRead = 0; // counts the panel's readings, so only the last is drawn
+// PANELS are the cards under the editor, by id, each naming the function
+// in #<id>-fn, with what reads their contents.
+const PANELS = { hooks: loadHooks, schedule: loadSchedule };
+let panelsOf = null; // the function the panels show
 
-async function showHooks(name) {
-  hooksOf = name;
-  $('#hooks-fn').textContent = name;
+async function showPanels(name) {
+  panelsOf = name;
   hideHookURL();
-  $('#hooks').hidden = false;
-  await loadHooks();
+  await Promise.all(Object.entries(PANELS).map(async ([id, load]) => {
+    const panel = $('#' + id);
+    $(`#${id}-fn`).textContent = name;
+    panel.hidden = false;
+    // Busy until read: what it shows until then is the last function's.
+    panel.setAttribute('aria-busy', 'true');
+    try { await load(); } finally { panel.removeAttribute('aria-busy'); }
+  }));
 }
 
-function hideHooks() {
-  hooksOf = null;
+function hidePanels() {
+  panelsOf = null;
   hideHookURL();
-  $('#hooks').hidden = true;
+  for (const id of Object.keys(PANELS)) $('#' + id).hidden = true;
 }
+
+let hooksRead = 0; // counts the webhook list's readings, so only the last is drawn
 
 // hideHookURL forgets a new hook's URL: the page shows it once only.
 function hideHookURL() {
@@ -318,7 +327,7 @@ function hideHookURL() {
 }
 
 async function loadHooks() {
-  const name = hooksOf, n = ++hooksRead;
+  const name = panelsOf, n = ++hooksRead;
   const { res } = await api('GET', fnPath(name, '/hooks'));
   // A later reading (another function opened, a hook revoked) may have
   // answered first; this one is stale.
@@ -332,7 +341,7 @@ async function loadHooks() {
 }
 
 $('#hook-new').addEventListener('click', (ev) => busy(ev.currentTarget, async () => {
-  const { res } = await api('POST', fnPath(hooksOf, '/hooks'));
+  const { res } = await api('POST', fnPath(panelsOf, '/hooks'));
   clearError();
   $('#hook-url').textContent = new URL(res.url, location.origin).href;
   $('#hook-copy-state').textContent = '';
@@ -348,6 +357,52 @@ async function revokeHook(name, id) {
   if ($('#hook-done').dataset.hook === id) hideHookURL();
   await loadHooks();
 }
+
+let scheduleRead = 0; // as hooksRead, for the schedule
+
+async function loadSchedule() {
+  const n = ++scheduleRead;
+  let sc = null;
+  try {
+    ({ res: sc } = await api('GET', fnPath(panelsOf, '/schedule')));
+  } catch (e) {
+    if (!(e instanceof ApiError && e.code === 'not_found')) throw e; // none
+  }
+  if (n === scheduleRead) showSchedule(sc);
+}
+
+// showSchedule fills the schedule's form from sc, or empties it for none.
+function showSchedule(sc) {
+  $('#schedule-cron').value = sc ? sc.cron : '';
+  $('#schedule-tz').value = sc ? sc.timezone : '';
+  $('#schedule-args').value = sc ? JSON.stringify(sc.args) : '[]';
+  $('#schedule-none').hidden = !!sc;
+  $('#schedule-on').hidden = !sc;
+  $('#schedule-rm').hidden = !sc;
+  $('#schedule-next').replaceChildren(...(sc ? sc.next : []).map((t) => el('li', {}, new Date(t).toLocaleString())));
+}
+
+$('#schedule').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const args = argsOf($('#schedule-args'));
+  if (args === null) return;
+  // The API checks the expression and the zone and names what is wrong.
+  const body = { cron: $('#schedule-cron').value.trim(), args: JSON.parse(args) };
+  const tz = $('#schedule-tz').value.trim();
+  if (tz) body.timezone = tz;
+  busy($('#schedule-save'), async () => {
+    const name = panelsOf;
+    const { res } = await api('PUT', fnPath(name, '/schedule'), { body: JSON.stringify(body), type: 'application/json' });
+    clearError();
+    scheduleRead++; // an older reading must not undo this
+    if (name === panelsOf) showSchedule(res);
+  });
+});
+$('#schedule-rm').addEventListener('click', (ev) => confirmThen(ev.currentTarget, async () => {
+  await api('DELETE', fnPath(panelsOf, '/schedule'));
+  clearError();
+  await loadSchedule();
+}));
 
 // The editor's highlighter: enough of JavaScript's lexical grammar to
 // colour comments, strings, numbers and keywords as the user types.
@@ -391,17 +446,25 @@ async function enterRun() {
   if (!names.length) showError(new ApiError('not_found', 'no functions to run yet: create one on the Functions page'));
 }
 
+// argsOf reads a field of arguments, a JSON array (empty is []); if it
+// is not one, it says so in the banner, focuses the field and gives null.
+function argsOf(field) {
+  const args = field.value.trim() || '[]';
+  try {
+    if (!Array.isArray(JSON.parse(args))) throw new Error('not an array');
+    return args;
+  } catch (e) {
+    showError(new ApiError('invalid', `arguments ${args.slice(0, 40)}: want a JSON array such as [4, 5] (${e.message})`));
+    field.focus();
+    return null;
+  }
+}
+
 $('#run-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
   const name = $('#run-fn').value;
-  let args = $('#run-args').value.trim() || '[]';
-  try {
-    if (!Array.isArray(JSON.parse(args))) throw new Error('not an array');
-  } catch (e) {
-    showError(new ApiError('invalid', `arguments ${args.slice(0, 40)}: want a JSON array such as [4, 5] (${e.message})`));
-    $('#run-args').focus();
-    return;
-  }
+  const args = argsOf($('#run-args'));
+  if (args === null) return;
   busy($('#run-go'), async () => {
     const { res: id } = await api('POST', fnPath(name, '/run'), { body: args, type: 'application/json' });
     clearError();
