@@ -398,7 +398,7 @@ func encodeCursor(name string) string { return base64.RawURLEncoding.EncodeToStr
 // decodeCursor returns the name a cursor holds; only a valid name is one.
 func decodeCursor(v string) (string, error) {
 	name, err := base64.RawURLEncoding.DecodeString(v)
-	if err != nil || !validName(string(name)) {
+	if err != nil || !faas.ValidName(string(name)) {
 		return "", faas.Errorf(faas.Invalid, "invalid cursor %.80q: pass the next_cursor of the previous page", v)
 	}
 	return string(name), nil

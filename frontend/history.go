@@ -77,7 +77,7 @@ func (s *Server) listJobs(c *gin.Context) {
 // jobPageParams reads ?fn, ?state, ?limit and ?cursor of a job listing.
 func jobPageParams(c *gin.Context) (faas.JobPage, error) {
 	page := faas.JobPage{Limit: defaultJobLimit, Function: c.Query("fn"), State: faas.JobState(c.Query("state"))}
-	if page.Function != "" && !validName(page.Function) {
+	if page.Function != "" && !faas.ValidName(page.Function) {
 		return page, faas.Errorf(faas.Invalid, "invalid fn %.80q: want a function name", page.Function)
 	}
 	if page.State != "" && !page.State.Valid() {

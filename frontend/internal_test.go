@@ -145,18 +145,6 @@ func TestHTTPStatusCoversEveryCode(t *testing.T) {
 	}
 }
 
-func TestValidName(t *testing.T) {
-	t.Parallel()
-	for name, valid := range map[string]bool{
-		"a": true, "Alice_1.2-3": true, strings.Repeat("x", 64): true,
-		"": false, strings.Repeat("x", 65): false, "a b": false, "a/b": false,
-		"a%2F": false, "ñ": false, "a\x00": false,
-		".": false, "..": false, "...": false, ".a": true, "a..": true,
-	} {
-		require.Equal(t, valid, validName(name), "%q", name)
-	}
-}
-
 func TestValidJobID(t *testing.T) {
 	t.Parallel()
 	require.True(t, validJobID("6ba7b810-9dad-11d1-80b4-00c04fd430c8"))
@@ -332,8 +320,8 @@ func FuzzCursor(f *testing.F) {
 			require.Equal(t, faas.Invalid, faas.ErrorCode(err))
 			return
 		}
-		require.True(t, validName(name), "%q", name)
-		if validName(v) {
+		require.True(t, faas.ValidName(name), "%q", name)
+		if faas.ValidName(v) {
 			back, err := decodeCursor(encodeCursor(v))
 			require.NoError(t, err)
 			require.Equal(t, v, back)

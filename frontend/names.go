@@ -7,18 +7,12 @@ import (
 	"faas/proxies/faas"
 )
 
-// maxNameLen and validName are the platform's name rules (see
-// faas.ValidName), which workers apply to the names functions call.
-const maxNameLen = faas.MaxNameLen
-
-var validName = faas.ValidName
-
 // checkNames answers 400 for a malformed :u or :f before anything else
 // happens, so bad names never reach the store.
 func (s *Server) checkNames(c *gin.Context) {
 	for _, p := range [...]struct{ param, what string }{{"u", "user"}, {"f", "function"}} {
-		if v, ok := c.Params.Get(p.param); ok && !validName(v) {
-			s.fail(c, faas.Errorf(faas.Invalid, "invalid %s name %.80q: want 1-%d letters, digits, '_', '.' or '-', not dots alone", p.what, v, maxNameLen))
+		if v, ok := c.Params.Get(p.param); ok && !faas.ValidName(v) {
+			s.fail(c, faas.Errorf(faas.Invalid, "invalid %s name %.80q: want 1-%d letters, digits, '_', '.' or '-', not dots alone", p.what, v, faas.MaxNameLen))
 			return
 		}
 	}

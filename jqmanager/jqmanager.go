@@ -289,35 +289,62 @@ func (m *Manager) restore(jobs []faas.Job) {
 
 // Submit implements faas.JobQueue.
 func (m *Manager) Submit(ctx context.Context, j faas.Job) (faas.Job, error) {
+	stored, err := m.submitAll(ctx, j.Owner, []faas.Job{j})
+	if len(stored) == 0 {
+		return faas.Job{}, err
+	}
+	return stored[0], err
+}
+
+// submitAll makes owner's jobs durable in the Store, in order, and queues
+// them. The jobs the queue does not know yet must all fit under owner's
+// pending limit, or none is created: a publish is refused whole rather
+// than half done. It stops at the first job the Store refuses and returns
+// those stored before it with the error.
+func (m *Manager) submitAll(ctx context.Context, owner string, jobs []faas.Job) ([]faas.Job, error) {
 	m.mu.Lock()
-	if _, known := m.jobs[j.ID]; !known {
-		if m.pending[j.Owner] >= m.cfg.MaxPendingPerUser {
-			m.mu.Unlock()
-			return faas.Job{}, faas.Errorf(faas.TooMany, "user %s has %d jobs queued or running, the most allowed; retry when some finish", j.Owner, m.cfg.MaxPendingPerUser)
+	fresh := 0
+	for _, j := range jobs {
+		if _, known := m.jobs[j.ID]; !known {
+			fresh++
 		}
 	}
-	// Reserve the slot now so concurrent submissions cannot overshoot.
-	m.pending[j.Owner]++
+	if fresh > 0 && m.pending[owner]+fresh > m.cfg.MaxPendingPerUser {
+		m.mu.Unlock()
+		return nil, faas.Errorf(faas.TooMany, "user %s would have more than %d jobs queued or running, the most allowed; retry when some finish", owner, m.cfg.MaxPendingPerUser)
+	}
+	// Reserve the slots now so concurrent submissions cannot overshoot.
+	m.pending[owner] += len(jobs)
 	m.mu.Unlock()
 
-	// The job's later spans hang under this submission's: what the
-	// caller sent in the job is not trusted to name a trace.
-	j.Trace = tracing.Parent(ctx)
-
+	// The jobs' later spans hang under this submission's: what the
+	// caller sent in a job is not trusted to name a trace.
+	trace := tracing.Parent(ctx)
 	// Concurrent submissions reach the Store in one batch; each caller
-	// is still answered only once its own job is durable.
-	stored, err := m.create(ctx, j)
+	// is still answered only once its own jobs are durable.
+	stored := make([]faas.Job, 0, len(jobs))
+	var err error
+	for _, j := range jobs {
+		j.Trace = trace
+		var sj faas.Job
+		if sj, err = m.create(ctx, j); err != nil {
+			break
+		}
+		stored = append(stored, sj)
+	}
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err == nil && stored.State == faas.Queued && m.jobs[stored.ID] == nil {
-		e := newEntry(stored)
-		m.jobs[e.id] = e // the reservation becomes the job's count
-		m.enqueue(e)
-		m.metrics.submitted.Inc()
-		return stored, nil
+	for i := range jobs {
+		if i < len(stored) && stored[i].State == faas.Queued && m.jobs[stored[i].ID] == nil {
+			e := newEntry(stored[i])
+			m.jobs[e.id] = e // the reservation becomes the job's count
+			m.enqueue(e)
+			m.metrics.submitted.Inc()
+			continue
+		}
+		m.unreserve(owner)
 	}
-	m.unreserve(j.Owner)
 	return stored, err
 }
 

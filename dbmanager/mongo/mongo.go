@@ -90,6 +90,7 @@ type Store struct {
 	ledger    *mongo.Collection
 	hooks     *mongo.Collection
 	schedules *mongo.Collection
+	subs      *mongo.Collection
 	// meta holds one document per migration applied to the database.
 	meta *mongo.Collection
 
@@ -122,6 +123,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		ledger:    db.Collection("billing"),
 		hooks:     db.Collection("hooks"),
 		schedules: db.Collection("schedules"),
+		subs:      db.Collection("subscriptions"),
 		meta:      db.Collection("meta"),
 	}
 	s.JobBatches = lifecycle.JobBatches{Rows: s}
@@ -155,6 +157,7 @@ func (s *Store) init(ctx context.Context) error {
 		{s.jobs, mongo.IndexModel{Keys: bson.D{{Key: "parent", Value: 1}}, Options: options.Index().SetSparse(true)}},
 		{s.ledger, mongo.IndexModel{Keys: bson.D{{Key: "owner", Value: 1}}}},
 		{s.hooks, mongo.IndexModel{Keys: bson.D{{Key: "owner", Value: 1}, {Key: "function", Value: 1}, {Key: "id", Value: 1}}}},
+		{s.subs, mongo.IndexModel{Keys: bson.D{{Key: "owner", Value: 1}, {Key: "topic", Value: 1}, {Key: "function", Value: 1}}}},
 	} {
 		if _, err := ix.coll.Indexes().CreateOne(ctx, ix.model); err != nil {
 			return fmt.Errorf("create index on %s: %w", ix.coll.Name(), err)
@@ -356,7 +359,7 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 		return err
 	}
 	owned := bson.D{{Key: "owner", Value: name}}
-	for _, coll := range []*mongo.Collection{s.jobs, s.versions, s.hooks, s.schedules, s.functions, s.ledger} {
+	for _, coll := range []*mongo.Collection{s.jobs, s.versions, s.hooks, s.schedules, s.subs, s.functions, s.ledger} {
 		if _, err := coll.DeleteMany(ctx, owned); err != nil {
 			return fmt.Errorf("delete %s of user %s: %w", coll.Name(), name, err)
 		}
@@ -536,7 +539,7 @@ func (s *Store) DeleteFunction(ctx context.Context, owner, name string) error {
 	if _, err := s.versions.DeleteMany(ctx, bson.D{{Key: "owner", Value: owner}, {Key: "name", Value: name}}); err != nil {
 		return fmt.Errorf("delete versions of function %s: %w", name, err)
 	}
-	for _, coll := range []*mongo.Collection{s.hooks, s.schedules} {
+	for _, coll := range []*mongo.Collection{s.hooks, s.schedules, s.subs} {
 		if _, err := coll.DeleteMany(ctx, bson.D{{Key: "owner", Value: owner}, {Key: "function", Value: name}}); err != nil {
 			return fmt.Errorf("delete %s of function %s: %w", coll.Name(), name, err)
 		}
@@ -669,6 +672,68 @@ func (s *Store) Schedules(ctx context.Context) ([]faas.Schedule, error) {
 	out := make([]faas.Schedule, len(docs))
 	for i, d := range docs {
 		out[i] = d.schedule()
+	}
+	return out, nil
+}
+
+// subDoc is a subscription as stored, keyed by owner, function and topic.
+type subDoc struct {
+	ID       string `bson:"_id"`
+	Owner    string `bson:"owner"`
+	Function string `bson:"function"`
+	Topic    string `bson:"topic"`
+	Created  int64  `bson:"created"`
+}
+
+// Subscribe stores a subscription under the owner's read lock, which
+// keeps DeleteFunction (a writer) from running between the check that
+// the function exists and the insert. The key makes a second insert a
+// duplicate, which is how an existing subscription shows.
+func (s *Store) Subscribe(ctx context.Context, sub faas.Subscription) (bool, error) {
+	sub, err := lifecycle.Subscription(sub)
+	if err != nil {
+		return false, err
+	}
+	defer s.lockUser(sub.Owner, false)()
+	if _, err := s.Function(ctx, sub.Owner, sub.Function); err != nil {
+		return false, err
+	}
+	d := subDoc{ID: functionID(sub.Owner, sub.Function) + "\x00" + sub.Topic,
+		Owner: sub.Owner, Function: sub.Function, Topic: sub.Topic, Created: lifecycle.Micros(sub.Created)}
+	_, err = s.subs.InsertOne(ctx, d)
+	switch {
+	case mongo.IsDuplicateKeyError(err):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("subscribe %s to %s: %w", sub.Function, sub.Topic, err)
+	}
+	return true, nil
+}
+
+// Unsubscribe ends a subscription.
+func (s *Store) Unsubscribe(ctx context.Context, owner, function, topic string) error {
+	return deleteOne(ctx, s.subs, bson.D{{Key: "owner", Value: owner}, {Key: "function", Value: function}, {Key: "topic", Value: topic}},
+		"subscription of "+function+" to "+topic, lifecycle.SubscriptionNotFound(owner, function, topic))
+}
+
+// Subscriptions lists owner's subscriptions that match filter, by topic
+// then function, through the owner-topic-function index.
+func (s *Store) Subscriptions(ctx context.Context, owner string, filter faas.SubscriptionFilter) ([]faas.Subscription, error) {
+	q := bson.D{{Key: "owner", Value: owner}}
+	if filter.Topic != "" {
+		q = append(q, bson.E{Key: "topic", Value: filter.Topic})
+	}
+	if filter.Function != "" {
+		q = append(q, bson.E{Key: "function", Value: filter.Function})
+	}
+	docs, err := findAll[subDoc](ctx, s.subs, q, "subscriptions of "+owner,
+		options.Find().SetSort(bson.D{{Key: "topic", Value: 1}, {Key: "function", Value: 1}}))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]faas.Subscription, len(docs))
+	for i, d := range docs {
+		out[i] = faas.Subscription{Owner: d.Owner, Function: d.Function, Topic: d.Topic, Created: lifecycle.Time(d.Created)}
 	}
 	return out, nil
 }

@@ -196,6 +196,18 @@ CREATE TRIGGER IF NOT EXISTS schedules_function_deleted AFTER DELETE ON function
 BEGIN
 	DELETE FROM schedules WHERE owner = OLD.owner AND function = OLD.name;
 END;
+CREATE TABLE IF NOT EXISTS subscriptions (
+	owner    TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+	topic    TEXT NOT NULL,
+	function TEXT NOT NULL,
+	created  INTEGER NOT NULL,
+	PRIMARY KEY (owner, topic, function)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS subscriptions_function ON subscriptions(owner, function);
+CREATE TRIGGER IF NOT EXISTS subscriptions_function_deleted AFTER DELETE ON functions
+BEGIN
+	DELETE FROM subscriptions WHERE owner = OLD.owner AND function = OLD.name;
+END;
 CREATE TRIGGER IF NOT EXISTS functions_deleted AFTER DELETE ON functions
 BEGIN
 	DELETE FROM versions WHERE owner = OLD.owner AND name = OLD.name;
@@ -800,6 +812,58 @@ func (s *Store) ScheduleFired(ctx context.Context, owner, function string, updat
 		return fmt.Errorf("record tick of schedule of %s/%s: %w", owner, function, err)
 	}
 	return nil
+}
+
+// Subscribe inserts a subscription in one statement that also checks
+// that its function exists; when it inserts nothing, the function's
+// existence tells an existing subscription from a missing function.
+func (s *Store) Subscribe(ctx context.Context, sub faas.Subscription) (bool, error) {
+	sub, err := lifecycle.Subscription(sub)
+	if err != nil {
+		return false, err
+	}
+	res, err := s.writer.ExecContext(ctx, `INSERT INTO subscriptions (owner, topic, function, created)
+		SELECT owner, ?3, name, ?4 FROM functions WHERE owner = ?1 AND name = ?2
+		ON CONFLICT DO NOTHING`, sub.Owner, sub.Function, sub.Topic, lifecycle.Micros(sub.Created))
+	if err != nil {
+		return false, fmt.Errorf("subscribe %s to %s: %w", sub.Function, sub.Topic, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return n == 1, err
+	}
+	_, err = s.Function(ctx, sub.Owner, sub.Function)
+	return false, err
+}
+
+// Unsubscribe ends a subscription.
+func (s *Store) Unsubscribe(ctx context.Context, owner, function, topic string) error {
+	return s.deleteOne(ctx, s.stmts.unsubscribe, "subscription of "+function+" to "+topic,
+		lifecycle.SubscriptionNotFound(owner, function, topic), owner, function, topic)
+}
+
+// Subscriptions lists owner's subscriptions that match filter, by topic
+// then function. Only the fields set go into the query, so that SQLite
+// seeks the primary key (owner, topic) or the subscriptions_function
+// index instead of filtering every subscription of the owner.
+func (s *Store) Subscriptions(ctx context.Context, owner string, filter faas.SubscriptionFilter) ([]faas.Subscription, error) {
+	q, args := `SELECT owner, function, topic, created FROM subscriptions WHERE owner = ?`, []any{owner}
+	if filter.Topic != "" {
+		q, args = q+` AND topic = ?`, append(args, filter.Topic)
+	}
+	if filter.Function != "" {
+		q, args = q+` AND function = ?`, append(args, filter.Function)
+	}
+	rows, err := s.reader.QueryContext(ctx, q+` ORDER BY topic, function`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list subscriptions of %s: %w", owner, err)
+	}
+	return collect(rows, func(row scanner) (faas.Subscription, error) {
+		var sub faas.Subscription
+		var created int64
+		err := row.Scan(&sub.Owner, &sub.Function, &sub.Topic, &created)
+		sub.Created = lifecycle.Time(created)
+		return sub, err
+	})
 }
 
 // CreateJob stores a queued job in one statement that also reads the

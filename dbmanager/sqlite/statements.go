@@ -15,7 +15,7 @@ type statements struct {
 	createUser, deleteUser, function, putFunction, deleteFunction        *sql.Stmt
 	createJob, deleteJob, startJob, requeueJob, completeJob, jobW, userW *sql.Stmt
 	purgeJobs, failGone, pruneVersions, setTokenHash                     *sql.Stmt
-	deleteHook, deleteSchedule                                           *sql.Stmt
+	deleteHook, deleteSchedule, unsubscribe                              *sql.Stmt
 
 	// On the readers.
 	user, userByToken, billedTime, readFunction, functions, readJob, pendingJobs, children *sql.Stmt
@@ -103,6 +103,7 @@ func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error
 		{&st.deleteFunction, writer, `DELETE FROM functions WHERE owner = ? AND name = ?`},
 		{&st.deleteHook, writer, `DELETE FROM hooks WHERE owner = ? AND function = ? AND id = ?`},
 		{&st.deleteSchedule, writer, `DELETE FROM schedules WHERE owner = ? AND function = ?`},
+		{&st.unsubscribe, writer, `DELETE FROM subscriptions WHERE owner = ? AND function = ? AND topic = ?`},
 		{&st.createJob, writer, `INSERT INTO jobs (id, owner, function, version, args, state, attempt, worker,
 				created, started, finished, duration, billed, logs, trace, concurrency, triggered_by, parent)
 			SELECT ?1, owner, name, version, ?2, 'queued', 0, '', ?3, 0, 0, 0, 0, '', ?6, concurrency, ?7, ?8

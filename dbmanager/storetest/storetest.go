@@ -81,6 +81,8 @@ func runConcurrent(t *testing.T, open func(t *testing.T) faas.Store) {
 		{"Calls", testCalls},
 		{"Schedules", testSchedules},
 		{"SchedulesGoWithTheirOwner", testSchedulesGoWithTheirOwner},
+		{"Subscriptions", testSubscriptions},
+		{"SubscriptionsGoWithTheirOwner", testSubscriptionsGoWithTheirOwner},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -1536,6 +1538,30 @@ func schedulesOf(t *testing.T, ctx context.Context, s faas.Store, owner string) 
 	return out
 }
 
+// subscribe subscribes fx's user's function fn to topic and checks that
+// it was new.
+func (fx fixture) subscribe(t *testing.T, ctx context.Context, s faas.Store, fn, topic string) {
+	t.Helper()
+	created, err := s.Subscribe(ctx, faas.Subscription{Owner: fx.user.Name, Function: fn, Topic: topic})
+	require.NoError(t, err)
+	require.True(t, created, "%s to %s", fn, topic)
+}
+
+// subscribed lists the user's subscriptions that match filter as
+// "topic:function".
+func (fx fixture) subscribed(t *testing.T, ctx context.Context, s faas.Store, filter faas.SubscriptionFilter) []string {
+	t.Helper()
+	subs, err := s.Subscriptions(ctx, fx.user.Name, filter)
+	require.NoError(t, err)
+	out := []string{}
+	for _, sub := range subs {
+		require.Equal(t, fx.user.Name, sub.Owner)
+		requireStoredTime(t, sub.Created)
+		out = append(out, sub.Topic+":"+sub.Function)
+	}
+	return out
+}
+
 func testSchedules(t *testing.T, s faas.Store) {
 	ctx := testContext(t)
 	fx := newFixture(t, ctx, s)
@@ -1604,4 +1630,72 @@ func testSchedulesGoWithTheirOwner(t *testing.T, s faas.Store) {
 	require.NoError(t, err)
 	require.NoError(t, s.DeleteUser(ctx, fx.user.Name))
 	require.Empty(t, schedulesOf(t, ctx, s, fx.user.Name))
+}
+
+func testSubscriptions(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	fx := newFixture(t, ctx, s)
+	owner := fx.user.Name
+	_, _, err := s.PutFunction(ctx, faas.Function{Owner: owner, Name: "mul", Source: "function mul(a,b){return a*b}", Timeout: time.Second})
+	require.NoError(t, err)
+
+	fx.subscribe(t, ctx, s, "mul", "orders")
+	fx.subscribe(t, ctx, s, "add", "orders")
+	fx.subscribe(t, ctx, s, "add", "audit")
+	created, err := s.Subscribe(ctx, faas.Subscription{Owner: owner, Function: "add", Topic: "orders"})
+	require.NoError(t, err, "subscribing again is a no-op")
+	require.False(t, created)
+
+	require.Equal(t, []string{"audit:add", "orders:add", "orders:mul"}, fx.subscribed(t, ctx, s, faas.SubscriptionFilter{}))
+	require.Equal(t, []string{"orders:add", "orders:mul"}, fx.subscribed(t, ctx, s, faas.SubscriptionFilter{Topic: "orders"}))
+	require.Equal(t, []string{"audit:add", "orders:add"}, fx.subscribed(t, ctx, s, faas.SubscriptionFilter{Function: "add"}))
+	require.Equal(t, []string{"orders:mul"}, fx.subscribed(t, ctx, s, faas.SubscriptionFilter{Function: "mul", Topic: "orders"}))
+	require.Empty(t, fx.subscribed(t, ctx, s, faas.SubscriptionFilter{Topic: "nobody"}))
+	none, err := s.Subscriptions(ctx, unique("nobody"), faas.SubscriptionFilter{})
+	require.NoError(t, err, "no user is an empty list")
+	require.Empty(t, none)
+
+	// Only an existing function subscribes, and only to a valid name.
+	_, err = s.Subscribe(ctx, faas.Subscription{Owner: owner, Function: "missing", Topic: "orders"})
+	requireCode(t, err, faas.NotFound)
+	for _, topic := range []string{"", "..", "a/b", strings.Repeat("t", faas.MaxNameLen+1)} {
+		_, err = s.Subscribe(ctx, faas.Subscription{Owner: owner, Function: "add", Topic: topic})
+		requireCode(t, err, faas.Invalid)
+	}
+
+	require.NoError(t, s.Unsubscribe(ctx, owner, "add", "audit"))
+	requireCode(t, s.Unsubscribe(ctx, owner, "add", "audit"), faas.NotFound)
+	requireCode(t, s.Unsubscribe(ctx, owner, "mul", "audit"), faas.NotFound)
+	require.Equal(t, []string{"orders:add", "orders:mul"}, fx.subscribed(t, ctx, s, faas.SubscriptionFilter{}))
+
+	// A function deleted loses its subscriptions, and one created again
+	// under its name does not get them back; a replacement keeps them.
+	_, _, err = s.PutFunction(ctx, faas.Function{Owner: owner, Name: "mul", Source: "function mul(a,b){return b*a}", Timeout: time.Second})
+	require.NoError(t, err)
+	require.Equal(t, []string{"orders:add", "orders:mul"}, fx.subscribed(t, ctx, s, faas.SubscriptionFilter{}))
+	require.NoError(t, s.DeleteFunction(ctx, owner, "add"))
+	require.Equal(t, []string{"orders:mul"}, fx.subscribed(t, ctx, s, faas.SubscriptionFilter{}))
+	_, _, err = s.PutFunction(ctx, fx.fn)
+	require.NoError(t, err)
+	require.Equal(t, []string{"orders:mul"}, fx.subscribed(t, ctx, s, faas.SubscriptionFilter{}))
+
+	// A topic's job says so.
+	j, err := s.CreateJob(ctx, faas.Job{ID: unique("job"), Owner: owner, Function: "mul",
+		Args: json.RawMessage(`[{"n":1}]`), Trigger: faas.TriggerTopic})
+	require.NoError(t, err)
+	got, err := s.Job(ctx, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, faas.TriggerTopic, got.Trigger)
+}
+
+func testSubscriptionsGoWithTheirOwner(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	fx := newFixture(t, ctx, s)
+	fx.subscribe(t, ctx, s, fx.fn.Name, "orders")
+	require.NoError(t, s.DeleteUser(ctx, fx.user.Name))
+	// The same name registered again starts without them.
+	require.NoError(t, s.CreateUser(ctx, fx.user))
+	_, _, err := s.PutFunction(ctx, fx.fn)
+	require.NoError(t, err)
+	require.Empty(t, fx.subscribed(t, ctx, s, faas.SubscriptionFilter{}))
 }

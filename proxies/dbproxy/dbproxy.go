@@ -36,6 +36,9 @@ const (
 	MethodSchedules      = "db.Schedules"
 	MethodDeleteSchedule = "db.DeleteSchedule"
 	MethodScheduleFired  = "db.ScheduleFired"
+	MethodSubscribe      = "db.Subscribe"
+	MethodUnsubscribe    = "db.Unsubscribe"
+	MethodSubscriptions  = "db.Subscriptions"
 	MethodCreateJob      = "db.CreateJob"
 	MethodJob            = "db.Job"
 	MethodJobs           = "db.Jobs"
@@ -88,6 +91,12 @@ type scheduleFiredRequest struct {
 	Function string    `json:"function"`
 	Updated  time.Time `json:"updated"`
 	Tick     time.Time `json:"tick"`
+}
+
+// subscriptionsRequest is Subscriptions' arguments.
+type subscriptionsRequest struct {
+	Owner  string                  `json:"owner"`
+	Filter faas.SubscriptionFilter `json:"filter"`
 }
 
 // functionsRequest is Functions' arguments.
@@ -338,6 +347,21 @@ func (c *Client) ScheduleFired(ctx context.Context, owner, function string, upda
 	return c.wc.Call(ctx, MethodScheduleFired, scheduleFiredRequest{Owner: owner, Function: function, Updated: updated, Tick: tick}, nil)
 }
 
+// Subscribe implements faas.Store.
+func (c *Client) Subscribe(ctx context.Context, sub faas.Subscription) (bool, error) {
+	return wire.Invoke[bool](ctx, c.wc, MethodSubscribe, sub)
+}
+
+// Unsubscribe implements faas.Store.
+func (c *Client) Unsubscribe(ctx context.Context, owner, function, topic string) error {
+	return c.wc.Call(ctx, MethodUnsubscribe, faas.Subscription{Owner: owner, Function: function, Topic: topic}, nil)
+}
+
+// Subscriptions implements faas.Store.
+func (c *Client) Subscriptions(ctx context.Context, owner string, filter faas.SubscriptionFilter) ([]faas.Subscription, error) {
+	return wire.Invoke[[]faas.Subscription](ctx, c.wc, MethodSubscriptions, subscriptionsRequest{Owner: owner, Filter: filter})
+}
+
 // Usage implements faas.Store.
 func (c *Client) Usage(ctx context.Context, owner string) (faas.Usage, error) {
 	return wire.Invoke[faas.Usage](ctx, c.wc, MethodUsage, nameRequest{Name: owner})
@@ -416,6 +440,13 @@ func NewMux(s faas.Store) *wire.Mux {
 	})
 	wire.HandleErr(m, MethodScheduleFired, func(ctx context.Context, r scheduleFiredRequest) error {
 		return s.ScheduleFired(ctx, r.Owner, r.Function, r.Updated, r.Tick)
+	})
+	wire.Handle(m, MethodSubscribe, s.Subscribe)
+	wire.HandleErr(m, MethodUnsubscribe, func(ctx context.Context, sub faas.Subscription) error {
+		return s.Unsubscribe(ctx, sub.Owner, sub.Function, sub.Topic)
+	})
+	wire.Handle(m, MethodSubscriptions, func(ctx context.Context, r subscriptionsRequest) ([]faas.Subscription, error) {
+		return s.Subscriptions(ctx, r.Owner, r.Filter)
 	})
 	wire.Handle(m, MethodCreateJob, s.CreateJob)
 	wire.Handle(m, MethodJob, func(ctx context.Context, r nameRequest) (faas.Job, error) {

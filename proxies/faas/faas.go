@@ -87,6 +87,43 @@ type Schedule struct {
 	LastTick time.Time `json:"last_tick,omitzero"`
 }
 
+// Subscription binds a function to one of its owner's topics: every event
+// published to the topic runs the function once, with [event]. Topics
+// exist only through their subscriptions; they are named like functions.
+type Subscription struct {
+	Owner    string    `json:"owner"`
+	Function string    `json:"function"`
+	Topic    string    `json:"topic"`
+	Created  time.Time `json:"created"`
+}
+
+// SubscriptionFilter selects some of a user's subscriptions; an empty
+// field matches every value.
+type SubscriptionFilter struct {
+	Function string `json:"function,omitempty"`
+	Topic    string `json:"topic,omitempty"`
+}
+
+// MaxNameLen bounds user, function and topic names.
+const MaxNameLen = 64
+
+// ValidName reports whether s is a user, function or topic name: 1-64
+// letters, digits, '_', '.' or '-', not dots alone. Names go into URLs,
+// logs and database keys, so nothing that needs escaping in any of them
+// is allowed, and nothing a path would read as "here" or "up" (".", "..").
+func ValidName(s string) bool {
+	if len(s) == 0 || len(s) > MaxNameLen || strings.Trim(s, ".") == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 // JobState is where a job is in its life.
 type JobState string
 
@@ -143,8 +180,8 @@ type Job struct {
 	// trace. Empty for jobs submitted outside a trace.
 	Trace string `json:"trace,omitempty"`
 	// Trigger says what submitted the job when it was not a request to
-	// run it: TriggerWebhook, TriggerSchedule or TriggerJob. Empty for a
-	// run requested through the API.
+	// run it: TriggerWebhook, TriggerSchedule, TriggerJob or TriggerTopic.
+	// Empty for a run requested through the API.
 	Trigger string `json:"trigger,omitempty"`
 	// Parent is the job whose faas.submit created this one; empty for
 	// any other job.
@@ -169,6 +206,9 @@ const (
 	// TriggerJob is the Trigger of a job another job submitted with
 	// faas.submit; its Parent names that job.
 	TriggerJob = "job"
+	// TriggerTopic is the Trigger of a job a publish to a topic its
+	// function subscribes to created.
+	TriggerTopic = "topic"
 )
 
 // Call is one fused call a job made with faas.call: the callee ran inside
@@ -193,26 +233,6 @@ const (
 	// MaxChildren bounds the jobs one job may submit with faas.submit.
 	MaxChildren = 100
 )
-
-// MaxNameLen bounds user and function names.
-const MaxNameLen = 64
-
-// ValidName reports whether s is a user or function name: 1-64 letters,
-// digits, '_', '.' or '-', not dots alone. Names go into URLs, logs and
-// database keys, so nothing that needs escaping in any of them is
-// allowed, and nothing a path would read as "here" or "up" (".", "..").
-func ValidName(s string) bool {
-	if len(s) == 0 || len(s) > MaxNameLen || strings.Trim(s, ".") == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
 
 // Completion is a worker's report that it finished one attempt of a job.
 type Completion struct {
@@ -522,6 +542,17 @@ type Store interface {
 	// updated. A schedule replaced or deleted since, or past tick already,
 	// is left alone, so a retry or a late call is a no-op.
 	ScheduleFired(ctx context.Context, owner, function string, updated, tick time.Time) error
+	// Subscribe subscribes an existing function to a topic of its owner;
+	// created is false if it already was. NotFound if the function does
+	// not exist. A function deleted, or its owner, loses its
+	// subscriptions.
+	Subscribe(ctx context.Context, sub Subscription) (created bool, err error)
+	// Unsubscribe ends a subscription; NotFound if there is none.
+	Unsubscribe(ctx context.Context, owner, function, topic string) error
+	// Subscriptions lists owner's subscriptions that match filter, by
+	// topic then function; no user and no match both answer an empty
+	// list.
+	Subscriptions(ctx context.Context, owner string, filter SubscriptionFilter) ([]Subscription, error)
 
 	// CreateJob stores a queued job, filling in the function's version;
 	// NotFound if the function does not exist. Creating the same ID twice
@@ -614,6 +645,14 @@ type JobQueue interface {
 	// MaxChildren per job (TooMany past it). It gives a worker the power
 	// to submit jobs only for the users whose jobs it runs.
 	SubmitChild(ctx context.Context, worker string, l Lease, j Job) (Job, error)
+	// Publish runs every function of owner subscribed to topic once with
+	// [event], and returns the ids of their jobs in the order of the
+	// functions' names; none subscribed is an empty list. The jobs are
+	// made durable before it answers, all or, on TooMany (they would
+	// exceed owner's pending jobs), none. Their ids derive from owner,
+	// topic, key and the function, so a retry under the same key creates
+	// no job twice and answers the same ids.
+	Publish(ctx context.Context, owner, topic string, event json.RawMessage, key string) ([]string, error)
 	// Next leases to worker up to max (1 to MaxBatch) of the next jobs, in
 	// the queue's fair order and within its caps, waiting up to wait for
 	// the first; it answers as soon as one is leased, with those ready

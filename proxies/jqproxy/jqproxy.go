@@ -6,6 +6,7 @@ package jqproxy
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"sync"
 	"time"
@@ -17,6 +18,7 @@ import (
 // The method names on the wire, one per faas.JobQueue method.
 const (
 	MethodSubmit      = "jq.submit"
+	MethodPublish     = "jq.publish"
 	MethodNext        = "jq.next"
 	MethodComplete    = "jq.complete"
 	MethodWait        = "jq.wait"
@@ -46,6 +48,14 @@ var WorkerMethods = []string{MethodNext, MethodComplete, MethodRenew, MethodRele
 // MaxHold caps how long a caller may ask the queue to hold a request, so a
 // hostile or buggy client cannot park handlers forever.
 const MaxHold = time.Minute
+
+// publishRequest is Publish's arguments.
+type publishRequest struct {
+	Owner string          `json:"owner"`
+	Topic string          `json:"topic"`
+	Event json.RawMessage `json:"event"`
+	Key   string          `json:"key"`
+}
 
 // nextRequest is Next's arguments.
 type nextRequest struct {
@@ -189,6 +199,16 @@ func (c *Client) SubmitChild(ctx context.Context, worker string, l faas.Lease, j
 	return wire.Invoke[faas.Job](ctx, c.wc, MethodSubmitChild, submitChildRequest{Worker: worker, Lease: l, Job: j})
 }
 
+// Publish implements faas.JobQueue.
+func (c *Client) Publish(ctx context.Context, owner, topic string, event json.RawMessage, key string) ([]string, error) {
+	// Encoding would fail with an internal error; the caller's mistake
+	// is answered as the manager would answer it.
+	if !json.Valid(event) {
+		return nil, faas.Errorf(faas.Invalid, "event published to %.80s is not JSON", topic)
+	}
+	return wire.Invoke[[]string](ctx, c.wc, MethodPublish, publishRequest{Owner: owner, Topic: topic, Event: event, Key: key})
+}
+
 // Next implements faas.JobQueue.
 func (c *Client) Next(ctx context.Context, worker string, max int, wait time.Duration) ([]faas.Job, error) {
 	return wire.InvokeHold[[]faas.Job](ctx, c.wc, wait, MethodNext, nextRequest{Worker: worker, Max: max, Wait: wait})
@@ -308,6 +328,9 @@ func NewMux(q faas.JobQueue) *wire.Mux {
 	wire.Handle(m, MethodSubmit, q.Submit)
 	wire.Handle(m, MethodSubmitChild, func(ctx context.Context, r submitChildRequest) (faas.Job, error) {
 		return q.SubmitChild(ctx, r.Worker, r.Lease, r.Job)
+	})
+	wire.Handle(m, MethodPublish, func(ctx context.Context, r publishRequest) ([]string, error) {
+		return q.Publish(ctx, r.Owner, r.Topic, r.Event, r.Key)
 	})
 	wire.Handle(m, MethodNext, func(ctx context.Context, r nextRequest) ([]faas.Job, error) {
 		if err := checkHold(r.Wait); err != nil {

@@ -405,3 +405,23 @@ func Schedule(s faas.Schedule) (faas.Schedule, error) {
 func ScheduleNotFound(owner, function string) error {
 	return faas.Errorf(faas.NotFound, "function %s/%s has no schedule", owner, function)
 }
+
+// Subscription validates sub and fills in its creation time. The
+// frontend checks the names first; this keeps a bad topic out of the
+// store whoever calls.
+func Subscription(sub faas.Subscription) (faas.Subscription, error) {
+	if !faas.ValidName(sub.Topic) {
+		return sub, faas.Errorf(faas.Invalid, "invalid topic name %.80q: want 1-%d letters, digits, '_', '.' or '-', not dots alone", sub.Topic, faas.MaxNameLen)
+	}
+	if sub.Owner == "" || sub.Function == "" {
+		return sub, faas.Errorf(faas.Invalid, "subscription to %s names no function", sub.Topic)
+	}
+	sub.Created = stamp(sub.Created)
+	return sub, nil
+}
+
+// SubscriptionNotFound is the error for unsubscribing what was not
+// subscribed.
+func SubscriptionNotFound(owner, function, topic string) error {
+	return faas.Errorf(faas.NotFound, "function %s of user %s is not subscribed to topic %s", function, owner, topic)
+}
