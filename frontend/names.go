@@ -7,10 +7,10 @@ import (
 	"faas/proxies/faas"
 )
 
-// checkNames answers 400 for a malformed :u or :f before anything else
+// checkNames answers 400 for a malformed :u, :f or :topic before anything else
 // happens, so bad names never reach the store.
 func (s *Server) checkNames(c *gin.Context) {
-	for _, p := range [...]struct{ param, what string }{{"u", "user"}, {"f", "function"}} {
+	for _, p := range [...]struct{ param, what string }{{"u", "user"}, {"f", "function"}, {"topic", "topic"}} {
 		if v, ok := c.Params.Get(p.param); ok && !faas.ValidName(v) {
 			s.fail(c, faas.Errorf(faas.Invalid, "invalid %s name %.80q: want 1-%d letters, digits, '_', '.' or '-', not dots alone", p.what, v, faas.MaxNameLen))
 			return

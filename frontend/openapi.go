@@ -68,6 +68,7 @@ var (
 	docConcurrency = param{name: "concurrency", in: "query", schema: integer,
 		description: "the most jobs of the function running at once across the platform, 0 or more; 0 (the default) is no limit, and a replacement without it keeps the previous value"}
 	docHook        = param{name: "id", in: "path", required: true, schema: str, description: "the hook's id, as listed (16 hex digits)"}
+	docTopic       = param{name: "topic", in: "path", required: true, schema: str, description: "topic name, as a function name"}
 	docIdempotency = param{name: "Idempotency-Key", in: "header", schema: str,
 		description: "makes a retried submission return the first one's job instead of running again"}
 )
@@ -131,6 +132,19 @@ var operations = []operation{
 		params: []param{docUser, docFn}, ok: map[int]schema{200: ref("Schedule")}},
 	{method: "DELETE", path: "/u/:u/fn/:f/schedule", summary: "stop the function's schedule", auth: "user",
 		params: []param{docUser, docFn}, ok: map[int]schema{200: str}},
+	{method: "GET", path: "/u/:u/fn/:f/subscriptions", summary: "the topics the function subscribes to, in name order; 404 if there is no such function", auth: "user",
+		params: []param{docUser, docFn}, ok: map[int]schema{200: schema{"type": "array", "items": ref("Subscription")}}},
+	{method: "PUT", path: "/u/:u/fn/:f/subscriptions/:topic", summary: "subscribe the function to one of the user's topics: every event published to it runs the function once with [event]; 201 when new, 200 when it already was", auth: "user",
+		params: []param{docUser, docFn, docTopic}, ok: map[int]schema{200: str, 201: str}},
+	{method: "DELETE", path: "/u/:u/fn/:f/subscriptions/:topic", summary: "unsubscribe the function from the topic; 404 if it was not subscribed", auth: "user",
+		params: []param{docUser, docFn, docTopic}, ok: map[int]schema{200: str}},
+	{method: "GET", path: "/u/:u/topics", summary: "the user's topics, in name order, each with its subscribers; a topic exists while a function subscribes to it", auth: "user",
+		params: []param{docUser}, ok: map[int]schema{200: schema{"type": "array", "items": ref("Topic")}}},
+	{method: "POST", path: "/u/:u/topics/:topic", summary: "publish an event: every function subscribed to the topic runs once with [event]. The jobs exist once this answers; over the pending limit none is created (429). Nobody subscribed: an empty list", auth: "user",
+		params: []param{docUser, docTopic, {name: "Idempotency-Key", in: "header", schema: str,
+			description: "makes a retried publish, through any frontend, create no job twice and answer the same ids"}},
+		body: []media{{"application/json", schema{"description": "the event, any JSON value, at most the size of arguments"}}},
+		ok:   map[int]schema{202: schema{"type": "array", "items": str, "description": "the ids of the jobs, one per subscriber, in the order of their names"}}},
 	{method: "POST", path: "/hook/:id", summary: "run the hook's function as its owner with one argument, {method, path, query, headers, body, json}; no token: the url is the credential. Any body and content type, at most the size of arguments; Authorization and Cookie are not passed on. 404 for an unknown or revoked hook, 429 past FAAS_HOOK_RATE",
 		params: []param{{name: "id", in: "path", required: true, schema: str, description: "the hook's secret, 32 lowercase hex digits"},
 			{name: "wait", in: "query", schema: str, description: "how long to wait for the result, a Go duration, default 10s, at most 60s"}},
@@ -182,7 +196,7 @@ var schemas = map[string]schema{
 	"JobList": {"type": "object", "properties": map[string]schema{
 		"jobs": {"type": "array", "items": schema{"type": "object", "properties": map[string]schema{
 			"id": str, "function": str, "state": str, "created": {"type": "string", "format": "date-time"},
-			"duration_ms": number, "error_code": str, "trigger": schema{"type": "string", "description": "webhook or schedule; absent for a run requested through the API"},
+			"duration_ms": number, "error_code": str, "trigger": schema{"type": "string", "description": "webhook, schedule, job or topic; absent for a run requested through the API"},
 		}}},
 		"next_cursor": schema{"type": "string", "description": "absent on the last page"},
 	}},
@@ -192,7 +206,7 @@ var schemas = map[string]schema{
 		"started": {"type": "string", "format": "date-time", "nullable": true}, "finished": {"type": "string", "format": "date-time", "nullable": true},
 		"wait_ms": {"type": "number", "nullable": true}, "duration_ms": number, "billed_ms": number,
 		"error":    schema{"type": "object", "nullable": true, "properties": map[string]schema{"code": str, "message": str}},
-		"trigger":  schema{"type": "string", "description": "webhook or schedule for a job a webhook or a schedule submitted, job for one another job's faas.submit submitted; absent for a run requested through the API"},
+		"trigger":  schema{"type": "string", "description": "webhook or schedule for a job a webhook or a schedule submitted, job for one another job's faas.submit submitted, topic for one a publish created; absent for a run requested through the API"},
 		"lost":     schema{"type": "array", "items": schema{"type": "object", "properties": map[string]schema{"code": str, "message": str}}},
 		"parent":   schema{"type": "string", "description": "the job whose faas.submit submitted this one; absent otherwise"},
 		"children": schema{"type": "array", "items": str, "description": "the jobs this one submitted with faas.submit, oldest first; absent if none"},
@@ -222,6 +236,10 @@ var schemas = map[string]schema{
 		"last_tick": {"type": "string", "format": "date-time", "nullable": true, "description": "the latest tick fired; null until the first"},
 		"next":      {"type": "array", "items": schema{"type": "string", "format": "date-time"}, "description": "the next five fire times"},
 	}},
+	"Subscription": {"type": "object", "properties": map[string]schema{
+		"topic": str, "function": str, "created": {"type": "string", "format": "date-time"},
+	}},
+	"Topic":   {"type": "object", "properties": map[string]schema{"topic": str, "functions": strList}},
 	"LogLine": {"type": "object", "properties": map[string]schema{"offset": integer, "stream": str, "line": str}},
 	"FailureList": {"type": "object", "properties": map[string]schema{
 		"failures": {"type": "array", "items": schema{"type": "object", "properties": map[string]schema{

@@ -220,6 +220,11 @@ func (s *Server) routes() http.Handler {
 	u.PUT("/fn/:f/schedule", s.putSchedule)
 	u.GET("/fn/:f/schedule", s.getSchedule)
 	u.DELETE("/fn/:f/schedule", s.deleteSchedule)
+	u.GET("/fn/:f/subscriptions", s.listSubscriptions)
+	u.PUT("/fn/:f/subscriptions/:topic", s.subscribe)
+	u.DELETE("/fn/:f/subscriptions/:topic", s.unsubscribe)
+	u.GET("/topics", s.listTopics)
+	u.POST("/topics/:topic", s.publish)
 	u.GET("/jobs", s.listJobs)
 	u.POST("/try", s.tryFunction)
 

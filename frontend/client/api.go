@@ -180,6 +180,51 @@ func (c *Client) schedulePath(function string) string {
 	return c.userPath("/fn/" + url.PathEscape(function) + "/schedule")
 }
 
+// Subscribe subscribes the function to one of the user's topics; created
+// is false when it already was.
+func (c *Client) Subscribe(ctx context.Context, function, topic string) (created bool, err error) {
+	resp, err := c.call(ctx, Request{Method: http.MethodPut, Path: c.subscriptionsPath(function) + "/" + url.PathEscape(topic)}, nil)
+	return err == nil && resp.Status == http.StatusCreated, err
+}
+
+// Unsubscribe ends the function's subscription to the topic.
+func (c *Client) Unsubscribe(ctx context.Context, function, topic string) error {
+	_, err := c.call(ctx, Request{Method: http.MethodDelete, Path: c.subscriptionsPath(function) + "/" + url.PathEscape(topic)}, nil)
+	return err
+}
+
+// Subscriptions lists the topics the function subscribes to.
+func (c *Client) Subscriptions(ctx context.Context, function string) ([]frontend.SubscriptionView, error) {
+	var subs []frontend.SubscriptionView
+	_, err := c.call(ctx, Request{Method: http.MethodGet, Path: c.subscriptionsPath(function)}, &subs)
+	return subs, err
+}
+
+func (c *Client) subscriptionsPath(function string) string {
+	return c.userPath("/fn/" + url.PathEscape(function) + "/subscriptions")
+}
+
+// Topics lists the user's topics with their subscribers.
+func (c *Client) Topics(ctx context.Context) ([]frontend.TopicView, error) {
+	var topics []frontend.TopicView
+	_, err := c.call(ctx, Request{Method: http.MethodGet, Path: c.userPath("/topics")}, &topics)
+	return topics, err
+}
+
+// Publish publishes event, one JSON value, to the topic and returns the
+// ids of the jobs it started, one per subscriber. With a key, a retry
+// answers the same ids and starts nothing new.
+func (c *Client) Publish(ctx context.Context, topic string, event json.RawMessage, key string) ([]string, error) {
+	h := jsonHeader()
+	if key != "" {
+		h.Set("Idempotency-Key", key)
+	}
+	var ids []string
+	_, err := c.call(ctx, Request{Method: http.MethodPost, Path: c.userPath("/topics/" + url.PathEscape(topic)),
+		Body: strings.NewReader(string(event)), Header: h}, &ids)
+	return ids, err
+}
+
 // Run says how to submit a job.
 type Run struct {
 	// Args is the JSON array of arguments; nil means none.

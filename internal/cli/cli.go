@@ -120,7 +120,7 @@ unavailable or refused.`,
 	root.PersistentFlags().StringP("output", "o", "table", "output format: table or json")
 	root.AddGroup(&cobra.Group{ID: "use", Title: "Using the platform:"}, &cobra.Group{ID: "run", Title: "Running the platform:"})
 	for _, c := range []*cobra.Command{
-		newRegisterCmd(f), newLoginCmd(f), newTokenCmd(f), newFnCmd(f), newRunCmd(f), newJobCmd(f), newUsageCmd(f),
+		newRegisterCmd(f), newLoginCmd(f), newTokenCmd(f), newFnCmd(f), newRunCmd(f), newJobCmd(f), newTopicCmd(f), newUsageCmd(f),
 	} {
 		c.GroupID = "use"
 		root.AddCommand(c)

@@ -19,7 +19,7 @@ import (
 
 func newFnCmd(f *Factory) *cobra.Command {
 	return noun("fn", "Deploy, list, show, test and remove functions",
-		newFnDeployCmd(f), newFnLsCmd(f), newFnGetCmd(f), newFnRmCmd(f), newFnTestCmd(f), newFnHookCmd(f), newFnScheduleCmd(f))
+		newFnDeployCmd(f), newFnLsCmd(f), newFnGetCmd(f), newFnRmCmd(f), newFnTestCmd(f), newFnHookCmd(f), newFnScheduleCmd(f), newFnSubCmd(f))
 }
 
 // FnDeployOptions are faas fn deploy's.
