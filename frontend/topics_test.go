@@ -80,6 +80,8 @@ func TestTopicFanOutAndIdempotentRetry(t *testing.T) {
 	again, err := c.Publish(ctx, "orders", json.RawMessage(`{"order": 7}`), "order-7")
 	require.NoError(t, err)
 	require.Equal(t, ids, again)
+	status, rep := p.publish(t, user, token, "orders", `{"order": 8}`, "order-7")
+	require.Equal(t, http.StatusConflict, status, "a key reused for another event: res %s", rep.Res)
 	require.Len(t, p.listJobs(t, user, token, "").Jobs, 2)
 
 	// Without a key each publish is new.

@@ -1,6 +1,7 @@
 package jqmanager
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -53,13 +54,17 @@ func (m *Manager) Publish(ctx context.Context, owner, topic string, event json.R
 		ids[i] = topicJobID(owner, topic, key, sub.Function)
 		jobs[i] = faas.Job{ID: ids[i], Owner: owner, Function: sub.Function, Args: args, Created: created, Trigger: faas.TriggerTopic}
 	}
-	_, err = m.submitAll(ctx, owner, jobs)
+	stored, err := m.submitAll(ctx, owner, jobs)
 	if faas.ErrorCode(err) == faas.TooMany {
 		// A retry whose jobs have left the queue would count them again:
 		// only those the Store does not hold are new.
-		if jobs, err = m.unstored(ctx, jobs); err == nil {
-			_, err = m.submitAll(ctx, owner, jobs)
+		var fresh []faas.Job
+		if fresh, stored, err = m.unstored(ctx, jobs); err == nil {
+			_, err = m.submitAll(ctx, owner, fresh)
 		}
+	}
+	if err == nil {
+		err = sameEvent(stored, args, key)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("publish to %s: %w", topic, err)
@@ -67,18 +72,33 @@ func (m *Manager) Publish(ctx context.Context, owner, topic string, event json.R
 	return ids, nil
 }
 
-// unstored keeps the jobs the Store does not hold.
-func (m *Manager) unstored(ctx context.Context, jobs []faas.Job) ([]faas.Job, error) {
-	var out []faas.Job
+// unstored splits jobs into those the Store does not hold and those it
+// does, as stored.
+func (m *Manager) unstored(ctx context.Context, jobs []faas.Job) (fresh, stored []faas.Job, err error) {
 	for _, j := range jobs {
-		_, err := m.store.Job(ctx, j.ID)
+		sj, err := m.store.Job(ctx, j.ID)
 		switch faas.ErrorCode(err) {
 		case "":
+			stored = append(stored, sj)
 		case faas.NotFound:
-			out = append(out, j)
+			fresh = append(fresh, j)
 		default:
-			return nil, fmt.Errorf("look up job %s: %w", j.ID, err)
+			return nil, nil, fmt.Errorf("look up job %s: %w", j.ID, err)
 		}
 	}
-	return out, nil
+	return fresh, stored, nil
+}
+
+// sameEvent checks that the stored jobs of a publish hold args: a key
+// reused for another event is the caller's mistake, answered as a reused
+// key of a run is, rather than with the first event's jobs as if they
+// were the second's. The arguments are compared as stored, compact JSON,
+// so spacing does not count but key order does.
+func sameEvent(stored []faas.Job, args json.RawMessage, key string) error {
+	for _, j := range stored {
+		if !bytes.Equal(j.Args, args) {
+			return faas.Errorf(faas.Conflict, "Idempotency-Key %.80q reused with a different event", key)
+		}
+	}
+	return nil
 }

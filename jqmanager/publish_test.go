@@ -54,6 +54,14 @@ func TestPublishRunsEverySubscriberOnce(t *testing.T) {
 		_, ok := r.next("w", 50*time.Millisecond)
 		require.False(t, ok, "a retry ran a subscriber again")
 
+		// The key names the event: spacing aside, another event under it
+		// is refused.
+		again, err = q.Publish(r.ctx, "alice", "orders", json.RawMessage(`{ "order" : 7 }`), "k1")
+		require.NoError(t, err)
+		require.Equal(t, ids, again)
+		_, err = q.Publish(r.ctx, "alice", "orders", json.RawMessage(`{"order":8}`), "k1")
+		require.Equal(t, faas.Conflict, faas.ErrorCode(err), "%v", err)
+
 		// Another key is another publish; another topic, or user, has
 		// nobody subscribed.
 		other, err := q.Publish(r.ctx, "alice", "orders", event, "k2")
