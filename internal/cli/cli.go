@@ -9,9 +9,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -194,4 +196,21 @@ func minArgs(names ...string) cobra.PositionalArgs {
 // System is the Factory of the real process.
 func System() *Factory {
 	return &Factory{IO: SystemIO(), Getenv: os.Getenv}
+}
+
+// printRows prints a listing: items as JSON (an empty list, never null)
+// for scripts, else a table of header and one row per item.
+func printRows[T any](w io.Writer, asJSON bool, items []T, header string, row func(T) string) error {
+	if items == nil {
+		items = []T{}
+	}
+	if asJSON {
+		return printJSON(w, items)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, it := range items {
+		fmt.Fprintln(tw, row(it))
+	}
+	return tw.Flush()
 }

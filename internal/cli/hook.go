@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -79,18 +78,9 @@ func runFnHookLs(ctx context.Context, o *FnHookOptions) error {
 	if err != nil {
 		return err
 	}
-	if hooks == nil {
-		hooks = []frontend.HookView{}
-	}
-	if o.JSON {
-		return printJSON(o.F.IO.Out, hooks)
-	}
-	tw := tabwriter.NewWriter(o.F.IO.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tCREATED")
-	for _, h := range hooks {
-		fmt.Fprintf(tw, "%s\t%s\n", h.ID, h.Created.Local().Format(time.DateTime))
-	}
-	return tw.Flush()
+	return printRows(o.F.IO.Out, o.JSON, hooks, "ID\tCREATED", func(h frontend.HookView) string {
+		return h.ID + "\t" + h.Created.Local().Format(time.DateTime)
+	})
 }
 
 func newFnHookRmCmd(f *Factory) *cobra.Command {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -90,23 +89,16 @@ func runTopicLs(ctx context.Context, o *TopicOptions) error {
 	if err != nil {
 		return err
 	}
-	if topics == nil {
-		topics = []frontend.TopicView{}
-	}
-	if o.JSON {
-		return printJSON(o.F.IO.Out, topics)
-	}
-	tw := tabwriter.NewWriter(o.F.IO.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TOPIC\tSUBSCRIBERS")
-	for _, t := range topics {
-		fmt.Fprintf(tw, "%s\t%s\n", t.Topic, strings.Join(t.Functions, ","))
-	}
-	return tw.Flush()
+	return printRows(o.F.IO.Out, o.JSON, topics, "TOPIC\tSUBSCRIBERS", func(t frontend.TopicView) string {
+		return t.Topic + "\t" + strings.Join(t.Functions, ",")
+	})
 }
 
 func newFnSubCmd(f *Factory) *cobra.Command {
 	return noun("sub", "Subscribe a function to your topics, unsubscribe it, list its topics",
-		newFnSubAddCmd(f), newFnSubRmCmd(f), newFnSubLsCmd(f))
+		newFnSubEditCmd(f, "add", "Subscribe a function to a topic: each event published to it runs the function once", runFnSubAdd),
+		newFnSubEditCmd(f, "rm", "Unsubscribe a function from a topic", runFnSubRm),
+		newFnSubLsCmd(f))
 }
 
 // FnSubOptions are the options of faas fn sub add, rm and ls.
@@ -117,15 +109,16 @@ type FnSubOptions struct {
 	JSON     bool
 }
 
-func newFnSubAddCmd(f *Factory) *cobra.Command {
+// newFnSubEditCmd is fn sub add or rm: both take a function and a topic.
+func newFnSubEditCmd(f *Factory, use, short string, run func(context.Context, *FnSubOptions) error) *cobra.Command {
 	o := &FnSubOptions{F: f}
 	return &cobra.Command{
-		Use:   "add <fn> <topic>",
-		Short: "Subscribe a function to a topic: each event published to it runs the function once",
+		Use:   use + " <fn> <topic>",
+		Short: short,
 		Args:  exactArgs("fn", "topic"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Function, o.Topic = args[0], args[1]
-			return runFnSubAdd(cmd.Context(), o)
+			return run(cmd.Context(), o)
 		},
 	}
 }
@@ -145,19 +138,6 @@ func runFnSubAdd(ctx context.Context, o *FnSubOptions) error {
 		fmt.Fprintf(o.F.IO.Out, "%s was already subscribed to %s\n", o.Function, o.Topic)
 	}
 	return nil
-}
-
-func newFnSubRmCmd(f *Factory) *cobra.Command {
-	o := &FnSubOptions{F: f}
-	return &cobra.Command{
-		Use:   "rm <fn> <topic>",
-		Short: "Unsubscribe a function from a topic",
-		Args:  exactArgs("fn", "topic"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.Function, o.Topic = args[0], args[1]
-			return runFnSubRm(cmd.Context(), o)
-		},
-	}
 }
 
 func runFnSubRm(ctx context.Context, o *FnSubOptions) error {
@@ -192,16 +172,7 @@ func runFnSubLs(ctx context.Context, o *FnSubOptions) error {
 	if err != nil {
 		return err
 	}
-	if subs == nil {
-		subs = []frontend.SubscriptionView{}
-	}
-	if o.JSON {
-		return printJSON(o.F.IO.Out, subs)
-	}
-	tw := tabwriter.NewWriter(o.F.IO.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TOPIC\tSUBSCRIBED")
-	for _, s := range subs {
-		fmt.Fprintf(tw, "%s\t%s\n", s.Topic, s.Created.Local().Format(time.DateTime))
-	}
-	return tw.Flush()
+	return printRows(o.F.IO.Out, o.JSON, subs, "TOPIC\tSUBSCRIBED", func(s frontend.SubscriptionView) string {
+		return s.Topic + "\t" + s.Created.Local().Format(time.DateTime)
+	})
 }
