@@ -1,9 +1,9 @@
 // Package queuetest is the conformance suite every faas.JobQueue passes:
 // the JQ manager in-process and through jqproxy, in plaintext and over
 // CURVE. It pins down the contract written on faas.JobQueue (idempotent
-// submission, fair leasing within the limits, fenced leases and logs,
-// waits and events), so that a caller cannot tell the implementations
-// apart.
+// submission and publishing, fair leasing within the limits, fenced
+// leases and logs, waits and events), so that a caller cannot tell the
+// implementations apart.
 package queuetest
 
 import (
@@ -86,6 +86,9 @@ func Run(t *testing.T, open func(t *testing.T) (faas.JobQueue, faas.Store)) {
 		{"LiveLogs", testLiveLogs},
 		{"Stats", testStats},
 		{"SubmitChild", testSubmitChild},
+		{"Publish", testPublish},
+		{"PublishInvalidInput", testPublishInvalidInput},
+		{"PublishOverPendingLimit", testPublishOverPendingLimit},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
