@@ -71,3 +71,33 @@ func TestTopicsAcrossProcesses(t *testing.T) {
 	owner.await(ids[0], 30*time.Second)
 	require.Equal(t, "ship", owner.info(ids[0]).Function)
 }
+
+// TestPublishFromAFunction chains async functions through a topic across
+// the real processes: a job's faas.publish starts the subscriber as a job
+// of the same owner, whose record says it came from a topic.
+func TestPublishFromAFunction(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	c.startAll(1)
+	owner := c.register(t, "pia")
+	owner.upload("start", client.Deploy{Source: `async n => faas.publish("step", {n: n + 1})`})
+	owner.upload("step", client.Deploy{Source: `ev => ev.n * 10`})
+	ctx, cancel := owner.ctx()
+	defer cancel()
+	_, err := owner.Subscribe(ctx, "step", "step")
+	require.NoError(t, err)
+
+	out, err := owner.Run(ctx, "start", client.Run{Args: json.RawMessage(`[1]`), Wait: 30 * time.Second})
+	require.NoError(t, err)
+	require.True(t, out.Done)
+	var ids []string
+	require.NoError(t, json.Unmarshal(out.Result, &ids))
+	require.Len(t, ids, 1)
+	owner.await(ids[0], 30*time.Second)
+	info := owner.info(ids[0])
+	require.Equal(t, "step", info.Function)
+	require.Equal(t, "topic", info.Trigger)
+	res, err := owner.Result(ctx, ids[0])
+	require.NoError(t, err)
+	require.JSONEq(t, `20`, string(res))
+}

@@ -72,6 +72,19 @@ func (m *Manager) Publish(ctx context.Context, owner, topic string, event json.R
 	return ids, nil
 }
 
+// PublishChild implements faas.JobQueue. The event is published as the
+// leased job's owner, so a worker can publish only for the users whose
+// jobs it runs, and only while it runs them.
+func (m *Manager) PublishChild(ctx context.Context, worker string, l faas.Lease, topic string, event json.RawMessage, key string) ([]string, error) {
+	m.mu.Lock()
+	job, ok := m.holds(worker, l)
+	m.mu.Unlock()
+	if !ok {
+		return nil, faas.Errorf(faas.Conflict, "job %s attempt %d is not held by worker %s", l.ID, l.Attempt, worker)
+	}
+	return m.Publish(ctx, job.owner, topic, event, key)
+}
+
 // unstored splits jobs into those the Store does not hold and those it
 // does, as stored.
 func (m *Manager) unstored(ctx context.Context, jobs []faas.Job) (fresh, stored []faas.Job, err error) {

@@ -69,13 +69,32 @@ func (h jobHost) Submit(ctx context.Context, name string, args json.RawMessage) 
 		return "", err
 	}
 	j, err := h.w.queue.SubmitChild(ctx, h.w.cfg.ID, h.lease, faas.Job{ID: uuid.NewString(), Function: name, Args: args})
-	switch faas.ErrorCode(err) {
-	case "":
-		return j.ID, nil
-	case faas.NotFound, faas.Invalid, faas.TooMany, faas.TooLarge:
-		return "", err
+	if err != nil {
+		return "", h.shown("submit child job", name, err)
 	}
-	return "", h.failed("submit child job", name, err)
+	return j.ID, nil
+}
+
+// Publish implements pool.Host through the queue's PublishChild, fenced
+// by the job's lease like Submit. Each faas.publish is a publish of its
+// own, under a key drawn here, which the proxy's resends of the request
+// keep: a lost reply creates no job twice.
+func (h jobHost) Publish(ctx context.Context, topic string, event json.RawMessage) ([]string, error) {
+	ids, err := h.w.queue.PublishChild(ctx, h.w.cfg.ID, h.lease, topic, event, uuid.NewString())
+	if err != nil {
+		return nil, h.shown("publish to", topic, err)
+	}
+	return ids, nil
+}
+
+// shown is the error a host call answers the job: the caller's mistakes
+// and the limits it met as they are, anything else through failed.
+func (h jobHost) shown(what, name string, err error) error {
+	switch faas.ErrorCode(err) {
+	case faas.NotFound, faas.Invalid, faas.TooMany, faas.TooLarge:
+		return err
+	}
+	return h.failed(what, name, err)
 }
 
 // failed logs a failure the job cannot be told the details of, and

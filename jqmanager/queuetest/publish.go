@@ -120,3 +120,39 @@ func testPublishOverPendingLimit(t *testing.T, fx *fixture) {
 	require.NoError(t, err)
 	require.Equal(t, ids, again)
 }
+
+// testPublishChild: a worker publishes for the owner of a job it holds,
+// and only while it holds it.
+func testPublishChild(t *testing.T, fx *fixture) {
+	fx.users("alice", "bob")
+	fx.subscribeBoth("alice", "orders")
+	fx.subscribeBoth("bob", "orders")
+	fx.submit("alice")
+	running := fx.mustNext("w1")
+
+	ids, err := fx.q.PublishChild(fx.ctx, "w1", lease(running), "orders", json.RawMessage(`{"n":1}`), "k")
+	require.NoError(t, err)
+	require.Len(t, ids, 2)
+	for _, id := range ids {
+		j, err := fx.s.Job(fx.ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, "alice", j.Owner)
+		require.Equal(t, faas.TriggerTopic, j.Trigger)
+	}
+	for _, tc := range []struct {
+		name   string
+		worker string
+		lease  faas.Lease
+	}{
+		{"another worker", "w2", lease(running)},
+		{"an old attempt", "w1", faas.Lease{ID: running.ID, Attempt: running.Attempt - 1}},
+		{"a job not running", "w1", faas.Lease{ID: ids[0], Attempt: 1}},
+	} {
+		_, err := fx.q.PublishChild(fx.ctx, tc.worker, tc.lease, "orders", json.RawMessage(`1`), "k2")
+		require.Equal(t, faas.Conflict, faas.ErrorCode(err), "%s: %v", tc.name, err)
+	}
+	require.NoError(t, fx.complete(running))
+	_, err = fx.q.PublishChild(fx.ctx, "w1", lease(running), "orders", json.RawMessage(`1`), "k3")
+	requireCode(t, err, faas.Conflict)
+	require.Empty(t, fx.jobs("bob"), "a worker published for another user")
+}

@@ -89,6 +89,7 @@ func Run(t *testing.T, open func(t *testing.T) (faas.JobQueue, faas.Store)) {
 		{"Publish", testPublish},
 		{"PublishInvalidInput", testPublishInvalidInput},
 		{"PublishOverPendingLimit", testPublishOverPendingLimit},
+		{"PublishChild", testPublishChild},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -101,8 +101,10 @@ var calls = map[string][]Role{
 	// SubmitChild is fenced by a lease the worker holds: it is not the
 	// power to submit for any user that Submit would be.
 	jqproxy.MethodSubmitChild: {Worker},
-	jqproxy.MethodLogs:        {Frontend},
-	jqproxy.MethodStatus:      {Frontend},
+	// PublishChild is fenced the same way, for faas.publish.
+	jqproxy.MethodPublishChild: {Worker},
+	jqproxy.MethodLogs:         {Frontend},
+	jqproxy.MethodStatus:       {Frontend},
 }
 
 // Allowed reports whether role may call method.

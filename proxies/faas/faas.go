@@ -653,6 +653,11 @@ type JobQueue interface {
 	// topic, key and the function, so a retry under the same key creates
 	// no job twice and answers the same ids.
 	Publish(ctx context.Context, owner, topic string, event json.RawMessage, key string) ([]string, error)
+	// PublishChild is Publish for a running job's faas.publish: accepted
+	// only while worker holds l (Conflict otherwise), for the leased
+	// job's owner. Like SubmitChild, it gives a worker the power to
+	// publish only for the users whose jobs it runs.
+	PublishChild(ctx context.Context, worker string, l Lease, topic string, event json.RawMessage, key string) ([]string, error)
 	// Next leases to worker up to max (1 to MaxBatch) of the next jobs, in
 	// the queue's fair order and within its caps, waiting up to wait for
 	// the first; it answers as soon as one is leased, with those ready

@@ -17,23 +17,24 @@ import (
 
 // The method names on the wire, one per faas.JobQueue method.
 const (
-	MethodSubmit      = "jq.submit"
-	MethodPublish     = "jq.publish"
-	MethodNext        = "jq.next"
-	MethodComplete    = "jq.complete"
-	MethodWait        = "jq.wait"
-	MethodStats       = "jq.stats"
-	MethodRenew       = "jq.renew"
-	MethodRelease     = "jq.release"
-	MethodForget      = "jq.forget"
-	MethodEvents      = "jq.events"
-	MethodForgetUser  = "jq.forget_user"
-	MethodAppendLogs  = "jq.append_logs"
-	MethodLogs        = "jq.logs"
-	MethodRevoke      = "jq.revoke_tokens"
-	MethodStatus      = "jq.status"
-	MethodSubmitChild = "jq.submit_child"
-	MethodReschedule  = "jq.reschedule"
+	MethodSubmit       = "jq.submit"
+	MethodPublish      = "jq.publish"
+	MethodPublishChild = "jq.publish_child"
+	MethodNext         = "jq.next"
+	MethodComplete     = "jq.complete"
+	MethodWait         = "jq.wait"
+	MethodStats        = "jq.stats"
+	MethodRenew        = "jq.renew"
+	MethodRelease      = "jq.release"
+	MethodForget       = "jq.forget"
+	MethodEvents       = "jq.events"
+	MethodForgetUser   = "jq.forget_user"
+	MethodAppendLogs   = "jq.append_logs"
+	MethodLogs         = "jq.logs"
+	MethodRevoke       = "jq.revoke_tokens"
+	MethodStatus       = "jq.status"
+	MethodSubmitChild  = "jq.submit_child"
+	MethodReschedule   = "jq.reschedule"
 )
 
 // DefaultPort is the JQ manager's port unless PORT says otherwise; the
@@ -43,7 +44,7 @@ const DefaultPort = 27445
 // WorkerMethods are the methods workers call. The JQ manager gives them a
 // budget of requests of their own, so that no load from the frontends can
 // refuse a heartbeat and cost a running job its lease.
-var WorkerMethods = []string{MethodNext, MethodComplete, MethodRenew, MethodRelease, MethodAppendLogs, MethodSubmitChild}
+var WorkerMethods = []string{MethodNext, MethodComplete, MethodRenew, MethodRelease, MethodAppendLogs, MethodSubmitChild, MethodPublishChild}
 
 // MaxHold caps how long a caller may ask the queue to hold a request, so a
 // hostile or buggy client cannot park handlers forever.
@@ -55,6 +56,13 @@ type publishRequest struct {
 	Topic string          `json:"topic"`
 	Event json.RawMessage `json:"event"`
 	Key   string          `json:"key"`
+}
+
+// publishChildRequest is PublishChild's arguments.
+type publishChildRequest struct {
+	Worker string     `json:"worker"`
+	Lease  faas.Lease `json:"lease"`
+	publishRequest
 }
 
 // nextRequest is Next's arguments.
@@ -209,6 +217,15 @@ func (c *Client) Publish(ctx context.Context, owner, topic string, event json.Ra
 	return wire.Invoke[[]string](ctx, c.wc, MethodPublish, publishRequest{Owner: owner, Topic: topic, Event: event, Key: key})
 }
 
+// PublishChild implements faas.JobQueue.
+func (c *Client) PublishChild(ctx context.Context, worker string, l faas.Lease, topic string, event json.RawMessage, key string) ([]string, error) {
+	if !json.Valid(event) {
+		return nil, faas.Errorf(faas.Invalid, "event published to %.80s is not JSON", topic)
+	}
+	return wire.Invoke[[]string](ctx, c.wc, MethodPublishChild, publishChildRequest{Worker: worker, Lease: l,
+		publishRequest: publishRequest{Topic: topic, Event: event, Key: key}})
+}
+
 // Next implements faas.JobQueue.
 func (c *Client) Next(ctx context.Context, worker string, max int, wait time.Duration) ([]faas.Job, error) {
 	return wire.InvokeHold[[]faas.Job](ctx, c.wc, wait, MethodNext, nextRequest{Worker: worker, Max: max, Wait: wait})
@@ -331,6 +348,9 @@ func NewMux(q faas.JobQueue) *wire.Mux {
 	})
 	wire.Handle(m, MethodPublish, func(ctx context.Context, r publishRequest) ([]string, error) {
 		return q.Publish(ctx, r.Owner, r.Topic, r.Event, r.Key)
+	})
+	wire.Handle(m, MethodPublishChild, func(ctx context.Context, r publishChildRequest) ([]string, error) {
+		return q.PublishChild(ctx, r.Worker, r.Lease, r.Topic, r.Event, r.Key)
 	})
 	wire.Handle(m, MethodNext, func(ctx context.Context, r nextRequest) ([]faas.Job, error) {
 		if err := checkHold(r.Wait); err != nil {

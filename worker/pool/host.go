@@ -21,6 +21,9 @@ type Host interface {
 	// Submit queues a child job of the owner's function name with args,
 	// a JSON array, and returns its ID.
 	Submit(ctx context.Context, name string, args json.RawMessage) (string, error)
+	// Publish publishes event, one JSON value, to the owner's topic and
+	// returns the ids of the jobs it started.
+	Publish(ctx context.Context, topic string, event json.RawMessage) ([]string, error)
 }
 
 // Function is a function version as a sandbox runs it.
@@ -42,6 +45,9 @@ const (
 	// hostSubmit asks to submit a child job: submitRequest, answered with
 	// the job's ID, a JSON string.
 	hostSubmit = "submit"
+	// hostPublish asks to publish an event: publishRequest, answered with
+	// the jobs' IDs, a JSON array of strings.
+	hostPublish = "publish"
 )
 
 type functionRequest struct {
@@ -51,6 +57,11 @@ type functionRequest struct {
 type submitRequest struct {
 	Name string          `json:"n"`
 	Args json.RawMessage `json:"a"`
+}
+
+type publishRequest struct {
+	Topic string          `json:"t"`
+	Event json.RawMessage `json:"e"`
 }
 
 // hostAnswer heads the worker's answer to a sandbox's request; the part
@@ -78,6 +89,12 @@ func serveHost(ctx context.Context, h Host, op string, arg []byte) (any, error) 
 			return nil, fmt.Errorf("bad %s request: %w", op, err)
 		}
 		return h.Submit(ctx, r.Name, r.Args)
+	case hostPublish:
+		var r publishRequest
+		if err := json.Unmarshal(arg, &r); err != nil {
+			return nil, fmt.Errorf("bad %s request: %w", op, err)
+		}
+		return h.Publish(ctx, r.Topic, r.Event)
 	}
 	return nil, fmt.Errorf("unknown request %.40q", op)
 }
@@ -162,4 +179,11 @@ func (l link) Submit(name string, args json.RawMessage) (string, error) {
 	var id string
 	err := l.ask(hostSubmit, submitRequest{Name: name, Args: args}, &id)
 	return id, err
+}
+
+// Publish implements sandbox.Host.
+func (l link) Publish(topic string, event json.RawMessage) ([]string, error) {
+	var ids []string
+	err := l.ask(hostPublish, publishRequest{Topic: topic, Event: event}, &ids)
+	return ids, err
 }

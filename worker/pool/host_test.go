@@ -19,6 +19,7 @@ import (
 type testHost struct {
 	functions atomic.Int32
 	submitted atomic.Value
+	published atomic.Value
 }
 
 func (h *testHost) Function(_ context.Context, name string) (pool.Function, error) {
@@ -34,7 +35,12 @@ func (h *testHost) Submit(_ context.Context, name string, args json.RawMessage) 
 	return "child-1", nil
 }
 
-// TestPoolHost: a job's faas.call and faas.submit cross the pipe to the
+func (h *testHost) Publish(_ context.Context, topic string, event json.RawMessage) ([]string, error) {
+	h.published.Store(topic + " " + string(event))
+	return []string{"ev-1", "ev-2"}, nil
+}
+
+// TestPoolHost: a job's faas.call, faas.submit and faas.publish cross the pipe to the
 // worker's Host and back, as many times as the job asks, and the calls
 // come back with the result.
 func TestPoolHost(t *testing.T) {
@@ -44,14 +50,15 @@ func TestPoolHost(t *testing.T) {
 	j := job("hal", `async function f() {
 		const a = await faas.call("sq", 3), b = await faas.call("sq", 4)
 		const missing = await faas.call("nope").catch(e => e.code)
-		return [a, b, missing, await faas.submit("later", {x: 1})] }`, `[]`, 5*time.Second)
+		return [a, b, missing, await faas.submit("later", {x: 1}), await faas.publish("orders", {id: 7})] }`, `[]`, 5*time.Second)
 	j.Host = h
 	res := p.Run(context.Background(), j)
 	require.Nil(t, res.Err)
-	assert.JSONEq(t, `[9,16,"not_found","child-1"]`, string(res.Value))
+	assert.JSONEq(t, `[9,16,"not_found","child-1",["ev-1","ev-2"]]`, string(res.Value))
 	assert.Equal(t, "[sq] sq 3\n[sq] sq 4\n", res.Logs)
 	assert.Equal(t, int32(3), h.functions.Load())
 	assert.Equal(t, `later[{"x":1}]`, h.submitted.Load())
+	assert.Equal(t, `orders {"id":7}`, h.published.Load())
 	require.Len(t, res.Calls, 3)
 	assert.Equal(t, int64(7), res.Calls[0].Version)
 	assert.Equal(t, faas.NotFound, res.Calls[2].Error.Code)

@@ -283,7 +283,7 @@ func TestPoolHostAccess(t *testing.T) {
 			const seen = []
 			for (const k of Reflect.ownKeys(proto)) { const v = proto[k]; seen.push(typeof v === "function" ? v.name : Object.keys(v)) }
 			return [seen, Object.getPrototypeOf(proto) === Object.prototype] }`,
-			`[[["log","info","warn","error","debug"],"setTimeout","setInterval","clearTimeout","clearInterval",["env","call","submit"],
+			`[[["log","info","warn","error","debug"],"setTimeout","setInterval","clearTimeout","clearInterval",["env","call","submit","publish"],
 				"TextEncoder","TextDecoder","URL","URLSearchParams","atob","btoa","structuredClone",[],"DOMException"],true]`},
 		{"stacks name no host file", `function f() { try { setTimeout(1) } catch (e) { return /\.go|\/|\\\\/.test(e.stack) } }`, `false`},
 		{"exported values are plain", `function f(o) { return [Object.getPrototypeOf(o) === Object.prototype, Object.getOwnPropertyNames(o), typeof o.constructor.constructor("return this")().require] }`, `[{"a":1}]`},

@@ -26,6 +26,10 @@ type Host interface {
 	// Submit queues a job of the owner's function name with args, a JSON
 	// array, as a child of the running job, and returns its ID.
 	Submit(name string, args json.RawMessage) (string, error)
+	// Publish publishes event, one JSON value, to the owner's topic and
+	// returns the ids of the jobs it started, one per subscriber. Invalid
+	// if topic is not a name.
+	Publish(topic string, event json.RawMessage) ([]string, error)
 }
 
 // call implements faas.call(name, ...args): it runs the owner's function
@@ -108,6 +112,36 @@ func (r *runner) submit(c goja.FunctionCall) goja.Value {
 	return r.settled(value, name, err)
 }
 
+// publish implements faas.publish(topic, event): a promise of the ids of
+// the jobs the event starts, one per function of the owner subscribed to
+// topic, so that async functions chain without knowing who listens. A
+// rejection's function property names the topic.
+func (r *runner) publish(c goja.FunctionCall) goja.Value {
+	topic := nameOf(c)
+	value, err := func() (goja.Value, *faas.Error) {
+		if !goja.IsString(c.Argument(0)) {
+			return nil, faas.Errorf(faas.Invalid, "faas.publish wants a topic name first")
+		}
+		event, err := r.hostJSON(c.Argument(1), "event")
+		if err != nil {
+			return nil, err
+		}
+		if r.host == nil {
+			return nil, faas.Errorf(faas.Unavailable, "faas.publish is not available here")
+		}
+		ids, herr := r.host.Publish(topic, event)
+		if herr != nil {
+			return nil, faas.AsError(herr)
+		}
+		out := make([]any, len(ids))
+		for i, id := range ids {
+			out[i] = id
+		}
+		return r.vm.NewArray(out...), nil
+	}()
+	return r.settled(value, topic, err)
+}
+
 // fromJSON makes the next JSON value of dec into ordinary JavaScript
 // values of r's runtime, as JSON.parse would, for a callee's result. It
 // cannot use r.parse: that is taken before any user code runs, or never
@@ -165,9 +199,10 @@ func (r *runner) fromJSON(dec *json.Decoder) (goja.Value, error) {
 	return nil, errors.New("unexpected JSON token")
 }
 
-// nameOf is the function name a call of faas.call or faas.submit names:
-// its first argument when that is a string. Anything else is not turned
-// into a string, which could run the function's own code.
+// nameOf is the function or topic name a call of faas.call, faas.submit
+// or faas.publish names: its first argument when that is a string.
+// Anything else is not turned into a string, which could run the
+// function's own code.
 func nameOf(c goja.FunctionCall) string {
 	if goja.IsString(c.Argument(0)) {
 		return c.Argument(0).String()
@@ -179,15 +214,21 @@ func nameOf(c goja.FunctionCall) string {
 // array, bounded like a result. What a toJSON method throws rejects the
 // call; an interrupt goes on stopping the run.
 func (r *runner) hostArgs(args []goja.Value) (json.RawMessage, *faas.Error) {
-	out, err := r.marshal(r.vm.NewArray(toAny(args)...))
+	return r.hostJSON(r.vm.NewArray(toAny(args)...), "arguments")
+}
+
+// hostJSON encodes v, what a host call sends (its arguments, an event),
+// as JSON bounded like a result.
+func (r *runner) hostJSON(v goja.Value, what string) (json.RawMessage, *faas.Error) {
+	out, err := r.marshal(v)
 	if err != nil {
 		if isUncatchable(err) {
 			panic(err)
 		}
-		return nil, faas.Errorf(faas.Invalid, "arguments cannot be encoded as JSON: %v", err)
+		return nil, faas.Errorf(faas.Invalid, "%s cannot be encoded as JSON: %v", what, err)
 	}
 	if len(out) > r.lim.MaxResult {
-		return nil, faas.Errorf(faas.TooLarge, "arguments of %d bytes exceed the %s limit", len(out), size(r.lim.MaxResult))
+		return nil, faas.Errorf(faas.TooLarge, "%s of %d bytes exceed the %s limit", what, len(out), size(r.lim.MaxResult))
 	}
 	return out, nil
 }

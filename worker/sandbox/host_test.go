@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,10 +19,11 @@ import (
 // fakeHost serves the functions of one owner from sources, each at
 // version 1, and records what faas.submit asks for.
 type fakeHost struct {
-	t       testing.TB
-	sources map[string]string
-	mu      sync.Mutex
-	submits []string
+	t         testing.TB
+	sources   map[string]string
+	mu        sync.Mutex
+	submits   []string
+	published []string
 }
 
 func (h *fakeHost) Function(name string) (*Program, int64, error) {
@@ -44,6 +47,24 @@ func (h *fakeHost) Submit(name string, args json.RawMessage) (string, error) {
 	defer h.mu.Unlock()
 	h.submits = append(h.submits, name+string(args))
 	return "job-" + name, nil
+}
+
+// Publish answers one job per source whose name starts with the topic's.
+func (h *fakeHost) Publish(topic string, event json.RawMessage) ([]string, error) {
+	if !faas.ValidName(topic) {
+		return nil, faas.Errorf(faas.Invalid, "invalid topic name %q", topic)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.published = append(h.published, topic+" "+string(event))
+	ids := []string{}
+	for name := range h.sources {
+		if strings.HasPrefix(name, topic) {
+			ids = append(ids, "job-"+name)
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
 }
 
 // runHosted runs sources["main"] with args, the other sources callable.
@@ -194,9 +215,32 @@ func TestSubmit(t *testing.T) {
 	assert.Equal(t, []string{`work[1,"two"]`}, h.submits)
 }
 
+func TestPublish(t *testing.T) {
+	t.Parallel()
+	res, h := runHosted(t, map[string]string{
+		"main": `async function main() {
+			const ids = await faas.publish("order", {id: 7, at: undefined})
+			const none = await faas.publish("nobody", "x")
+			const bad = await faas.publish("a/b", 1).catch(e => [e.code, e.function])
+			const notName = await faas.publish(7, 1).catch(e => e.code)
+			const big = await faas.publish("order", "x".repeat(2000)).catch(e => e.code)
+			const cyclic = {}; cyclic.self = cyclic
+			const unencodable = await faas.publish("order", cyclic).catch(e => e.code)
+			return [ids, Array.isArray(ids), none, bad, notName, big, unencodable, await faas.publish("order")] }`,
+		"order-audit": `ev => ev`,
+		"order-ship":  `ev => ev`,
+	}, `[]`, Limits{MaxResult: 1000})
+	require.Nil(t, res.Err)
+	assert.JSONEq(t, `[["job-order-audit","job-order-ship"],true,[],["invalid","a/b"],"invalid","too_large","invalid",
+		["job-order-audit","job-order-ship"]]`, string(res.Value))
+	assert.Equal(t, []string{`order {"id":7}`, `nobody "x"`, `order null`}, h.published,
+		"the event crosses as JSON, an absent one as null")
+}
+
 func TestNoHost(t *testing.T) {
 	t.Parallel()
-	res := run(t, `async function f() { return [await faas.call("g").catch(e => e.code), await faas.submit("g").catch(e => e.code)] }`, `[]`, Limits{})
+	res := run(t, `async function f() { return [await faas.call("g").catch(e => e.code), await faas.submit("g").catch(e => e.code),
+		await faas.publish("t", 1).catch(e => e.code)] }`, `[]`, Limits{})
 	require.Nil(t, res.Err)
-	assert.JSONEq(t, `["unavailable","unavailable"]`, string(res.Value))
+	assert.JSONEq(t, `["unavailable","unavailable","unavailable"]`, string(res.Value))
 }

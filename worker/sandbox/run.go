@@ -208,6 +208,7 @@ func (r *runner) faasGlobal() goja.Value {
 	must(obj.Set("env", env))
 	must(obj.Set("call", r.native("call", r.call)))
 	must(obj.Set("submit", r.native("submit", r.submit)))
+	must(obj.Set("publish", r.native("publish", r.publish)))
 	for _, o := range []*goja.Object{env, obj} {
 		if _, err := freeze(goja.Undefined(), o); err != nil {
 			panic(err)
