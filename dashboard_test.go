@@ -424,6 +424,45 @@ func TestDashboard(t *testing.T) {
 	r = anyone.do(http.MethodPost, hookPath, `{"n": 8}`, "Content-Type", "application/json")
 	require.Equal(t, http.StatusNotFound, r.Status, "the hook's URL after revoking it in the page: %s", r.Res)
 
+	// A topic subscription and a publish from the editor: a bad topic name
+	// shows the API's refusal, the event's job opens from the list.
+	var published string
+	require.NoError(t, chromedp.Run(ctx,
+		setField("#topic-name", "bad topic"),
+		clickNow("#topic-sub"),
+		waitText("#error-text", "invalid"),
+		waitText("#error-text", "bad topic"),
+		setField("#topic-name", "orders"),
+		clickNow("#topic-sub"),
+		chromedp.WaitVisible(`#topics-table tr[data-topic="orders"]`),
+		chromedp.WaitNotVisible("#error"),
+		setField("#topic-event", `{"json": {"order": 42}}`),
+		clickNow("#topic-publish"),
+		chromedp.WaitVisible("#topic-jobs a[data-job]"),
+		chromedp.Text("#topic-jobs a[data-job]", &published),
+		chromedp.ScrollIntoView("#topics"),
+		shot(dir, "15-topics"),
+		clickNow("#topic-jobs a[data-job]"),
+		waitText("#job-id", published),
+		waitText("#job-trigger", "run by a topic"),
+		waitText("#job-result", "42"),
+	), "subscribe and publish")
+	var subs []struct{ Topic string }
+	r = a.do(http.MethodGet, "/u/"+user+"/fn/echo/subscriptions", "")
+	require.NoError(t, json.Unmarshal(r.Res, &subs), "%s", r.Res)
+	require.Len(t, subs, 1, "subscribed in the page: %s", r.Res)
+	require.Equal(t, "orders", subs[0].Topic)
+	// Back in the editor, which still shows echo: opening it again would
+	// read the panels anew, racing the steps that follow.
+	require.NoError(t, chromedp.Run(ctx,
+		clickNow(`#nav a[href="#functions"]`),
+		chromedp.WaitVisible(`#topics-table tr[data-topic="orders"]`),
+		clickNow(`#topics-table button[aria-label="Unsubscribe from orders"]`),
+		chromedp.WaitVisible("#topics-empty"),
+	), "unsubscribe")
+	r = a.do(http.MethodGet, "/u/"+user+"/fn/echo/subscriptions", "")
+	require.JSONEq(t, "[]", string(r.Res), "unsubscribed in the page")
+
 	// A schedule, set and removed in the editor; a bad expression shows
 	// the API's refusal.
 	require.NoError(t, chromedp.Run(ctx,

@@ -295,12 +295,13 @@ $('#fn-form').addEventListener('submit', (ev) => {
 
 // PANELS are the cards under the editor, by id, each naming the function
 // in #<id>-fn, with what reads their contents.
-const PANELS = { hooks: loadHooks, schedule: loadSchedule };
+const PANELS = { hooks: loadHooks, schedule: loadSchedule, topics: loadTopics };
 let panelsOf = null; // the function the panels show
 
 async function showPanels(name) {
   panelsOf = name;
   hideHookURL();
+  $('#topic-published').hidden = true;
   await Promise.all(Object.entries(PANELS).map(async ([id, load]) => {
     const panel = $('#' + id);
     $(`#${id}-fn`).textContent = name;
@@ -403,6 +404,64 @@ $('#schedule-rm').addEventListener('click', (ev) => confirmThen(ev.currentTarget
   clearError();
   await loadSchedule();
 }));
+
+let topicsRead = 0; // as hooksRead, for the subscriptions
+
+async function loadTopics() {
+  const name = panelsOf, n = ++topicsRead;
+  const [{ res: subs }, { res: all }] = await Promise.all([api('GET', fnPath(name, '/subscriptions')), api('GET', userPath('/topics'))]);
+  if (n !== topicsRead) return;
+  $('#topics-table tbody').replaceChildren(...subs.map((sub) => {
+    const rm = el('button', { type: 'button', class: 'small', 'aria-label': 'Unsubscribe from ' + sub.topic }, 'Unsubscribe');
+    // Undone by subscribing again: one press is enough.
+    rm.addEventListener('click', () => busy(rm, () => subscription('DELETE', name, sub.topic)));
+    return el('tr', { 'data-topic': sub.topic }, el('td', {}, el('code', {}, sub.topic)), el('td', {}, fmtTime(sub.created)), el('td', { class: 'actions' }, rm));
+  }));
+  $('#topics-empty').hidden = subs.length > 0;
+  // The user's topics, offered as the topic field's choices.
+  $('#topic-names').replaceChildren(...all.map((t) => el('option', { value: t.topic }, t.functions.join(', '))));
+}
+
+// subscription subscribes (PUT) or unsubscribes (DELETE) the function.
+async function subscription(method, name, topic) {
+  await api(method, fnPath(name, '/subscriptions/' + encodeURIComponent(topic)));
+  clearError();
+  await loadTopics();
+}
+
+// topicField reads the topic field; the API checks the name's rules.
+function topicField() {
+  const topic = $('#topic-name').value.trim();
+  if (!topic) { showError(new ApiError('invalid', 'give a topic name such as orders')); $('#topic-name').focus(); }
+  return topic;
+}
+
+$('#topic-sub').addEventListener('click', (ev) => {
+  const topic = topicField();
+  if (topic) busy(ev.currentTarget, () => subscription('PUT', panelsOf, topic));
+});
+
+$('#topics').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const topic = topicField();
+  if (!topic) return;
+  const event = $('#topic-event').value.trim();
+  try {
+    JSON.parse(event);
+  } catch (e) {
+    showError(new ApiError('invalid', `event ${event.slice(0, 40) || '(empty)'}: want one JSON value such as {"id": 1} (${e.message})`));
+    $('#topic-event').focus();
+    return;
+  }
+  busy($('#topic-publish'), async () => {
+    const { res: ids } = await api('POST', userPath('/topics/' + encodeURIComponent(topic)), { body: event, type: 'application/json' });
+    clearError();
+    $('#topic-nobody').hidden = ids.length > 0;
+    // Each job opens on the Jobs page.
+    $('#topic-jobs').replaceChildren(...ids.map((id) => el('li', {}, el('a', { href: '#jobs', 'data-job': id, onclick: () => { selectedJob = id; } }, id))));
+    $('#topic-published').hidden = false;
+  });
+});
 
 // The editor's highlighter: enough of JavaScript's lexical grammar to
 // colour comments, strings, numbers and keywords as the user types.
