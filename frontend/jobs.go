@@ -243,7 +243,7 @@ type JobInfo struct {
 	// completion in the tracing backend; "" if it was submitted while
 	// tracing was off.
 	TraceID string `json:"trace_id"`
-	// Trigger is what submitted the job, "webhook", "schedule" or "job";
+	// Trigger is what submitted the job: "webhook", "schedule", "topic" or "job";
 	// absent for a run requested through the API.
 	Trigger string `json:"trigger,omitempty"`
 	// Parent is the job whose faas.submit submitted this one, and

@@ -378,3 +378,27 @@ func TestEnvHelp(t *testing.T) {
 	require.Equal(t, 1, strings.Count(out, "FAAS_A"), "each variable once")
 	require.Error(t, EnvHelp(&b, 3))
 }
+
+// TestJobGetShowsCallsAndChildren: a job's trigger, parent, children and
+// fused calls reach the table as well as the JSON.
+func TestJobGetShowsCallsAndChildren(t *testing.T) {
+	t.Parallel()
+	url := fakeAPI(t, map[string]func(http.ResponseWriter, *http.Request){
+		"GET /j/p/info": res(200, `{"id":"p","function":"norm","state":"succeeded","attempts":1,"duration_ms":2,"billed_ms":2,
+			"trigger":"schedule","parent":"gp","children":["c1","c2"],
+			"calls":[{"function":"sq","version":7,"duration_ms":0.5,"error":null},
+			         {"function":"nope","duration_ms":0.25,"error":{"code":"not_found","message":"function nope not found"}}],
+			"calls_truncated":true}`),
+	})
+	tf := loggedIn(t, url)
+	require.Equal(t, ExitOK, tf.main("job", "get", "p"))
+	out := tf.out.String()
+	for _, want := range []string{
+		`(?m)^trigger:\s+schedule$`, `(?m)^parent:\s+gp$`, `(?m)^children:\s+c1 c2$`,
+		`(?m)^call:\s+sq \(version 7\) 500µs: ok$`,
+		`(?m)^call:\s+nope \(version 0\) 250µs: not_found: function nope not found$`,
+		`(?m)^call:\s+\.\.\. more calls than a record keeps \(100\)$`,
+	} {
+		require.Regexp(t, want, out)
+	}
+}

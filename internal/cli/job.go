@@ -152,6 +152,23 @@ func printInfo(s *IOStreams, j frontend.JobInfo) error {
 	for _, l := range j.Lost {
 		fmt.Fprintf(tw, "lost:\t%s\n", l)
 	}
+	for _, f := range []struct{ name, value string }{
+		{"trigger", j.Trigger}, {"parent", j.Parent}, {"children", strings.Join(j.Children, " ")},
+	} {
+		if f.value != "" {
+			fmt.Fprintf(tw, "%s:\t%s\n", f.name, f.value)
+		}
+	}
+	for _, c := range j.Calls {
+		outcome := "ok"
+		if c.Error != nil {
+			outcome = c.Error.Error()
+		}
+		fmt.Fprintf(tw, "call:\t%s (version %d) %s: %s\n", c.Function, c.Version, elapsed(c.DurationMS), outcome)
+	}
+	if j.CallsTruncated {
+		fmt.Fprintf(tw, "call:\t... more calls than a record keeps (%d)\n", faas.MaxCalls)
+	}
 	return tw.Flush()
 }
 
