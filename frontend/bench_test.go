@@ -1,10 +1,14 @@
 package frontend_test
 
 import (
+	"bytes"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // BenchmarkRunWait measures a synchronous call, POST .../run?wait, through
@@ -25,4 +29,55 @@ func BenchmarkRunWait(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// BenchmarkHotRequests measures the frontend's three hot requests served
+// by its Gin engine in-process (no socket or HTTP client in the figures),
+// with the real token cache and the real JQ and DB managers over ZeroMQ
+// behind it: an async submission, a synchronous one, and a status poll
+// answered from the cache of finished jobs. allocs/op counts the whole
+// process, the worker running the submitted jobs included; a CPU profile
+// focused on the frontend package shows the frontend's own share.
+func BenchmarkHotRequests(b *testing.B) {
+	// Room for every submission of the run: the queue's default limit
+	// would turn the async ones into 429s after a thousand.
+	p := startPlatform(b, maxPending(1<<30))
+	user, token := p.newUser(b, "hot")
+	p.upload(b, user, token, "add", addSrc)
+	h := p.fe.Handler()
+	serve := func(b *testing.B, method, path string, body []byte, status int) *httptest.ResponseRecorder {
+		b.Helper()
+		r := httptest.NewRequest(method, path, bytes.NewReader(body))
+		r.Header.Set("Authorization", "Bearer "+token)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != status {
+			b.Fatalf("%s %s: status %d, want %d: %s", method, path, w.Code, status, w.Body)
+		}
+		return w
+	}
+	args := []byte("[4,5]")
+	submit := "/u/" + user + "/fn/add/run"
+	b.Run("submit", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			serve(b, "POST", submit, args, http.StatusAccepted)
+		}
+	})
+	b.Run("wait", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			serve(b, "POST", submit+"?wait=10s", args, http.StatusOK)
+		}
+	})
+	w := serve(b, "POST", submit+"?wait=10s", args, http.StatusOK)
+	status := w.Header().Get("Location")
+	require.NotEmpty(b, status)
+	serve(b, "GET", status, nil, http.StatusOK) // fills the cache
+	b.Run("status", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			serve(b, "GET", status, nil, http.StatusOK)
+		}
+	})
 }
