@@ -253,13 +253,18 @@ func (s *Server) logRequests(c *gin.Context) {
 		took := time.Since(start)
 		route := routeOf(c)
 		s.metrics.observe(c, route, took)
-		attrs := []any{"method", c.Request.Method, "route", route,
-			"status", c.Writer.Status(), "code", c.GetString(codeKey), "user", c.GetString(userKey),
-			"duration_ms", millis(took)}
-		if sc := trace.SpanContextFromContext(c.Request.Context()); sc.IsValid() {
-			attrs = append(attrs, "trace_id", sc.TraceID().String())
+		// Attrs rather than key-value pairs, in an array on the stack:
+		// boxing each value into an interface cost an allocation apiece.
+		ctx := c.Request.Context()
+		attrs := [...]slog.Attr{slog.String("method", c.Request.Method), slog.String("route", route),
+			slog.Int("status", c.Writer.Status()), slog.String("code", c.GetString(codeKey)),
+			slog.String("user", c.GetString(userKey)), slog.Float64("duration_ms", millis(took)), {}}
+		n := len(attrs) - 1
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+			attrs[n] = slog.String("trace_id", sc.TraceID().String())
+			n++
 		}
-		s.log.Info("request", attrs...)
+		s.log.LogAttrs(ctx, slog.LevelInfo, "request", attrs[:n]...)
 	}()
 	c.Next()
 }
@@ -267,8 +272,16 @@ func (s *Server) logRequests(c *gin.Context) {
 // traceRequests runs each request in a server span named for its route
 // template (never its path, which holds names and ids), continuing the
 // client's trace when its traceparent header names one. The managers'
-// spans hang under it through the bus.
+// spans hang under it through the bus. With no tracer provider installed
+// the span would record nothing, so only the client's trace context is
+// handed on, which is all the bus and the job record need from it.
 func traceRequests(c *gin.Context) {
+	if !tracing.Recording() {
+		if parent := c.GetHeader("traceparent"); parent != "" {
+			c.Request = c.Request.WithContext(tracing.WithParent(c.Request.Context(), parent))
+		}
+		return
+	}
 	route := c.FullPath()
 	if route == "" {
 		route = "unmatched"

@@ -26,6 +26,16 @@ const MaxParentLen = 128
 // propagator reads and writes W3C traceparent values.
 var propagator = propagation.TraceContext{}
 
+// noopProvider is the global provider before anyone installs one:
+// OpenTelemetry's delegate, whose spans record nothing.
+var noopProvider = otel.GetTracerProvider()
+
+// Recording reports whether a tracer provider has been installed (by
+// Setup, or a test), so that hot paths can skip starting spans that the
+// default provider would throw away: with it a span only hands on its
+// parent's context, which WithParent does for a fraction of the cost.
+func Recording() bool { return otel.GetTracerProvider() != noopProvider }
+
 // Tracer is the platform's tracer. It goes through the global provider,
 // so a provider installed by Setup later still takes effect.
 func Tracer() trace.Tracer { return otel.Tracer("faas") }
