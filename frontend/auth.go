@@ -34,9 +34,16 @@ func newToken() (token, hash string, err error) {
 // hashToken is the stored form of a token. A fast hash is enough: tokens
 // are random, so there is no dictionary to try.
 func hashToken(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
+	key := keyOf(token)
+	return hex.EncodeToString(key[:])
 }
+
+// tokenKey is a token's hash as the caches hold it: the bytes, since
+// encoding them in hex cost every request two allocations that only a
+// lookup in the Store needs.
+type tokenKey [sha256.Size]byte
+
+func keyOf(token string) tokenKey { return sha256.Sum256([]byte(token)) }
 
 // bearerToken extracts the token from an Authorization header. It checks
 // the token's shape here so that garbage costs no database round trip.
@@ -48,10 +55,26 @@ func bearerToken(header string) (string, error) {
 	if !ok {
 		return "", faas.Errorf(faas.Unauthorized, "malformed Authorization header, want Bearer <token>")
 	}
-	if b, err := base64.RawURLEncoding.DecodeString(token); err != nil || len(b) != tokenBytes {
+	if !tokenShaped(token) {
 		return "", faas.Errorf(faas.Unauthorized, "malformed bearer token")
 	}
 	return token, nil
+}
+
+// tokenShaped reports whether token is tokenBytes in unpadded base64url, as
+// newToken makes them, without decoding it into a buffer of its own.
+func tokenShaped(token string) bool {
+	if len(token) != base64.RawURLEncoding.EncodedLen(tokenBytes) {
+		return false
+	}
+	for i := 0; i < len(token); i++ {
+		switch b := token[i]; {
+		case 'A' <= b && b <= 'Z', 'a' <= b && b <= 'z', '0' <= b && b <= '9', b == '-', b == '_':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // bearer returns the token of a "Bearer <token>" header, whatever its shape.
@@ -77,14 +100,14 @@ const tokenTTL = 5 * time.Second
 // tokenCacheSize bounds the memory the cache can take.
 const tokenCacheSize = 10000
 
-// tokenCache remembers token hash -> user name for tokenTTL. Only hits on
+// tokenCache remembers token key -> user name for tokenTTL. Only hits on
 // real users are stored, so random tokens cannot fill it.
 type tokenCache struct {
 	ttl time.Duration
 	max int
 
 	mu      sync.Mutex
-	entries map[string]cached
+	entries map[tokenKey]cached
 	// gen counts forgets: a lookup that began before one may have found
 	// a user since deleted, and must not cache it.
 	gen uint64
@@ -96,10 +119,10 @@ type cached struct {
 }
 
 func newTokenCache(ttl time.Duration, max int) *tokenCache {
-	return &tokenCache{ttl: ttl, max: max, entries: make(map[string]cached)}
+	return &tokenCache{ttl: ttl, max: max, entries: make(map[tokenKey]cached)}
 }
 
-func (tc *tokenCache) get(hash string, now time.Time) (string, bool) {
+func (tc *tokenCache) get(hash tokenKey, now time.Time) (string, bool) {
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
 	e, ok := tc.entries[hash]
@@ -122,7 +145,7 @@ func (tc *tokenCache) generation() uint64 {
 
 // put caches a lookup that began at generation gen, unless a forget came
 // since.
-func (tc *tokenCache) put(hash, user string, now time.Time, gen uint64) {
+func (tc *tokenCache) put(hash tokenKey, user string, now time.Time, gen uint64) {
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
 	if gen != tc.gen {
@@ -173,7 +196,7 @@ func (s *Server) authenticate(c *gin.Context) {
 	if !s.cfg.authOn() {
 		return
 	}
-	user, err := s.tokenUser(c.Request.Context(), s.clientAddr(c), c.GetHeader("Authorization"))
+	user, err := s.tokenUser(c.Request.Context(), func() string { return s.clientAddr(c) }, c.GetHeader("Authorization"))
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -182,31 +205,32 @@ func (s *Server) authenticate(c *gin.Context) {
 }
 
 // tokenUser returns the name of the user holding the token in header,
-// sent from addr.
-func (s *Server) tokenUser(ctx context.Context, addr, header string) (string, error) {
+// sent from the address addr returns, which only a miss in the cache
+// needs.
+func (s *Server) tokenUser(ctx context.Context, addr func() string, header string) (string, error) {
 	token, err := bearerToken(header)
 	if err != nil {
 		return "", err
 	}
-	hash := hashToken(token)
-	if user, ok := s.tokens.get(hash, time.Now()); ok {
+	key := keyOf(token)
+	if user, ok := s.tokens.get(key, time.Now()); ok {
 		return user, nil
 	}
-	if err := s.mayLookUp(hash, addr); err != nil {
+	if err := s.mayLookUp(key, addr()); err != nil {
 		return "", err
 	}
 	gen := s.tokens.generation()
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
-	u, err := s.store.UserByToken(ctx, hash)
+	u, err := s.store.UserByToken(ctx, hex.EncodeToString(key[:]))
 	if faas.ErrorCode(err) == faas.NotFound {
-		s.rememberBad(hash)
+		s.rememberBad(key)
 		return "", errBadToken
 	}
 	if err != nil {
 		return "", fmt.Errorf("look up token: %w", err)
 	}
-	s.tokens.put(hash, u.Name, time.Now(), gen)
+	s.tokens.put(key, u.Name, time.Now(), gen)
 	return u.Name, nil
 }
 

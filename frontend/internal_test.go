@@ -200,35 +200,35 @@ func TestTokenCache(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
 	tc := newTokenCache(time.Second, 3)
-	tc.put("h1", "alice", now, 0)
-	tc.put("h2", "alice", now, 0)
-	tc.put("h3", "bob", now, 0)
-	user, ok := tc.get("h1", now.Add(999*time.Millisecond))
+	tc.put(keyOf("h1"), "alice", now, 0)
+	tc.put(keyOf("h2"), "alice", now, 0)
+	tc.put(keyOf("h3"), "bob", now, 0)
+	user, ok := tc.get(keyOf("h1"), now.Add(999*time.Millisecond))
 	require.True(t, ok)
 	require.Equal(t, "alice", user)
-	_, ok = tc.get("h1", now.Add(1001*time.Millisecond))
+	_, ok = tc.get(keyOf("h1"), now.Add(1001*time.Millisecond))
 	require.False(t, ok, "expired")
 
 	tc.forget("alice")
-	_, ok = tc.get("h2", now)
+	_, ok = tc.get(keyOf("h2"), now)
 	require.False(t, ok, "forgotten")
-	_, ok = tc.get("h3", now)
+	_, ok = tc.get(keyOf("h3"), now)
 	require.True(t, ok, "another user's token stays")
 
 	// Filling it past its bound drops entries instead of growing.
 	for i := range 10 {
-		tc.put(string(rune('a'+i)), "carol", now, tc.generation())
+		tc.put(keyOf(string(rune('a'+i))), "carol", now, tc.generation())
 		require.LessOrEqual(t, len(tc.entries), 3)
 	}
-	_, ok = tc.get("j", now)
+	_, ok = tc.get(keyOf("j"), now)
 	require.True(t, ok, "the newest entry is kept")
 
 	// A lookup that began before a forget does not cache what it found:
 	// the user may be the one just deleted.
 	gen := tc.generation()
 	tc.forget("zed")
-	tc.put("z", "zed", now, gen)
-	_, ok = tc.get("z", now)
+	tc.put(keyOf("z"), "zed", now, gen)
+	_, ok = tc.get(keyOf("z"), now)
 	require.False(t, ok, "cached across a forget")
 }
 

@@ -82,7 +82,7 @@ func (s *Server) limitAddr(c *gin.Context) {
 // mayLookUp decides whether a token in no positive cache may be looked up
 // in the store: not if it matched no user moments ago, nor if its client
 // address has spent its lookups.
-func (s *Server) mayLookUp(hash, addr string) error {
+func (s *Server) mayLookUp(hash tokenKey, addr string) error {
 	if _, bad := s.badTokens.get(hash, time.Now()); bad {
 		return errBadToken
 	}
@@ -96,7 +96,7 @@ func (s *Server) mayLookUp(hash, addr string) error {
 
 // rememberBad records a token that matched no user. Nothing forgets bad
 // tokens, so the cache's generation never stands in the way.
-func (s *Server) rememberBad(hash string) {
+func (s *Server) rememberBad(hash tokenKey) {
 	s.badTokens.put(hash, "", time.Now(), s.badTokens.generation())
 }
 
