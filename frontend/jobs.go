@@ -186,9 +186,7 @@ func (s *Server) ownJob(c *gin.Context, needs jobNeeds) (faas.Job, bool) {
 		s.fail(c, errJobNotFound)
 		return faas.Job{}, false
 	}
-	ctx, cancel := s.reqCtx(c, 0)
-	defer cancel()
-	job, err := s.readJob(ctx, id, needs)
+	job, err := s.readJob(c.Request.Context(), id, needs)
 	if faas.ErrorCode(err) == faas.NotFound || err == nil && !s.mayRead(c, job.Owner) {
 		s.fail(c, errJobNotFound)
 		return faas.Job{}, false

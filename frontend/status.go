@@ -209,13 +209,17 @@ const eventLag = 25 * time.Millisecond
 
 // readJob returns job id as cheaply as needs allows: a finished job from
 // the cache, a live one from the queue, else from the Store, whose
-// finished jobs are then cached for the next read.
+// finished jobs are then cached for the next read. The calls on the
+// managers are bounded by the request timeout, whose timer a hit in the
+// cache does without.
 func (s *Server) readJob(ctx context.Context, id string, needs jobNeeds) (faas.Job, error) {
 	if needs < needLogs {
 		if j, ok := s.finished.get(id, needs == needArgs); ok {
 			return j, nil
 		}
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
 	if needs == needStatus {
 		st, err := s.queue.Status(ctx, id)
 		switch {

@@ -60,10 +60,13 @@ func Errorf(code Code, format string, args ...any) *Error {
 // that ran out or was cancelled (a server shutting down) means an
 // unavailable dependency, worth retrying; anything else is Internal.
 func ErrorCode(err error) Code {
+	if err == nil {
+		// Before e, which errors.As moves to the heap: success, the
+		// usual case, costs no allocation.
+		return ""
+	}
 	var e *Error
 	switch {
-	case err == nil:
-		return ""
 	case errors.As(err, &e):
 		return e.Code
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
