@@ -235,13 +235,15 @@ func TestTokenCache(t *testing.T) {
 func TestParseArgs(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
-		"":                 "[]",
-		"  \n":             "[]",
-		"[]":               "[]",
-		" [ 1 , \"a\" ] ":  `[1,"a"]`,
-		`[{"a": [null]}]`:  `[{"a":[null]}]`,
-		"[1e400]":          "[1e400]",
-		`["\u00e9\ud83d"]`: `["\u00e9\ud83d"]`,
+		"":                   "[]",
+		"  \n":               "[]",
+		"[]":                 "[]",
+		" [ 1 , \"a\" ] ":    `[1,"a"]`,
+		`[{"a": [null]}]`:    `[{"a":[null]}]`,
+		"[1e400]":            "[1e400]",
+		`["\u00e9\ud83d"]`:   `["\u00e9\ud83d"]`,
+		`["<a>&é",{"b":[]}]`: `["<a>&é",{"b":[]}]`,
+		"[1,\n2]":            "[1,2]",
 	} {
 		got, err := parseArgs([]byte(in))
 		require.NoError(t, err, "%q", in)
