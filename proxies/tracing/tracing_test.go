@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"faas/proxies/tracing"
@@ -48,4 +50,16 @@ func TestStartOutsideATraceStartsNothing(t *testing.T) {
 	// still flows through, so a process without an exporter relays it.
 	ctx, _ := tracing.Start(context.Background(), parent, "x")
 	require.Equal(t, "4bf92f3577b34da6a3ce929d0e0e4736", trace.SpanContextFromContext(ctx).TraceID().String())
+}
+
+// TestRecording checks that Recording tells OpenTelemetry's default
+// provider, whose spans the frontend skips, from an installed one. It is
+// not parallel: it installs a global provider, which cannot be taken back,
+// and runs before the parallel tests, which pass either way.
+func TestRecording(t *testing.T) {
+	require.False(t, tracing.Recording(), "the default provider")
+	tp := sdktrace.NewTracerProvider()
+	t.Cleanup(func() { require.NoError(t, tp.Shutdown(context.Background())) })
+	otel.SetTracerProvider(tp)
+	require.True(t, tracing.Recording(), "an installed provider")
 }
