@@ -33,10 +33,7 @@ func newToken() (token, hash string, err error) {
 
 // hashToken is the stored form of a token. A fast hash is enough: tokens
 // are random, so there is no dictionary to try.
-func hashToken(token string) string {
-	key := keyOf(token)
-	return hex.EncodeToString(key[:])
-}
+func hashToken(token string) string { return keyOf(token).hex() }
 
 // tokenKey is a token's hash as the caches hold it: the bytes, since
 // encoding them in hex cost every request two allocations that only a
@@ -44,6 +41,9 @@ func hashToken(token string) string {
 type tokenKey [sha256.Size]byte
 
 func keyOf(token string) tokenKey { return sha256.Sum256([]byte(token)) }
+
+// hex is the key as the Store holds it.
+func (k tokenKey) hex() string { return hex.EncodeToString(k[:]) }
 
 // bearerToken extracts the token from an Authorization header. It checks
 // the token's shape here so that garbage costs no database round trip.
@@ -222,7 +222,7 @@ func (s *Server) tokenUser(ctx context.Context, addr func() string, header strin
 	gen := s.tokens.generation()
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
-	u, err := s.store.UserByToken(ctx, hex.EncodeToString(key[:]))
+	u, err := s.store.UserByToken(ctx, key.hex())
 	if faas.ErrorCode(err) == faas.NotFound {
 		s.rememberBad(key)
 		return "", errBadToken
