@@ -46,8 +46,13 @@ func TestMissedTicksFireOnce(t *testing.T) {
 	require.NoError(t, err)
 	r.start(config())
 	jobs := r.awaitScheduled("ann", 1, 5*time.Second)
-	sc, err := r.store.Schedule(r.ctx, "ann", "f")
-	require.NoError(t, err)
+	// The tick is recorded only once its job exists: a moment later.
+	var sc faas.Schedule
+	require.Eventually(t, func() bool {
+		sc, err = r.store.Schedule(r.ctx, "ann", "f")
+		require.NoError(t, err)
+		return !sc.LastTick.IsZero()
+	}, 5*time.Second, 10*time.Millisecond, "the fired tick is recorded")
 	require.WithinDuration(t, time.Now(), sc.LastTick, 3*time.Second, "the latest missed tick fired")
 	// Until the next tick, nothing else fires.
 	time.Sleep(time.Until(sc.LastTick.Add(2500 * time.Millisecond)))
