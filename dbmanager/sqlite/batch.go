@@ -7,7 +7,9 @@ import (
 	"fmt"
 )
 
-// maxBatch bounds the one-row writes committed together.
+// maxBatch bounds the one-row writes committed together, past which the
+// batcher stops taking more; a group of writes is never split, so one
+// commit may hold a little more.
 const maxBatch = 64
 
 // rowWrite is one fast-path write waiting for the batcher: a statement
@@ -28,22 +30,26 @@ var errClosed = errors.New("sqlite store closed")
 // the jobs table's last leaf and its indexes. The batcher takes the writes
 // that are already waiting when it is free, up to maxBatch, and runs them in
 // one transaction, in order, as if one after another; a write that comes
-// alone runs alone, so nothing waits for company. It runs until Close.
+// alone runs alone, so nothing waits for company. The rows of one batch
+// call (CreateJobs, StartJobs, CompleteJobs) come as one group, which is
+// committed whole with whatever else is waiting. It runs until Close.
 func (s *Store) batchWrites() {
 	defer close(s.batcherDone)
 	for {
-		var first *rowWrite
+		var batch []*rowWrite
 		select {
-		case first = <-s.writes:
+		case ws := <-s.writes:
+			// Capped, so that appending copies rather than writing
+			// past the end of the sender's slice.
+			batch = ws[:len(ws):len(ws)]
 		case <-s.closing:
 			return
 		}
-		batch := []*rowWrite{first}
 	fill:
 		for len(batch) < maxBatch {
 			select {
-			case w := <-s.writes:
-				batch = append(batch, w)
+			case ws := <-s.writes:
+				batch = append(batch, ws...)
 			default:
 				break fill
 			}
@@ -92,17 +98,33 @@ func (s *Store) commit(batch []*rowWrite) {
 	}
 }
 
-// writeRow hands one fast-path write to the batcher and waits for it.
-func (s *Store) writeRow(ctx context.Context, stmt *sql.Stmt, scan func(*sql.Row) error, args []any) error {
-	w := &rowWrite{stmt: stmt, args: args, scan: scan, done: make(chan error, 1)}
-	select {
-	case s.writes <- w:
-	case <-s.closing:
-		return errClosed
-	case <-ctx.Done():
-		return ctx.Err()
+// writeRows hands fast-path writes to the batcher as one group, so that
+// they share a commit, and waits for them: errs[i] is the outcome of
+// ws[i].
+func (s *Store) writeRows(ctx context.Context, ws []*rowWrite) (errs []error) {
+	errs = make([]error, len(ws))
+	if len(ws) == 0 {
+		return errs
 	}
-	// Once queued the write is done however long the caller waits: the
-	// batch it is in commits or fails as a whole.
-	return <-w.done
+	for _, w := range ws {
+		w.done = make(chan error, 1)
+	}
+	var refused error
+	select {
+	case s.writes <- ws:
+	case <-s.closing:
+		refused = errClosed
+	case <-ctx.Done():
+		refused = ctx.Err()
+	}
+	for i, w := range ws {
+		if refused != nil {
+			errs[i] = refused
+			continue
+		}
+		// Once queued the write is done however long the caller waits:
+		// the batch it is in commits or fails as a whole.
+		errs[i] = <-w.done
+	}
+	return errs
 }

@@ -55,16 +55,13 @@ var _ faas.Store = (*Store)(nil)
 
 // Store is a faas.Store over one SQLite database file.
 type Store struct {
-	// JobBatches serves the batch job writes through the one-row ones, which
-	// the batcher below commits together.
-	lifecycle.JobBatches
 	writer *sql.DB
 	reader *sql.DB
 	stmts  statements
 
 	// writes feeds the batcher, which commits concurrent one-row writes
 	// together; closing stops it, and batcherDone says it has stopped.
-	writes      chan *rowWrite
+	writes      chan []*rowWrite
 	closing     chan struct{}
 	closeOnce   sync.Once
 	batcherDone chan struct{}
@@ -408,8 +405,7 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{writer: writer, reader: reader,
-		writes: make(chan *rowWrite), closing: make(chan struct{}), batcherDone: make(chan struct{})}
-	s.JobBatches = lifecycle.JobBatches{Rows: s}
+		writes: make(chan []*rowWrite), closing: make(chan struct{}), batcherDone: make(chan struct{})}
 	go s.batchWrites()
 	if err := s.stmts.prepare(ctx, writer, reader); err != nil {
 		s.Close()
@@ -869,39 +865,40 @@ func (s *Store) Subscriptions(ctx context.Context, owner string, filter faas.Sub
 // CreateJob stores a queued job in one statement that also reads the
 // function's version and does nothing if the ID exists.
 func (s *Store) CreateJob(ctx context.Context, j faas.Job) (faas.Job, error) {
+	return s.writeJob(ctx, s.createJob(j))
+}
+
+// CreateJobs implements faas.Store: its rows share one commit.
+func (s *Store) CreateJobs(ctx context.Context, js []faas.Job) ([]faas.JobResult, error) {
+	ws := make([]*jobWrite, len(js))
+	for i, j := range js {
+		ws[i] = s.createJob(j)
+	}
+	return s.writeBatch(ctx, ws)
+}
+
+// createJob is the write of CreateJob. When the insert matched nothing,
+// the ID exists or the function does not.
+func (s *Store) createJob(j faas.Job) *jobWrite {
 	j, err := lifecycle.Job(j)
 	if err != nil {
-		return j, err
+		return &jobWrite{err: err}
 	}
-	args := createJobArgs(j)
-	scan := func(row *sql.Row) error { return row.Scan(&j.Version, &j.Concurrency) }
-	if ok, err := s.firstTry(ctx, s.stmts.createJob, scan, args...); ok || err != nil {
-		if err != nil {
-			return faas.Job{}, fmt.Errorf("create job %s: %w", j.ID, err)
-		}
-		return j, nil
-	}
-	var stored faas.Job
-	err = s.write(ctx, func(tx *sql.Tx) error {
-		err := scan(in(ctx, tx, s.stmts.createJob).QueryRowContext(ctx, args...))
-		if err == nil {
-			stored = j
-			return nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("create job %s: %w", j.ID, err)
-		}
-		existing, err := s.job(ctx, in(ctx, tx, s.stmts.jobW), j.ID)
-		if faas.ErrorCode(err) == faas.NotFound {
-			return lifecycle.FunctionNotFound(j.Owner, j.Function)
-		}
-		if err != nil {
-			return err
-		}
-		stored, err = lifecycle.ExistingJob(existing, j.Owner)
-		return err
-	})
-	return stored, err
+	return &jobWrite{what: "create job " + j.ID, stmt: s.stmts.createJob, args: createJobArgs(j),
+		scan: func(row *sql.Row) (faas.Job, error) {
+			stored := j
+			return stored, row.Scan(&stored.Version, &stored.Concurrency)
+		},
+		refused: func(ctx context.Context, tx *sql.Tx) (faas.Job, error) {
+			existing, err := s.job(ctx, in(ctx, tx, s.stmts.jobW), j.ID)
+			if faas.ErrorCode(err) == faas.NotFound {
+				return faas.Job{}, lifecycle.FunctionNotFound(j.Owner, j.Function)
+			}
+			if err != nil {
+				return faas.Job{}, err
+			}
+			return lifecycle.ExistingJob(existing, j.Owner)
+		}}
 }
 
 // createJobArgs are the arguments of the createJob statement for a job
@@ -936,46 +933,44 @@ func (s *Store) DeleteJob(ctx context.Context, id string) error {
 	return s.deleteOne(ctx, s.stmts.deleteJob, "job "+id, lifecycle.JobNotFound(id), id)
 }
 
-// transition runs a conditional update of one job that returns the job,
-// and when it matched nothing asks refused, in the same transaction, what
-// the job as it is means.
-func (s *Store) transition(ctx context.Context, id string, update *sql.Stmt, args []any, refused func(*sql.Tx, faas.Job) (faas.Job, error)) (faas.Job, error) {
-	var j faas.Job
-	scan := func(row *sql.Row) (err error) { j, err = scanJob(row); return err }
-	if ok, err := s.firstTry(ctx, update, scan, args...); ok || err != nil {
-		if err != nil {
-			return faas.Job{}, fmt.Errorf("update job %s: %w", id, err)
-		}
-		return j, nil
-	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		err := scan(in(ctx, tx, update).QueryRowContext(ctx, args...))
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("update job %s: %w", id, err)
-		}
-		if j, err = s.job(ctx, in(ctx, tx, s.stmts.jobW), id); err != nil {
-			return err
-		}
-		j, err = refused(tx, j)
-		return err
-	})
-	return j, err
+// transition is a conditional update of one job that returns the job;
+// when it matched nothing, refused decides what the job as it is means.
+func (s *Store) transition(id string, update *sql.Stmt, args []any, refused func(context.Context, *sql.Tx, faas.Job) (faas.Job, error)) *jobWrite {
+	return &jobWrite{what: "update job " + id, stmt: update, args: args,
+		scan: func(row *sql.Row) (faas.Job, error) { return scanJob(row) },
+		refused: func(ctx context.Context, tx *sql.Tx) (faas.Job, error) {
+			j, err := s.job(ctx, in(ctx, tx, s.stmts.jobW), id)
+			if err != nil {
+				return faas.Job{}, err
+			}
+			return refused(ctx, tx, j)
+		}}
 }
 
 // StartJob leases a queued job in one conditional update, which also
-// requires the job's function version to be kept. A queued job it refused
-// at the right attempt has lost its version, and is failed in the same
-// transaction, which must commit: the error is answered after it.
+// requires the job's function version to be kept.
 func (s *Store) StartJob(ctx context.Context, id string, attempt int, worker string) (faas.Job, error) {
-	if err := lifecycle.Start(id, attempt, worker); err != nil {
-		return faas.Job{}, err
+	return s.writeJob(ctx, s.startJob(id, attempt, worker))
+}
+
+// StartJobs implements faas.Store: its rows share one commit.
+func (s *Store) StartJobs(ctx context.Context, worker string, leases []faas.Lease) ([]faas.JobResult, error) {
+	ws := make([]*jobWrite, len(leases))
+	for i, l := range leases {
+		ws[i] = s.startJob(l.ID, l.Attempt, worker)
 	}
-	var goneErr error
-	j, err := s.transition(ctx, id, s.stmts.startJob, startJobArgs(id, attempt, worker),
-		func(tx *sql.Tx, j faas.Job) (faas.Job, error) {
+	return s.writeBatch(ctx, ws)
+}
+
+// startJob is the write of StartJob. A queued job it refused at the right
+// attempt has lost its version, and is failed in the transaction that
+// decides so, which commits with the refusal.
+func (s *Store) startJob(id string, attempt int, worker string) *jobWrite {
+	if err := lifecycle.Start(id, attempt, worker); err != nil {
+		return &jobWrite{err: err}
+	}
+	return s.transition(id, s.stmts.startJob, startJobArgs(id, attempt, worker),
+		func(ctx context.Context, tx *sql.Tx, j faas.Job) (faas.Job, error) {
 			if j.State != faas.Queued || j.Attempt != attempt-1 {
 				return lifecycle.StartRefused(j, attempt, worker)
 			}
@@ -987,13 +982,8 @@ func (s *Store) StartJob(ctx context.Context, id string, attempt int, worker str
 			if _, err := in(ctx, tx, s.stmts.failGone).ExecContext(ctx, lifecycle.Micros(gone.Finished), string(enc), id, j.Attempt); err != nil {
 				return faas.Job{}, fmt.Errorf("fail job %s: %w", id, err)
 			}
-			goneErr = gone.Error
-			return faas.Job{}, nil
+			return faas.Job{}, gone.Error
 		})
-	if err == nil && goneErr != nil {
-		return faas.Job{}, goneErr
-	}
-	return j, err
 }
 
 // startJobArgs are the arguments of the startJob statement.
@@ -1010,19 +1000,38 @@ func (s *Store) RequeueJob(ctx context.Context, id string, attempt int, reason *
 	if err != nil {
 		return faas.Job{}, fmt.Errorf("requeue job %s: %w", id, err)
 	}
-	return s.transition(ctx, id, s.stmts.requeueJob, []any{string(enc), id, attempt},
-		func(_ *sql.Tx, j faas.Job) (faas.Job, error) { return lifecycle.RequeueRefused(j, attempt, reason) })
+	return s.writeJob(ctx, s.transition(id, s.stmts.requeueJob, []any{string(enc), id, attempt},
+		func(_ context.Context, _ *sql.Tx, j faas.Job) (faas.Job, error) {
+			return lifecycle.RequeueRefused(j, attempt, reason)
+		}))
 }
 
 // CompleteJob finishes a running job and bills its owner (through the
 // jobs_bill trigger) in one statement, so both happen or neither does.
 func (s *Store) CompleteJob(ctx context.Context, c faas.Completion) (faas.Job, error) {
+	return s.writeJob(ctx, s.completeJob(c))
+}
+
+// CompleteJobs implements faas.Store: its rows share one commit, each
+// billed by its own statement.
+func (s *Store) CompleteJobs(ctx context.Context, cs []faas.Completion) ([]faas.JobResult, error) {
+	ws := make([]*jobWrite, len(cs))
+	for i, c := range cs {
+		ws[i] = s.completeJob(c)
+	}
+	return s.writeBatch(ctx, ws)
+}
+
+// completeJob is the write of CompleteJob.
+func (s *Store) completeJob(c faas.Completion) *jobWrite {
 	args, err := completeJobArgs(c)
 	if err != nil {
-		return faas.Job{}, err
+		return &jobWrite{err: err}
 	}
-	return s.transition(ctx, c.JobID, s.stmts.completeJob, args,
-		func(_ *sql.Tx, j faas.Job) (faas.Job, error) { return lifecycle.CompleteRefused(j, c.Attempt) })
+	return s.transition(c.JobID, s.stmts.completeJob, args,
+		func(_ context.Context, _ *sql.Tx, j faas.Job) (faas.Job, error) {
+			return lifecycle.CompleteRefused(j, c.Attempt)
+		})
 }
 
 // completeJobArgs checks a completion and makes the arguments of the

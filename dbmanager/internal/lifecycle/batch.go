@@ -11,28 +11,41 @@ import (
 // CompleteJobs) by running row for every index at once. Each row keeps
 // the single-row operation's guarantees (its validation, fencing and
 // exactly-once billing) because it is that operation; what the batch adds
-// is that the rows travel in one request and reach the database together:
-// the SQLite store's group commit writes concurrent rows in one
-// transaction, and MongoDB overlaps their round trips. A row that fails
+// is that the rows travel in one request and their round trips to the
+// database overlap. A row that fails
 // fails alone. The error is for a batch refused as a whole.
 func Batch(ctx context.Context, n int, row func(ctx context.Context, i int) (faas.Job, error)) ([]faas.JobResult, error) {
-	if n > faas.MaxBatch {
-		return nil, faas.Errorf(faas.Invalid, "batch of %d rows: at most %d are allowed", n, faas.MaxBatch)
+	if err := BatchSize(n); err != nil {
+		return nil, err
 	}
-	out := make([]faas.JobResult, n)
+	jobs, errs := make([]faas.Job, n), make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() {
-			j, err := row(ctx, i)
-			if err != nil {
-				out[i].Error = faas.AsError(err)
-				return
-			}
-			out[i].Job = j
-		})
+		wg.Go(func() { jobs[i], errs[i] = row(ctx, i) })
 	}
 	wg.Wait()
-	return out, nil
+	return Results(jobs, errs), nil
+}
+
+// BatchSize refuses a batch call of more than faas.MaxBatch rows.
+func BatchSize(n int) error {
+	if n > faas.MaxBatch {
+		return faas.Errorf(faas.Invalid, "batch of %d rows: at most %d are allowed", n, faas.MaxBatch)
+	}
+	return nil
+}
+
+// Results answers the rows of a batch call: each its job, or its error.
+func Results(jobs []faas.Job, errs []error) []faas.JobResult {
+	out := make([]faas.JobResult, len(jobs))
+	for i, err := range errs {
+		if err != nil {
+			out[i].Error = faas.AsError(err)
+			continue
+		}
+		out[i].Job = jobs[i]
+	}
+	return out
 }
 
 // Rows is the single-row job writes of a backend.
