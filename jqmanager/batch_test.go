@@ -96,3 +96,67 @@ func TestSubmissionsAreCoalesced(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, n-1, st.Queued)
 }
+
+// countingStarts is the real store, counting the StartJobs batches and
+// holding the first until released, so that other workers' leases pile up.
+type countingStarts struct {
+	*sqlite.Store
+	batches, rows atomic.Int64
+	hold          chan struct{}
+	once          sync.Once
+}
+
+func (s *countingStarts) StartJobs(ctx context.Context, starts []faas.Start) ([]faas.JobResult, error) {
+	s.batches.Add(1)
+	s.rows.Add(int64(len(starts)))
+	s.once.Do(func() { <-s.hold })
+	return s.Store.StartJobs(ctx, starts)
+}
+
+// TestLeasesAreCoalesced has several workers poll while the Store is
+// busy leasing: their leases reach it in fewer batches than workers, and
+// each job is leased, in the Store, to the worker that got it.
+func TestLeasesAreCoalesced(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, config(), "ann")
+	r.stop()
+	store := &countingStarts{Store: r.store, hold: make(chan struct{})}
+	m, _, _ := runOver(t, store)
+
+	const n = 10
+	for range n {
+		_, err := m.Submit(r.ctx, faas.Job{ID: uuid.NewString(), Owner: "ann", Function: "f"})
+		require.NoError(t, err)
+	}
+	type polled struct {
+		worker string
+		jobs   []faas.Job
+		err    error
+	}
+	results := make(chan polled, n)
+	for i := range n {
+		worker := "w" + strings.Repeat("x", i)
+		go func() {
+			js, err := m.Next(r.ctx, worker, 1, time.Second)
+			results <- polled{worker, js, err}
+		}()
+	}
+	require.Eventually(t, func() bool { return store.batches.Load() == 1 }, 5*time.Second, time.Millisecond)
+	time.Sleep(50 * time.Millisecond) // the other polls queue behind the held batch
+	close(store.hold)
+	leased := 0
+	for range n {
+		p := <-results
+		require.NoError(t, p.err)
+		for _, j := range p.jobs {
+			stored, err := r.store.Job(r.ctx, j.ID)
+			require.NoError(t, err)
+			require.Equal(t, faas.Running, stored.State)
+			require.Equal(t, p.worker, stored.Worker, "job %s leased to another worker", j.ID)
+			leased++
+		}
+	}
+	require.Equal(t, n, leased)
+	require.EqualValues(t, n, store.rows.Load())
+	require.LessOrEqual(t, store.batches.Load(), int64(2), "leases of waiting polls were not coalesced")
+}

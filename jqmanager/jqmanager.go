@@ -128,10 +128,11 @@ type Manager struct {
 	events  *ring
 	metrics *queueMetrics
 	sched   *scheduler
-	// creates and completes coalesce concurrent submissions, and the
-	// completions of all workers, into CreateJobs and CompleteJobs
-	// batches.
+	// creates, starts and completes coalesce concurrent submissions, and
+	// the leases and completions of all workers, into CreateJobs,
+	// StartJobs and CompleteJobs batches.
 	creates   *batch.Coalescer[faas.Job, faas.JobResult]
+	starts    *batch.Coalescer[faas.Start, faas.JobResult]
 	completes *batch.Coalescer[faas.Completion, faas.JobResult]
 }
 
@@ -158,6 +159,7 @@ func New(cfg Config, store faas.Store, log *slog.Logger) (*Manager, error) {
 		rate:    newRateMeter(time.Now()),
 		creates: batch.New(faas.MaxBatch, store.CreateJobs).
 			Bytes(faas.MaxBatchBytes, func(j faas.Job) int { return len(j.Args) }),
+		starts:    batch.New(faas.MaxBatch, store.StartJobs),
 		completes: batch.New(faas.MaxBatch, store.CompleteJobs).Bytes(faas.MaxBatchBytes, faas.Completion.Bytes),
 	}
 	reg := cfg.Metrics
@@ -518,8 +520,8 @@ func (m *Manager) leaveIdle(wake chan struct{}) {
 	}
 }
 
-// lease records in the Store, in one batch, that worker runs the jobs
-// es. It returns the jobs leased, without those that can no longer run
+// lease records in the Store that worker runs the jobs es, in one batch
+// with the leases of other polls waiting at the same time. It returns the jobs leased, without those that can no longer run
 // (deleted, finished by a retry, or released while being leased). If the
 // Store did not answer, the jobs go back to the front of the queue and
 // the error is returned, unless some were leased.
@@ -527,7 +529,7 @@ func (m *Manager) lease(ctx context.Context, es []*entry, worker string) ([]faas
 	// The wait and the lease join each job's trace, not the poll's: a
 	// worker's poll belongs to no trace. The Store's span hangs under the
 	// first job's lease.
-	leases := make([]faas.Lease, len(es))
+	starts := make([]faas.Start, len(es))
 	spans := make([]trace.Span, len(es))
 	storeCtx := ctx
 	for i, e := range es {
@@ -539,24 +541,30 @@ func (m *Manager) lease(ctx context.Context, es []*entry, worker string) ([]faas
 		if i == 0 {
 			storeCtx = sctx
 		}
-		leases[i] = faas.Lease{ID: e.id, Attempt: e.attempt + 1}
+		starts[i] = faas.Start{ID: e.id, Attempt: e.attempt + 1, Worker: worker}
 	}
-	res, err := m.store.StartJobs(storeCtx, worker, leases)
+	// A batch writes its leases whoever leaves meanwhile, so a poll
+	// that has already ended does not join one: its jobs go back.
+	res, errs := make([]faas.JobResult, len(es)), make([]error, len(es))
+	if err := ctx.Err(); err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+	} else {
+		res, errs = m.starts.DoAll(storeCtx, starts)
+	}
 	for _, span := range spans {
 		span.End()
-	}
-	if err == nil && len(res) != len(es) {
-		err = faas.Errorf(faas.Internal, "store answered %d of %d leases", len(res), len(es))
 	}
 	var jobs []faas.Job
 	var failed error
 	for i := len(es) - 1; i >= 0; i-- {
 		// Backwards, so that jobs put back keep their order at the front.
 		var j faas.Job
-		rowErr := err
-		if err == nil && res[i].Error != nil {
+		rowErr := errs[i]
+		if rowErr == nil && res[i].Error != nil {
 			rowErr = res[i].Error
-		} else if err == nil {
+		} else if rowErr == nil {
 			j = res[i].Job
 		}
 		j, rowErr = m.leased(ctx, es[i], j, rowErr)

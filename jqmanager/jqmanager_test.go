@@ -189,12 +189,12 @@ type slowStart struct {
 	proceed chan struct{}
 }
 
-func (s *slowStart) StartJobs(ctx context.Context, worker string, leases []faas.Lease) ([]faas.JobResult, error) {
+func (s *slowStart) StartJobs(ctx context.Context, starts []faas.Start) ([]faas.JobResult, error) {
 	s.once.Do(func() {
 		close(s.entered)
 		<-s.proceed
 	})
-	return s.Store.StartJobs(ctx, worker, leases)
+	return s.Store.StartJobs(ctx, starts)
 }
 
 func TestReleaseWhileLeasing(t *testing.T) {

@@ -41,11 +41,11 @@ func (s *faultyStore) PendingJobs(ctx context.Context) ([]faas.Job, error) {
 	return s.Store.PendingJobs(ctx)
 }
 
-func (s *faultyStore) StartJobs(ctx context.Context, worker string, leases []faas.Lease) ([]faas.JobResult, error) {
+func (s *faultyStore) StartJobs(ctx context.Context, starts []faas.Start) ([]faas.JobResult, error) {
 	if s.startFails.Add(-1) >= 0 {
 		return nil, faas.Errorf(faas.Unavailable, "store down for a moment")
 	}
-	return s.Store.StartJobs(ctx, worker, leases)
+	return s.Store.StartJobs(ctx, starts)
 }
 
 // runOver starts a Manager over store and returns it with a channel

@@ -102,21 +102,22 @@ func TestBatchCallIsOneCommit(t *testing.T) {
 	}
 	js[3].Function = "missing"
 	res := oneCommit(t, func() ([]faas.JobResult, error) { return s.CreateJobs(ctx, js) })
-	leases := make([]faas.Lease, n)
+	starts := make([]faas.Start, n)
 	for i, r := range res {
 		if i == 3 {
 			require.Equal(t, faas.NotFound, faas.ErrorCode(r.Error))
 			continue
 		}
 		require.Nil(t, r.Error, "job %d", i)
-		leases[i] = faas.Lease{ID: js[i].ID, Attempt: 1}
+		starts[i] = faas.Start{ID: js[i].ID, Attempt: 1, Worker: fmt.Sprint("w", i%2)}
 	}
-	leases[3] = faas.Lease{ID: js[0].ID, Attempt: 1} // the lease of job 0 again, by another row
-	res = oneCommit(t, func() ([]faas.JobResult, error) { return s.StartJobs(ctx, "w1", leases) })
+	starts[3] = starts[0] // the lease of job 0 again, by another row
+	res = oneCommit(t, func() ([]faas.JobResult, error) { return s.StartJobs(ctx, starts) })
 	cs := make([]faas.Completion, n)
 	for i, r := range res {
 		require.Nil(t, r.Error, "lease %d: a retried lease by the same worker is answered", i)
-		cs[i] = faas.Completion{JobID: leases[i].ID, Attempt: 1, Result: []byte("3"), Duration: time.Millisecond}
+		require.Equal(t, starts[i].Worker, r.Job.Worker, "lease %d goes to its own worker", i)
+		cs[i] = faas.Completion{JobID: starts[i].ID, Attempt: 1, Result: []byte("3"), Duration: time.Millisecond}
 	}
 	cs[3].Attempt = 2 // stale: fenced
 	res = oneCommit(t, func() ([]faas.JobResult, error) { return s.CompleteJobs(ctx, cs) })

@@ -954,10 +954,10 @@ func (s *Store) StartJob(ctx context.Context, id string, attempt int, worker str
 }
 
 // StartJobs implements faas.Store: its rows share one commit.
-func (s *Store) StartJobs(ctx context.Context, worker string, leases []faas.Lease) ([]faas.JobResult, error) {
-	ws := make([]*jobWrite, len(leases))
-	for i, l := range leases {
-		ws[i] = s.startJob(l.ID, l.Attempt, worker)
+func (s *Store) StartJobs(ctx context.Context, starts []faas.Start) ([]faas.JobResult, error) {
+	ws := make([]*jobWrite, len(starts))
+	for i, st := range starts {
+		ws[i] = s.startJob(st.ID, st.Attempt, st.Worker)
 	}
 	return s.writeBatch(ctx, ws)
 }

@@ -63,21 +63,23 @@ func testCreateJobs(t *testing.T, s faas.Store) {
 }
 
 // testStartJobs checks that a batch of leases starts each job as StartJob
-// does, fenced by attempt row by row.
+// does, for the worker its row names, fenced by attempt row by row.
 func testStartJobs(t *testing.T, s faas.Store) {
 	ctx := testContext(t)
 	fx := newFixture(t, ctx, s)
-	a, b, c := fx.job(t, ctx, s), fx.job(t, ctx, s), fx.running(t, ctx, s)
-	leases := []faas.Lease{{ID: a.ID, Attempt: 1}, {ID: b.ID, Attempt: 2}, {ID: c.ID, Attempt: 2}, {ID: unique("gone"), Attempt: 1}}
-	res, err := s.StartJobs(ctx, "w2", leases)
+	a, b, c, d := fx.job(t, ctx, s), fx.job(t, ctx, s), fx.running(t, ctx, s), fx.job(t, ctx, s)
+	starts := []faas.Start{{ID: a.ID, Attempt: 1, Worker: "w2"}, {ID: b.ID, Attempt: 2, Worker: "w2"},
+		{ID: c.ID, Attempt: 2, Worker: "w2"}, {ID: unique("gone"), Attempt: 1, Worker: "w2"}, {ID: d.ID, Attempt: 1, Worker: "w3"}}
+	res, err := s.StartJobs(ctx, starts)
 	require.NoError(t, err)
-	require.Len(t, res, len(leases))
-	for i, code := range []faas.Code{"", faas.Conflict, faas.Conflict, faas.NotFound} {
+	require.Len(t, res, len(starts))
+	for i, code := range []faas.Code{"", faas.Conflict, faas.Conflict, faas.NotFound, ""} {
 		requireRow(t, res[i], code, i)
 	}
 	require.Equal(t, faas.Running, res[0].Job.State)
 	require.Equal(t, "w2", res[0].Job.Worker)
 	require.Equal(t, 1, res[0].Job.Attempt)
+	require.Equal(t, "w3", res[4].Job.Worker, "each row leases to its own worker")
 	got, err := s.Job(ctx, b.ID)
 	require.NoError(t, err)
 	require.Equal(t, faas.Queued, got.State, "a refused lease left its job alone")
@@ -86,7 +88,7 @@ func testStartJobs(t *testing.T, s faas.Store) {
 	require.Equal(t, "w1", got.Worker, "a fenced lease took a running job")
 
 	// The same worker retrying is answered the same.
-	again, err := s.StartJobs(ctx, "w2", leases[:1])
+	again, err := s.StartJobs(ctx, starts[:1])
 	require.NoError(t, err)
 	require.Equal(t, res[0].Job, again[0].Job)
 }

@@ -137,7 +137,7 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 			return err
 		},
 		"StartJobs": func(ctx context.Context, s faas.Store) error {
-			_, err := s.StartJobs(ctx, "fake-worker", []faas.Lease{{ID: job.ID, Attempt: 1}})
+			_, err := s.StartJobs(ctx, []faas.Start{{ID: job.ID, Attempt: 1, Worker: "fake-worker"}})
 			return err
 		},
 		"UserByToken": func(ctx context.Context, s faas.Store) error {

@@ -131,12 +131,6 @@ type startJobRequest struct {
 	Worker  string `json:"worker"`
 }
 
-// startJobsRequest is StartJobs' arguments.
-type startJobsRequest struct {
-	Worker string       `json:"worker"`
-	Leases []faas.Lease `json:"leases"`
-}
-
 // requeueJobRequest is RequeueJob's arguments.
 type requeueJobRequest struct {
 	ID      string      `json:"id"`
@@ -277,8 +271,8 @@ func (c *Client) CreateJobs(ctx context.Context, js []faas.Job) ([]faas.JobResul
 }
 
 // StartJobs implements faas.Store.
-func (c *Client) StartJobs(ctx context.Context, worker string, leases []faas.Lease) ([]faas.JobResult, error) {
-	return wire.Invoke[[]faas.JobResult](ctx, c.wc, MethodStartJobs, startJobsRequest{Worker: worker, Leases: leases})
+func (c *Client) StartJobs(ctx context.Context, starts []faas.Start) ([]faas.JobResult, error) {
+	return wire.Invoke[[]faas.JobResult](ctx, c.wc, MethodStartJobs, starts)
 }
 
 // CompleteJobs implements faas.Store.
@@ -466,9 +460,7 @@ func NewMux(s faas.Store) *wire.Mux {
 	})
 	wire.Handle(m, MethodCompleteJob, s.CompleteJob)
 	wire.Handle(m, MethodCreateJobs, s.CreateJobs)
-	wire.Handle(m, MethodStartJobs, func(ctx context.Context, r startJobsRequest) ([]faas.JobResult, error) {
-		return s.StartJobs(ctx, r.Worker, r.Leases)
-	})
+	wire.Handle(m, MethodStartJobs, s.StartJobs)
 	wire.Handle(m, MethodCompleteJobs, s.CompleteJobs)
 	wire.Handle(m, MethodFailedJobs, s.FailedJobs)
 	wire.Handle(m, MethodPendingJobs, func(ctx context.Context, _ struct{}) ([]faas.Job, error) {

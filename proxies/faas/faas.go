@@ -348,6 +348,15 @@ type Lease struct {
 	Attempt int    `json:"attempt"`
 }
 
+// Start is one row of StartJobs: the job, the attempt it starts, and the
+// worker it is leased to. Each row names its worker, so that the leases
+// of several workers' polls go to the Store in one batch.
+type Start struct {
+	ID      string `json:"id"`
+	Attempt int    `json:"attempt"`
+	Worker  string `json:"worker"`
+}
+
 // Stats is the job queue's view of the platform, for the scaler and operators.
 type Stats struct {
 	Queued  int `json:"queued"`
@@ -593,9 +602,9 @@ type Store interface {
 	// another user's) fails alone. The error is for the whole batch
 	// (unreachable, invalid batch), when no job was answered.
 	CreateJobs(ctx context.Context, js []Job) ([]JobResult, error)
-	// StartJobs is StartJob for several leases of one worker in one
-	// write, answered per lease as CreateJobs is.
-	StartJobs(ctx context.Context, worker string, leases []Lease) ([]JobResult, error)
+	// StartJobs is StartJob for several leases, of one worker or several,
+	// in one write, answered per lease as CreateJobs is.
+	StartJobs(ctx context.Context, starts []Start) ([]JobResult, error)
 	// CompleteJobs is CompleteJob for several completions in one write,
 	// answered per completion as CreateJobs is; each is fenced and billed
 	// exactly once on its own.

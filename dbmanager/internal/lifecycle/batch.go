@@ -65,9 +65,9 @@ func (b JobBatches) CreateJobs(ctx context.Context, js []faas.Job) ([]faas.JobRe
 }
 
 // StartJobs implements faas.Store.
-func (b JobBatches) StartJobs(ctx context.Context, worker string, leases []faas.Lease) ([]faas.JobResult, error) {
-	return Batch(ctx, len(leases), func(ctx context.Context, i int) (faas.Job, error) {
-		return b.Rows.StartJob(ctx, leases[i].ID, leases[i].Attempt, worker)
+func (b JobBatches) StartJobs(ctx context.Context, starts []faas.Start) ([]faas.JobResult, error) {
+	return Batch(ctx, len(starts), func(ctx context.Context, i int) (faas.Job, error) {
+		return b.Rows.StartJob(ctx, starts[i].ID, starts[i].Attempt, starts[i].Worker)
 	})
 }
 
