@@ -870,11 +870,7 @@ func (s *Store) CreateJob(ctx context.Context, j faas.Job) (faas.Job, error) {
 
 // CreateJobs implements faas.Store: its rows share one commit.
 func (s *Store) CreateJobs(ctx context.Context, js []faas.Job) ([]faas.JobResult, error) {
-	ws := make([]*jobWrite, len(js))
-	for i, j := range js {
-		ws[i] = s.createJob(j)
-	}
-	return s.writeBatch(ctx, ws)
+	return writeBatch(ctx, s, js, s.createJob)
 }
 
 // createJob is the write of CreateJob. When the insert matched nothing,
@@ -955,11 +951,7 @@ func (s *Store) StartJob(ctx context.Context, id string, attempt int, worker str
 
 // StartJobs implements faas.Store: its rows share one commit.
 func (s *Store) StartJobs(ctx context.Context, starts []faas.Start) ([]faas.JobResult, error) {
-	ws := make([]*jobWrite, len(starts))
-	for i, st := range starts {
-		ws[i] = s.startJob(st.ID, st.Attempt, st.Worker)
-	}
-	return s.writeBatch(ctx, ws)
+	return writeBatch(ctx, s, starts, func(st faas.Start) *jobWrite { return s.startJob(st.ID, st.Attempt, st.Worker) })
 }
 
 // startJob is the write of StartJob. A queued job it refused at the right
@@ -1015,11 +1007,7 @@ func (s *Store) CompleteJob(ctx context.Context, c faas.Completion) (faas.Job, e
 // CompleteJobs implements faas.Store: its rows share one commit, each
 // billed by its own statement.
 func (s *Store) CompleteJobs(ctx context.Context, cs []faas.Completion) ([]faas.JobResult, error) {
-	ws := make([]*jobWrite, len(cs))
-	for i, c := range cs {
-		ws[i] = s.completeJob(c)
-	}
-	return s.writeBatch(ctx, ws)
+	return writeBatch(ctx, s, cs, s.completeJob)
 }
 
 // completeJob is the write of CompleteJob.

@@ -49,10 +49,15 @@ func (s *Store) writeJob(ctx context.Context, w *jobWrite) (faas.Job, error) {
 	return jobs[0], errs[0]
 }
 
-// writeBatch runs the rows of a batch call and answers each.
-func (s *Store) writeBatch(ctx context.Context, ws []*jobWrite) ([]faas.JobResult, error) {
-	if err := lifecycle.BatchSize(len(ws)); err != nil {
+// writeBatch runs the rows of a batch call, each made into its job write,
+// and answers each.
+func writeBatch[T any](ctx context.Context, s *Store, rows []T, write func(T) *jobWrite) ([]faas.JobResult, error) {
+	if err := lifecycle.BatchSize(len(rows)); err != nil {
 		return nil, err
+	}
+	ws := make([]*jobWrite, len(rows))
+	for i, row := range rows {
+		ws[i] = write(row)
 	}
 	return lifecycle.Results(s.writeJobs(ctx, ws)), nil
 }
