@@ -123,7 +123,8 @@ func TestWaitFlood(t *testing.T) {
 			giveUp := time.Now().Add(90 * time.Second)
 			var calm time.Time
 			for calm.IsZero() || time.Since(calm) < 3*time.Second {
-				require.True(t, time.Now().Before(giveUp), "the flood did not settle: %d waiting, %d answered", p.fe.WaitingFor(jobID), answered.Load())
+				require.True(t, time.Now().Before(giveUp), "the flood did not settle: %d waiting, %d answered %v",
+					p.fe.WaitingFor(jobID), answered.Load(), countsOf(&statuses))
 				if calm.IsZero() && settled() {
 					calm = time.Now()
 				}
@@ -145,13 +146,8 @@ func TestWaitFlood(t *testing.T) {
 			p.expect(t, http.StatusOK, "DELETE", "/j/"+jobID, floodToken, nil)
 
 			slices.Sort(latencies)
-			var codes []string
-			statuses.Range(func(k, v any) bool {
-				codes = append(codes, fmt.Sprintf("%d×%d", v.(*atomic.Int64).Load(), k))
-				return true
-			})
 			t.Logf("flood answers %v; bystander: %d requests, p50 %v, p99 %v, max %v; eventfds %d before, %d at most during the flood",
-				codes, len(latencies), percentile(latencies, 0.5), percentile(latencies, 0.99), latencies[len(latencies)-1], baseFDs, maxFDs.Load())
+				countsOf(&statuses), len(latencies), percentile(latencies, 0.5), percentile(latencies, 0.99), latencies[len(latencies)-1], baseFDs, maxFDs.Load())
 			statuses.Range(func(k, v any) bool {
 				require.Equal(t, http.StatusTooManyRequests, k, "a flood request answered %d", k)
 				return true
@@ -226,4 +222,14 @@ func TestDeleteUserStopsRunningJobs(t *testing.T) {
 	p.expect(t, http.StatusOK, "DELETE", "/u/"+gone, goneToken, nil)
 	rep := p.expect(t, http.StatusOK, "POST", "/u/"+stays+"/fn/add/run?wait=10s", staysToken, []byte("[2,3]"))
 	require.JSONEq(t, "5", string(rep.Res))
+}
+
+// countsOf shows the flood's answers by status, as count×status.
+func countsOf(statuses *sync.Map) []string {
+	var codes []string
+	statuses.Range(func(k, v any) bool {
+		codes = append(codes, fmt.Sprintf("%d×%d", v.(*atomic.Int64).Load(), k))
+		return true
+	})
+	return codes
 }
