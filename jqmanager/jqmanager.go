@@ -712,18 +712,26 @@ func (m *Manager) recorded(e *entry, j faas.Job) {
 		j.Args, j.Logs, j.Streams = nil, "", ""
 		e.record = j
 		m.jobFinished(j)
+		m.averageDuration(j.Duration)
 	}
-	now := time.Now()
 	m.done++
-	m.rate.add(now)
-	took := now.Sub(e.leased)
+	m.rate.add(time.Now())
+	m.finish(e)
+}
+
+// averageDuration adds a job's execution time, as its worker measured it,
+// to the moving average the scaler sizes the workers by. Not the time
+// from lease to record: under a burst that grows with the outcome's wait
+// in the completion batches, which more workers do not shorten, and the
+// scaler started eight workers, each with its sandboxes, for a burst one
+// worker drained in three seconds. Callers hold mu.
+func (m *Manager) averageDuration(took time.Duration) {
 	if m.avg == 0 {
 		m.avg = took
 	} else {
 		// An exponential moving average over roughly the last 20 jobs.
 		m.avg += (took - m.avg) / 20
 	}
-	m.finish(e)
 }
 
 // Renew implements faas.JobQueue.

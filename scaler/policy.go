@@ -76,7 +76,13 @@ func (p *Policy) Decide(now time.Time, s faas.Stats, current int) Decision {
 		need := math.Ceil(work * float64(d.Duration) / (float64(p.DrainTarget) * float64(conc)))
 		d.Need = int(min(need, math.MaxInt32))
 	}
-	want := p.bound(max(d.Need, d.Busy))
+	// Busy keeps workers that still run jobs from being stopped; it never
+	// scales up. Running counts a job until its outcome is in the store,
+	// so under a burst it outgrows the workers' slots by the outcomes on
+	// their way: scaling up on it started eight workers for a burst that
+	// one drained in three seconds, and each new worker's outcomes
+	// raised it again.
+	want := p.bound(max(d.Need, min(d.Busy, current)))
 
 	switch {
 	case want > current:

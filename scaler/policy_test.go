@@ -50,6 +50,7 @@ func TestPolicyDecide(t *testing.T) {
 		{name: "down no further than needed", stats: known(60, 0, time.Second), current: 4, since: time.Minute, want: 3},
 		{name: "never below running", stats: known(0, 12, 100*time.Millisecond), current: 8, since: time.Minute, want: 6},
 		{name: "running bounded by max", stats: known(0, 40, time.Second), current: 8, want: 8},
+		{name: "outcomes in flight beyond the slots do not scale up", stats: known(400, 38, 20*time.Microsecond), current: 4, want: 4},
 		{
 			name:   "min respected going down",
 			change: func(p *Policy) { p.Min = 3 },
