@@ -14,6 +14,8 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"faas/proxies/faas"
 )
 
 // The backends a Config may name.
@@ -40,8 +42,8 @@ type Config struct {
 	Cooldown time.Duration `envconfig:"FAAS_SCALER_COOLDOWN" default:"30s" desc:"how long fewer workers must suffice before removing any"`
 	// WorkerConcurrency is how many jobs one worker runs at once. It must
 	// match the workers' own setting (same variable), or the policy
-	// misjudges their capacity. Unset means the number of CPUs.
-	WorkerConcurrency int `envconfig:"FAAS_WORKER_CONCURRENCY" desc:"jobs one worker runs at once (as the workers' setting); unset is the CPUs"`
+	// misjudges their capacity. Unset means faas.SlotsPerCPU per CPU.
+	WorkerConcurrency int `envconfig:"FAAS_WORKER_CONCURRENCY" desc:"jobs one worker runs at once (as the workers' setting); unset is 4 per CPU"`
 	// StopGrace is how long a worker asked to stop may finish its job
 	// before it is killed (local backend).
 	StopGrace time.Duration `envconfig:"FAAS_SCALER_STOP_GRACE" default:"10s" desc:"how long a stopping local worker may finish before it is killed"`
@@ -84,7 +86,7 @@ func (Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
 func LoadConfig() (Config, error) {
 	// envconfig leaves a field without a default tag alone when its
 	// variable is unset, so defaults computed at run time go in first.
-	cfg := Config{WorkerConcurrency: runtime.NumCPU()}
+	cfg := Config{WorkerConcurrency: runtime.NumCPU() * faas.SlotsPerCPU}
 	if err := envconfig.Process("", &cfg); err != nil {
 		return Config{}, fmt.Errorf("scaler config: %w", err)
 	}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"faas/proxies/faas"
 )
 
 // validConfig is a Config that passes Validate, for tests to spoil.
@@ -42,7 +44,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	cfg, err := LoadConfig()
 	require.NoError(t, err)
 	want := validConfig()
-	want.WorkerConcurrency = runtime.NumCPU()
+	want.WorkerConcurrency = runtime.NumCPU() * faas.SlotsPerCPU
 	assert.Equal(t, want, cfg)
 }
 

@@ -41,8 +41,8 @@ type Config struct {
 	// JQURL is the JQ manager's ZeroMQ endpoint.
 	JQURL string `envconfig:"JQ_URL" default:"tcp://127.0.0.1:27445" desc:"JQ manager's ZeroMQ endpoint"`
 	// Concurrency is the number of jobs run at once, each in its own
-	// sandbox process; 0 means one per CPU.
-	Concurrency int `envconfig:"FAAS_WORKER_CONCURRENCY" desc:"jobs run at once, one sandbox process each; 0 is one per CPU"`
+	// sandbox process; 0 means faas.SlotsPerCPU per CPU.
+	Concurrency int `envconfig:"FAAS_WORKER_CONCURRENCY" desc:"jobs run at once, one sandbox process each; 0 is faas.SlotsPerCPU (4) per CPU"`
 	// ID names the worker to the queue; empty means hostname-pid.
 	ID string `envconfig:"FAAS_WORKER_ID" desc:"worker name to the queue; empty is hostname-pid"`
 	// RequestTimeout is the wait for one reply from a manager.
@@ -104,7 +104,7 @@ func LoadConfig() (Config, error) {
 // others when the Config was built in code rather than loaded.
 func (c Config) withDefaults() Config {
 	if c.Concurrency == 0 {
-		c.Concurrency = runtime.NumCPU()
+		c.Concurrency = runtime.NumCPU() * faas.SlotsPerCPU
 	}
 	if c.ID == "" {
 		host, err := os.Hostname()
