@@ -3,6 +3,7 @@ package jqmanager_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -159,4 +160,32 @@ func TestLeasesAreCoalesced(t *testing.T) {
 	require.Equal(t, n, leased)
 	require.EqualValues(t, n, store.rows.Load())
 	require.LessOrEqual(t, store.batches.Load(), int64(2), "leases of waiting polls were not coalesced")
+}
+
+// TestPublishIsOneBatch: a publish's jobs reach the Store together, one
+// batch for all subscribers, rather than one after another.
+func TestPublishIsOneBatch(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, config(), "ann")
+	r.stop()
+	const subscribers = 6
+	for i := range subscribers {
+		name := fmt.Sprintf("g%d", i)
+		_, _, err := r.store.PutFunction(r.ctx, faas.Function{Owner: "ann", Name: name, Source: "x => x", Timeout: time.Second})
+		require.NoError(t, err)
+		_, err = r.store.Subscribe(r.ctx, faas.Subscription{Owner: "ann", Function: name, Topic: "news"})
+		require.NoError(t, err)
+	}
+	store := &countingCreates{Store: r.store, hold: make(chan struct{})}
+	close(store.hold)
+	m, _, _ := runOver(t, store)
+
+	ids, err := m.Publish(r.ctx, "ann", "news", json.RawMessage(`{"n":1}`), "key-1")
+	require.NoError(t, err)
+	require.Len(t, ids, subscribers)
+	require.EqualValues(t, 1, store.batches.Load(), "the subscribers' jobs went in %d batches", store.batches.Load())
+	require.EqualValues(t, subscribers, store.rows.Load())
+	st, err := m.Stats(r.ctx)
+	require.NoError(t, err)
+	require.Equal(t, subscribers, st.Queued)
 }

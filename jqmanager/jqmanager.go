@@ -11,6 +11,7 @@
 package jqmanager
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -301,8 +302,10 @@ func (m *Manager) Submit(ctx context.Context, j faas.Job) (faas.Job, error) {
 // submitAll makes owner's jobs durable in the Store, in order, and queues
 // them. The jobs the queue does not know yet must all fit under owner's
 // pending limit, or none is created: a publish is refused whole rather
-// than half done. It stops at the first job the Store refuses and returns
-// those stored before it with the error.
+// than half done. The jobs go to the Store together, in one batch when
+// nothing else is waiting; every job it stored is queued, and the error
+// is the first job's the Store refused, returned with the jobs stored
+// before that one.
 func (m *Manager) submitAll(ctx context.Context, owner string, jobs []faas.Job) ([]faas.Job, error) {
 	m.mu.Lock()
 	fresh := 0
@@ -324,22 +327,32 @@ func (m *Manager) submitAll(ctx context.Context, owner string, jobs []faas.Job) 
 	trace := tracing.Parent(ctx)
 	// Concurrent submissions reach the Store in one batch; each caller
 	// is still answered only once its own jobs are durable.
-	stored := make([]faas.Job, 0, len(jobs))
-	var err error
-	for _, j := range jobs {
-		j.Trace = trace
-		var sj faas.Job
-		if sj, err = m.create(ctx, j); err != nil {
-			break
-		}
-		stored = append(stored, sj)
+	jobs = slices.Clone(jobs)
+	for i := range jobs {
+		jobs[i].Trace = trace
 	}
-
+	res, errs := m.creates.DoAll(ctx, jobs)
+	var stored []faas.Job
+	var err error
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for i := range jobs {
-		if i < len(stored) && stored[i].State == faas.Queued && m.jobs[stored[i].ID] == nil {
-			e := newEntry(stored[i])
+	for i, r := range res {
+		rowErr := errs[i]
+		if rowErr != nil {
+			rowErr = fmt.Errorf("create job %s: %w", jobs[i].ID, rowErr)
+		} else if r.Error != nil {
+			rowErr = r.Error
+		}
+		if rowErr != nil {
+			err = cmp.Or(err, rowErr)
+			m.unreserve(owner)
+			continue
+		}
+		if err == nil {
+			stored = append(stored, r.Job)
+		}
+		if r.Job.State == faas.Queued && m.jobs[r.Job.ID] == nil {
+			e := newEntry(r.Job)
 			m.jobs[e.id] = e // the reservation becomes the job's count
 			m.enqueue(e)
 			m.metrics.submitted.Inc()
@@ -380,18 +393,6 @@ func (m *Manager) SubmitChild(ctx context.Context, worker string, l faas.Lease, 
 		m.mu.Unlock()
 	}
 	return stored, err
-}
-
-// create stores j through the submissions' coalescer.
-func (m *Manager) create(ctx context.Context, j faas.Job) (faas.Job, error) {
-	r, err := m.creates.Do(ctx, j)
-	if err != nil {
-		return faas.Job{}, fmt.Errorf("create job %s: %w", j.ID, err)
-	}
-	if r.Error != nil {
-		return faas.Job{}, r.Error
-	}
-	return r.Job, nil
 }
 
 // add records a job the queue tracks. Callers hold mu.

@@ -70,6 +70,9 @@ func (c *Coalescer[T, R]) Do(ctx context.Context, item T) (R, error) {
 // caller leads runs under its context, without its cancellation, so
 // that one caller leaving does not fail the others.
 func (c *Coalescer[T, R]) DoAll(ctx context.Context, items []T) (res []R, errs []error) {
+	if len(items) == 0 {
+		return nil, nil // nothing to lead a flush with
+	}
 	calls := make([]*call[T, R], len(items))
 	for i, item := range items {
 		calls[i] = &call[T, R]{item: item, done: make(chan struct{}), lead: make(chan struct{})}

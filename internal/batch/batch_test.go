@@ -174,3 +174,20 @@ func TestCoalescerBytes(t *testing.T) {
 	wg.Wait()
 	require.Equal(t, [][]int{{1}, {4, 4}, {4}, {20}, {3}}, batches)
 }
+
+// TestCoalescerDoAllOfNothing: no items, no flush and no answers.
+func TestCoalescerDoAllOfNothing(t *testing.T) {
+	t.Parallel()
+	flushes := 0
+	c := batch.New(3, func(ctx context.Context, items []int) ([]int, error) {
+		flushes++
+		return items, nil
+	})
+	res, errs := c.DoAll(context.Background(), nil)
+	require.Empty(t, res)
+	require.Empty(t, errs)
+	require.Zero(t, flushes)
+	got, err := c.Do(context.Background(), 7)
+	require.NoError(t, err)
+	require.Equal(t, 7, got, "the coalescer still works afterwards")
+}
