@@ -44,6 +44,10 @@ func TestMissedTicksFireOnce(t *testing.T) {
 	_, err := r.store.PutSchedule(r.ctx, faas.Schedule{Owner: "ann", Function: "f", Cron: "@every 3s",
 		Updated: time.Now().Add(-time.Minute)})
 	require.NoError(t, err)
+	// Start just after a tick of the grid, so that the next one is
+	// almost 3s away and cannot be taken for a second missed one.
+	const every = 3 * time.Second
+	time.Sleep(time.Until(time.Now().Truncate(every).Add(every + 100*time.Millisecond)))
 	r.start(config())
 	jobs := r.awaitScheduled("ann", 1, 5*time.Second)
 	// The tick is recorded only once its job exists: a moment later.
