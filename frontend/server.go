@@ -185,6 +185,10 @@ func (s *Server) routes() http.Handler {
 	// A redirect would turn a typo into a second request; answer 404.
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
+	// Route on the path as sent, so that a name with an escaped slash
+	// (a/b as a%2Fb) stays one segment and is refused by the name rules
+	// with 400, rather than splitting into a path no route matches.
+	r.UseRawPath = true
 	r.Use(traceRequests)
 	r.Use(s.logRequests)
 	r.NoRoute(func(c *gin.Context) {

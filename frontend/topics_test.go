@@ -119,6 +119,8 @@ func TestTopicBadInput(t *testing.T) {
 		{"topic name too long", "PUT", "/u/" + user + "/fn/echo/subscriptions/" + long, token, "", http.StatusBadRequest},
 		{"topic name with a space", "PUT", "/u/" + user + "/fn/echo/subscriptions/a%20b", token, "", http.StatusBadRequest},
 		{"publish to a bad name", "POST", "/u/" + user + "/topics/%C3%B1", token, "{}", http.StatusBadRequest},
+		{"publish to a name with an escaped slash", "POST", "/u/" + user + "/topics/a%2Fb", token, "{}", http.StatusBadRequest},
+		{"subscribe a name with an escaped slash", "PUT", "/u/" + user + "/fn/echo/subscriptions/a%2Fb", token, "", http.StatusBadRequest},
 		{"unsubscribe a bad name", "DELETE", "/u/" + user + "/fn/echo/subscriptions/" + long, token, "", http.StatusBadRequest},
 		{"subscribe an unknown function", "PUT", "/u/" + user + "/fn/nope/subscriptions/orders", token, "", http.StatusNotFound},
 		{"list an unknown function's", "GET", "/u/" + user + "/fn/nope/subscriptions", token, "", http.StatusNotFound},
