@@ -81,3 +81,26 @@ func BenchmarkHotRequests(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkPollLive measures GET /j/:id of a running job, the poll a
+// reference client repeats until its job ends, served in-process by the
+// frontend's Gin engine with the real JQ and DB managers behind it.
+func BenchmarkPollLive(b *testing.B) {
+	p := startPlatform(b)
+	user, token := p.newUser(b, "poll")
+	id := p.startSlow(b, user, token, time.Minute)
+	// Deleted, the job stops at the worker's next heartbeat rather than
+	// holding the teardown for a minute.
+	b.Cleanup(func() { p.expect(b, http.StatusOK, "DELETE", "/j/"+id, token, nil) })
+	h := p.fe.Handler()
+	b.ReportAllocs()
+	for b.Loop() {
+		r := httptest.NewRequest("GET", "/j/"+id, nil)
+		r.Header.Set("Authorization", "Bearer "+token)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusOK || w.Body.String() != `{"error":false,"res":0}` {
+			b.Fatalf("GET /j/%s: %d %s", id, w.Code, w.Body)
+		}
+	}
+}

@@ -205,9 +205,10 @@ func (s *Server) ownJob(c *gin.Context, needs jobNeeds) (faas.Job, bool) {
 }
 
 // jobState answers 1 once the job finished (either way), 0 before, as the
-// reference project did.
+// reference project did. Whether it finished is all it needs, so that a
+// live job's polls are answered from the memory of live jobs.
 func (s *Server) jobState(c *gin.Context) {
-	job, found := s.ownJob(c, needStatus)
+	job, found := s.ownJob(c, needFinished)
 	if !found {
 		return
 	}

@@ -21,6 +21,11 @@ import (
 //
 // It is bounded by an estimate of the bytes it holds and evicts the least
 // recently used entry first.
+//
+// It also remembers, for a moment, the jobs the queue said are live
+// (liveJobs), under the same lock: the event that ends a job and the
+// recording of the queue's answer about it are then ordered one way or
+// the other, and either way no finished job is left remembered as live.
 type finishedCache struct {
 	max int64
 	ttl time.Duration
@@ -30,9 +35,11 @@ type finishedCache struct {
 	order *list.List // of *finishedJob, most recently used first
 	byID  map[string]*list.Element
 	bytes int64
-	// gen counts evictions of jobs and users, so that a job read from the
-	// Store before one is not cached after it (fill).
-	gen uint64
+	// gen counts evictions of jobs and users, and gaps, so that a job
+	// read from the Store or the queue before one is not cached after it
+	// (fill, remember).
+	gen  uint64
+	live liveJobs
 }
 
 // finishedJob is one cached job. The record keeps no logs; args says whether
@@ -50,16 +57,23 @@ type finishedJob struct {
 const cachedOverhead = 512
 
 func newFinishedCache(maxBytes int64, ttl time.Duration) *finishedCache {
-	return &finishedCache{max: maxBytes, ttl: ttl, now: time.Now, order: list.New(), byID: make(map[string]*list.Element)}
+	return &finishedCache{
+		max: maxBytes, ttl: ttl, now: time.Now, order: list.New(), byID: make(map[string]*list.Element),
+		live: liveJobs{order: list.New(), byID: make(map[string]*list.Element)},
+	}
 }
 
-// get returns the finished job id, if it is cached with its arguments
-// when args asks for them.
-func (fc *finishedCache) get(id string, args bool) (faas.Job, bool) {
+// get returns job id, if the cache holds as much of it as needs asks for:
+// a finished job (with its arguments for needArgs), or for needFinished
+// also a live one, as the queue last described it.
+func (fc *finishedCache) get(id string, needs jobNeeds) (faas.Job, bool) {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
 	el, ok := fc.byID[id]
 	if !ok {
+		if needs == needFinished {
+			return fc.live.get(id, fc.now())
+		}
 		return faas.Job{}, false
 	}
 	c := el.Value.(*finishedJob)
@@ -67,7 +81,7 @@ func (fc *finishedCache) get(id string, args bool) (faas.Job, bool) {
 		fc.remove(el)
 		return faas.Job{}, false
 	}
-	if args && !c.args {
+	if needs == needArgs && !c.args {
 		return faas.Job{}, false
 	}
 	fc.order.MoveToFront(el)
@@ -134,6 +148,7 @@ func (fc *finishedCache) forgetJob(id string) {
 	if el, ok := fc.byID[id]; ok {
 		fc.remove(el)
 	}
+	fc.live.forget(id)
 }
 
 // forgetUser evicts the jobs of user, deleted (or whose token was
@@ -142,6 +157,7 @@ func (fc *finishedCache) forgetUser(user string) {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
 	fc.gen++
+	fc.live.forgetUser(user)
 	if user == "" {
 		fc.order.Init()
 		clear(fc.byID)
@@ -159,14 +175,18 @@ func (fc *finishedCache) forgetUser(user string) {
 
 // observe keeps the cache in step with the queue's events (Watch.Observe):
 // a finished job's outcome is cached, since the queue publishes it after
-// the Store recorded it; deletions evict; a gap (nil) evicts everything.
+// the Store recorded it, and the job is no longer live; deletions evict;
+// a gap (nil) evicts everything.
 func (fc *finishedCache) observe(ev *faas.Event) {
 	switch {
 	case ev == nil:
 		fc.forgetUser("")
-	case ev.Kind == faas.JobFinished && ev.Job != nil:
+	case ev.Kind == faas.JobFinished:
 		fc.mu.Lock()
-		fc.add(*ev.Job, false)
+		fc.live.ended(ev.JobID, ev.Seq)
+		if ev.Job != nil {
+			fc.add(*ev.Job, false)
+		}
 		fc.mu.Unlock()
 	case ev.Kind == faas.JobDeleted:
 		fc.forgetJob(ev.JobID)
@@ -192,9 +212,14 @@ func jobSize(j faas.Job) int64 {
 type jobNeeds int
 
 const (
+	// needFinished: whether the job finished, and its owner, which the
+	// memory of live jobs has too (the state it holds may be a moment
+	// old: queued when the job has started, or running when it was
+	// queued again).
+	needFinished jobNeeds = iota
 	// needStatus: the state, result and error, which the cache, the
 	// queue (for a live job) and the Store all have.
-	needStatus jobNeeds = iota
+	needStatus
 	// needArgs: with the arguments too, which the queue and the events
 	// leave out.
 	needArgs
@@ -208,19 +233,21 @@ const (
 const eventLag = 25 * time.Millisecond
 
 // readJob returns job id as cheaply as needs allows: a finished job from
-// the cache, a live one from the queue, else from the Store, whose
-// finished jobs are then cached for the next read. The calls on the
-// managers are bounded by the request timeout, whose timer a hit in the
-// cache does without.
+// the cache, a live one from the memory of live jobs or the queue, else
+// from the Store, whose finished jobs are then cached for the next read.
+// The calls on the managers are bounded by the request timeout, whose
+// timer a hit in the cache does without.
 func (s *Server) readJob(ctx context.Context, id string, needs jobNeeds) (faas.Job, error) {
 	if needs < needLogs {
-		if j, ok := s.finished.get(id, needs == needArgs); ok {
+		if j, ok := s.finished.get(id, needs); ok {
 			return j, nil
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
-	if needs == needStatus {
+	// Before asking anyone: an eviction after this may concern the answer.
+	gen := s.finished.generation()
+	if needs <= needStatus {
 		st, err := s.queue.Status(ctx, id)
 		switch {
 		case err != nil:
@@ -228,16 +255,16 @@ func (s *Server) readJob(ctx context.Context, id string, needs jobNeeds) (faas.J
 			// who need it to report it.
 			s.log.Debug("job status from the queue", "job_id", id, "err", err)
 		case st.Job != nil:
+			s.finished.remember(*st.Job, st.Seq, gen)
 			return *st.Job, nil
 		case s.watch.Reached(ctx, st.Seq, eventLag):
 			// A poll that comes just after its job finished is answered
 			// by the job's event, usually a moment away, not the Store.
-			if j, ok := s.finished.get(id, false); ok {
+			if j, ok := s.finished.get(id, needStatus); ok {
 				return j, nil
 			}
 		}
 	}
-	gen := s.finished.generation()
 	j, err := s.store.Job(ctx, id)
 	if err == nil {
 		s.finished.fill(j, gen)

@@ -56,7 +56,7 @@ func TestFinishedCache(t *testing.T) {
 		{"the least recently used goes first", func(fc *finishedCache) {
 			for _, id := range []string{"a", "b", "c", "d", "e", "f", "g"} {
 				fc.fill(finishedJob1(id, "ann"), fc.generation())
-				_, ok := fc.get("a", false) // a stays in use
+				_, ok := fc.get("a", needStatus) // a stays in use
 				require.True(t, ok)
 			}
 		}, []string{"a", "d", "e", "f", "g"}},
@@ -72,7 +72,7 @@ func TestFinishedCache(t *testing.T) {
 			tc.run(fc)
 			var got []string
 			for _, id := range []string{"a", "b", "c", "d", "e", "f", "g"} {
-				if _, ok := fc.get(id, false); ok {
+				if _, ok := fc.get(id, needStatus); ok {
 					got = append(got, id)
 				}
 			}
@@ -91,21 +91,21 @@ func TestFinishedCacheKeepsWhatEachReadNeeds(t *testing.T) {
 	ev := finishedJob1("a", "ann")
 	ev.Args, ev.Logs = nil, ""
 	fc.observe(&faas.Event{Kind: faas.JobFinished, JobID: "a", Job: &ev})
-	_, ok := fc.get("a", true)
+	_, ok := fc.get("a", needArgs)
 	require.False(t, ok, "an event's record answered a read that needs the arguments")
-	got, ok := fc.get("a", false)
+	got, ok := fc.get("a", needStatus)
 	require.True(t, ok)
 	require.Equal(t, ev, got)
 
 	fc.fill(finishedJob1("a", "ann"), fc.generation())
-	got, ok = fc.get("a", true)
+	got, ok = fc.get("a", needArgs)
 	require.True(t, ok)
 	require.JSONEq(t, "[1]", string(got.Args))
 	require.Empty(t, got.Logs, "the cache kept the logs")
 
 	// A later event does not take the arguments away.
 	fc.observe(&faas.Event{Kind: faas.JobFinished, JobID: "a", Job: &ev})
-	_, ok = fc.get("a", true)
+	_, ok = fc.get("a", needArgs)
 	require.True(t, ok)
 }
 
@@ -116,10 +116,10 @@ func TestFinishedCacheExpires(t *testing.T) {
 	fc.now = func() time.Time { return now }
 	fc.fill(finishedJob1("a", "ann"), fc.generation())
 	now = now.Add(time.Minute)
-	_, ok := fc.get("a", false)
+	_, ok := fc.get("a", needStatus)
 	require.True(t, ok)
 	now = now.Add(time.Nanosecond)
-	_, ok = fc.get("a", false)
+	_, ok = fc.get("a", needStatus)
 	require.False(t, ok, "an entry outlived its ttl")
 	require.Zero(t, fc.bytes)
 }
