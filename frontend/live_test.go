@@ -102,45 +102,43 @@ func TestPollsOfALiveJobSpareTheQueue(t *testing.T) {
 }
 
 // TestDeletedLiveJobLeavesEveryMemory: a running job that two frontends
-// remember as live, deleted through one, is not found on that one at
-// once, and on the other as soon as the queue's events reach it.
+// remember as live, deleted through one (the job, or its owner), is not
+// found on that one at once, and on the other as soon as the queue's
+// events reach it: not even by a new user of the deleted one's name.
 func TestDeletedLiveJobLeavesEveryMemory(t *testing.T) {
 	t.Parallel()
-	p := startPlatform(t)
-	other := p.secondFrontend(t)
-	user, token := p.newUser(t, "dellive")
-	id := p.startSlow(t, user, token, 20*time.Second)
-	for _, fe := range []*platform{p, other} {
-		fe.poll(t, token, id, notFinished)
+	for _, tc := range []struct {
+		name string
+		// del deletes through p and returns the token that polls after.
+		del func(t testing.TB, p *platform, user, token, id string) string
+	}{
+		{"the job", func(t testing.TB, p *platform, _, token, id string) string {
+			p.expect(t, http.StatusOK, "DELETE", "/j/"+id, token, nil)
+			return token
+		}},
+		{"its owner", func(t testing.TB, p *platform, user, token, _ string) string {
+			p.expect(t, http.StatusOK, "DELETE", "/u/"+user, token, nil)
+			return p.register(t, user)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := startPlatform(t)
+			other := p.secondFrontend(t)
+			user, token := p.newUser(t, "dellive")
+			id := p.startSlow(t, user, token, 20*time.Second)
+			for _, fe := range []*platform{p, other} {
+				fe.poll(t, token, id, notFinished)
+			}
+			// The follower's stream ends once the other frontend heard
+			// that the job left the queue.
+			events := other.follow(t, token, id, "", nil)
+			token = tc.del(t, p, user, token, id)
+			status, _ := p.raw(t, "/j/"+id, token)
+			require.Equal(t, http.StatusNotFound, status, "the deleting frontend still answers the job")
+			closed(t, events)
+			status, _ = other.raw(t, "/j/"+id, token)
+			require.Equal(t, http.StatusNotFound, status, "another frontend still answers the deleted job")
+		})
 	}
-	// The follower's stream ends once the other frontend heard that the
-	// job left the queue.
-	events := other.follow(t, token, id, "", nil)
-	p.expect(t, http.StatusOK, "DELETE", "/j/"+id, token, nil)
-	status, _ := p.raw(t, "/j/"+id, token)
-	require.Equal(t, http.StatusNotFound, status, "the deleting frontend still answers the job")
-	closed(t, events)
-	status, _ = other.raw(t, "/j/"+id, token)
-	require.Equal(t, http.StatusNotFound, status, "another frontend still answers the deleted job")
-}
-
-// TestDeletedUsersLiveJobLeavesEveryMemory: the running job of a deleted
-// user is not answered to a new user of the same name, on any frontend.
-func TestDeletedUsersLiveJobLeavesEveryMemory(t *testing.T) {
-	t.Parallel()
-	p := startPlatform(t)
-	other := p.secondFrontend(t)
-	user, token := p.newUser(t, "deluser")
-	id := p.startSlow(t, user, token, 20*time.Second)
-	for _, fe := range []*platform{p, other} {
-		fe.poll(t, token, id, notFinished)
-	}
-	events := other.follow(t, token, id, "", nil)
-	p.expect(t, http.StatusOK, "DELETE", "/u/"+user, token, nil)
-	newToken := p.register(t, user)
-	status, _ := p.raw(t, "/j/"+id, newToken)
-	require.Equal(t, http.StatusNotFound, status, "the deleting frontend answers the old user's job")
-	closed(t, events)
-	status, _ = other.raw(t, "/j/"+id, newToken)
-	require.Equal(t, http.StatusNotFound, status, "another frontend answers the old user's job")
 }

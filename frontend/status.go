@@ -12,10 +12,11 @@ import (
 // finishedCache remembers finished jobs, so that clients polling a job
 // (GET /j/:id, /res, /info) are answered without a trip to the Store once
 // it finished; while it is queued or running the JQ manager answers
-// (Status). A finished job changes only by being deleted, so an entry is
-// right until its job, or its owner, is deleted: the queue's JobDeleted
-// and UserRevoked events evict it on every frontend, and a gap in the
-// events, when some may have been missed, drops everything. Entries also
+// (Status), or, for GET /j/:id, the memory of its answer (liveJobs). A
+// finished job changes only by being deleted, so an entry is right until
+// its job, or its owner, is deleted: the queue's JobDeleted and
+// UserRevoked events evict it on every frontend, and a gap in the events,
+// when some may have been missed, drops everything. Entries also
 // expire after ttl, which bounds what a missed deletion (a queue that did
 // not hear of it) or a purge of old jobs can leave behind.
 //
