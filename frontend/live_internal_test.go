@@ -122,6 +122,8 @@ func TestLiveJobs(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			fc := newFinishedCache(1<<20, time.Minute)
+			now := time.Now() // stopped: expiry is TestLiveJobsExpire's
+			fc.now = func() time.Time { return now }
 			tc.run(fc)
 			j, ok := fc.get("a", needFinished)
 			require.Equal(t, tc.want, j.State)
