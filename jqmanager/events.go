@@ -62,8 +62,8 @@ func (r *ring) after(since uint64) faas.Events {
 // publishFinished records that e left the queue. Callers hold mu.
 func (m *Manager) publishFinished(e *entry) {
 	ev := faas.Event{Kind: faas.JobFinished, JobID: e.id}
-	if e.record.State.Finished() && len(e.record.Result) <= maxEventResult {
-		j := e.record
+	if e.outcome != nil && len(e.outcome.Result) <= maxEventResult {
+		j := *e.outcome
 		j.Logs, j.Args = "", nil
 		ev.Job = &j
 	}

@@ -279,9 +279,9 @@ func (m *Manager) restore(jobs []faas.Job) {
 			e.state = stateRunning
 			// The lease began when the Store started the job: a
 			// completion is billed at most the time since.
-			e.leased, e.renewed = j.Started, now
-			if e.leased.IsZero() {
-				e.leased = now
+			e.run.leased, e.run.renewed = j.Started, now
+			if e.run.leased.IsZero() {
+				e.run.leased = now
 			}
 			m.queue.occupy(e)
 			running++
@@ -385,7 +385,7 @@ func (m *Manager) SubmitChild(ctx context.Context, worker string, l faas.Lease, 
 		parent.children++
 	}
 	m.mu.Unlock()
-	j.Owner, j.Parent, j.Trigger = parent.owner, parent.id, faas.TriggerJob
+	j.Owner, j.Parent, j.Trigger = parent.owner(), parent.id, faas.TriggerJob
 	stored, err := m.Submit(ctx, j)
 	if err != nil && !retried {
 		m.mu.Lock()
@@ -398,7 +398,7 @@ func (m *Manager) SubmitChild(ctx context.Context, worker string, l faas.Lease, 
 // add records a job the queue tracks. Callers hold mu.
 func (m *Manager) add(e *entry) {
 	m.jobs[e.id] = e
-	m.pending[e.owner]++
+	m.pending[e.owner()]++
 }
 
 func (m *Manager) unreserve(owner string) {
@@ -414,7 +414,7 @@ func (m *Manager) finish(e *entry) {
 		return
 	}
 	delete(m.jobs, e.id)
-	m.unreserve(e.owner)
+	m.unreserve(e.owner())
 	if e.state != stateQueued && m.queue.vacate(e) {
 		m.wakeOne()
 	}
@@ -432,8 +432,8 @@ func (m *Manager) enqueue(e *entry) {
 		m.queue.vacate(e)
 	}
 	e.state = stateQueued
-	e.worker = ""
-	e.queued = time.Now()
+	e.run = nil
+	e.queued = stampOf(time.Now())
 	m.queue.push(e)
 	m.wakeOne()
 }
@@ -492,7 +492,7 @@ func (m *Manager) popOrIdle(worker string, max int, wake chan struct{}) []*entry
 			break
 		}
 		e.state = stateLeasing
-		e.worker = worker
+		e.run = &attempt{worker: worker}
 		es = append(es, e)
 	}
 	if len(es) == 0 {
@@ -535,14 +535,14 @@ func (m *Manager) lease(ctx context.Context, es []*entry, worker string) ([]faas
 	storeCtx := ctx
 	for i, e := range es {
 		attrs := trace.WithAttributes(attribute.String("faas.job_id", e.id), attribute.String("faas.worker", worker))
-		_, wait := tracing.Start(ctx, e.trace, "queue wait", trace.WithTimestamp(e.queued), attrs)
+		_, wait := tracing.Start(ctx, e.trace, "queue wait", trace.WithTimestamp(e.queued.time()), attrs)
 		wait.End()
 		var sctx context.Context
 		sctx, spans[i] = tracing.Start(ctx, e.trace, "lease", attrs)
 		if i == 0 {
 			storeCtx = sctx
 		}
-		starts[i] = faas.Start{ID: e.id, Attempt: e.attempt + 1, Worker: worker}
+		starts[i] = faas.Start{ID: e.id, Attempt: int(e.attempt) + 1, Worker: worker}
 	}
 	// A batch writes its leases whoever leaves meanwhile, so a poll
 	// that has already ended does not join one: its jobs go back.
@@ -590,10 +590,10 @@ func (m *Manager) leased(ctx context.Context, e *entry, j faas.Job, err error) (
 	m.mu.Lock()
 	code := faas.ErrorCode(err)
 	switch {
-	case err == nil && e.released != nil:
-		reason := e.released
-		e.released = nil
-		e.attempt = j.Attempt
+	case err == nil && e.run.released != nil:
+		reason := e.run.released
+		e.run.released = nil
+		e.recorded(j)
 		e.state = stateReaping
 		m.mu.Unlock()
 		m.requeue(ctx, e, reason)
@@ -602,18 +602,17 @@ func (m *Manager) leased(ctx context.Context, e *entry, j faas.Job, err error) (
 		defer m.mu.Unlock()
 		now := time.Now()
 		e.state = stateRunning
-		e.attempt = j.Attempt
-		e.leased, e.renewed = now, now
 		e.recorded(j)
-		m.jobStarted(j, now)
+		e.run.leased, e.run.renewed = now, now
 		// A new attempt prints from the first line again.
-		e.logs, e.logBase, e.logBytes = nil, 0, 0
+		e.run.logs, e.run.logBase, e.run.logBytes = nil, 0, 0
+		m.jobStarted(j, now)
 		return j, nil
 	case code == faas.NotFound || code == faas.Conflict || code == faas.FunctionDeleted:
 		// FunctionDeleted: the Store failed the job instead of starting it.
 		defer m.mu.Unlock()
 		if code == faas.FunctionDeleted {
-			m.jobFinished(faas.Job{ID: e.id, Owner: e.owner, Function: e.function, Attempt: e.attempt, Error: faas.AsError(err)})
+			m.jobFinished(faas.Job{ID: e.id, Owner: e.owner(), Function: e.function(), Attempt: int(e.attempt), Error: faas.AsError(err)})
 		} else {
 			m.log.Info("job no longer queued, dropped", "job_id", e.id, "reason", err)
 		}
@@ -623,9 +622,8 @@ func (m *Manager) leased(ctx context.Context, e *entry, j faas.Job, err error) (
 		defer m.mu.Unlock()
 		// The Store did not answer: put the job back for the next worker,
 		// and wake one, since this one returns with the error.
-		e.worker = ""
+		e.run = nil
 		e.state = stateQueued
-		e.released = nil
 		m.queue.pushFront(e)
 		m.wakeOne()
 		return faas.Job{}, fmt.Errorf("lease job %s: %w", e.id, err)
@@ -635,7 +633,7 @@ func (m *Manager) leased(ctx context.Context, e *entry, j faas.Job, err error) (
 // holds reports whether worker holds the lease l. Callers hold mu.
 func (m *Manager) holds(worker string, l faas.Lease) (*entry, bool) {
 	e, ok := m.jobs[l.ID]
-	return e, ok && e.state == stateRunning && e.attempt == l.Attempt && e.worker == worker
+	return e, ok && e.state == stateRunning && int(e.attempt) == l.Attempt && e.run.worker == worker
 }
 
 // Complete implements faas.JobQueue. The queue, not the worker, writes
@@ -663,10 +661,10 @@ func (m *Manager) Complete(ctx context.Context, worker string, cs []faas.Complet
 			out[i] = faas.Errorf(faas.Conflict, "worker %s does not hold attempt %d of job %s", worker, c.Attempt, c.JobID)
 			continue
 		}
-		e.renewed = now
+		e.run.renewed = now
 		// No attempt runs longer than its lease has lasted: a worker,
 		// or whoever holds its key, cannot bill more.
-		c.Duration = min(c.Duration, now.Sub(e.leased))
+		c.Duration = min(c.Duration, now.Sub(e.run.leased))
 		held = append(held, c)
 		at = append(at, i)
 		entries = append(entries, e)
@@ -705,13 +703,13 @@ func (m *Manager) Complete(ctx context.Context, worker string, cs []faas.Complet
 // Store, unless the queue moved on meanwhile (the lease expired, the job
 // was forgotten). Callers hold mu.
 func (m *Manager) recorded(e *entry, j faas.Job) {
-	if m.jobs[e.id] != e || e.state != stateRunning || e.attempt != j.Attempt {
+	if m.jobs[e.id] != e || e.state != stateRunning || int(e.attempt) != j.Attempt {
 		return
 	}
 	if j.State.Finished() {
 		// Waiters need the outcome, not the arguments or the logs.
 		j.Args, j.Logs, j.Streams = nil, "", ""
-		e.record = j
+		e.outcome = &j
 		m.jobFinished(j)
 		m.averageDuration(j.Duration)
 	}
@@ -747,7 +745,7 @@ func (m *Manager) Renew(ctx context.Context, worker string, leases []faas.Lease)
 	var lost []faas.Lease
 	for _, l := range leases {
 		if e, ok := m.holds(worker, l); ok {
-			e.renewed = now
+			e.run.renewed = now
 		} else {
 			lost = append(lost, l)
 		}
@@ -761,17 +759,17 @@ func (m *Manager) Release(ctx context.Context, l faas.Lease, reason string) erro
 	m.mu.Lock()
 	e, ok := m.jobs[l.ID]
 	switch {
-	case ok && e.state == stateLeasing && e.attempt+1 == l.Attempt:
-		e.released = faas.Errorf(faas.Lost, "attempt %d released by worker %s: %s", l.Attempt, e.worker, reason)
+	case ok && e.state == stateLeasing && int(e.attempt)+1 == l.Attempt:
+		e.run.released = faas.Errorf(faas.Lost, "attempt %d released by worker %s: %s", l.Attempt, e.run.worker, reason)
 		m.mu.Unlock()
 		return nil
-	case !ok || e.state != stateRunning || e.attempt != l.Attempt:
+	case !ok || e.state != stateRunning || int(e.attempt) != l.Attempt:
 		m.mu.Unlock()
 		return nil
 	}
 	e.state = stateReaping
 	m.mu.Unlock()
-	m.requeue(ctx, e, faas.Errorf(faas.Lost, "attempt %d released by worker %s: %s", e.attempt, e.worker, reason))
+	m.requeue(ctx, e, faas.Errorf(faas.Lost, "attempt %d released by worker %s: %s", e.attempt, e.run.worker, reason))
 	return nil
 }
 
@@ -799,7 +797,7 @@ func (m *Manager) ForgetUser(ctx context.Context, name string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, e := range m.jobs {
-		if e.owner == name {
+		if e.owner() == name {
 			m.forget(e)
 		}
 	}
@@ -851,7 +849,7 @@ func (m *Manager) reap(ctx context.Context) {
 		case <-tick.C:
 		}
 		for _, e := range m.expired(time.Now()) {
-			m.requeue(ctx, e, faas.Errorf(faas.Lost, "attempt %d lost: worker %s sent no heartbeat for %v", e.attempt, e.worker, m.cfg.LeaseTimeout))
+			m.requeue(ctx, e, faas.Errorf(faas.Lost, "attempt %d lost: worker %s sent no heartbeat for %v", e.attempt, e.run.worker, m.cfg.LeaseTimeout))
 		}
 	}
 }
@@ -862,7 +860,7 @@ func (m *Manager) expired(now time.Time) []*entry {
 	defer m.mu.Unlock()
 	var out []*entry
 	for _, e := range m.jobs {
-		if e.state == stateRunning && now.Sub(e.renewed) > m.cfg.LeaseTimeout {
+		if e.state == stateRunning && now.Sub(e.run.renewed) > m.cfg.LeaseTimeout {
 			e.state = stateReaping
 			out = append(out, e)
 		}
@@ -875,21 +873,21 @@ func (m *Manager) expired(now time.Time) []*entry {
 // Store does not answer, the entry stays running with its lease expired,
 // so the next reaping pass tries again.
 func (m *Manager) requeue(ctx context.Context, e *entry, reason *faas.Error) {
-	log := m.log.With("job_id", e.id, "attempt", e.attempt, "user", e.owner)
+	log := m.log.With("job_id", e.id, "attempt", e.attempt, "user", e.owner())
 	var (
 		requeued faas.Job
 		err      error
 	)
-	giveUp := e.losses+1 >= m.cfg.MaxAttempts
+	giveUp := int(e.losses)+1 >= m.cfg.MaxAttempts
 	failure := faas.Errorf(faas.Lost, "job lost %d times, the most allowed; last: %s", e.losses+1, reason.Message)
 	if giveUp {
 		_, err = m.store.CompleteJob(ctx, faas.Completion{
 			JobID:   e.id,
-			Attempt: e.attempt,
+			Attempt: int(e.attempt),
 			Error:   failure,
 		})
 	} else {
-		requeued, err = m.store.RequeueJob(ctx, e.id, e.attempt, reason)
+		requeued, err = m.store.RequeueJob(ctx, e.id, int(e.attempt), reason)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -897,7 +895,7 @@ func (m *Manager) requeue(ctx context.Context, e *entry, reason *faas.Error) {
 	case err == nil && giveUp:
 		m.metrics.leaseLost.Inc()
 		m.metrics.exhausted.Inc()
-		m.jobFinished(faas.Job{ID: e.id, Owner: e.owner, Function: e.function, Attempt: e.attempt, Error: failure})
+		m.jobFinished(faas.Job{ID: e.id, Owner: e.owner(), Function: e.function(), Attempt: int(e.attempt), Error: failure})
 		m.finish(e)
 	case err == nil:
 		m.metrics.leaseLost.Inc()
@@ -933,10 +931,10 @@ func (m *Manager) Wait(ctx context.Context, id string, wait time.Duration) (faas
 	case <-ch:
 		// Closed after the outcome, if any, was recorded; never written
 		// again. A job that left without one is read from the Store.
-		if !e.record.State.Finished() {
+		if e.outcome == nil {
 			return faas.Job{}, true, nil
 		}
-		return e.record, true, nil
+		return *e.outcome, true, nil
 	case <-timer.C:
 		m.stopWaiting(e, ch)
 		return faas.Job{}, false, nil
@@ -952,7 +950,7 @@ func (m *Manager) Status(ctx context.Context, id string) (faas.JobStatus, error)
 	defer m.mu.Unlock()
 	st := faas.JobStatus{Seq: m.events.head}
 	if e, ok := m.jobs[id]; ok {
-		j := e.record
+		j := e.job()
 		st.Job = &j
 	}
 	return st, nil

@@ -28,19 +28,19 @@ func (m *Manager) AppendLogs(ctx context.Context, worker string, l faas.Lease, l
 	var added []faas.LogLine
 	size := 0
 	for _, line := range lines {
-		if len(e.logs) == 0 {
+		if len(e.run.logs) == 0 {
 			// A manager restarted under a running job hears its
 			// output from wherever the worker is.
-			e.logBase = line.Offset
+			e.run.logBase = line.Offset
 		}
-		if line.Offset != e.logBase+len(e.logs) {
+		if line.Offset != e.run.logBase+len(e.run.logs) {
 			continue // held already: a retried batch
 		}
-		if e.logBytes+len(line.Line) > maxLiveLogs {
+		if e.run.logBytes+len(line.Line) > maxLiveLogs {
 			break
 		}
-		e.logBytes += len(line.Line)
-		e.logs = append(e.logs, line)
+		e.run.logBytes += len(line.Line)
+		e.run.logs = append(e.run.logs, line)
 		added = append(added, line)
 		size += len(line.Line)
 	}
@@ -66,9 +66,9 @@ func (m *Manager) Logs(ctx context.Context, id string, from int) ([]faas.LogLine
 	if !ok || e.state != stateRunning {
 		return nil, false, nil
 	}
-	from = max(from-e.logBase, 0)
-	if from >= len(e.logs) {
+	from = max(from-e.run.logBase, 0)
+	if from >= len(e.run.logs) {
 		return nil, true, nil
 	}
-	return append([]faas.LogLine(nil), e.logs[from:]...), true, nil
+	return append([]faas.LogLine(nil), e.run.logs[from:]...), true, nil
 }

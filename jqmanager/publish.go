@@ -82,7 +82,7 @@ func (m *Manager) PublishChild(ctx context.Context, worker string, l faas.Lease,
 	if !ok {
 		return nil, faas.Errorf(faas.Conflict, "job %s attempt %d is not held by worker %s", l.ID, l.Attempt, worker)
 	}
-	return m.Publish(ctx, job.owner, topic, event, key)
+	return m.Publish(ctx, job.owner(), topic, event, key)
 }
 
 // unstored splits jobs into those the Store does not hold and those it

@@ -1,11 +1,21 @@
 package jqmanager
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"faas/proxies/faas"
 )
+
+// testEntry is the entry of owner's job id of function, whose concurrency
+// is limit.
+func testEntry(id, owner, function string, limit int) *entry {
+	return newEntry(faas.Job{ID: id, Owner: owner, Function: function, Concurrency: limit})
+}
 
 func drain(q *fairQueue) []string {
 	var ids []string
@@ -22,11 +32,11 @@ func TestFairQueueServesUsersInTurn(t *testing.T) {
 	t.Parallel()
 	q := newFairQueue(0)
 	for i := range 3 {
-		q.push(&entry{id: fmt.Sprintf("flood%d", i), owner: "flood"})
+		q.push(testEntry(fmt.Sprintf("flood%d", i), "flood", "f", 0))
 	}
-	q.push(&entry{id: "quiet0", owner: "quiet"})
-	q.push(&entry{id: "flood3", owner: "flood"})
-	q.push(&entry{id: "quiet1", owner: "quiet"})
+	q.push(testEntry("quiet0", "quiet", "f", 0))
+	q.push(testEntry("flood3", "flood", "f", 0))
+	q.push(testEntry("quiet1", "quiet", "f", 0))
 	require.Equal(t, 6, q.len)
 	require.Equal(t, []string{"flood0", "quiet0", "flood1", "quiet1", "flood2", "flood3"}, drain(q))
 	require.Zero(t, q.len)
@@ -36,7 +46,7 @@ func TestFairQueueServesUsersInTurn(t *testing.T) {
 func TestFairQueuePushFront(t *testing.T) {
 	t.Parallel()
 	q := newFairQueue(0)
-	a0, a1, b0 := &entry{id: "a0", owner: "a"}, &entry{id: "a1", owner: "a"}, &entry{id: "b0", owner: "b"}
+	a0, a1, b0 := testEntry("a0", "a", "f", 0), testEntry("a1", "a", "f", 0), testEntry("b0", "b", "f", 0)
 	q.push(a0)
 	q.push(a1)
 	q.push(b0)
@@ -59,12 +69,12 @@ func TestFairQueuePushFront(t *testing.T) {
 func TestFairQueueRemove(t *testing.T) {
 	t.Parallel()
 	q := newFairQueue(0)
-	a0, a1, b0 := &entry{id: "a0", owner: "a"}, &entry{id: "a1", owner: "a"}, &entry{id: "b0", owner: "b"}
+	a0, a1, b0 := testEntry("a0", "a", "f", 0), testEntry("a1", "a", "f", 0), testEntry("b0", "b", "f", 0)
 	q.push(a0)
 	q.push(a1)
 	q.push(b0)
 	q.remove(a0)
-	q.remove(&entry{id: "zz", owner: "nobody"})
+	q.remove(testEntry("zz", "nobody", "f", 0))
 	q.remove(b0)
 	require.Equal(t, 1, q.len)
 	require.Equal(t, []string{"a"}, q.ring, "a user without jobs leaves the ring")
@@ -75,7 +85,7 @@ func TestFairQueueRunningCap(t *testing.T) {
 	t.Parallel()
 	q := newFairQueue(1)
 	for _, id := range []string{"a0", "a1", "b0", "b1"} {
-		q.push(&entry{id: id, owner: id[:1]})
+		q.push(testEntry(id, id[:1], "f", 0))
 	}
 	a0, _ := q.pop()
 	require.Equal(t, "a0", a0.id)
@@ -86,7 +96,7 @@ func TestFairQueueRunningCap(t *testing.T) {
 	require.Equal(t, 2, q.len)
 
 	require.Equal(t, 2, q.held(), "a1 and b1 wait for their owners")
-	q.push(&entry{id: "c0", owner: "c"})
+	q.push(testEntry("c0", "c", "f", 0))
 	require.Equal(t, 2, q.held(), "c0 can start")
 	require.True(t, q.vacate(b0), "b has a job waiting")
 	require.Equal(t, 1, q.held())
@@ -105,10 +115,10 @@ func TestFairQueueFunctionLimit(t *testing.T) {
 	t.Parallel()
 	q := newFairQueue(0)
 	for i := range 4 {
-		q.push(&entry{id: fmt.Sprintf("slow%d", i), owner: "a", function: "slow", limit: 2})
+		q.push(testEntry(fmt.Sprintf("slow%d", i), "a", "slow", 2))
 	}
-	q.push(&entry{id: "fast0", owner: "a", function: "fast"})
-	q.push(&entry{id: "b0", owner: "b", function: "slow", limit: 2})
+	q.push(testEntry("fast0", "a", "fast", 0))
+	q.push(testEntry("b0", "b", "slow", 2))
 	require.Equal(t, 2, q.held(), "two of a's four slow jobs can start")
 
 	var out []*entry
@@ -136,4 +146,30 @@ func TestFairQueueFunctionLimit(t *testing.T) {
 	_, ok = q.pop()
 	require.False(t, ok, "slow is at its limit again")
 	require.Equal(t, 1, q.held())
+}
+
+// TestEntryKeepsTheRecord: what Status answers of a live job, built from
+// the entry's compact fields, is the Store's record of it less its
+// arguments, whatever fields the record sets.
+func TestEntryKeepsTheRecord(t *testing.T) {
+	t.Parallel()
+	created := time.Date(2026, 12, 5, 3, 14, 7, 123456000, time.UTC)
+	queued := faas.Job{ID: "j1", Owner: "ann", Function: "f", Version: 7, Concurrency: 2, Args: json.RawMessage("[1]"),
+		State: faas.Queued, Attempt: 1, Created: created, Started: created.Add(time.Second),
+		Lost: []*faas.Error{faas.Errorf(faas.Lost, "gone")}, Trace: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+		Trigger: faas.TriggerJob, Parent: "j0"}
+	running := queued
+	running.State, running.Attempt, running.Worker = faas.Running, 2, "w1"
+	for _, j := range []faas.Job{queued, running, {ID: "j2", Owner: "bob", Function: "g", State: faas.Queued}} {
+		t.Run(j.ID+"/"+string(j.State), func(t *testing.T) {
+			t.Parallel()
+			e := newEntry(j)
+			if j.State == faas.Running {
+				e.state = stateRunning
+			}
+			want := j
+			want.Args = nil
+			require.Equal(t, want, e.job())
+		})
+	}
 }
