@@ -71,6 +71,7 @@ func bareManager() *Manager {
 		queue:   newFairQueue(0),
 		pending: make(map[string]int),
 		workers: make(map[string]time.Time),
+		waiters: make(map[*entry][]chan struct{}),
 		events:  newRing(8, time.Now()),
 	}
 }
@@ -96,5 +97,5 @@ func TestTimedOutWaiterLeaves(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	require.Empty(t, e.waiters)
+	require.Empty(t, m.waiters)
 }

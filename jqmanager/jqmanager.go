@@ -123,6 +123,10 @@ type Manager struct {
 	pending map[string]int
 	idle    []chan struct{}
 	workers map[string]time.Time
+	// waiters are closed when their job leaves the queue, after its
+	// outcome is set if it finished through Complete. Kept here rather
+	// than in the entries: most jobs have none.
+	waiters map[*entry][]chan struct{}
 	done    int64
 	rate    *rateMeter
 	avg     time.Duration
@@ -156,6 +160,7 @@ func New(cfg Config, store faas.Store, log *slog.Logger) (*Manager, error) {
 		queue:   newFairQueue(cfg.MaxRunningPerUser),
 		pending: make(map[string]int),
 		workers: make(map[string]time.Time),
+		waiters: make(map[*entry][]chan struct{}),
 		events:  newRing(cfg.EventRing, time.Now()),
 		rate:    newRateMeter(time.Now()),
 		creates: batch.New(faas.MaxBatch, store.CreateJobs).
@@ -418,10 +423,10 @@ func (m *Manager) finish(e *entry) {
 	if e.state != stateQueued && m.queue.vacate(e) {
 		m.wakeOne()
 	}
-	for _, ch := range e.waiters {
+	for _, ch := range m.waiters[e] {
 		close(ch)
 	}
-	e.waiters = nil
+	delete(m.waiters, e)
 	m.publishFinished(e)
 }
 
@@ -922,7 +927,7 @@ func (m *Manager) Wait(ctx context.Context, id string, wait time.Duration) (faas
 		return faas.Job{}, true, nil
 	}
 	ch := make(chan struct{})
-	e.waiters = append(e.waiters, ch)
+	m.waiters[e] = append(m.waiters[e], ch)
 	m.mu.Unlock()
 
 	timer := time.NewTimer(wait)
@@ -961,7 +966,11 @@ func (m *Manager) Status(ctx context.Context, id string) (faas.JobStatus, error)
 func (m *Manager) stopWaiting(e *entry, ch chan struct{}) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e.waiters = slices.DeleteFunc(e.waiters, func(w chan struct{}) bool { return w == ch })
+	if left := slices.DeleteFunc(m.waiters[e], func(w chan struct{}) bool { return w == ch }); len(left) > 0 {
+		m.waiters[e] = left
+	} else {
+		delete(m.waiters, e)
+	}
 }
 
 // Stats implements faas.JobQueue. A worker counts as present while it

@@ -16,11 +16,11 @@ import (
 )
 
 // maxEntryBytes bounds the live heap one queued job costs the manager. It
-// measured 298 bytes (the entry 192, its id 48, its slots in the id map
+// measured 265 bytes (the entry 160, its id 48, its slots in the id map
 // and its owner's queue the rest), 829 before entries were made compact;
 // the bound leaves half as much again for the map's growth steps and the
 // runtime's rounding.
-const maxEntryBytes = 450
+const maxEntryBytes = 400
 
 // TestQueuedEntryHeap: a backlog costs the manager a few hundred bytes of
 // live heap per queued job, whatever the size of the job's arguments,

@@ -49,9 +49,6 @@ type entry struct {
 	state    entryState
 	// run is the attempt being leased or run: nil while the job waits.
 	run *attempt
-	// waiters are closed when the job leaves the queue, after outcome is
-	// set if the job finished through Complete.
-	waiters []chan struct{}
 	// outcome is the finished job as the Store recorded it, less its
 	// arguments and logs, for waiters and the event; nil until then.
 	outcome *faas.Job
