@@ -173,3 +173,21 @@ func TestEntryKeepsTheRecord(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkFairQueuePop pops one job from a backlog of one user's jobs and
+// pushes another: a pop costs the same whatever the backlog.
+func BenchmarkFairQueuePop(b *testing.B) {
+	for _, backlog := range []int{1000, 100000} {
+		b.Run(fmt.Sprint(backlog), func(b *testing.B) {
+			q := newFairQueue(0)
+			for i := range backlog {
+				q.push(testEntry(fmt.Sprint(i), "flood", "f", 0))
+			}
+			for b.Loop() {
+				e, _ := q.pop()
+				q.vacate(e)
+				q.push(e)
+			}
+		})
+	}
+}
