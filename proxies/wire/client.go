@@ -3,7 +3,6 @@ package wire
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -137,7 +136,7 @@ func (c *Client) Call(ctx context.Context, method string, req, resp any) error {
 // CallHold is Call for requests the server may hold on purpose (long polls):
 // each try waits hold longer than the usual timeout.
 func (c *Client) CallHold(ctx context.Context, hold time.Duration, method string, req, resp any) error {
-	body, err := json.Marshal(req)
+	body, err := Marshal(req)
 	if err != nil {
 		return fmt.Errorf("encode %s request: %w", method, err)
 	}
@@ -225,22 +224,28 @@ func (c *Client) deliver(in inbound) {
 	}
 }
 
+// decodeReply decodes a reply frame, its result straight into resp: the
+// decoder fills the value an interface's non-nil pointer points to, so the
+// result is not first copied out as raw JSON and then parsed again.
 func decodeReply(frame []byte, resp any) error {
-	var r Reply
-	if err := json.Unmarshal(frame, &r); err != nil {
+	r := Reply{Res: resp}
+	if resp == nil {
+		// Nobody reads a result: skip it rather than build one of maps.
+		r.Res = new(skip)
+	}
+	if err := Unmarshal(frame, &r); err != nil {
 		return faas.Errorf(faas.Internal, "decode reply: %v", err)
 	}
 	if r.Error != nil {
 		return r.Error
 	}
-	if resp == nil || len(r.Res) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(r.Res, resp); err != nil {
-		return faas.Errorf(faas.Internal, "decode reply: %v", err)
-	}
 	return nil
 }
+
+// skip is a result decoded only to be dropped.
+type skip struct{}
+
+func (*skip) UnmarshalJSON([]byte) error { return nil }
 
 // Close stops the client and closes its socket; calls under way end
 // with Unavailable.

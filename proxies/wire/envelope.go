@@ -13,7 +13,6 @@ package wire
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -25,10 +24,15 @@ import (
 // server log or look up arbitrary data.
 const MaxMethodLen = 64
 
-// Reply is the single frame answering a request.
+// Reply is the single frame answering a request. Res is the handler's
+// result as a typed value rather than raw JSON: it is marshalled in the
+// same pass as the frame (marshalling it alone first would make the
+// frame's marshal scan and copy it once more to validate it), and a
+// client decodes it straight into its caller's value, the non-nil pointer
+// it puts in Res. A nil Res is left out.
 type Reply struct {
-	Res   json.RawMessage `json:"res,omitempty"`
-	Error *faas.Error     `json:"error,omitempty"`
+	Res   any         `json:"res,omitempty"`
+	Error *faas.Error `json:"error,omitempty"`
 }
 
 // Request is a decoded request.
@@ -108,17 +112,13 @@ func splitEnvelope(msg [][]byte) (envelope, rest [][]byte, ok bool) {
 
 // encodeReply marshals a handler's outcome into a reply frame.
 func encodeReply(res any, err error) []byte {
-	var r Reply
-	if err != nil {
-		r.Error = faas.AsError(err)
-	} else if res != nil {
-		b, merr := json.Marshal(res)
-		if merr != nil {
-			r.Error = faas.Errorf(faas.Internal, "encode reply: %v", merr)
-		} else {
-			r.Res = b
+	if err == nil {
+		b, merr := Marshal(Reply{Res: res})
+		if merr == nil {
+			return b
 		}
+		err = faas.Errorf(faas.Internal, "encode reply: %v", merr)
 	}
-	b, _ := json.Marshal(r) // a Reply of raw JSON and strings always marshals
+	b, _ := Marshal(Reply{Error: faas.AsError(err)}) // an Error of strings always marshals
 	return b
 }

@@ -2,7 +2,8 @@ package wire
 
 import (
 	"context"
-	"encoding/json"
+	"maps"
+	"reflect"
 
 	"faas/proxies/faas"
 )
@@ -10,12 +11,21 @@ import (
 // Mux routes requests to typed handlers by method name. Its Serve method is
 // a Handler.
 type Mux struct {
-	routes map[string]func(context.Context, []byte) (any, error)
+	routes   map[string]func(context.Context, []byte) (any, error)
+	messages map[string]Messages
+}
+
+// Messages are the Go types of a method's request body and result.
+type Messages struct {
+	Request, Reply reflect.Type
 }
 
 // NewMux returns an empty Mux.
 func NewMux() *Mux {
-	return &Mux{routes: make(map[string]func(context.Context, []byte) (any, error))}
+	return &Mux{
+		routes:   make(map[string]func(context.Context, []byte) (any, error)),
+		messages: make(map[string]Messages),
+	}
 }
 
 // Handle registers fn for method; the request body is decoded into Req and
@@ -23,11 +33,18 @@ func NewMux() *Mux {
 func Handle[Req, Resp any](m *Mux, method string, fn func(context.Context, Req) (Resp, error)) {
 	m.routes[method] = func(ctx context.Context, body []byte) (any, error) {
 		var req Req
-		if err := json.Unmarshal(body, &req); err != nil {
+		if err := Unmarshal(body, &req); err != nil {
 			return nil, faas.Errorf(faas.Invalid, "%s: malformed body: %v", method, err)
 		}
 		return fn(ctx, req)
 	}
+	m.messages[method] = Messages{Request: reflect.TypeFor[Req](), Reply: reflect.TypeFor[Resp]()}
+}
+
+// Messages lists the message types of every routed method, so that a test
+// can prove the codec carries each of them exactly.
+func (m *Mux) Messages() map[string]Messages {
+	return maps.Clone(m.messages)
 }
 
 // Has reports whether method is routed, so that a caller may use method
