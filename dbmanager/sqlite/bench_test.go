@@ -149,25 +149,86 @@ func BenchmarkUsage(b *testing.B) {
 	}
 }
 
-// BenchmarkCompleteJobs completes running jobs in batches of 8, one batch
-// at a time, as the JQ manager sends them; an op is one row. Its CPU time
-// per row is what batching the rows into one commit saves.
-func BenchmarkCompleteJobs(b *testing.B) {
-	const rows = 8
-	s, ctx := benchStore(b)
-	ids := jobs(b, ctx, s, b.N+rows, true)
-	b.ResetTimer()
-	start := cpuTime(b)
-	for i := 0; i < b.N; i += rows {
-		cs := make([]faas.Completion, rows)
-		for k := range cs {
-			cs[k] = faas.Completion{JobID: ids[i+k], Attempt: 1, Result: json.RawMessage(`9`), Duration: time.Millisecond}
+// batchSizes are the rows per call the batch benchmarks send: a lone row,
+// the few the JQ manager coalesces under moderate load, and up to
+// faas.MaxBatch.
+var batchSizes = []int{1, 4, 16, 64}
+
+// stage is how far benchBatches brings the jobs before timing the call.
+type stage int
+
+const (
+	fresh   stage = iota // not created
+	queued               // created
+	running              // started as attempt 1 by worker w
+)
+
+// benchBatches times call over b.N jobs, brought to from first, sent size
+// rows at a time and one call at a time, as the JQ manager's batcher sends
+// them, for each of batchSizes. An op is one job, so ns/op, allocs/op and
+// cpu-ns/op are per job; every row must be stored.
+func benchBatches(b *testing.B, from stage, call func(ctx context.Context, s *sqlite.Store, ids []string) ([]faas.JobResult, error)) {
+	for _, size := range batchSizes {
+		b.Run(fmt.Sprintf("rows=%d", size), func(b *testing.B) {
+			s, ctx := benchStore(b)
+			ids := make([]string, b.N)
+			for i := range ids {
+				ids[i] = fmt.Sprintf("job-%d", benchSeq.Add(1))
+			}
+			steps := []func(ctx context.Context, s *sqlite.Store, ids []string) ([]faas.JobResult, error){createJobs, startJobs}
+			for _, step := range steps[:from] {
+				inBatches(b, ctx, s, ids, faas.MaxBatch, step)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := cpuTime(b)
+			inBatches(b, ctx, s, ids, size, call)
+			b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
+
+// inBatches runs call over ids, size at a time, requiring every row stored.
+func inBatches(b *testing.B, ctx context.Context, s *sqlite.Store, ids []string, size int,
+	call func(ctx context.Context, s *sqlite.Store, ids []string) ([]faas.JobResult, error)) {
+	b.Helper()
+	for i := 0; i < len(ids); i += size {
+		res, err := call(ctx, s, ids[i:min(i+size, len(ids))])
+		if err != nil {
+			b.Fatal(err)
 		}
-		res, err := s.CompleteJobs(ctx, cs)
-		require.NoError(b, err)
 		for _, r := range res {
-			require.Nil(b, r.Error)
+			if r.Error != nil {
+				b.Fatal(r.Error)
+			}
 		}
 	}
-	b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N), "cpu-ns/op")
 }
+
+func createJobs(ctx context.Context, s *sqlite.Store, ids []string) ([]faas.JobResult, error) {
+	js := make([]faas.Job, len(ids))
+	for k, id := range ids {
+		js[k] = faas.Job{ID: id, Owner: "ada", Function: "add", Args: json.RawMessage(`[4,5]`)}
+	}
+	return s.CreateJobs(ctx, js)
+}
+
+func startJobs(ctx context.Context, s *sqlite.Store, ids []string) ([]faas.JobResult, error) {
+	starts := make([]faas.Start, len(ids))
+	for k, id := range ids {
+		starts[k] = faas.Start{ID: id, Attempt: 1, Worker: "w"}
+	}
+	return s.StartJobs(ctx, starts)
+}
+
+func completeJobs(ctx context.Context, s *sqlite.Store, ids []string) ([]faas.JobResult, error) {
+	cs := make([]faas.Completion, len(ids))
+	for k, id := range ids {
+		cs[k] = faas.Completion{JobID: id, Attempt: 1, Result: json.RawMessage(`9`), Logs: "log line\n", Duration: time.Millisecond}
+	}
+	return s.CompleteJobs(ctx, cs)
+}
+
+func BenchmarkCreateJobs(b *testing.B)   { benchBatches(b, fresh, createJobs) }
+func BenchmarkStartJobs(b *testing.B)    { benchBatches(b, queued, startJobs) }
+func BenchmarkCompleteJobs(b *testing.B) { benchBatches(b, running, completeJobs) }

@@ -56,16 +56,17 @@ func (s *Store) LoadFinished(ctx context.Context, worker string, jobs []Finished
 			if err := lifecycle.Start(j.ID, 1, worker); err != nil {
 				return err
 			}
-			if _, err := scanJob(start.QueryRowContext(ctx, startJobArgs(j.ID, 1, worker)...)); err != nil {
+			args, scan := startRow(j.ID, 1, worker, lifecycle.Now())
+			if _, err := scan(start.QueryRowContext(ctx, args...)); err != nil {
 				return fmt.Errorf("load job %s: start: %w", j.ID, err)
 			}
 			c := f.Completion
 			c.JobID, c.Attempt = j.ID, 1
-			args, err := completeJobArgs(c)
+			args, scan, err = completeRow(c, lifecycle.Now())
 			if err != nil {
 				return err
 			}
-			if _, err := scanJob(complete.QueryRowContext(ctx, args...)); err != nil {
+			if _, err := scan(complete.QueryRowContext(ctx, args...)); err != nil {
 				return fmt.Errorf("load job %s: complete: %w", j.ID, err)
 			}
 		}

@@ -115,7 +115,7 @@ func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error
 			WHERE id = ?4 AND state = 'queued' AND attempt = ?5
 				AND EXISTS (SELECT 1 FROM versions
 					WHERE owner = jobs.owner AND name = jobs.function AND version = jobs.version)
-			RETURNING ` + jobColumns},
+			RETURNING ` + leaseColumns},
 		{&st.failGone, writer, `UPDATE jobs SET state = 'failed', finished = ?1, error = ?2
 			WHERE id = ?3 AND state = 'queued' AND attempt = ?4`},
 		{&st.pruneVersions, writer, pruneVersions},
@@ -126,7 +126,7 @@ func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error
 		{&st.completeJob, writer, `UPDATE jobs SET state = ?1, finished = ?2, result = ?3, error = ?4,
 				duration = ?5, billed = ?6, logs = ?7, streams = ?10, calls = ?11
 			WHERE id = ?8 AND state = 'running' AND attempt = ?9
-			RETURNING ` + jobColumns},
+			RETURNING ` + leaseColumns},
 		{&st.purgeJobs, writer, purgeJobs},
 
 		{&st.jobW, writer, `SELECT ` + jobColumns + ` FROM jobs WHERE id = ?`},

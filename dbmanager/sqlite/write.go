@@ -39,7 +39,7 @@ type jobWrite struct {
 	what    string
 	stmt    *sql.Stmt
 	args    []any
-	scan    func(*sql.Row) (faas.Job, error)
+	scan    func(scanner) (faas.Job, error)
 	refused func(ctx context.Context, tx *sql.Tx) (faas.Job, error)
 }
 

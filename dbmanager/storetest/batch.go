@@ -80,6 +80,8 @@ func testStartJobs(t *testing.T, s faas.Store) {
 	require.Equal(t, "w2", res[0].Job.Worker)
 	require.Equal(t, 1, res[0].Job.Attempt)
 	require.Equal(t, "w3", res[4].Job.Worker, "each row leases to its own worker")
+	requireStored(t, ctx, s, res[0].Job)
+	requireStored(t, ctx, s, res[4].Job)
 	got, err := s.Job(ctx, b.ID)
 	require.NoError(t, err)
 	require.Equal(t, faas.Queued, got.State, "a refused lease left its job alone")
@@ -110,6 +112,7 @@ func testCompleteJobs(t *testing.T, s faas.Store) {
 	}
 	require.Equal(t, faas.Succeeded, res[0].Job.State)
 	require.Equal(t, 3*time.Millisecond, res[0].Job.Billed)
+	requireStored(t, ctx, s, res[0].Job)
 	requireBilled(t, ctx, s, fx.user.Name, 3*time.Millisecond)
 	got, err := s.Job(ctx, b.ID)
 	require.NoError(t, err)

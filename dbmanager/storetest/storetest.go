@@ -553,10 +553,24 @@ func testRequeueJob(t *testing.T, s faas.Store) {
 	requireCode(t, err, faas.Conflict)
 	third, err := s.StartJob(ctx, j.ID, 3, "w3")
 	require.NoError(t, err)
-	_, err = s.CompleteJob(ctx, completion(third, time.Second))
+	requireStored(t, ctx, s, third)
+	failed := completion(third, time.Second)
+	failed.Result, failed.Error = nil, faas.Errorf(faas.Timeout, "ran out of time")
+	done, err := s.CompleteJob(ctx, failed)
 	require.NoError(t, err)
+	requireStored(t, ctx, s, done)
 	_, err = s.RequeueJob(ctx, j.ID, 3, lost1)
 	requireCode(t, err, faas.Conflict)
+}
+
+// requireStored checks that the job a write answered is the job as
+// stored, every field of it: a store may make the answer from what it
+// wrote rather than read the row back.
+func requireStored(t *testing.T, ctx context.Context, s faas.Store, j faas.Job) {
+	t.Helper()
+	got, err := s.Job(ctx, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, got, j)
 }
 
 func testCompleteJob(t *testing.T, s faas.Store) {
