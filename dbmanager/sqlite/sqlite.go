@@ -88,7 +88,14 @@ type Store struct {
 // more: its columns never change after the job is created. The
 // jobs_history index lists a user's jobs newest first a page at a time;
 // its columns never change either, so it costs an insert and a delete one
-// more index entry each and a job's transitions nothing.
+// more index entry each and a job's transitions nothing. The partial index
+// jobs_unfinished lists the jobs not finished yet, oldest first, for
+// PendingJobs. It holds the jobs whose finish time is unset, which are
+// exactly the queued and running ones, rather than naming the states: an
+// update that changes a column a partial index's condition names moves the
+// row's entry even when it stays in, and every start changes the state,
+// while only the one update that finishes a job sets its finish time. So a
+// start writes the jobs row alone, one page fewer in its commit.
 const schema = `
 CREATE TABLE IF NOT EXISTS users (
 	name       TEXT PRIMARY KEY,
@@ -137,7 +144,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 DROP INDEX IF EXISTS jobs_owner;
 CREATE INDEX IF NOT EXISTS jobs_version ON jobs(owner, function, version);
 CREATE INDEX IF NOT EXISTS jobs_history ON jobs(owner, created, id);
-CREATE INDEX IF NOT EXISTS jobs_pending ON jobs(created, id) WHERE state IN ('queued', 'running');
+CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs(created, id) WHERE finished = 0;
 CREATE INDEX IF NOT EXISTS jobs_failed ON jobs(created, id) WHERE state = 'failed';
 CREATE TRIGGER IF NOT EXISTS jobs_bill AFTER UPDATE OF billed ON jobs WHEN NEW.billed <> OLD.billed
 BEGIN
@@ -306,6 +313,9 @@ var migrations = []func(ctx context.Context, tx *sql.Tx) error{
 		}
 		return nil
 	},
+	// Pending jobs were indexed by state, which every start changes; the
+	// schema has created jobs_unfinished in its place.
+	execSQL(`DROP INDEX IF EXISTS jobs_pending`),
 }
 
 // indexes are the indexes on columns a migration may have added: they go

@@ -61,6 +61,23 @@ const failedJobs = `SELECT id, owner, function, version, NULL, state, attempt, w
 		finished, NULL, error, duration, billed, '', lost, trace, '', concurrency, triggered_by, parent, ''
 	FROM jobs WHERE state = 'failed' ORDER BY created DESC, id DESC LIMIT ?1`
 
+// startJob leases queued job ?4 at attempt ?5 as attempt ?1 to worker ?2
+// at ?3, if the version of its function is kept. It writes the jobs row
+// and no index, which TestStartWritesNoIndex checks.
+const startJob = `UPDATE jobs SET state = 'running', attempt = ?1, worker = ?2, started = ?3
+	WHERE id = ?4 AND state = 'queued' AND attempt = ?5
+		AND EXISTS (SELECT 1 FROM versions
+			WHERE owner = jobs.owner AND name = jobs.function AND version = jobs.version)
+	RETURNING ` + leaseColumns
+
+// pendingJobs lists the queued and running jobs, oldest first. Its
+// finished = 0 matches the partial index jobs_unfinished, which it walks in
+// order, reading just those jobs however many have finished;
+// TestPendingJobsUsesIndex checks the plan. The states are checked as well,
+// so that the answer does not rest on the index.
+const pendingJobs = `SELECT ` + jobColumns + ` FROM jobs
+	WHERE finished = 0 AND state IN ('queued', 'running') ORDER BY created, id`
+
 // children lists the IDs of the first ?2 jobs job ?1 submitted, oldest
 // first, from the partial index jobs_parent; TestChildrenUseIndex checks
 // the plan.
@@ -111,11 +128,7 @@ func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error
 			ON CONFLICT (id) DO NOTHING
 			RETURNING version, concurrency`},
 		{&st.deleteJob, writer, `DELETE FROM jobs WHERE id = ?`},
-		{&st.startJob, writer, `UPDATE jobs SET state = 'running', attempt = ?1, worker = ?2, started = ?3
-			WHERE id = ?4 AND state = 'queued' AND attempt = ?5
-				AND EXISTS (SELECT 1 FROM versions
-					WHERE owner = jobs.owner AND name = jobs.function AND version = jobs.version)
-			RETURNING ` + leaseColumns},
+		{&st.startJob, writer, startJob},
 		{&st.failGone, writer, `UPDATE jobs SET state = 'failed', finished = ?1, error = ?2
 			WHERE id = ?3 AND state = 'queued' AND attempt = ?4`},
 		{&st.pruneVersions, writer, pruneVersions},
@@ -143,8 +156,7 @@ func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error
 		{&st.children, reader, children},
 		{&st.purgeable, reader, purgeable},
 		{&st.readVersion, reader, `SELECT ` + functionColumns + ` FROM versions WHERE owner = ? AND name = ? AND version = ?`},
-		{&st.pendingJobs, reader, `SELECT ` + jobColumns + ` FROM jobs
-			WHERE state IN ('queued', 'running') ORDER BY created, id`},
+		{&st.pendingJobs, reader, pendingJobs},
 		{&st.usage, reader, usage},
 		{&st.userCount, reader, `SELECT count(*) FROM users`},
 		{&st.finished, reader, `SELECT outcome, jobs FROM finished`},

@@ -3,6 +3,8 @@ package sqlite
 import (
 	"context"
 	"encoding/json"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -184,4 +186,77 @@ func TestParentOfOlderDatabase(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []faas.Call{{Function: "add", Version: 3, Duration: time.Millisecond}}, done.Calls)
 	require.True(t, done.CallsTruncated)
+}
+
+// TestPendingJobsUsesIndex keeps listing the pending jobs, which the JQ
+// manager does when it starts, a walk of the partial index jobs_unfinished:
+// without it, the list would read every job ever kept.
+func TestPendingJobsUsesIndex(t *testing.T) {
+	t.Parallel()
+	s, ctx := openTemp(t)
+	plan := queryPlan(t, ctx, s, pendingJobs)
+	require.Contains(t, plan, "SCAN jobs USING INDEX jobs_unfinished")
+	for _, step := range plan {
+		require.NotContains(t, step, "TEMP B-TREE", "the list must not sort the pending jobs")
+	}
+}
+
+// TestStartWritesNoIndex keeps a start to the jobs row: an index the
+// update opens for writing is one whose entry it may move, a page more in
+// the commit of every start. jobs_failed is opened, since its condition
+// names the state, but holds failed jobs only, so the update checks the
+// condition on the row before and after and writes nothing to it.
+func TestStartWritesNoIndex(t *testing.T) {
+	t.Parallel()
+	s, ctx := openTemp(t)
+	indexes := map[int64]string{}
+	rows, err := s.writer.QueryContext(ctx, `SELECT rootpage, name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'jobs'`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var root int64
+		var name string
+		require.NoError(t, rows.Scan(&root, &name))
+		indexes[root] = name
+	}
+	require.NoError(t, rows.Err())
+	require.Contains(t, slices.Collect(maps.Values(indexes)), "jobs_unfinished")
+
+	// EXPLAIN lists the program's steps; OpenWrite's p2 is the root page
+	// of the table or index it opens.
+	rows, err = s.writer.QueryContext(ctx, "EXPLAIN "+startJob, 1, "w", 1, "j", 0)
+	require.NoError(t, err)
+	defer rows.Close()
+	for rows.Next() {
+		var addr, p1, p2, p3, p5 int64
+		var opcode string
+		var p4, comment any
+		require.NoError(t, rows.Scan(&addr, &opcode, &p1, &p2, &p3, &p4, &p5, &comment))
+		if name, ok := indexes[p2]; ok && opcode == "OpenWrite" && name != "jobs_failed" {
+			t.Errorf("a start opens index %s for writing", name)
+		}
+	}
+	require.NoError(t, rows.Err())
+}
+
+// TestPendingIndexOfOlderDatabase opens a database whose pending jobs
+// were indexed by state: the upgrade drops that index, and the pending
+// jobs are listed from its replacement.
+func TestPendingIndexOfOlderDatabase(t *testing.T) {
+	t.Parallel()
+	ctx, s, _ := olderDatabase(t, `DROP INDEX jobs_unfinished;
+		CREATE INDEX jobs_pending ON jobs(created, id) WHERE state IN ('queued', 'running'); PRAGMA user_version = 9`)
+	var names []string
+	rows, err := s.writer.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE name IN ('jobs_pending', 'jobs_unfinished')`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var name string
+		require.NoError(t, rows.Scan(&name))
+		names = append(names, name)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []string{"jobs_unfinished"}, names)
+	pending, err := s.PendingJobs(ctx)
+	require.NoError(t, err)
+	require.Len(t, pending, 1)
+	require.Equal(t, "j1", pending[0].ID)
 }
