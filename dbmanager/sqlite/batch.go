@@ -81,8 +81,17 @@ func (s *Store) commit(batch []*rowWrite) {
 	}
 	results := make([]error, len(batch))
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		// Bound to tx once per statement, not per row: binding allocates
+		// and takes database/sql's locks, and a batch's rows mostly share
+		// one statement.
+		bound := make(map[*sql.Stmt]*sql.Stmt, 1)
 		for i, w := range batch {
-			results[i] = w.scan(tx.StmtContext(ctx, w.stmt).QueryRowContext(ctx, w.args...))
+			stmt, ok := bound[w.stmt]
+			if !ok {
+				stmt = tx.StmtContext(ctx, w.stmt)
+				bound[w.stmt] = stmt
+			}
+			results[i] = w.scan(stmt.QueryRowContext(ctx, w.args...))
 			if results[i] != nil && !errors.Is(results[i], sql.ErrNoRows) {
 				return fmt.Errorf("batched write %d of %d: %w", i+1, len(batch), results[i])
 			}

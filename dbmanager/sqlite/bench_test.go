@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"faas/dbmanager/sqlite"
@@ -163,28 +164,44 @@ const (
 	running              // started as attempt 1 by worker w
 )
 
+// jobIDs are the kinds of job ID the batch benchmarks key jobs by:
+// random ones as the frontend makes them today (UUIDv4), and time-ordered
+// ones (UUIDv7). The jobs table is keyed by ID, so random IDs put the rows
+// of one batch, and of consecutive commits, on different pages, each a
+// page read, written to the log and checkpointed; time-ordered ones put
+// them on the same few.
+var jobIDs = []struct {
+	name string
+	make func() string
+}{
+	{"random", uuid.NewString},
+	{"ordered", func() string { return uuid.Must(uuid.NewV7()).String() }},
+}
+
 // benchBatches times call over b.N jobs, brought to from first, sent size
 // rows at a time and one call at a time, as the JQ manager's batcher sends
-// them, for each of batchSizes. An op is one job, so ns/op, allocs/op and
-// cpu-ns/op are per job; every row must be stored.
+// them, for each of batchSizes and jobIDs. An op is one job, so ns/op,
+// allocs/op and cpu-ns/op are per job; every row must be stored.
 func benchBatches(b *testing.B, from stage, call func(ctx context.Context, s *sqlite.Store, ids []string) ([]faas.JobResult, error)) {
-	for _, size := range batchSizes {
-		b.Run(fmt.Sprintf("rows=%d", size), func(b *testing.B) {
-			s, ctx := benchStore(b)
-			ids := make([]string, b.N)
-			for i := range ids {
-				ids[i] = fmt.Sprintf("job-%d", benchSeq.Add(1))
-			}
-			steps := []func(ctx context.Context, s *sqlite.Store, ids []string) ([]faas.JobResult, error){createJobs, startJobs}
-			for _, step := range steps[:from] {
-				inBatches(b, ctx, s, ids, faas.MaxBatch, step)
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			start := cpuTime(b)
-			inBatches(b, ctx, s, ids, size, call)
-			b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N), "cpu-ns/op")
-		})
+	for _, kind := range jobIDs {
+		for _, size := range batchSizes {
+			b.Run(fmt.Sprintf("ids=%s/rows=%d", kind.name, size), func(b *testing.B) {
+				s, ctx := benchStore(b)
+				ids := make([]string, b.N)
+				for i := range ids {
+					ids[i] = kind.make()
+				}
+				steps := []func(ctx context.Context, s *sqlite.Store, ids []string) ([]faas.JobResult, error){createJobs, startJobs}
+				for _, step := range steps[:from] {
+					inBatches(b, ctx, s, ids, faas.MaxBatch, step)
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				start := cpuTime(b)
+				inBatches(b, ctx, s, ids, size, call)
+				b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N), "cpu-ns/op")
+			})
+		}
 	}
 }
 
