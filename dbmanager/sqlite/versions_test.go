@@ -27,11 +27,18 @@ func TestPruneVersionsUsesIndex(t *testing.T) {
 // page would read and sort every job of the user.
 func TestJobPageUsesIndex(t *testing.T) {
 	t.Parallel()
+	requireIndexWalk(t, "SEARCH jobs USING INDEX jobs_history (owner=? AND (created,id)<(?,?))", jobPage, "ada", int64(1), "j", "", "", 50)
+}
+
+// requireIndexWalk checks that query's plan has step and sorts nothing,
+// the rows coming in the index's order.
+func requireIndexWalk(t *testing.T, step, query string, args ...any) {
+	t.Helper()
 	s, ctx := openTemp(t)
-	plan := queryPlan(t, ctx, s, jobPage, "ada", int64(1), "j", "", "", 50)
-	require.Contains(t, plan, "SEARCH jobs USING INDEX jobs_history (owner=? AND (created,id)<(?,?))")
-	for _, step := range plan {
-		require.NotContains(t, step, "TEMP B-TREE", "a page must not sort the user's jobs")
+	plan := queryPlan(t, ctx, s, query, args...)
+	require.Contains(t, plan, step)
+	for _, p := range plan {
+		require.NotContains(t, p, "TEMP B-TREE", "the rows must come in the index's order")
 	}
 }
 
@@ -40,12 +47,7 @@ func TestJobPageUsesIndex(t *testing.T) {
 // of every user.
 func TestFailedJobsUsesIndex(t *testing.T) {
 	t.Parallel()
-	s, ctx := openTemp(t)
-	plan := queryPlan(t, ctx, s, failedJobs, 20)
-	require.Contains(t, plan, "SCAN jobs USING INDEX jobs_failed")
-	for _, step := range plan {
-		require.NotContains(t, step, "TEMP B-TREE", "the list must not sort the failed jobs")
-	}
+	requireIndexWalk(t, "SCAN jobs USING INDEX jobs_failed", failedJobs, 20)
 }
 
 // olderDatabase makes a database with user ada, her function add and a
@@ -156,12 +158,7 @@ func TestFinishedOfOlderDatabase(t *testing.T) {
 // partial index jobs_parent, not a scan of every job.
 func TestChildrenUseIndex(t *testing.T) {
 	t.Parallel()
-	s, ctx := openTemp(t)
-	plan := queryPlan(t, ctx, s, children, "j1", 100)
-	require.Contains(t, plan, "SEARCH jobs USING COVERING INDEX jobs_parent (parent=?)")
-	for _, step := range plan {
-		require.NotContains(t, step, "TEMP B-TREE", "the children must come in index order")
-	}
+	requireIndexWalk(t, "SEARCH jobs USING COVERING INDEX jobs_parent (parent=?)", children, "j1", 100)
 }
 
 // TestParentOfOlderDatabase opens a database written before jobs had a
@@ -193,12 +190,7 @@ func TestParentOfOlderDatabase(t *testing.T) {
 // without it, the list would read every job ever kept.
 func TestPendingJobsUsesIndex(t *testing.T) {
 	t.Parallel()
-	s, ctx := openTemp(t)
-	plan := queryPlan(t, ctx, s, pendingJobs)
-	require.Contains(t, plan, "SCAN jobs USING INDEX jobs_unfinished")
-	for _, step := range plan {
-		require.NotContains(t, step, "TEMP B-TREE", "the list must not sort the pending jobs")
-	}
+	requireIndexWalk(t, "SCAN jobs USING INDEX jobs_unfinished", pendingJobs)
 }
 
 // TestStartWritesNoIndex keeps a start to the jobs row: an index the
