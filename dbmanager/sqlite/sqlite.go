@@ -82,20 +82,23 @@ type Store struct {
 // a replacement leaves that no queued or running job was submitted with,
 // and drop all of a deleted function's versions. So PutFunction and
 // DeleteFunction stay one statement each. Versions whose last pending job
-// finished after the replacement go at the next purge. The jobs_version
-// index finds the jobs of a version for that; it also serves the owner
-// cascade that the owner index it replaces served, so it costs no write
-// more: its columns never change after the job is created. The
-// jobs_history index lists a user's jobs newest first a page at a time;
-// its columns never change either, so it costs an insert and a delete one
-// more index entry each and a job's transitions nothing. The partial index
-// jobs_unfinished lists the jobs not finished yet, oldest first, for
+// finished after the replacement go at the next purge.
+//
+// The jobs_history index lists a user's jobs newest first a page at a
+// time, and, its first column being the owner, serves the cascade of a
+// user's deletion; its columns never change, so it costs an insert and a
+// delete one more index entry each and a job's transitions nothing. The
+// partial index jobs_unfinished holds the jobs not finished yet, by
+// function version: it finds the pending jobs of a version for the
+// triggers and the purge above, and lists every pending job for
 // PendingJobs. It holds the jobs whose finish time is unset, which are
 // exactly the queued and running ones, rather than naming the states: an
 // update that changes a column a partial index's condition names moves the
 // row's entry even when it stays in, and every start changes the state,
 // while only the one update that finishes a job sets its finish time. So a
-// start writes the jobs row alone, one page fewer in its commit.
+// start writes the jobs row alone, and a create two index entries. (An
+// index of every job by version, jobs_version, used to do the finding: one
+// more entry per create, and one per job kept, for the few pending ones.)
 const schema = `
 CREATE TABLE IF NOT EXISTS users (
 	name       TEXT PRIMARY KEY,
@@ -142,9 +145,8 @@ CREATE TABLE IF NOT EXISTS jobs (
 	calls    TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
 DROP INDEX IF EXISTS jobs_owner;
-CREATE INDEX IF NOT EXISTS jobs_version ON jobs(owner, function, version);
 CREATE INDEX IF NOT EXISTS jobs_history ON jobs(owner, created, id);
-CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs(created, id) WHERE finished = 0;
+CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs(owner, function, version, created, id) WHERE finished = 0;
 CREATE INDEX IF NOT EXISTS jobs_failed ON jobs(created, id) WHERE state = 'failed';
 CREATE TRIGGER IF NOT EXISTS jobs_bill AFTER UPDATE OF billed ON jobs WHEN NEW.billed <> OLD.billed
 BEGIN
@@ -313,9 +315,17 @@ var migrations = []func(ctx context.Context, tx *sql.Tx) error{
 		}
 		return nil
 	},
-	// Pending jobs were indexed by state, which every start changes; the
-	// schema has created jobs_unfinished in its place.
-	execSQL(`DROP INDEX IF EXISTS jobs_pending`),
+	// Pending jobs were indexed by state, which every start changes, and
+	// every job by function version; the schema has created
+	// jobs_unfinished in place of both. The triggers that look pending
+	// jobs up by version come back looking in it.
+	func(ctx context.Context, tx *sql.Tx) error {
+		if err := execSQL(`DROP INDEX IF EXISTS jobs_pending; DROP INDEX IF EXISTS jobs_version;
+			DROP TRIGGER IF EXISTS functions_created; DROP TRIGGER IF EXISTS functions_replaced`)(ctx, tx); err != nil {
+			return err
+		}
+		return execSQL(versionTriggers)(ctx, tx)
+	},
 }
 
 // indexes are the indexes on columns a migration may have added: they go
@@ -376,10 +386,12 @@ func migrate(ctx context.Context, db *sql.DB, fresh bool) error {
 }
 
 // versionPending selects a queued or running job submitted with the
-// version of the versions row at hand.
+// version of the versions row at hand. Its finished = 0 matches the partial
+// index jobs_unfinished, which it searches by version; the states are
+// checked as well, so that the answer does not rest on the index.
 const versionPending = `SELECT 1 FROM jobs WHERE jobs.owner = versions.owner
 	AND jobs.function = versions.name AND jobs.version = versions.version
-	AND jobs.state IN ('queued', 'running')`
+	AND jobs.finished = 0 AND jobs.state IN ('queued', 'running')`
 
 // Open opens (creating if needed) the database in dir.
 func Open(ctx context.Context, dir string) (*Store, error) {

@@ -71,10 +71,11 @@ const startJob = `UPDATE jobs SET state = 'running', attempt = ?1, worker = ?2, 
 	RETURNING ` + leaseColumns
 
 // pendingJobs lists the queued and running jobs, oldest first. Its
-// finished = 0 matches the partial index jobs_unfinished, which it walks in
-// order, reading just those jobs however many have finished;
-// TestPendingJobsUsesIndex checks the plan. The states are checked as well,
-// so that the answer does not rest on the index.
+// finished = 0 matches the partial index jobs_unfinished, which it walks,
+// reading just those jobs however many have finished, and sorts them: the
+// JQ manager lists them once, when it starts. TestPendingJobsUsesIndex
+// checks the plan. The states are checked as well, so that the answer does
+// not rest on the index.
 const pendingJobs = `SELECT ` + jobColumns + ` FROM jobs
 	WHERE finished = 0 AND state IN ('queued', 'running') ORDER BY created, id`
 
@@ -94,8 +95,8 @@ const usage = `SELECT
 	FROM users WHERE name = ?1`
 
 // pruneVersions deletes the function versions that are neither current
-// nor needed by a pending job. It looks the jobs of each version up in the
-// jobs_version index, which TestPruneVersionsUsesIndex checks.
+// nor needed by a pending job. It looks the pending jobs of each version up
+// in the jobs_unfinished index, which TestPruneVersionsUsesIndex checks.
 const pruneVersions = `DELETE FROM versions
 	WHERE NOT EXISTS (SELECT 1 FROM functions
 			WHERE owner = versions.owner AND name = versions.name AND version = versions.version)

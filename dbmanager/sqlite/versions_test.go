@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,7 +20,7 @@ func TestPruneVersionsUsesIndex(t *testing.T) {
 	t.Parallel()
 	s, ctx := openTemp(t)
 	plan := queryPlan(t, ctx, s, pruneVersions)
-	require.Contains(t, plan, "SEARCH jobs USING INDEX jobs_version (owner=? AND function=? AND version=?)")
+	require.Contains(t, plan, "SEARCH jobs USING INDEX jobs_unfinished (owner=? AND function=? AND version=?)")
 }
 
 // TestJobPageUsesIndex keeps a page of a user's jobs a walk of the
@@ -190,7 +191,8 @@ func TestParentOfOlderDatabase(t *testing.T) {
 // without it, the list would read every job ever kept.
 func TestPendingJobsUsesIndex(t *testing.T) {
 	t.Parallel()
-	requireIndexWalk(t, "SCAN jobs USING INDEX jobs_unfinished", pendingJobs)
+	s, ctx := openTemp(t)
+	require.Contains(t, queryPlan(t, ctx, s, pendingJobs), "SCAN jobs USING INDEX jobs_unfinished")
 }
 
 // TestStartWritesNoIndex keeps a start to the jobs row: an index the
@@ -231,14 +233,22 @@ func TestStartWritesNoIndex(t *testing.T) {
 }
 
 // TestPendingIndexOfOlderDatabase opens a database whose pending jobs
-// were indexed by state: the upgrade drops that index, and the pending
-// jobs are listed from its replacement.
+// were indexed by state, and every job by version, with triggers that
+// looked them up there: the upgrade drops both indexes and recreates the
+// triggers, which find a version's pending jobs in jobs_unfinished, and
+// the pending jobs are listed from it.
 func TestPendingIndexOfOlderDatabase(t *testing.T) {
 	t.Parallel()
-	ctx, s, _ := olderDatabase(t, `DROP INDEX jobs_unfinished;
-		CREATE INDEX jobs_pending ON jobs(created, id) WHERE state IN ('queued', 'running'); PRAGMA user_version = 9`)
+	ctx, s, f := olderDatabase(t, `DROP INDEX jobs_unfinished;
+		CREATE INDEX jobs_pending ON jobs(created, id) WHERE state IN ('queued', 'running');
+		CREATE INDEX jobs_version ON jobs(owner, function, version);
+		DROP TRIGGER functions_created; DROP TRIGGER functions_replaced;`+
+		strings.ReplaceAll(versionTriggers, "jobs.finished = 0 AND ", "")+`; PRAGMA user_version = 9`)
 	var names []string
-	rows, err := s.writer.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE name IN ('jobs_pending', 'jobs_unfinished')`)
+	rows, err := s.writer.QueryContext(ctx, `SELECT name FROM sqlite_master
+		WHERE name IN ('jobs_pending', 'jobs_version', 'jobs_unfinished')
+			OR (name = 'functions_replaced' AND sql LIKE '%jobs.finished = 0%')
+		ORDER BY name`)
 	require.NoError(t, err)
 	for rows.Next() {
 		var name string
@@ -246,9 +256,15 @@ func TestPendingIndexOfOlderDatabase(t *testing.T) {
 		names = append(names, name)
 	}
 	require.NoError(t, rows.Err())
-	require.Equal(t, []string{"jobs_unfinished"}, names)
+	require.Equal(t, []string{"functions_replaced", "jobs_unfinished"}, names)
 	pending, err := s.PendingJobs(ctx)
 	require.NoError(t, err)
 	require.Len(t, pending, 1)
 	require.Equal(t, "j1", pending[0].ID)
+
+	// The replaced version stays while j1 is pending.
+	_, _, err = s.PutFunction(ctx, faas.Function{Owner: "ada", Name: "add", Source: "(a,b)=>b+a"})
+	require.NoError(t, err)
+	_, err = s.FunctionVersion(ctx, "ada", "add", f.Version)
+	require.NoError(t, err)
 }
