@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/dop251/goja"
-	"github.com/google/uuid"
 
 	"faas/dbmanager/sqlite"
 	"faas/frontend"
@@ -286,7 +285,7 @@ func preload(ctx context.Context, log *slog.Logger, dir string, jobs, users int)
 		batch = batch[:0]
 		for i := done; i < min(jobs, done+preloadBatch); i++ {
 			batch = append(batch, sqlite.Finished{
-				Job:        faas.Job{ID: uuid.NewString(), Owner: owner(i), Function: "add", Args: json.RawMessage(`[1,2]`)},
+				Job:        faas.Job{ID: faas.NewJobID(), Owner: owner(i), Function: "add", Args: json.RawMessage(`[1,2]`)},
 				Completion: faas.Completion{Result: json.RawMessage(`3`), Duration: time.Millisecond},
 			})
 		}

@@ -16,8 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/google/uuid"
-
 	"faas/internal/platform"
 	"faas/proxies/bus"
 	"faas/proxies/faas"
@@ -188,7 +186,7 @@ func backlogMemory(ctx context.Context, log *slog.Logger, n, clients int) (idle,
 	start := time.Now()
 	step := max(n/10, 1)
 	if err := submitters(n, clients, func(i int) error {
-		_, err := queue.Submit(ctx, faas.Job{ID: uuid.NewString(), Owner: owner, Function: "add", Args: []byte(fmt.Sprintf("[%d,4]", i))})
+		_, err := queue.Submit(ctx, faas.Job{ID: faas.NewJobID(), Owner: owner, Function: "add", Args: []byte(fmt.Sprintf("[%d,4]", i))})
 		if i%step == 0 {
 			log.Info("bench: backlog", "submitted", i, "of", n, "jobs_per_sec", int(float64(i)/time.Since(start).Seconds()))
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"faas/frontend"
@@ -43,6 +44,12 @@ func TestReferenceFlow(t *testing.T) {
 		p.awaitJob(t, token, id)
 		ids = append(ids, id)
 	}
+	// Time-ordered ids: the Store's rows of jobs submitted together share
+	// pages (see faas.NewJobID).
+	for _, id := range ids {
+		require.Equal(t, uuid.Version(7), uuid.MustParse(id).Version(), id)
+	}
+	require.Less(t, ids[0], ids[1], "a later job's id sorts after")
 	rep := p.expect(t, http.StatusOK, "GET", "/j/"+ids[0]+"/res", token, nil)
 	require.JSONEq(t, "9", string(rep.Res))
 	rep = p.expect(t, http.StatusOK, "GET", "/j/"+ids[1]+"/res", token, nil)

@@ -70,7 +70,7 @@ func keyedJobID(owner, key string) string {
 func (s *Server) submit(ctx context.Context, job faas.Job, key string) (stored faas.Job, replayed bool, err error) {
 	job.Created = s.clock.now()
 	if key == "" {
-		job.ID = uuid.NewString()
+		job.ID = faas.NewJobID()
 		stored, err = s.queue.Submit(ctx, job)
 		return stored, false, err
 	}
