@@ -3,6 +3,10 @@ package pool_test
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,6 +59,67 @@ func BenchmarkPoolRun(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkPoolPaced is BenchmarkPoolRun with the jobs spaced out as a
+// busy worker's slot receives them, a pause between one job and the next,
+// and it reports the CPU time each job costs the sandbox process and this
+// (the worker's) process: an idle moment between jobs is where a process's
+// runtime spends on waking up and going back to sleep, which a loop of
+// jobs back to back never shows.
+func BenchmarkPoolPaced(b *testing.B) {
+	for _, gap := range []time.Duration{0, time.Millisecond, 5 * time.Millisecond} {
+		b.Run("gap="+gap.String(), func(b *testing.B) {
+			p := start(b, 1, pooltest.Mode)
+			j := pool.Job{
+				Key:     pool.Key{Owner: "bench", Name: "add", Version: 1},
+				Source:  `function add(a,b){return a+b}`,
+				Args:    json.RawMessage(`[4,5]`),
+				Limits:  sandbox.Limits{Timeout: 5 * time.Second},
+				OnLines: func([]faas.LogLine) {},
+			}
+			ctx := context.Background()
+			p.Run(ctx, j) // compiles it
+			pid := p.Pids()[0]
+			sandboxCPU, selfCPU := cpuTime(b, pid), cpuTime(b, os.Getpid())
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if gap > 0 {
+					time.Sleep(gap)
+				}
+				res := p.Run(ctx, j)
+				if res.Err != nil || string(res.Value) != "9" {
+					b.Fatalf("got %s %v", res.Value, res.Err)
+				}
+			}
+			b.ReportMetric(float64(cpuTime(b, pid)-sandboxCPU)/float64(b.N), "sandbox-cpu-ns/op")
+			b.ReportMetric(float64(cpuTime(b, os.Getpid())-selfCPU)/float64(b.N), "pool-cpu-ns/op")
+		})
+	}
+}
+
+// cpuTime is the CPU time process pid has used, to the nanosecond: the sum
+// of its threads' run times as the scheduler counts them.
+func cpuTime(b *testing.B, pid int) time.Duration {
+	b.Helper()
+	stats, err := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/schedstat")
+	if err != nil || len(stats) == 0 {
+		b.Fatalf("no threads of process %d: %v", pid, err)
+	}
+	var sum time.Duration
+	for _, f := range stats {
+		s, err := os.ReadFile(f)
+		if err != nil {
+			continue // a thread that ended meanwhile
+		}
+		ns, err := strconv.ParseInt(strings.Fields(string(s))[0], 10, 64)
+		if err != nil {
+			b.Fatalf("%s: %v", f, err)
+		}
+		sum += time.Duration(ns)
+	}
+	return sum
 }
 
 // BenchmarkPoolFusedCall is a job that makes one fused call, against the

@@ -51,6 +51,14 @@ const (
 // descriptor and descriptor 1 is pointed at stderr, which the worker keeps
 // for diagnostics.
 func ServeProcess(ctx context.Context) error {
+	// A sandbox runs one job at a time on one goroutine. A second
+	// processor only costs a wake-up per job: each job's timers (its
+	// deadline, the memory watchdog) wake an idle thread to watch them,
+	// which finds nothing to do and sleeps again. With one, the timers
+	// are run by the thread that runs the job; a job that never yields
+	// is preempted for them within 10 ms by the runtime's monitor, which
+	// the job's first system call woke.
+	runtime.GOMAXPROCS(1)
 	closeInherited()
 	outFD, err := unix.FcntlInt(1, unix.F_DUPFD_CLOEXEC, 3)
 	if err != nil {
@@ -61,17 +69,19 @@ func ServeProcess(ctx context.Context) error {
 	}
 	out := os.NewFile(uintptr(outFD), "sandbox-out")
 	defer out.Close()
-	// Stdin stays blocking: a read woken by the kernel returns sooner than
-	// one parked in the runtime's poller, some 10 us a job. Such a read
-	// cannot be interrupted, so when ctx ends (SIGTERM) a sandbox waiting
-	// for a job exits here; one running a job has that job cancelled and
-	// returns from Serve after replying.
-	in := &idleReader{ctx: ctx, r: os.Stdin}
-	stop := context.AfterFunc(ctx, func() {
-		if in.waiting.Load() {
-			os.Exit(0)
-		}
-	})
+	// Stdin is read through the runtime's poller: a goroutine waiting there
+	// holds no thread in a system call, so an idle sandbox has nothing
+	// left running and its runtime sleeps until the next job. A read
+	// blocked in the kernel keeps its processor in a system call instead,
+	// which keeps the runtime's monitor thread polling every 20-40 us for
+	// as long as the sandbox waits: it cost a sandbox under load several
+	// times the CPU of its jobs. Ending ctx (SIGTERM) ends a wait for a
+	// job; a running job is cancelled and replied to first.
+	if err := syscall.SetNonblock(0, true); err != nil {
+		return fmt.Errorf("sandbox: read stdin through the poller: %w", err)
+	}
+	in := os.NewFile(0, "sandbox-in")
+	stop := context.AfterFunc(ctx, func() { in.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	// Read unbuffered: the jobs that follow are serve's to read.
 	var set setup
@@ -85,24 +95,6 @@ func ServeProcess(ctx context.Context) error {
 		return err
 	}
 	return nil
-}
-
-// idleReader tells whether a read is waiting, and reads nothing more once
-// ctx has ended: a read that starts just as ctx ends, too late to be seen
-// waiting, ends at once.
-type idleReader struct {
-	ctx     context.Context
-	r       io.Reader
-	waiting atomic.Bool
-}
-
-func (r *idleReader) Read(p []byte) (int, error) {
-	r.waiting.Store(true)
-	defer r.waiting.Store(false)
-	if r.ctx.Err() != nil {
-		return 0, io.EOF
-	}
-	return r.r.Read(p)
 }
 
 // serve puts up the fences set asks for, then reads jobs from in and
