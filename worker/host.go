@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 
 	"github.com/google/uuid"
 
@@ -23,7 +22,7 @@ type jobHost struct {
 	stop  context.Context
 	owner string
 	lease faas.Lease
-	log   *slog.Logger
+	log   jobLog
 }
 
 var _ pool.Host = jobHost{}
@@ -100,6 +99,6 @@ func (h jobHost) shown(what, name string, err error) error {
 // failed logs a failure the job cannot be told the details of, and
 // answers what it is told.
 func (h jobHost) failed(what, name string, err error) error {
-	h.log.Warn(what+" for a running job", "callee", name, "err", err)
+	h.log().Warn(what+" for a running job", "callee", name, "err", err)
 	return faas.Errorf(faas.Unavailable, "%s %s: the platform did not answer, retry later", what, name)
 }

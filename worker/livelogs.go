@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -22,9 +21,13 @@ import (
 type liveLogs struct {
 	w     *Worker
 	lease faas.Lease
-	log   *slog.Logger
-	ctx   context.Context
-	stop  context.CancelFunc
+	log   jobLog
+	// parent is the job's context; ctx, made from it with the first
+	// lines, ends the shipping. Most jobs print nothing and need neither
+	// it nor close's timer.
+	parent context.Context
+	ctx    context.Context
+	stop   context.CancelFunc
 
 	mu      sync.Mutex
 	pending []faas.LogLine
@@ -34,15 +37,17 @@ type liveLogs struct {
 }
 
 // liveLogs ships the lines of lease's run while ctx, the job's, lasts.
-func (w *Worker) liveLogs(ctx context.Context, lease faas.Lease, log *slog.Logger) *liveLogs {
-	ctx, stop := context.WithCancel(ctx)
-	return &liveLogs{w: w, lease: lease, log: log, ctx: ctx, stop: stop}
+func (w *Worker) liveLogs(ctx context.Context, lease faas.Lease, log jobLog) *liveLogs {
+	return &liveLogs{w: w, lease: lease, log: log, parent: ctx}
 }
 
 // add queues lines for the queue; it never blocks on the bus.
 func (l *liveLogs) add(lines []faas.LogLine) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.ctx == nil {
+		l.ctx, l.stop = context.WithCancel(l.parent)
+	}
 	l.pending = append(l.pending, lines...)
 	l.streams = faas.AppendStreams(l.streams, lines)
 	if !l.sending {
@@ -68,7 +73,7 @@ func (l *liveLogs) send() {
 		err := l.w.queue.AppendLogs(ctx, l.w.cfg.ID, l.lease, batch)
 		cancel()
 		if err != nil && l.ctx.Err() == nil {
-			l.log.Debug("live logs not shipped", "err", err, "lines", len(batch))
+			l.log().Debug("live logs not shipped", "err", err, "lines", len(batch))
 		}
 	}
 }
@@ -84,6 +89,12 @@ func (l *liveLogs) record() string {
 // no longer than one request's timeout: a queue out of reach must not
 // hold up the completion, which carries every line anyway.
 func (l *liveLogs) close() {
+	l.mu.Lock()
+	shipped := l.ctx != nil
+	l.mu.Unlock()
+	if !shipped {
+		return
+	}
 	giveUp := time.AfterFunc(l.w.cfg.RequestTimeout, l.stop)
 	l.sent.Wait()
 	giveUp.Stop()

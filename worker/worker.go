@@ -384,10 +384,7 @@ var errDrained = errors.New("drain grace over")
 func (w *Worker) handle(stop context.Context, j faas.Job, ran func()) {
 	ran = sync.OnceFunc(ran)
 	defer ran()
-	log := w.log.With("job_id", j.ID, "user", j.Owner, "function", j.Function, "attempt", j.Attempt)
-	if id := tracing.ID(j.Trace); id != "" {
-		log = log.With("trace_id", id)
-	}
+	log := w.jobLog(j)
 	lease := faas.Lease{ID: j.ID, Attempt: j.Attempt}
 	// A stopping worker finishes its jobs, for DrainGrace: the job's
 	// context ends when the lease is lost or the grace is over.
@@ -395,9 +392,7 @@ func (w *Worker) handle(stop context.Context, j faas.Job, ran func()) {
 	defer cancel(nil)
 	w.hold(lease, cancel)
 	defer w.drop(lease)
-	ended := make(chan struct{})
-	defer close(ended)
-	go w.drainGrace(stop, ended, cancel)
+	defer w.drainGrace(stop, cancel)()
 
 	c := faas.Completion{JobID: j.ID, Attempt: j.Attempt}
 	key := pool.Key{Owner: j.Owner, Name: j.Function, Version: j.Version}
@@ -429,7 +424,7 @@ func (w *Worker) handle(stop context.Context, j faas.Job, ran func()) {
 		live.close()
 		switch cause := context.Cause(ctx); {
 		case errors.Is(cause, errLeaseLost):
-			log.Info("lease lost while running, outcome dropped")
+			log().Info("lease lost while running, outcome dropped")
 			return
 		case errors.Is(cause, errDrained):
 			w.release(lease, log, cause)
@@ -440,7 +435,7 @@ func (w *Worker) handle(stop context.Context, j faas.Job, ran func()) {
 	case faas.ErrorCode(err) == faas.FunctionDeleted || faas.ErrorCode(err) == faas.Invalid || faas.ErrorCode(err) == faas.TooLarge:
 		c.Error = faas.AsError(err)
 	case errors.Is(context.Cause(ctx), errLeaseLost):
-		log.Info("lease lost before running")
+		log().Info("lease lost before running")
 		return
 	default:
 		// Stopping, with the function out of reach: give the job back for
@@ -453,6 +448,23 @@ func (w *Worker) handle(stop context.Context, j faas.Job, ran func()) {
 	ctx, span := tracing.Start(ctx, j.Trace, "completion")
 	defer span.End()
 	w.finish(ctx, c, log)
+}
+
+// jobLog gives the logger of one job's lines, made at its first use:
+// most jobs log nothing at the info level, and a logger formats its
+// attributes when it is made, which cost a job more than its pipe to the
+// sandbox.
+type jobLog func() *slog.Logger
+
+// jobLog is the job log of j, its lines naming the job and its trace.
+func (w *Worker) jobLog(j faas.Job) jobLog {
+	return sync.OnceValue(func() *slog.Logger {
+		log := w.log.With("job_id", j.ID, "user", j.Owner, "function", j.Function, "attempt", j.Attempt)
+		if id := tracing.ID(j.Trace); id != "" {
+			log = log.With("trace_id", id)
+		}
+		return log
+	})
 }
 
 // memoryOf is the memory cap a job of fn runs with: the function's own, or
@@ -481,25 +493,37 @@ func (w *Worker) run(ctx context.Context, job pool.Job) sandbox.Result {
 	return w.sandboxes.Run(ctx, job)
 }
 
-// drainGrace cancels a job's run with errDrained once the worker has been
-// stopping for DrainGrace, unless the job ended first.
-func (w *Worker) drainGrace(stop context.Context, ended <-chan struct{}, cancel context.CancelCauseFunc) {
-	select {
-	case <-stop.Done():
-	case <-ended:
-		return
-	}
-	t := time.NewTimer(w.cfg.DrainGrace)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		cancel(errDrained)
-	case <-ended:
+// drainGrace arranges for a job's run to be cancelled with errDrained once
+// the worker has been stopping for DrainGrace, unless the job ended first;
+// the job calls the function it returns when it ends. It costs a job no
+// goroutine and no timer until the worker stops: a goroutine waiting for
+// either end was a wake-up per job.
+func (w *Worker) drainGrace(stop context.Context, cancel context.CancelCauseFunc) (ended func()) {
+	var mu sync.Mutex
+	var grace *time.Timer
+	done := false
+	unhook := context.AfterFunc(stop, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !done {
+			grace = time.AfterFunc(w.cfg.DrainGrace, func() { cancel(errDrained) })
+		}
+	})
+	return func() {
+		if unhook() {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		done = true
+		if grace != nil {
+			grace.Stop()
+		}
 	}
 }
 
 // outcome fills in c from a run's result.
-func outcome(c faas.Completion, res sandbox.Result, limit time.Duration, log *slog.Logger) faas.Completion {
+func outcome(c faas.Completion, res sandbox.Result, limit time.Duration, log jobLog) faas.Completion {
 	// The bill stops at the limit the user chose, even when the sandbox
 	// had to be killed in the grace after it.
 	if limit <= 0 {
@@ -517,7 +541,7 @@ func outcome(c faas.Completion, res sandbox.Result, limit time.Duration, log *sl
 		c.Result = res.Value
 	case res.Err.Code == faas.Internal:
 		// The details are for operators, not for the user.
-		log.Error("sandbox failed", "err", res.Err.Message)
+		log().Error("sandbox failed", "err", res.Err.Message)
 		c.Error = faas.Errorf(faas.Internal, "internal error")
 	default:
 		c.Error = res.Err
@@ -594,11 +618,14 @@ const maxRecordWait = 30 * time.Second
 // with the outcomes of the other slots in one batch, and retries while
 // the queue or the Store does not answer. A lease lost meanwhile, or the
 // job deleted, is normal and ends here quietly.
-func (w *Worker) finish(ctx context.Context, c faas.Completion, log *slog.Logger) {
-	log = log.With("duration", c.Duration)
-	if c.Error != nil {
-		log = log.With("code", c.Error.Code)
-	}
+func (w *Worker) finish(ctx context.Context, c faas.Completion, jobLog jobLog) {
+	log := sync.OnceValue(func() *slog.Logger {
+		log := jobLog().With("duration", c.Duration)
+		if c.Error != nil {
+			log = log.With("code", c.Error.Code)
+		}
+		return log
+	})
 	deadline := time.Now().Add(maxRecordWait)
 	for failures := 1; ; failures++ {
 		refused, err := w.completions.Do(ctx, c)
@@ -608,34 +635,36 @@ func (w *Worker) finish(ctx context.Context, c faas.Completion, log *slog.Logger
 		code := faas.ErrorCode(err)
 		switch {
 		case err == nil:
-			log.Debug("job finished")
+			if w.log.Enabled(ctx, slog.LevelDebug) {
+				log().Debug("job finished")
+			}
 			w.jobs.recorded(c)
 			return
 		case code == faas.Conflict || code == faas.NotFound:
-			log.Info("job no longer ours, outcome dropped", "reason", err)
+			log().Info("job no longer ours, outcome dropped", "reason", err)
 			return
 		case ctx.Err() != nil:
-			log.Info("lease lost while recording outcome")
+			log().Info("lease lost while recording outcome")
 			return
 		case code == faas.Invalid || time.Now().After(deadline):
-			log.Error("could not record outcome, the queue will run the job again", "err", err)
+			log().Error("could not record outcome, the queue will run the job again", "err", err)
 			return
 		}
 		w.logFailure(failures, "record outcome", err)
 		if !retry.Sleep(ctx, failures) {
-			log.Info("lease lost while recording outcome")
+			log().Info("lease lost while recording outcome")
 			return
 		}
 	}
 }
 
 // release gives a job back to the queue.
-func (w *Worker) release(l faas.Lease, log *slog.Logger, why error) {
-	log.Info("giving the job back", "reason", why)
+func (w *Worker) release(l faas.Lease, log jobLog, why error) {
+	log().Info("giving the job back", "reason", why)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*w.cfg.RequestTimeout)
 	defer cancel()
 	if err := w.queue.Release(ctx, l, "worker stopping: "+why.Error()); err != nil {
-		log.Warn("could not give the job back; its lease will expire", "err", err)
+		log().Warn("could not give the job back; its lease will expire", "err", err)
 	}
 }
 

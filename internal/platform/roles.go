@@ -74,6 +74,11 @@ func RunRole(ctx context.Context, name string, log *slog.Logger) error {
 			}
 			defer flushTraces(flush, log)
 		}
+		stop, err := startProfile(name, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
 		return r.run(ctx, log)
 	}
 	return fmt.Errorf("%w %q", ErrUnknownRole, name)

@@ -13,6 +13,7 @@
 package pool
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -421,7 +422,8 @@ func startChild(cfg Config, fork func(*exec.Cmd) error, netNS bool) (*child, err
 		inW.Close()
 		return nil, err
 	}
-	c := &child{in: inW, out: outR, enc: newEncoder(), dec: decoder{r: outR}, stderr: &stderrBuffer{}, exited: make(chan struct{})}
+	// Buffered, so that a reply's head and body come in one read.
+	c := &child{in: inW, out: outR, enc: newEncoder(), dec: decoder{r: bufio.NewReaderSize(outR, 4<<10)}, stderr: &stderrBuffer{}, exited: make(chan struct{})}
 	c.cmd = exec.Command(cfg.Command[0], cfg.Command[1:]...)
 	// Not nil, which would mean this process's environment.
 	c.cmd.Env = append([]string{}, cfg.Env...)
