@@ -43,6 +43,14 @@ type Config struct {
 	// Concurrency is the number of jobs run at once, each in its own
 	// sandbox process; 0 means faas.SlotsPerCPU per CPU.
 	Concurrency int `envconfig:"FAAS_WORKER_CONCURRENCY" desc:"jobs run at once, one sandbox process each; 0 is faas.SlotsPerCPU (4) per CPU"`
+	// Procs is how many processors the Go runtime of a worker process
+	// uses (its GOMAXPROCS); 0 leaves the runtime's default, one per CPU.
+	// A worker's own work is handing jobs between the bus and its
+	// sandboxes, mostly waiting; with fewer processors it hands them over
+	// on fewer threads, which wake each other less (see README,
+	// Sandboxes). It applies to the worker role's process, not to a
+	// Worker built in another program.
+	Procs int `envconfig:"FAAS_WORKER_PROCS" desc:"processors the worker process uses (GOMAXPROCS); 0 is one per CPU"`
 	// ID names the worker to the queue; empty means hostname-pid.
 	ID string `envconfig:"FAAS_WORKER_ID" desc:"worker name to the queue; empty is hostname-pid"`
 	// RequestTimeout is the wait for one reply from a manager.
@@ -154,6 +162,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Concurrency < 1:
 		return fmt.Errorf("worker config: FAAS_WORKER_CONCURRENCY is %d, want at least 1", c.Concurrency)
+	case c.Procs < 0:
+		return fmt.Errorf("worker config: FAAS_WORKER_PROCS is %d, want 0 (one per CPU) or more", c.Procs)
 	case c.ID == "":
 		return errors.New("worker config: FAAS_WORKER_ID is empty")
 	case c.RequestTimeout <= 0:

@@ -597,7 +597,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 func TestLoadConfig(t *testing.T) {
 	// Set, then unset: t.Setenv restores the environment afterwards.
 	for _, name := range []string{"DB_URL", "FAAS_WORKER_CONCURRENCY", "FAAS_WORKER_ID", "FAAS_WORKER_POLL", "FAAS_SANDBOX_MEMORY_MB",
-		"FAAS_SANDBOX_MAX_MEMORY_MB", "FAAS_WORKER_MEMORY_MB", "FAAS_MAX_CALL_DEPTH"} {
+		"FAAS_SANDBOX_MAX_MEMORY_MB", "FAAS_WORKER_MEMORY_MB", "FAAS_MAX_CALL_DEPTH", "FAAS_WORKER_PROCS"} {
 		t.Setenv(name, "")
 		require.NoError(t, os.Unsetenv(name))
 	}
@@ -616,6 +616,7 @@ func TestLoadConfig(t *testing.T) {
 	assert.Equal(t, 1024, cfg.SandboxMaxMemoryMB)
 	assert.Equal(t, max(runtime.NumCPU()*faas.SlotsPerCPU*256, 1024), cfg.MemoryMB)
 	assert.Equal(t, 8, cfg.MaxCallDepth)
+	assert.Zero(t, cfg.Procs, "the runtime's default")
 
 	t.Setenv("FAAS_WORKER_CONCURRENCY", "-2")
 	_, err = worker.LoadConfig()
@@ -637,6 +638,14 @@ func TestLoadConfig(t *testing.T) {
 		_, err = worker.LoadConfig()
 		assert.ErrorContains(t, err, "FAAS_MAX_CALL_DEPTH is "+depth+", want 1 to 64")
 	}
+	t.Setenv("FAAS_MAX_CALL_DEPTH", "8")
+	t.Setenv("FAAS_WORKER_PROCS", "-1")
+	_, err = worker.LoadConfig()
+	assert.ErrorContains(t, err, "FAAS_WORKER_PROCS is -1, want 0 (one per CPU) or more")
+	t.Setenv("FAAS_WORKER_PROCS", "1")
+	cfg, err = worker.LoadConfig()
+	require.NoError(t, err)
+	assert.Equal(t, 1, cfg.Procs)
 }
 
 // memoryFunction stores a function of eve's that asks for mb of memory

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"faas/dbmanager"
@@ -181,6 +182,9 @@ func runWorker(ctx context.Context, log *slog.Logger) error {
 	cfg, err := worker.LoadConfig()
 	if err != nil {
 		return err
+	}
+	if cfg.Procs > 0 {
+		runtime.GOMAXPROCS(cfg.Procs)
 	}
 	reg, metricsSrv, err := roleMetrics("worker", log)
 	if err != nil {
