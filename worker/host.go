@@ -67,7 +67,7 @@ func (h jobHost) Submit(ctx context.Context, name string, args json.RawMessage) 
 	if err := checkName(name); err != nil {
 		return "", err
 	}
-	j, err := h.w.queue.SubmitChild(ctx, h.w.cfg.ID, h.lease, faas.Job{ID: uuid.NewString(), Function: name, Args: args})
+	j, err := h.w.queue.SubmitChild(ctx, h.w.cfg.ID, h.lease, faas.Job{ID: faas.NewJobID(), Function: name, Args: args})
 	if err != nil {
 		return "", h.shown("submit child job", name, err)
 	}
