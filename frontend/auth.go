@@ -89,22 +89,30 @@ func bearer(header string) (string, bool) {
 // errBadToken answers a well-formed token that matches no user.
 var errBadToken = faas.Errorf(faas.Unauthorized, "invalid bearer token")
 
-// tokenTTL is how long a token's user is remembered. A user deleted
-// through any frontend is forgotten at once: by this process itself, or
-// through the job queue's UserRevoked event. The TTL bounds how long a
-// deleted user's token can still work here when that event cannot come
-// (the queue unreachable); a few seconds still spare most requests a DB
-// round trip.
+// tokenTTL bounds how long a deleted user's token can still work here:
+// a token's user is remembered for tokenTTL from the lookup, and beyond
+// that only while this process can prove it would have heard of the
+// deletion (tokenCache.get).
 const tokenTTL = 5 * time.Second
+
+// tokenMaxAge is how long a token's user is remembered at most, while
+// this process keeps up with the queue's events: it bounds what a
+// deletion the queue never heard of (the frontend that made it could not
+// reach the queue) leaves behind on other frontends.
+const tokenMaxAge = 5 * time.Minute
 
 // tokenCacheSize bounds the memory the cache can take.
 const tokenCacheSize = 10000
 
-// tokenCache remembers token key -> user name for tokenTTL. Only hits on
-// real users are stored, so random tokens cannot fill it.
+// tokenCache remembers token key -> user name for ttl, or, with trust,
+// longer. Only hits on real users are stored, so random tokens cannot
+// fill it.
 type tokenCache struct {
 	ttl time.Duration
 	max int
+	// maxAge and caughtUp, when set (trust), keep an entry past ttl.
+	maxAge   time.Duration
+	caughtUp func() time.Time
 
 	mu      sync.Mutex
 	entries map[tokenKey]cached
@@ -114,12 +122,39 @@ type tokenCache struct {
 }
 
 type cached struct {
-	user    string
-	expires time.Time
+	user string
+	at   time.Time
 }
 
 func newTokenCache(ttl time.Duration, max int) *tokenCache {
 	return &tokenCache{ttl: ttl, max: max, entries: make(map[tokenKey]cached)}
+}
+
+// trust keeps entries up to maxAge old while caughtUp (the watch of the
+// queue's events, jqproxy.Watch.CaughtUp) is less than ttl ago. Why that
+// is as safe as ttl alone: a user's tokens are voided in the Store first,
+// then the queue is told, and its UserRevoked event (or a gap in the
+// events, which forgets everything) reaches forget here. An entry is
+// either put before that forget, which drops it, or after it, which the
+// generation check refuses unless the lookup began after the forget, and
+// then read the Store after the change. So an entry outlives a
+// revocation only until the watch follows the revocation's event, and
+// caughtUp less than ttl ago means every event added to the queue more
+// than ttl ago has been followed: a token revoked through the queue stops
+// working here within ttl, as with ttl alone. A revocation the queue
+// never heard of (voidTokens logs it) is bounded by maxAge instead.
+// Call it before the cache is used.
+func (tc *tokenCache) trust(maxAge time.Duration, caughtUp func() time.Time) {
+	tc.maxAge, tc.caughtUp = maxAge, caughtUp
+}
+
+// valid reports whether e may still be used at now. Callers hold mu.
+func (tc *tokenCache) valid(e cached, now time.Time) bool {
+	age := now.Sub(e.at)
+	if age < tc.ttl {
+		return true
+	}
+	return tc.caughtUp != nil && age < tc.maxAge && now.Sub(tc.caughtUp()) < tc.ttl
 }
 
 func (tc *tokenCache) get(hash tokenKey, now time.Time) (string, bool) {
@@ -129,7 +164,7 @@ func (tc *tokenCache) get(hash tokenKey, now time.Time) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	if now.After(e.expires) {
+	if !tc.valid(e, now) {
 		delete(tc.entries, hash)
 		return "", false
 	}
@@ -154,14 +189,14 @@ func (tc *tokenCache) put(hash tokenKey, user string, now time.Time, gen uint64)
 	if len(tc.entries) >= tc.max {
 		tc.evict(now)
 	}
-	tc.entries[hash] = cached{user: user, expires: now.Add(tc.ttl)}
+	tc.entries[hash] = cached{user: user, at: now}
 }
 
 // evict makes room: expired entries first, then arbitrary ones (map order),
 // which only costs their owners one extra lookup.
 func (tc *tokenCache) evict(now time.Time) {
 	for h, e := range tc.entries {
-		if now.After(e.expires) {
+		if !tc.valid(e, now) {
 			delete(tc.entries, h)
 		}
 	}
@@ -213,7 +248,10 @@ func (s *Server) tokenUser(ctx context.Context, addr func() string, header strin
 		return "", err
 	}
 	key := keyOf(token)
-	if user, ok := s.tokens.get(key, time.Now()); ok {
+	// The entry is dated from before the Store read, so its age bounds
+	// how long ago the Store last said the token was valid.
+	now := time.Now()
+	if user, ok := s.tokens.get(key, now); ok {
 		return user, nil
 	}
 	if err := s.mayLookUp(key, addr()); err != nil {
@@ -230,7 +268,7 @@ func (s *Server) tokenUser(ctx context.Context, addr func() string, header strin
 	if err != nil {
 		return "", fmt.Errorf("look up token: %w", err)
 	}
-	s.tokens.put(key, u.Name, time.Now(), gen)
+	s.tokens.put(key, u.Name, now, gen)
 	return u.Name, nil
 }
 

@@ -120,6 +120,10 @@ type Config struct {
 	// too, serves.
 	Metrics prometheus.Registerer `ignored:"true"`
 	Scrape  prometheus.Gatherer   `ignored:"true"`
+
+	// tokenTTL and tokenMaxAge are the token cache's bounds (auth.go);
+	// zero takes tokenTTL and tokenMaxAge. Only tests shorten them.
+	tokenTTL, tokenMaxAge time.Duration
 }
 
 // The defaults of the wait caps, for a Config built in code.
@@ -239,6 +243,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StatusCacheTTL == 0 {
 		c.StatusCacheTTL = defaultStatusCacheTTL
+	}
+	if c.tokenTTL == 0 {
+		c.tokenTTL = tokenTTL
+	}
+	if c.tokenMaxAge == 0 {
+		c.tokenMaxAge = tokenMaxAge
 	}
 	if c.Metrics == nil {
 		reg := metrics.NewRegistry("frontend")

@@ -232,6 +232,45 @@ func TestTokenCache(t *testing.T) {
 	require.False(t, ok, "cached across a forget")
 }
 
+// TestTokenCacheTrust: past its TTL an entry lasts only while the watch of
+// the queue's events caught up less than a TTL ago, and never past its
+// longest age; without trust the TTL alone decides.
+func TestTokenCacheTrust(t *testing.T) {
+	t.Parallel()
+	const ttl, maxAge = time.Second, time.Minute
+	now := time.Now()
+	for _, tc := range []struct {
+		name     string
+		trust    bool
+		age      time.Duration
+		caughtUp time.Duration // before now; 0 for never
+		valid    bool
+	}{
+		{"young, never caught up", true, ttl - time.Millisecond, 0, true},
+		{"old, caught up just now", true, 30 * time.Second, time.Millisecond, true},
+		{"old, caught up a TTL ago", true, 30 * time.Second, ttl, false},
+		{"old, never caught up", true, 30 * time.Second, 0, false},
+		{"past the longest age, caught up just now", true, maxAge, time.Millisecond, false},
+		{"old without trust", false, ttl, time.Millisecond, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := newTokenCache(ttl, 10)
+			if tc.trust {
+				c.trust(maxAge, func() time.Time {
+					if tc.caughtUp == 0 {
+						return time.Time{}
+					}
+					return now.Add(-tc.caughtUp)
+				})
+			}
+			c.put(keyOf("t"), "ann", now.Add(-tc.age), 0)
+			_, ok := c.get(keyOf("t"), now)
+			require.Equal(t, tc.valid, ok)
+		})
+	}
+}
+
 func TestParseArgs(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{

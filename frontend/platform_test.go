@@ -38,8 +38,8 @@ import (
 type platform struct {
 	url    string
 	client *http.Client
-	// stopDB stops the DB manager ahead of cleanup.
-	stopDB func()
+	// stopDB and stopJQ stop the DB and JQ managers ahead of cleanup.
+	stopDB, stopJQ func()
 	// store and queue are the proxies the frontend uses, for tests that
 	// start a second frontend.
 	store faas.Store
@@ -190,7 +190,7 @@ func startPlatform(t testing.TB, opts ...option) *platform {
 	}
 	jq, err := jqmanager.New(jqCfg, jqStore, log.With("component", "jqmanager"))
 	require.NoError(t, err)
-	run("jqmanager", jq.Run)
+	stopJQ := run("jqmanager", jq.Run)
 
 	wStore, wQueue := dial("worker", db.Endpoint(), jq.Endpoint())
 	sandboxCmd, sandboxEnv := pooltest.Command()
@@ -221,6 +221,7 @@ func startPlatform(t testing.TB, opts ...option) *platform {
 		url:    "http://" + fe.Addr(),
 		client: &http.Client{Timeout: 90 * time.Second},
 		stopDB: stopDB,
+		stopJQ: stopJQ,
 		store:  store,
 		queue:  queue,
 		log:    log,

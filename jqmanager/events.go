@@ -12,9 +12,6 @@ import (
 // result stays out of it; the frontend reads it from the Store instead.
 const maxEventResult = 8 << 10
 
-// maxEventsPage bounds the events one reply carries.
-const maxEventsPage = 512
-
 // ring is the bounded memory of recent events. Sequence numbers start at
 // the time the manager started, in nanoseconds, so that a cursor from an
 // earlier run of the manager is always before the oldest event of this
@@ -52,7 +49,7 @@ func (r *ring) after(since uint64) faas.Events {
 		return faas.Events{Next: r.head, Gap: true}
 	}
 	var page faas.Events
-	for s := since + 1; s <= r.head && len(page.List) < maxEventsPage; s++ {
+	for s := since + 1; s <= r.head && len(page.List) < faas.MaxEventsPage; s++ {
 		page.List = append(page.List, r.buf[s%uint64(len(r.buf))])
 	}
 	page.Next = since + uint64(len(page.List))

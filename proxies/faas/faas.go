@@ -459,6 +459,11 @@ type Event struct {
 	Lines []LogLine `json:"lines,omitempty"`
 }
 
+// MaxEventsPage bounds the events one page carries. A shorter page holds
+// every event up to the moment the queue read it, which is how a reader
+// knows it has caught up (jqproxy.Watch.CaughtUp).
+const MaxEventsPage = 512
+
 // Events is one page of the job queue's events.
 type Events struct {
 	List []Event `json:"list,omitempty"`

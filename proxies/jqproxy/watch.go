@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"faas/internal/backoff"
@@ -37,6 +38,14 @@ type Watch struct {
 	log     *slog.Logger
 	// observe is told of every event followed, and of nil after a gap.
 	observe func(ev *faas.Event)
+	// hold is how long one call for events may wait (HearEvery).
+	hold time.Duration
+	// caughtUp is when the watch last asked for events and then followed
+	// all of them up to that moment, as nanoseconds since base (0: never).
+	// Nanoseconds since a time.Time keep the monotonic clock and need no
+	// lock on the frontend's hot path.
+	base     time.Time
+	caughtUp atomic.Int64
 
 	mu    sync.Mutex
 	byJob map[string][]*waiter
@@ -123,7 +132,25 @@ func NewWatch(q faas.JobQueue, timeout time.Duration, revoked func(user string),
 	if revoked == nil {
 		revoked = func(string) {}
 	}
-	return &Watch{queue: q, timeout: timeout, revoked: revoked, log: log, observe: func(*faas.Event) {}, byJob: make(map[string][]*waiter), advanced: make(chan struct{})}
+	return &Watch{queue: q, timeout: timeout, revoked: revoked, log: log, observe: func(*faas.Event) {}, hold: eventsHold, base: time.Now(), byJob: make(map[string][]*waiter), advanced: make(chan struct{})}
+}
+
+// HearEvery has the watch ask the queue for events at least every d
+// while none come (instead of every 20s), so that CaughtUp stays within
+// 2d of now while the queue answers. Call it before Run.
+func (w *Watch) HearEvery(d time.Duration) { w.hold = d }
+
+// CaughtUp is the latest time t such that the watch has followed (told
+// revoked and the observer of) every event the queue added before t, or
+// a gap that covers them; the zero time before the queue first answered.
+// A revocation made through the queue before t is known here; if the
+// queue stops answering, CaughtUp stops moving.
+func (w *Watch) CaughtUp() time.Time {
+	d := w.caughtUp.Load()
+	if d == 0 {
+		return time.Time{}
+	}
+	return w.base.Add(time.Duration(d))
 }
 
 // Observe has f told of every event the watch follows, in order, before
@@ -239,7 +266,10 @@ func (w *Watch) Run(ctx context.Context) {
 	var since uint64
 	failures := 0
 	for ctx.Err() == nil {
-		page, err := w.queue.Events(ctx, since, eventsHold)
+		// The queue reads its events after the request leaves, so a page
+		// holds every event added before asked, unless it is full.
+		asked := time.Now()
+		page, err := w.queue.Events(ctx, since, w.hold)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -269,6 +299,9 @@ func (w *Watch) Run(ctx context.Context) {
 		}
 		since = page.Next
 		w.advance(since)
+		if len(page.List) < faas.MaxEventsPage {
+			w.caughtUp.Store(max(1, int64(asked.Sub(w.base))))
+		}
 	}
 }
 

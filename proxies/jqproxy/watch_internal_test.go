@@ -21,6 +21,8 @@ type scriptedQueue struct {
 	waits  atomic.Int64
 	finish atomic.Pointer[faas.Job]
 	pages  chan faas.Events
+	// asks counts the calls of Events.
+	asks atomic.Int64
 }
 
 func (q *scriptedQueue) Wait(ctx context.Context, id string, wait time.Duration) (faas.Job, bool, error) {
@@ -32,6 +34,7 @@ func (q *scriptedQueue) Wait(ctx context.Context, id string, wait time.Duration)
 }
 
 func (q *scriptedQueue) Events(ctx context.Context, since uint64, hold time.Duration) (faas.Events, error) {
+	q.asks.Add(1)
 	select {
 	case p := <-q.pages:
 		return p, nil
@@ -132,6 +135,37 @@ func TestWatchLoop(t *testing.T) {
 	require.Equal(t, faas.Failed, got.job.State)
 	require.Greater(t, q.waits.Load(), checks, "the gap was not followed by a recheck")
 	require.Equal(t, []string{"eve", ""}, rev.list(), "after a gap any user may have been revoked")
+}
+
+// TestCaughtUp: the watch is caught up to when it asked for a page that
+// was not full, and not before the queue first answered; a full page
+// leaves it where it was, since more events may wait behind it.
+func TestCaughtUp(t *testing.T) {
+	t.Parallel()
+	q := &scriptedQueue{pages: make(chan faas.Events, 1)}
+	w := newTestWatch(q, &revocations{})
+	ctx, cancel := context.WithCancel(context.Background())
+	var loop sync.WaitGroup
+	loop.Go(func() { w.Run(ctx) })
+	defer func() { cancel(); loop.Wait() }()
+	require.Eventually(t, func() bool { return q.asks.Load() == 1 }, 5*time.Second, time.Millisecond)
+	require.Zero(t, w.CaughtUp(), "caught up before the queue answered")
+
+	before := time.Now()
+	q.pages <- faas.Events{Gap: true, Next: 1}
+	require.True(t, w.Reached(ctx, 1, 5*time.Second))
+	first := w.CaughtUp()
+	require.False(t, first.IsZero(), "a gap, which forgets everything, catches up")
+	require.False(t, first.After(before), "caught up to after the question was asked")
+
+	full := faas.Events{Next: 1 + faas.MaxEventsPage, List: make([]faas.Event, faas.MaxEventsPage)}
+	q.pages <- full
+	require.True(t, w.Reached(ctx, full.Next, 5*time.Second))
+	require.Equal(t, first, w.CaughtUp(), "a full page may leave events behind")
+
+	q.pages <- faas.Events{Next: full.Next + 1, List: []faas.Event{{Kind: faas.JobFinished, JobID: "j"}}}
+	require.True(t, w.Reached(ctx, full.Next+1, 5*time.Second))
+	require.True(t, w.CaughtUp().After(first), "a page that is not full catches up")
 }
 
 // TestFollow: a follower gets the lines of its job only, is told it
