@@ -28,7 +28,10 @@ const badTokenCacheSize = 10000
 // trusted. Summing walks the user's retained jobs (about 3µs a job on
 // SQLite), too much for every submission; in between, this process adds
 // the arguments it submits, so only results, logs and other frontends'
-// submissions go uncounted for up to a TTL.
+// submissions go uncounted for up to a TTL. Past it, a tally that leaves
+// more than half the quota free is still used, once, while a new sum runs
+// in the background (checkJobQuota), so that the first submission after a
+// quiet second does not wait for the sum.
 const jobTallyTTL = time.Second
 
 // jobTallySize bounds the users tallied at once.
@@ -202,18 +205,38 @@ func (s *Server) checkJobQuota(ctx context.Context, owner string, args int) erro
 	if limit == 0 {
 		return nil
 	}
-	if !s.jobTallies.fresh(owner, time.Now()) {
+	switch sumNow, sumLater := s.jobTallies.plan(owner, int64(args), limit, time.Now()); {
+	case sumNow:
 		u, err := s.store.Usage(ctx, owner)
 		if err != nil {
 			return fmt.Errorf("usage of %s: %w", owner, err)
 		}
 		s.jobTallies.set(owner, u.JobBytes, time.Now())
+	case sumLater:
+		s.sumJobData(owner)
 	}
 	if kept, ok := s.jobTallies.reserve(owner, int64(args), limit); !ok {
 		return faas.Errorf(faas.QuotaExceeded, "user %s keeps %d bytes of job arguments, results and logs; %d more would pass FAAS_MAX_JOB_BYTES_PER_USER (%d bytes): delete jobs or wait for them to be purged",
 			owner, kept, args, limit)
 	}
 	return nil
+}
+
+// sumJobData renews owner's tally in the background, for the submissions
+// after this one; Run waits for it before it returns.
+func (s *Server) sumJobData(owner string) {
+	s.background.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+		defer cancel()
+		u, err := s.store.Usage(ctx, owner)
+		if err != nil {
+			// The next submission tries again.
+			s.jobTallies.unplan(owner)
+			s.log.Warn("sum job data", "user", owner, "err", err)
+			return
+		}
+		s.jobTallies.set(owner, u.JobBytes, time.Now())
+	})
 }
 
 // jobTallies is each user's job data: the store's sum, at most ttl old,
@@ -229,18 +252,46 @@ type jobTallies struct {
 type jobTally struct {
 	bytes  int64
 	summed time.Time
+	// summing is set while a sum runs in the background.
+	summing bool
 }
 
 func newJobTallies(ttl time.Duration, max int) *jobTallies {
 	return &jobTallies{ttl: ttl, max: max, users: make(map[string]*jobTally)}
 }
 
-// fresh reports whether user's tally was summed less than ttl ago.
-func (jt *jobTallies) fresh(user string, now time.Time) bool {
+// plan says how to check a submission of n more bytes against user's
+// tally: as it is, after a sum (sumNow: none yet, or one older than ttl
+// near the limit), or as it is while a sum runs in the background
+// (sumLater: older than ttl, but with this submission at most half of
+// limit, so that only more than half the quota written since the last
+// sum could make it wrong). sumLater is answered once per sum; the
+// submissions until it ends use the tally as it is.
+func (jt *jobTallies) plan(user string, n, limit int64, now time.Time) (sumNow, sumLater bool) {
 	jt.mu.Lock()
 	defer jt.mu.Unlock()
 	t, ok := jt.users[user]
-	return ok && now.Sub(t.summed) < jt.ttl
+	switch {
+	case !ok:
+		return true, false
+	case now.Sub(t.summed) < jt.ttl:
+		return false, false
+	case t.bytes+n > limit/2:
+		return true, false
+	case t.summing:
+		return false, false
+	}
+	t.summing = true
+	return false, true
+}
+
+// unplan records that the background sum of user's tally failed.
+func (jt *jobTallies) unplan(user string) {
+	jt.mu.Lock()
+	defer jt.mu.Unlock()
+	if t, ok := jt.users[user]; ok {
+		t.summing = false
+	}
 }
 
 // set records the store's sum, making room first if needed: stale tallies

@@ -185,6 +185,58 @@ func TestJobQuotaBurst(t *testing.T) {
 	require.Positive(t, accepted)
 }
 
+// gatedUsage is the real store whose Usage, once armed, waits for open.
+type gatedUsage struct {
+	faas.Store
+	armed atomic.Bool
+	open  chan struct{}
+	sums  atomic.Int64
+}
+
+func (s *gatedUsage) Usage(ctx context.Context, owner string) (faas.Usage, error) {
+	if s.armed.Load() {
+		select {
+		case <-s.open:
+		case <-ctx.Done():
+			return faas.Usage{}, ctx.Err()
+		}
+	}
+	s.sums.Add(1)
+	return s.Store.Usage(ctx, owner)
+}
+
+// TestJobQuotaAfterQuiet: the first submission after the sum of a user's
+// job data went stale does not wait for a new sum when the user is far
+// from the quota; the sum runs behind it.
+func TestJobQuotaAfterQuiet(t *testing.T) {
+	t.Parallel()
+	store := &gatedUsage{open: make(chan struct{})}
+	p := startPlatform(t, withConfig(func(c *frontend.Config) { c.MaxJobBytesPerUser = 1 << 20 }), func(s *settings) {
+		s.wrapStore = func(st faas.Store) faas.Store { store.Store = st; return store }
+	})
+	user, token := p.newUser(t, "quiet")
+	p.upload(t, user, token, "echo", "s => s")
+	p.expect(t, http.StatusAccepted, "POST", "/u/"+user+"/fn/echo/run", token, []byte(`["a"]`))
+	require.EqualValues(t, 1, store.sums.Load())
+
+	time.Sleep(1100 * time.Millisecond) // past the sum's one-second TTL
+	store.armed.Store(true)
+	answered := make(chan int, 1)
+	go func() {
+		status, _ := p.do(t, "POST", "/u/"+user+"/fn/echo/run", token, []byte(`["b"]`))
+		answered <- status
+	}()
+	select {
+	case status := <-answered:
+		require.Equal(t, http.StatusAccepted, status)
+	case <-time.After(5 * time.Second):
+		close(store.open)
+		require.FailNow(t, "the submission waited for the store's sum")
+	}
+	close(store.open)
+	require.Eventually(t, func() bool { return store.sums.Load() == 2 }, 5*time.Second, time.Millisecond, "no sum behind the submission")
+}
+
 // TestRegistrationLimits checks the registrations one address may make,
 // the platform's total, and that the operator is not counted per address.
 func TestRegistrationLimits(t *testing.T) {

@@ -74,6 +74,8 @@ type Server struct {
 	draining  context.Context
 	stopWaits context.CancelFunc
 	runOnce   sync.Once
+	// background is the work requests leave running (sumJobData).
+	background sync.WaitGroup
 }
 
 // New validates cfg and binds the listener, so an address in use fails
@@ -157,6 +159,7 @@ func (s *Server) run(ctx context.Context) error {
 	watched := make(chan struct{})
 	go func() { defer close(watched); s.watch.Run(watchCtx) }()
 	defer func() { stopWatch(); <-watched }()
+	defer s.background.Wait()
 	served := make(chan error, 1)
 	go func() { served <- s.srv.Serve(s.ln) }()
 	select {
