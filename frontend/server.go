@@ -106,11 +106,14 @@ func New(cfg Config, store faas.Store, queue faas.JobQueue, log *slog.Logger) (*
 	s.metrics = newHTTPMetrics(cfg.Metrics, s.caps.admitted)
 	// A user deleted through any frontend loses their cached tokens here.
 	s.watch = jqproxy.NewWatch(queue, cfg.RequestTimeout, s.tokens.forget, log)
-	// Hearing from the queue every quarter of the TTL keeps the watch
-	// caught up to well within it while the queue answers, so a token
-	// used now and then is not looked up again after every quiet spell.
-	s.watch.HearEvery(cfg.tokenTTL / 4)
-	s.tokens.trust(cfg.tokenMaxAge, s.watch.CaughtUp)
+	if cfg.authOn() {
+		// Hearing from the queue every quarter of the TTL keeps the
+		// watch caught up to well within it while the queue answers, so
+		// a token used now and then is not looked up again after every
+		// quiet spell.
+		s.watch.HearEvery(cfg.tokenTTL / 4)
+		s.tokens.trust(cfg.tokenMaxAge, s.watch.CaughtUp)
+	}
 	s.finished = newFinishedCache(cfg.StatusCacheBytes, cfg.StatusCacheTTL)
 	s.watch.Observe(s.finished.observe)
 	if cfg.rateLimitOn() {
