@@ -28,10 +28,10 @@ const badTokenCacheSize = 10000
 // trusted. Summing walks the user's retained jobs (about 3µs a job on
 // SQLite), too much for every submission; in between, this process adds
 // the arguments it submits, so only results, logs and other frontends'
-// submissions go uncounted for up to a TTL. Past it, a tally that leaves
-// more than half the quota free is still used, once, while a new sum runs
-// in the background (checkJobQuota), so that the first submission after a
-// quiet second does not wait for the sum.
+// submissions go uncounted for up to a TTL. Past it, a tally that still
+// leaves half the quota free after the submission is used while a new sum
+// runs in the background (jobTallies.plan), so that the first submission
+// after a quiet second does not wait for the sum.
 const jobTallyTTL = time.Second
 
 // jobTallySize bounds the users tallied at once.
