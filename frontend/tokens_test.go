@@ -1,13 +1,16 @@
 package frontend_test
 
 import (
+	"context"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"faas/frontend"
+	"faas/proxies/faas"
 )
 
 // Short token bounds, so that the tests see a token outlive its TTL, or
@@ -89,6 +92,76 @@ func TestRevokedTokenFailsAtOncePastTheTTL(t *testing.T) {
 				status, _ := other.do(t, "GET", "/u/"+user+"/fn", token, nil)
 				return status == http.StatusUnauthorized
 			}, time.Second, 5*time.Millisecond, "the revoked token still works on the other frontend")
+		})
+	}
+}
+
+// deafQueue is the real queue, refusing the first calls that tell it of
+// void tokens (refuse of them), as a queue this frontend cannot reach
+// for a moment would.
+type deafQueue struct {
+	faas.JobQueue
+	refuse atomic.Int64
+}
+
+func (q *deafQueue) deaf() error {
+	if q.refuse.Add(-1) >= 0 {
+		return faas.Errorf(faas.Unavailable, "queue unreachable for the test")
+	}
+	return nil
+}
+
+func (q *deafQueue) ForgetUser(ctx context.Context, name string) error {
+	if err := q.deaf(); err != nil {
+		return err
+	}
+	return q.JobQueue.ForgetUser(ctx, name)
+}
+
+func (q *deafQueue) RevokeTokens(ctx context.Context, name string) error {
+	if err := q.deaf(); err != nil {
+		return err
+	}
+	return q.JobQueue.RevokeTokens(ctx, name)
+}
+
+// TestMissedRevocationIsToldAgain: when the frontend that deletes a user
+// or replaces a token cannot tell the queue, it tells it again until the
+// queue hears, so another frontend that keeps the token past its TTL
+// stops honouring it in moments rather than at the token's longest age.
+func TestMissedRevocationIsToldAgain(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, method, path string
+	}{
+		{"delete user", "DELETE", ""},
+		{"rotate token", "POST", "/token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var store *countingStore
+			p := startPlatform(t, counting(&store), withConfig(shortTokenBounds))
+			var cfg frontend.Config
+			shortTokenBounds(&cfg)
+			queue := &deafQueue{JobQueue: p.queue}
+			// The request's own try and the first one behind it.
+			queue.refuse.Store(2)
+			deaf := p.frontendOn(t, cfg, p.store, queue)
+
+			user, token := p.newUser(t, "missed")
+			p.expect(t, http.StatusOK, "GET", "/u/"+user+"/fn", token, nil)
+			looked := store.byToken.Load()
+			time.Sleep(pastTTL)
+			p.expect(t, http.StatusOK, "GET", "/u/"+user+"/fn", token, nil)
+			require.Equal(t, looked, store.byToken.Load(), "looked the token up again past the TTL")
+
+			deaf.expect(t, http.StatusOK, tc.method, "/u/"+user+tc.path, token, nil)
+			// Far below the longest age the entry had left.
+			require.Eventually(t, func() bool {
+				status, _ := p.do(t, "GET", "/u/"+user+"/fn", token, nil)
+				return status == http.StatusUnauthorized
+			}, 5*time.Second, 5*time.Millisecond, "the revoked token still works on the frontend the queue could tell")
+			require.Negative(t, queue.refuse.Load(), "the queue was not told again")
 		})
 	}
 }

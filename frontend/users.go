@@ -8,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"faas/internal/backoff"
 	"faas/proxies/faas"
 )
 
@@ -92,8 +93,8 @@ func (s *Server) rotateToken(c *gin.Context) {
 // racing with this one may cache the token again while the change is
 // under way), then tells the queue through tell (ForgetUser or
 // RevokeTokens), whose UserRevoked event makes every other frontend
-// forget them too. If the queue does not hear, the other frontends
-// forget them when their cache entries expire.
+// forget them too. If the queue does not hear, it is told again in the
+// background (tellRevoked).
 func (s *Server) voidTokens(ctx context.Context, name string, change func() error, tell func(context.Context, string) error) error {
 	s.tokens.forget(name)
 	err := change()
@@ -102,9 +103,37 @@ func (s *Server) voidTokens(ctx context.Context, name string, change func() erro
 		return err
 	}
 	if err := tell(ctx, name); err != nil {
-		s.log.Warn("the queue did not hear that the user's tokens are void", "user", name, "err", err)
+		s.log.Warn("the queue did not hear that the user's tokens are void; telling it again", "user", name, "err", err)
+		s.tellRevoked(name)
 	}
 	return nil
+}
+
+// tellRetry spaces out the tries of tellRevoked.
+var tellRetry = backoff.Policy{Base: 100 * time.Millisecond, Max: 5 * time.Second}
+
+// tellRevoked has the queue tell every frontend that name's tokens are
+// void, trying until it hears: other frontends that keep up with the
+// queue's events would otherwise keep the tokens for up to tokenMaxAge,
+// after which nobody has them and it stops trying; so does Run's end.
+// It only revokes tokens (RevokeTokens), even for a deleted user: a late
+// ForgetUser could drop the jobs of a new user of the same name, a late
+// revocation only costs that user's tokens one more lookup.
+func (s *Server) tellRevoked(name string) {
+	s.background.Go(func() {
+		ctx, cancel := context.WithTimeout(s.draining, s.cfg.tokenMaxAge)
+		defer cancel()
+		for failures := 1; tellRetry.Sleep(ctx, failures); failures++ {
+			tctx, tcancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+			err := s.queue.RevokeTokens(tctx, name)
+			tcancel()
+			if err == nil {
+				s.log.Info("the queue heard that the user's tokens are void", "user", name, "tries", failures+1)
+				return
+			}
+		}
+		s.log.Warn("stopped telling the queue that the user's tokens are void", "user", name, "err", ctx.Err())
+	})
 }
 
 // billedTime answers the user's total billed execution time in
