@@ -316,13 +316,31 @@ func pooledGoja(ctx context.Context, n int, log *slog.Logger) (time.Duration, er
 	if r := p.Run(ctx, job); r.Err != nil { // compiles it in the sandbox
 		return 0, r.Err
 	}
-	t := time.Now()
-	for range n {
-		if r := p.Run(ctx, job); r.Err != nil {
-			return 0, r.Err
-		}
+	return median(n, func() error { return runErr(p.Run(ctx, job)) })
+}
+
+// runErr is r's error as an error: nil, not a nil *faas.Error, on success.
+func runErr(r sandbox.Result) error {
+	if r.Err != nil {
+		return r.Err
 	}
-	return time.Since(t) / time.Duration(n), nil
+	return nil
+}
+
+// median times n calls of f one by one and returns the median. The
+// sandbox's overhead is the difference of two such figures: with means,
+// a few calls stalled by the collector or a slow wake-up on either side
+// moved it by tens of µs from run to run, and once below zero.
+func median(n int, f func() error) (time.Duration, error) {
+	lat := make([]time.Duration, 0, n)
+	for range n {
+		t := time.Now()
+		if err := f(); err != nil {
+			return 0, err
+		}
+		lat = append(lat, time.Since(t))
+	}
+	return percentiles(lat)[50], nil
 }
 
 // directGoja times the bench function run the way a worker runs it (a
@@ -333,13 +351,12 @@ func directGoja(n int) (fresh, reused time.Duration, err error) {
 		return 0, 0, err
 	}
 	args := json.RawMessage("[4,5]")
-	t := time.Now()
-	for range n {
-		if r := sandbox.Run(context.Background(), prog, args, sandbox.Limits{Timeout: time.Second}); r.Err != nil {
-			return 0, 0, r.Err
-		}
+	fresh, err = median(n, func() error {
+		return runErr(sandbox.Run(context.Background(), prog, args, sandbox.Limits{Timeout: time.Second}))
+	})
+	if err != nil {
+		return 0, 0, err
 	}
-	fresh = time.Since(t) / time.Duration(n)
 
 	vm := goja.New()
 	v, err := vm.RunString("(" + benchSource + ")")
@@ -351,7 +368,7 @@ func directGoja(n int) (fresh, reused time.Duration, err error) {
 		return 0, 0, errors.New("bench source is not a function")
 	}
 	a, b := vm.ToValue(4), vm.ToValue(5)
-	t = time.Now()
+	t := time.Now()
 	for range n * 10 {
 		if _, err := add(goja.Undefined(), a, b); err != nil {
 			return 0, 0, err
