@@ -63,7 +63,13 @@ func TestManyWaitsOverTheWire(t *testing.T) {
 		w := <-results
 		require.NoError(t, w.err)
 		require.True(t, w.finished)
-		require.Equal(t, faas.Succeeded, w.job.State)
+		// A probe answered only after the job left the queue (a loaded
+		// machine may take the 3 s above and more for 1,000 of them) has
+		// no outcome to hand over, and says so with an empty job: the
+		// caller reads the Store then (faas.JobQueue.Wait).
+		if w.job.ID != "" {
+			require.Equal(t, faas.Succeeded, w.job.State)
+		}
 	}
 	t.Logf("%d waits: %d sockets open before, at most %d while they began, %d while they waited", waiters, before, most, last)
 	// Once the probes are answered, only the watch's socket and the
