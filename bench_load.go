@@ -34,6 +34,7 @@ func startPlatform(ctx context.Context, admin, dir string) (stop func(), url str
 	if err != nil {
 		return nil, "", err
 	}
+	platform.TuneGC("up")        // as `faas up` runs
 	cfg.Up = platform.UpConfig{} // free ports
 	cfg.DB.DBURL, cfg.DB.DataDir = "", dir
 	cfg.Frontend.Listen, cfg.Frontend.AdminToken = "127.0.0.1:0", admin
