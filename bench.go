@@ -200,7 +200,7 @@ func measurePlatform(ctx context.Context, log *slog.Logger, o benchOptions, dir 
 	if mem != nil && o.url == "" {
 		var err error
 		mem.rssMeasured = true
-		if mem.rssIdle, err = treeRSS(os.Getpid()); err != nil {
+		if mem.rssIdle, err = treeMem(os.Getpid()); err != nil {
 			return figures{}, err
 		}
 		sampler = sampleRSS(os.Getpid(), 50*time.Millisecond)
@@ -250,7 +250,7 @@ type benchResults struct {
 	// rssIdle and rssLoad are the platform's memory (this process and its
 	// children) when the bench started it: rssMeasured.
 	rssMeasured      bool
-	rssIdle, rssLoad int64
+	rssIdle, rssLoad treeMemory
 	// jqIdle and jqBacklog are the JQ manager's resident memory without
 	// jobs and with the backlog queued; zero when skipped.
 	jqIdle, jqBacklog     int64
@@ -350,8 +350,10 @@ func (r *benchResults) rows(o benchOptions) []row {
 	}
 	if r.rssMeasured {
 		rows = append(rows,
-			row{"faas up RSS with its workers, idle", mb(r.rssIdle), "reported", "-"},
-			row{"faas up RSS with its workers, under load (peak)", mb(r.rssLoad), "reported", "-"})
+			row{"faas up RSS with its workers, idle", mb(r.rssIdle.rss), "reported", "-"},
+			row{"faas up RSS with its workers, under load (peak)", mb(r.rssLoad.rss), "reported", "-"},
+			row{"the same as proportional shares (PSS), idle", mb(r.rssIdle.pss), "reported", "-"},
+			row{"the same as proportional shares (PSS), under load (peak)", mb(r.rssLoad.pss), "reported", "-"})
 	} else {
 		rows = append(rows, row{"faas up RSS", "not measured (-url)", "reported", "-"})
 	}

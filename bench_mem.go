@@ -23,14 +23,29 @@ import (
 
 // vmRSS is the resident memory of process pid, from /proc.
 func vmRSS(pid int) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	return procKB(fmt.Sprintf("/proc/%d/status", pid), "VmRSS:")
+}
+
+// pss is the proportional share of memory of process pid: its private
+// pages, and each page it shares divided among the processes sharing it.
+// The workers and sandboxes are processes of the same binary, so their
+// RSS counts its pages once per process and a sum of RSS overstates what
+// the platform takes; a sum of PSS does not.
+func pss(pid int) (int64, error) {
+	return procKB(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss:")
+}
+
+// procKB reads the figure in kB on the line starting with key of the
+// /proc file path, in bytes.
+func procKB(path, key string) (int64, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if kb, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+		if kb, ok := strings.CutPrefix(sc.Text(), key); ok {
 			n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(kb), "kB")), 10, 64)
 			return n << 10, err
 		}
@@ -38,15 +53,21 @@ func vmRSS(pid int) (int64, error) {
 	if err := sc.Err(); err != nil {
 		return 0, err
 	}
-	return 0, fmt.Errorf("/proc/%d/status has no VmRSS", pid)
+	return 0, fmt.Errorf("%s has no %s", path, strings.TrimSuffix(key, ":"))
 }
 
-// treeRSS is the resident memory of process pid and all its descendants:
-// `faas up` with its workers and their sandboxes.
-func treeRSS(pid int) (int64, error) {
+// treeMemory is the memory of a process and its descendants: the sums of
+// their resident sets and of their proportional shares.
+type treeMemory struct {
+	rss, pss int64
+}
+
+// treeMem is the memory of process pid and all its descendants: `faas up`
+// with its workers and their sandboxes.
+func treeMem(pid int) (treeMemory, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0, err
+		return treeMemory{}, err
 	}
 	children := map[int][]int{}
 	for _, e := range entries {
@@ -68,24 +89,30 @@ func treeRSS(pid int) (int64, error) {
 			children[ppid] = append(children[ppid], p)
 		}
 	}
-	var total int64
+	var total treeMemory
 	for todo := []int{pid}; len(todo) > 0; {
 		p := todo[len(todo)-1]
 		todo = append(todo[:len(todo)-1], children[p]...)
 		rss, err := vmRSS(p)
-		if err != nil && p == pid {
-			return 0, err
+		if err == nil {
+			var share int64
+			share, err = pss(p)
+			total.rss, total.pss = total.rss+rss, total.pss+share
 		}
-		total += rss // a child that ended meanwhile counts nothing
+		if err != nil && p == pid {
+			return treeMemory{}, err
+		}
+		// A child that ended meanwhile counts nothing.
 	}
 	return total, nil
 }
 
-// rssSampler keeps the largest treeRSS of a process seen while it runs.
+// rssSampler keeps the largest treeMem of a process seen while it runs,
+// each sum's peak on its own.
 type rssSampler struct {
 	done chan struct{}
 	wg   sync.WaitGroup
-	peak int64
+	peak treeMemory
 }
 
 func sampleRSS(pid int, every time.Duration) *rssSampler {
@@ -94,8 +121,8 @@ func sampleRSS(pid int, every time.Duration) *rssSampler {
 		tick := time.NewTicker(every)
 		defer tick.Stop()
 		for {
-			if rss, err := treeRSS(pid); err == nil {
-				s.peak = max(s.peak, rss)
+			if m, err := treeMem(pid); err == nil {
+				s.peak = treeMemory{rss: max(s.peak.rss, m.rss), pss: max(s.peak.pss, m.pss)}
 			}
 			select {
 			case <-s.done:
@@ -107,8 +134,8 @@ func sampleRSS(pid int, every time.Duration) *rssSampler {
 	return s
 }
 
-// stop ends the sampling and returns the peak.
-func (s *rssSampler) stop() int64 {
+// stop ends the sampling and returns the peaks.
+func (s *rssSampler) stop() treeMemory {
 	close(s.done)
 	s.wg.Wait()
 	return s.peak

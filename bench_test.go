@@ -135,10 +135,15 @@ func TestBenchQuick(t *testing.T) {
 	// The fake BullMQ is slow: the platform beats its latency.
 	require.Equal(t, "PASS", rows["sync ?wait p99 vs BullMQ's"][2])
 	for _, measure := range []string{"JQ manager RSS with no job", "faas up RSS with its workers, idle",
-		"faas up RSS with its workers, under load (peak)"} {
+		"faas up RSS with its workers, under load (peak)", "the same as proportional shares (PSS), idle",
+		"the same as proportional shares (PSS), under load (peak)"} {
 		require.Contains(t, rows, measure)
 		require.Greater(t, figure(t, rows[measure][0]), 5.0, "%s in MB", measure)
 	}
+	// The workers and sandboxes share the binary's pages, which each one's
+	// RSS counts whole.
+	require.Less(t, figure(t, rows["the same as proportional shares (PSS), idle"][0]),
+		figure(t, rows["faas up RSS with its workers, idle"][0]))
 	require.GreaterOrEqual(t, figure(t, rows["faas up RSS with its workers, under load (peak)"][0]),
 		figure(t, rows["faas up RSS with its workers, idle"][0])*0.5)
 }

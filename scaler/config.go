@@ -43,7 +43,7 @@ type Config struct {
 	// WorkerConcurrency is how many jobs one worker runs at once. It must
 	// match the workers' own setting (same variable), or the policy
 	// misjudges their capacity. Unset means faas.SlotsPerCPU per CPU.
-	WorkerConcurrency int `envconfig:"FAAS_WORKER_CONCURRENCY" desc:"jobs one worker runs at once (as the workers' setting); unset is 4 per CPU"`
+	WorkerConcurrency int `envconfig:"FAAS_WORKER_CONCURRENCY" desc:"jobs one worker runs at once (as the workers' setting); unset is 8 per CPU"`
 	// StopGrace is how long a worker asked to stop may finish its job
 	// before it is killed (local backend).
 	StopGrace time.Duration `envconfig:"FAAS_SCALER_STOP_GRACE" default:"10s" desc:"how long a stopping local worker may finish before it is killed"`

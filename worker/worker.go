@@ -42,7 +42,7 @@ type Config struct {
 	JQURL string `envconfig:"JQ_URL" default:"tcp://127.0.0.1:27445" desc:"JQ manager's ZeroMQ endpoint"`
 	// Concurrency is the number of jobs run at once, each in its own
 	// sandbox process; 0 means faas.SlotsPerCPU per CPU.
-	Concurrency int `envconfig:"FAAS_WORKER_CONCURRENCY" desc:"jobs run at once, one sandbox process each; 0 is faas.SlotsPerCPU (4) per CPU"`
+	Concurrency int `envconfig:"FAAS_WORKER_CONCURRENCY" desc:"jobs run at once, one sandbox process each; 0 is faas.SlotsPerCPU (8) per CPU"`
 	// Procs is how many processors the Go runtime of a worker process
 	// uses (its GOMAXPROCS); 0 leaves the runtime's default, one per CPU.
 	// A worker's own work is handing jobs between the bus and its

@@ -347,8 +347,10 @@ const MaxBatchBytes = 4 << 20
 // share it. A slot spends most of a short job waiting for the bus (the
 // lease, the sandbox's answer), not on a CPU: with one slot per CPU the
 // polling workload of faas bench ran 157-204 jobs/s on two cores, with
-// four 463-593, back to back.
-const SlotsPerCPU = 4
+// four 463-593, back to back. Later, on a quiet machine, four per CPU
+// gave 1,828-1,857 async jobs/s and eight 3,101-3,267 (16 per CPU:
+// 3,894), each further sandbox costing about 5 MB of private memory.
+const SlotsPerCPU = 8
 
 // Lease names one attempt of a job held by a worker.
 type Lease struct {
