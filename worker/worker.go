@@ -25,6 +25,7 @@ import (
 
 	"faas/internal/backoff"
 	"faas/internal/batch"
+	"faas/internal/reuse"
 	"faas/proxies/faas"
 	"faas/proxies/jqproxy"
 	"faas/proxies/tracing"
@@ -290,23 +291,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	// A job is handled by a goroutine that has handled jobs before, if one
 	// is idle: a new goroutine's stack grows, copied each time, to what
 	// handling a job needs, which cost a twentieth of the worker's CPU
-	// when every job had a goroutine of its own. Goroutines are added
-	// when all are busy, and end when the worker stops.
-	var handlers sync.WaitGroup
-	jobs := make(chan faas.Job)
+	// when every job had a goroutine of its own.
+	handlers := reuse.New(handlerIdle)
 	release := func() { free <- struct{}{} }
-	start := func(j faas.Job) {
-		select {
-		case jobs <- j:
-		default:
-			handlers.Go(func() {
-				w.handle(ctx, j, release)
-				for j := range jobs {
-					w.handle(ctx, j, release)
-				}
-			})
-		}
-	}
+	start := func(j faas.Job) { handlers.Go(ctx, func() { w.handle(ctx, j, release) }) }
 	// As many polls as slots may be under way: a slot that frees up while
 	// another poll waits for the Store is not kept waiting behind it.
 	var polls sync.WaitGroup
@@ -314,7 +302,6 @@ func (w *Worker) Run(ctx context.Context) error {
 		polls.Go(func() { w.poll(ctx, free, start) })
 	}
 	polls.Wait()
-	close(jobs)
 	handlers.Wait()
 	stopBeat()
 	<-beatDone
@@ -373,6 +360,11 @@ func (w *Worker) poll(ctx context.Context, free chan struct{}, start func(faas.J
 		}
 	}
 }
+
+// handlerIdle is how long a goroutine that handled a job waits for the
+// next before it exits: a busy worker's slots free up every few
+// milliseconds, an idle worker need not keep the goroutines.
+const handlerIdle = time.Second
 
 // roomForAJob waits until the memory budget has room for a job of the
 // default cap, so that a worker whose budget is taken by big jobs leaves

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"faas/internal/reuse"
 	"faas/proxies/faas"
 	"faas/proxies/tracing"
 )
@@ -29,9 +30,9 @@ const MaxInFlight = 4096
 const drainTimeout = 5 * time.Second
 
 // handlerIdle is how long a handler goroutine waits for another request
-// after serving one, before it exits. Under load the next request comes
-// within milliseconds; longer would only keep the stacks of a burst's
-// goroutines after it.
+// after serving one, before it exits (see package reuse). Under load the
+// next request comes within milliseconds; longer would only keep the
+// stacks of a burst's goroutines after it.
 const handlerIdle = time.Second
 
 // Server answers requests on a ROUTER socket.
@@ -61,10 +62,8 @@ type Server struct {
 	stopping bool
 	inflight sync.WaitGroup
 
-	// work hands a request to an idle handler goroutine (see handle);
-	// handlers counts those goroutines.
-	work     chan func()
-	handlers sync.WaitGroup
+	// handlers run the requests, on goroutines that served earlier ones.
+	handlers *reuse.Goroutines
 }
 
 // Listen binds a ROUTER socket to addr (for example "tcp://127.0.0.1:27444",
@@ -73,7 +72,7 @@ type Server struct {
 // WithSecurity the socket is plaintext and open to anyone who reaches it.
 func Listen(addr string, h Handler, log *slog.Logger, opts ...Option) (*Server, error) {
 	o := applyOptions(opts)
-	s := &Server{handler: h, log: log, slots: make(chan struct{}, MaxInFlight), sec: o.sec, work: make(chan func())}
+	s := &Server{handler: h, log: log, slots: make(chan struct{}, MaxInFlight), sec: o.sec, handlers: reuse.New(handlerIdle)}
 	router, err := newSocket(zmq.ROUTER, MaxRequestSize)
 	if err != nil {
 		return nil, err
@@ -228,7 +227,7 @@ func (s *Server) dispatch(ctx context.Context, role string, msg [][]byte) {
 		<-slots
 		return
 	}
-	s.handle(ctx, func() {
+	s.handlers.Go(ctx, func() {
 		defer s.inflight.Done()
 		defer func() { <-slots }()
 		hctx := ctx
@@ -241,38 +240,6 @@ func (s *Server) dispatch(ctx context.Context, role string, msg [][]byte) {
 		res, err := s.serveTraced(hctx, req)
 		s.reply(envelope, res, err)
 	})
-}
-
-// handle runs a request's task in an idle handler goroutine, or in a new
-// one when none is idle. A handler goroutine waits handlerIdle for the
-// next request before it exits, because a goroutine keeps the stack it
-// grew: decoding and encoding a batch of jobs takes tens of KiB, and a
-// new goroutine per request grew and copied its stack every time (5-6% of
-// the bench process's CPU, with the bus codec's deep frames). gRPC's
-// NumStreamWorkers reuses goroutines for the same reason.
-func (s *Server) handle(ctx context.Context, task func()) {
-	select {
-	case s.work <- task:
-		return
-	default:
-	}
-	s.handlers.Add(1)
-	go func() {
-		defer s.handlers.Done()
-		idle := time.NewTimer(handlerIdle)
-		defer idle.Stop()
-		for {
-			task()
-			idle.Reset(handlerIdle)
-			select {
-			case task = <-s.work:
-			case <-idle.C:
-				return
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
 }
 
 // serveTraced serves a request that is part of a trace inside a server
