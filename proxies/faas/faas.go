@@ -348,7 +348,7 @@ const MaxBatchBytes = 4 << 20
 // lease, the sandbox's answer), not on a CPU: with one slot per CPU the
 // polling workload of faas bench ran 157-204 jobs/s on two cores, with
 // four 463-593, back to back. Later, on a quiet machine, four per CPU
-// gave 1,828-1,857 async jobs/s and eight 3,101-3,267 (16 per CPU:
+// gave 2,478-2,515 async jobs/s and eight 3,101-3,267 (16 per CPU:
 // 3,894), each further sandbox costing about 5 MB of private memory.
 const SlotsPerCPU = 8
 
