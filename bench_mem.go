@@ -63,8 +63,11 @@ type treeMemory struct {
 }
 
 // treeMem is the memory of process pid and all its descendants: `faas up`
-// with its workers and their sandboxes.
-func treeMem(pid int) (treeMemory, error) {
+// with its workers and their sandboxes. withPSS also sums their
+// proportional shares, which costs the kernel a walk of every page table:
+// about 10 ms of CPU for the tree under load, against 0.2 ms for the
+// resident sets alone.
+func treeMem(pid int, withPSS bool) (treeMemory, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return treeMemory{}, err
@@ -94,10 +97,13 @@ func treeMem(pid int) (treeMemory, error) {
 		p := todo[len(todo)-1]
 		todo = append(todo[:len(todo)-1], children[p]...)
 		rss, err := vmRSS(p)
-		if err == nil {
+		if err == nil && withPSS {
 			var share int64
 			share, err = pss(p)
-			total.rss, total.pss = total.rss+rss, total.pss+share
+			total.pss += share
+		}
+		if err == nil {
+			total.rss += rss
 		}
 		if err != nil && p == pid {
 			return treeMemory{}, err
@@ -115,13 +121,18 @@ type rssSampler struct {
 	peak treeMemory
 }
 
+// pssEvery is how many resident-set samples go by for each one with the
+// proportional shares: sampled as often as the resident sets, they took a
+// fifth of a core from the platform being measured.
+const pssEvery = 20
+
 func sampleRSS(pid int, every time.Duration) *rssSampler {
 	s := &rssSampler{done: make(chan struct{})}
 	s.wg.Go(func() {
 		tick := time.NewTicker(every)
 		defer tick.Stop()
-		for {
-			if m, err := treeMem(pid); err == nil {
+		for n := 0; ; n++ {
+			if m, err := treeMem(pid, n%pssEvery == 0); err == nil {
 				s.peak = treeMemory{rss: max(s.peak.rss, m.rss), pss: max(s.peak.pss, m.pss)}
 			}
 			select {
