@@ -48,6 +48,10 @@ type Config struct {
 	// Compose and Kubernetes secrets hand it over.
 	SecretKey     string `envconfig:"FAAS_SECRET_KEY" desc:"32 bytes in base64 that encrypt functions' secrets at rest"`
 	SecretKeyFile string `envconfig:"FAAS_SECRET_KEY_FILE" desc:"file holding FAAS_SECRET_KEY"`
+	// Inproc, if set, is an inproc:// endpoint bound as well, for the
+	// roles sharing the manager's process (`faas up`); never from the
+	// environment.
+	Inproc string `ignored:"true"`
 	// Bus is the socket's security, read by the caller (package bus); the
 	// zero value is plaintext.
 	Bus wire.Security `ignored:"true"`
@@ -171,7 +175,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("dbmanager: %w", err), raw.Close())
 	}
-	server, err := wire.Listen(cfg.Endpoint(), instrument(cfg, raw, dbproxy.NewMux(s)), log, wire.WithSecurity(cfg.Bus))
+	server, err := wire.Listen(cfg.Endpoint(), instrument(cfg, raw, dbproxy.NewMux(s)), log, wire.WithSecurity(cfg.Bus), wire.AlsoBind(cfg.Inproc))
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("dbmanager: %w", err), s.Close())
 	}

@@ -54,6 +54,10 @@ type Config struct {
 	// further behind than that rechecks what it waits for. 0 takes the
 	// default.
 	EventRing int `envconfig:"FAAS_EVENT_RING" default:"4096" desc:"recent events kept for the frontends watching them"`
+	// Inproc, if set, is an inproc:// endpoint bound as well, for the
+	// roles sharing the manager's process (`faas up`); never from the
+	// environment.
+	Inproc string `ignored:"true"`
 	// Bus is the socket's security, read by the caller (package bus); the
 	// zero value is plaintext.
 	Bus wire.Security `ignored:"true"`
@@ -174,7 +178,7 @@ func New(cfg Config, store faas.Store, log *slog.Logger) (*Manager, error) {
 	}
 	m.metrics = newQueueMetrics(reg, m)
 	m.sched = newScheduler(store, m.Submit, m.metrics.ticks, log)
-	srv, err := wire.Listen(cfg.Endpoint(), jqproxy.NewMux(m).Serve, log, wire.WithSecurity(cfg.Bus))
+	srv, err := wire.Listen(cfg.Endpoint(), jqproxy.NewMux(m).Serve, log, wire.WithSecurity(cfg.Bus), wire.AlsoBind(cfg.Inproc))
 	if err != nil {
 		return nil, fmt.Errorf("jqmanager: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/kelseyhightower/envconfig"
 	"github.com/prometheus/client_golang/prometheus"
@@ -85,9 +86,10 @@ func upKeys(log *slog.Logger) (func(bus.Role) bus.Config, []string, error) {
 
 // Platform is the whole platform on this machine: the managers, the
 // frontend and the scaler in this process, each with its own sockets
-// talking ZeroMQ over loopback TCP exactly as separate processes would,
-// and the workers as child processes started by the scaler's local
-// backend.
+// talking ZeroMQ as separate processes would, with their own keys and
+// roles, over inproc rather than loopback TCP, and the workers as child
+// processes started by the scaler's local backend, talking to the
+// managers over loopback TCP.
 type Platform struct {
 	log          *slog.Logger
 	db           *dbmanager.Manager
@@ -118,6 +120,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Platform, err er
 	server := func(role bus.Role) (wire.Security, error) { return keysOf(role).Server() }
 
 	cfg.DB.Listen = loopback(cfg.Up.DBPort)
+	// The roles in this process reach the managers over inproc, the
+	// workers over loopback TCP.
+	cfg.DB.Inproc, cfg.JQ.Inproc = inproc("dbmanager"), inproc("jqmanager")
 	// One registry per role, as apart; the frontend's /metrics serves
 	// them all, told apart by their component label.
 	dbMetrics, jqMetrics, feMetrics, scMetrics := metrics.NewRegistry("dbmanager"), metrics.NewRegistry("jqmanager"), metrics.NewRegistry("frontend"), metrics.NewRegistry("scaler")
@@ -147,12 +152,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Platform, err er
 	}
 	p.dbURL = p.db.Endpoint()
 
-	cfg.JQ.Listen, cfg.JQ.DBURL = loopback(cfg.Up.JQPort), p.dbURL
+	cfg.JQ.Listen, cfg.JQ.DBURL = loopback(cfg.Up.JQPort), cfg.DB.Inproc
 	if cfg.JQ.Bus, err = server(bus.JQManager); err != nil {
 		return nil, err
 	}
 	// Each component dials with its own role's key, as it would apart.
-	jqStore, err := dialDB(keysOf(bus.JQManager), p.dbURL, cfg.JQ.RequestTimeout, log)
+	jqStore, err := dialDB(keysOf(bus.JQManager), cfg.DB.Inproc, cfg.JQ.RequestTimeout, log)
 	if err != nil {
 		return nil, err
 	}
@@ -162,12 +167,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Platform, err er
 	}
 	p.jqURL = p.jq.Endpoint()
 
-	store, queue, closeFE, err := dialManagers(keysOf(bus.Frontend), p.dbURL, p.jqURL, cfg.JQ.RequestTimeout, log)
+	store, queue, closeFE, err := dialManagers(keysOf(bus.Frontend), cfg.DB.Inproc, cfg.JQ.Inproc, cfg.JQ.RequestTimeout, log)
 	if err != nil {
 		return nil, err
 	}
 	p.closeClients = append(p.closeClients, func() error { closeFE(); return nil })
-	scQueue, err := dialJQ(keysOf(bus.Scaler), p.jqURL, cfg.JQ.RequestTimeout, log)
+	scQueue, err := dialJQ(keysOf(bus.Scaler), cfg.JQ.Inproc, cfg.JQ.RequestTimeout, log)
 	if err != nil {
 		return nil, err
 	}
@@ -194,6 +199,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Platform, err er
 		return nil, errors.Join(err, workers.Close())
 	}
 	return p, nil
+}
+
+// inprocs numbers the inproc endpoints of this process, which may run
+// several platforms (tests) at once.
+var inprocs atomic.Uint64
+
+// inproc is a fresh inproc endpoint for the manager of role.
+func inproc(role string) string {
+	return fmt.Sprintf("inproc://%s-%d", role, inprocs.Add(1))
 }
 
 // loopback is the ZeroMQ endpoint of port on loopback; port 0 is any free

@@ -108,7 +108,7 @@ func newDealer(endpoint string, timeout time.Duration, sec Security) (*zmq.Socke
 		return nil, faas.Errorf(faas.Unavailable, "%s: %v", endpoint, err)
 	}
 	for _, step := range []func() error{
-		func() error { return secureClient(sock, sec) },
+		func() error { return secureClient(sock, endpoint, sec) },
 		// A peer that vanished without closing its connection (a host
 		// gone) would otherwise swallow requests until TCP gives up.
 		func() error { return sock.SetHeartbeatIvl(timeout) },

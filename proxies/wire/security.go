@@ -1,8 +1,10 @@
 package wire
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -52,10 +54,26 @@ func (s Security) Plaintext() bool { return s.SecretKey == "" }
 // Option changes how Listen or Dial sets up sockets.
 type Option func(*options)
 
-type options struct{ sec Security }
+type options struct {
+	sec  Security
+	also []string
+}
 
 // WithSecurity makes the sockets use sec instead of plaintext.
 func WithSecurity(sec Security) Option { return func(o *options) { o.sec = sec } }
+
+// AlsoBind makes Listen bind its socket to endpoint as well (an empty one
+// is skipped): an inproc:// endpoint for the clients that share the
+// server's process (`faas up`), which then skip the loopback TCP stack and
+// libzmq's I/O thread. A round trip over inproc takes about 15 µs where
+// one over loopback TCP takes about 160 µs (BenchmarkCall).
+func AlsoBind(endpoint string) Option {
+	return func(o *options) {
+		if endpoint != "" {
+			o.also = append(o.also, endpoint)
+		}
+	}
+}
 
 func applyOptions(opts []Option) options {
 	var o options
@@ -87,18 +105,45 @@ func secureServer(sock *zmq.Socket, sec Security) (func(), error) {
 }
 
 // secureClient makes sock a CURVE client of the server whose public key is
-// sec.ServerKey.
-func secureClient(sock *zmq.Socket, sec Security) error {
+// sec.ServerKey. Over inproc, where libzmq runs no handshake, the socket
+// names its public key in its routing id instead (see inprocRole).
+func secureClient(sock *zmq.Socket, endpoint string, sec Security) error {
 	if sec.Plaintext() {
 		return nil
 	}
 	if sec.ServerKey == "" {
 		return errors.New("secure client without the server's public key")
 	}
+	if strings.HasPrefix(endpoint, "inproc://") {
+		id := fmt.Sprintf("%s/%d", sec.PublicKey, inprocPeers.Add(1))
+		if err := sock.SetIdentity(id); err != nil {
+			return fmt.Errorf("inproc routing id: %w", err)
+		}
+	}
 	if err := sock.ClientAuthCurve(sec.ServerKey, sec.PublicKey, sec.SecretKey); err != nil {
 		return fmt.Errorf("curve client: %w", err)
 	}
 	return nil
+}
+
+// inprocPeers numbers the inproc clients of this process: a ROUTER takes
+// only one peer per routing id, and clients of one role share a key.
+var inprocPeers atomic.Uint64
+
+// inprocRole is the role of the inproc peer whose routing id is id, or ""
+// for none. libzmq runs neither the CURVE handshake nor ZAP over inproc,
+// so such a peer's messages carry no user id; it is code of this very
+// process (nothing else reaches an inproc endpoint), which holds the keys
+// anyway, and its claim to a client key is taken as it stands. A peer
+// over TCP cannot make the same claim: on a CURVE socket every message it
+// sends carries the user id its handshake earned, and that comes first.
+func (s Security) inprocRole(id []byte) string {
+	// The last slash: Z85, the keys' alphabet, has slashes of its own.
+	i := bytes.LastIndexByte(id, '/')
+	if i < 0 {
+		return ""
+	}
+	return s.Clients[string(id[:i])]
 }
 
 // zapEndpoint is where libzmq asks for authentication decisions (RFC 27).

@@ -91,7 +91,14 @@ func Listen(addr string, h Handler, log *slog.Logger, opts ...Option) (*Server, 
 		s.unregister()
 		return nil, fmt.Errorf("bound endpoint: %w", err)
 	}
-	if s.conn, err = newConn(router, receive, func(in inbound) { s.dispatch(s.ctx, in.role, in.msg) }); err != nil {
+	for _, also := range o.also {
+		if err = router.Bind(also); err != nil {
+			router.Close()
+			s.unregister()
+			return nil, fmt.Errorf("bind %s: %w", also, err)
+		}
+	}
+	if s.conn, err = newConn(router, s.receive, func(in inbound) { s.dispatch(s.ctx, in.role, in.msg) }); err != nil {
 		s.unregister()
 		return nil, err
 	}
@@ -158,8 +165,10 @@ func (s *Server) admit() bool {
 // The ZAP handler stamped the role on the connection as its user id, which
 // every frame from the peer carries; the first frame, the routing id, is
 // made by the ROUTER itself and carries none. The frames of a message
-// arrive together, so only the first may find nothing there.
-func receive(sock *zmq.Socket) (inbound, error) {
+// arrive together, so only the first may find nothing there. A message
+// with no user id came over inproc, whose peer names its key in its
+// routing id (Security.inprocRole).
+func (s *Server) receive(sock *zmq.Socket) (inbound, error) {
 	first, err := sock.RecvBytes(zmq.DONTWAIT)
 	if err != nil {
 		return inbound{}, err
@@ -168,6 +177,9 @@ func receive(sock *zmq.Socket) (inbound, error) {
 	for {
 		more, err := sock.GetRcvmore()
 		if err != nil || !more {
+			if in.role == "" && !s.sec.Plaintext() {
+				in.role = s.sec.inprocRole(first)
+			}
 			return in, err
 		}
 		var frame []byte

@@ -372,13 +372,15 @@ func keypair(t testing.TB) (public, secret string) {
 
 // serveSecure starts a CURVE server that accepts the given client keys
 // (public key -> role) and lets role "reader" call only echo.
+// serveSecure starts a CURVE server on loopback TCP, bound as well to an
+// inproc endpoint of its own, "inproc://" + the server's public key.
 func serveSecure(t testing.TB, clients map[string]string) (endpoint, serverKey string) {
 	t.Helper()
 	pub, sec := keypair(t)
 	srv, err := wire.Listen("tcp://127.0.0.1:*", echoMux().Serve, slog.New(slog.DiscardHandler), wire.WithSecurity(wire.Security{
 		PublicKey: pub, SecretKey: sec, Clients: clients,
 		Allow: func(role, method string) bool { return role == "admin" || role == "reader" && method == "echo" },
-	}))
+	}), wire.AlsoBind("inproc://"+pub))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -410,18 +412,77 @@ func TestCurveServerAcceptsOnlyKnownKeysAndChecksRoles(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			c, err := wire.Dial(endpoint, 200*time.Millisecond, slog.New(slog.DiscardHandler), tc.opts...)
-			require.NoError(t, err)
-			defer c.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			var got string
-			err = c.Call(ctx, tc.method, echoReq{Text: "hi"}, &got)
-			require.Equal(t, tc.want, faas.ErrorCode(err), "err %v", err)
-			if tc.want == "" {
-				require.Equal(t, "hi", got)
-			}
+			callSecure(t, endpoint, tc.opts, tc.method, tc.want)
 		})
+	}
+}
+
+// TestInprocPeersCarryTheRoleOfTheirKey: over inproc, where libzmq runs no
+// handshake, a client's role is that of the key it names in its routing
+// id, checked as over TCP; a client naming no known key has no role.
+func TestInprocPeersCarryTheRoleOfTheirKey(t *testing.T) {
+	t.Parallel()
+	adminPub, adminSec := keypair(t)
+	readerPub, readerSec := keypair(t)
+	strangerPub, strangerSec := keypair(t)
+	_, serverKey := serveSecure(t, map[string]string{adminPub: "admin", readerPub: "reader"})
+	for _, tc := range []struct {
+		name   string
+		opts   []wire.Option
+		method string
+		want   faas.Code
+	}{
+		{"admin calls anything", []wire.Option{wire.WithSecurity(wire.Security{PublicKey: adminPub, SecretKey: adminSec, ServerKey: serverKey})}, "fail", faas.Conflict},
+		{"reader calls echo", []wire.Option{wire.WithSecurity(wire.Security{PublicKey: readerPub, SecretKey: readerSec, ServerKey: serverKey})}, "echo", ""},
+		{"reader may not call fail", []wire.Option{wire.WithSecurity(wire.Security{PublicKey: readerPub, SecretKey: readerSec, ServerKey: serverKey})}, "fail", faas.Forbidden},
+		{"unknown key", []wire.Option{wire.WithSecurity(wire.Security{PublicKey: strangerPub, SecretKey: strangerSec, ServerKey: serverKey})}, "echo", faas.Forbidden},
+		{"plaintext", nil, "echo", faas.Forbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			callSecure(t, "inproc://"+serverKey, tc.opts, tc.method, tc.want)
+		})
+	}
+}
+
+// TestTCPPeerCannotClaimAnotherKeysRole: a CURVE client over TCP that
+// names another client's key in its routing id, as an inproc peer does,
+// keeps the role of the key it proved.
+func TestTCPPeerCannotClaimAnotherKeysRole(t *testing.T) {
+	t.Parallel()
+	adminPub, _ := keypair(t)
+	readerPub, readerSec := keypair(t)
+	endpoint, serverKey := serveSecure(t, map[string]string{adminPub: "admin", readerPub: "reader"})
+	sock, err := zmq.NewSocket(zmq.DEALER)
+	require.NoError(t, err)
+	defer sock.Close()
+	require.NoError(t, sock.SetLinger(0))
+	require.NoError(t, sock.SetRcvtimeo(5*time.Second))
+	require.NoError(t, sock.SetIdentity(adminPub+"/1"))
+	require.NoError(t, sock.ClientAuthCurve(serverKey, readerPub, readerSec))
+	require.NoError(t, sock.Connect(endpoint))
+	_, err = sock.SendMessage("\x00\x00\x00\x00\x00\x00\x00\x01", "", "fail", `{"text":"hi"}`)
+	require.NoError(t, err)
+	reply, err := sock.RecvMessage(0)
+	require.NoError(t, err)
+	require.Len(t, reply, 3)
+	require.Contains(t, reply[2], string(faas.Forbidden))
+}
+
+// callSecure calls method on the server at endpoint through a client made
+// with opts and checks the answer: want, or "hi" echoed.
+func callSecure(t *testing.T, endpoint string, opts []wire.Option, method string, want faas.Code) {
+	t.Helper()
+	c, err := wire.Dial(endpoint, 200*time.Millisecond, slog.New(slog.DiscardHandler), opts...)
+	require.NoError(t, err)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var got string
+	err = c.Call(ctx, method, echoReq{Text: "hi"}, &got)
+	require.Equal(t, want, faas.ErrorCode(err), "err %v", err)
+	if want == "" {
+		require.Equal(t, "hi", got)
 	}
 }
 
