@@ -131,6 +131,31 @@ const onlyAddRows = `(() => {
 	return rows.length > 0 && rows.every(r => r.children[1] && r.children[1].textContent.trim() === 'add')
 })()`
 
+// holdUnfilteredJobs makes the page hold back its requests for the jobs
+// list without a function filter until window.releaseJobs(), which
+// answers how many it held, and counts in window.jobLoads the list's
+// loads started and done.
+const holdUnfilteredJobs = `(() => {
+	const fetch0 = window.fetch, held = []
+	window.fetch = (url, opts) => {
+		const u = String(url)
+		if (!u.includes('/jobs?') || u.includes('fn=')) return fetch0(url, opts)
+		return new Promise((resolve) => held.push(resolve)).then(() => fetch0(url, opts))
+	}
+	window.releaseJobs = () => {
+		window.fetch = fetch0
+		const n = held.length
+		held.splice(0).forEach((resolve) => resolve())
+		return n
+	}
+	const refresh = window.refreshJobs, loads = { started: 0, done: 0 }
+	window.jobLoads = loads
+	window.refreshJobs = async (...args) => {
+		loads.started++
+		try { return await refresh(...args) } finally { loads.done++ }
+	}
+})()`
+
 // dashboardAdmin is the operator's token of the dashboard's platform.
 const dashboardAdmin = "operator-token-of-the-dashboard-test"
 
@@ -234,6 +259,8 @@ func TestDashboard(t *testing.T) {
 		chromedp.WaitVisible(`#jobs-table tr[data-job]`),
 	), "start slow")
 	var rows []*cdp.Node
+	var held int
+	var fnFilter string
 	require.NoError(t, chromedp.Run(ctx,
 		waitText("#jobs-table tbody", "running"),
 		// Open it with the keyboard.
@@ -249,14 +276,21 @@ func TestDashboard(t *testing.T) {
 		setField("#jobs-state", "failed"),
 		chromedp.WaitNotPresent(`#jobs-table tbody tr:nth-child(2)`),
 		waitText("#jobs-table tbody", "boom"),
+		// Each filter reloads the table. The unfiltered reload is held
+		// back until the function filter's has landed, as a slow answer
+		// would be: that older load must not put its rows back.
+		chromedp.Evaluate(holdUnfilteredJobs, nil),
 		setField("#jobs-state", ""),
 		setField("#jobs-fn", "add"),
-		// Each filter reloads the table; wait for the last reload, where
-		// every row is add's, before counting them.
 		chromedp.Poll(onlyAddRows, nil),
+		chromedp.Evaluate(`window.releaseJobs()`, &held),
+		chromedp.Poll(`window.jobLoads.started === window.jobLoads.done`, nil),
 		chromedp.Nodes(`#jobs-table tbody tr`, &rows),
+		chromedp.Value("#jobs-fn", &fnFilter),
 	), "jobs")
+	require.Positive(t, held, "the unfiltered reload was held back")
 	require.Len(t, rows, 1, "the function filter leaves add's one job")
+	require.Equal(t, "add", fnFilter, "the function filter keeps its choice")
 	require.NoError(t, chromedp.Run(ctx,
 		chromedp.Click(`#jobs-table tbody tr:first-child`),
 		waitText("#job-result", "9"),

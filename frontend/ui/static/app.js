@@ -583,9 +583,17 @@ async function enterJobs() {
   leave = () => { clearInterval(timer); stopFollow(); };
 }
 
+// jobLoads numbers the list's loads. A filter's change and the automatic
+// refresh may overlap, and an older load answered last would put back the
+// rows, and the filter choice, that the user has just changed: only the
+// latest load fills the table.
+let jobLoads = 0;
+
 async function refreshJobs() {
+  const load = ++jobLoads;
   const fnSel = $('#jobs-fn'), keep = fnSel.value, state = $('#jobs-state').value;
   const [{ jobs }, fns] = await Promise.all([jobPage({ fn: keep, state }), listFunctions()]);
+  if (load !== jobLoads) return;
   // Deleted functions' jobs, and the chosen function, stay choices too.
   const names = [...new Set([...Object.keys(fns), ...jobs.map((j) => j.function), ...(keep ? [keep] : [])])].sort();
   fnSel.replaceChildren(el('option', { value: '' }, 'all'), ...names.map((f) => el('option', { value: f }, f)));
