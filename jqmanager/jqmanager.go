@@ -18,6 +18,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unique"
 
 	"github.com/kelseyhightower/envconfig"
 	"github.com/prometheus/client_golang/prometheus"
@@ -125,7 +126,7 @@ type Manager struct {
 	queue *fairQueue
 	// pending counts each user's known jobs plus submissions under way.
 	pending map[string]int
-	idle    []chan struct{}
+	idle    []*idler
 	workers map[string]time.Time
 	// waiters are closed when their job leaves the queue, after its
 	// outcome is set if it finished through Complete. Kept here rather
@@ -329,22 +330,38 @@ func (m *Manager) submitAll(ctx context.Context, owner string, jobs []faas.Job) 
 	}
 	// Reserve the slots now so concurrent submissions cannot overshoot.
 	m.pending[owner] += len(jobs)
+	var claim *idler
+	if fresh == 1 && len(jobs) == 1 {
+		claim = m.claimIdle(owner, jobs[0].Function)
+	}
 	m.mu.Unlock()
 
 	// The jobs' later spans hang under this submission's: what the
-	// caller sent in a job is not trusted to name a trace.
+	// caller sent in a job is not trusted to name a trace, nor to start
+	// it leased.
 	trace := tracing.Parent(ctx)
 	// Concurrent submissions reach the Store in one batch; each caller
 	// is still answered only once its own jobs are durable.
 	jobs = slices.Clone(jobs)
 	for i := range jobs {
 		jobs[i].Trace = trace
+		jobs[i].State, jobs[i].Attempt, jobs[i].Worker, jobs[i].Started = "", 0, "", time.Time{}
+	}
+	if claim != nil {
+		// Created already leased to the worker that waits: the lease
+		// shares the creation's write.
+		jobs[0].State, jobs[0].Attempt, jobs[0].Worker, jobs[0].Started = faas.Running, 1, claim.worker, time.Now()
 	}
 	res, errs := m.creates.DoAll(ctx, jobs)
 	var stored []faas.Job
 	var err error
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	var handed *faas.Job
+	if claim != nil {
+		// The claimed worker gets the job, or nothing and polls again.
+		defer func() { claim.ch <- handed }()
+	}
 	for i, r := range res {
 		rowErr := errs[i]
 		if rowErr != nil {
@@ -360,6 +377,10 @@ func (m *Manager) submitAll(ctx context.Context, owner string, jobs []faas.Job) 
 		if err == nil {
 			stored = append(stored, r.Job)
 		}
+		if claim != nil && m.jobs[r.Job.ID] == nil && r.Job.State == faas.Running && r.Job.Attempt == 1 && r.Job.Worker == claim.worker {
+			handed = m.createdLeased(r.Job)
+			continue
+		}
 		if r.Job.State == faas.Queued && m.jobs[r.Job.ID] == nil {
 			e := newEntry(r.Job)
 			m.jobs[e.id] = e // the reservation becomes the job's count
@@ -370,6 +391,39 @@ func (m *Manager) submitAll(ctx context.Context, owner string, jobs []faas.Job) 
 		m.unreserve(owner)
 	}
 	return stored, err
+}
+
+// claimIdle takes, for a job of owner's function fn about to be created,
+// the idle worker that would be woken for it right after: the one that
+// waited last, when nothing is queued and the job may start at once, its
+// owner below the per-user cap and none of the function's jobs out (so
+// that whatever limit the Store tells the function has, one more fits).
+// The job is then created leased to that worker, which waits for it
+// however its poll ends. Callers hold mu.
+func (m *Manager) claimIdle(owner, fn string) *idler {
+	n := len(m.idle)
+	if n == 0 || m.queue.len > 0 || m.queue.atCap(owner) || m.queue.functions[unique.Make(fnName{owner: owner, name: fn})] > 0 {
+		return nil
+	}
+	w := m.idle[n-1]
+	m.idle = m.idle[:n-1]
+	w.claimed = true
+	return w
+}
+
+// createdLeased records a job the Store created already leased, as lease
+// and leased together would, and returns it for its worker. Callers hold
+// mu.
+func (m *Manager) createdLeased(j faas.Job) *faas.Job {
+	e := newEntry(j)
+	now := time.Now()
+	e.state = stateRunning
+	e.run.leased, e.run.renewed = now, now
+	m.jobs[e.id] = e // the reservation becomes the job's count
+	m.queue.occupy(e)
+	m.metrics.submitted.Inc()
+	m.jobStarted(j, now)
+	return &j
 }
 
 // SubmitChild implements faas.JobQueue. The child is submitted as the
@@ -449,10 +503,20 @@ func (m *Manager) enqueue(e *entry) {
 
 func (m *Manager) wakeOne() {
 	if n := len(m.idle); n > 0 {
-		ch := m.idle[n-1]
+		w := m.idle[n-1]
 		m.idle = m.idle[:n-1]
-		ch <- struct{}{}
+		w.ch <- nil
 	}
+}
+
+// idler is a worker's poll waiting for a job: woken with nil to look at
+// the queue again, or handed a job created already leased to it.
+type idler struct {
+	worker string
+	ch     chan *faas.Job
+	// claimed is set, under mu, while a submission creates a job leased
+	// to this poll: it waits for that job however it ends.
+	claimed bool
 }
 
 // Next implements faas.JobQueue. A worker with nothing to do waits on its
@@ -467,9 +531,9 @@ func (m *Manager) Next(ctx context.Context, worker string, max int, wait time.Du
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
-	wake := make(chan struct{}, 1)
+	w := &idler{worker: worker, ch: make(chan *faas.Job, 1)}
 	for {
-		if es := m.popOrIdle(worker, max, wake); len(es) > 0 {
+		if es := m.popOrIdle(w, max); len(es) > 0 {
 			js, err := m.lease(ctx, es, worker)
 			if err != nil || len(js) > 0 {
 				return js, err
@@ -477,12 +541,17 @@ func (m *Manager) Next(ctx context.Context, worker string, max int, wait time.Du
 			continue // deleted or finished meanwhile
 		}
 		select {
-		case <-wake:
+		case j := <-w.ch:
+			if j != nil {
+				return []faas.Job{*j}, nil
+			}
 			continue
 		case <-timer.C:
 		case <-ctx.Done():
 		}
-		m.leaveIdle(wake)
+		if j := m.leaveIdle(w); j != nil {
+			return []faas.Job{*j}, nil
+		}
 		return nil, ctx.Err()
 	}
 }
@@ -490,9 +559,10 @@ func (m *Manager) Next(ctx context.Context, worker string, max int, wait time.Du
 // popOrIdle pops up to max jobs, in the fair queue's order and within its
 // caps, or registers wake to be signalled when one comes. Both under one
 // lock, so no job can slip in between unnoticed.
-func (m *Manager) popOrIdle(worker string, max int, wake chan struct{}) []*entry {
+func (m *Manager) popOrIdle(w *idler, max int) []*entry {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	worker := w.worker
 	m.workers[worker] = time.Now()
 	var es []*entry
 	for len(es) < max {
@@ -505,29 +575,38 @@ func (m *Manager) popOrIdle(worker string, max int, wake chan struct{}) []*entry
 		es = append(es, e)
 	}
 	if len(es) == 0 {
-		m.idle = append(m.idle, wake)
+		w.claimed = false
+		m.idle = append(m.idle, w)
 	}
 	return es
 }
 
-// leaveIdle unregisters a worker that stops waiting. If it was woken in
-// the meantime, the wake-up passes to another idle worker.
-func (m *Manager) leaveIdle(wake chan struct{}) {
+// leaveIdle unregisters a worker's poll that stops waiting. If it was
+// woken in the meantime, the wake-up passes to another idle worker; if a
+// submission claimed it, it waits for what the submission hands it (as
+// long as one write to the Store takes) and returns the job, if any.
+func (m *Manager) leaveIdle(w *idler) *faas.Job {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	for i, ch := range m.idle {
-		if ch == wake {
+	for i, x := range m.idle {
+		if x == w {
 			m.idle = append(m.idle[:i], m.idle[i+1:]...)
-			return
+			m.mu.Unlock()
+			return nil
 		}
 	}
+	if w.claimed {
+		m.mu.Unlock()
+		return <-w.ch
+	}
+	defer m.mu.Unlock()
 	select {
-	case <-wake:
+	case <-w.ch:
 		if m.queue.len > 0 {
 			m.wakeOne()
 		}
 	default:
 	}
+	return nil
 }
 
 // lease records in the Store that worker runs the jobs es, in one batch

@@ -2,10 +2,12 @@ package jqmanager_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -234,4 +236,149 @@ func TestConfigBindsLoopbackByDefault(t *testing.T) {
 	cfg, err := jqmanager.LoadConfig()
 	require.NoError(t, err)
 	require.Equal(t, fmt.Sprintf("tcp://127.0.0.1:%d", jqproxy.DefaultPort), cfg.Endpoint())
+}
+
+// countingStore counts the leases written on their own, and can hold the
+// first creation until told to go on.
+type countingStore struct {
+	*sqlite.Store
+	starts atomic.Int64
+	// entered and proceed, when set, hold the first CreateJobs.
+	once             sync.Once
+	entered, proceed chan struct{}
+}
+
+func (s *countingStore) StartJobs(ctx context.Context, starts []faas.Start) ([]faas.JobResult, error) {
+	s.starts.Add(int64(len(starts)))
+	return s.Store.StartJobs(ctx, starts)
+}
+
+func (s *countingStore) CreateJobs(ctx context.Context, js []faas.Job) ([]faas.JobResult, error) {
+	if s.entered != nil {
+		s.once.Do(func() {
+			close(s.entered)
+			<-s.proceed
+		})
+	}
+	return s.Store.CreateJobs(ctx, js)
+}
+
+// runOn runs a fresh Manager over store, in place of the rig's, until the
+// test ends.
+func runOn(t *testing.T, r *rig, store faas.Store) *jqmanager.Manager {
+	t.Helper()
+	r.stop()
+	m, err := jqmanager.New(config(), store, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(r.ctx)
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
+	r.m = m
+	return m
+}
+
+// awaitIdleWorker waits until a worker's poll waits on m for a job.
+func awaitIdleWorker(t *testing.T, ctx context.Context, m *jqmanager.Manager) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		st, err := m.Stats(ctx)
+		return err == nil && st.Workers == 1
+	}, 5*time.Second, time.Millisecond, "the worker's poll never waited")
+}
+
+// TestSubmitLeasesToAWaitingWorker: a job submitted while a worker waits
+// and nothing is queued is created already leased to that worker, in the
+// creation's write, and handed to it; no lease is written on its own.
+func TestSubmitLeasesToAWaitingWorker(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, config(), "ann")
+	store := &countingStore{Store: r.store}
+	m := runOn(t, r, store)
+
+	got := make(chan faas.Job, 1)
+	go func() {
+		j, _, _ := nextOne(m, r.ctx, "w1", 5*time.Second)
+		got <- j
+	}()
+	awaitIdleWorker(t, r.ctx, m)
+	j, err := m.Submit(r.ctx, faas.Job{ID: uuid.NewString(), Owner: "ann", Function: "f", Args: json.RawMessage(`[1]`)})
+	require.NoError(t, err)
+	require.Equal(t, faas.Running, j.State, "the submission's answer is the leased job")
+	leased := <-got
+	require.Equal(t, j.ID, leased.ID)
+	require.Equal(t, 1, leased.Attempt)
+	require.Equal(t, "w1", leased.Worker)
+	require.JSONEq(t, `[1]`, string(leased.Args))
+	require.Zero(t, store.starts.Load(), "a lease was written on its own")
+	stored, err := r.store.Job(r.ctx, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, faas.Running, stored.State)
+	require.Equal(t, "w1", stored.Worker)
+
+	// It runs as any leased job: renewed, completed, billed once.
+	renewed, err := m.Renew(r.ctx, "w1", []faas.Lease{{ID: j.ID, Attempt: 1}})
+	require.NoError(t, err)
+	require.Empty(t, renewed, "the lease is held")
+	require.NoError(t, completeOne(r.ctx, m, "w1", faas.Completion{JobID: j.ID, Attempt: 1, Result: json.RawMessage(`1`), Duration: time.Millisecond}))
+	done, err := r.store.Job(r.ctx, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, faas.Succeeded, done.State)
+	billed, err := r.store.BilledTime(r.ctx, "ann")
+	require.NoError(t, err)
+	require.Equal(t, time.Millisecond, billed)
+
+	// With a job queued, the next one queues behind it as before.
+	queued := r.submit("ann")
+	require.Equal(t, faas.Queued, queued.State, "nobody waits: queued")
+	behind := r.submit("ann")
+	require.Equal(t, faas.Queued, behind.State)
+	first, _ := r.next("w1", time.Second)
+	require.Equal(t, queued.ID, first.ID, "the jobs keep their order")
+	require.EqualValues(t, 1, store.starts.Load())
+}
+
+// TestSubmitCannotAskForALease: what a caller sends as a job's state,
+// attempt and worker is not a lease: the job is queued for whoever polls.
+func TestSubmitCannotAskForALease(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, config(), "ann")
+	j, err := r.m.Submit(r.ctx, faas.Job{ID: uuid.NewString(), Owner: "ann", Function: "f",
+		State: faas.Running, Attempt: 1, Worker: "mallory", Started: time.Now()})
+	require.NoError(t, err)
+	require.Equal(t, faas.Queued, j.State)
+	require.Empty(t, j.Worker)
+	got, ok := r.next("w1", time.Second)
+	require.True(t, ok)
+	require.Equal(t, j.ID, got.ID)
+	require.Equal(t, "w1", got.Worker)
+}
+
+// TestClaimedPollThatEndsStillTakesItsJob: a worker's poll that ends while
+// the job leased to it is being created still answers that job, rather
+// than leave it to wait out its lease.
+func TestClaimedPollThatEndsStillTakesItsJob(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, config(), "ann")
+	store := &countingStore{Store: r.store, entered: make(chan struct{}), proceed: make(chan struct{})}
+	m := runOn(t, r, store)
+
+	pollCtx, endPoll := context.WithCancel(r.ctx)
+	got := make(chan faas.Job, 1)
+	go func() {
+		j, _, _ := nextOne(m, pollCtx, "w1", 5*time.Second)
+		got <- j
+	}()
+	awaitIdleWorker(t, r.ctx, m)
+	submitted := make(chan faas.Job, 1)
+	go func() {
+		j, _ := m.Submit(r.ctx, faas.Job{ID: uuid.NewString(), Owner: "ann", Function: "f"})
+		submitted <- j
+	}()
+	<-store.entered
+	endPoll()
+	close(store.proceed)
+	j := <-submitted
+	require.Equal(t, faas.Running, j.State)
+	require.Equal(t, j.ID, (<-got).ID, "the ended poll dropped its job")
 }

@@ -922,7 +922,8 @@ func (s *Store) createJob(j faas.Job) *jobWrite {
 // createJobArgs are the arguments of the createJob statement for a job
 // lifecycle.Job has checked.
 func createJobArgs(j faas.Job) []any {
-	return []any{j.ID, []byte(j.Args), lifecycle.Micros(j.Created), j.Owner, j.Function, j.Trace, j.Trigger, j.Parent}
+	return []any{j.ID, []byte(j.Args), lifecycle.Micros(j.Created), j.Owner, j.Function, j.Trace, j.Trigger, j.Parent,
+		string(j.State), j.Attempt, j.Worker, lifecycle.Micros(j.Started)}
 }
 
 // Job returns one job, with its children.

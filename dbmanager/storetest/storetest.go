@@ -57,6 +57,7 @@ func runConcurrent(t *testing.T, open func(t *testing.T) faas.Store) {
 		{"CreateJob", testCreateJob},
 		{"DeleteJob", testDeleteJob},
 		{"StartJob", testStartJob},
+		{"CreateJobLeased", testCreateJobLeased},
 		{"RequeueJob", testRequeueJob},
 		{"CompleteJob", testCompleteJob},
 		{"CompleteJobFailed", testCompleteJobFailed},
@@ -469,6 +470,61 @@ func testDeleteJob(t *testing.T, s faas.Store) {
 	requireCode(t, err, faas.NotFound)
 	_, err = s.CompleteJob(ctx, completion(faas.Job{ID: j.ID, Attempt: 1}, time.Second))
 	requireCode(t, err, faas.NotFound)
+}
+
+// testCreateJobLeased creates a job running at attempt 1 by a worker, as
+// the queue does for a worker that waits: the job is then as StartJob
+// would have left it, fenced and completed the same way. Any other
+// running, attempt or worker asked for is ignored, as CreateJob always
+// did.
+func testCreateJobLeased(t *testing.T, s faas.Store) {
+	ctx := testContext(t)
+	fx := newFixture(t, ctx, s)
+	started := time.Date(2025, 1, 2, 3, 4, 5, 654321000, time.UTC)
+	j, err := s.CreateJob(ctx, faas.Job{ID: unique("job"), Owner: fx.user.Name, Function: fx.fn.Name, Args: json.RawMessage(`[4,5]`),
+		State: faas.Running, Attempt: 1, Worker: "w1", Started: started})
+	require.NoError(t, err)
+	require.Equal(t, faas.Running, j.State)
+	require.Equal(t, 1, j.Attempt)
+	require.Equal(t, "w1", j.Worker)
+	require.Equal(t, started, j.Started)
+	require.Equal(t, fx.fn.Version, j.Version)
+	got, err := s.Job(ctx, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, j, got)
+
+	// Leased already: no other lease, and a retried creation answers it.
+	_, err = s.StartJob(ctx, j.ID, 1, "w2")
+	requireCode(t, err, faas.Conflict)
+	again, err := s.CreateJob(ctx, faas.Job{ID: j.ID, Owner: fx.user.Name, Function: fx.fn.Name, State: faas.Running, Attempt: 1, Worker: "w1"})
+	require.NoError(t, err)
+	require.Equal(t, j, again)
+	pending, err := s.PendingJobs(ctx)
+	require.NoError(t, err)
+	require.True(t, slices.ContainsFunc(pending, func(p faas.Job) bool { return p.ID == j.ID && p.State == faas.Running && p.Worker == "w1" }),
+		"a job created leased is pending, running, for a restarted queue")
+
+	done, err := s.CompleteJob(ctx, completion(j, time.Millisecond))
+	require.NoError(t, err)
+	require.Equal(t, faas.Succeeded, done.State)
+	billed, err := s.BilledTime(ctx, fx.user.Name)
+	require.NoError(t, err)
+	require.Equal(t, time.Millisecond, billed)
+
+	// Not quite a lease: queued as ever.
+	for _, in := range []faas.Job{
+		{State: faas.Running, Attempt: 2, Worker: "w1"},
+		{State: faas.Running, Attempt: 1},
+		{State: faas.Queued, Attempt: 1, Worker: "w1"},
+	} {
+		in.ID, in.Owner, in.Function = unique("job"), fx.user.Name, fx.fn.Name
+		q, err := s.CreateJob(ctx, in)
+		require.NoError(t, err)
+		require.Equal(t, faas.Queued, q.State, "%+v", in)
+		require.Zero(t, q.Attempt)
+		require.Empty(t, q.Worker)
+		require.True(t, q.Started.IsZero())
+	}
 }
 
 func testStartJob(t *testing.T, s faas.Store) {

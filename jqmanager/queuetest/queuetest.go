@@ -174,10 +174,16 @@ func (fx *fixture) submit(owner string) faas.Job {
 	return fx.submitTo(owner, "f")
 }
 
+// submitTo queues a job of owner's function, or has it leased at once to
+// a worker that waits with nothing queued.
 func (fx *fixture) submitTo(owner, function string) faas.Job {
 	fx.t.Helper()
 	j := Submit(fx.t, fx.ctx, fx.q, owner, function)
-	require.Equal(fx.t, faas.Queued, j.State)
+	if j.State != faas.Running {
+		require.Equal(fx.t, faas.Queued, j.State)
+	} else {
+		require.Equal(fx.t, 1, j.Attempt, "a job leased as it is submitted")
+	}
 	return j
 }
 
@@ -365,7 +371,10 @@ func testNextWaitsForSubmission(t *testing.T, fx *fixture) {
 	got := fx.nextLater("w")
 	parked()
 	j := fx.submit("ann")
-	require.Equal(t, j.ID, receive(t, got, "a waiting worker was not handed the job submitted").ID)
+	leased := receive(t, got, "a waiting worker was not handed the job submitted")
+	require.Equal(t, j.ID, leased.ID)
+	require.Equal(t, 1, leased.Attempt)
+	require.Equal(t, "w", leased.Worker)
 }
 
 // testFairAcrossUsers: users take turns, so one user's backlog does not

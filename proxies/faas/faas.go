@@ -580,7 +580,11 @@ type Store interface {
 
 	// CreateJob stores a queued job, filling in the function's version;
 	// NotFound if the function does not exist. Creating the same ID twice
-	// with the same owner is a no-op.
+	// with the same owner is a no-op. A job given as running at attempt 1
+	// by a worker is stored already leased to that worker, started at its
+	// Started (now if zero), as StartJob would leave it: the queue's way
+	// to lease a job to a worker that waits in the creation's own write.
+	// Any other state, attempt or worker given is ignored.
 	CreateJob(ctx context.Context, j Job) (Job, error)
 	Job(ctx context.Context, id string) (Job, error)
 	// Jobs lists one page of owner's jobs, newest first, without their

@@ -225,7 +225,10 @@ func DecodeSettings(f faas.Function, text string) (faas.Function, error) {
 }
 
 // Job validates a new job and sets its initial state; the caller fills in
-// the function's version.
+// the function's version. The state is queued, unless the job comes
+// running at attempt 1 by a worker: then it is created already leased to
+// that worker, started at its Started (now if zero), which is how the
+// queue spares a waiting worker's lease a write of its own.
 func Job(j faas.Job) (faas.Job, error) {
 	if j.ID == "" || j.Owner == "" || j.Function == "" {
 		return j, faas.Errorf(faas.Invalid, "job needs an id, an owner and a function")
@@ -234,15 +237,23 @@ func Job(j faas.Job) (faas.Job, error) {
 		// A proxy's JSON turns missing arguments into null.
 		j.Args = json.RawMessage("[]")
 	}
-	j.State = faas.Queued
-	j.Attempt = 0
-	j.Worker = ""
+	if Leased(j) {
+		j.Started = stamp(j.Started)
+	} else {
+		j.State, j.Attempt, j.Worker, j.Started = faas.Queued, 0, "", time.Time{}
+	}
 	j.Created = stamp(j.Created)
-	j.Started, j.Finished = time.Time{}, time.Time{}
+	j.Finished = time.Time{}
 	j.Result, j.Error, j.Logs, j.Lost = nil, nil, "", nil
 	j.Duration, j.Billed = 0, 0
 	j.Children, j.Calls, j.CallsTruncated = nil, nil, false
 	return j, nil
+}
+
+// Leased reports whether CreateJob creates j already leased: running, at
+// attempt 1, by a worker.
+func Leased(j faas.Job) bool {
+	return j.State == faas.Running && j.Attempt == 1 && j.Worker != ""
 }
 
 // ExistingJob decides CreateJob when the ID is taken: the same owner gets
