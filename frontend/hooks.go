@@ -153,7 +153,7 @@ func (s *Server) runHook(c *gin.Context) {
 		s.fail(c, fmt.Errorf("submit job of hook %s: %w", id, err))
 		return
 	}
-	s.answerSubmitted(ctx, c, job.ID, wait)
+	s.answerSubmitted(ctx, c, job.ID, wait, nil)
 }
 
 // hookEvent describes r for a hook's function. The path is the route's,

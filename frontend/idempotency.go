@@ -61,7 +61,8 @@ func keyedJobID(owner, key string) string {
 	return uuid.NewSHA1(idempotencyNamespace, []byte(owner+"\x00"+key)).String()
 }
 
-// submit stores and queues job. Without a key the job gets a fresh id.
+// submit stores and queues job. Without a key the job keeps the fresh id
+// it may come with (one a wait was registered for), or gets one.
 // With one, its id derives from the owner and the key, so that every
 // submission under the key names the same job: the Store keeps the first
 // job created under an id and hands it back to the others, which makes
@@ -70,7 +71,9 @@ func keyedJobID(owner, key string) string {
 func (s *Server) submit(ctx context.Context, job faas.Job, key string) (stored faas.Job, replayed bool, err error) {
 	job.Created = s.clock.now()
 	if key == "" {
-		job.ID = faas.NewJobID()
+		if job.ID == "" {
+			job.ID = faas.NewJobID()
+		}
 		stored, err = s.queue.Submit(ctx, job)
 		return stored, false, err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"faas/proxies/faas"
+	"faas/proxies/jqproxy"
 	"faas/proxies/tracing"
 )
 
@@ -79,7 +80,16 @@ func (s *Server) runFunction(c *gin.Context) {
 		return
 	}
 	defer done()
-	job, replayed, err := s.submit(ctx, faas.Job{Owner: owner, Function: name, Args: args}, key)
+	job := faas.Job{Owner: owner, Function: name, Args: args}
+	var expected *jqproxy.Expected
+	if key == "" && wait > 0 {
+		// A new job, waited for from before it exists: its finish cannot
+		// come before the wait, which need not ask the queue about it.
+		job.ID = faas.NewJobID()
+		expected = s.watch.Expect(job.ID)
+		defer expected.Cancel()
+	}
+	job, replayed, err := s.submit(ctx, job, key)
 	if err != nil {
 		s.fail(c, fmt.Errorf("submit job of %s/%s: %w", owner, name, err))
 		return
@@ -87,7 +97,7 @@ func (s *Server) runFunction(c *gin.Context) {
 	if replayed {
 		c.Header(replayedHeader, "true")
 	}
-	s.answerSubmitted(ctx, c, job.ID, wait)
+	s.answerSubmitted(ctx, c, job.ID, wait, expected)
 }
 
 // admitJob lets a job of owner with args of argsLen bytes in: a place
@@ -112,22 +122,32 @@ func (s *Server) admitJob(c *gin.Context, owner string, argsLen int, wait time.D
 
 // answerSubmitted answers a submitted job: its outcome if it finishes
 // within wait, else its id (202) to poll; Location names it either way.
-func (s *Server) answerSubmitted(ctx context.Context, c *gin.Context, id string, wait time.Duration) {
+// expected, if not nil, is the wait registered before the job was
+// submitted.
+func (s *Server) answerSubmitted(ctx context.Context, c *gin.Context, id string, wait time.Duration, expected *jqproxy.Expected) {
 	c.Header("Location", "/j/"+id)
-	if wait == 0 || !s.waitJob(ctx, c, id, wait) {
+	if wait == 0 || !s.waitJob(ctx, c, id, wait, expected) {
 		ok(c, http.StatusAccepted, id)
 	}
 }
 
-// waitJob waits up to wait for the job and answers with its outcome if it
-// finished; it reports whether it answered. Shutting down ends the wait
-// early: the client still holds the id and can poll.
-func (s *Server) waitJob(ctx context.Context, c *gin.Context, id string, wait time.Duration) bool {
+// waitJob waits up to wait for the job, through expected if it is not
+// nil, and answers with its outcome if it finished; it reports whether it
+// answered. Shutting down ends the wait early: the client still holds the
+// id and can poll.
+func (s *Server) waitJob(ctx context.Context, c *gin.Context, id string, wait time.Duration, expected *jqproxy.Expected) bool {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(s.draining, cancel)
 	defer stop()
-	job, finished, err := s.watch.Wait(ctx, id, wait)
+	var job faas.Job
+	var finished bool
+	var err error
+	if expected != nil {
+		job, finished, err = expected.Wait(ctx, wait)
+	} else {
+		job, finished, err = s.watch.Wait(ctx, id, wait)
+	}
 	if s.draining.Err() != nil {
 		return false
 	}

@@ -88,7 +88,7 @@ func (s *Server) tryFunction(c *gin.Context) {
 		s.fail(c, faas.Errorf(faas.Conflict, "another dry run of user %s replaced the source before this one was queued; send it again", owner))
 		return
 	}
-	s.answerSubmitted(ctx, c, job.ID, wait)
+	s.answerSubmitted(ctx, c, job.ID, wait, nil)
 }
 
 // readTry reads and checks a dry run's body: the source as an upload

@@ -53,6 +53,8 @@ type Watch struct {
 	// advanced is closed and replaced whenever it grows (Reached).
 	seen     uint64
 	advanced chan struct{}
+	// gaps counts the gaps in the events followed (Expected.Wait).
+	gaps uint64
 }
 
 // waiter is one caller waiting for a job. done receives the job's
@@ -62,6 +64,10 @@ type waiter struct {
 	done   chan *faas.Job
 	lines  chan []faas.LogLine
 	missed chan struct{}
+	// expected marks a wait registered before its job was submitted
+	// (Expect), which a recheck leaves alone until Expected.Wait: asked
+	// about then, the queue would not know the job yet.
+	expected bool
 }
 
 // followBuffer is how many batches of lines a follower may be behind
@@ -206,6 +212,52 @@ func (w *Watch) Wait(ctx context.Context, id string, wait time.Duration) (faas.J
 	if j, finished, err := w.queue.Wait(ctx, id, 0); err != nil || finished {
 		return j, finished, err
 	}
+	return await(ctx, wt, wait)
+}
+
+// Expected is a wait registered before its job is submitted (Expect).
+type Expected struct {
+	w  *Watch
+	id string
+	wt *waiter
+	// gaps is the watch's count of gaps when the wait was registered.
+	gaps uint64
+}
+
+// Expect registers a wait for job id, which the caller is about to
+// submit. The job's finish can only come after that, so Expected.Wait
+// need not ask the queue, as Wait must, whether the job finished before
+// the wait began: a bus round trip less for a request that waits for the
+// job it submits. Cancel it when done, whether it waited or not.
+func (w *Watch) Expect(id string) *Expected {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	wt := &waiter{done: make(chan *faas.Job, 1), expected: true}
+	w.byJob[id] = append(w.byJob[id], wt)
+	return &Expected{w: w, id: id, wt: wt, gaps: w.gaps}
+}
+
+// Wait is Watch.Wait for the expected job, once it is submitted. It asks
+// the queue about the job only if the events had a gap since Expect: the
+// recheck after the gap passed the job over, as not submitted yet.
+func (e *Expected) Wait(ctx context.Context, wait time.Duration) (faas.Job, bool, error) {
+	e.w.mu.Lock()
+	e.wt.expected = false
+	gapped := e.w.gaps != e.gaps
+	e.w.mu.Unlock()
+	if gapped {
+		if j, finished, err := e.w.queue.Wait(ctx, e.id, 0); err != nil || finished {
+			return j, finished, err
+		}
+	}
+	return await(ctx, e.wt, wait)
+}
+
+// Cancel unregisters the wait.
+func (e *Expected) Cancel() { e.w.unwatch(e.id, e.wt) }
+
+// await waits up to wait for wt's job to finish.
+func await(ctx context.Context, wt *waiter, wait time.Duration) (faas.Job, bool, error) {
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	select {
@@ -306,12 +358,16 @@ func (w *Watch) Run(ctx context.Context) {
 }
 
 // recheck asks the queue about every job waited on, after events may have
-// been missed.
+// been missed, but those not submitted yet (Expect), which count the gap
+// instead.
 func (w *Watch) recheck(ctx context.Context) {
 	w.mu.Lock()
+	w.gaps++
 	ids := make([]string, 0, len(w.byJob))
 	for id, wts := range w.byJob {
-		ids = append(ids, id)
+		if slices.ContainsFunc(wts, func(wt *waiter) bool { return !wt.expected }) {
+			ids = append(ids, id)
+		}
 		for _, wt := range wts {
 			if wt.lines != nil {
 				wt.miss()

@@ -242,3 +242,43 @@ func TestReached(t *testing.T) {
 	require.Equal(t, int64(5), observed.Load(), "reached before the observer saw the events")
 	require.True(t, w.Reached(ctx, 3, 0), "an earlier point is reached at once")
 }
+
+// TestExpectedWait: a wait registered before its job is submitted hears
+// the job's finish without asking the queue about it; after a gap in the
+// events, the recheck leaves it alone (the queue would not know the job
+// yet) and its Wait asks the queue instead.
+func TestExpectedWait(t *testing.T) {
+	t.Parallel()
+	q := &scriptedQueue{pages: make(chan faas.Events, 4)}
+	w := newTestWatch(q, &revocations{})
+	ctx, cancel := context.WithCancel(context.Background())
+	var loop sync.WaitGroup
+	loop.Go(func() { w.Run(ctx) })
+	defer func() { cancel(); loop.Wait() }()
+
+	a := w.Expect("a")
+	defer a.Cancel()
+	require.Equal(t, 1, w.Waiting("a"))
+	q.pages <- faas.Events{Next: 2, List: []faas.Event{
+		{Seq: 2, Kind: faas.JobFinished, JobID: "a", Job: &faas.Job{ID: "a", State: faas.Succeeded}},
+	}}
+	j, finished, err := a.Wait(ctx, 30*time.Second)
+	require.NoError(t, err)
+	require.True(t, finished)
+	require.Equal(t, faas.Succeeded, j.State)
+	require.Zero(t, q.waits.Load(), "the queue was asked about a job waited for from before it existed")
+	a.Cancel()
+	require.Zero(t, w.Waiting("a"))
+
+	b := w.Expect("b")
+	defer b.Cancel()
+	q.pages <- faas.Events{Next: 100, Gap: true}
+	require.True(t, w.Reached(ctx, 100, 5*time.Second))
+	require.Zero(t, q.waits.Load(), "the recheck asked about a job not submitted yet")
+	q.finish.Store(&faas.Job{ID: "b", State: faas.Failed})
+	j, finished, err = b.Wait(ctx, 30*time.Second)
+	require.NoError(t, err)
+	require.True(t, finished)
+	require.Equal(t, faas.Failed, j.State)
+	require.EqualValues(t, 1, q.waits.Load(), "after the gap the wait asks the queue")
+}
