@@ -520,8 +520,9 @@ type idler struct {
 }
 
 // Next implements faas.JobQueue. A worker with nothing to do waits on its
-// own channel; a new job wakes exactly one such worker. The jobs popped
-// together are leased in the Store in one batch.
+// own channel; a new job wakes exactly one such worker, or, submitted with
+// nothing queued, is created leased to it and handed over (claimIdle).
+// The jobs popped together are leased in the Store in one batch.
 func (m *Manager) Next(ctx context.Context, worker string, max int, wait time.Duration) ([]faas.Job, error) {
 	if worker == "" {
 		return nil, faas.Errorf(faas.Invalid, "worker name is empty")
@@ -557,8 +558,9 @@ func (m *Manager) Next(ctx context.Context, worker string, max int, wait time.Du
 }
 
 // popOrIdle pops up to max jobs, in the fair queue's order and within its
-// caps, or registers wake to be signalled when one comes. Both under one
-// lock, so no job can slip in between unnoticed.
+// caps, or registers w to be woken when one comes (or handed one created
+// leased to it). Both under one lock, so no job can slip in between
+// unnoticed.
 func (m *Manager) popOrIdle(w *idler, max int) []*entry {
 	m.mu.Lock()
 	defer m.mu.Unlock()
