@@ -11,10 +11,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"time"
 
 	"faas/frontend/client"
+	"faas/internal/platform"
 )
 
 // benchSource is the trivial function every benchmark runs.
@@ -208,9 +208,11 @@ func measurePlatform(ctx context.Context, log *slog.Logger, o benchOptions, dir 
 	var f figures
 	var err error
 	if o.cpuProfile != "" {
-		stop, err := startCPUProfile(o.cpuProfile)
+		// This process runs the frontend and the managers when the bench
+		// started the platform; the workers are child processes, not in it.
+		stop, err := platform.ProfileCPU(o.cpuProfile, log)
 		if err != nil {
-			return f, err
+			return f, fmt.Errorf("bench -cpuprofile: %w", err)
 		}
 		defer stop()
 	}
@@ -392,22 +394,4 @@ func (r *benchResults) print(w io.Writer, o benchOptions) {
 	for _, x := range r.rows(o) {
 		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", x.measure, x.value, x.target, x.verdict)
 	}
-}
-
-// startCPUProfile profiles this process, which runs the frontend and the
-// managers when the bench started the platform; the workers are child
-// processes and are not in it.
-func startCPUProfile(path string) (stop func(), err error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("bench -cpuprofile: %w", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("bench -cpuprofile: %w", err)
-	}
-	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
-	}, nil
 }

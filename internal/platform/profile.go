@@ -29,16 +29,26 @@ func startProfile(role string, log *slog.Logger) (stop func(), err error) {
 	if c.CPUProfile == "" {
 		return func() {}, nil
 	}
-	path := fmt.Sprintf("%s.%s.%d", c.CPUProfile, role, os.Getpid())
-	f, err := os.Create(path)
+	stop, err = ProfileCPU(fmt.Sprintf("%s.%s.%d", c.CPUProfile, role, os.Getpid()), log)
 	if err != nil {
 		return nil, fmt.Errorf("FAAS_CPUPROFILE: %w", err)
 	}
+	return stop, nil
+}
+
+// ProfileCPU profiles this process's CPU into the file path until stop,
+// which writes the file: for FAAS_CPUPROFILE, and `faas bench
+// -cpuprofile`.
+func ProfileCPU(path string, log *slog.Logger) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
 	if err := pprof.StartCPUProfile(f); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("FAAS_CPUPROFILE %s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	log.Info("profiling the CPU until exit", "path", path)
+	log.Info("profiling the CPU", "path", path)
 	return func() {
 		pprof.StopCPUProfile()
 		if err := f.Close(); err != nil {
