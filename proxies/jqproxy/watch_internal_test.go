@@ -60,6 +60,16 @@ func newTestWatch(q faas.JobQueue, rev *revocations) *Watch {
 	return NewWatch(q, time.Second, rev.add, slog.New(slog.DiscardHandler))
 }
 
+// runWatch runs w's loop until the test ends, and returns the loop's
+// context, which ends first.
+func runWatch(t *testing.T, w *Watch) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	var loop sync.WaitGroup
+	loop.Go(func() { w.Run(ctx) })
+	t.Cleanup(func() { cancel(); loop.Wait() })
+	return ctx
+}
+
 // TestWaitLeavesNothingBehind: waits that time out or are cancelled
 // unregister, so a job that never ends does not collect them.
 func TestWaitLeavesNothingBehind(t *testing.T) {
@@ -86,10 +96,7 @@ func TestWatchLoop(t *testing.T) {
 	q := &scriptedQueue{pages: make(chan faas.Events, 4)}
 	rev := &revocations{}
 	w := newTestWatch(q, rev)
-	ctx, cancel := context.WithCancel(context.Background())
-	var loop sync.WaitGroup
-	loop.Go(func() { w.Run(ctx) })
-	defer func() { cancel(); loop.Wait() }()
+	ctx := runWatch(t, w)
 
 	type waited struct {
 		job      faas.Job
@@ -144,10 +151,7 @@ func TestCaughtUp(t *testing.T) {
 	t.Parallel()
 	q := &scriptedQueue{pages: make(chan faas.Events, 1)}
 	w := newTestWatch(q, &revocations{})
-	ctx, cancel := context.WithCancel(context.Background())
-	var loop sync.WaitGroup
-	loop.Go(func() { w.Run(ctx) })
-	defer func() { cancel(); loop.Wait() }()
+	ctx := runWatch(t, w)
 	require.Eventually(t, func() bool { return q.asks.Load() == 1 }, 5*time.Second, time.Millisecond)
 	require.Zero(t, w.CaughtUp(), "caught up before the queue answered")
 
@@ -251,10 +255,7 @@ func TestExpectedWait(t *testing.T) {
 	t.Parallel()
 	q := &scriptedQueue{pages: make(chan faas.Events, 4)}
 	w := newTestWatch(q, &revocations{})
-	ctx, cancel := context.WithCancel(context.Background())
-	var loop sync.WaitGroup
-	loop.Go(func() { w.Run(ctx) })
-	defer func() { cancel(); loop.Wait() }()
+	ctx := runWatch(t, w)
 
 	a := w.Expect("a")
 	defer a.Cancel()
