@@ -230,11 +230,22 @@ func (m *Manager) Run(ctx context.Context) error {
 // is unreachable: from 100ms to 5s at the least.
 var storeRetry = backoff.Policy{Base: 200 * time.Millisecond, Max: 10 * time.Second}
 
-// loadPending loads the pending jobs, retrying while the Store is unreachable.
+// loadPending loads the pending jobs page by page, retrying a page while
+// the Store is unreachable, and queues them oldest first.
 func (m *Manager) loadPending(ctx context.Context) error {
-	for failures := 1; ; failures++ {
-		jobs, err := m.store.PendingJobs(ctx)
+	var jobs []faas.Job
+	after := ""
+	for failures := 0; ; {
+		page, err := m.store.PendingJobs(ctx, after, faas.MaxPendingPage)
 		if err == nil {
+			failures = 0
+			jobs = append(jobs, page.Jobs...)
+			if after = page.Next; after != "" {
+				continue
+			}
+			slices.SortFunc(jobs, func(a, b faas.Job) int {
+				return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.ID, b.ID))
+			})
 			m.restore(jobs)
 			m.restoreCounts(ctx)
 			return nil
@@ -242,6 +253,7 @@ func (m *Manager) loadPending(ctx context.Context) error {
 		if faas.ErrorCode(err) != faas.Unavailable {
 			return fmt.Errorf("pending jobs: %w", err)
 		}
+		failures++
 		m.log.Warn("store unreachable, retrying", "err", err, "failures", failures)
 		if !storeRetry.Sleep(ctx, failures) {
 			return ctx.Err()

@@ -13,32 +13,43 @@ import (
 
 	"faas/dbmanager/sqlite"
 	"faas/jqmanager"
+	"faas/jqmanager/queuetest"
 	"faas/proxies/faas"
 	"faas/proxies/jqproxy"
 )
 
 // faultyStore is the real store with a fault put in one call: pending
 // blocks PendingJobs until it is closed (nil: no block) and pendingErr
-// fails it; startFails fails that many StartJobs calls as unavailable.
+// fails it; pageLimit, if set, lowers the limit of its pages, and
+// pageFails fails that many of its pages after the first as
+// unavailable; startFails fails that many StartJobs calls as unavailable.
 type faultyStore struct {
 	*sqlite.Store
 	pending    chan struct{}
 	pendingErr error
+	pageLimit  int
+	pageFails  atomic.Int64
 	startFails atomic.Int64
 }
 
-func (s *faultyStore) PendingJobs(ctx context.Context) ([]faas.Job, error) {
+func (s *faultyStore) PendingJobs(ctx context.Context, after string, limit int) (faas.PendingPage, error) {
 	if s.pending != nil {
 		select {
 		case <-s.pending:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return faas.PendingPage{}, ctx.Err()
 		}
 	}
 	if s.pendingErr != nil {
-		return nil, s.pendingErr
+		return faas.PendingPage{}, s.pendingErr
 	}
-	return s.Store.PendingJobs(ctx)
+	if after != "" && s.pageFails.Add(-1) >= 0 {
+		return faas.PendingPage{}, faas.Errorf(faas.Unavailable, "store down for a moment")
+	}
+	if s.pageLimit > 0 {
+		limit = min(limit, s.pageLimit)
+	}
+	return s.Store.PendingJobs(ctx, after, limit)
 }
 
 func (s *faultyStore) StartJobs(ctx context.Context, starts []faas.Start) ([]faas.JobResult, error) {
@@ -94,6 +105,35 @@ func TestServesOnlyAfterRebuild(t *testing.T) {
 	st, err = c.Stats(r.ctx)
 	require.NoError(t, err)
 	require.Equal(t, 1, st.Queued, "the first answer after the rebuild")
+}
+
+// TestRebuildPageByPage: the queue is rebuilt from pages of the Store's
+// pending jobs, which follow the Store's order (one function's jobs,
+// then the next one's), a page that fails is asked again, and the jobs
+// queue in the order they were submitted.
+func TestRebuildPageByPage(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, config(), "ann")
+	_, _, err := r.store.PutFunction(r.ctx, faas.Function{Owner: "ann", Name: "g", Source: "x => x", Timeout: time.Second})
+	require.NoError(t, err)
+	var want []string
+	for i := range 5 {
+		fn := []string{"f", "g"}[i%2]
+		want = append(want, queuetest.Submit(t, r.ctx, r.m, "ann", fn).ID)
+	}
+	r.stop()
+	store := &faultyStore{Store: r.store, pageLimit: 2}
+	store.pageFails.Store(1)
+	m, _, _ := runOver(t, store)
+	var got []string
+	for range want {
+		j, ok, err := nextOne(m, r.ctx, "w", 5*time.Second)
+		require.NoError(t, err)
+		require.True(t, ok)
+		got = append(got, j.ID)
+	}
+	require.Equal(t, want, got)
+	require.Negative(t, store.pageFails.Load(), "pages were asked after the one that failed")
 }
 
 // TestRebuildFailureStopsRun: a Store that answers the rebuild with an

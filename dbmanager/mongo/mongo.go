@@ -54,6 +54,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"sync"
 	"time"
 
@@ -1015,10 +1016,37 @@ func (s *Store) transition(ctx context.Context, from faas.Job, set bson.D) error
 // pending matches the queued and running jobs.
 var pending = bson.D{{Key: "state", Value: bson.D{{Key: "$in", Value: bson.A{string(faas.Queued), string(faas.Running)}}}}}
 
-// PendingJobs lists queued and running jobs, oldest first.
-func (s *Store) PendingJobs(ctx context.Context) ([]faas.Job, error) {
-	return findJobs(ctx, s.jobs, pending, "pending jobs",
-		options.Find().SetSort(bson.D{{Key: "created", Value: 1}, {Key: "_id", Value: 1}}))
+// pendingKey is where a page of PendingJobs ends: pages go by creation
+// and ID, which the (state, created) index serves.
+type pendingKey struct {
+	Created int64
+	ID      string
+}
+
+// PendingJobs lists a page of the queued and running jobs, oldest first.
+func (s *Store) PendingJobs(ctx context.Context, after string, limit int) (faas.PendingPage, error) {
+	if err := lifecycle.PendingLimit(limit); err != nil {
+		return faas.PendingPage{}, err
+	}
+	filter := pending
+	if after != "" {
+		var key pendingKey
+		if err := lifecycle.ParseCursor(after, &key); err != nil {
+			return faas.PendingPage{}, err
+		}
+		filter = append(slices.Clone(pending), bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: "created", Value: bson.D{{Key: "$gt", Value: key.Created}}}},
+			bson.D{{Key: "created", Value: key.Created}, {Key: "_id", Value: bson.D{{Key: "$gt", Value: key.ID}}}},
+		}})
+	}
+	jobs, err := findJobs(ctx, s.jobs, filter, "pending jobs", options.Find().
+		SetSort(bson.D{{Key: "created", Value: 1}, {Key: "_id", Value: 1}}).
+		SetLimit(int64(limit)).SetProjection(listProjection))
+	if err != nil || len(jobs) < limit {
+		return faas.PendingPage{Jobs: jobs}, err
+	}
+	last := jobs[len(jobs)-1]
+	return faas.PendingPage{Jobs: jobs, Next: lifecycle.Cursor(pendingKey{Created: lifecycle.Micros(last.Created), ID: last.ID})}, nil
 }
 
 // findJobs finds the jobs filter matches.

@@ -1090,13 +1090,36 @@ func completeRow(c faas.Completion, now time.Time) ([]any, func(scanner) (faas.J
 	}, nil
 }
 
-// PendingJobs lists queued and running jobs, oldest first.
-func (s *Store) PendingJobs(ctx context.Context) ([]faas.Job, error) {
-	rows, err := s.stmts.pendingJobs.QueryContext(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list pending jobs: %w", err)
+// pendingKey is where a page of PendingJobs ends in the order of the
+// index jobs_unfinished. The zero key comes before every job: no owner's
+// name is empty.
+type pendingKey struct {
+	Owner, Function string
+	Version         int64
+	Created         int64
+	ID              string
+}
+
+// PendingJobs lists a page of the queued and running jobs.
+func (s *Store) PendingJobs(ctx context.Context, after string, limit int) (faas.PendingPage, error) {
+	var key pendingKey
+	if err := lifecycle.PendingLimit(limit); err != nil {
+		return faas.PendingPage{}, err
 	}
-	return collect(rows, scanJob)
+	if err := lifecycle.ParseCursor(after, &key); err != nil {
+		return faas.PendingPage{}, err
+	}
+	rows, err := s.stmts.pendingJobs.QueryContext(ctx, key.Owner, key.Function, key.Version, key.Created, key.ID, limit)
+	if err != nil {
+		return faas.PendingPage{}, fmt.Errorf("list pending jobs: %w", err)
+	}
+	jobs, err := collect(rows, scanJob)
+	if err != nil || len(jobs) < limit {
+		return faas.PendingPage{Jobs: jobs}, err
+	}
+	last := jobs[len(jobs)-1]
+	next := pendingKey{Owner: last.Owner, Function: last.Function, Version: last.Version, Created: lifecycle.Micros(last.Created), ID: last.ID}
+	return faas.PendingPage{Jobs: jobs, Next: lifecycle.Cursor(next)}, nil
 }
 
 // Jobs lists a page of a user's jobs, newest first.

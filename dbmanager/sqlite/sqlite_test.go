@@ -64,9 +64,9 @@ func TestDataSurvivesReopen(t *testing.T) {
 	billed, err := s.BilledTime(ctx, "ada")
 	require.NoError(t, err)
 	require.Equal(t, done.Billed, billed)
-	pending, err := s.PendingJobs(ctx)
-	require.NoError(t, err)
-	require.Equal(t, []faas.Job{queued}, pending)
+	// Listed for a restarted queue without its arguments.
+	queued.Args = nil
+	require.Equal(t, []faas.Job{queued}, storetest.Pending(t, ctx, s, faas.MaxPendingPage))
 }
 
 func TestOpenFailsOnUnusableDirectory(t *testing.T) {

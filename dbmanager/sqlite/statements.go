@@ -57,9 +57,13 @@ const jobPage = `SELECT id, owner, function, version, NULL, state, attempt, work
 // index jobs_failed holds only failed jobs in (created, id) order, so the
 // query walks it backwards and reads just the rows it returns, however
 // many jobs succeed; TestFailedJobsUsesIndex checks the plan.
-const failedJobs = `SELECT id, owner, function, version, NULL, state, attempt, worker, created, started,
-		finished, NULL, error, duration, billed, '', lost, trace, '', concurrency, triggered_by, parent, ''
+const failedJobs = `SELECT ` + bareColumns + `
 	FROM jobs WHERE state = 'failed' ORDER BY created DESC, id DESC LIMIT ?1`
+
+// bareColumns are jobColumns without the arguments, result, logs, streams
+// and calls, which listings across users leave out: they could be large.
+const bareColumns = `id, owner, function, version, NULL, state, attempt, worker, created, started,
+		finished, NULL, error, duration, billed, '', lost, trace, '', concurrency, triggered_by, parent, ''`
 
 // startJob leases queued job ?4 at attempt ?5 as attempt ?1 to worker ?2
 // at ?3, if the version of its function is kept. It writes the jobs row
@@ -70,14 +74,16 @@ const startJob = `UPDATE jobs SET state = 'running', attempt = ?1, worker = ?2, 
 			WHERE owner = jobs.owner AND name = jobs.function AND version = jobs.version)
 	RETURNING ` + leaseColumns
 
-// pendingJobs lists the queued and running jobs, oldest first. Its
-// finished = 0 matches the partial index jobs_unfinished, which it walks,
-// reading just those jobs however many have finished, and sorts them: the
-// JQ manager lists them once, when it starts. TestPendingJobsUsesIndex
-// checks the plan. The states are checked as well, so that the answer does
-// not rest on the index.
-const pendingJobs = `SELECT ` + jobColumns + ` FROM jobs
-	WHERE finished = 0 AND state IN ('queued', 'running') ORDER BY created, id`
+// pendingJobs lists up to ?6 queued and running jobs after the key (?1,
+// ?2, ?3, ?4, ?5), in the order of the partial index jobs_unfinished,
+// which it walks from that key: finished = 0 matches the index, and a
+// page reads just its own jobs however many have finished or come
+// before. TestPendingJobsUsesIndex checks the plan. The states are checked
+// as well, so that the answer does not rest on the index.
+const pendingJobs = `SELECT ` + bareColumns + ` FROM jobs
+	WHERE finished = 0 AND state IN ('queued', 'running')
+		AND (owner, function, version, created, id) > (?1, ?2, ?3, ?4, ?5)
+	ORDER BY owner, function, version, created, id LIMIT ?6`
 
 // children lists the IDs of the first ?2 jobs job ?1 submitted, oldest
 // first, from the partial index jobs_parent; TestChildrenUseIndex checks

@@ -307,9 +307,7 @@ func testDeleteUserCascades(t *testing.T, s faas.Store) {
 	}
 	_, err = s.BilledTime(ctx, fx.user.Name)
 	requireCode(t, err, faas.NotFound)
-	pending, err := s.PendingJobs(ctx)
-	require.NoError(t, err)
-	for _, j := range pending {
+	for _, j := range Pending(t, ctx, s, faas.MaxPendingPage) {
 		require.NotEqual(t, queued.ID, j.ID)
 	}
 	requireCode(t, s.DeleteUser(ctx, fx.user.Name), faas.NotFound)
@@ -499,8 +497,7 @@ func testCreateJobLeased(t *testing.T, s faas.Store) {
 	again, err := s.CreateJob(ctx, faas.Job{ID: j.ID, Owner: fx.user.Name, Function: fx.fn.Name, State: faas.Running, Attempt: 1, Worker: "w1"})
 	require.NoError(t, err)
 	require.Equal(t, j, again)
-	pending, err := s.PendingJobs(ctx)
-	require.NoError(t, err)
+	pending := Pending(t, ctx, s, faas.MaxPendingPage)
 	require.True(t, slices.ContainsFunc(pending, func(p faas.Job) bool { return p.ID == j.ID && p.State == faas.Running && p.Worker == "w1" }),
 		"a job created leased is pending, running, for a restarted queue")
 
@@ -829,10 +826,19 @@ func testBilledTimeIsSumOfJobs(t *testing.T, s faas.Store) {
 func testPendingJobs(t *testing.T, s faas.Store) {
 	ctx := testContext(t)
 	fx := newFixture(t, ctx, s)
+	other := newFixture(t, ctx, s)
 	base := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	// Arguments of a megabyte each: a restarted queue must not have to
+	// take them in, or a backlog of large jobs outgrows any one reply.
+	large := json.RawMessage(`["` + strings.Repeat("x", 1<<20) + `"]`)
 	var want []string
-	for i, offset := range []int{3, 1, 4, 2, 0} {
-		j, err := s.CreateJob(ctx, faas.Job{ID: unique("job"), Owner: fx.user.Name, Function: "add",
+	created := map[string]time.Time{}
+	for i, offset := range []int{3, 1, 4, 2, 0, 5} {
+		owner := fx
+		if i%2 == 1 {
+			owner = other
+		}
+		j, err := s.CreateJob(ctx, faas.Job{ID: unique("job"), Owner: owner.user.Name, Function: "add", Args: large,
 			Created: base.Add(time.Duration(offset) * time.Microsecond)})
 		require.NoError(t, err)
 		switch i {
@@ -847,21 +853,59 @@ func testPendingJobs(t *testing.T, s faas.Store) {
 			continue
 		}
 		want = append(want, j.ID)
+		created[j.ID] = j.Created
 	}
-	// Oldest first: offsets 0, 2, 3, 4.
-	want = []string{want[3], want[2], want[0], want[1]}
+	slices.Sort(want)
 
-	pending, err := s.PendingJobs(ctx)
-	require.NoError(t, err)
-	var got []string
-	for _, j := range pending {
-		if j.Owner == fx.user.Name {
-			got = append(got, j.ID)
-			require.Contains(t, []faas.JobState{faas.Queued, faas.Running}, j.State)
+	// Pages of two, of one, and one page for all: each job once, in
+	// whatever order the store pages in.
+	for _, limit := range []int{2, 1, faas.MaxPendingPage} {
+		var got []string
+		for _, j := range Pending(t, ctx, s, limit) {
+			if j.Owner == fx.user.Name || j.Owner == other.user.Name {
+				got = append(got, j.ID)
+				require.Contains(t, []faas.JobState{faas.Queued, faas.Running}, j.State)
+				require.True(t, created[j.ID].Equal(j.Created), "job %s created at %v, listed at %v", j.ID, created[j.ID], j.Created)
+			}
 		}
+		slices.Sort(got)
+		require.Equal(t, want, got, "limit %d", limit)
 	}
-	require.Equal(t, want, got)
-	require.True(t, slices.IsSortedFunc(pending, func(a, b faas.Job) int { return a.Created.Compare(b.Created) }))
+
+	for _, limit := range []int{0, -1, faas.MaxPendingPage + 1} {
+		_, err := s.PendingJobs(ctx, "", limit)
+		requireCode(t, err, faas.Invalid)
+	}
+	_, err := s.PendingJobs(ctx, "not a cursor", 10)
+	requireCode(t, err, faas.Invalid)
+}
+
+// Pending pages through s's pending jobs limit at a time and returns them
+// all, checking that each page keeps within limit and carries none of
+// the jobs' payloads.
+func Pending(t *testing.T, ctx context.Context, s faas.Store, limit int) []faas.Job {
+	t.Helper()
+	var all []faas.Job
+	seen := map[string]bool{}
+	after := ""
+	for {
+		page, err := s.PendingJobs(ctx, after, limit)
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(page.Jobs), limit)
+		for _, j := range page.Jobs {
+			require.False(t, seen[j.ID], "job %s on two pages", j.ID)
+			seen[j.ID] = true
+			require.Empty(t, j.Args, "job %s comes with its arguments", j.ID)
+			require.Empty(t, j.Result, "job %s comes with its result", j.ID)
+			require.Empty(t, j.Logs, "job %s comes with its logs", j.ID)
+		}
+		all = append(all, page.Jobs...)
+		if page.Next == "" {
+			return all
+		}
+		require.Len(t, page.Jobs, limit, "a page before the last is full")
+		after = page.Next
+	}
 }
 
 // testPurgeJobs runs alone (see Run): the purge takes every old finished
@@ -1169,8 +1213,7 @@ func testFunctionVersions(t *testing.T, s faas.Store) {
 	stored, err := s.Job(ctx, limited.ID)
 	require.NoError(t, err)
 	require.Equal(t, 3, stored.Concurrency)
-	pending, err := s.PendingJobs(ctx)
-	require.NoError(t, err)
+	pending := Pending(t, ctx, s, faas.MaxPendingPage)
 	i := slices.IndexFunc(pending, func(j faas.Job) bool { return j.ID == limited.ID })
 	require.GreaterOrEqual(t, i, 0)
 	require.Equal(t, 3, pending[i].Concurrency)

@@ -155,7 +155,7 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 			_, err := s.StartJob(ctx, job.ID, 1, "fake-worker")
 			return err
 		},
-		"PendingJobs": func(ctx context.Context, s faas.Store) error { _, err := s.PendingJobs(ctx); return err },
+		"PendingJobs": func(ctx context.Context, s faas.Store) error { _, err := s.PendingJobs(ctx, "", 1); return err },
 	}
 	jqCalls := map[string]func(context.Context, faas.JobQueue) error{
 		"Next": func(ctx context.Context, q faas.JobQueue) error {

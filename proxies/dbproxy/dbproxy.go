@@ -47,7 +47,7 @@ const (
 	MethodStartJob       = "db.StartJob"
 	MethodRequeueJob     = "db.RequeueJob"
 	MethodCompleteJob    = "db.CompleteJob"
-	MethodPendingJobs    = "db.PendingJobs"
+	MethodPendingJobs    = "db.PendingPage"
 	MethodCreateJobs     = "db.CreateJobs"
 	MethodStartJobs      = "db.StartJobs"
 	MethodCompleteJobs   = "db.CompleteJobs"
@@ -122,6 +122,12 @@ type versionRequest struct {
 type putFunctionReply struct {
 	Function faas.Function `json:"function"`
 	Created  bool          `json:"created"`
+}
+
+// pendingJobsRequest is PendingJobs' arguments.
+type pendingJobsRequest struct {
+	After string `json:"after,omitempty"`
+	Limit int    `json:"limit"`
 }
 
 // startJobRequest is StartJob's arguments.
@@ -286,8 +292,8 @@ func (c *Client) FailedJobs(ctx context.Context, limit int) ([]faas.Job, error) 
 }
 
 // PendingJobs implements faas.Store.
-func (c *Client) PendingJobs(ctx context.Context) ([]faas.Job, error) {
-	return wire.Invoke[[]faas.Job](ctx, c.wc, MethodPendingJobs, struct{}{})
+func (c *Client) PendingJobs(ctx context.Context, after string, limit int) (faas.PendingPage, error) {
+	return wire.Invoke[faas.PendingPage](ctx, c.wc, MethodPendingJobs, pendingJobsRequest{After: after, Limit: limit})
 }
 
 // PurgeJobs implements faas.Store. A retry after a lost reply purges
@@ -463,8 +469,8 @@ func NewMux(s faas.Store) *wire.Mux {
 	wire.Handle(m, MethodStartJobs, s.StartJobs)
 	wire.Handle(m, MethodCompleteJobs, s.CompleteJobs)
 	wire.Handle(m, MethodFailedJobs, s.FailedJobs)
-	wire.Handle(m, MethodPendingJobs, func(ctx context.Context, _ struct{}) ([]faas.Job, error) {
-		return s.PendingJobs(ctx)
+	wire.Handle(m, MethodPendingJobs, func(ctx context.Context, r pendingJobsRequest) (faas.PendingPage, error) {
+		return s.PendingJobs(ctx, r.After, r.Limit)
 	})
 	wire.Handle(m, MethodPurgeJobs, func(ctx context.Context, r purgeJobsRequest) (int, error) {
 		return s.PurgeJobs(ctx, r.Before)

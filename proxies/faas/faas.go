@@ -331,6 +331,17 @@ type JobResult struct {
 	Error *Error `json:"error,omitempty"`
 }
 
+// PendingPage is one page of the pending jobs: the jobs, and the cursor
+// of the next page, "" after the last.
+type PendingPage struct {
+	Jobs []Job  `json:"jobs"`
+	Next string `json:"next,omitempty"`
+}
+
+// MaxPendingPage bounds a page of PendingJobs: 10,000 jobs without their
+// payloads make a reply of a few megabytes.
+const MaxPendingPage = 10000
+
 // MaxBatch bounds the rows of one batch call (CreateJobs, StartJobs,
 // CompleteJobs, a worker's Next and Complete), so that one request stays
 // small on the bus and one transaction short in the database.
@@ -628,9 +639,14 @@ type Store interface {
 	// answered per completion as CreateJobs is; each is fenced and billed
 	// exactly once on its own.
 	CompleteJobs(ctx context.Context, cs []Completion) ([]JobResult, error)
-	// PendingJobs lists queued and running jobs, oldest first, so a
-	// restarted job queue can rebuild itself.
-	PendingJobs(ctx context.Context) ([]Job, error)
+	// PendingJobs lists up to limit (1 to MaxPendingPage) queued and
+	// running jobs from the cursor after, "" for the first page, so that
+	// a restarted job queue can rebuild itself page by page. The jobs
+	// come without their arguments, results and logs, which the queue
+	// does not keep: a page's size does not grow with what users send.
+	// Pages follow the store's own order, which the cursor holds; the
+	// queue orders what it loaded.
+	PendingJobs(ctx context.Context, after string, limit int) (PendingPage, error)
 	// PurgeJobs deletes finished jobs that finished before cutoff and
 	// returns how many it deleted. Billing is kept: a user's BilledTime
 	// does not change.

@@ -136,6 +136,36 @@ func FailedLimit(limit int) error {
 	return nil
 }
 
+// PendingLimit validates the limit of a page of PendingJobs.
+func PendingLimit(limit int) error {
+	if limit <= 0 || limit > faas.MaxPendingPage {
+		return faas.Errorf(faas.Invalid, "pending jobs page limit is %d, want 1 to %d", limit, faas.MaxPendingPage)
+	}
+	return nil
+}
+
+// Cursor encodes key, where a page of PendingJobs ended in a store's
+// order, as the cursor of the next page.
+func Cursor(key any) string {
+	b, err := json.Marshal(key)
+	if err != nil {
+		panic(fmt.Sprintf("cursor of %#v: %v", key, err)) // keys are plain values
+	}
+	return string(b)
+}
+
+// ParseCursor decodes into key the cursor after, which Cursor made; ""
+// leaves key as it is, the start.
+func ParseCursor(after string, key any) error {
+	if after == "" {
+		return nil
+	}
+	if err := json.Unmarshal([]byte(after), key); err != nil {
+		return faas.Errorf(faas.Invalid, "pending jobs cursor %.80q is not one this store made", after)
+	}
+	return nil
+}
+
 // NextVersion is the version of a function stored at now whose previous
 // version was prev (0 if there was none): max(prev+1, now in Unix
 // microseconds). It grows on every replacement, and a function deleted and
