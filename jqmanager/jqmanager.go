@@ -13,6 +13,7 @@ package jqmanager
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -144,6 +145,17 @@ type Manager struct {
 	creates   *batch.Coalescer[faas.Job, faas.JobResult]
 	starts    *batch.Coalescer[faas.Start, faas.JobResult]
 	completes *batch.Coalescer[faas.Completion, faas.JobResult]
+	// versions are the versions of the functions the Store last created
+	// jobs at, with their concurrency, by which a job is handed over
+	// before its creation is answered (handOver). One may be out of
+	// date: the Store then refuses that creation.
+	versions map[unique.Handle[fnName]]fnVersion
+}
+
+// fnVersion is a function's version and its concurrency limit.
+type fnVersion struct {
+	version     int64
+	concurrency int
 }
 
 var _ faas.JobQueue = (*Manager)(nil)
@@ -158,16 +170,17 @@ func New(cfg Config, store faas.Store, log *slog.Logger) (*Manager, error) {
 		cfg.EventRing = defaultEventRing
 	}
 	m := &Manager{
-		cfg:     cfg,
-		store:   store,
-		log:     log,
-		jobs:    make(map[string]*entry),
-		queue:   newFairQueue(cfg.MaxRunningPerUser),
-		pending: make(map[string]int),
-		workers: make(map[string]time.Time),
-		waiters: make(map[*entry][]chan struct{}),
-		events:  newRing(cfg.EventRing, time.Now()),
-		rate:    newRateMeter(time.Now()),
+		cfg:      cfg,
+		store:    store,
+		log:      log,
+		jobs:     make(map[string]*entry),
+		queue:    newFairQueue(cfg.MaxRunningPerUser),
+		pending:  make(map[string]int),
+		workers:  make(map[string]time.Time),
+		waiters:  make(map[*entry][]chan struct{}),
+		versions: make(map[unique.Handle[fnName]]fnVersion),
+		events:   newRing(cfg.EventRing, time.Now()),
+		rate:     newRateMeter(time.Now()),
 		creates: batch.New(faas.MaxBatch, store.CreateJobs).
 			Bytes(faas.MaxBatchBytes, func(j faas.Job) int { return len(j.Args) }),
 		starts:    batch.New(faas.MaxBatch, store.StartJobs),
@@ -350,21 +363,37 @@ func (m *Manager) submitAll(ctx context.Context, owner string, jobs []faas.Job) 
 
 	// The jobs' later spans hang under this submission's: what the
 	// caller sent in a job is not trusted to name a trace, nor to start
-	// it leased.
+	// it leased, nor its version.
 	trace := tracing.Parent(ctx)
 	// Concurrent submissions reach the Store in one batch; each caller
 	// is still answered only once its own jobs are durable.
 	jobs = slices.Clone(jobs)
 	for i := range jobs {
 		jobs[i].Trace = trace
-		jobs[i].State, jobs[i].Attempt, jobs[i].Worker, jobs[i].Started = "", 0, "", time.Time{}
+		jobs[i].State, jobs[i].Attempt, jobs[i].Worker, jobs[i].Started, jobs[i].Version, jobs[i].Lost = "", 0, "", time.Time{}, 0, nil
 	}
+	var early *entry
 	if claim != nil {
 		// Created already leased to the worker that waits: the lease
-		// shares the creation's write.
+		// shares the creation's write. If the queue knows the
+		// function's version, the worker has the job at once and runs
+		// it while the creation commits.
 		jobs[0].State, jobs[0].Attempt, jobs[0].Worker, jobs[0].Started = faas.Running, 1, claim.worker, time.Now()
+		if early = m.handOver(claim, &jobs[0]); early != nil {
+			claim = nil
+		}
 	}
 	res, errs := m.creates.DoAll(ctx, jobs)
+	confirmed := early != nil && m.confirm(early, res[0], errs[0])
+	if early != nil && !confirmed {
+		// Revoked: created as any other job, queued, with the revoked
+		// attempt lost, so that the worker still running it is fenced
+		// off from the job's next attempt, whichever worker that is.
+		revoked := faas.Errorf(faas.Lost, "attempt 1 by worker %s revoked: the job was not stored as it was handed over", jobs[0].Worker)
+		jobs[0].State, jobs[0].Attempt, jobs[0].Worker, jobs[0].Started, jobs[0].Version = "", 0, "", time.Time{}, 0
+		jobs[0].Lost = []*faas.Error{revoked}
+		res, errs = m.creates.DoAll(ctx, jobs)
+	}
 	var stored []faas.Job
 	var err error
 	m.mu.Lock()
@@ -386,11 +415,16 @@ func (m *Manager) submitAll(ctx context.Context, owner string, jobs []faas.Job) 
 			m.unreserve(owner)
 			continue
 		}
+		m.learnVersion(r.Job)
 		if err == nil {
 			stored = append(stored, r.Job)
 		}
+		if i == 0 && confirmed {
+			continue // the reservation became the job's count
+		}
 		if claim != nil && m.jobs[r.Job.ID] == nil && r.Job.State == faas.Running && r.Job.Attempt == 1 && r.Job.Worker == claim.worker {
-			handed = m.createdLeased(r.Job)
+			m.createdLeased(r.Job)
+			handed = &r.Job
 			continue
 		}
 		if r.Job.State == faas.Queued && m.jobs[r.Job.ID] == nil {
@@ -403,6 +437,101 @@ func (m *Manager) submitAll(ctx context.Context, owner string, jobs []faas.Job) 
 		m.unreserve(owner)
 	}
 	return stored, err
+}
+
+// maxVersions bounds the functions whose versions the queue remembers: a
+// user creating and deleting functions under ever new names would
+// otherwise grow them without end. Past it they are forgotten at once,
+// and each function's next job waits for its creation to learn again.
+const maxVersions = 100_000
+
+// learnVersion remembers the version and concurrency limit of j's
+// function, which the Store just created j at. Callers hold mu.
+func (m *Manager) learnVersion(j faas.Job) {
+	if len(m.versions) >= maxVersions {
+		clear(m.versions)
+	}
+	m.versions[unique.Make(fnName{owner: j.Owner, name: j.Function})] = fnVersion{j.Version, j.Concurrency}
+}
+
+// handOver hands j, about to be created leased to claim's worker, to
+// that worker before the Store has answered, when the queue knows the
+// version of j's function: the job is what the Store will record, and the
+// worker starts it while the creation commits. Until the Store answers
+// (confirm), what the worker asks of the job waits (awaitConfirmed). The
+// Store refuses the creation if the version moved on. It returns the
+// job's entry, or nil if j waits for the Store as before.
+func (m *Manager) handOver(claim *idler, j *faas.Job) *entry {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.versions[unique.Make(fnName{owner: j.Owner, name: j.Function})]
+	if !ok {
+		return nil
+	}
+	// As the Store records them: times in UTC to the microsecond, the
+	// submitter's creation time kept (a frontend tells by it whether its
+	// keyed submission created the job), no arguments as [].
+	stamp := func(t time.Time) time.Time {
+		if t.IsZero() {
+			t = time.Now()
+		}
+		return t.UTC().Truncate(time.Microsecond)
+	}
+	j.Version, j.Concurrency, j.Created, j.Started = v.version, v.concurrency, stamp(j.Created), stamp(j.Started)
+	if len(j.Args) == 0 || string(j.Args) == "null" {
+		j.Args = json.RawMessage("[]")
+	}
+	handed := *j
+	e := m.createdLeased(handed)
+	e.run.unconfirmed = make(chan struct{})
+	claim.ch <- &handed
+	return e
+}
+
+// confirm settles e, a job handed over before its creation was answered,
+// by the Store's answer r (err if there was none): kept if the Store
+// created it as handed over, otherwise revoked, that is forgotten by the
+// queue, so that its worker's completion, heartbeats and children are
+// refused, and reported false. Either way what waited goes on.
+func (m *Manager) confirm(e *entry, r faas.JobResult, err error) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	defer close(e.run.unconfirmed)
+	if m.jobs[e.id] != e {
+		// Forgotten meanwhile (deleted): nothing of it is the queue's.
+		return err == nil && r.Error == nil
+	}
+	j := r.Job
+	if err == nil && r.Error == nil && j.State == faas.Running && j.Attempt == 1 && j.Worker == e.run.worker && j.Version == e.version {
+		e.recorded(j)
+		return true
+	}
+	delete(m.jobs, e.id) // the reservation stays, for the job created anew
+	if m.queue.vacate(e) {
+		m.wakeOne()
+	}
+	return false
+}
+
+// awaitConfirmed waits until the Store has answered the creation of each
+// job of leases handed over before that, or ctx ends.
+func (m *Manager) awaitConfirmed(ctx context.Context, leases ...faas.Lease) error {
+	var waits []chan struct{}
+	m.mu.Lock()
+	for _, l := range leases {
+		if e, ok := m.jobs[l.ID]; ok && e.run != nil && e.run.unconfirmed != nil {
+			waits = append(waits, e.run.unconfirmed)
+		}
+	}
+	m.mu.Unlock()
+	for _, ch := range waits {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return faas.Errorf(faas.Unavailable, "job creation not answered yet: %v", ctx.Err())
+		}
+	}
+	return nil
 }
 
 // claimIdle takes, for a job of owner's function fn about to be created,
@@ -424,9 +553,8 @@ func (m *Manager) claimIdle(owner, fn string) *idler {
 }
 
 // createdLeased records a job the Store created already leased, as lease
-// and leased together would, and returns it for its worker. Callers hold
-// mu.
-func (m *Manager) createdLeased(j faas.Job) *faas.Job {
+// and leased together would, and returns its entry. Callers hold mu.
+func (m *Manager) createdLeased(j faas.Job) *entry {
 	e := newEntry(j)
 	now := time.Now()
 	e.state = stateRunning
@@ -435,7 +563,7 @@ func (m *Manager) createdLeased(j faas.Job) *faas.Job {
 	m.queue.occupy(e)
 	m.metrics.submitted.Inc()
 	m.jobStarted(j, now)
-	return &j
+	return e
 }
 
 // SubmitChild implements faas.JobQueue. The child is submitted as the
@@ -444,6 +572,9 @@ func (m *Manager) createdLeased(j faas.Job) *faas.Job {
 func (m *Manager) SubmitChild(ctx context.Context, worker string, l faas.Lease, j faas.Job) (faas.Job, error) {
 	if !faas.ValidName(j.Function) {
 		return faas.Job{}, faas.Errorf(faas.Invalid, "invalid function name %.80q: want 1-%d letters, digits, '_', '.' or '-', not dots alone", j.Function, faas.MaxNameLen)
+	}
+	if err := m.awaitConfirmed(ctx, l); err != nil {
+		return faas.Job{}, err
 	}
 	m.mu.Lock()
 	parent, ok := m.holds(worker, l)
@@ -750,6 +881,13 @@ func (m *Manager) Complete(ctx context.Context, worker string, cs []faas.Complet
 	if len(cs) > faas.MaxBatch {
 		return nil, faas.Errorf(faas.Invalid, "worker %s completes %d jobs at once: at most %d are allowed", worker, len(cs), faas.MaxBatch)
 	}
+	leases := make([]faas.Lease, len(cs))
+	for i, c := range cs {
+		leases[i] = faas.Lease{ID: c.JobID, Attempt: c.Attempt}
+	}
+	if err := m.awaitConfirmed(ctx, leases...); err != nil {
+		return nil, err
+	}
 	out := make([]*faas.Error, len(cs))
 	held := make([]faas.Completion, 0, len(cs))
 	var at []int
@@ -858,6 +996,9 @@ func (m *Manager) Renew(ctx context.Context, worker string, leases []faas.Lease)
 // Release implements faas.JobQueue. An attempt still being leased is
 // released as soon as the lease is recorded.
 func (m *Manager) Release(ctx context.Context, l faas.Lease, reason string) error {
+	if err := m.awaitConfirmed(ctx, l); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	e, ok := m.jobs[l.ID]
 	switch {
@@ -901,6 +1042,11 @@ func (m *Manager) ForgetUser(ctx context.Context, name string) error {
 	for _, e := range m.jobs {
 		if e.owner() == name {
 			m.forget(e)
+		}
+	}
+	for fn := range m.versions {
+		if fn.Value().owner == name {
+			delete(m.versions, fn)
 		}
 	}
 	m.events.add(faas.Event{Kind: faas.UserRevoked, User: name})
@@ -962,7 +1108,7 @@ func (m *Manager) expired(now time.Time) []*entry {
 	defer m.mu.Unlock()
 	var out []*entry
 	for _, e := range m.jobs {
-		if e.state == stateRunning && now.Sub(e.run.renewed) > m.cfg.LeaseTimeout {
+		if e.state == stateRunning && e.run.unconfirmed == nil && now.Sub(e.run.renewed) > m.cfg.LeaseTimeout {
 			e.state = stateReaping
 			out = append(out, e)
 		}

@@ -76,6 +76,9 @@ func (m *Manager) Publish(ctx context.Context, owner, topic string, event json.R
 // leased job's owner, so a worker can publish only for the users whose
 // jobs it runs, and only while it runs them.
 func (m *Manager) PublishChild(ctx context.Context, worker string, l faas.Lease, topic string, event json.RawMessage, key string) ([]string, error) {
+	if err := m.awaitConfirmed(ctx, l); err != nil {
+		return nil, err
+	}
 	m.mu.Lock()
 	job, ok := m.holds(worker, l)
 	m.mu.Unlock()

@@ -70,6 +70,9 @@ type attempt struct {
 	// released is set when the attempt being leased was released before
 	// the lease was recorded here; the lease then ends at once.
 	released *faas.Error
+	// unconfirmed, while not nil, is closed once the Store has answered
+	// the creation of a job handed over before that (Manager.handOver).
+	unconfirmed chan struct{}
 	// logs is what the attempt printed so far (AppendLogs), from line
 	// logBase on, and logBytes the size of its lines.
 	logs     []faas.LogLine

@@ -776,6 +776,9 @@ func (s *Store) CreateJob(ctx context.Context, j faas.Job) (faas.Job, error) {
 	if err != nil {
 		return faas.Job{}, err
 	}
+	if err := lifecycle.CheckVersion(j, f.Version); err != nil {
+		return faas.Job{}, err
+	}
 	j.Version, j.Concurrency = f.Version, f.Concurrency
 	if _, err := s.jobs.InsertOne(ctx, newJobDoc(j, false)); err != nil {
 		return faas.Job{}, fmt.Errorf("create job %s: %w", j.ID, err)

@@ -896,7 +896,8 @@ func (s *Store) CreateJobs(ctx context.Context, js []faas.Job) ([]faas.JobResult
 }
 
 // createJob is the write of CreateJob. When the insert matched nothing,
-// the ID exists or the function does not.
+// the ID exists, the function does not, or it is not at the version the
+// job was handed over at (lifecycle.LeasedVersion).
 func (s *Store) createJob(j faas.Job) *jobWrite {
 	j, err := lifecycle.Job(j)
 	if err != nil {
@@ -910,7 +911,11 @@ func (s *Store) createJob(j faas.Job) *jobWrite {
 		refused: func(ctx context.Context, tx *sql.Tx) (faas.Job, error) {
 			existing, err := s.job(ctx, in(ctx, tx, s.stmts.jobW), j.ID)
 			if faas.ErrorCode(err) == faas.NotFound {
-				return faas.Job{}, lifecycle.FunctionNotFound(j.Owner, j.Function)
+				f, err := queryOne(ctx, in(ctx, tx, s.stmts.function), scanFunction, lifecycle.FunctionNotFound(j.Owner, j.Function), j.Owner, j.Function)
+				if err != nil {
+					return faas.Job{}, err
+				}
+				return faas.Job{}, lifecycle.CheckVersion(j, f.Version)
 			}
 			if err != nil {
 				return faas.Job{}, err
@@ -923,7 +928,7 @@ func (s *Store) createJob(j faas.Job) *jobWrite {
 // lifecycle.Job has checked.
 func createJobArgs(j faas.Job) []any {
 	return []any{j.ID, []byte(j.Args), lifecycle.Micros(j.Created), j.Owner, j.Function, j.Trace, j.Trigger, j.Parent,
-		string(j.State), j.Attempt, j.Worker, lifecycle.Micros(j.Started)}
+		string(j.State), j.Attempt, j.Worker, lifecycle.Micros(j.Started), lifecycle.LeasedVersion(j), encodeLost(j.Lost)}
 }
 
 // Job returns one job, with its children.
@@ -1278,6 +1283,19 @@ func scanLease(row scanner, id string) (faas.Job, error) {
 	}
 	j.Args, j.Created, j.Started = args, lifecycle.Time(created), lifecycle.Time(started)
 	return j, decodeLost(&j, lost)
+}
+
+// encodeLost is the lost column of a job created with lost attempts:
+// NULL when there are none, as the column is for a job that lost none.
+func encodeLost(lost []*faas.Error) any {
+	if len(lost) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(lost)
+	if err != nil {
+		panic(fmt.Sprintf("encode lost attempts: %v", err)) // plain data
+	}
+	return string(b)
 }
 
 // decodeLost decodes the lost column into j.Lost.

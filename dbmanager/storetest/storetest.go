@@ -522,6 +522,53 @@ func testCreateJobLeased(t *testing.T, s faas.Store) {
 		require.Empty(t, q.Worker)
 		require.True(t, q.Started.IsZero())
 	}
+
+	// Handed over at a version: created at that version only. A queued
+	// job's version is the Store's to name, whatever it asks.
+	at := faas.Job{Owner: fx.user.Name, Function: fx.fn.Name, State: faas.Running, Attempt: 1, Worker: "w1", Version: fx.fn.Version}
+	at.ID = unique("job")
+	j, err = s.CreateJob(ctx, at)
+	require.NoError(t, err)
+	require.Equal(t, fx.fn.Version, j.Version)
+	moved := at
+	moved.ID, moved.Version = unique("job"), fx.fn.Version+1
+	_, err = s.CreateJob(ctx, moved)
+	requireCode(t, err, faas.Conflict)
+	_, err = s.Job(ctx, moved.ID)
+	requireCode(t, err, faas.NotFound)
+	res, err := s.CreateJobs(ctx, []faas.Job{moved})
+	require.NoError(t, err)
+	require.Equal(t, faas.Conflict, res[0].Error.Code, "in a batch too")
+	queued := moved
+	queued.State, queued.Attempt, queued.Worker = "", 0, ""
+	q, err := s.CreateJob(ctx, queued)
+	require.NoError(t, err)
+	require.Equal(t, fx.fn.Version, q.Version)
+	gone := at
+	gone.ID, gone.Function = unique("job"), "missing"
+	_, err = s.CreateJob(ctx, gone)
+	requireCode(t, err, faas.NotFound)
+
+	// Queued after a lost attempt (one handed over and revoked): it goes
+	// on from the next attempt, so the lost one stays fenced off.
+	revoked := &faas.Error{Code: faas.Lost, Message: "attempt 1 by worker w1 revoked"}
+	lost, err := s.CreateJob(ctx, faas.Job{ID: unique("job"), Owner: fx.user.Name, Function: fx.fn.Name, Lost: []*faas.Error{revoked}})
+	require.NoError(t, err)
+	require.Equal(t, faas.Queued, lost.State)
+	require.Equal(t, 1, lost.Attempt)
+	require.Equal(t, []*faas.Error{revoked}, lost.Lost)
+	got, err = s.Job(ctx, lost.ID)
+	require.NoError(t, err)
+	require.Equal(t, lost, got)
+	_, err = s.StartJob(ctx, lost.ID, 1, "w1")
+	requireCode(t, err, faas.Conflict)
+	second, err := s.StartJob(ctx, lost.ID, 2, "w1")
+	require.NoError(t, err)
+	_, err = s.CompleteJob(ctx, faas.Completion{JobID: lost.ID, Attempt: 1, Result: json.RawMessage("1")})
+	requireCode(t, err, faas.Conflict)
+	done, err = s.CompleteJob(ctx, completion(second, time.Millisecond))
+	require.NoError(t, err)
+	require.Equal(t, []*faas.Error{revoked}, done.Lost)
 }
 
 func testStartJob(t *testing.T, s faas.Store) {

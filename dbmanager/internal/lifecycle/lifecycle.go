@@ -269,12 +269,16 @@ func Job(j faas.Job) (faas.Job, error) {
 	}
 	if Leased(j) {
 		j.Started = stamp(j.Started)
+		j.Lost = nil
 	} else {
-		j.State, j.Attempt, j.Worker, j.Started = faas.Queued, 0, "", time.Time{}
+		// A job queued with lost attempts (the queue revoked one it had
+		// handed over) goes on from the attempt after them, so that a
+		// late outcome of those is fenced off as any stale attempt's.
+		j.State, j.Attempt, j.Worker, j.Started = faas.Queued, len(j.Lost), "", time.Time{}
 	}
 	j.Created = stamp(j.Created)
 	j.Finished = time.Time{}
-	j.Result, j.Error, j.Logs, j.Lost = nil, nil, "", nil
+	j.Result, j.Error, j.Logs = nil, nil, ""
 	j.Duration, j.Billed = 0, 0
 	j.Children, j.Calls, j.CallsTruncated = nil, nil, false
 	return j, nil
@@ -284,6 +288,26 @@ func Job(j faas.Job) (faas.Job, error) {
 // attempt 1, by a worker.
 func Leased(j faas.Job) bool {
 	return j.State == faas.Running && j.Attempt == 1 && j.Worker != ""
+}
+
+// LeasedVersion is the version a job created leased must be created at:
+// the one its worker was handed, when the queue handed it over before
+// the creation was answered; 0 is whatever version is current.
+func LeasedVersion(j faas.Job) int64 {
+	if Leased(j) {
+		return j.Version
+	}
+	return 0
+}
+
+// CheckVersion decides the creation of j, of a function whose current
+// version is current: a job handed over at another version is refused
+// with Conflict, and nothing is created.
+func CheckVersion(j faas.Job, current int64) error {
+	if v := LeasedVersion(j); v != 0 && v != current {
+		return faas.Errorf(faas.Conflict, "function %s of user %s is at version %d, not %d", j.Function, j.Owner, current, v)
+	}
+	return nil
 }
 
 // ExistingJob decides CreateJob when the ID is taken: the same owner gets
