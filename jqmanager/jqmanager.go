@@ -412,7 +412,9 @@ func (m *Manager) submitAll(ctx context.Context, owner string, jobs []faas.Job) 
 		}
 		if rowErr != nil {
 			err = cmp.Or(err, rowErr)
-			m.unreserve(owner)
+			if i > 0 || !confirmed {
+				m.unreserve(owner)
+			}
 			continue
 		}
 		m.learnVersion(r.Job)
@@ -492,14 +494,17 @@ func (m *Manager) handOver(claim *idler, j *faas.Job) *entry {
 // by the Store's answer r (err if there was none): kept if the Store
 // created it as handed over, otherwise revoked, that is forgotten by the
 // queue, so that its worker's completion, heartbeats and children are
-// refused, and reported false. Either way what waited goes on.
+// refused, and reported false, to be created again. A job forgotten
+// meanwhile (deleted) is reported true: it is not the queue's either way.
+// Either way what waited goes on.
 func (m *Manager) confirm(e *entry, r faas.JobResult, err error) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	defer close(e.run.unconfirmed)
 	if m.jobs[e.id] != e {
-		// Forgotten meanwhile (deleted): nothing of it is the queue's.
-		return err == nil && r.Error == nil
+		// Forgotten meanwhile (deleted), which gave its reservation
+		// back: not to be created again.
+		return true
 	}
 	j := r.Job
 	if err == nil && r.Error == nil && j.State == faas.Running && j.Attempt == 1 && j.Worker == e.run.worker && j.Version == e.version {

@@ -339,19 +339,28 @@ func TestSubmitLeasesToAWaitingWorker(t *testing.T) {
 }
 
 // TestSubmitCannotAskForALease: what a caller sends as a job's state,
-// attempt and worker is not a lease: the job is queued for whoever polls.
+// attempt and worker is not a lease, nor its version and lost attempts
+// anything the Store takes: the job is queued at its function's version
+// for whoever polls, from attempt 1.
 func TestSubmitCannotAskForALease(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, config(), "ann")
+	fn, err := r.store.Function(r.ctx, "ann", "f")
+	require.NoError(t, err)
 	j, err := r.m.Submit(r.ctx, faas.Job{ID: uuid.NewString(), Owner: "ann", Function: "f",
-		State: faas.Running, Attempt: 1, Worker: "mallory", Started: time.Now()})
+		State: faas.Running, Attempt: 1, Worker: "mallory", Started: time.Now(),
+		Version: fn.Version + 1, Lost: []*faas.Error{{Code: faas.Lost, Message: "made up"}}})
 	require.NoError(t, err)
 	require.Equal(t, faas.Queued, j.State)
 	require.Empty(t, j.Worker)
+	require.Zero(t, j.Attempt, "no attempt skipped")
+	require.Empty(t, j.Lost)
+	require.Equal(t, fn.Version, j.Version)
 	got, ok := r.next("w1", time.Second)
 	require.True(t, ok)
 	require.Equal(t, j.ID, got.ID)
 	require.Equal(t, "w1", got.Worker)
+	require.Equal(t, 1, got.Attempt)
 }
 
 // TestClaimedPollThatEndsStillTakesItsJob: a worker's poll that ends while
