@@ -370,7 +370,7 @@ func (m *Manager) submitAll(ctx context.Context, owner string, jobs []faas.Job) 
 	jobs = slices.Clone(jobs)
 	for i := range jobs {
 		jobs[i].Trace = trace
-		jobs[i].State, jobs[i].Attempt, jobs[i].Worker, jobs[i].Started, jobs[i].Version, jobs[i].Lost = "", 0, "", time.Time{}, 0, nil
+		jobs[i].State, jobs[i].Attempt, jobs[i].Worker, jobs[i].Started, jobs[i].Version = "", 0, "", time.Time{}, 0
 	}
 	var early *entry
 	if claim != nil {
@@ -386,12 +386,11 @@ func (m *Manager) submitAll(ctx context.Context, owner string, jobs []faas.Job) 
 	res, errs := m.creates.DoAll(ctx, jobs)
 	confirmed := early != nil && m.confirm(early, res[0], errs[0])
 	if early != nil && !confirmed {
-		// Revoked: created as any other job, queued, with the revoked
-		// attempt lost, so that the worker still running it is fenced
-		// off from the job's next attempt, whichever worker that is.
-		revoked := faas.Errorf(faas.Lost, "attempt 1 by worker %s revoked: the job was not stored as it was handed over", jobs[0].Worker)
-		jobs[0].State, jobs[0].Attempt, jobs[0].Worker, jobs[0].Started, jobs[0].Version = "", 0, "", time.Time{}, 0
-		jobs[0].Lost = []*faas.Error{revoked}
+		// Revoked: created as any other job, queued, but past attempt
+		// 1, so that the worker still running that is fenced off from
+		// the job's next attempt, whichever worker gets it. The revoked
+		// run's outcome is nobody's: it is not listed as lost.
+		jobs[0].State, jobs[0].Attempt, jobs[0].Worker, jobs[0].Started, jobs[0].Version = faas.Queued, 1, "", time.Time{}, 0
 		res, errs = m.creates.DoAll(ctx, jobs)
 	}
 	var stored []faas.Job

@@ -928,7 +928,7 @@ func (s *Store) createJob(j faas.Job) *jobWrite {
 // lifecycle.Job has checked.
 func createJobArgs(j faas.Job) []any {
 	return []any{j.ID, []byte(j.Args), lifecycle.Micros(j.Created), j.Owner, j.Function, j.Trace, j.Trigger, j.Parent,
-		string(j.State), j.Attempt, j.Worker, lifecycle.Micros(j.Started), lifecycle.LeasedVersion(j), encodeLost(j.Lost)}
+		string(j.State), j.Attempt, j.Worker, lifecycle.Micros(j.Started), lifecycle.LeasedVersion(j)}
 }
 
 // Job returns one job, with its children.
@@ -1283,19 +1283,6 @@ func scanLease(row scanner, id string) (faas.Job, error) {
 	}
 	j.Args, j.Created, j.Started = args, lifecycle.Time(created), lifecycle.Time(started)
 	return j, decodeLost(&j, lost)
-}
-
-// encodeLost is the lost column of a job created with lost attempts:
-// NULL when there are none, as the column is for a job that lost none.
-func encodeLost(lost []*faas.Error) any {
-	if len(lost) == 0 {
-		return nil
-	}
-	b, err := json.Marshal(lost)
-	if err != nil {
-		panic(fmt.Sprintf("encode lost attempts: %v", err)) // plain data
-	}
-	return string(b)
 }
 
 // decodeLost decodes the lost column into j.Lost.

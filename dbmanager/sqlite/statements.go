@@ -129,8 +129,8 @@ func (st *statements) prepare(ctx context.Context, writer, reader *sql.DB) error
 		{&st.deleteSchedule, writer, `DELETE FROM schedules WHERE owner = ? AND function = ?`},
 		{&st.unsubscribe, writer, `DELETE FROM subscriptions WHERE owner = ? AND function = ? AND topic = ?`},
 		{&st.createJob, writer, `INSERT INTO jobs (id, owner, function, version, args, state, attempt, worker,
-				created, started, finished, duration, billed, logs, trace, concurrency, triggered_by, parent, lost)
-			SELECT ?1, owner, name, version, ?2, ?9, ?10, ?11, ?3, ?12, 0, 0, 0, '', ?6, concurrency, ?7, ?8, ?14
+				created, started, finished, duration, billed, logs, trace, concurrency, triggered_by, parent)
+			SELECT ?1, owner, name, version, ?2, ?9, ?10, ?11, ?3, ?12, 0, 0, 0, '', ?6, concurrency, ?7, ?8
 			FROM functions WHERE owner = ?4 AND name = ?5 AND ?13 IN (0, version)
 			ON CONFLICT (id) DO NOTHING
 			RETURNING version, concurrency`},

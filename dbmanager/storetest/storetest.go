@@ -411,7 +411,7 @@ func testCreateJob(t *testing.T, s faas.Store) {
 
 	created := time.Date(2025, 1, 2, 3, 4, 5, 123456000, time.UTC)
 	in := faas.Job{ID: unique("job"), Owner: fx.user.Name, Function: "add", Args: json.RawMessage(`[1,"two",{"three":3}]`),
-		Created: created, State: faas.Succeeded, Attempt: 7, Worker: "w",
+		Created: created, State: faas.Succeeded, Worker: "w",
 		Trace: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
 	j, err := s.CreateJob(ctx, in)
 	require.NoError(t, err)
@@ -508,17 +508,18 @@ func testCreateJobLeased(t *testing.T, s faas.Store) {
 	require.NoError(t, err)
 	require.Equal(t, time.Millisecond, billed)
 
-	// Not quite a lease: queued as ever.
+	// Not quite a lease: queued as ever, at the attempt given.
 	for _, in := range []faas.Job{
 		{State: faas.Running, Attempt: 2, Worker: "w1"},
 		{State: faas.Running, Attempt: 1},
 		{State: faas.Queued, Attempt: 1, Worker: "w1"},
+		{State: faas.Running, Attempt: -1, Worker: "w1"},
 	} {
 		in.ID, in.Owner, in.Function = unique("job"), fx.user.Name, fx.fn.Name
 		q, err := s.CreateJob(ctx, in)
 		require.NoError(t, err)
 		require.Equal(t, faas.Queued, q.State, "%+v", in)
-		require.Zero(t, q.Attempt)
+		require.Equal(t, max(in.Attempt, 0), q.Attempt)
 		require.Empty(t, q.Worker)
 		require.True(t, q.Started.IsZero())
 	}
@@ -549,26 +550,26 @@ func testCreateJobLeased(t *testing.T, s faas.Store) {
 	_, err = s.CreateJob(ctx, gone)
 	requireCode(t, err, faas.NotFound)
 
-	// Queued after a lost attempt (one handed over and revoked): it goes
-	// on from the next attempt, so the lost one stays fenced off.
-	revoked := &faas.Error{Code: faas.Lost, Message: "attempt 1 by worker w1 revoked"}
-	lost, err := s.CreateJob(ctx, faas.Job{ID: unique("job"), Owner: fx.user.Name, Function: fx.fn.Name, Lost: []*faas.Error{revoked}})
+	// Queued at attempt 1 (one handed over and revoked): it goes on from
+	// attempt 2, so the revoked one stays fenced off.
+	again1, err := s.CreateJob(ctx, faas.Job{ID: unique("job"), Owner: fx.user.Name, Function: fx.fn.Name, Attempt: 1})
 	require.NoError(t, err)
-	require.Equal(t, faas.Queued, lost.State)
-	require.Equal(t, 1, lost.Attempt)
-	require.Equal(t, []*faas.Error{revoked}, lost.Lost)
-	got, err = s.Job(ctx, lost.ID)
+	require.Equal(t, faas.Queued, again1.State)
+	require.Equal(t, 1, again1.Attempt)
+	require.Empty(t, again1.Lost)
+	got, err = s.Job(ctx, again1.ID)
 	require.NoError(t, err)
-	require.Equal(t, lost, got)
-	_, err = s.StartJob(ctx, lost.ID, 1, "w1")
+	require.Equal(t, again1, got)
+	_, err = s.StartJob(ctx, again1.ID, 1, "w1")
 	requireCode(t, err, faas.Conflict)
-	second, err := s.StartJob(ctx, lost.ID, 2, "w1")
+	second, err := s.StartJob(ctx, again1.ID, 2, "w1")
 	require.NoError(t, err)
-	_, err = s.CompleteJob(ctx, faas.Completion{JobID: lost.ID, Attempt: 1, Result: json.RawMessage("1")})
+	_, err = s.CompleteJob(ctx, faas.Completion{JobID: again1.ID, Attempt: 1, Result: json.RawMessage("1")})
 	requireCode(t, err, faas.Conflict)
 	done, err = s.CompleteJob(ctx, completion(second, time.Millisecond))
 	require.NoError(t, err)
-	require.Equal(t, []*faas.Error{revoked}, done.Lost)
+	require.Equal(t, 2, done.Attempt)
+	require.Empty(t, done.Lost)
 }
 
 func testStartJob(t *testing.T, s faas.Store) {

@@ -269,16 +269,16 @@ func Job(j faas.Job) (faas.Job, error) {
 	}
 	if Leased(j) {
 		j.Started = stamp(j.Started)
-		j.Lost = nil
 	} else {
-		// A job queued with lost attempts (the queue revoked one it had
-		// handed over) goes on from the attempt after them, so that a
-		// late outcome of those is fenced off as any stale attempt's.
-		j.State, j.Attempt, j.Worker, j.Started = faas.Queued, len(j.Lost), "", time.Time{}
+		// A job queued at an attempt (the queue revoked attempt 1, which
+		// it had handed over) goes on from the next one, so that a late
+		// outcome of the revoked one is fenced off as any stale
+		// attempt's.
+		j.State, j.Attempt, j.Worker, j.Started = faas.Queued, max(j.Attempt, 0), "", time.Time{}
 	}
 	j.Created = stamp(j.Created)
 	j.Finished = time.Time{}
-	j.Result, j.Error, j.Logs = nil, nil, ""
+	j.Result, j.Error, j.Logs, j.Lost = nil, nil, "", nil
 	j.Duration, j.Billed = 0, 0
 	j.Children, j.Calls, j.CallsTruncated = nil, nil, false
 	return j, nil
