@@ -217,3 +217,29 @@ func TestHandOverRevoked(t *testing.T) {
 		})
 	}
 }
+
+// TestDryRunsAreNotHandedOver: the function a frontend's dry runs are
+// stored as, replaced by each of them, is never handed over early: its
+// next job would be at a version gone by, and run for nothing.
+func TestDryRunsAreNotHandedOver(t *testing.T) {
+	t.Parallel()
+	store := &gatedStore{gate: make(chan struct{})}
+	r, m := handOverRig(t, func(s *faultyStore) faas.Store { store.faultyStore = s; return store })
+	const dryRun = "(try)"
+	for range 2 {
+		_, _, err := r.store.PutFunction(r.ctx, faas.Function{Owner: "ann", Name: dryRun, Source: "x => x", Timeout: time.Second})
+		require.NoError(t, err)
+		got := pollIdle(t, r, m, uuid.NewString())
+		submitted := make(chan faas.Job, 1)
+		go func() { submitted <- queuetest.Submit(t, r.ctx, m, "ann", dryRun) }()
+		var s faas.Job
+		select {
+		case s = <-submitted:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the job was handed over: its creation, held back, never came")
+		}
+		j := <-got
+		require.Equal(t, s, j, "created leased before the worker got it")
+		require.NoError(t, queuetest.Complete(r.ctx, m, j))
+	}
+}

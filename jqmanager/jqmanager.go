@@ -447,8 +447,14 @@ func (m *Manager) submitAll(ctx context.Context, owner string, jobs []faas.Job) 
 const maxVersions = 100_000
 
 // learnVersion remembers the version and concurrency limit of j's
-// function, which the Store just created j at. Callers hold mu.
+// function, which the Store just created j at. Not of a function whose
+// name no user may give: the frontend's dry runs store their sources as
+// one, replaced by every dry run, whose next job would always be handed
+// over at a version gone by. Callers hold mu.
 func (m *Manager) learnVersion(j faas.Job) {
+	if !faas.ValidName(j.Function) {
+		return
+	}
 	if len(m.versions) >= maxVersions {
 		clear(m.versions)
 	}
