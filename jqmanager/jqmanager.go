@@ -520,6 +520,13 @@ func (m *Manager) confirm(e *entry, r faas.JobResult, err error) bool {
 	if m.queue.vacate(e) {
 		m.wakeOne()
 	}
+	// Its waiters read the job from the Store, as for any job that left
+	// without an outcome, rather than wait out their time on an entry
+	// no outcome will reach.
+	for _, ch := range m.waiters[e] {
+		close(ch)
+	}
+	delete(m.waiters, e)
 	return false
 }
 
