@@ -168,6 +168,7 @@ func (s *Server) putFunction(c *gin.Context) {
 		s.fail(c, fmt.Errorf("put function %s/%s: %w", owner, name, err))
 		return
 	}
+	s.functionChanged(ctx, owner, name)
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
@@ -477,5 +478,17 @@ func (s *Server) deleteFunction(c *gin.Context) {
 		s.fail(c, fmt.Errorf("delete function %s/%s: %w", owner, name, err))
 		return
 	}
+	s.functionChanged(ctx, owner, name)
 	ok(c, http.StatusOK, name)
+}
+
+// functionChanged tells the queue that a function was replaced or
+// deleted, so that it does not hand its next job to a worker at the old
+// version, to be revoked once the Store refuses it. The change is made
+// whatever the queue answers: a queue that did not hear of it costs that
+// one job a second run, not its outcome.
+func (s *Server) functionChanged(ctx context.Context, owner, name string) {
+	if err := s.queue.FunctionChanged(ctx, owner, name); err != nil {
+		s.log.Warn("tell the queue of a changed function", "user", owner, "function", name, "err", err)
+	}
 }

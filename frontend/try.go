@@ -72,6 +72,7 @@ func (s *Server) tryFunction(c *gin.Context) {
 		s.fail(c, fmt.Errorf("store dry run of %s: %w", owner, err))
 		return
 	}
+	s.functionChanged(ctx, owner, tryName)
 	job, _, err := s.submit(ctx, faas.Job{Owner: owner, Function: tryName, Args: args}, "")
 	unlock()
 	if err != nil {

@@ -1,6 +1,7 @@
 package frontend_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"faas/frontend/client"
 	"faas/proxies/faas"
 )
 
@@ -103,4 +105,32 @@ func TestTry(t *testing.T) {
 	_, otherToken := p.newUser(t, "try")
 	status, _ = p.try(t, user, otherToken, "", "x=>x", nil)
 	require.Equal(t, http.StatusForbidden, status)
+}
+
+// TestReplacedFunctionRunsOnce: the next job of a function just replaced,
+// by an upload or by a dry run, runs once, at the new version. The
+// frontend tells the queue of the change; otherwise the queue would hand
+// the job to a waiting worker at the version it knew, and the Store,
+// refusing that, would have it run a second time (attempts 2).
+func TestReplacedFunctionRunsOnce(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t)
+	user, token := p.newUser(t, "replaced")
+	attempts := func(rep reply) int {
+		return p.info(t, token, strings.TrimPrefix(rep.Header.Get("Location"), "/j/")).Attempts
+	}
+	for i := range 3 {
+		src := fmt.Sprintf("() => %d", i)
+		_, _, err := p.rest().As(user, token).PutFunction(context.Background(), "f", client.Deploy{Source: src})
+		require.NoError(t, err)
+		status, rep := p.do(t, "POST", "/u/"+user+"/fn/f/run?wait=10s", token, nil)
+		require.Equal(t, http.StatusOK, status, "%s", rep.Res)
+		require.JSONEq(t, fmt.Sprint(i), string(rep.Res))
+		require.Equal(t, 1, attempts(rep), "run %d after an upload", i)
+
+		status, rep = p.try(t, user, token, "", src, nil)
+		require.Equal(t, http.StatusOK, status, "%s", rep.Res)
+		require.JSONEq(t, fmt.Sprint(i), string(rep.Res))
+		require.Equal(t, 1, attempts(rep), "dry run %d", i)
+	}
 }

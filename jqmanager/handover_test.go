@@ -218,20 +218,21 @@ func TestHandOverRevoked(t *testing.T) {
 	}
 }
 
-// TestDryRunsAreNotHandedOver: the function a frontend's dry runs are
-// stored as, replaced by each of them, is never handed over early: its
-// next job would be at a version gone by, and run for nothing.
-func TestDryRunsAreNotHandedOver(t *testing.T) {
+// TestChangedFunctionIsNotHandedOver: once told that a function was
+// replaced (a frontend does, after storing it; a dry run stores its source
+// as a function each time), the queue hands no job of it over before the
+// Store names its version, where it would be revoked and run for nothing.
+func TestChangedFunctionIsNotHandedOver(t *testing.T) {
 	t.Parallel()
 	store := &gatedStore{gate: make(chan struct{})}
 	r, m := handOverRig(t, func(s *faultyStore) faas.Store { store.faultyStore = s; return store })
-	const dryRun = "(try)"
 	for range 2 {
-		_, _, err := r.store.PutFunction(r.ctx, faas.Function{Owner: "ann", Name: dryRun, Source: "x => x", Timeout: time.Second})
+		_, _, err := r.store.PutFunction(r.ctx, faas.Function{Owner: "ann", Name: "f", Source: "x => x * 2", Timeout: time.Second})
 		require.NoError(t, err)
+		require.NoError(t, m.FunctionChanged(r.ctx, "ann", "f"))
 		got := pollIdle(t, r, m, uuid.NewString())
 		submitted := make(chan faas.Job, 1)
-		go func() { submitted <- queuetest.Submit(t, r.ctx, m, "ann", dryRun) }()
+		go func() { submitted <- queuetest.Submit(t, r.ctx, m, "ann", "f") }()
 		var s faas.Job
 		select {
 		case s = <-submitted:

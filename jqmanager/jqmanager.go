@@ -447,14 +447,8 @@ func (m *Manager) submitAll(ctx context.Context, owner string, jobs []faas.Job) 
 const maxVersions = 100_000
 
 // learnVersion remembers the version and concurrency limit of j's
-// function, which the Store just created j at. Not of a function whose
-// name no user may give: the frontend's dry runs store their sources as
-// one, replaced by every dry run, whose next job would always be handed
-// over at a version gone by. Callers hold mu.
+// function, which the Store just created j at. Callers hold mu.
 func (m *Manager) learnVersion(j faas.Job) {
-	if !faas.ValidName(j.Function) {
-		return
-	}
 	if len(m.versions) >= maxVersions {
 		clear(m.versions)
 	}
@@ -1067,6 +1061,16 @@ func (m *Manager) ForgetUser(ctx context.Context, name string) error {
 		}
 	}
 	m.events.add(faas.Event{Kind: faas.UserRevoked, User: name})
+	return nil
+}
+
+// FunctionChanged implements faas.JobQueue. A replacement that comes
+// between this and a job already being created is caught by the Store,
+// which refuses the creation at the old version (handOver).
+func (m *Manager) FunctionChanged(ctx context.Context, owner, name string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.versions, unique.Make(fnName{owner: owner, name: name}))
 	return nil
 }
 

@@ -92,6 +92,7 @@ var calls = map[string][]Role{
 	jqproxy.MethodForgetUser: {Frontend},
 	jqproxy.MethodRevoke:     {Frontend},
 	jqproxy.MethodReschedule: {Frontend},
+	jqproxy.MethodFnChanged:  {Frontend},
 	jqproxy.MethodStats:      {Frontend, Scaler},
 	jqproxy.MethodNext:       {Worker},
 	jqproxy.MethodComplete:   {Worker},

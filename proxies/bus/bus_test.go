@@ -166,7 +166,10 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 			_, err := q.Submit(ctx, faas.Job{ID: "job-x", Owner: "alice", Function: "f"})
 			return err
 		},
-		"Forget":     func(ctx context.Context, q faas.JobQueue) error { return q.Forget(ctx, job.ID) },
+		"Forget": func(ctx context.Context, q faas.JobQueue) error { return q.Forget(ctx, job.ID) },
+		"FunctionChanged": func(ctx context.Context, q faas.JobQueue) error {
+			return q.FunctionChanged(ctx, "alice", "f")
+		},
 		"ForgetUser": func(ctx context.Context, q faas.JobQueue) error { return q.ForgetUser(ctx, "alice") },
 		"Stats":      func(ctx context.Context, q faas.JobQueue) error { _, err := q.Stats(ctx); return err },
 		"Status":     func(ctx context.Context, q faas.JobQueue) error { _, err := q.Status(ctx, job.ID); return err },
@@ -188,8 +191,8 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 			{plaintext, []string{"DeleteUser", "PurgeJobs", "UserByToken"}, []string{"Next", "Stats"}, faas.Unavailable},
 			{stranger, []string{"DeleteUser", "CompleteJob", "CreateUser"}, []string{"Next", "Submit"}, faas.Unavailable},
 			{as(bus.Scaler), []string{"UserByToken", "PendingJobs"}, nil, faas.Unavailable}, // the DB manager does not take the scaler at all
-			{as(bus.Scaler), nil, []string{"Next", "Submit", "Forget", "ForgetUser", "Status", "SubmitChild"}, faas.Forbidden},
-			{as(bus.Worker), []string{"DeleteUser", "PurgeJobs", "UserByToken", "CreateUser", "PutFunction", "StartJob", "PendingJobs", "CompleteJob", "CompleteJobs", "StartJobs"}, []string{"Submit", "Forget", "ForgetUser", "Stats", "Status"}, faas.Forbidden},
+			{as(bus.Scaler), nil, []string{"Next", "Submit", "Forget", "ForgetUser", "Status", "SubmitChild", "FunctionChanged"}, faas.Forbidden},
+			{as(bus.Worker), []string{"DeleteUser", "PurgeJobs", "UserByToken", "CreateUser", "PutFunction", "StartJob", "PendingJobs", "CompleteJob", "CompleteJobs", "StartJobs"}, []string{"Submit", "Forget", "ForgetUser", "Stats", "Status", "FunctionChanged"}, faas.Forbidden},
 			{as(bus.Frontend), []string{"PurgeJobs", "CompleteJob", "CompleteJobs", "StartJob", "StartJobs", "PendingJobs"}, []string{"Next", "SubmitChild"}, faas.Forbidden},
 			{as(bus.Worker), nil, []string{"SubmitChild"}, faas.Conflict},
 			{as(bus.JQManager), []string{"DeleteUser", "PurgeJobs", "UserByToken", "PutFunction"}, nil, faas.Forbidden},

@@ -763,6 +763,11 @@ type JobQueue interface {
 	// Reschedule tells the queue's scheduler that a schedule was put or
 	// deleted, so that it rereads them now rather than at its next tick.
 	Reschedule(ctx context.Context) error
+	// FunctionChanged tells the queue that owner's function name was
+	// replaced or deleted, so that it forgets the version it knew: the
+	// function's next job is not handed to a worker before the Store has
+	// named its version.
+	FunctionChanged(ctx context.Context, owner, name string) error
 	Stats(ctx context.Context) (Stats, error)
 }
 

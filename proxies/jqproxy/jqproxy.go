@@ -35,6 +35,7 @@ const (
 	MethodStatus       = "jq.status"
 	MethodSubmitChild  = "jq.submit_child"
 	MethodReschedule   = "jq.reschedule"
+	MethodFnChanged    = "jq.function_changed"
 )
 
 // DefaultPort is the JQ manager's port unless PORT says otherwise; the
@@ -111,6 +112,12 @@ type forgetRequest struct {
 type eventsRequest struct {
 	Since uint64        `json:"since"`
 	Hold  time.Duration `json:"hold"`
+}
+
+// functionRequest names the function of FunctionChanged.
+type functionRequest struct {
+	Owner string `json:"owner"`
+	Name  string `json:"name"`
 }
 
 // userRequest names the user of ForgetUser and RevokeTokens.
@@ -326,6 +333,11 @@ func (c *Client) Reschedule(ctx context.Context) error {
 	return c.wc.Call(ctx, MethodReschedule, struct{}{}, nil)
 }
 
+// FunctionChanged implements faas.JobQueue.
+func (c *Client) FunctionChanged(ctx context.Context, owner, name string) error {
+	return c.wc.Call(ctx, MethodFnChanged, functionRequest{Owner: owner, Name: name}, nil)
+}
+
 // RevokeTokens implements faas.JobQueue.
 func (c *Client) RevokeTokens(ctx context.Context, name string) error {
 	return c.wc.Call(ctx, MethodRevoke, userRequest{Name: name}, nil)
@@ -404,6 +416,9 @@ func NewMux(q faas.JobQueue) *wire.Mux {
 	})
 	wire.HandleErr(m, MethodReschedule, func(ctx context.Context, _ struct{}) error {
 		return q.Reschedule(ctx)
+	})
+	wire.HandleErr(m, MethodFnChanged, func(ctx context.Context, r functionRequest) error {
+		return q.FunctionChanged(ctx, r.Owner, r.Name)
 	})
 	wire.Handle(m, MethodStats, func(ctx context.Context, _ struct{}) (faas.Stats, error) {
 		return q.Stats(ctx)
