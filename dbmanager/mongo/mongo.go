@@ -1045,11 +1045,12 @@ func (s *Store) PendingJobs(ctx context.Context, after string, limit int) (faas.
 	jobs, err := findJobs(ctx, s.jobs, filter, "pending jobs", options.Find().
 		SetSort(bson.D{{Key: "created", Value: 1}, {Key: "_id", Value: 1}}).
 		SetLimit(int64(limit)).SetProjection(listProjection))
-	if err != nil || len(jobs) < limit {
-		return faas.PendingPage{Jobs: jobs}, err
+	if err != nil {
+		return faas.PendingPage{}, err
 	}
-	last := jobs[len(jobs)-1]
-	return faas.PendingPage{Jobs: jobs, Next: lifecycle.Cursor(pendingKey{Created: lifecycle.Micros(last.Created), ID: last.ID})}, nil
+	return lifecycle.PendingPage(jobs, limit, func(j faas.Job) any {
+		return pendingKey{Created: lifecycle.Micros(j.Created), ID: j.ID}
+	}), nil
 }
 
 // findJobs finds the jobs filter matches.

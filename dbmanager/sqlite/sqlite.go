@@ -1119,12 +1119,12 @@ func (s *Store) PendingJobs(ctx context.Context, after string, limit int) (faas.
 		return faas.PendingPage{}, fmt.Errorf("list pending jobs: %w", err)
 	}
 	jobs, err := collect(rows, scanJob)
-	if err != nil || len(jobs) < limit {
-		return faas.PendingPage{Jobs: jobs}, err
+	if err != nil {
+		return faas.PendingPage{}, err
 	}
-	last := jobs[len(jobs)-1]
-	next := pendingKey{Owner: last.Owner, Function: last.Function, Version: last.Version, Created: lifecycle.Micros(last.Created), ID: last.ID}
-	return faas.PendingPage{Jobs: jobs, Next: lifecycle.Cursor(next)}, nil
+	return lifecycle.PendingPage(jobs, limit, func(j faas.Job) any {
+		return pendingKey{Owner: j.Owner, Function: j.Function, Version: j.Version, Created: lifecycle.Micros(j.Created), ID: j.ID}
+	}), nil
 }
 
 // Jobs lists a page of a user's jobs, newest first.

@@ -144,18 +144,24 @@ func PendingLimit(limit int) error {
 	return nil
 }
 
-// Cursor encodes key, where a page of PendingJobs ended in a store's
-// order, as the cursor of the next page.
-func Cursor(key any) string {
-	b, err := json.Marshal(key)
-	if err != nil {
-		panic(fmt.Sprintf("cursor of %#v: %v", key, err)) // keys are plain values
+// PendingPage is the page of PendingJobs that jobs, at most limit of
+// them, make: a full page names, as the next page's cursor, the key of
+// its last job in the store's order, which key gives.
+func PendingPage(jobs []faas.Job, limit int, key func(faas.Job) any) faas.PendingPage {
+	page := faas.PendingPage{Jobs: jobs}
+	if len(jobs) < limit {
+		return page
 	}
-	return string(b)
+	b, err := json.Marshal(key(jobs[len(jobs)-1]))
+	if err != nil {
+		panic(fmt.Sprintf("cursor of job %s: %v", jobs[len(jobs)-1].ID, err)) // keys are plain values
+	}
+	page.Next = string(b)
+	return page
 }
 
-// ParseCursor decodes into key the cursor after, which Cursor made; ""
-// leaves key as it is, the start.
+// ParseCursor decodes into key the cursor after, which PendingPage made;
+// "" leaves key as it is, the start.
 func ParseCursor(after string, key any) error {
 	if after == "" {
 		return nil
