@@ -34,7 +34,6 @@ func startPlatform(ctx context.Context, admin, dir string) (stop func(), url str
 	if err != nil {
 		return nil, "", err
 	}
-	platform.TuneGC("up")        // as `faas up` runs
 	cfg.Up = platform.UpConfig{} // free ports
 	cfg.DB.DBURL, cfg.DB.DataDir = "", dir
 	cfg.Frontend.Listen, cfg.Frontend.AdminToken = "127.0.0.1:0", admin
@@ -51,6 +50,7 @@ func startPlatform(ctx context.Context, admin, dir string) (stop func(), url str
 	if err != nil {
 		return nil, "", err
 	}
+	stopTuning := platform.TuneRuntime("up") // as `faas up` runs
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {
@@ -62,6 +62,7 @@ func startPlatform(ctx context.Context, admin, dir string) (stop func(), url str
 	return func() {
 		cancel()
 		<-done
+		stopTuning()
 	}, p.URL(), nil
 }
 

@@ -75,7 +75,7 @@ func RunRole(ctx context.Context, name string, log *slog.Logger) error {
 			}
 			defer flushTraces(flush, log)
 		}
-		TuneGC(name)
+		defer TuneRuntime(name)()
 		stop, err := startProfile(name, log)
 		if err != nil {
 			return err
