@@ -12,11 +12,19 @@ import (
 // average of procsWindow counts, and keeps processors it added for
 // procsHold windows at least, so that a load at the border between two
 // counts changes them once a second at most (each change stops the world
-// for a moment).
+// for a moment). While the process idles on one processor it counts every
+// procsIdleSample instead: counting every 10 ms took 0.8% of a core in an
+// idle `faas up`, against 0.2% without counting, and every 100 ms 0.37%.
+// The first goroutine seen then brings back the full pace, so that a
+// burst is seen within two tenths of a second.
 const (
-	procsSample = 10 * time.Millisecond
-	procsWindow = 10
-	procsHold   = 10
+	procsSample     = 10 * time.Millisecond
+	procsIdleSample = 100 * time.Millisecond
+	procsWindow     = 10
+	procsHold       = 10
+	// procsIdle is the demand up to which a process on one processor is
+	// taken to idle: one goroutine seen in a window.
+	procsIdle = 1.0 / procsWindow
 )
 
 // adaptProcs sets the processors of this process (GOMAXPROCS) to what it
@@ -39,9 +47,11 @@ func adaptProcs(ctx context.Context, most int) {
 	procs := runtime.GOMAXPROCS(0)
 	tick := time.NewTicker(procsSample)
 	defer tick.Stop()
-	var sum uint64
+	var n int         // counts in this window
+	var sum uint64    // their sum
 	held := procsHold // windows since processors were last added
-	for n := 1; ; n++ {
+	idle := false     // counting every procsIdleSample
+	for {
 		select {
 		case <-ctx.Done():
 			return
@@ -49,18 +59,30 @@ func adaptProcs(ctx context.Context, most int) {
 		}
 		metrics.Read(counts)
 		// Less this goroutine, which runs as it reads.
-		sum += counts[0].Value.Uint64() + counts[1].Value.Uint64() - 1
-		if n < procsWindow {
+		count := max(counts[0].Value.Uint64()+counts[1].Value.Uint64(), 1) - 1
+		if idle {
+			if count > 0 { // work again: a window at the full pace
+				idle = false
+				tick.Reset(procsSample)
+			}
+			continue
+		}
+		sum += count
+		if n++; n < procsWindow {
 			continue
 		}
 		held++
-		next := nextProcs(procs, float64(sum)/procsWindow, most)
-		if next > procs || next < procs && held >= procsHold {
+		want := float64(sum) / procsWindow
+		if next := nextProcs(procs, want, most); next > procs || next < procs && held >= procsHold {
 			runtime.GOMAXPROCS(next)
 			if next > procs {
 				held = 0
 			}
 			procs = next
+		}
+		if procs == 1 && want <= procsIdle {
+			idle = true
+			tick.Reset(procsIdleSample)
 		}
 		n, sum = 0, 0
 	}
