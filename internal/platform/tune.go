@@ -16,8 +16,10 @@ const gcPercent = 400
 
 // TuneRuntime sets the Go runtime of the process running role: the
 // collector's target (tuneGC) and, for `faas up`, its processors, which
-// follow the demand (adaptProcs) until stop. What the environment sets
-// (GOGC, GOMAXPROCS) wins.
+// follow the demand (adaptProcs) until stop, which gives back the count it
+// found, so that a platform started after it (the bench's preloaded run)
+// may use them all again. What the environment sets (GOGC, GOMAXPROCS)
+// wins.
 func TuneRuntime(role string) (stop func()) {
 	tuneGC(role)
 	if _, set := os.LookupEnv("GOMAXPROCS"); set || role != "up" {
@@ -25,11 +27,16 @@ func TuneRuntime(role string) (stop func()) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	most := runtime.GOMAXPROCS(0)
 	go func() {
 		defer close(done)
-		adaptProcs(ctx, runtime.GOMAXPROCS(0))
+		adaptProcs(ctx, most)
 	}()
-	return func() { cancel(); <-done }
+	return func() {
+		cancel()
+		<-done
+		runtime.GOMAXPROCS(most)
+	}
 }
 
 // tuneGC sets the collector's target of the process running role to

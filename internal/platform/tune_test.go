@@ -41,12 +41,15 @@ func TestTuneRuntime(t *testing.T) {
 			if tc.gomaxprocs != "" {
 				t.Setenv("GOMAXPROCS", tc.gomaxprocs)
 			}
-			defer TuneRuntime(tc.role)()
+			stop := TuneRuntime(tc.role)
+			defer stop()
 			require.Equal(t, tc.wantGC, current(), "GOGC")
 			if tc.adapts {
 				// This test process is idle: down to one processor,
 				// where nothing changes any more.
 				require.Eventually(t, func() bool { return runtime.GOMAXPROCS(0) == 1 }, 10*time.Second, procsSample)
+				stop()
+				require.Equal(t, 6, runtime.GOMAXPROCS(0), "GOMAXPROCS after stop")
 				return
 			}
 			time.Sleep(3 * procsWindow * procsSample)
