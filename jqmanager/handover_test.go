@@ -244,3 +244,25 @@ func TestChangedFunctionIsNotHandedOver(t *testing.T) {
 		require.NoError(t, queuetest.Complete(r.ctx, m, j))
 	}
 }
+
+// TestHandedOverJobIsReaped: a job handed over before its creation was
+// answered is, once the Store has answered, a leased job like any other:
+// if its worker goes quiet (killed), the lease runs out and the job goes
+// to another worker at its next attempt.
+func TestHandedOverJobIsReaped(t *testing.T) {
+	t.Parallel()
+	store := &gatedStore{}
+	r, m := handOverRig(t, func(s *faultyStore) faas.Store { store.faultyStore = s; return store })
+	got := pollIdle(t, r, m, "w1")
+	s := queuetest.Submit(t, r.ctx, m, "ann", "f")
+	j := <-got
+	require.Equal(t, s, j, "handed over, then stored as handed over")
+
+	// w1 never renews nor completes.
+	again, ok, err := nextOne(m, r.ctx, "w2", 5*time.Second)
+	require.NoError(t, err)
+	require.True(t, ok, "the lease of the quiet worker never ran out")
+	require.Equal(t, j.ID, again.ID)
+	require.Equal(t, 2, again.Attempt)
+	require.NoError(t, queuetest.Complete(r.ctx, m, again))
+}

@@ -499,7 +499,11 @@ func (m *Manager) handOver(claim *idler, j *faas.Job) *entry {
 func (m *Manager) confirm(e *entry, r faas.JobResult, err error) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	defer close(e.run.unconfirmed)
+	// From now on a leased job like any other: the reaper takes it back
+	// if its worker goes quiet, and nothing waits for the Store.
+	answered := e.run.unconfirmed
+	e.run.unconfirmed = nil
+	defer close(answered)
 	if m.jobs[e.id] != e {
 		// Forgotten meanwhile (deleted), which gave its reservation
 		// back: not to be created again.
