@@ -44,6 +44,12 @@ type Config struct {
 	// Concurrency is the number of jobs run at once, each in its own
 	// sandbox process; 0 means faas.SlotsPerCPU per CPU.
 	Concurrency int `envconfig:"FAAS_WORKER_CONCURRENCY" desc:"jobs run at once, one sandbox process each; 0 is faas.SlotsPerCPU (8) per CPU"`
+	// NoLeaseAhead makes the worker lease jobs only for idle sandboxes.
+	// By default it also leases one job ahead per sandbox while its
+	// sandboxes finish jobs fast enough for such a job to start within
+	// milliseconds (see slots); a job leased ahead is still held by this
+	// worker if the jobs before it turn out long.
+	NoLeaseAhead bool `envconfig:"FAAS_WORKER_NO_LEASE_AHEAD" desc:"lease jobs only for idle sandboxes, none ahead for the next to free up"`
 	// Procs is how many processors the Go runtime of a worker process
 	// uses (its GOMAXPROCS); 0 leaves the runtime's default, one per CPU.
 	// A worker's own work is handing jobs between the bus and its
@@ -280,26 +286,26 @@ func (w *Worker) Run(ctx context.Context) error {
 		defer close(beatDone)
 		w.heartbeat(beatCtx)
 	}()
-	// A slot is a token in free, taken for a job and given back when its
-	// run is over: the job's outcome is handed over while the slot runs
-	// the next job, so that the outcomes of jobs run one after another
-	// travel together.
-	free := make(chan struct{}, w.cfg.Concurrency)
-	for range w.cfg.Concurrency {
-		free <- struct{}{}
+	// A job takes a token from slots and gives it back when its run is
+	// over: the job's outcome is handed over while its sandbox runs the
+	// next job, so that the outcomes of jobs run one after another travel
+	// together.
+	ahead := aheadPerSandbox * w.cfg.Concurrency
+	if w.cfg.NoLeaseAhead {
+		ahead = 0
 	}
+	slots := newSlots(w.cfg.Concurrency, ahead, time.Now)
 	// A job is handled by a goroutine that has handled jobs before, if one
 	// is idle: a new goroutine's stack grows, copied each time, to what
 	// handling a job needs, which cost a twentieth of the worker's CPU
 	// when every job had a goroutine of its own.
 	handlers := reuse.New(handlerIdle)
-	release := func() { free <- struct{}{} }
-	start := func(j faas.Job) { handlers.Go(ctx, func() { w.handle(ctx, j, release) }) }
+	start := func(j faas.Job) { handlers.Go(ctx, func() { w.handle(ctx, j, slots.ran) }) }
 	// As many polls as slots may be under way: a slot that frees up while
 	// another poll waits for the Store is not kept waiting behind it.
 	var polls sync.WaitGroup
 	for range w.cfg.Concurrency {
-		polls.Go(func() { w.poll(ctx, free, start) })
+		polls.Go(func() { w.poll(ctx, slots, start) })
 	}
 	polls.Wait()
 	handlers.Wait()
@@ -309,27 +315,20 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
-// poll leases jobs for the free slots, one token in free each, and starts
-// each with start, until ctx ends. One request asks for as
-// many jobs as there are free slots not claimed by another poll, so that a
-// worker catching up on a backlog takes several jobs per round trip.
-func (w *Worker) poll(ctx context.Context, free chan struct{}, start func(faas.Job)) {
+// poll leases jobs for the tokens it takes from slots, and starts each
+// with start, until ctx ends. One request asks for as many jobs as there
+// are tokens not taken by another poll, so that a worker catching up on a
+// backlog takes several jobs per round trip.
+func (w *Worker) poll(ctx context.Context, slots *slots, start func(faas.Job)) {
 	failures := 0
 	for ctx.Err() == nil {
-		select {
-		case <-free:
-		case <-ctx.Done():
+		n, ahead := slots.take(ctx)
+		if n == 0 {
 			return
 		}
-		n := 1
-	more:
-		for n < faas.MaxBatch {
-			select {
-			case <-free:
-				n++
-			default:
-				break more
-			}
+		wait := w.cfg.PollWait
+		if ahead {
+			wait = min(wait, aheadHorizon)
 		}
 		if !w.roomForAJob(ctx) {
 			return
@@ -337,12 +336,10 @@ func (w *Worker) poll(ctx context.Context, free chan struct{}, start func(faas.J
 		// The poll outlives a stop: a job the queue leases to this worker
 		// while it stops is still run, rather than left to wait for its
 		// lease to expire.
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.PollWait+w.cfg.RequestTimeout)
-		leased, err := w.queue.Next(pctx, w.cfg.ID, n, w.cfg.PollWait)
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wait+w.cfg.RequestTimeout)
+		leased, err := w.queue.Next(pctx, w.cfg.ID, n, wait)
 		cancel()
-		for range n - len(leased) {
-			free <- struct{}{}
-		}
+		slots.leased(n, len(leased))
 		for _, j := range leased {
 			start(j)
 		}

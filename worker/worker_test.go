@@ -295,7 +295,11 @@ func TestWorkerDeletedFunction(t *testing.T) {
 	p.user("cat")
 	p.function("cat", "gone", `function gone() { return 1 }`, time.Second)
 	p.function("cat", "busy", `() => new Promise(r => setTimeout(r, 300))`, 5*time.Second)
-	p.startWorker(config("w1"), nil, nil)
+	// Leasing nothing ahead, so that the job below stays queued whenever
+	// the first one ended.
+	cfg := config("w1")
+	cfg.NoLeaseAhead = true
+	p.startWorker(cfg, nil, nil)
 	require.Equal(t, faas.Succeeded, p.finished(p.submit("cat", "gone", `[]`).ID).State)
 
 	// Both slots busy, so the next job stays queued.
