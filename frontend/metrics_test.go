@@ -124,6 +124,7 @@ func TestMetricsAfterWorkload(t *testing.T) {
 			"component=worker,reason=stopped,": 0,
 		},
 		"faas_sandboxes":                        {"component=worker,": 2},
+		"faas_sandbox_wait_seconds":             {"component=worker,": oks + timeouts + failures},
 		"faas_sandboxes_started_total":          {"component=worker,": 2},
 		"faas_workers_connected":                {"component=jqmanager,": 1},
 		"faas_http_waits_in_progress":           {"component=frontend,": 0},

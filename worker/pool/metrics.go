@@ -11,6 +11,7 @@ type Metrics struct {
 	started  prometheus.Counter
 	replaced *prometheus.CounterVec
 	live     prometheus.Gauge
+	wait     prometheus.Histogram
 }
 
 // NewMetrics registers a pool's series on reg.
@@ -28,11 +29,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "faas_sandboxes",
 			Help: "Sandbox processes alive, busy or idle.",
 		}),
+		wait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "faas_sandbox_wait_seconds",
+			Help: "Time a job waited in its worker for an idle sandbox; the jobs a worker leases ahead wait here.",
+			// From a sandbox that was idle to one behind long jobs.
+			Buckets: []float64{.0001, .001, .005, .01, .025, .1, .5, 1, 5, 30},
+		}),
 	}
 	for _, r := range []string{"timeout", "memory", "crash", "stopped"} {
 		m.replaced.WithLabelValues(r)
 	}
-	reg.MustRegister(m.started, m.replaced, m.live)
+	reg.MustRegister(m.started, m.replaced, m.live, m.wait)
 	return m
 }
 

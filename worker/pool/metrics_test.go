@@ -49,11 +49,50 @@ func TestPoolMetrics(t *testing.T) {
 			}
 			// The replacement starts in the background.
 			assert.EventuallyWithT(t, func(c *assert.CollectT) {
-				assert.NoError(c, testutil.GatherAndCompare(reg, strings.NewReader(exp.String())))
+				assert.NoError(c, testutil.GatherAndCompare(reg, strings.NewReader(exp.String()),
+					"faas_sandboxes", "faas_sandboxes_started_total", "faas_sandboxes_replaced_total"))
 			}, 10*time.Second, 20*time.Millisecond)
+			count, _ := sandboxWait(t, reg)
+			assert.Equal(t, uint64(1), count, "the job's wait for its sandbox")
 			problems, err := testutil.GatherAndLint(reg)
 			require.NoError(t, err)
 			require.Empty(t, problems)
 		})
 	}
+}
+
+// sandboxWait reads the count and sum of faas_sandbox_wait_seconds.
+func sandboxWait(t *testing.T, reg *prometheus.Registry) (count uint64, sum float64) {
+	t.Helper()
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() == "faas_sandbox_wait_seconds" {
+			h := f.GetMetric()[0].GetHistogram()
+			return h.GetSampleCount(), h.GetSampleSum()
+		}
+	}
+	t.Fatal("no faas_sandbox_wait_seconds")
+	return 0, 0
+}
+
+// TestPoolMetricsSandboxWait runs two jobs at once on one sandbox: the
+// second waits for the first, and the wait is observed.
+func TestPoolMetricsSandboxWait(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	p := startConfig(t, pooltest.Mode, pool.Config{Size: 1, Metrics: pool.NewMetrics(reg)})
+	slow := job("mia", `async function f() { await new Promise(r => setTimeout(r, 200)); return 1 }`, `[]`, time.Minute)
+	done := make(chan struct{}, 2)
+	for range 2 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			assert.Nil(t, p.Run(context.Background(), slow).Err)
+		}()
+	}
+	<-done
+	<-done
+	count, sum := sandboxWait(t, reg)
+	assert.Equal(t, uint64(2), count)
+	assert.GreaterOrEqual(t, sum, 0.2, "the second job waited out the first")
 }

@@ -229,15 +229,26 @@ func (p *Pool) Run(ctx context.Context, j Job) sandbox.Result {
 		j.MemoryMB = p.cfg.MemoryMB
 	}
 	j.MemoryMB = min(max(j.MemoryMB, MinMemoryMB), MaxMemoryMB)
+	// The job's wait is observed once: a sandbox that died idle sends
+	// the job on to another, which is the pool's wait, not the job's.
+	start := time.Now()
+	waited := func() {
+		if !start.IsZero() {
+			p.cfg.Metrics.wait.Observe(time.Since(start).Seconds())
+			start = time.Time{}
+		}
+	}
 	for {
 		var c *child
 		select {
 		case c = <-p.idle:
 		case <-ctx.Done():
+			waited()
 			return sandbox.Result{Err: cancelled(ctx)}
 		case <-p.ctx.Done():
 			return sandbox.Result{Err: faas.Errorf(faas.Unavailable, "sandbox pool closed")}
 		}
+		waited()
 		res, end := c.run(ctx, j, p.cfg.Grace)
 		switch end {
 		case served:
