@@ -502,6 +502,7 @@ func (w *Worker) memoryOf(fn function) (int, error) {
 // and gives the memory back when the sandbox is done. A job whose context
 // ends while it waits does not run; the caller reads the cause.
 func (w *Worker) run(ctx context.Context, job pool.Job) sandbox.Result {
+	job.Ready = time.Now()
 	if err := w.memory.Acquire(ctx, int64(job.MemoryMB)); err != nil {
 		return sandbox.Result{Err: faas.Errorf(faas.Internal, "wait for memory: %v", err)}
 	}

@@ -31,7 +31,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		wait: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "faas_sandbox_wait_seconds",
-			Help: "Time a job waited in its worker for an idle sandbox; the jobs a worker leases ahead wait here.",
+			Help: "Time a job ready to run waited in its worker for memory and an idle sandbox; the jobs a worker leases ahead wait here.",
 			// From a sandbox that was idle to one behind long jobs.
 			Buckets: []float64{.0001, .001, .005, .01, .025, .1, .5, 1, 5, 30},
 		}),

@@ -136,6 +136,11 @@ type Job struct {
 	// Host, if not nil, serves the job's faas.call and faas.submit, on
 	// the goroutine calling Run; without it they reject.
 	Host Host
+	// Ready is when the job was ready to run: its wait for a sandbox
+	// (faas_sandbox_wait_seconds) counts from then, so that it includes
+	// what the caller waited for first, the worker's memory budget. Zero
+	// is when Run is called.
+	Ready time.Time
 
 	// probe makes the job a test's look at the sandbox's fences.
 	probe bool
@@ -231,7 +236,10 @@ func (p *Pool) Run(ctx context.Context, j Job) sandbox.Result {
 	j.MemoryMB = min(max(j.MemoryMB, MinMemoryMB), MaxMemoryMB)
 	// The job's wait is observed once: a sandbox that died idle sends
 	// the job on to another, which is the pool's wait, not the job's.
-	start := time.Now()
+	start := j.Ready
+	if start.IsZero() {
+		start = time.Now()
+	}
 	waited := func() {
 		if !start.IsZero() {
 			p.cfg.Metrics.wait.Observe(time.Since(start).Seconds())
