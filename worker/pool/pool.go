@@ -151,7 +151,7 @@ type Job struct {
 type Pool struct {
 	cfg  Config
 	log  *slog.Logger
-	idle chan *child
+	idle *idleSandboxes
 
 	// ctx ends at Close: it stops replacements under way.
 	ctx    context.Context
@@ -188,7 +188,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Pool, error) {
 	p := &Pool{
 		cfg:     cfg,
 		log:     log,
-		idle:    make(chan *child, cfg.Size),
+		idle:    newIdleSandboxes(cfg.Size),
 		ctx:     pctx,
 		cancel:  cancel,
 		live:    make(map[*child]struct{}),
@@ -202,7 +202,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Pool, error) {
 		go func() {
 			c, err := p.spawn()
 			if err == nil {
-				p.idle <- c
+				p.idle.put(c)
 			}
 			errs <- err
 		}()
@@ -249,7 +249,8 @@ func (p *Pool) Run(ctx context.Context, j Job) sandbox.Result {
 	for {
 		var c *child
 		select {
-		case c = <-p.idle:
+		case <-p.idle.ready:
+			c = p.idle.pop()
 		case <-ctx.Done():
 			waited()
 			return sandbox.Result{Err: cancelled(ctx)}
@@ -260,7 +261,7 @@ func (p *Pool) Run(ctx context.Context, j Job) sandbox.Result {
 		res, end := c.run(ctx, j, p.cfg.Grace)
 		switch end {
 		case served:
-			p.idle <- c
+			p.idle.put(c)
 			return res
 		case broken:
 			p.cfg.Metrics.replaced.WithLabelValues(replaceReason(res.Err)).Inc()
@@ -273,6 +274,43 @@ func (p *Pool) Run(ctx context.Context, j Job) sandbox.Result {
 			p.replace(c)
 		}
 	}
+}
+
+// idleSandboxes holds the idle sandboxes, last in first out: while jobs
+// come one at a time, the same few sandboxes run them, their memory and
+// caches warm, instead of each job waking the one idle longest. Three
+// pairs of `faas bench -jobs 200 -sync 3000` on 2 CPUs gave a sync p50 of
+// 0.83-0.87 ms first in first out, 0.76-0.79 ms last in first out.
+type idleSandboxes struct {
+	// ready holds a token per sandbox in stack: a run takes one, then
+	// pops.
+	ready chan struct{}
+	mu    sync.Mutex
+	stack []*child
+}
+
+func newIdleSandboxes(size int) *idleSandboxes {
+	return &idleSandboxes{ready: make(chan struct{}, size), stack: make([]*child, 0, size)}
+}
+
+// put adds an idle sandbox.
+func (s *idleSandboxes) put(c *child) {
+	s.mu.Lock()
+	s.stack = append(s.stack, c)
+	s.mu.Unlock()
+	s.ready <- struct{}{}
+}
+
+// pop takes the sandbox idle the shortest; the caller holds a token
+// from ready.
+func (s *idleSandboxes) pop() *child {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	last := len(s.stack) - 1
+	c := s.stack[last]
+	s.stack[last] = nil // a sandbox replaced later is not kept alive here
+	s.stack = s.stack[:last]
+	return c
 }
 
 // Close stops every sandbox and returns once they have exited. Runs under
@@ -319,7 +357,7 @@ func (p *Pool) replace(old *child) {
 		for failures := 1; ; failures++ {
 			c, err := p.spawn()
 			if err == nil {
-				p.idle <- c
+				p.idle.put(c)
 				return
 			}
 			if p.ctx.Err() != nil {
