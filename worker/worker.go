@@ -45,7 +45,7 @@ type Config struct {
 	// sandbox process; 0 means faas.SlotsPerCPU per CPU.
 	Concurrency int `envconfig:"FAAS_WORKER_CONCURRENCY" desc:"jobs run at once, one sandbox process each; 0 is faas.SlotsPerCPU (8) per CPU"`
 	// NoLeaseAhead makes the worker lease jobs only for idle sandboxes.
-	// By default it also leases one job ahead per sandbox while its
+	// By default it also leases up to two jobs ahead per sandbox while its
 	// sandboxes finish jobs fast enough for such a job to start within
 	// milliseconds (see slots); a job leased ahead is still held by this
 	// worker if the jobs before it turn out long.

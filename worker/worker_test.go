@@ -650,6 +650,11 @@ func TestLoadConfig(t *testing.T) {
 	cfg, err = worker.LoadConfig()
 	require.NoError(t, err)
 	assert.Equal(t, 1, cfg.Procs)
+	assert.False(t, cfg.NoLeaseAhead, "leasing ahead is the default")
+	t.Setenv("FAAS_WORKER_NO_LEASE_AHEAD", "true")
+	cfg, err = worker.LoadConfig()
+	require.NoError(t, err)
+	assert.True(t, cfg.NoLeaseAhead)
 }
 
 // memoryFunction stores a function of eve's that asks for mb of memory
