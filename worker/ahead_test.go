@@ -100,7 +100,7 @@ func TestWorkerLeasesNothingAheadOfLongJobs(t *testing.T) {
 	for _, j := range short {
 		require.Equal(t, faas.Succeeded, p.finished(j.ID).State)
 	}
-	require.Equal(t, faas.Running, p.state(slow.ID))
+	until(t, "slow job running", func() bool { return p.state(slow.ID) == faas.Running })
 	require.Greater(t, q.most.Load(), int64(1), "the short jobs were not leased ahead")
 	// A poll for jobs ahead ends within the horizon, the next finds the
 	// tokens ahead retired; then the worker asks for none while the long

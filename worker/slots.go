@@ -112,6 +112,7 @@ func (s *slots) leased(n, k int) {
 	s.give(n - k)
 }
 
+// give puts n tokens back for the polls.
 func (s *slots) give(n int) {
 	for range n {
 		s.free <- struct{}{}
