@@ -20,7 +20,8 @@ const aheadHorizon = 10 * time.Millisecond
 const aheadPerSandbox = 2
 
 // slots hands out the worker's leases as tokens: one for each sandbox,
-// and, while the sandboxes turn over fast, up to ahead more. A job leased
+// and, while at least half of them are taken and they turn over fast,
+// up to ahead more. A job leased
 // ahead waits in the worker for the first sandbox to free up, instead of
 // for a request to the queue after it did: under a backlog of short jobs
 // that round trip left the sandboxes idle about as long as they ran
@@ -123,7 +124,9 @@ func (s *slots) give(n int) {
 // while the turnover allows more jobs ahead than are in circulation.
 func (s *slots) ran() {
 	s.mu.Lock()
-	if s.ahead > 0 {
+	// Only runs that ended while at least half the sandboxes were taken
+	// count: jobs that come one at a time need no job ahead.
+	if s.ahead > 0 && 2*s.jobs >= s.size {
 		s.ends[s.next] = s.now()
 		s.next = (s.next + 1) % s.ahead
 	}
@@ -142,7 +145,8 @@ func (s *slots) ran() {
 }
 
 // want is the tokens the turnover allows now: one per sandbox, plus one
-// per run that ended within aheadHorizon, up to ahead. s.mu is held.
+// per run that ended within aheadHorizon while at least half the
+// sandboxes were taken, up to ahead. s.mu is held.
 func (s *slots) want() int {
 	since := s.now().Add(-aheadHorizon)
 	recent := 0

@@ -101,6 +101,18 @@ func TestSlots(t *testing.T) {
 			s.leased(n, 1)
 		}
 	})
+	t.Run("runs that end with few sandboxes taken lease none ahead", func(t *testing.T) {
+		t.Parallel()
+		c := &clock{t: time.Unix(1000, 0)}
+		s := newSlots(4, 4, c.now)
+		for range 3 {
+			n, ahead := takeNow(t, s)
+			require.Equal(t, 4, n, "one token per sandbox, none ahead")
+			assert.False(t, ahead)
+			s.leased(n, 1)
+			s.ran()
+		}
+	})
 	t.Run("no lease ahead", func(t *testing.T) {
 		t.Parallel()
 		s, _ := busy(t, 2, 0)
