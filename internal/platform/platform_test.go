@@ -167,3 +167,18 @@ func TestRolesDescribeTheirConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadConfigChecksTheWorkers: a setting the workers would refuse
+// stops `faas up` at start.
+func TestLoadConfigChecksTheWorkers(t *testing.T) {
+	for _, env := range [][2]string{
+		{"FAAS_WORKER_NO_LEASE_AHEAD", "maybe"},
+		{"FAAS_WORKER_PROCS", "-1"},
+	} {
+		t.Run(env[0], func(t *testing.T) {
+			t.Setenv(env[0], env[1])
+			_, err := LoadConfig()
+			require.ErrorContains(t, err, env[0])
+		})
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"faas/proxies/bus"
 	"faas/proxies/wire"
 	"faas/scaler"
+	"faas/worker"
 )
 
 // UpConfig is what `faas up` adds to the roles' own settings: the loopback
@@ -59,6 +60,12 @@ func LoadConfig() (Config, error) {
 		return Config{}, err
 	}
 	if c.Scaler, err = scaler.LoadConfig(); err != nil {
+		return Config{}, err
+	}
+	// The workers are child processes that read this environment: a
+	// setting they would refuse stops `faas up` here, rather than each
+	// worker the scaler starts, one after another, while the rest runs.
+	if _, err = worker.LoadConfig(); err != nil {
 		return Config{}, err
 	}
 	return c, nil
