@@ -200,7 +200,7 @@ func measurePlatform(ctx context.Context, log *slog.Logger, o benchOptions, dir 
 	if mem != nil && o.url == "" {
 		var err error
 		mem.rssMeasured = true
-		if mem.rssIdle, err = treeMem(os.Getpid(), true); err != nil {
+		if mem.rssIdle, err = treeMemOf(os.Getpid(), true); err != nil {
 			return figures{}, err
 		}
 		sampler = sampleRSS(os.Getpid(), 50*time.Millisecond)

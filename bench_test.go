@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -213,4 +214,46 @@ func TestParsePeer(t *testing.T) {
 			require.Equal(t, tt.want, got)
 		})
 	}
+}
+
+// TestProcessTree: the tree of this test holds its child and grandchild,
+// and a resident set read from statm is the one the status file reports.
+func TestProcessTree(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// The shell forks sleep as its child, then reports sleep's pid.
+	cmd := exec.CommandContext(ctx, "sh", "-c", "sleep 30 & echo $!; wait")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	require.NoError(t, err)
+	grandchild, err := strconv.Atoi(strings.TrimSpace(line))
+	require.NoError(t, err)
+	defer syscall.Kill(grandchild, syscall.SIGKILL)
+
+	tree, err := processTree(os.Getpid())
+	require.NoError(t, err)
+	require.Equal(t, os.Getpid(), tree[0])
+	require.Contains(t, tree, cmd.Process.Pid)
+	require.Contains(t, tree, grandchild)
+
+	rss, err := vmRSS(os.Getpid())
+	require.NoError(t, err)
+	status, err := procKB(fmt.Sprintf("/proc/%d/status", os.Getpid()), "VmRSS:")
+	require.NoError(t, err)
+	require.InEpsilon(t, status, rss, 0.1, "statm %d B, status %d B", rss, status)
+
+	mem, err := treeMem(tree, true)
+	require.NoError(t, err)
+	require.Greater(t, mem.rss, rss, "the children's resident sets count too")
+	require.Positive(t, mem.pss)
+	_, err = treeMem([]int{-1}, false)
+	require.Error(t, err, "the tree's root must be readable")
 }
