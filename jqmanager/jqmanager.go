@@ -675,6 +675,9 @@ type idler struct {
 	// claimed is set, under mu, while a submission creates a job leased
 	// to this poll: it waits for that job however it ends.
 	claimed bool
+	// withdrawn is set, under mu, before Withdraw wakes the poll: it
+	// answers no job rather than look at the queue again.
+	withdrawn bool
 }
 
 // Next implements faas.JobQueue. A worker with nothing to do waits on its
@@ -704,6 +707,9 @@ func (m *Manager) Next(ctx context.Context, worker string, max int, wait time.Du
 			if j != nil {
 				return []faas.Job{*j}, nil
 			}
+			if w.withdrawn {
+				return nil, nil
+			}
 			continue
 		case <-timer.C:
 		case <-ctx.Done():
@@ -713,6 +719,30 @@ func (m *Manager) Next(ctx context.Context, worker string, max int, wait time.Du
 		}
 		return nil, ctx.Err()
 	}
+}
+
+// Withdraw implements faas.JobQueue. The worker's waiting polls leave the
+// idle list, in which the others keep their order, and are woken marked
+// withdrawn. A poll a submission has claimed is no longer in the list: it
+// gets its job.
+func (m *Manager) Withdraw(_ context.Context, worker string) error {
+	if worker == "" {
+		return faas.Errorf(faas.Invalid, "worker name is empty")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	kept := m.idle[:0]
+	for _, w := range m.idle {
+		if w.worker != worker {
+			kept = append(kept, w)
+			continue
+		}
+		w.withdrawn = true
+		w.ch <- nil // an idle poll's channel is empty: woken polls leave the list
+	}
+	clear(m.idle[len(kept):])
+	m.idle = kept
+	return nil
 }
 
 // popOrIdle pops up to max jobs, in the fair queue's order and within its

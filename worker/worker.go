@@ -71,8 +71,8 @@ type Config struct {
 	// it (the local scaler's FAAS_SCALER_STOP_GRACE, 10s).
 	DrainGrace time.Duration `envconfig:"FAAS_WORKER_DRAIN_GRACE" default:"8s" desc:"how long a stopping worker lets running jobs finish"`
 	// PollWait is how long one request for a job waits for one to come.
-	// A stopping worker finishes the poll under way, so it also bounds
-	// how long a stop waits for an idle worker.
+	// A stopping worker withdraws its polls from the queue rather than
+	// wait them out.
 	PollWait time.Duration `envconfig:"FAAS_WORKER_POLL" default:"5s" desc:"how long one request for a job waits for one"`
 	// MaxCallDepth bounds how deep fused calls (faas.call) nest.
 	MaxCallDepth int `envconfig:"FAAS_MAX_CALL_DEPTH" default:"8" desc:"most nested faas.call calls; deeper ones reject with call_depth"`
@@ -307,7 +307,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	for range w.cfg.Concurrency {
 		polls.Go(func() { w.poll(ctx, slots, start) })
 	}
-	polls.Wait()
+	w.awaitPolls(ctx, &polls)
 	handlers.Wait()
 	stopBeat()
 	<-beatDone
@@ -354,6 +354,43 @@ func (w *Worker) poll(ctx context.Context, slots *slots, start func(faas.Job)) {
 		if failures > 0 {
 			w.log.Info("job queue answers again", "failures", failures)
 			failures = 0
+		}
+	}
+}
+
+// withdrawEvery is how often a stopping worker withdraws its polls again
+// while one is still under way: a poll sent just before the stop may
+// reach the queue after the first withdrawal.
+const withdrawEvery = 100 * time.Millisecond
+
+// awaitPolls waits for the polls to end. Once ctx ends, it withdraws the
+// worker's waiting polls from the queue, so that a stop takes
+// milliseconds rather than what is left of PollWait. Each poll still
+// finishes: a job the queue handed it before the withdrawal is run.
+func (w *Worker) awaitPolls(ctx context.Context, polls *sync.WaitGroup) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		polls.Wait()
+	}()
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	tick := time.NewTicker(withdrawEvery)
+	defer tick.Stop()
+	for {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.RequestTimeout)
+		if err := w.queue.Withdraw(wctx, w.cfg.ID); err != nil {
+			// The polls end at their own timeout all the same.
+			w.log.Debug("withdraw polls", "err", err)
+		}
+		cancel()
+		select {
+		case <-done:
+			return
+		case <-tick.C:
 		}
 	}
 }

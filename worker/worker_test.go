@@ -549,6 +549,29 @@ func TestWorkerGracefulStop(t *testing.T) {
 	assert.Equal(t, faas.Queued, p.state(later.ID))
 }
 
+// TestWorkerStopWithdrawsPolls: an idle worker whose polls wait 30s for
+// a job stops at once, its polls withdrawn from the queue, and a job
+// submitted after the stop is left to another worker.
+func TestWorkerStopWithdrawsPolls(t *testing.T) {
+	t.Parallel()
+	p := newPlatform(t)
+	p.user("una")
+	p.function("una", "add", `function add(a, b) { return a + b }`, 5*time.Second)
+	cfg := config("w1")
+	cfg.PollWait = 30 * time.Second
+	q := &countingQueue{JobQueue: p.queueClient(p.jq)}
+	w := p.startWorker(cfg, nil, q)
+	until(t, "worker polling", func() bool { return q.polls.Load() > 0 })
+	time.Sleep(100 * time.Millisecond) // for the polls to reach the queue
+	assert.Less(t, w.stop(), 3*time.Second, "the stop waited out the polls")
+
+	j := p.submit("una", "add", `[1, 2]`)
+	time.Sleep(300 * time.Millisecond)
+	assert.Equal(t, faas.Queued, p.state(j.ID), "a withdrawn poll took a job")
+	p.startWorker(config("w2"), nil, nil)
+	assert.Equal(t, faas.Succeeded, p.finished(j.ID).State)
+}
+
 // countingQueue counts the polls that reach the real queue client.
 type countingQueue struct {
 	faas.JobQueue

@@ -63,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) (faas.JobQueue, faas.Store)) {
 		{"UnknownFunction", testUnknownFunction},
 		{"InvalidInput", testInvalidInput},
 		{"NextWaitsForSubmission", testNextWaitsForSubmission},
+		{"Withdraw", testWithdraw},
 		{"FairAcrossUsers", testFairAcrossUsers},
 		{"PendingLimitPerUser", testPendingLimitPerUser},
 		{"RunningLimitPerUser", testRunningLimitPerUser},
@@ -375,6 +376,23 @@ func testNextWaitsForSubmission(t *testing.T, fx *fixture) {
 	require.Equal(t, j.ID, leased.ID)
 	require.Equal(t, 1, leased.Attempt)
 	require.Equal(t, "w", leased.Worker)
+}
+
+// testWithdraw: Withdraw ends a worker's waiting poll at once with no
+// job, leaves another worker's poll waiting, and holds nothing against
+// the worker's next poll.
+func testWithdraw(t *testing.T, fx *fixture) {
+	fx.users("ann", "bob")
+	withdrawn, other := fx.nextLater("w"), fx.nextLater("other")
+	parked()
+	require.NoError(t, fx.q.Withdraw(fx.ctx, "w"))
+	require.Zero(t, receive(t, withdrawn, "a withdrawn poll kept waiting"), "a withdrawn poll leases nothing")
+	j := fx.submit("ann")
+	require.Equal(t, j.ID, receive(t, other, "another worker's poll was withdrawn too").ID)
+	j = fx.submit("bob")
+	require.Equal(t, j.ID, fx.mustNext("w").ID, "a poll after the withdrawal")
+	require.NoError(t, fx.q.Withdraw(fx.ctx, "nobody"), "a worker with no poll")
+	requireCode(t, fx.q.Withdraw(fx.ctx, ""), faas.Invalid)
 }
 
 // testFairAcrossUsers: users take turns, so one user's backlog does not

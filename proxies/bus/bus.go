@@ -95,6 +95,7 @@ var calls = map[string][]Role{
 	jqproxy.MethodFnChanged:  {Frontend},
 	jqproxy.MethodStats:      {Frontend, Scaler},
 	jqproxy.MethodNext:       {Worker},
+	jqproxy.MethodWithdraw:   {Worker},
 	jqproxy.MethodComplete:   {Worker},
 	jqproxy.MethodRenew:      {Worker},
 	jqproxy.MethodRelease:    {Worker},

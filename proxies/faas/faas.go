@@ -707,6 +707,11 @@ type JobQueue interface {
 	// the first; it answers as soon as one is leased, with those ready
 	// then, and with none when the wait is over.
 	Next(ctx context.Context, worker string, max int, wait time.Duration) ([]Job, error)
+	// Withdraw ends the polls of worker that are waiting for a job: they
+	// answer no job at once. A stopping worker calls it so that its stop
+	// does not wait out its polls; a poll already handed a job, and any
+	// poll that comes after, is answered as usual.
+	Withdraw(ctx context.Context, worker string) error
 	// Complete records the outcomes of attempts worker holds, at most
 	// MaxBatch of them, in the Store in one batch, releases their leases
 	// and hands each finished job to its waiters. The answer has one

@@ -21,6 +21,7 @@ const (
 	MethodPublish      = "jq.publish"
 	MethodPublishChild = "jq.publish_child"
 	MethodNext         = "jq.next"
+	MethodWithdraw     = "jq.withdraw"
 	MethodComplete     = "jq.complete"
 	MethodWait         = "jq.wait"
 	MethodStats        = "jq.stats"
@@ -45,7 +46,7 @@ const DefaultPort = 27445
 // WorkerMethods are the methods workers call. The JQ manager gives them a
 // budget of requests of their own, so that no load from the frontends can
 // refuse a heartbeat and cost a running job its lease.
-var WorkerMethods = []string{MethodNext, MethodComplete, MethodRenew, MethodRelease, MethodAppendLogs, MethodSubmitChild, MethodPublishChild}
+var WorkerMethods = []string{MethodNext, MethodWithdraw, MethodComplete, MethodRenew, MethodRelease, MethodAppendLogs, MethodSubmitChild, MethodPublishChild}
 
 // MaxHold caps how long a caller may ask the queue to hold a request, so a
 // hostile or buggy client cannot park handlers forever.
@@ -71,6 +72,11 @@ type nextRequest struct {
 	Worker string        `json:"worker"`
 	Max    int           `json:"max"`
 	Wait   time.Duration `json:"wait"`
+}
+
+// withdrawRequest names the worker whose polls Withdraw ends.
+type withdrawRequest struct {
+	Worker string `json:"worker"`
 }
 
 // completeRequest is Complete's arguments.
@@ -238,6 +244,11 @@ func (c *Client) Next(ctx context.Context, worker string, max int, wait time.Dur
 	return wire.InvokeHold[[]faas.Job](ctx, c.wc, wait, MethodNext, nextRequest{Worker: worker, Max: max, Wait: wait})
 }
 
+// Withdraw implements faas.JobQueue.
+func (c *Client) Withdraw(ctx context.Context, worker string) error {
+	return c.wc.Call(ctx, MethodWithdraw, withdrawRequest{Worker: worker}, nil)
+}
+
 // Complete implements faas.JobQueue.
 func (c *Client) Complete(ctx context.Context, worker string, cs []faas.Completion) ([]*faas.Error, error) {
 	return wire.Invoke[[]*faas.Error](ctx, c.wc, MethodComplete, completeRequest{Worker: worker, Completions: cs})
@@ -369,6 +380,9 @@ func NewMux(q faas.JobQueue) *wire.Mux {
 			return nil, err
 		}
 		return q.Next(ctx, r.Worker, r.Max, r.Wait)
+	})
+	wire.HandleErr(m, MethodWithdraw, func(ctx context.Context, r withdrawRequest) error {
+		return q.Withdraw(ctx, r.Worker)
 	})
 	wire.Handle(m, MethodComplete, func(ctx context.Context, r completeRequest) ([]*faas.Error, error) {
 		return q.Complete(ctx, r.Worker, r.Completions)
