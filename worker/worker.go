@@ -366,33 +366,37 @@ const withdrawEvery = 100 * time.Millisecond
 // awaitPolls waits for the polls to end. Once ctx ends, it withdraws the
 // worker's waiting polls from the queue, so that a stop takes
 // milliseconds rather than what is left of PollWait. Each poll still
-// finishes: a job the queue handed it before the withdrawal is run.
+// finishes: a job the queue handed it before the withdrawal is run. A
+// withdrawal under way when the last poll ends is cancelled, so that a
+// queue that does not answer adds nothing to the stop.
 func (w *Worker) awaitPolls(ctx context.Context, polls *sync.WaitGroup) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		polls.Wait()
-	}()
-	select {
-	case <-done:
-		return
-	case <-ctx.Done():
-	}
-	tick := time.NewTicker(withdrawEvery)
-	defer tick.Stop()
-	for {
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.RequestTimeout)
-		if err := w.queue.Withdraw(wctx, w.cfg.ID); err != nil {
-			// The polls end at their own timeout all the same.
-			w.log.Debug("withdraw polls", "err", err)
-		}
-		cancel()
+	withdrawing, stop := context.WithCancel(context.WithoutCancel(ctx))
+	var withdrawals sync.WaitGroup
+	withdrawals.Go(func() {
 		select {
-		case <-done:
+		case <-ctx.Done():
+		case <-withdrawing.Done():
 			return
-		case <-tick.C:
 		}
-	}
+		tick := time.NewTicker(withdrawEvery)
+		defer tick.Stop()
+		for {
+			call, cancel := context.WithTimeout(withdrawing, w.cfg.RequestTimeout)
+			if err := w.queue.Withdraw(call, w.cfg.ID); err != nil && withdrawing.Err() == nil {
+				// The polls end at their own timeout all the same.
+				w.log.Debug("withdraw polls", "err", err)
+			}
+			cancel()
+			select {
+			case <-withdrawing.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	})
+	polls.Wait()
+	stop()
+	withdrawals.Wait()
 }
 
 // handlerIdle is how long a goroutine that handled a job waits for the

@@ -572,6 +572,28 @@ func TestWorkerStopWithdrawsPolls(t *testing.T) {
 	assert.Equal(t, faas.Succeeded, p.finished(j.ID).State)
 }
 
+// deafToWithdraw is a queue whose Withdraw is never answered.
+type deafToWithdraw struct{ faas.JobQueue }
+
+func (deafToWithdraw) Withdraw(ctx context.Context, _ string) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestWorkerStopsDespiteUnansweredWithdraw: a withdrawal the queue never
+// answers is given up once the polls end by themselves, rather than
+// holding the stop for the request timeout.
+func TestWorkerStopsDespiteUnansweredWithdraw(t *testing.T) {
+	t.Parallel()
+	p := newPlatform(t)
+	cfg := config("w1")
+	cfg.RequestTimeout = 5 * time.Second
+	q := &countingQueue{JobQueue: deafToWithdraw{p.queueClient(p.jq)}}
+	w := p.startWorker(cfg, nil, q)
+	until(t, "worker polling", func() bool { return q.polls.Load() > 0 })
+	assert.Less(t, w.stop(), cfg.PollWait+2*time.Second, "the stop waited for the withdrawal")
+}
+
 // countingQueue counts the polls that reach the real queue client.
 type countingQueue struct {
 	faas.JobQueue
