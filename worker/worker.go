@@ -365,7 +365,8 @@ const withdrawEvery = 100 * time.Millisecond
 
 // awaitPolls waits for the polls to end. Once ctx ends, it withdraws the
 // worker's waiting polls from the queue, so that a stop takes
-// milliseconds rather than what is left of PollWait. Each poll still
+// milliseconds rather than what is left of PollWait (a queue that refuses
+// the withdrawal leaves them to run out, as they used to). Each poll still
 // finishes: a job the queue handed it before the withdrawal is run. A
 // withdrawal under way when the last poll ends is cancelled, so that a
 // queue that does not answer adds nothing to the stop.
@@ -382,11 +383,19 @@ func (w *Worker) awaitPolls(ctx context.Context, polls *sync.WaitGroup) {
 		defer tick.Stop()
 		for {
 			call, cancel := context.WithTimeout(withdrawing, w.cfg.RequestTimeout)
-			if err := w.queue.Withdraw(call, w.cfg.ID); err != nil && withdrawing.Err() == nil {
+			err := w.queue.Withdraw(call, w.cfg.ID)
+			cancel()
+			switch code := faas.ErrorCode(err); {
+			case err == nil || withdrawing.Err() != nil:
+			case code == faas.Forbidden || code == faas.Invalid:
+				// A JQ manager older than jq.withdraw refuses it every
+				// time, and logs each refusal: ask once.
+				w.log.Info("the job queue cannot withdraw polls; the stop waits for them", "err", err)
+				return
+			default:
 				// The polls end at their own timeout all the same.
 				w.log.Debug("withdraw polls", "err", err)
 			}
-			cancel()
 			select {
 			case <-withdrawing.Done():
 				return

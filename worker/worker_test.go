@@ -572,6 +572,71 @@ func TestWorkerStopWithdrawsPolls(t *testing.T) {
 	assert.Equal(t, faas.Succeeded, p.finished(j.ID).State)
 }
 
+// lateToTheQueue is a queue whose polls reach it only after the worker's
+// first withdrawal, as a poll sent just before a stop may.
+type lateToTheQueue struct {
+	faas.JobQueue
+	polls     atomic.Int64
+	once      sync.Once
+	withdrawn chan struct{}
+}
+
+func (q *lateToTheQueue) Next(ctx context.Context, worker string, max int, wait time.Duration) ([]faas.Job, error) {
+	q.polls.Add(1)
+	select {
+	case <-q.withdrawn:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return q.JobQueue.Next(ctx, worker, max, wait)
+}
+
+func (q *lateToTheQueue) Withdraw(ctx context.Context, worker string) error {
+	err := q.JobQueue.Withdraw(ctx, worker)
+	q.once.Do(func() { close(q.withdrawn) })
+	return err
+}
+
+// TestWorkerStopWithdrawsALatePoll: a poll that reaches the queue after
+// the first withdrawal is withdrawn by the next one.
+func TestWorkerStopWithdrawsALatePoll(t *testing.T) {
+	t.Parallel()
+	p := newPlatform(t)
+	cfg := config("w1")
+	cfg.PollWait = 30 * time.Second
+	q := &lateToTheQueue{JobQueue: p.queueClient(p.jq), withdrawn: make(chan struct{})}
+	w := p.startWorker(cfg, nil, q)
+	until(t, "worker polling", func() bool { return q.polls.Load() > 0 })
+	assert.Less(t, w.stop(), 3*time.Second, "the stop waited out the late poll")
+}
+
+// refusingWithdraw is a JQ manager older than Withdraw: it refuses the
+// method, and counts the refusals.
+type refusingWithdraw struct {
+	faas.JobQueue
+	calls atomic.Int64
+}
+
+func (q *refusingWithdraw) Withdraw(context.Context, string) error {
+	q.calls.Add(1)
+	return faas.Errorf(faas.Forbidden, "role worker may not call jq.withdraw")
+}
+
+// TestWorkerStopWithOlderQueue: a queue that refuses Withdraw is asked
+// once, and the stop waits for the polls as it used to.
+func TestWorkerStopWithOlderQueue(t *testing.T) {
+	t.Parallel()
+	p := newPlatform(t)
+	cfg := config("w1")
+	cfg.PollWait = time.Second
+	q := &refusingWithdraw{JobQueue: p.queueClient(p.jq)}
+	counted := &countingQueue{JobQueue: q}
+	w := p.startWorker(cfg, nil, counted)
+	until(t, "worker polling", func() bool { return counted.polls.Load() > 0 })
+	assert.Less(t, w.stop(), cfg.PollWait+2*time.Second)
+	assert.Equal(t, int64(1), q.calls.Load(), "a refused withdrawal was asked again")
+}
+
 // deafToWithdraw is a queue whose Withdraw is never answered.
 type deafToWithdraw struct{ faas.JobQueue }
 
