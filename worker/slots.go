@@ -20,10 +20,9 @@ const aheadHorizon = 10 * time.Millisecond
 const aheadPerSandbox = 2
 
 // slots hands out the worker's leases as tokens: one for each sandbox,
-// and, while at least half of them are taken and they turn over fast,
-// up to ahead more. A job leased
-// ahead waits in the worker for the first sandbox to free up, instead of
-// for a request to the queue after it did: under a backlog of short jobs
+// and, while at least half of them are taken and they turn over fast, up
+// to ahead more. A job leased ahead waits in the worker for the first
+// sandbox to free up, instead of for a request to the queue after it did: under a backlog of short jobs
 // that round trip left the sandboxes idle about as long as they ran
 // (README, Performance). The turnover bounds how long a job leased ahead
 // waits: when the jobs get long, the sandboxes finish few in aheadHorizon
