@@ -51,8 +51,7 @@ func TestWorkerLeasesAhead(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			p := newPlatform(t)
-			p.user("ann")
-			p.function("ann", "add", `function add(a, b) { return a + b }`, 5*time.Second)
+			p.adder("ann")
 			var jobs []faas.Job
 			for i := range 40 {
 				jobs = append(jobs, p.submit("ann", "add", fmt.Sprintf("[%d, 1]", i)))
@@ -83,8 +82,7 @@ func TestWorkerLeasesAhead(t *testing.T) {
 func TestWorkerLeasesNothingAheadOfLongJobs(t *testing.T) {
 	t.Parallel()
 	p := newPlatform(t)
-	p.user("ann")
-	p.function("ann", "add", `function add(a, b) { return a + b }`, 5*time.Second)
+	p.adder("ann")
 	p.function("ann", "slow", `async function slow() { await new Promise(r => setTimeout(r, 3000)); return "slow" }`, 10*time.Second)
 	var short []faas.Job
 	for i := range 20 {

@@ -121,6 +121,14 @@ func config(id string) worker.Config {
 	}
 }
 
+// longPolls is a worker's settings whose polls wait 30 s for a job, so
+// that a stop which waits for them shows.
+func longPolls() worker.Config {
+	cfg := config("w1")
+	cfg.PollWait = 30 * time.Second
+	return cfg
+}
+
 // running is a started Worker; stop ends it and returns how long that took.
 type running struct {
 	stop func() time.Duration
@@ -171,6 +179,13 @@ func (p *platform) function(owner, name, src string, timeout time.Duration) faas
 	f, _, err := p.store.PutFunction(p.ctx, faas.Function{Owner: owner, Name: name, Source: src, Timeout: timeout})
 	require.NoError(p.t, err)
 	return f
+}
+
+// adder adds the user owner and its function add(a, b).
+func (p *platform) adder(owner string) {
+	p.t.Helper()
+	p.user(owner)
+	p.function(owner, "add", `function add(a, b) { return a + b }`, 5*time.Second)
 }
 
 // submit queues a job as the frontend does.
@@ -555,10 +570,8 @@ func TestWorkerGracefulStop(t *testing.T) {
 func TestWorkerStopWithdrawsPolls(t *testing.T) {
 	t.Parallel()
 	p := newPlatform(t)
-	p.user("una")
-	p.function("una", "add", `function add(a, b) { return a + b }`, 5*time.Second)
-	cfg := config("w1")
-	cfg.PollWait = 30 * time.Second
+	p.adder("una")
+	cfg := longPolls()
 	q := &countingQueue{JobQueue: p.queueClient(p.jq)}
 	w := p.startWorker(cfg, nil, q)
 	until(t, "worker polling", func() bool { return q.polls.Load() > 0 })
@@ -572,13 +585,29 @@ func TestWorkerStopWithdrawsPolls(t *testing.T) {
 	assert.Equal(t, faas.Succeeded, p.finished(j.ID).State)
 }
 
+// withdrawals is a queue that tells of the worker's first withdrawal by
+// closing withdrawn.
+type withdrawals struct {
+	faas.JobQueue
+	once      sync.Once
+	withdrawn chan struct{}
+}
+
+func newWithdrawals(q faas.JobQueue) *withdrawals {
+	return &withdrawals{JobQueue: q, withdrawn: make(chan struct{})}
+}
+
+func (q *withdrawals) Withdraw(ctx context.Context, worker string) error {
+	err := q.JobQueue.Withdraw(ctx, worker)
+	q.once.Do(func() { close(q.withdrawn) })
+	return err
+}
+
 // lateToTheQueue is a queue whose polls reach it only after the worker's
 // first withdrawal, as a poll sent just before a stop may.
 type lateToTheQueue struct {
-	faas.JobQueue
-	polls     atomic.Int64
-	once      sync.Once
-	withdrawn chan struct{}
+	*withdrawals
+	polls atomic.Int64
 }
 
 func (q *lateToTheQueue) Next(ctx context.Context, worker string, max int, wait time.Duration) ([]faas.Job, error) {
@@ -591,23 +620,62 @@ func (q *lateToTheQueue) Next(ctx context.Context, worker string, max int, wait 
 	return q.JobQueue.Next(ctx, worker, max, wait)
 }
 
-func (q *lateToTheQueue) Withdraw(ctx context.Context, worker string) error {
-	err := q.JobQueue.Withdraw(ctx, worker)
-	q.once.Do(func() { close(q.withdrawn) })
-	return err
-}
-
 // TestWorkerStopWithdrawsALatePoll: a poll that reaches the queue after
 // the first withdrawal is withdrawn by the next one.
 func TestWorkerStopWithdrawsALatePoll(t *testing.T) {
 	t.Parallel()
 	p := newPlatform(t)
-	cfg := config("w1")
-	cfg.PollWait = 30 * time.Second
-	q := &lateToTheQueue{JobQueue: p.queueClient(p.jq), withdrawn: make(chan struct{})}
+	cfg := longPolls()
+	q := &lateToTheQueue{withdrawals: newWithdrawals(p.queueClient(p.jq))}
 	w := p.startWorker(cfg, nil, q)
 	until(t, "worker polling", func() bool { return q.polls.Load() > 0 })
 	assert.Less(t, w.stop(), 3*time.Second, "the stop waited out the late poll")
+}
+
+// leasedAsItStops is a queue that hands a poll its job just as the worker
+// stops: the answer reaches the worker after its first withdrawal.
+type leasedAsItStops struct {
+	*withdrawals
+	leased chan struct{} // closed when a poll gets a job
+	once   sync.Once
+}
+
+func (q *leasedAsItStops) Next(ctx context.Context, worker string, max int, wait time.Duration) ([]faas.Job, error) {
+	jobs, err := q.JobQueue.Next(ctx, worker, max, wait)
+	if len(jobs) > 0 {
+		q.once.Do(func() { close(q.leased) })
+		select {
+		case <-q.withdrawn:
+		case <-ctx.Done():
+		}
+	}
+	return jobs, err
+}
+
+// TestWorkerStopRunsAJobLeasedAsItStops: a job the queue leased to a poll
+// as the worker began to stop is run by that worker before it stops, not
+// left to wait out its lease for another.
+func TestWorkerStopRunsAJobLeasedAsItStops(t *testing.T) {
+	t.Parallel()
+	p := newPlatform(t)
+	p.adder("ida")
+	cfg := longPolls()
+	q := &leasedAsItStops{withdrawals: newWithdrawals(p.queueClient(p.jq)), leased: make(chan struct{})}
+	w := p.startWorker(cfg, nil, q)
+
+	j := p.submit("ida", "add", `[1, 2]`)
+	select {
+	case <-q.leased:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no poll got the job")
+	}
+	assert.Less(t, w.stop(), 3*time.Second)
+	got, err := p.store.Job(p.ctx, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, faas.Succeeded, got.State, "the stopped worker did not run the job it leased")
+	assert.JSONEq(t, `3`, string(got.Result))
+	assert.Equal(t, 1, got.Attempt)
+	assert.Empty(t, got.Lost)
 }
 
 // refusingWithdraw is a JQ manager older than Withdraw: it refuses the
