@@ -464,9 +464,6 @@ func init() {
 func openDB(path, txlock string, conns int) (*sql.DB, error) {
 	q := url.Values{}
 	q.Set("_txlock", txlock)
-	// database/sql never uses a connection from two goroutines at once:
-	// SQLite's own locking of each connection would be for nothing.
-	q.Set("_mutex", "no")
 	db, err := sql.Open("faas-sqlite3", "file:"+path+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
