@@ -3,6 +3,9 @@ package sqlite_test
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -67,6 +70,26 @@ func TestDataSurvivesReopen(t *testing.T) {
 	// Listed for a restarted queue without its arguments.
 	queued.Args = nil
 	require.Equal(t, []faas.Job{queued}, storetest.Pending(t, ctx, s, faas.MaxPendingPage))
+}
+
+// TestOpenUsesWAL reads the database file's header: the store's
+// readers run beside its writer only in WAL mode, which each connection
+// sets when the driver opens it.
+func TestOpenUsesWAL(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := open(t, dir)
+	defer s.Close()
+	require.NoError(t, s.CreateUser(context.Background(), faas.User{Name: "ada", TokenHash: "h"}))
+	header := make([]byte, 20)
+	f, err := os.Open(filepath.Join(dir, sqlite.FileName))
+	require.NoError(t, err)
+	defer f.Close()
+	_, err = io.ReadFull(f, header)
+	require.NoError(t, err)
+	// Bytes 18 and 19 are the file format's write and read versions: 2
+	// is WAL, 1 the rollback journal.
+	require.Equal(t, []byte{2, 2}, header[18:20], "the database is not in WAL mode")
 }
 
 func TestOpenFailsOnUnusableDirectory(t *testing.T) {
