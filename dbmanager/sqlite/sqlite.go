@@ -2,9 +2,9 @@
 // file inside the DB manager's data directory, so the platform runs on one
 // machine with no database server. SQLite's own C library is compiled into
 // the binary (github.com/mattn/go-sqlite3), which the platform links with
-// cgo anyway for ZeroMQ: it takes 15-35% less CPU per statement than the
-// same library translated to Go (modernc.org/sqlite), which the store used
-// before.
+// cgo anyway for ZeroMQ: against the same library translated to Go
+// (modernc.org/sqlite), which the store used before, it takes 15-35% less
+// CPU for a single statement and 2-13% less per row of a batched write.
 //
 // All writes go through a single connection: SQLite admits one writer at a
 // time anyway, and queueing writers in Go instead of in SQLite's busy
